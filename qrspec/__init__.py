@@ -1,0 +1,46 @@
+"""qrspec: single-particle photon-counting spectroscopy.
+
+Read PicoQuant TTTR files, compute intensity trajectories, time-gated pulsed g2, sliced decays,
+exciton/biexciton lifetimes and invert the charging-associated Auger model for n_c(t) and
+tau_A(t).
+
+The public names are loaded lazily so that ``import qrspec`` stays fast (numba, scipy and h5py
+are imported only when a function that needs them is first used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("qrspec")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+from qrspec.errors import QrspecError, TTTRFormatError  # noqa: E402  (light, no numerics)
+
+# public name -> module that defines it
+_LAZY = {
+    "Photons": "qrspec.photons",
+    "Markers": "qrspec.photons",
+    "read_tttr": "qrspec.io",
+    "iter_tttr": "qrspec.io",
+    "read_header": "qrspec.io",
+    "write_ptu": "qrspec.io",
+}
+
+__all__ = ["__version__", "QrspecError", "TTTRFormatError", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qrspec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

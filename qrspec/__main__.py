@@ -1,0 +1,3 @@
+from qrspec.cli import main
+
+main()

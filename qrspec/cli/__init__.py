@@ -1,0 +1,59 @@
+"""Command-line interface: ``qrspec COMMAND``.
+
+Each command lives in its own module under :mod:`qrspec.cli` and is imported only when it is
+run (or its help is shown), so ``qrspec --help`` stays fast. Command modules import numerical
+code inside the command function, never at module level. The CLI parses options, calls the
+library and renders results; it holds no numerics.
+
+Exit codes: 0 ok; 1 unreadable input or refused output; 2 usage error; 3 batch finished but
+some particles failed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+# command name -> (module, attribute, one-line help shown by `qrspec --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "info": ("qrspec.cli.info", "info", "Describe TTTR files: record type, rates, photons."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when the command is used."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, cmd_name):
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module, attr, _ = entry
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _version() -> str:
+    from qrspec import __version__
+
+    return __version__
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version=_version(), prog_name="qrspec")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+def main(verbose: int, quiet: bool) -> None:
+    """qrspec: single-particle photon-counting spectroscopy on PicoQuant TTTR files."""
+    levels = (logging.WARNING, logging.INFO, logging.DEBUG)
+    level = logging.ERROR if quiet else levels[min(verbose, 2)]
+    logging.basicConfig(level=level, format="qrspec: %(levelname)s: %(message)s")

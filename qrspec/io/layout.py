@@ -1,0 +1,58 @@
+"""What a container parser (PTU or legacy) tells the record decoder about a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qrspec.io.records import RecordType
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """Where the records of a TTTR file are and how to interpret them.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    container : str
+        ``"PTU"``, ``"HT3"``, ``"HT2"``, ``"PT3"``, ``"PT2"`` or ``"T3R"``.
+    header : dict
+        All header fields/tags in file order (PTU indexed tags as ``name[idx]``).
+    record_type : RecordType
+        Decoder to use.
+    data_offset : int
+        Byte offset of the first record.
+    n_records : int
+        Number of whole 32-bit records to decode (already reconciled with the file size).
+    n_records_header : int or None
+        Record count the header claims (may lie).
+    timestamps_unit : float
+        Seconds per timestamp tick (sync period in T3, tag resolution in T2).
+    nanotimes_unit : float or None
+        Seconds per nanotime bin (T3).
+    sync_rate_hz : float
+        Sync rate (0 if unknown).
+    acquisition_s : float or None
+        Acquisition time the header states.
+    warnings : tuple of str
+        Recoverable problems found while parsing the header.
+    """
+
+    path: str
+    container: str
+    header: dict
+    record_type: RecordType
+    data_offset: int
+    n_records: int
+    n_records_header: int | None
+    timestamps_unit: float
+    nanotimes_unit: float | None
+    sync_rate_hz: float
+    acquisition_s: float | None
+    warnings: tuple = ()
+
+    @property
+    def mode(self) -> int:
+        """2 (T2) or 3 (T3)."""
+        return self.record_type.mode

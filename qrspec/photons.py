@@ -1,0 +1,306 @@
+"""The :class:`Photons` container: decoded photon arrays with their units and metadata.
+
+Conventions (Photon-HDF5 names):
+
+* ``timestamps`` int64, in ticks of ``timestamps_unit`` seconds. In T3 mode a tick is one sync
+  period (the laser period); in T2 mode it is the time-tag resolution. Non-decreasing.
+* ``nanotimes`` uint16 TCSPC bins of ``nanotimes_unit`` seconds (T3 only; ``None`` in T2).
+* ``detectors`` uint8, 0-based: HydraHarp/TimeHarp/MultiHarp input 1 -> 0, PicoHarp T3
+  channel 1 -> 0; PicoHarp T2 channel 0 (the sync input used as a detector) -> 0.
+* Markers never enter the photon arrays; T2 sync events are kept in ``sync_timestamps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = ["Markers", "Photons"]
+
+
+@dataclass(frozen=True, eq=False)
+class Markers:
+    """External marker events (e.g. line/frame clocks).
+
+    Attributes
+    ----------
+    timestamps : ndarray of int64
+        Marker times in ticks of the parent's ``timestamps_unit``.
+    bits : ndarray of uint16
+        Bit mask of the marker inputs that fired (bit 0 = marker input 1). Several bits may be set
+        in one record.
+    """
+
+    timestamps: np.ndarray
+    bits: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Number of marker records."""
+        return int(self.timestamps.size)
+
+    def counts_per_bit(self) -> dict[int, int]:
+        """Return ``{marker input (1-based): number of records in which it fired}``."""
+        out = {}
+        for b in range(16):
+            n = int(np.count_nonzero(self.bits & (1 << b)))
+            if n:
+                out[b + 1] = n
+        return out
+
+    @classmethod
+    def empty(cls) -> Markers:
+        """No markers."""
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.uint16))
+
+
+@dataclass(frozen=True, eq=False)
+class Photons:
+    """Decoded photons of one TTTR file (or one chunk of it).
+
+    Attributes
+    ----------
+    timestamps : ndarray of int64
+        Photon arrival times in ticks (sync periods in T3, tag resolution in T2).
+    timestamps_unit : float
+        Seconds per tick.
+    detectors : ndarray of uint8
+        0-based detector (input channel) of each photon.
+    nanotimes : ndarray of uint16 or None
+        TCSPC delay after the sync in bins of ``nanotimes_unit`` (T3 only).
+    nanotimes_unit : float or None
+        Seconds per nanotime bin (T3 only).
+    markers : Markers
+        Marker events, separated from the photons.
+    sync_timestamps : ndarray of int64 or None
+        T2 only: times of sync (laser) events recorded as special records (HydraHarp-family T2).
+    header : dict
+        All header tags, in file order. Indexed tags are stored as ``name[idx]``.
+    record_type : str
+        Record type name, e.g. ``"HydraHarp2T3"``.
+    measurement_mode : int
+        2 (T2) or 3 (T3).
+    sync_rate_hz : float
+        Laser (sync) rate, 0 when unknown.
+    acquisition_s : float or None
+        Acquisition time stated by the header (often unreliable; see ``duration_s``).
+    n_overflows : int
+        Number of time-tag overflows (wraps) decoded.
+    warnings : tuple of str
+        Recoverable problems found while decoding (also logged).
+    source : str or None
+        Path of the file.
+    """
+
+    timestamps: np.ndarray
+    timestamps_unit: float
+    detectors: np.ndarray
+    nanotimes: np.ndarray | None = None
+    nanotimes_unit: float | None = None
+    markers: Markers = field(default_factory=Markers.empty)
+    sync_timestamps: np.ndarray | None = None
+    header: dict = field(default_factory=dict)
+    record_type: str = "unknown"
+    measurement_mode: int = 3
+    sync_rate_hz: float = 0.0
+    acquisition_s: float | None = None
+    n_overflows: int = 0
+    warnings: tuple = ()
+    source: str | None = None
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_arrays(
+        cls,
+        timestamps,
+        detectors,
+        nanotimes=None,
+        *,
+        timestamps_unit: float,
+        nanotimes_unit: float | None = None,
+        sync_rate_hz: float | None = None,
+        record_type: str = "arrays",
+        **kwargs,
+    ) -> Photons:
+        """Build from plain arrays (validated, cast to the canonical dtypes, stably time-sorted).
+
+        Parameters
+        ----------
+        timestamps : array_like of int
+            Ticks.
+        detectors : array_like of int
+            0-based detectors (0..255).
+        nanotimes : array_like of int, optional
+            TCSPC bins (T3); ``None`` for T2 data.
+        timestamps_unit : float
+            Seconds per tick (sync period in T3).
+        nanotimes_unit : float, optional
+            Seconds per nanotime bin; required with ``nanotimes``.
+        sync_rate_hz : float, optional
+            Defaults to ``1 / timestamps_unit`` for T3 data, 0 for T2.
+        """
+        ts = np.asarray(timestamps)
+        det = np.asarray(detectors)
+        if ts.ndim != 1 or det.shape != ts.shape:
+            raise ValueError(
+                f"timestamps shape {ts.shape} and detectors shape {det.shape} must be equal "
+                "and 1-D"
+            )
+        if ts.size and not np.issubdtype(ts.dtype, np.integer):
+            raise ValueError(f"timestamps dtype={ts.dtype} must be integer ticks")
+        if det.size and (det.min() < 0 or det.max() > 255):
+            raise ValueError(f"detectors must be in 0..255, got {det.min()}..{det.max()}")
+        if not timestamps_unit > 0:
+            raise ValueError(f"timestamps_unit={timestamps_unit!r} must be > 0")
+        ts = ts.astype(np.int64, copy=False)
+        det = det.astype(np.uint8, copy=False)
+        t3 = nanotimes is not None
+        if t3:
+            nt = np.asarray(nanotimes)
+            if nt.shape != ts.shape:
+                raise ValueError(f"nanotimes shape {nt.shape} != timestamps shape {ts.shape}")
+            if nt.size and (nt.min() < 0 or nt.max() > 65535):
+                raise ValueError(f"nanotimes must be in 0..65535, got {nt.min()}..{nt.max()}")
+            if nanotimes_unit is None or not nanotimes_unit > 0:
+                raise ValueError(f"nanotimes_unit={nanotimes_unit!r} must be > 0 with nanotimes")
+            nt = nt.astype(np.uint16, copy=False)
+        else:
+            nt = None
+        if ts.size > 1 and np.any(np.diff(ts) < 0):
+            order = np.argsort(ts, kind="stable")
+            ts, det = ts[order], det[order]
+            if nt is not None:
+                nt = nt[order]
+        if sync_rate_hz is None:
+            sync_rate_hz = 1.0 / timestamps_unit if t3 else 0.0
+        return cls(
+            timestamps=ts,
+            timestamps_unit=float(timestamps_unit),
+            detectors=det,
+            nanotimes=nt,
+            nanotimes_unit=None if nanotimes_unit is None else float(nanotimes_unit),
+            sync_rate_hz=float(sync_rate_hz),
+            record_type=record_type,
+            measurement_mode=3 if t3 else 2,
+            **kwargs,
+        )
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def size(self) -> int:
+        """Number of photons."""
+        return int(self.timestamps.size)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def is_t3(self) -> bool:
+        """True for T3 data (nanotimes present)."""
+        return self.nanotimes is not None
+
+    @property
+    def sync_period_s(self) -> float:
+        """Laser period in seconds (T3: ``timestamps_unit``; T2: ``1/sync_rate_hz`` or NaN)."""
+        if self.is_t3:
+            return self.timestamps_unit
+        return 1.0 / self.sync_rate_hz if self.sync_rate_hz > 0 else float("nan")
+
+    @property
+    def nanotime_bins_per_period(self) -> int:
+        """Number of whole TCSPC bins in one sync period (T3 only)."""
+        if not self.is_t3:
+            raise ValueError("nanotime_bins_per_period is defined for T3 data only")
+        return max(1, int(round(self.timestamps_unit / self.nanotimes_unit)))
+
+    @property
+    def duration_s(self) -> float:
+        """Span from the first to the last photon in seconds (0 for fewer than 2 photons)."""
+        if self.size < 2:
+            return 0.0
+        return float(self.timestamps[-1] - self.timestamps[0]) * self.timestamps_unit
+
+    @property
+    def detector_ids(self) -> np.ndarray:
+        """Sorted 0-based detectors that recorded at least one photon."""
+        return np.flatnonzero(self.counts_per_detector)
+
+    @property
+    def counts_per_detector(self) -> np.ndarray:
+        """Photons per detector (index = 0-based detector)."""
+        if self.size == 0:
+            return np.zeros(0, np.int64)
+        return np.bincount(self.detectors)
+
+    @property
+    def rate_cps(self) -> float:
+        """Mean photon rate over ``duration_s`` (NaN when undefined)."""
+        d = self.duration_s
+        return self.size / d if d > 0 else float("nan")
+
+    def times_s(self) -> np.ndarray:
+        """Arrival times in seconds (float64; T3 adds the nanotime)."""
+        t = self.timestamps * self.timestamps_unit
+        if self.is_t3:
+            t = t + self.nanotimes.astype(np.float64) * self.nanotimes_unit
+        return t
+
+    # ---------------------------------------------------------------- selection
+    def select(self, *, detectors=None, gate_ns=None, time_window_s=None) -> Photons:
+        """Return the photons on ``detectors``, inside a nanotime gate and/or a time window.
+
+        Parameters
+        ----------
+        detectors : int or sequence of int, optional
+            0-based detectors to keep.
+        gate_ns : (float, float), optional
+            Half-open nanotime gate ``start <= t < stop`` in ns (T3 only).
+        time_window_s : (float, float), optional
+            Half-open window on ``timestamps * timestamps_unit``.
+        """
+        keep = np.ones(self.size, bool)
+        if detectors is not None:
+            dets = np.atleast_1d(np.asarray(detectors, dtype=np.int64))
+            keep &= np.isin(self.detectors, dets)
+        if gate_ns is not None:
+            if not self.is_t3:
+                raise ValueError("gate_ns needs T3 data (nanotimes); this is T2 data")
+            lo, hi = _gate_bins(gate_ns, self.nanotimes_unit)
+            nt = self.nanotimes
+            keep &= (nt >= lo) & (nt < hi)
+        if time_window_s is not None:
+            t0, t1 = time_window_s
+            if not t0 < t1:
+                raise ValueError(f"time_window_s={time_window_s!r} must satisfy start < stop")
+            a = int(np.ceil(t0 / self.timestamps_unit))
+            b = int(np.ceil(t1 / self.timestamps_unit))
+            keep &= (self.timestamps >= a) & (self.timestamps < b)
+        return replace(
+            self,
+            timestamps=self.timestamps[keep],
+            detectors=self.detectors[keep],
+            nanotimes=None if self.nanotimes is None else self.nanotimes[keep],
+        )
+
+    def __repr__(self) -> str:
+        mode = "T3" if self.is_t3 else "T2"
+        return (
+            f"Photons({self.size} photons, {mode}, record_type={self.record_type!r}, "
+            f"detectors={self.detector_ids.tolist()}, duration_s={self.duration_s:.4g})"
+        )
+
+
+def _gate_bins(gate_ns, nanotimes_unit: float) -> tuple[int, int]:
+    """Convert a half-open gate in ns to half-open integer nanotime bins ``[lo, hi)``."""
+    try:
+        g0, g1 = (float(g) for g in gate_ns)
+    except (TypeError, ValueError):
+        raise ValueError(f"gate_ns={gate_ns!r} must be a (start, stop) pair in ns") from None
+    if not g0 < g1:
+        raise ValueError(f"gate_ns={gate_ns!r} must satisfy start < stop")
+    unit_ns = nanotimes_unit * 1e9
+    # bin k covers [k*unit, (k+1)*unit); keep bins whose start lies in [g0, g1)
+    lo = int(np.ceil(g0 / unit_ns - 1e-9))
+    hi = int(np.ceil(g1 / unit_ns - 1e-9))
+    return max(lo, 0), max(hi, 0)
