@@ -27,7 +27,7 @@ __all__ = ["read_tttr", "iter_tttr", "read_header", "open_layout"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_RECORDS = 1 << 22  # 16 MiB of records
+DEFAULT_CHUNK_RECORDS = 1 << 20  # 4 MiB of records per chunk
 
 
 def open_layout(path) -> FileLayout:

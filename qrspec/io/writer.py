@@ -33,6 +33,9 @@ TAG_TYPES = {
     "BinaryBlob": 0xFFFFFFFF,
 }
 
+_HW_NAMES = {"PicoHarp": "PicoHarp 300", "HydraHarp": "HydraHarp", "HydraHarp2": "HydraHarp",
+             "TimeHarp260N": "TimeHarp 260 N", "TimeHarp260P": "TimeHarp 260 P",
+             "Generic": "MultiHarp 150"}
 _FAMILY_ID = {"ht3": 0, "ht3v1": 1, "pt3": 2, "t3r": 3, "ht2": 4, "ht2v1": 5, "pt2": 6}
 _MAX_OVF_PER_RECORD = {"ht3": 1023, "ht3v1": 1, "pt3": 1, "t3r": 1, "ht2": (1 << 25) - 1,
                        "ht2v1": 1, "pt2": 1}
@@ -296,6 +299,7 @@ def write_ptu(
         ("TTResult_SyncRate", int(round(sync_rate_hz))),
         ("TTResult_NumberOfRecords", int(records.size if n_records_tag is None
                                          else n_records_tag)),
+        ("HW_Type", _HW_NAMES.get(rt.name[:-2], "MultiHarp 150")),
         ("HW_InpChannels", 3),
     ]
     blob = bytearray(b"PQTTTR\0\0" + b"1.0.00\0\0")
