@@ -1,0 +1,341 @@
+"""Batch analysis of many particles: a process pool, checkpoints, resume, atomic results.
+
+Each particle is analysed in a worker process, which writes the particle's results to
+``<output>.parts/<particle_id>.h5`` (atomically). The main process merges the finished parts
+(and, with ``resume``, the particles already complete in an existing output) into ``output``
+every ``checkpoint_s`` seconds and at the end, always through ``<output>.partial`` + rename.
+So a batch killed at any moment leaves a valid results file plus the parts, and ``resume``
+finishes the rest without redoing or losing work. A failing particle is recorded (status,
+error, traceback) and never stops the batch; a worker that dies (segfault, kill) is detected
+and its particle recorded as failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+
+from qrspec.errors import QrspecError
+from qrspec.export import copy_particle_to_part, merge_results_from, write_particle_file
+from qrspec.results import ParticleResult
+
+__all__ = ["ParticleInput", "collect_inputs", "run_batch", "BatchReport", "sanitize_id"]
+
+logger = logging.getLogger(__name__)
+
+TTTR_SUFFIXES = (".ptu", ".ht3", ".ht2", ".pt3", ".pt2", ".t3r")
+
+
+@dataclass(frozen=True)
+class ParticleInput:
+    """One file to analyse."""
+
+    path: str
+    particle_id: str
+    group: str
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What a batch did."""
+
+    output: str
+    n_particles: int
+    n_ok: int
+    n_failed: int
+    n_skipped: int
+    failed: tuple  # (particle_id, error) pairs
+    wall_s: float
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every particle succeeded, 3 when some failed."""
+        return 3 if self.n_failed else 0
+
+
+def sanitize_id(name: str) -> str:
+    """A particle id safe as an HDF5 group name: [A-Za-z0-9_.-], not starting with '.'."""
+    s = re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("_")
+    s = s.lstrip(".") or "particle"
+    return s[:60]
+
+
+def collect_inputs(inputs: Iterable, *, group_by: str = "folder") -> list[ParticleInput]:
+    """Files and folders (searched recursively for TTTR files) -> particles with unique ids.
+
+    Parameters
+    ----------
+    group_by : {"folder", "none"}
+        ``folder``: the group is the name of the file's parent folder; ``none``: one group "all".
+    """
+    if group_by not in ("folder", "none"):
+        raise ValueError(f"group_by={group_by!r} must be 'folder' or 'none'")
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file()
+                           and q.suffix.lower() in TTTR_SUFFIXES)
+            if not found:
+                logger.warning("%s: folder holds no TTTR files", p)
+            files += found
+        elif p.exists():
+            files.append(p)
+        else:
+            raise QrspecError(f"{p}: no such file or folder")
+    seen: dict[str, int] = {}
+    out = []
+    unique = list(dict.fromkeys(os.path.abspath(f) for f in files))
+    for f in unique:
+        f = Path(f)
+        group = f.parent.name if group_by == "folder" else "all"
+        base = sanitize_id(f.stem)
+        pid = base
+        if pid in seen:  # duplicate stem (e.g. same name in two folders): disambiguate
+            pid = sanitize_id(f"{group}_{base}")
+            k = 2
+            while pid in seen:
+                pid = sanitize_id(f"{group}_{base}_{k}")
+                k += 1
+        seen[pid] = 1
+        out.append(ParticleInput(str(f), pid, sanitize_id(group)))
+    return out
+
+
+def sha256_file(path) -> str:
+    """Hex SHA-256 of a file (provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _analyze_one(item: ParticleInput, config_json: str, part_path: str) -> tuple:
+    """Worker: analyse one particle, write its part file, return (pid, status, error)."""
+    from qrspec.config import AnalysisConfig
+    from qrspec.pipeline import analyze_file
+
+    try:
+        config = AnalysisConfig.from_json(config_json)
+        res = analyze_file(item.path, config, particle_id=item.particle_id, group=item.group)
+    except Exception as exc:  # one bad particle must never stop the batch: record it
+        res = failed_result(item, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    write_particle_file(part_path, res, config_json)
+    return item.particle_id, res.status, res.error
+
+
+def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleResult:
+    """A ParticleResult recording a failure."""
+    try:
+        sha = sha256_file(item.path)
+    except OSError:
+        sha = ""
+    return ParticleResult(particle_id=item.particle_id, group=item.group, source=item.path,
+                          source_sha256=sha, status="failed", error=error, traceback=tb)
+
+
+def _complete_in_output(output: Path) -> dict[str, str]:
+    """Particle ids with status ok in an existing results file (empty if unreadable)."""
+    try:
+        with h5py.File(output, "r") as f:
+            rows = f["summary"][()]
+    except (OSError, KeyError):
+        logger.warning("%s: existing output unreadable; resuming from checkpoints only", output)
+        return {}
+    return {r["particle_id"].decode(): r["status"].decode() for r in rows}
+
+
+def _valid_part(path: Path) -> str | None:
+    """Status of a finished part file, or None if it is unreadable."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f["summary"][0]["status"].decode()
+    except (OSError, KeyError, IndexError):
+        return None
+
+
+def _merge(output: Path, sources: dict, order: list[str], config_json: str):
+    """Atomically write ``output`` from ``sources`` (pid -> h5 file holding that particle)."""
+    pids = [p for p in order if p in sources]
+    merge_results_from([(sources[p], p) for p in pids], output, config_json)
+
+
+def run_batch(
+    inputs,
+    output,
+    config=None,
+    *,
+    jobs: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    group_by: str = "folder",
+    progress: Callable[[str, str], None] | None = None,
+    checkpoint_s: float = 30.0,
+) -> BatchReport:
+    """Analyse every particle in ``inputs`` and write one results file.
+
+    Parameters
+    ----------
+    inputs : iterable of path
+        Files and folders (recursive search for ``*.ptu`` and legacy TTTR files).
+    output : path
+        Results HDF5 file.
+    config : AnalysisConfig, optional
+        Analysis parameters (defaults when None).
+    jobs : int
+        Worker processes.
+    resume : bool
+        Skip particles already complete in ``output`` or its checkpoints.
+    overwrite : bool
+        Replace an existing ``output``.
+    progress : callable(particle_id, status), optional
+        Called once per finished particle.
+    checkpoint_s : float
+        Seconds between intermediate merges of finished particles into ``output``.
+
+    Returns
+    -------
+    BatchReport
+
+    Raises
+    ------
+    QrspecError
+        Output exists without ``resume``/``overwrite``, or no input files.
+    """
+    from qrspec.config import AnalysisConfig
+
+    t0 = time.perf_counter()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} must be a positive integer")
+    if resume and overwrite:
+        raise ValueError("resume=True and overwrite=True are mutually exclusive")
+    config = config or AnalysisConfig()
+    config_json = config.to_json()
+    output = Path(output)
+    items = collect_inputs(inputs, group_by=group_by)
+    if not items:
+        raise QrspecError("no TTTR files found in the inputs")
+    parts_dir = output.with_name(output.name + ".parts")
+    if output.exists() and not (resume or overwrite):
+        raise QrspecError(f"{output}: exists; use --resume to finish it or --overwrite to "
+                          "replace it")
+    if not output.parent.exists():
+        raise QrspecError(f"{output.parent}: output folder does not exist")
+    if overwrite and parts_dir.exists():
+        shutil.rmtree(parts_dir)
+    parts_dir.mkdir(exist_ok=True)
+
+    sources: dict[str, str] = {}  # pid -> file holding its finished result
+    statuses: dict[str, str] = {}
+    if resume:
+        if output.exists():
+            for pid, st in _complete_in_output(output).items():
+                if st == "ok":
+                    sources[pid] = str(output)
+                    statuses[pid] = st
+        for part in parts_dir.glob("*.h5"):
+            st = _valid_part(part)
+            if st == "ok":
+                sources[part.stem] = str(part)
+                statuses[part.stem] = st
+    wanted = {it.particle_id for it in items}
+    order = [it.particle_id for it in items]
+    # keep earlier complete particles that are not among the inputs this time, too
+    order += sorted(p for p in sources if p not in wanted)
+    todo = [it for it in items if it.particle_id not in sources]
+    n_skipped = len(items) - len(todo)
+    if resume and output.exists():
+        # the output is rewritten from copies: stage its complete particles as part files
+        sources = _stage_output(output, sources, parts_dir)
+
+    def finish(pid, status):
+        sources[pid] = str(parts_dir / f"{pid}.h5")
+        statuses[pid] = status
+        if progress:
+            progress(pid, status)
+
+    last = [time.monotonic()]
+
+    def tick():
+        if time.monotonic() - last[0] >= checkpoint_s:
+            _merge(output, sources, order, config_json)
+            last[0] = time.monotonic()
+
+    try:
+        crashed = _run_pool(todo, config_json, parts_dir, jobs, finish, tick) if todo else []
+        for it in crashed:  # isolate: one pool per suspect, so the culprit is known
+            if _run_pool([it], config_json, parts_dir, 1, finish, tick):
+                res = failed_result(it, "worker process died while analysing this particle "
+                                    "(crash or killed)")
+                write_particle_file(parts_dir / f"{it.particle_id}.h5", res, config_json)
+                finish(it.particle_id, "failed")
+    finally:
+        if sources:
+            _merge(output, sources, order, config_json)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    failed = [(pid, err) for pid, st, err in _summary_status(output) if st != "ok"
+              and pid in wanted]
+    n_ok = sum(1 for p in wanted if statuses.get(p) == "ok")
+    return BatchReport(output=str(output), n_particles=len(items), n_ok=n_ok,
+                       n_failed=len(failed), n_skipped=n_skipped, failed=tuple(failed),
+                       wall_s=time.perf_counter() - t0)
+
+
+def _summary_status(output: Path) -> list[tuple[str, str, str]]:
+    with h5py.File(output, "r") as f:
+        rows = f["summary"][()]
+    return [(r["particle_id"].decode(), r["status"].decode(), r["error"].decode())
+            for r in rows]
+
+
+def _stage_output(output: Path, sources: dict, parts_dir: Path) -> dict:
+    """Copy particles held in ``output`` into part files so the output can be rewritten."""
+    out = {}
+    for pid, src in sources.items():
+        if src == str(output):
+            dst = parts_dir / f"{pid}.h5"
+            if not dst.exists():
+                copy_particle_to_part(output, pid, dst)
+            out[pid] = str(dst)
+        else:
+            out[pid] = src
+    return out
+
+
+def _run_pool(items, config_json, parts_dir: Path, jobs: int, finish, tick) -> list:
+    """Run ``items`` in a process pool; return the items whose worker died."""
+    crashed = []
+    ex = ProcessPoolExecutor(max_workers=min(jobs, len(items)))
+    try:
+        futs = {ex.submit(_analyze_one, it, config_json, str(parts_dir / f"{it.particle_id}.h5")):
+                it for it in items}
+        not_done = set(futs)
+        while not_done:
+            done, not_done = wait(not_done, timeout=1.0, return_when=FIRST_COMPLETED)
+            for fu in done:
+                it = futs[fu]
+                try:
+                    pid, status, _ = fu.result()
+                except BrokenProcessPool:
+                    crashed.append(it)
+                    continue
+                finish(pid, status)
+            tick()
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
+    return crashed

@@ -1,0 +1,66 @@
+"""Options shared by ``analyze`` and ``batch``: each maps to one ``AnalysisConfig`` field."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+# option name -> (config field, click type, help)
+_FIELDS = [
+    ("--detectors", "detectors", (int, int), "The two 0-based HBT detectors."),
+    ("--bin-width-s", "bin_width_s", float, "Intensity trajectory bin width [s]."),
+    ("--g2-bin-ns", "g2_bin_ns", float, "g2 histogram bin width [ns]."),
+    ("--g2-max-lag-periods", "g2_max_lag_periods", int, "g2 range in laser periods."),
+    ("--g2-peak-window-ns", "g2_peak_window_ns", float,
+     "Window integrated around each g2 peak [ns] (default: whole period)."),
+    ("--gate-ns", "gate_ns", float, "Nanotime gate start for the gated g2 [ns after the rise]."),
+    ("--cpa-alpha", "cpa_alpha", float, "False-positive rate of each change-point test."),
+    ("--cpa-confidence", "cpa_confidence", float, "Confidence level of change-point regions."),
+    ("--max-levels", "max_levels", int, "Maximum number of intensity levels."),
+    ("--min-decay-photons", "min_decay_photons", int, "Minimum photons for a lifetime fit."),
+    ("--fit-method", "fit_method", click.Choice(["mle", "lsq"]), "Lifetime estimator."),
+    ("--charging-window-s", "charging_window_s", float,
+     "Sliding window for n_c(t) over charged time [s] (default: per segment)."),
+    ("--single-emitter-max-g2", "single_emitter_max_g2", float,
+     "Gated g2(0) must be significantly below this for a single-emitter verdict."),
+]
+_MODEL_FIELDS = [
+    ("--charge-model", "variant", click.Choice(["capped", "uncapped", "power"]),
+     "Charge-model variant."),
+    ("--epsilon", "epsilon", float, "Electron-acceptor fraction of the Auger rate."),
+    ("--gamma", "gamma", float, "Auger-acceptor weight of an electron above the band edge."),
+    ("--qy-x0", "qy_x0", float, "Neutral exciton quantum yield."),
+    ("--beta-x", "beta_x", float, "Radiative scaling of the trion."),
+    ("--beta-xx", "beta_xx", float, "Radiative scaling of the biexciton."),
+    ("--tau-a-xx0-ns", "tau_a_xx0_ns", float,
+     "Neutral biexciton Auger lifetime [ns] (default: from the neutral periods)."),
+]
+
+
+def analysis_options(func):
+    """Add ``--config`` and every AnalysisConfig option to a command."""
+    for opt, name, typ, help_ in reversed(_FIELDS + _MODEL_FIELDS):
+        func = click.option(opt, name, type=typ, default=None, help=help_)(func)
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        help="JSON AnalysisConfig; options given here override it.")(func)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from qrspec.config import AnalysisConfig
+        from qrspec.errors import QrspecError
+
+        path = kwargs.pop("config_path")
+        overrides = {n: kwargs.pop(n) for _, n, _, _ in _FIELDS}
+        model = {n: kwargs.pop(n) for _, n, _, _ in _MODEL_FIELDS}
+        try:
+            cfg = AnalysisConfig.from_file(path) if path else AnalysisConfig()
+            d = cfg.to_dict()
+            d.update({k: v for k, v in overrides.items() if v is not None})
+            d["charge_model"].update({k: v for k, v in model.items() if v is not None})
+            kwargs["config"] = AnalysisConfig.from_dict(d)
+        except QrspecError as exc:
+            raise click.BadParameter(str(exc), param_hint="options") from None
+        return func(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,66 @@
+"""``qrspec batch``: many particles, one results file."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from qrspec.cli._options import analysis_options
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Results HDF5 file.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted batch in OUTPUT.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
+@click.option("--group-by", type=click.Choice(["folder", "none"]), default="folder",
+              show_default=True, help="Sample group of each particle.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
+              help="Also write /summary as CSV here.")
+@analysis_options
+def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_path, config):
+    """Analyse every TTTR file in INPUTS (files or folders, searched recursively) into one
+    results file. A failing particle is recorded and never stops the batch.
+
+    Exit code 0 when all particles succeeded, 3 when some failed, 1 on unusable input/output.
+    """
+    from qrspec.batch import collect_inputs, run_batch
+    from qrspec.errors import QrspecError
+    from qrspec.export import export_summary_csv
+
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite are mutually exclusive")
+    show = not no_progress and sys.stderr.isatty()
+    try:
+        n = len(collect_inputs(inputs, group_by=group_by))
+    except QrspecError as exc:
+        raise click.ClickException(str(exc)) from None
+    bar = click.progressbar(length=n, file=sys.stderr, label="particles") if show else None
+
+    def progress(pid, status):
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if bar is not None:
+            bar.__enter__()
+        report = run_batch(inputs, output, config, jobs=jobs, resume=resume,
+                           overwrite=overwrite, group_by=group_by, progress=progress)
+    except QrspecError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if csv_path:
+        export_summary_csv(report.output, csv_path)
+    click.echo(f"{report.n_ok} ok, {report.n_failed} failed, {report.n_skipped} resumed "
+               f"of {report.n_particles} particles in {report.wall_s:.1f} s -> {report.output}",
+               err=True)
+    for pid, err in report.failed:
+        click.echo(f"failed: {pid}: {err}", err=True)
+    sys.exit(report.exit_code)

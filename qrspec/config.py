@@ -1,0 +1,174 @@
+"""``AnalysisConfig``: every parameter of the per-particle pipeline, frozen, JSON round-trip.
+
+Every CLI option of ``qrspec analyze`` / ``qrspec batch`` maps to exactly one field. Values
+that depend on the file (laser period, TCSPC resolution, per-detector offsets) are derived
+from the file when the field is ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from qrspec.errors import QrspecError
+
+__all__ = ["AnalysisConfig", "ChargeModelParams"]
+
+
+@dataclass(frozen=True)
+class ChargeModelParams:
+    """Charge-model defaults of methods.md §1.8 (capped variant, eps 0.5, gamma 1, QY 1,
+    radiative scalings 2 (trion) and 4 (biexciton)).
+
+    ``tau_a_xx0_ns`` (neutral biexciton Auger lifetime) is taken from the particle's neutral
+    periods when ``None``.
+    """
+
+    variant: str = "capped"
+    epsilon: float = 0.5
+    gamma: float = 1.0
+    qy_x0: float = 1.0
+    beta_x: float = 2.0
+    beta_xx: float = 4.0
+    tau_a_xx0_ns: float | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Parameters of the per-particle analysis (see ``qrspec analyze --help``).
+
+    Attributes
+    ----------
+    detectors : tuple of int
+        The two 0-based HBT detectors (g2 lag = t(det[1]) - t(det[0])).
+    bin_width_s : float
+        Intensity-trajectory bin width.
+    g2_max_lag_periods : int
+        g2 computed over +- this many laser periods.
+    g2_bin_ns : float
+        g2 histogram bin width.
+    g2_peak_window_ns : float or None
+        Full width of the window integrated around each g2 peak; ``None``: the whole period.
+    gate_ns : float
+        Time gate for the gated g2: photons with aligned nanotime >= gate_ns are kept.
+    cpa_alpha : float
+        False-positive rate of each change-point test.
+    cpa_confidence : float
+        Confidence level of the change-point regions.
+    max_levels : int
+        Upper bound on the number of intensity levels (BIC chooses).
+    min_decay_photons : int
+        Fewer photons in a state's decay: its fit is flagged, not used.
+    fit_method : str
+        ``"mle"`` (Poisson maximum likelihood) or ``"lsq"``.
+    charging_window_s : float or None
+        n_c(t) from sliding windows of this length over charged time; ``None``: per segment.
+    single_emitter_max_g2 : float
+        Gated g2(0) must be significantly below this for a single-emitter verdict.
+    charge_model : ChargeModelParams
+        Charge-model parameters.
+    """
+
+    detectors: tuple = (0, 1)
+    bin_width_s: float = 0.01
+    g2_max_lag_periods: int = 5
+    g2_bin_ns: float = 0.5
+    g2_peak_window_ns: float | None = None
+    gate_ns: float = 3.0
+    cpa_alpha: float = 0.05
+    cpa_confidence: float = 0.69
+    max_levels: int = 8
+    min_decay_photons: int = 200
+    fit_method: str = "mle"
+    charging_window_s: float | None = None
+    single_emitter_max_g2: float = 0.5
+    charge_model: ChargeModelParams = field(default_factory=ChargeModelParams)
+
+    def __post_init__(self):
+        object.__setattr__(self, "detectors", tuple(int(d) for d in self.detectors))
+        if isinstance(self.charge_model, dict):
+            object.__setattr__(self, "charge_model", ChargeModelParams(**self.charge_model))
+        if len(self.detectors) != 2 or self.detectors[0] == self.detectors[1] \
+                or min(self.detectors) < 0:
+            raise QrspecError(f"detectors={self.detectors} must be two different 0-based "
+                              "detectors")
+        for name in ("bin_width_s", "g2_bin_ns"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise QrspecError(f"{name}={v!r} must be a positive number")
+        if not (isinstance(self.g2_max_lag_periods, int) and self.g2_max_lag_periods >= 2):
+            raise QrspecError(f"g2_max_lag_periods={self.g2_max_lag_periods!r} must be an "
+                              "integer >= 2 (side peaks normalise g2)")
+        if not (0 < self.cpa_alpha < 0.5):
+            raise QrspecError(f"cpa_alpha={self.cpa_alpha!r} must be in (0, 0.5)")
+        if not (0 < self.cpa_confidence < 1):
+            raise QrspecError(f"cpa_confidence={self.cpa_confidence!r} must be in (0, 1)")
+        if self.fit_method not in ("mle", "lsq"):
+            raise QrspecError(f"fit_method={self.fit_method!r} must be 'mle' or 'lsq'")
+        if not (isinstance(self.gate_ns, int | float) and self.gate_ns >= 0):
+            raise QrspecError(f"gate_ns={self.gate_ns!r} must be >= 0")
+        if self.charging_window_s is not None and not self.charging_window_s > 0:
+            raise QrspecError(f"charging_window_s={self.charging_window_s!r} must be > 0")
+        if self.charge_model.variant not in ("capped", "uncapped", "power"):
+            raise QrspecError(f"charge_model.variant={self.charge_model.variant!r} must be "
+                              "'capped', 'uncapped' or 'power'")
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict:
+        """Plain dict (JSON-serialisable)."""
+        d = asdict(self)
+        d["detectors"] = list(self.detectors)
+        return d
+
+    def to_json(self) -> str:
+        """JSON text; ``AnalysisConfig.from_json(c.to_json()) == c``."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AnalysisConfig:
+        """Build from a dict; unknown keys are an error (typos must not pass silently)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise QrspecError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
+        d = dict(d)
+        if "charge_model" in d:
+            cm = dict(d["charge_model"])
+            known_cm = {f.name for f in fields(ChargeModelParams)}
+            bad = sorted(set(cm) - known_cm)
+            if bad:
+                raise QrspecError(f"unknown charge_model keys {bad}; known keys are "
+                                  f"{sorted(known_cm)}")
+            d["charge_model"] = ChargeModelParams(**cm)
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> AnalysisConfig:
+        """Parse JSON text (see :meth:`to_json`)."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise QrspecError(f"config is not valid JSON: {exc}") from None
+        if not isinstance(d, dict):
+            raise QrspecError("config JSON must be an object")
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_file(cls, path) -> AnalysisConfig:
+        """Read a JSON config file."""
+        try:
+            with open(path) as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise QrspecError(f"{path}: cannot read config ({exc.strerror})") from None
+        try:
+            return cls.from_json(text)
+        except QrspecError as exc:
+            raise QrspecError(f"{path}: {exc}") from None
+
+    def replace(self, **changes) -> AnalysisConfig:
+        """A copy with some fields changed."""
+        d = self.to_dict()
+        d.update(changes)
+        return AnalysisConfig.from_dict(d)
