@@ -202,8 +202,12 @@ class Photons:
 
     @property
     def sync_period_s(self) -> float:
-        """Laser period in seconds (T3: ``timestamps_unit``; T2: ``1/sync_rate_hz`` or NaN)."""
-        if self.is_t3:
+        """Laser period in seconds (T3: ``timestamps_unit``; T2: ``1/sync_rate_hz`` or NaN).
+
+        TimeHarp 200 ``.t3r`` files are the exception: their time tags count a 100 ns clock,
+        so the period is ``1/sync_rate_hz`` there too.
+        """
+        if self.is_t3 and self.record_type != "TimeHarp200T3R":
             return self.timestamps_unit
         return 1.0 / self.sync_rate_hz if self.sync_rate_hz > 0 else float("nan")
 

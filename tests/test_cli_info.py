@@ -43,7 +43,7 @@ def test_info_exit_codes(tmp_path):
     bad.write_bytes(b"garbage!" * 10)
     r = CliRunner().invoke(main, ["info", str(path), str(bad)])
     assert r.exit_code == 1
-    assert "bad.ptu at byte 0: not a PTU file" in r.stderr
+    assert "bad.ptu at byte 0: Ident='garbage!garbage!' is not a PTU file" in r.stderr
     assert "HydraHarp2T3" in r.output  # the good file is still described
     r = CliRunner().invoke(main, ["info"])
     assert r.exit_code == 2  # usage error

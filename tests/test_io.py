@@ -469,3 +469,24 @@ def test_encode_records_rejects_bad_input():
         encode_records("HydraHarp2T2", [5, 1], [0, 0])
     with pytest.raises(ValueError, match=r"sync events exist only"):
         encode_records("HydraHarp2T3", [1], [0], [0], sync_timestamps=[3])
+
+
+@pytest.mark.parametrize("name", [n for n, rt in RECORD_TYPES.items() if not rt.code])
+def test_round_trip_legacy_only_record_types(rng, name):
+    from qrspec.io.records import decode_chunk
+
+    rt = RECORD_TYPES[name]
+    ts, det, nt = _random_stream(rng, rt, 3000)
+    ts[100:] += 5 * rt.wrap * 2000  # a long gap: many overflows in a row / one compressed
+    mts = np.sort(rng.integers(0, ts[-1], 10))
+    mbits = rng.integers(1, 8, 10)
+    recs = encode_records(rt, ts, det, nt, marker_timestamps=mts, marker_bits=mbits)
+    n = recs.size
+    bufs = (np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.uint16),
+            np.empty(n, np.int64), np.empty(n, np.uint16), np.empty(0, np.int64))
+    ofl, n_ph, n_mk, *_ = decode_chunk(rt, recs, 0, *bufs)
+    assert_array_equal(bufs[0][:n_ph], ts)
+    assert_array_equal(bufs[1][:n_ph], det)
+    assert_array_equal(bufs[2][:n_ph], nt)
+    assert_array_equal(bufs[3][:n_mk], mts)
+    assert_array_equal(bufs[4][:n_mk], mbits)

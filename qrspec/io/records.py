@@ -25,9 +25,12 @@ Record layouts (PicoQuant ``apx_tttrrecords``; fields listed from the MSB):
 * HydraHarp/TimeHarp 260/Generic T2: special 1 | channel 6 | time 25; special channel 63 =
   overflow (HydraHarp V1: 33,552,000 ticks, one per record; later 2**25 x count, 0 meaning 1),
   special channel 0 = sync event (kept apart, never a detector), 1..15 = markers.
-* TimeHarp 200 ``.t3r``: reserved 1 | valid 1 | route 2 | data 12 | nsync 16; valid=1 is a photon
-  on detector ``route`` with dtime ``data``; valid=0 with data bit 11 = overflow (65,536 syncs),
-  else data low 4 bits = markers.
+* TimeHarp 200 ``.t3r``: reserved 1 | valid 1 | route 2 | data 12 | time 16; valid=1 is a photon
+  on detector ``route`` with dtime ``data``; valid=0 with data bit 11 = overflow (65,536 ticks),
+  else data low 3 bits = markers. The time tag counts a 100 ns clock (``TTTRGlobClock``), not
+  laser periods.
+* SF-compressed HT3 (legacy HT3 1.0 written by conversion tools, detected from the data): as
+  HydraHarp V1 T3, but an overflow record holds 1 + its low 24 bits overflows.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ RECORD_TYPES: dict[str, RecordType] = {
         RecordType("GenericT3", 0x00010307, 3, "ht3", 1024, 32768),
         RecordType("GenericT2", 0x00010207, 2, "ht2", 33554432, 0),
         RecordType("TimeHarp200T3R", 0, 3, "t3r", 65536, 4096),
+        # legacy HT3 1.0 rewritten by Suren Felekyan's tools: overflow = 1 + low 24 bits
+        RecordType("HydraHarpT3SF", 0, 3, "ht3sf", 1024, 32768),
     )
 }
 
@@ -85,8 +90,10 @@ def record_type_from_code(code: int) -> RecordType | None:
 
 
 @numba.njit(**_cache)
-def _decode_ht3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out):
-    """HydraHarp V2 / TimeHarp 260 / Generic T3: overflow count in nsync (0 means 1)."""
+def _decode_hh_t3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
+    """HydraHarp-family T3. Overflow records count: mode 0 (V2, TimeHarp 260, Generic) ``nsync``
+    overflows, 0 meaning 1; mode 1 (HydraHarp V1) always one; mode 2 (SF-compressed legacy
+    HT3, tttrlib's ``PQ_RECORD_TYPE_SF_HT3``) 1 + the low 24 bits."""
     n_ph = 0
     n_mk = 0
     n_ovf = 0
@@ -99,7 +106,12 @@ def _decode_ht3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
         ch = (r >> 25) & 63
         if r & 0x80000000:
             if ch == 63:
-                k = nsync if nsync > 0 else np.int64(1)
+                if mode == 0:
+                    k = nsync if nsync > 0 else np.int64(1)
+                elif mode == 1:
+                    k = np.int64(1)
+                else:
+                    k = np.int64(r & 0xFFFFFF) + 1
                 ofl += 1024 * k
                 n_ovf += k
             elif ch >= 1 and ch <= 15:
@@ -122,43 +134,7 @@ def _decode_ht3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
 
 
 @numba.njit(**_cache)
-def _decode_ht3v1(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out):
-    """HydraHarp V1 T3: every overflow record is exactly one overflow of 1024 syncs."""
-    n_ph = 0
-    n_mk = 0
-    n_ovf = 0
-    n_bad = 0
-    last = np.int64(-1)
-    ok = True
-    for i in range(records.size):
-        r = records[i]
-        nsync = np.int64(r & 1023)
-        ch = (r >> 25) & 63
-        if r & 0x80000000:
-            if ch == 63:
-                ofl += 1024
-                n_ovf += 1
-            elif ch >= 1 and ch <= 15:
-                mk_ts[n_mk] = ofl + nsync
-                mk_bits[n_mk] = ch
-                n_mk += 1
-            else:
-                n_bad += 1
-        else:
-            t = ofl + nsync
-            if t < last:
-                ok = False
-            last = t
-            ts_out[n_ph] = t
-            det_out[n_ph] = ch
-            nt_out[n_ph] = (r >> 10) & 32767
-            n_ph += 1
-    first = ts_out[0] if n_ph > 0 else np.int64(-1)
-    return ofl, n_ph, n_mk, 0, n_ovf, n_bad, first, ok
-
-
-@numba.njit(**_cache)
-def _decode_pt3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out):
+def _decode_pt3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     """PicoHarp 300 T3: channels 1..4 are photons (dtime 0 is a valid photon)."""
     n_ph = 0
     n_mk = 0
@@ -195,7 +171,7 @@ def _decode_pt3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
 
 
 @numba.njit(**_cache)
-def _decode_t3r(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out):
+def _decode_t3r(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     """TimeHarp 200 .t3r: valid bit 30, route bits 28-29, data 16-27, nsync 0-15."""
     n_ph = 0
     n_mk = 0
@@ -220,9 +196,9 @@ def _decode_t3r(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
         elif data & 0x800:
             ofl += 65536
             n_ovf += 1
-        elif data & 0xF:
+        elif data & 0x7:
             mk_ts[n_mk] = ofl + nsync
-            mk_bits[n_mk] = data & 0xF
+            mk_bits[n_mk] = data & 0x7
             n_mk += 1
         else:
             n_bad += 1
@@ -234,8 +210,9 @@ def _decode_t3r(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
 
 
 @numba.njit(**_cache)
-def _decode_ht2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out):
-    """HydraHarp V2 / TimeHarp 260 / Generic T2: overflow count x 2**25 (0 means 1)."""
+def _decode_hh_t2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
+    """HydraHarp-family T2. Overflow records: mode 0 (V2, TimeHarp 260, Generic) count x 2**25,
+    0 meaning 1; mode 1 (HydraHarp V1) one overflow of 33,552,000 ticks."""
     n_ph = 0
     n_mk = 0
     n_sy = 0
@@ -249,8 +226,12 @@ def _decode_ht2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
         ch = (r >> 25) & 63
         if r & 0x80000000:
             if ch == 63:
-                k = tt if tt > 0 else np.int64(1)
-                ofl += 33554432 * k
+                if mode == 0:
+                    k = tt if tt > 0 else np.int64(1)
+                    ofl += 33554432 * k
+                else:
+                    k = np.int64(1)
+                    ofl += 33552000
                 n_ovf += k
             elif ch == 0:
                 sync_out[n_sy] = ofl + tt
@@ -274,46 +255,7 @@ def _decode_ht2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
 
 
 @numba.njit(**_cache)
-def _decode_ht2v1(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out):
-    """HydraHarp V1 T2: one overflow of 33,552,000 ticks per overflow record."""
-    n_ph = 0
-    n_mk = 0
-    n_sy = 0
-    n_ovf = 0
-    n_bad = 0
-    last = np.int64(-1)
-    ok = True
-    for i in range(records.size):
-        r = records[i]
-        tt = np.int64(r & 0x1FFFFFF)
-        ch = (r >> 25) & 63
-        if r & 0x80000000:
-            if ch == 63:
-                ofl += 33552000
-                n_ovf += 1
-            elif ch == 0:
-                sync_out[n_sy] = ofl + tt
-                n_sy += 1
-            elif ch <= 15:
-                mk_ts[n_mk] = ofl + tt
-                mk_bits[n_mk] = ch
-                n_mk += 1
-            else:
-                n_bad += 1
-        else:
-            t = ofl + tt
-            if t < last:
-                ok = False
-            last = t
-            ts_out[n_ph] = t
-            det_out[n_ph] = ch
-            n_ph += 1
-    first = ts_out[0] if n_ph > 0 else np.int64(-1)
-    return ofl, n_ph, n_mk, n_sy, n_ovf, n_bad, first, ok
-
-
-@numba.njit(**_cache)
-def _decode_pt2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out):
+def _decode_pt2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     """PicoHarp 300 T2: overflow 210,698,240 ticks; channels 0..4 are photons."""
     n_ph = 0
     n_mk = 0
@@ -348,19 +290,22 @@ def _decode_pt2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
     return ofl, n_ph, n_mk, 0, n_ovf, n_bad, first, ok
 
 
+# family -> (kernel, mode)
 _KERNELS = {
-    "ht3": _decode_ht3,
-    "ht3v1": _decode_ht3v1,
-    "pt3": _decode_pt3,
-    "t3r": _decode_t3r,
-    "ht2": _decode_ht2,
-    "ht2v1": _decode_ht2v1,
-    "pt2": _decode_pt2,
+    "ht3": (_decode_hh_t3, 0),
+    "ht3v1": (_decode_hh_t3, 1),
+    "ht3sf": (_decode_hh_t3, 2),
+    "pt3": (_decode_pt3, 0),
+    "t3r": (_decode_t3r, 0),
+    "ht2": (_decode_hh_t2, 0),
+    "ht2v1": (_decode_hh_t2, 1),
+    "pt2": (_decode_pt2, 0),
 }
 
 
 def decode_chunk(record_type: RecordType, records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits,
                  sync_out):
     """Decode one chunk of records with the kernel of ``record_type`` (see module docstring)."""
-    kernel = _KERNELS[record_type.family]
-    return kernel(records, np.int64(ofl), ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
+    kernel, mode = _KERNELS[record_type.family]
+    return kernel(records, np.int64(ofl), ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
+                  mode)

@@ -36,9 +36,10 @@ TAG_TYPES = {
 _HW_NAMES = {"PicoHarp": "PicoHarp 300", "HydraHarp": "HydraHarp", "HydraHarp2": "HydraHarp",
              "TimeHarp260N": "TimeHarp 260 N", "TimeHarp260P": "TimeHarp 260 P",
              "Generic": "MultiHarp 150"}
-_FAMILY_ID = {"ht3": 0, "ht3v1": 1, "pt3": 2, "t3r": 3, "ht2": 4, "ht2v1": 5, "pt2": 6}
+_FAMILY_ID = {"ht3": 0, "ht3v1": 1, "pt3": 2, "t3r": 3, "ht2": 4, "ht2v1": 5, "pt2": 6,
+              "ht3sf": 7}
 _MAX_OVF_PER_RECORD = {"ht3": 1023, "ht3v1": 1, "pt3": 1, "t3r": 1, "ht2": (1 << 25) - 1,
-                       "ht2v1": 1, "pt2": 1}
+                       "ht2v1": 1, "pt2": 1, "ht3sf": 1 << 24}
 
 
 @numba.njit(cache=True, nogil=True)
@@ -65,14 +66,16 @@ def _encode(times, kinds, values, nts, family, wrap, max_ovf, out):
                 out[n] = 0x80000000 | (63 << 25) | k
             elif family == 5:
                 out[n] = 0x80000000 | (63 << 25)
-            else:
+            elif family == 6:
                 out[n] = 15 << 28
+            else:
+                out[n] = 0xFE000000 | (k - 1)
             n += 1
             wraps += k
         tt = np.uint32(t - wraps * wrap)
         kind = kinds[i]
         v = np.uint32(values[i])
-        if family <= 1:  # HydraHarp-family T3
+        if family <= 1 or family == 7:  # HydraHarp-family T3
             if kind == 0:
                 out[n] = (v << 25) | (np.uint32(nts[i]) << 10) | tt
             else:
@@ -87,7 +90,7 @@ def _encode(times, kinds, values, nts, family, wrap, max_ovf, out):
                 out[n] = (1 << 30) | (v << 28) | (np.uint32(nts[i]) << 16) | tt
             else:
                 out[n] = (v << 16) | tt
-        elif family <= 5:  # HydraHarp-family T2
+        elif family == 4 or family == 5:  # HydraHarp-family T2
             if kind == 0:
                 out[n] = (v << 25) | tt
             elif kind == 1:
@@ -155,8 +158,9 @@ def encode_records(
     sts = np.asarray([] if sync_timestamps is None else sync_timestamps, np.int64)
     if sts.size and rt.family not in ("ht2", "ht2v1"):
         raise ValueError(f"sync events exist only in HydraHarp-family T2 records, not {rt.name}")
-    if mbits.size and (mbits.min() < 1 or mbits.max() > 15):
-        raise ValueError("marker_bits must be in 1..15")
+    max_bits = 7 if rt.family == "t3r" else 15
+    if mbits.size and (mbits.min() < 1 or mbits.max() > max_bits):
+        raise ValueError(f"marker_bits must be in 1..{max_bits} for {rt.name}")
     times = np.concatenate([ts, mts, sts])
     kinds = np.concatenate([np.zeros(ts.size, np.int8), np.ones(mts.size, np.int8),
                             np.full(sts.size, 2, np.int8)])
