@@ -19,6 +19,10 @@ import click
 # command name -> (module, attribute, one-line help shown by `qrspec --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("qrspec.cli.info", "info", "Describe TTTR files: record type, rates, photons."),
+    "analyze": ("qrspec.cli.analyze", "analyze", "Full analysis of one particle into HDF5."),
+    "batch": ("qrspec.cli.batch", "batch", "Analyse many particles into one results file."),
+    "export-photon-hdf5": ("qrspec.cli.export_photon_hdf5", "export_photon_hdf5",
+                           "Convert a TTTR file to validated Photon-HDF5 (phconvert)."),
 }
 
 
