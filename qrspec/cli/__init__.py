@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("qrspec.cli.info", "info", "Describe TTTR files: record type, rates, photons."),
     "analyze": ("qrspec.cli.analyze", "analyze", "Full analysis of one particle into HDF5."),
     "batch": ("qrspec.cli.batch", "batch", "Analyse many particles into one results file."),
+    "simulate": ("qrspec.cli.simulate", "simulate",
+                 "Simulate a quantum rod into a PTU file with ground truth."),
+    "simulate-batch": ("qrspec.cli.simulate", "simulate_batch",
+                       "Simulate a population of rods (PTU files + ground truth)."),
     "export-photon-hdf5": ("qrspec.cli.export_photon_hdf5", "export_photon_hdf5",
                            "Convert a TTTR file to validated Photon-HDF5 (phconvert)."),
 }

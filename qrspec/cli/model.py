@@ -1,0 +1,319 @@
+"""``qrspec model``: forward, inverse and threshold-map of the charging-associated Auger model.
+
+Numerical code is imported inside the command functions only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+_VARIANTS = ("capped", "uncapped", "power_law", "levels")
+
+
+def _model_options(f):
+    opts = [
+        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+                     help="ChargeModelConfig JSON; the options below override its fields."),
+        click.option("--variant", type=click.Choice(_VARIANTS), default=None,
+                     help="Model variant (default capped)."),
+        click.option("--tau-x0-ns", type=float, default=None, help="Neutral X lifetime, ns."),
+        click.option("--qy-x0", type=float, default=None, help="Neutral X quantum yield."),
+        click.option("--tau-a-xx0-ns", type=float, default=None,
+                     help="Neutral XX Auger lifetime, ns."),
+        click.option("--eps", type=float, default=None, help="Electron-acceptor fraction."),
+        click.option("--gamma", type=float, default=None,
+                     help="Higher-level acceptor weight."),
+        click.option("--beta-xx", type=float, default=None, help="XX radiative scaling."),
+        click.option("--power-p", type=float, default=None, help="power_law exponent p."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _build_config(config_path, **overrides):
+    from qrspec.charging.config import ChargeModelConfig
+    from qrspec.errors import QrspecError
+
+    try:
+        cfg = (ChargeModelConfig.from_json(Path(config_path).read_text())
+               if config_path else ChargeModelConfig())
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return cfg.replace(**changes) if changes else cfg
+    except QrspecError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _write_table(path, columns: dict, attrs: dict, overwrite: bool, group="model"):
+    """CSV (by suffix .csv) or HDF5 (.h5/.hdf5) table of equal-length 1-d columns."""
+    import numpy as np
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise click.ClickException(f"{path} exists; use --overwrite")
+    tmp = path.with_name(path.name + ".partial")
+    if path.suffix.lower() == ".csv":
+        names = list(columns)
+        data = np.column_stack([np.asarray(columns[k], float) for k in names])
+        header = "# " + json.dumps(attrs, sort_keys=True) + "\n" + ",".join(names)
+        np.savetxt(tmp, data, delimiter=",", header=header, comments="", fmt="%.10g")
+    elif path.suffix.lower() in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["format"] = "qrspec-results"
+            h5.attrs["format_version"] = "1"
+            g = h5.create_group(group)
+            for k, v in attrs.items():
+                g.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
+            for k, v in columns.items():
+                ds = g.create_dataset(k, data=np.asarray(v))
+                ds.attrs["units"] = ("ns" if k.endswith("_ns") else
+                                     "1/ns" if k.endswith("_per_ns") else "1")
+                ds.attrs["description"] = k.replace("_", " ")
+    else:
+        raise click.BadParameter(f"output={str(path)!r} must end in .csv, .h5 or .hdf5")
+    tmp.replace(path)
+
+
+@click.group("model")
+def model():
+    """Charging-associated Auger model: forward, inverse, threshold map."""
+
+
+@model.command("forward")
+@_model_options
+@click.option("--n-max", type=int, default=20, show_default=True, help="Largest charge number.")
+@click.option("--n-step", type=float, default=1.0, show_default=True, help="Step in n.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Output .csv or .h5 (default: CSV on stdout).")
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Plot of tau and QY versus n (needs matplotlib).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+def forward_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma, beta_xx,
+                power_p, n_max, n_step, output, png, overwrite):
+    """Lifetimes, QYs, tau_A,XX and g2(0) of X^{n-}, XX^{n-}, XXX^{n-} for n = 0..N_MAX."""
+    import numpy as np
+
+    from qrspec.charging.forward import forward
+
+    if n_max < 0 or n_step <= 0:
+        raise click.BadParameter(f"--n-max={n_max} must be >= 0 and --n-step={n_step} > 0")
+    cfg = _build_config(config_path, variant=variant, tau_x0_ns=tau_x0_ns, qy_x0=qy_x0,
+                        tau_a_xx0_ns=tau_a_xx0_ns, eps=eps, gamma=gamma, beta_xx=beta_xx,
+                        power_p=power_p)
+    n = np.arange(0.0, n_max + n_step / 2, n_step)
+    res = forward(cfg, n)
+    cols = {"n": n}
+    for name in ("tau_x_ns", "qy_x", "tau_xx_ns", "qy_xx", "tau_a_xx_ns", "tau_a_x_ns",
+                 "tau_xxx_ns", "qy_xxx", "g2_zero", "rad_ratio"):
+        cols[name] = getattr(res, name)
+    attrs = {"config": cfg.to_json()}
+    if output:
+        _write_table(output, cols, attrs, overwrite, group="forward")
+    else:
+        click.echo(",".join(cols))
+        for row in zip(*cols.values(), strict=True):
+            click.echo(",".join(f"{v:.6g}" for v in row))
+    if png:
+        _plot_forward(png, res)
+
+
+def _plot_forward(png, res):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise click.ClickException("--png needs matplotlib (pip install qrspec[plot])") from None
+    fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
+    ax[0].semilogy(res.n, res.tau_x_ns, "o-", label="X$^{n-}$")
+    ax[0].semilogy(res.n, res.tau_xx_ns, "s-", label="XX$^{n-}$")
+    ax[0].semilogy(res.n, res.tau_a_xx_ns, "^-", label=r"$\tau_{A,XX^{n-}}$")
+    ax[0].set_xlabel("n")
+    ax[0].set_ylabel("lifetime (ns)")
+    ax[0].legend()
+    ax[1].plot(res.n, res.qy_x, "o-", label="QY X$^{n-}$")
+    ax[1].plot(res.n, res.qy_xx, "s-", label="QY XX$^{n-}$")
+    ax[1].set_xlabel("n")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+@model.command("inverse")
+@_model_options
+@click.option("--tau-x0-err-ns", type=float, default=0.0, show_default=True)
+@click.option("--tau-xx0-ns", type=float, default=None,
+              help="Neutral XX lifetime (else --tau-a-xx0-ns is the neutral Auger lifetime).")
+@click.option("--tau-xx0-err-ns", type=float, default=0.0, show_default=True)
+@click.option("--tau-a-xx0-err-ns", type=float, default=0.0, show_default=True)
+@click.option("--tau-x-ns", type=float, default=None, help="Charged X lifetime, ns.")
+@click.option("--tau-x-err-ns", type=float, default=None)
+@click.option("--tau-xx-ns", type=float, default=None, help="Charged XX lifetime, ns.")
+@click.option("--tau-xx-err-ns", type=float, default=None)
+@click.option("--segments", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV with columns t_start_s,t_stop_s,tau_x_ns,tau_x_err_ns,tau_xx_ns,"
+                   "tau_xx_err_ns[,g2,g2_err,rad_ratio,rad_ratio_err]: n_c(t) trajectory.")
+@click.option("--free", multiple=True,
+              type=click.Choice(("eps", "gamma", "power_p", "power_q", "beta_xx")),
+              help="Extra fitted parameter (repeatable).")
+@click.option("--n-max-fit", type=float, default=40.0, show_default=True)
+@click.option("--n-boot", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=None)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Output .csv or .h5 (default: JSON on stdout).")
+@click.option("--overwrite", is_flag=True)
+def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma, beta_xx,
+                power_p, tau_x0_err_ns, tau_xx0_ns, tau_xx0_err_ns, tau_a_xx0_err_ns, tau_x_ns,
+                tau_x_err_ns, tau_xx_ns, tau_xx_err_ns, segments, free, n_max_fit, n_boot, seed,
+                output, overwrite):
+    """n_c and tau_A,XX^{nc-} from charged X/XX lifetimes and the neutral reference."""
+    import numpy as np
+
+    from qrspec.charging.inverse import ChargedObservation, NeutralReference, infer_charging
+    from qrspec.charging.trajectory import charging_trajectory
+    from qrspec.errors import QrspecError
+
+    cfg = _build_config(config_path, variant=variant, tau_x0_ns=tau_x0_ns, qy_x0=qy_x0,
+                        tau_a_xx0_ns=tau_a_xx0_ns, eps=eps, gamma=gamma, beta_xx=beta_xx,
+                        power_p=power_p)
+    try:
+        neutral = NeutralReference(
+            tau_x0_ns=cfg.tau_x0_ns, tau_x0_err_ns=tau_x0_err_ns, tau_xx0_ns=tau_xx0_ns,
+            tau_xx0_err_ns=tau_xx0_err_ns,
+            tau_a_xx0_ns=None if tau_xx0_ns is not None else cfg.tau_a_xx0_ns,
+            tau_a_xx0_err_ns=tau_a_xx0_err_ns, qy_x0=cfg.qy_x0)
+        opts = dict(free=free, n_max=n_max_fit, n_boot=n_boot, seed=seed)
+        if segments:
+            rows = np.genfromtxt(segments, delimiter=",", names=True, comments="#")
+            rows = np.atleast_1d(rows)
+            segs = [{k: float(r[k]) for k in rows.dtype.names} for r in rows]
+            traj = charging_trajectory(segs, neutral, cfg, **opts)
+            cols = {"t_start_s": traj.t_start_s, "t_stop_s": traj.t_stop_s, "n": traj.n,
+                    "n_lo": traj.n_lo, "n_hi": traj.n_hi, "tau_a_xx_ns": traj.tau_a_xx_ns,
+                    "tau_a_xx_err_ns": traj.tau_a_xx_err_ns, "chi2": traj.chi2,
+                    "dof": traj.dof, "success": traj.success.astype(float)}
+            flags = [";".join(f) for f in traj.flags]
+        else:
+            if None in (tau_x_ns, tau_x_err_ns, tau_xx_ns, tau_xx_err_ns):
+                raise click.BadParameter("give --tau-x-ns, --tau-x-err-ns, --tau-xx-ns, "
+                                         "--tau-xx-err-ns, or --segments")
+            fit = infer_charging(neutral, ChargedObservation(tau_x_ns, tau_x_err_ns, tau_xx_ns,
+                                                             tau_xx_err_ns), cfg, **opts)
+            cols = {"n": [fit.n], "n_lo": [fit.n_lo], "n_hi": [fit.n_hi],
+                    "n_err_delta": [fit.n_err_delta], "tau_a_xx_ns": [fit.tau_a_xx_ns],
+                    "tau_a_xx_err_ns": [fit.tau_a_xx_err_ns],
+                    "tau_a_xx_direct_ns": [fit.tau_a_xx_direct_ns], "chi2": [fit.chi2],
+                    "dof": [fit.dof], "success": [float(fit.success)]}
+            flags = [";".join(fit.flags)]
+            if not output:
+                click.echo(json.dumps({**{k: v[0] for k, v in cols.items()},
+                                       "flags": list(fit.flags), "message": fit.message,
+                                       "free_params": fit.free_params}, default=float))
+                return
+    except QrspecError as exc:
+        raise click.BadParameter(str(exc)) from None
+    attrs = {"config": cfg.to_json(), "flags": json.dumps(flags)}
+    if output:
+        _write_table(output, cols, attrs, overwrite, group="inverse")
+    else:
+        click.echo(",".join([*cols, "flags"]))
+        for i, row in enumerate(zip(*cols.values(), strict=True)):
+            click.echo(",".join([*(f"{v:.6g}" for v in row), flags[i]]))
+
+
+@model.command("threshold-map")
+@_model_options
+@click.option("--nc-max", type=float, default=20.0, show_default=True)
+@click.option("--nc-step", type=float, default=0.25, show_default=True)
+@click.option("--tau-min-ns", type=float, default=0.05, show_default=True)
+@click.option("--tau-max-ns", type=float, default=100.0, show_default=True)
+@click.option("--n-tau", type=int, default=30, show_default=True)
+@click.option("--g-loss", type=float, default=0.05, show_default=True,
+              help="Cavity loss as a fraction of the maximum gain.")
+@click.option("--pulse", type=click.Choice(("flat", "gaussian", "delta")), default="flat",
+              show_default=True)
+@click.option("--pulse-ns", type=float, default=5.0, show_default=True)
+@click.option("--criterion", type=click.Choice(("gain_clamp", "buildup")),
+              default="gain_clamp", show_default=True)
+@click.option("--gain-rate-per-ns", type=float, default=1.0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Output .csv (long format) or .h5.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None)
+@click.option("--overwrite", is_flag=True)
+def threshold_map_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma,
+                      beta_xx, power_p, nc_max, nc_step, tau_min_ns, tau_max_ns, n_tau, g_loss,
+                      pulse, pulse_ns, criterion, gain_rate_per_ns, output, png, overwrite):
+    """Lasing threshold <N_las>(<n_c>, tau_A,XX0) map (methods.md §5.3, paper Fig. 1b)."""
+    import numpy as np
+
+    from qrspec.charging.thresholds import threshold_map
+    from qrspec.errors import QrspecError
+
+    if not (nc_max >= 0 and nc_step > 0 and 0 < tau_min_ns < tau_max_ns and n_tau >= 1):
+        raise click.BadParameter(f"need --nc-max={nc_max} >= 0, --nc-step={nc_step} > 0, "
+                                 f"0 < --tau-min-ns={tau_min_ns} < --tau-max-ns={tau_max_ns}, "
+                                 f"--n-tau={n_tau} >= 1")
+    cfg = _build_config(config_path, variant=variant, tau_x0_ns=tau_x0_ns, qy_x0=qy_x0,
+                        tau_a_xx0_ns=tau_a_xx0_ns, eps=eps, gamma=gamma, beta_xx=beta_xx,
+                        power_p=power_p)
+    nc = np.arange(0.0, nc_max + nc_step / 2, nc_step)
+    taus = np.geomspace(tau_min_ns, tau_max_ns, n_tau)
+    try:
+        tm = threshold_map(nc, taus, cfg, g_loss=g_loss, pulse=pulse, pulse_ns=pulse_ns,
+                           criterion=criterion, gain_rate_per_ns=gain_rate_per_ns)
+    except QrspecError as exc:
+        raise click.BadParameter(str(exc)) from None
+    path = Path(output)
+    if path.suffix.lower() == ".csv":
+        grid_nc, grid_tau = np.meshgrid(tm.mean_nc, tm.tau_a_xx_ns, indexing="ij")
+        cols = {"mean_nc": grid_nc.ravel(), "tau_a_xx_ns": grid_tau.ravel(),
+                "n_las": tm.n_las.ravel()}
+        _write_table(path, cols, tm.settings, overwrite, group="threshold_map")
+    else:
+        if path.exists() and not overwrite:
+            raise click.ClickException(f"{path} exists; use --overwrite")
+        if path.suffix.lower() not in (".h5", ".hdf5"):
+            raise click.BadParameter(f"output={output!r} must end in .csv, .h5 or .hdf5")
+        import h5py
+
+        tmp = path.with_name(path.name + ".partial")
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["format"] = "qrspec-results"
+            h5.attrs["format_version"] = "1"
+            g = h5.create_group("threshold_map")
+            for k, v in tm.settings.items():
+                g.attrs[k] = v
+            for name, data, unit in (("mean_nc", tm.mean_nc, "1"),
+                                     ("tau_a_xx_ns", tm.tau_a_xx_ns, "ns"),
+                                     ("n_las", tm.n_las, "excitons per particle")):
+                ds = g.create_dataset(name, data=data)
+                ds.attrs["units"] = unit
+                ds.attrs["description"] = {"mean_nc": "mean charge number <n_c> (rows)",
+                                           "tau_a_xx_ns": "neutral tau_A,XX0 (columns)",
+                                           "n_las": "lasing threshold <N_las>, inf = none"}[name]
+        tmp.replace(path)
+    if png:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise click.ClickException("--png needs matplotlib") from None
+        fig, ax = plt.subplots(figsize=(5, 4))
+        z = np.log10(np.where(np.isfinite(tm.n_las), tm.n_las, np.nan))
+        im = ax.pcolormesh(tm.mean_nc, tm.tau_a_xx_ns, z.T, shading="auto")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\langle n_c\rangle$")
+        ax.set_ylabel(r"$\tau_{A,XX}$ (ns)")
+        fig.colorbar(im, label=r"log$_{10}\langle N_{las}\rangle$")
+        fig.tight_layout()
+        fig.savefig(png, dpi=120)
+        plt.close(fig)
