@@ -1,0 +1,477 @@
+"""Numba kernels of the intensity-level layer (arrays in, arrays out; no checks).
+
+Conventions shared by every kernel:
+
+* ``x`` is a strictly increasing float64 array of photon times (any unit; the change-point
+  statistic is scale-free).
+* A *range* ``[a, b]`` of photon indices has ``n = b - a`` inter-photon intervals. A change
+  point at offset ``k`` (``1 <= k < n``) splits it into ``[a, a + k]`` and ``[a + k, b]``: photon
+  ``a + k`` is the first photon of the new segment.
+* ``h1[j] = sum_{i=1..j} 1/i`` and ``h2[j] = sum_{i=1..j} 1/i**2`` (``h1[0] = h2[0] = 0``);
+  ``jlnj[j] = j ln j`` (``jlnj[0] = 0``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+PI2_6 = math.pi**2 / 6.0
+LN4 = math.log(4.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def cpa_scan(x, a, b, h1, h2, jlnj, lam, raw):
+    """Henderson statistic ``lam[k]`` and log-likelihood ratio ``raw[k]`` for k in 1..n-1.
+
+    ``raw[k] = 2 ln [max-likelihood with a rate change at photon k / without]`` (the profile
+    likelihood of the change location) on the range [a, b].
+
+    Returns ``(k_best, lam_best)`` with ``k_best`` the argmax of ``lam`` (0 if n < 2).
+    """
+    return cpa_scan_part(x, a, b, 1, b - a - 1, h1, h2, jlnj, lam, raw)
+
+
+@numba.njit(cache=True, nogil=True)
+def cpa_scan_part(x, a, b, k0, k1, h1, h2, jlnj, lam, raw):
+    """:func:`cpa_scan` restricted to offsets k0..k1 (clipped to 1..n-1)."""
+    n = b - a
+    best = -np.inf
+    kbest = 0
+    if n < 2:
+        return kbest, best
+    k0 = max(k0, 1)
+    k1 = min(k1, n - 1)
+    x0 = x[a]
+    xn = x[b]
+    total = xn - x0
+    nf = float(n)
+    hn1 = h1[n - 1]
+    hn2 = h2[n - 1]
+    term = PI2_6 - hn2
+    lnn = math.log(nf)
+    lnt = math.log(total)
+    for k in range(k0, k1 + 1):
+        kf = float(k)
+        mf = nf - kf
+        xk = x[a + k]
+        uk = -(hn1 - h1[k - 1])
+        vk = hn2 - h2[k - 1]
+        um = -(hn1 - h1[n - k - 1])
+        vm = hn2 - h2[n - k - 1]
+        s2 = 4.0 * kf * kf * vk + 4.0 * mf * mf * vm - 8.0 * kf * mf * term
+        glr = -2.0 * kf * (math.log(xk - x0) - lnt) - 2.0 * mf * (math.log(xn - xk) - lnt)
+        # 0.5 ln(4 k (n-k) / n^2) from the ln table: ln j = jlnj[j] / j
+        lnk = jlnj[k] / kf
+        lnm = jlnj[n - k] / mf
+        val = (glr + 2.0 * kf * uk + 2.0 * mf * um) / math.sqrt(s2) + 0.5 * (
+            LN4 + lnk + lnm - 2.0 * lnn
+        )
+        lam[k] = val
+        raw[k] = glr + 2.0 * (jlnj[k] + jlnj[n - k] - jlnj[n])
+        if val > best:
+            best = val
+            kbest = k
+    return kbest, best
+
+
+@numba.njit(cache=True, nogil=True)
+def ci_threshold(rhat, ln_r, c_ci):
+    """Linear interpolation of the confidence threshold table in ln(rate ratio), clamped."""
+    q = math.log(rhat)
+    m = ln_r.size
+    if q <= ln_r[0]:
+        return c_ci[0]
+    if q >= ln_r[m - 1]:
+        return c_ci[m - 1]
+    j = 0
+    while ln_r[j + 1] < q:
+        j += 1
+    f = (q - ln_r[j]) / (ln_r[j + 1] - ln_r[j])
+    return c_ci[j] + f * (c_ci[j + 1] - c_ci[j])
+
+
+@numba.njit(cache=True, nogil=True)
+def ci_bounds(raw, k, n, c):
+    """Confidence region ``(lo, hi)`` around offset k: expand while ``raw > raw[k] - c``."""
+    ref = raw[k] - c
+    lo = k - 1
+    while lo > 0 and raw[lo] > ref:
+        lo -= 1
+    if lo < 0:
+        lo = 0
+    hi = k + 1
+    while hi < n and raw[hi] > ref:
+        hi += 1
+    if hi > n:
+        hi = n
+    return lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def rate_ratio(x, a, b, k):
+    """Ratio (>= 1) of the two rate estimates on either side of offset k in [a, b]."""
+    n = b - a
+    t1 = x[a + k] - x[a]
+    t2 = x[b] - x[a + k]
+    r1 = k / t1
+    r2 = (n - k) / t2
+    return r1 / r2 if r1 > r2 else r2 / r1
+
+
+@numba.njit(cache=True, nogil=True)
+def _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw):
+    """Test one range; returns (found, k, lo, hi, lam_best, rhat) in absolute indices."""
+    n = b - a
+    k, best = cpa_scan(x, a, b, h1, h2, jlnj, lam, raw)
+    if n < 2 or best <= crit[n]:
+        return False, 0, 0, 0, best, 1.0
+    rhat = rate_ratio(x, a, b, k)
+    c = ci_threshold(rhat, ln_r, c_ci)
+    lo, hi = ci_bounds(raw, k, n, c)
+    return True, a + k, a + lo, a + hi, best, rhat
+
+
+@numba.njit(cache=True, nogil=True)
+def cpa_trace(x, window, overlap, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
+    """Recursive binary segmentation of ``x`` in windows of at most ``window`` intervals.
+
+    Returns arrays ``(index, lo, hi, lam, rhat)`` of the change points (unsorted).
+    """
+    n_total = x.size
+    cap = 64
+    idx = np.empty(cap, np.int64)
+    los = np.empty(cap, np.int64)
+    his = np.empty(cap, np.int64)
+    lams = np.empty(cap, np.float64)
+    rhs = np.empty(cap, np.float64)
+    m = 0
+    lam = np.empty(window + 1, np.float64)
+    raw = np.empty(window + 1, np.float64)
+    stack_a = np.empty(window + 2, np.int64)
+    stack_b = np.empty(window + 2, np.int64)
+    last = n_total - 1
+    start = 0
+    while start < last:
+        end = min(start + window, last)
+        top = 0
+        stack_a[0] = start
+        stack_b[0] = end
+        top = 1
+        max_hi = -1
+        while top > 0:
+            top -= 1
+            a = stack_a[top]
+            b = stack_b[top]
+            if b - a < min_photons:
+                continue
+            found, k, lo, hi, best, rhat = _test_range(
+                x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw
+            )
+            if not found:
+                continue
+            if m == cap:
+                cap *= 2
+                idx2 = np.empty(cap, np.int64)
+                lo2 = np.empty(cap, np.int64)
+                hi2 = np.empty(cap, np.int64)
+                lam2 = np.empty(cap, np.float64)
+                rh2 = np.empty(cap, np.float64)
+                idx2[:m] = idx[:m]
+                lo2[:m] = los[:m]
+                hi2[:m] = his[:m]
+                lam2[:m] = lams[:m]
+                rh2[:m] = rhs[:m]
+                idx, los, his, lams, rhs = idx2, lo2, hi2, lam2, rh2
+            idx[m] = k
+            los[m] = lo
+            his[m] = hi
+            lams[m] = best
+            rhs[m] = rhat
+            m += 1
+            if hi > max_hi:
+                max_hi = hi
+            stack_a[top] = a
+            stack_b[top] = lo
+            top += 1
+            stack_a[top] = hi
+            stack_b[top] = b
+            top += 1
+        if end == last:
+            break
+        if max_hi > start and max_hi < end:
+            start = max_hi
+        else:
+            start = end - overlap
+    return idx[:m], los[:m], his[:m], lams[:m], rhs[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def _retest(x, a, b, lo_c, hi_c, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw):
+    """Re-test a change whose previous region is [lo_c, hi_c] (absolute) on range [a, b].
+
+    Scans only the offsets around the previous region first: if the local maximum of Lambda
+    is significant (then so is the global one) and the new confidence region lies inside the
+    scanned offsets, that is the answer; otherwise the whole range is scanned.
+    """
+    n = b - a
+    margin = 2 * (hi_c - lo_c) + 32
+    k0 = max(lo_c - a - margin, 1)
+    k1 = min(hi_c - a + margin, n - 1)
+    if k0 > 1 or k1 < n - 1:
+        k, best = cpa_scan_part(x, a, b, k0, k1, h1, h2, jlnj, lam, raw)
+        if best > crit[n]:
+            rhat = rate_ratio(x, a, b, k)
+            cth = ci_threshold(rhat, ln_r, c_ci)
+            ref = raw[k] - cth
+            # same region as ci_bounds, as long as it ends inside the scanned offsets
+            ok = True
+            lo = k - 1
+            while lo >= k0 and raw[lo] > ref:
+                lo -= 1
+            if lo < k0:
+                if k0 == 1:
+                    lo = 0
+                else:
+                    ok = False
+            hi = k + 1
+            while hi <= k1 and raw[hi] > ref:
+                hi += 1
+            if hi > k1:
+                if k1 == n - 1:
+                    hi = n
+                else:
+                    ok = False
+            if ok:
+                return True, a + k, a + lo, a + hi, best, rhat
+    return _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw)
+
+
+@numba.njit(cache=True, nogil=True)
+def cpa_refine(x, cps, cps_lo, cps_hi, half_window, min_photons, h1, h2, jlnj, crit, ln_r, c_ci,
+               max_sweeps):
+    """Re-test every change point between its neighbours (at most ``half_window`` each side).
+
+    Change points that are no longer significant are removed; the others get their location and
+    confidence region recomputed. ``cps`` must be sorted; ``cps_lo``, ``cps_hi`` are their
+    current confidence regions. Returns ``(index, lo, hi, lam, rhat)``.
+    """
+    m = cps.size
+    cp = cps.copy()
+    keep = np.ones(m, np.bool_)
+    los = cps_lo.copy()
+    his = cps_hi.copy()
+    lams = np.zeros(m, np.float64)
+    rhs = np.ones(m, np.float64)
+    lam = np.empty(2 * half_window + 2, np.float64)
+    raw = np.empty(2 * half_window + 2, np.float64)
+    last = x.size - 1
+    dirty = np.ones(m, np.bool_)
+    for _sweep in range(max_sweeps):
+        changed = False
+        prev = 0
+        prev_j = -1
+        for j in range(m):
+            if not keep[j]:
+                continue
+            nxt_j = -1
+            nxt = last
+            for q in range(j + 1, m):
+                if keep[q]:
+                    nxt = cp[q]
+                    nxt_j = q
+                    break
+            if not dirty[j]:
+                prev = cp[j]
+                prev_j = j
+                continue
+            dirty[j] = False
+            a = max(prev, cp[j] - half_window)
+            b = min(nxt, cp[j] + half_window)
+            found = False
+            if b - a >= min_photons:
+                lo_c = min(max(los[j], a), cp[j])
+                hi_c = max(min(his[j], b), cp[j])
+                found, k, lo, hi, best, rhat = _retest(
+                    x, a, b, lo_c, hi_c, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw
+                )
+            if not found or k != cp[j]:
+                # the neighbours' ranges change: re-test them
+                changed = True
+                if prev_j >= 0:
+                    dirty[prev_j] = True
+                if nxt_j >= 0:
+                    dirty[nxt_j] = True
+            if not found:
+                keep[j] = False
+                continue
+            cp[j] = k
+            los[j] = lo
+            his[j] = hi
+            lams[j] = best
+            rhs[j] = rhat
+            prev = cp[j]
+            prev_j = j
+        if not changed:
+            break
+    return cp[keep], los[keep], his[keep], lams[keep], rhs[keep]
+
+
+@numba.njit(cache=True, nogil=True)
+def bin_times(x, start, bin_width, n_bins):
+    """Histogram float times into ``n_bins`` half-open bins of ``bin_width`` from ``start``."""
+    counts = np.zeros(n_bins, np.int64)
+    for t in x:
+        k = int(math.floor((t - start) / bin_width))
+        if 0 <= k < n_bins:
+            counts[k] += 1
+    return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def hysteresis_states(counts, lower, upper):
+    """State sequence of binned counts with hysteresis.
+
+    ``lower[j] < upper[j]`` bound the switch between states j and j+1: moving up past boundary j
+    needs ``count >= upper[j]``, moving down needs ``count < lower[j]``. The first bin takes the
+    state given by the mid-points ``(lower + upper) / 2``.
+    """
+    nb = counts.size
+    ns = lower.size
+    out = np.empty(nb, np.int64)
+    if nb == 0:
+        return out
+    s = 0
+    c0 = counts[0]
+    for j in range(ns):
+        if c0 >= 0.5 * (lower[j] + upper[j]):
+            s = j + 1
+    out[0] = s
+    for i in range(1, nb):
+        c = counts[i]
+        while s < ns and c >= upper[s]:
+            s += 1
+        while s > 0 and c < lower[s - 1]:
+            s -= 1
+        out[i] = s
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def spread_ticks(ticks):
+    """Float ticks relative to the first photon; photons tied in one tick get (j + 0.5)/m.
+
+    Returns ``(x, ok)``; ``ok`` is False (and ``x`` incomplete) if ``ticks`` decreases.
+    """
+    n = ticks.size
+    out = np.empty(n, np.float64)
+    if n == 0:
+        return out, True
+    t0 = ticks[0]
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and ticks[j] == ticks[i]:
+            j += 1
+        if j < n and ticks[j] < ticks[i]:
+            return out, False
+        m = j - i
+        base = float(ticks[i] - t0)
+        for q in range(m):
+            out[i + q] = base + (q + 0.5) / m
+        i = j
+    return out, True
+
+
+@numba.njit(cache=True, nogil=True)
+def poisson_mixture_em(counts, durations, assign, n_groups, max_iter, tol, stable_iter):
+    """EM of the segment Poisson mixture ``sum_g w_g Pois(n_j; I_g T_j)`` from a hard start.
+
+    Returns the hard assignment (argmax posterior). Stops when the log-likelihood changes by
+    less than ``tol`` or the hard assignment is unchanged for ``stable_iter`` iterations.
+    """
+    s = counts.size
+    g_n = n_groups
+    tot_n = 0.0
+    tot_t = 0.0
+    for j in range(s):
+        tot_n += counts[j]
+        tot_t += durations[j]
+    floor = 1e-12 * tot_n / tot_t
+    w = np.zeros(g_n)
+    num = np.zeros(g_n)
+    den = np.zeros(g_n)
+    for j in range(s):
+        w[assign[j]] += 1.0
+        num[assign[j]] += counts[j]
+        den[assign[j]] += durations[j]
+    rates = np.empty(g_n)
+    for g in range(g_n):
+        rates[g] = max(num[g] / den[g], floor) if den[g] > 0 else floor
+        w[g] = w[g] / s
+    hard = assign.copy()
+    logp = np.empty(g_n)
+    prev = -np.inf
+    stable = 0
+    for _ in range(max_iter):
+        lr = np.log(rates)
+        lw = np.empty(g_n)
+        for g in range(g_n):
+            lw[g] = math.log(w[g]) if w[g] > 0 else -np.inf
+        num[:] = 0.0
+        den[:] = 0.0
+        wsum = np.zeros(g_n)
+        total = 0.0
+        changed = False
+        for j in range(s):
+            top = -np.inf
+            arg = 0
+            for g in range(g_n):
+                v = counts[j] * lr[g] - rates[g] * durations[j] + lw[g]
+                logp[g] = v
+                if v > top:
+                    top = v
+                    arg = g
+            if arg != hard[j]:
+                changed = True
+                hard[j] = arg
+            z = 0.0
+            for g in range(g_n):
+                logp[g] = math.exp(logp[g] - top)
+                z += logp[g]
+            total += top + math.log(z)
+            for g in range(g_n):
+                r = logp[g] / z
+                wsum[g] += r
+                num[g] += r * counts[j]
+                den[g] += r * durations[j]
+        stable = 0 if changed else stable + 1
+        if stable >= stable_iter:
+            break
+        empty = False
+        for g in range(g_n):
+            if wsum[g] <= 0:
+                empty = True
+        if empty:
+            break
+        for g in range(g_n):
+            w[g] = wsum[g] / s
+            rates[g] = max(num[g] / den[g], floor)
+        if abs(total - prev) <= tol:
+            break
+        prev = total
+    # final hard assignment with the last parameters
+    lr = np.log(rates)
+    for j in range(s):
+        top = -np.inf
+        arg = 0
+        for g in range(g_n):
+            v = counts[j] * lr[g] - rates[g] * durations[j] + (
+                math.log(w[g]) if w[g] > 0 else -np.inf)
+            if v > top:
+                top = v
+                arg = g
+        hard[j] = arg
+    return hard
