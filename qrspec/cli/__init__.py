@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "Simulate a quantum rod into a PTU file with ground truth."),
     "simulate-batch": ("qrspec.cli.simulate", "simulate_batch",
                        "Simulate a population of rods (PTU files + ground truth)."),
+    "model": ("qrspec.cli.model", "model",
+              "Charging-associated Auger model: forward, inverse, threshold map."),
     "export-photon-hdf5": ("qrspec.cli.export_photon_hdf5", "export_photon_hdf5",
                            "Convert a TTTR file to validated Photon-HDF5 (phconvert)."),
 }

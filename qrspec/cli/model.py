@@ -157,6 +157,14 @@ def _plot_forward(png, res):
 @click.option("--tau-x-err-ns", type=float, default=None)
 @click.option("--tau-xx-ns", type=float, default=None, help="Charged XX lifetime, ns.")
 @click.option("--tau-xx-err-ns", type=float, default=None)
+@click.option("--g2", type=float, default=None, help="Charged low-<N> g2(0) (QY ratio).")
+@click.option("--g2-err", type=float, default=0.0, show_default=True)
+@click.option("--rad-ratio", type=float, default=None,
+              help="Charged/neutral radiative-rate ratio (methods.md §2.8).")
+@click.option("--rad-ratio-err", type=float, default=0.0, show_default=True)
+@click.option("--g2-0", "g2_0", type=float, default=None,
+              help="Neutral low-<N> g2(0) (QY ratio); enables --free beta_xx.")
+@click.option("--g2-0-err", "g2_0_err", type=float, default=0.0, show_default=True)
 @click.option("--segments", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV with columns t_start_s,t_stop_s,tau_x_ns,tau_x_err_ns,tau_xx_ns,"
                    "tau_xx_err_ns[,g2,g2_err,rad_ratio,rad_ratio_err]: n_c(t) trajectory.")
@@ -171,8 +179,8 @@ def _plot_forward(png, res):
 @click.option("--overwrite", is_flag=True)
 def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma, beta_xx,
                 power_p, tau_x0_err_ns, tau_xx0_ns, tau_xx0_err_ns, tau_a_xx0_err_ns, tau_x_ns,
-                tau_x_err_ns, tau_xx_ns, tau_xx_err_ns, segments, free, n_max_fit, n_boot, seed,
-                output, overwrite):
+                tau_x_err_ns, tau_xx_ns, tau_xx_err_ns, g2, g2_err, rad_ratio, rad_ratio_err,
+                g2_0, g2_0_err, segments, free, n_max_fit, n_boot, seed, output, overwrite):
     """n_c and tau_A,XX^{nc-} from charged X/XX lifetimes and the neutral reference."""
     import numpy as np
 
@@ -188,7 +196,7 @@ def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
             tau_x0_ns=cfg.tau_x0_ns, tau_x0_err_ns=tau_x0_err_ns, tau_xx0_ns=tau_xx0_ns,
             tau_xx0_err_ns=tau_xx0_err_ns,
             tau_a_xx0_ns=None if tau_xx0_ns is not None else cfg.tau_a_xx0_ns,
-            tau_a_xx0_err_ns=tau_a_xx0_err_ns, qy_x0=cfg.qy_x0)
+            tau_a_xx0_err_ns=tau_a_xx0_err_ns, qy_x0=cfg.qy_x0, g2_0=g2_0, g2_0_err=g2_0_err)
         opts = dict(free=free, n_max=n_max_fit, n_boot=n_boot, seed=seed)
         if segments:
             rows = np.genfromtxt(segments, delimiter=",", names=True, comments="#")
@@ -204,8 +212,9 @@ def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
             if None in (tau_x_ns, tau_x_err_ns, tau_xx_ns, tau_xx_err_ns):
                 raise click.BadParameter("give --tau-x-ns, --tau-x-err-ns, --tau-xx-ns, "
                                          "--tau-xx-err-ns, or --segments")
-            fit = infer_charging(neutral, ChargedObservation(tau_x_ns, tau_x_err_ns, tau_xx_ns,
-                                                             tau_xx_err_ns), cfg, **opts)
+            obs = ChargedObservation(tau_x_ns, tau_x_err_ns, tau_xx_ns, tau_xx_err_ns, g2,
+                                     g2_err, rad_ratio, rad_ratio_err)
+            fit = infer_charging(neutral, obs, cfg, **opts)
             cols = {"n": [fit.n], "n_lo": [fit.n_lo], "n_hi": [fit.n_hi],
                     "n_err_delta": [fit.n_err_delta], "tau_a_xx_ns": [fit.tau_a_xx_ns],
                     "tau_a_xx_err_ns": [fit.tau_a_xx_err_ns],

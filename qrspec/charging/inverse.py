@@ -1,0 +1,656 @@
+"""Inverse problem: measured charged lifetimes + neutral reference -> n_c and tau_A,XX^{nc-}.
+
+Method (methods.md §1.6 "General", implemented as a joint weighted least-squares fit):
+
+* observables (each with its 1-sigma error; an error of 0 means "fixed, not fitted"):
+  neutral ``tau_X0`` and either ``tau_XX0`` or ``tau_A,XX0`` (and optionally ``g2_0``, the
+  low-<N> QY ratio after the finite-<N> correction of §2.2); charged ``tau_X^c``,
+  ``tau_XX^c`` and optionally ``g2_c`` and the radiative ratio ``rho_rad`` (§2.8);
+* parameters: continuous ``n`` in [0, n_max] and the neutral rates ``k_r`` and ``k_A,XX``
+  (nuisance, fitted together so that their uncertainty propagates), plus any of ``eps``,
+  ``gamma``, ``power_p``, ``power_q``, ``beta_xx`` named in ``free``;
+* chi^2 = sum ((model - obs)/sigma)^2 in lifetime space; multi-start over n so that a second
+  root (uncapped variant) is found and flagged.
+
+Uncertainties: delta method (Gauss-Newton covariance ``(J^T J)^-1`` of the weighted residuals;
+``tau_A,XX^{nc-}`` by the gradient of ``1/k_A(XX^{n-})``), the profile-likelihood 68 % interval
+of n (``Delta chi^2 = 1``; one-sided at the bounds), and optionally a parametric bootstrap
+(Gaussian redraw of every observable, refit, 16/84 percentiles). In the capped variant with
+``xi = 0`` the model-free ``tau_A,XX^{nc-} = 1/(1/tau_XX^c - beta_xx k_r)`` is also reported
+(``tau_a_xx_direct_ns``) with the delta-method error of methods.md §1.6.
+
+Identifiability (methods.md §1.6 conditions, each a flag; a failing one never leaves a silent
+number): ``degenerate`` (rank-deficient Jacobian, e.g. capped with gamma = 1 and eps free: only
+eps*n is identifiable -> n is NaN and ``extras['eps_n']`` holds the product),
+``underdetermined`` (more free parameters than observables), ``auger_signal_small``
+(Y/sigma_Y < 2 and the charge-induced XX Auger rate < 2 sigma: n is an upper limit only),
+``trap_like`` (rho_rad consistent with 1, not with charging: not converted),
+``multiple_solutions``,
+``at_lower_bound`` / ``at_upper_bound`` (one-sided interval), ``poor_fit`` (chi^2 p < 0.01),
+``no_dof`` (exactly determined: no goodness of fit; with chi^2 > 3.84 also ``poor_fit``: no
+solution inside the bounds), ``<param>_at_bound``, ``tau_ratio_below_2`` (tau_X^c/tau_XX^c < 2,
+methods.md condition 2), ``neutral_inconsistent`` (k_A,XX <= 0).
+
+Note on methods.md §1.6: the closed-form estimates ``n = 1 + (Y/A_n - 1)/gamma`` (from X) and
+``n = (Z/k_A,XX - 1)/(gamma eps)`` (from XX) and the pair ``(n, gamma)`` formulas are correct for
+n >= 1 (checked against the engine); for n < 1 the X estimate must use the interpolated
+X^{n-} rates (see :mod:`qrspec.charging.forward`). They are provided in :func:`capped_closed_form`
+and used as the start of the fit. In the capped variant the optional g2_c carries no
+information on n beyond tau_X^c and tau_XX^c (both radiative rates are n-independent for xi = 0:
+g2_c = beta_xx tau_XX^c/(beta_x- tau_X^c)), so it only adds a consistency degree of freedom.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from qrspec.charging.config import ChargeModelConfig
+from qrspec.charging.forward import ModelParams, params_from_config, rates
+from qrspec.errors import QrspecError
+
+__all__ = ["NeutralReference", "ChargedObservation", "ChargingFit", "infer_charging",
+           "capped_closed_form", "FREE_PARAMS"]
+
+logger = logging.getLogger(__name__)
+
+FREE_PARAMS = ("eps", "gamma", "power_p", "power_q", "beta_xx")
+_BOUNDS = {"eps": (0.0, 1.0), "gamma": (0.0, 50.0), "power_p": (0.0, 10.0),
+           "power_q": (0.0, 10.0), "beta_xx": (0.5, 8.0)}
+
+
+def _num(name, value, *, positive=True, allow_none=False, allow_zero=False):
+    if value is None:
+        if allow_none:
+            return None
+        raise QrspecError(f"{name}=None is required")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise QrspecError(f"{name}={value!r} must be a number") from None
+    if not math.isfinite(v) or (positive and (v < 0 if allow_zero else v <= 0)):
+        cmp = ">= 0" if allow_zero else "> 0"
+        raise QrspecError(f"{name}={value!r} must be finite and {cmp}")
+    return v
+
+
+@dataclass(frozen=True)
+class NeutralReference:
+    """Neutral-period measurements of the same particle (the calibration of k_r and k_A,XX).
+
+    Give ``tau_xx0_ns`` (measured neutral biexciton lifetime) or ``tau_a_xx0_ns`` (its Auger
+    lifetime, e.g. the paper's 13.9 ns). Errors of 0 fix the value (not fitted).
+    ``g2_0`` is the low-<N> QY ratio QY_XX0/QY_X0 (finite-<N> corrected).
+    """
+
+    tau_x0_ns: float
+    tau_x0_err_ns: float = 0.0
+    tau_xx0_ns: float | None = None
+    tau_xx0_err_ns: float = 0.0
+    tau_a_xx0_ns: float | None = None
+    tau_a_xx0_err_ns: float = 0.0
+    qy_x0: float = 1.0
+    g2_0: float | None = None
+    g2_0_err: float = 0.0
+
+    def __post_init__(self):
+        _num("tau_x0_ns", self.tau_x0_ns)
+        _num("tau_x0_err_ns", self.tau_x0_err_ns, allow_zero=True)
+        if (self.tau_xx0_ns is None) == (self.tau_a_xx0_ns is None):
+            raise QrspecError(f"tau_xx0_ns={self.tau_xx0_ns!r}, tau_a_xx0_ns="
+                              f"{self.tau_a_xx0_ns!r}: give exactly one of them")
+        _num("tau_xx0_ns", self.tau_xx0_ns, allow_none=True)
+        _num("tau_a_xx0_ns", self.tau_a_xx0_ns, allow_none=True)
+        _num("tau_xx0_err_ns", self.tau_xx0_err_ns, allow_zero=True)
+        _num("tau_a_xx0_err_ns", self.tau_a_xx0_err_ns, allow_zero=True)
+        if not 0 < float(self.qy_x0) <= 1:
+            raise QrspecError(f"qy_x0={self.qy_x0!r} must be in (0, 1]")
+        _num("g2_0", self.g2_0, allow_none=True)
+        _num("g2_0_err", self.g2_0_err, allow_zero=True)
+        if self.g2_0 is not None and not self.g2_0_err > 0:
+            raise QrspecError(f"g2_0_err={self.g2_0_err!r} must be > 0 when g2_0 is given")
+
+
+@dataclass(frozen=True)
+class ChargedObservation:
+    """Measurements of one charged window: X^{nc-} and XX^{nc-} lifetimes (+ optional g2, rho)."""
+
+    tau_x_ns: float
+    tau_x_err_ns: float
+    tau_xx_ns: float
+    tau_xx_err_ns: float
+    g2: float | None = None
+    g2_err: float = 0.0
+    rad_ratio: float | None = None
+    rad_ratio_err: float = 0.0
+
+    def __post_init__(self):
+        _num("tau_x_ns", self.tau_x_ns)
+        _num("tau_x_err_ns", self.tau_x_err_ns)
+        _num("tau_xx_ns", self.tau_xx_ns)
+        _num("tau_xx_err_ns", self.tau_xx_err_ns)
+        _num("g2", self.g2, allow_none=True)
+        _num("rad_ratio", self.rad_ratio, allow_none=True)
+        if self.g2 is not None:
+            _num("g2_err", self.g2_err)
+        if self.rad_ratio is not None:
+            _num("rad_ratio_err", self.rad_ratio_err)
+
+
+@dataclass(frozen=True, eq=False)
+class ChargingFit:
+    """Result of :func:`infer_charging`.
+
+    Attributes
+    ----------
+    n : float
+        Best-fit (effective, continuous) charge number; NaN when not identifiable.
+    n_lo, n_hi : float
+        Profile-likelihood 68 % interval (Delta chi^2 = 1); at a bound it is one-sided.
+    n_err_delta : float
+        Delta-method standard error of n.
+    n_boot_lo, n_boot_hi : float
+        Bootstrap 16/84 percentiles (NaN unless ``n_boot > 0``).
+    tau_a_xx_ns, tau_a_xx_err_ns : float
+        Model tau_A,XX^{nc-} = 1/k_A(XX^{n-}) at the fit, delta-method error.
+    tau_a_xx_boot_lo_ns, tau_a_xx_boot_hi_ns : float
+        Bootstrap 16/84 percentiles of tau_A,XX^{nc-}.
+    tau_a_xx_direct_ns, tau_a_xx_direct_err_ns : float
+        Model-free 1/(1/tau_XX^c - k_r(XX)) (capped, xi = 0; NaN otherwise or when <= 0).
+    free_params : dict
+        name -> (value, delta-method error) of every fitted parameter besides n.
+    chi2, dof, p_value : float, int, float
+        Goodness of fit (p_value NaN when dof = 0).
+    flags : tuple of str
+        Identifiability / quality flags (module doc).
+    extras : dict
+        E.g. ``eps_n`` when only eps*n is identifiable, ``other_minima``.
+    success : bool
+    message : str
+    variant : str
+    """
+
+    n: float
+    n_lo: float
+    n_hi: float
+    n_err_delta: float
+    n_boot_lo: float
+    n_boot_hi: float
+    tau_a_xx_ns: float
+    tau_a_xx_err_ns: float
+    tau_a_xx_boot_lo_ns: float
+    tau_a_xx_boot_hi_ns: float
+    tau_a_xx_direct_ns: float
+    tau_a_xx_direct_err_ns: float
+    free_params: dict
+    chi2: float
+    dof: int
+    p_value: float
+    flags: tuple
+    extras: dict = field(default_factory=dict)
+    success: bool = True
+    message: str = ""
+    variant: str = "capped"
+
+    @property
+    def n_err_lo(self) -> float:
+        """n - n_lo."""
+        return self.n - self.n_lo
+
+    @property
+    def n_err_hi(self) -> float:
+        """n_hi - n."""
+        return self.n_hi - self.n
+
+
+def capped_closed_form(y_per_ns, z_per_ns, *, k_a_xx0_per_ns, eps=0.5, gamma=1.0):
+    """methods.md §1.6 closed forms of the capped variant (n >= 1 branch for the X estimate).
+
+    ``Y`` is the Auger rate of X^{nc-} and ``Z`` that of XX^{nc-}. Returns a dict with
+    ``n_from_x``, ``n_from_xx`` (gamma fixed) and ``gamma_free``, ``n_gamma_free`` (eps fixed).
+    """
+    a_n = eps * k_a_xx0_per_ns / 2.0
+    out = {"n_from_x": 1.0 + (y_per_ns / a_n - 1.0) / gamma if a_n > 0 and gamma > 0
+           else math.nan,
+           "n_from_xx": (z_per_ns / k_a_xx0_per_ns - 1.0) / (gamma * eps)
+           if gamma * eps > 0 else math.nan}
+    # with gamma free and eps fixed: (n, gamma) identifiable
+    g = 1.0 - (y_per_ns - (z_per_ns - k_a_xx0_per_ns) / 2.0) / a_n if a_n > 0 else math.nan
+    out["gamma_free"] = g
+    out["n_gamma_free"] = (z_per_ns - k_a_xx0_per_ns) / (2.0 * a_n * g) if a_n * g != 0 \
+        else math.nan
+    return out
+
+
+class _Problem:
+    """Observables, parameter layout and model predictions of one inversion."""
+
+    def __init__(self, config, neutral, obs, free, n_max):
+        self.config = config
+        self.base = params_from_config(config)
+        self.positive = config.sign == "positive"
+        self.neutral = neutral
+        self.obs = obs
+        self.n_max = n_max
+        qy = float(neutral.qy_x0)
+        self.qy = qy
+        beta = config.beta_xx
+        if "beta_xx" in free and neutral.g2_0 is not None and neutral.tau_xx0_ns is not None:
+            # per-particle estimate (methods.md §1.6): g2_0 = beta tau_XX0/tau_X0
+            beta = float(np.clip(neutral.g2_0 * neutral.tau_x0_ns / neutral.tau_xx0_ns,
+                                 *_BOUNDS["beta_xx"]))
+        self.beta0 = beta
+        k_r0 = qy / neutral.tau_x0_ns
+        k_nr0 = k_r0 * (1 - qy) / qy
+        if neutral.tau_a_xx0_ns is not None:
+            k_axx0 = 1.0 / neutral.tau_a_xx0_ns
+        else:
+            k_axx0 = 1.0 / neutral.tau_xx0_ns - beta * k_r0 - (
+                k_nr0 if config.knr_all_states else 0.0)
+        self.k_r0, self.k_axx0 = k_r0, k_axx0
+        self.eps0 = config.eps_effective
+        # parameter layout
+        self.names = ["n", *free]
+        if neutral.tau_x0_err_ns > 0:
+            self.names.append("k_r")
+        if (neutral.tau_xx0_ns is not None and neutral.tau_xx0_err_ns > 0) or (
+                neutral.tau_a_xx0_ns is not None and neutral.tau_a_xx0_err_ns > 0):
+            self.names.append("k_a_xx0")
+        fixed = {"k_r": k_r0, "k_a_xx0": k_axx0, "eps": self.eps0, "gamma": self.base.gamma,
+                 "power_p": config.power_p, "power_q": config.power_q, "beta_xx": beta}
+        self.fixed = fixed
+        lo, hi, x0 = [], [], []
+        for name in self.names:
+            if name == "n":
+                b = (0.0, float(n_max))
+            elif name in ("k_r", "k_a_xx0"):
+                b = (1e-12, np.inf)
+            else:
+                b = _BOUNDS[name]
+            lo.append(b[0])
+            hi.append(b[1])
+            x0.append(fixed.get(name, 1.0))
+        self.lo, self.hi, self.x0 = np.array(lo), np.array(hi), np.array(x0, float)
+        # observables
+        o, s, kinds = [], [], []
+
+        def add(kind, value, err):
+            if value is not None and err > 0:
+                o.append(float(value))
+                s.append(float(err))
+                kinds.append(kind)
+
+        add("tau_x0", neutral.tau_x0_ns, neutral.tau_x0_err_ns)
+        add("tau_xx0", neutral.tau_xx0_ns, neutral.tau_xx0_err_ns)
+        add("tau_a_xx0", neutral.tau_a_xx0_ns, neutral.tau_a_xx0_err_ns)
+        add("g2_0", neutral.g2_0, neutral.g2_0_err)
+        add("tau_x", obs.tau_x_ns, obs.tau_x_err_ns)
+        add("tau_xx", obs.tau_xx_ns, obs.tau_xx_err_ns)
+        add("g2", obs.g2, obs.g2_err)
+        add("rad_ratio", obs.rad_ratio, obs.rad_ratio_err)
+        self.obs_vals, self.obs_errs, self.kinds = np.array(o), np.array(s), kinds
+
+    def values(self, theta):
+        d = dict(self.fixed)
+        d.update(zip(self.names, theta, strict=True))
+        return d
+
+    def params(self, d) -> ModelParams:
+        k_r, k_axx, eps = d["k_r"], d["k_a_xx0"], d["eps"]
+        a_n, a_p = eps * k_axx / 2.0, (1.0 - eps) * k_axx / 2.0
+        if self.positive:
+            a_n, a_p = a_p, a_n
+        b = self.base
+        return replace(b, k_r=k_r, k_nr0=k_r * (1 - self.qy) / self.qy, a_n=a_n, a_p=a_p,
+                       beta_xx=d["beta_xx"], power_p=d["power_p"], power_q=d["power_q"],
+                       gamma=d["gamma"])
+
+    def predict(self, theta, values=None):
+        d = self.values(theta)
+        p = self.params(d)
+        n = d["n"]
+        kr1, ka1 = rates(p, n, 1)
+        kr2, ka2 = rates(p, n, 2)
+        knr2 = p.k_nr0 if p.knr_all_states else 0.0
+        tau_x = 1.0 / (kr1 + ka1 + p.k_nr0)
+        tau_xx = 1.0 / (kr2 + ka2 + knr2)
+        tau_xx0 = 1.0 / (p.beta_xx * p.k_r + d["k_a_xx0"] + knr2)
+        pred = {"tau_x0": self.qy / p.k_r, "tau_xx0": tau_xx0, "tau_a_xx0": 1.0 / d["k_a_xx0"],
+                "g2_0": p.beta_xx * p.k_r * tau_xx0 / self.qy, "tau_x": tau_x,
+                "tau_xx": tau_xx, "g2": kr2 * tau_xx / (kr1 * tau_x), "rad_ratio": kr1 / p.k_r}
+        return np.array([float(pred[k]) for k in self.kinds]), d, float(ka2)
+
+    def residuals(self, theta):
+        pred, _, _ = self.predict(theta)
+        return (pred - self.obs_vals) / self.obs_errs
+
+    def tau_a(self, theta):
+        _, _, ka2 = self.predict(theta)
+        return 1.0 / ka2 if ka2 > 0 else math.inf
+
+
+def _lsq(problem, x0, fix_n=None):
+    """Least-squares fit from x0 (n optionally fixed). Returns (theta, chi2, jac)."""
+    from scipy.optimize import least_squares
+
+    if fix_n is None:
+        lo, hi = problem.lo, problem.hi
+        fun = problem.residuals
+        start = np.clip(x0, lo, hi)
+    else:
+        if len(problem.names) == 1:
+            th = np.array([fix_n])
+            r = problem.residuals(th)
+            return th, float(r @ r), None
+        lo, hi = problem.lo[1:], problem.hi[1:]
+
+        def fun(t):
+            return problem.residuals(np.concatenate(([fix_n], t)))
+
+        start = np.clip(x0[1:], lo, hi)
+    scale = np.where(np.isfinite(hi) & (hi < 1e3), 1.0, np.maximum(np.abs(start), 1e-3))
+    with np.errstate(all="ignore"):
+        res = least_squares(fun, start, bounds=(lo, hi), x_scale=scale, method="trf",
+                            xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
+    th = res.x if fix_n is None else np.concatenate(([fix_n], res.x))
+    chi2 = float(res.fun @ res.fun)
+    return th, chi2, res.jac
+
+
+def _num_jac(problem, theta, func=None):
+    """Central-difference Jacobian of the weighted residuals (or of a scalar func)."""
+    f = problem.residuals if func is None else func
+    cols = []
+    for i, t in enumerate(theta):
+        h = 1e-5 * max(abs(t), 1e-3)
+        tp, tm = theta.copy(), theta.copy()
+        tp[i] = t + h
+        tm[i] = t - h
+        if tm[i] < problem.lo[i]:
+            tm[i] = t
+            cols.append((np.atleast_1d(f(tp)) - np.atleast_1d(f(tm))) / h)
+        elif tp[i] > problem.hi[i]:
+            tp[i] = t
+            cols.append((np.atleast_1d(f(tp)) - np.atleast_1d(f(tm))) / h)
+        else:
+            cols.append((np.atleast_1d(f(tp)) - np.atleast_1d(f(tm))) / (2 * h))
+    return np.stack(cols, axis=-1)
+
+
+def _profile_interval(problem, theta_hat, chi2_min, n_grid):
+    """Profile chi^2 over n: 68 % interval, and whether it has separate regions."""
+    from scipy.optimize import brentq
+
+    cache = {}
+
+    def prof(n):
+        key = round(float(n), 12)
+        if key not in cache:
+            th, c, _ = _lsq(problem, theta_hat, fix_n=float(n))
+            cache[key] = c
+        return cache[key]
+
+    grid = np.unique(np.concatenate([np.linspace(0, problem.n_max, n_grid), [theta_hat[0]]]))
+    vals = np.array([prof(n) for n in grid])
+    level = chi2_min + 1.0
+    inside = vals <= level
+    i_hat = int(np.argmin(np.abs(grid - theta_hat[0])))
+    inside[i_hat] = True
+    # contiguous region around the best fit
+    lo_i = i_hat
+    while lo_i > 0 and inside[lo_i - 1]:
+        lo_i -= 1
+    hi_i = i_hat
+    while hi_i < grid.size - 1 and inside[hi_i + 1]:
+        hi_i += 1
+
+    def edge(a, b):
+        fa, fb = prof(a) - level, prof(b) - level
+        if fa * fb > 0:
+            return b if fb <= 0 else a
+        # 1e-4 in n is far below any statistical error of n
+        return brentq(lambda x: prof(x) - level, a, b, xtol=1e-4)
+
+    n_lo = grid[0] if lo_i == 0 else edge(grid[lo_i - 1], grid[lo_i])
+    n_hi = grid[-1] if hi_i == grid.size - 1 else edge(grid[hi_i], grid[hi_i + 1])
+    separate = bool(np.any(inside[:lo_i]) or np.any(inside[hi_i + 1:]))
+    return float(n_lo), float(n_hi), separate, grid, vals
+
+
+def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
+                   config: ChargeModelConfig | None = None, *, free=(), n_max: float = 40.0,
+                   profile: bool = True, n_grid: int = 41, n_boot: int = 0, seed=None,
+                   n_starts: int = 7) -> ChargingFit:
+    """Invert the charge model for one charged window.
+
+    Parameters
+    ----------
+    neutral : NeutralReference
+        Same particle's neutral periods.
+    obs : ChargedObservation
+        The charged window.
+    config : ChargeModelConfig, optional
+        Variant and fixed parameters (default: methods.md §1.8 defaults). Its neutral lifetimes
+        are replaced by ``neutral``.
+    free : sequence of str
+        Extra fitted parameters among ``eps, gamma, power_p, power_q, beta_xx``.
+    n_max : float
+        Upper bound of n.
+    profile : bool
+        Compute the profile-likelihood interval of n (else the delta-method +/- 1 sigma).
+    n_grid : int
+        Grid points of the profile scan.
+    n_boot : int
+        Parametric-bootstrap replicates (0 = none).
+    seed : int or numpy Generator, optional
+        Bootstrap random state.
+    n_starts : int
+        Multi-start points in n.
+
+    Returns
+    -------
+    ChargingFit
+        Never raises on data that cannot decide: ``success=False`` and ``message`` instead.
+    """
+    from scipy.stats import chi2 as chi2_dist
+
+    config = ChargeModelConfig() if config is None else config
+    if not isinstance(config, ChargeModelConfig):
+        raise QrspecError(f"config={config!r} must be a ChargeModelConfig")
+    if not isinstance(neutral, NeutralReference):
+        raise QrspecError(f"neutral={neutral!r} must be a NeutralReference")
+    if not isinstance(obs, ChargedObservation):
+        raise QrspecError(f"obs={obs!r} must be a ChargedObservation")
+    free = tuple(free)
+    bad = [f for f in free if f not in FREE_PARAMS]
+    if bad or len(set(free)) != len(free):
+        raise QrspecError(f"free={free!r}: each must be one of {FREE_PARAMS}, no repeats")
+    if config.variant == "levels":
+        raise QrspecError("variant='levels' is too slow to invert; use 'capped', 'uncapped' or "
+                          "'power_law' (the engine is their reference)")
+    if "eps" in free and config.tau_a_xminus_ns is not None:
+        raise QrspecError("free=('eps', ...) needs a config with tau_a_xx0_ns, not trion "
+                          "Auger lifetimes")
+    n_max = _num("n_max", n_max)
+    if int(n_grid) < 5:
+        raise QrspecError(f"n_grid={n_grid!r} must be >= 5")
+    if int(n_boot) < 0:
+        raise QrspecError(f"n_boot={n_boot!r} must be >= 0")
+
+    problem = _Problem(config, neutral, obs, free, n_max)
+    nan = math.nan
+    flags = []
+    base = dict(n=nan, n_lo=nan, n_hi=nan, n_err_delta=nan, n_boot_lo=nan, n_boot_hi=nan,
+                tau_a_xx_ns=nan, tau_a_xx_err_ns=nan, tau_a_xx_boot_lo_ns=nan,
+                tau_a_xx_boot_hi_ns=nan, tau_a_xx_direct_ns=nan, tau_a_xx_direct_err_ns=nan,
+                free_params={}, chi2=nan, dof=0, p_value=nan, variant=config.variant)
+
+    if problem.k_axx0 <= 0:
+        return ChargingFit(**base, flags=("neutral_inconsistent",), success=False,
+                           message=f"neutral k_A,XX = {problem.k_axx0:.4g} /ns <= 0: tau_xx0_ns "
+                                   f"is not shorter than the radiative 1/(beta_xx k_r)")
+    n_obs, n_par = problem.obs_vals.size, len(problem.names)
+    dof = n_obs - n_par
+    if dof < 0:
+        return ChargingFit(**base, flags=("underdetermined",), success=False,
+                           message=f"{n_par} free parameters {problem.names} but only {n_obs} "
+                                   f"observables {problem.kinds}")
+
+    # model-free tau_A,XX^{nc-} (capped, xi = 0: k_r(XX) = beta_xx k_r for every n)
+    direct, direct_err = nan, nan
+    if config.variant in ("capped", "power_law") and config.xi_rad == 0:
+        knr2 = problem.k_r0 * (1 - problem.qy) / problem.qy if config.knr_all_states else 0.0
+        z = 1.0 / obs.tau_xx_ns - problem.beta0 * problem.k_r0 - knr2
+        if z > 0:
+            direct = 1.0 / z
+            s_kr = problem.qy * neutral.tau_x0_err_ns / neutral.tau_x0_ns**2
+            direct_err = direct**2 * math.sqrt(obs.tau_xx_err_ns**2 / obs.tau_xx_ns**4
+                                               + (problem.beta0 * s_kr) ** 2)
+        else:
+            flags.append("no_xx_auger")
+    base.update(tau_a_xx_direct_ns=direct, tau_a_xx_direct_err_ns=direct_err)
+
+    # trap-like dim state: radiative ratio consistent with 1 and not with charging
+    if obs.rad_ratio is not None:
+        z1 = abs(obs.rad_ratio - 1.0) / obs.rad_ratio_err
+        zc = abs(obs.rad_ratio - config.beta_xminus) / obs.rad_ratio_err
+        if z1 < 2.0 and zc > 2.0:
+            return ChargingFit(**base, flags=(*flags, "trap_like"), success=False,
+                               message=f"rad_ratio={obs.rad_ratio:.3g}+-{obs.rad_ratio_err:.2g} "
+                                       "is consistent with 1 (trap/BC blinking), not with "
+                                       "charging; not converted to n_c")
+
+    # multi-start fit
+    starts = list(np.linspace(0.0, n_max, max(int(n_starts), 2)))
+    if config.variant == "capped":
+        y = 1.0 / obs.tau_x_ns - config.beta_xminus * problem.k_r0 - problem.k_r0 * (
+            1 - problem.qy) / problem.qy
+        cf = capped_closed_form(y, 1.0 / obs.tau_xx_ns - problem.beta0 * problem.k_r0,
+                                k_a_xx0_per_ns=problem.k_axx0, eps=problem.eps0,
+                                gamma=config.gamma)
+        starts += [v for v in (cf["n_from_x"], cf["n_from_xx"]) if np.isfinite(v)]
+    fits = []
+    for n0 in starts:
+        x0 = problem.x0.copy()
+        x0[0] = min(max(n0, 0.0), n_max)
+        th, c, _ = _lsq(problem, x0)
+        fits.append((c, th))
+    fits.sort(key=lambda t: t[0])
+    chi2_min, theta = fits[0]
+    others = sorted({round(float(th[0]), 3) for c, th in fits[1:]
+                     if c <= chi2_min + 1.0 and abs(th[0] - theta[0]) > 0.05 * max(1, theta[0])
+                     and abs(th[0] - theta[0]) > 0.05})
+    extras = {}
+    if others:
+        extras["other_minima"] = others
+
+    # delta method and identifiability
+    jac = _num_jac(problem, theta)
+    s = np.linalg.svd(jac, compute_uv=False)
+    degenerate = s.size < n_par or s[-1] <= 1e-7 * s[0]
+    cov = np.linalg.pinv(jac.T @ jac)
+    p_value = float(chi2_dist.sf(chi2_min, dof)) if dof > 0 else nan
+    d = problem.values(theta)
+    free_out = {}
+    for i, name in enumerate(problem.names[1:], start=1):
+        free_out[name] = (float(theta[i]), float(math.sqrt(max(cov[i, i], 0.0))))
+    base.update(chi2=chi2_min, dof=dof, p_value=p_value, free_params=free_out)
+
+    if degenerate:
+        flags.append("degenerate")
+        msg = (f"parameters {problem.names} are not all identifiable (singular values "
+               f"{np.array2string(s, precision=3)})")
+        if config.variant == "capped" and "eps" in free and "gamma" not in free \
+                and config.gamma == 1.0:
+            extras["eps_n"] = float(d["eps"] * d["n"])
+            msg = ("capped variant with gamma=1: only eps*n is identifiable "
+                   f"(eps*n = {extras['eps_n']:.4g}); fix eps or calibrate A_n from an n=1 period")
+        return ChargingFit(**base, flags=tuple(flags), extras=extras, success=False,
+                           message=msg)
+
+    n_hat = float(theta[0])
+    n_err = float(math.sqrt(max(cov[0, 0], 0.0)))
+    tau_a = problem.tau_a(theta)
+    g = _num_jac(problem, theta, func=problem.tau_a).ravel()
+    tau_a_err = float(math.sqrt(max(g @ cov @ g, 0.0)))
+
+    if profile:
+        n_lo, n_hi, separate, _, _ = _profile_interval(problem, theta, chi2_min, int(n_grid))
+        if separate:
+            flags.append("multiple_solutions")
+    else:
+        n_lo, n_hi = max(n_hat - n_err, 0.0), min(n_hat + n_err, n_max)
+    if others and "multiple_solutions" not in flags:
+        flags.append("multiple_solutions")
+    if n_lo <= 1e-9:
+        flags.append("at_lower_bound")
+    if n_hi >= n_max - 1e-9:
+        flags.append("at_upper_bound")
+
+    # Auger-signal test (methods.md §1.6 condition 1)
+    p_hat = problem.params(d)
+    kr1, _ = rates(p_hat, n_hat, 1)
+    y = 1.0 / obs.tau_x_ns - float(kr1) - p_hat.k_nr0
+    sig_y = obs.tau_x_err_ns / obs.tau_x_ns**2
+    kr2, _ = rates(p_hat, n_hat, 2)
+    knr2 = p_hat.k_nr0 if p_hat.knr_all_states else 0.0
+    zc = 1.0 / obs.tau_xx_ns - float(kr2) - knr2 - d["k_a_xx0"]
+    sig_z = obs.tau_xx_err_ns / obs.tau_xx_ns**2
+    extras.update(auger_x_per_ns=y, auger_x_snr=y / sig_y, auger_xx_extra_per_ns=zc,
+                  auger_xx_snr=zc / sig_z)
+    if y / sig_y < 2.0 and zc / sig_z < 2.0:
+        flags.append("auger_signal_small")
+    if obs.tau_x_ns / obs.tau_xx_ns < 2.0:
+        flags.append("tau_ratio_below_2")
+    for i, name in enumerate(problem.names[1:], start=1):
+        if name in _BOUNDS and (theta[i] <= problem.lo[i] + 1e-9
+                                or theta[i] >= problem.hi[i] - 1e-9):
+            flags.append(f"{name}_at_bound")
+    if dof == 0:
+        flags.append("no_dof")
+        # exactly determined: an exact solution exists unless the bounds exclude it
+        if chi2_min > 3.84:  # > 95 % point of chi2(1): no solution within the bounds
+            flags.append("poor_fit")
+    elif p_value < 0.01:
+        flags.append("poor_fit")
+
+    # bootstrap
+    n_boot = int(n_boot)
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        ns, tas = [], []
+        vals0 = problem.obs_vals.copy()
+        for _ in range(n_boot):
+            draw = vals0 + rng.normal(0.0, problem.obs_errs)
+            if np.any(draw[[i for i, k in enumerate(problem.kinds) if k.startswith("tau")]]
+                      <= 0):
+                continue
+            problem.obs_vals = draw
+            th, _, _ = _lsq(problem, theta)
+            ns.append(th[0])
+            tas.append(problem.tau_a(th))
+        problem.obs_vals = vals0
+        if ns:
+            base.update(n_boot_lo=float(np.percentile(ns, 15.87)),
+                        n_boot_hi=float(np.percentile(ns, 84.13)),
+                        tau_a_xx_boot_lo_ns=float(np.percentile(tas, 15.87)),
+                        tau_a_xx_boot_hi_ns=float(np.percentile(tas, 84.13)))
+
+    msg = ""
+    success = True
+    if "poor_fit" in flags:
+        success = False
+        msg = (f"model inconsistent with data: chi2={chi2_min:.3g} for dof={dof}"
+               + ("; no parameters within the bounds reproduce the data" if dof == 0 else ""))
+    elif "auger_signal_small" in flags:
+        msg = (f"Auger signal too small (Y/sigma_Y = {y / sig_y:.2g}): n is an upper limit, "
+               f"n < {n_hi:.3g}")
+    elif "multiple_solutions" in flags:
+        msg = "several n fit equally well; interval spans the best one only, see extras"
+    base.update(n=n_hat, n_lo=n_lo, n_hi=n_hi, n_err_delta=n_err, tau_a_xx_ns=tau_a,
+                tau_a_xx_err_ns=tau_a_err)
+    return ChargingFit(**base, flags=tuple(flags), extras=extras, success=success,
+                       message=msg)
