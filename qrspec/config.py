@@ -26,10 +26,10 @@ class ChargeModelParams:
     """
 
     variant: str = "capped"
-    epsilon: float = 0.5
+    eps: float = 0.5
     gamma: float = 1.0
     qy_x0: float = 1.0
-    beta_x: float = 2.0
+    beta_xminus: float = 2.0
     beta_xx: float = 4.0
     tau_a_xx0_ns: float | None = None
 
@@ -62,8 +62,9 @@ class AnalysisConfig:
         Fewer photons in a state's decay: its fit is flagged, not used.
     fit_method : str
         ``"mle"`` (Poisson maximum likelihood) or ``"lsq"``.
-    charging_window_s : float or None
-        n_c(t) from sliding windows of this length over charged time; ``None``: per segment.
+    charging_window_s : float
+        Each n_c(t), tau_A(t) point pools consecutive charged segments until they hold at least
+        this much charged time (short segments alone hold too few photon pairs).
     single_emitter_max_g2 : float
         Gated g2(0) must be significantly below this for a single-emitter verdict.
     charge_model : ChargeModelParams
@@ -81,7 +82,7 @@ class AnalysisConfig:
     max_levels: int = 8
     min_decay_photons: int = 200
     fit_method: str = "mle"
-    charging_window_s: float | None = None
+    charging_window_s: float = 5.0
     single_emitter_max_g2: float = 0.5
     charge_model: ChargeModelParams = field(default_factory=ChargeModelParams)
 
@@ -108,11 +109,11 @@ class AnalysisConfig:
             raise QrspecError(f"fit_method={self.fit_method!r} must be 'mle' or 'lsq'")
         if not (isinstance(self.gate_ns, int | float) and self.gate_ns >= 0):
             raise QrspecError(f"gate_ns={self.gate_ns!r} must be >= 0")
-        if self.charging_window_s is not None and not self.charging_window_s > 0:
+        if not (isinstance(self.charging_window_s, int | float) and self.charging_window_s > 0):
             raise QrspecError(f"charging_window_s={self.charging_window_s!r} must be > 0")
-        if self.charge_model.variant not in ("capped", "uncapped", "power"):
+        if self.charge_model.variant not in ("capped", "uncapped", "power_law"):
             raise QrspecError(f"charge_model.variant={self.charge_model.variant!r} must be "
-                              "'capped', 'uncapped' or 'power'")
+                              "'capped', 'uncapped' or 'power_law'")
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:

@@ -287,6 +287,34 @@ class Photons:
             nanotimes=None if self.nanotimes is None else self.nanotimes[keep],
         )
 
+    def select_windows(self, windows_s) -> Photons:
+        """Return the photons inside any of several half-open time windows.
+
+        Parameters
+        ----------
+        windows_s : array_like, shape (n, 2)
+            ``(start_s, stop_s)`` rows on ``timestamps * timestamps_unit``, sorted and
+            non-overlapping (as :meth:`qrspec.levels.Segments.windows` returns them); edges are
+            rounded up to whole ticks.
+        """
+        w = np.asarray(windows_s, dtype=np.float64).reshape(-1, 2)
+        if w.size and (np.any(w[:, 1] <= w[:, 0]) or np.any(w[1:, 0] < w[:-1, 1])):
+            raise ValueError("windows_s must be sorted, non-overlapping (start, stop) rows with "
+                             "start < stop")
+        a = np.ceil(w[:, 0] / self.timestamps_unit - 1e-9).astype(np.int64)
+        b = np.ceil(w[:, 1] / self.timestamps_unit - 1e-9).astype(np.int64)
+        lo = np.searchsorted(self.timestamps, a, "left")
+        hi = np.searchsorted(self.timestamps, b, "left")
+        lengths = hi - lo
+        idx = np.repeat(lo - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) \
+            + np.arange(int(lengths.sum()))
+        return replace(
+            self,
+            timestamps=self.timestamps[idx],
+            detectors=self.detectors[idx],
+            nanotimes=None if self.nanotimes is None else self.nanotimes[idx],
+        )
+
     def __repr__(self) -> str:
         mode = "T3" if self.is_t3 else "T2"
         return (

@@ -27,7 +27,7 @@ def test_config_json_round_trip():
                          charging_window_s=2.0)
     again = AnalysisConfig.from_json(cfg.to_json())
     assert again == cfg
-    assert again.charge_model.variant == "capped" and again.charge_model.epsilon == 0.5
+    assert again.charge_model.variant == "capped" and again.charge_model.eps == 0.5
     assert cfg.replace(g2_bin_ns=0.25).g2_bin_ns == 0.25
 
 

@@ -18,6 +18,7 @@ import click
 
 # command name -> (module, attribute, one-line help shown by `qrspec --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("qrspec.cli.demo", "demo", "Simulate, analyse and tabulate a small population."),
     "info": ("qrspec.cli.info", "info", "Describe TTTR files: record type, rates, photons."),
     "analyze": ("qrspec.cli.analyze", "analyze", "Full analysis of one particle into HDF5."),
     "batch": ("qrspec.cli.batch", "batch", "Analyse many particles into one results file."),

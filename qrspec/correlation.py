@@ -1,0 +1,786 @@
+"""Pulsed second-order correlation g2(tau): histograms, peak areas, gate scans.
+
+Lag convention: ``lag = t(detectors[1]) - t(detectors[0]) - delay_ns``.
+
+Exact integer time base. Absolute times are integers in a quantum ``q``:
+
+* T3: ``t = (timestamp - ts0) * tick_q + nanotime * nt_q`` with ``q`` the coarsest of
+  1, 0.1, 0.01, 0.001 ps in which the TCSPC bin is a whole number (16 ps -> q = 1 ps,
+  70.24 ps -> q = 0.01 ps), ``nt_q = nanotimes_unit / q`` and ``tick_q = round(sync period /
+  q)``. The sync period is not in general a whole number of TCSPC bins (e.g. 200.0016 ns /
+  64 ps = 3125.025), which is why times are not counted in TCSPC bins; rounding the period to
+  ``q`` shifts a lag of k periods by at most ``k * q / 2`` (0.5 ps per period at q = 1 ps).
+* T2: ``t = timestamp - ts0`` (``q = timestamps_unit``).
+
+Lag bins are ``[lag_lo + i * bin_q, lag_lo + (i + 1) * bin_q)`` with integer ``bin_q =
+round(bin_ns / q)`` and ``lag_lo = -n_half * bin_q``: lag 0 is a bin edge, the axis is symmetric,
+and with ``max_lag_periods = K`` it spans at least ``(K + 1/2)`` periods on each side, so the
+K-th side peaks are complete. Pairs are counted exactly (no float truncation of the window).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from qrspec.errors import QrspecError
+from qrspec.photons import Photons, _gate_bins
+from qrspec.trace import _N_DET, _chunks, _detector_list, _pair, _positive_float
+
+__all__ = [
+    "G2Accumulator",
+    "G2Curve",
+    "G2GateScan",
+    "G2Peaks",
+    "find_comb_period_ns",
+    "g2",
+    "g2_gate_scan",
+    "g2_peaks",
+]
+
+logger = logging.getLogger(__name__)
+
+_INT_LIMIT = 1 << 62
+
+
+@dataclass(frozen=True, eq=False)
+class G2Curve:
+    """Histogram of photon-pair lags.
+
+    Attributes
+    ----------
+    counts : ndarray of int64, shape (n_bins,)
+        Pairs per lag bin.
+    edges_ns : ndarray of float64, shape (n_bins + 1,)
+        Bin edges in ns (exact multiples of the time quantum; lag 0 is an edge).
+    bin_ns : float
+        Bin width actually used.
+    period_ns : float
+        Laser period (NaN when unknown).
+    detectors : tuple of int
+        ``(start, stop)`` detectors in cross mode; the merged detectors in auto mode.
+    mode : str
+        ``"cross"`` or ``"auto"``.
+    gate_ns : tuple of float or None
+        Nanotime gate applied to both photons.
+    gate_offsets_ns : tuple of float or None
+        Per-detector shift of the gate.
+    delay_ns : float
+        Cable delay subtracted from every lag.
+    n_photons : tuple of int
+        Photons used on each side (cross: detectors[0], detectors[1]; auto: merged, merged).
+    duration_s : float
+        Total time covered (sum of ``window_lengths_s``).
+    window_lengths_s : ndarray of float64
+        Lengths of the disjoint time windows the photons were restricted to (one window spanning
+        the data when no ``time_windows_s`` were given). Used by :func:`g2_peaks` to correct side
+        peaks for the pairs a window edge removes.
+    quantum_s : float
+        Integer time quantum.
+    """
+
+    counts: np.ndarray
+    edges_ns: np.ndarray
+    bin_ns: float
+    period_ns: float
+    detectors: tuple
+    mode: str
+    gate_ns: tuple | None
+    gate_offsets_ns: tuple | None
+    delay_ns: float
+    n_photons: tuple
+    duration_s: float
+    window_lengths_s: np.ndarray
+    quantum_s: float
+
+    @property
+    def lag_ns(self) -> np.ndarray:
+        """Bin centres in ns."""
+        return 0.5 * (self.edges_ns[:-1] + self.edges_ns[1:])
+
+    @property
+    def normalization(self) -> float:
+        """Expected pairs per bin for uncorrelated (Poissonian, unpulsed) photons.
+
+        ``N0 * N1 * bin / duration`` (cross) or ``N (N - 1) * bin / duration`` (auto).
+        """
+        n0, n1 = self.n_photons
+        if self.mode == "auto":
+            n1 = n1 - 1
+        if self.duration_s <= 0:
+            return float("nan")
+        return n0 * n1 * self.bin_ns * 1e-9 / self.duration_s
+
+    @property
+    def g2(self) -> np.ndarray:
+        """``counts / normalization`` (for pulsed data use :func:`g2_peaks`)."""
+        norm = self.normalization
+        if not norm > 0:
+            return np.full(self.counts.size, np.nan)
+        return self.counts / norm
+
+
+@dataclass(frozen=True, eq=False)
+class G2Peaks:
+    """Peak areas of a pulsed g2 and g2(0) = centre / mean side.
+
+    A bin belongs to peak ``k`` if its centre lies in ``[k P - w/2, k P + w/2)``.
+
+    Attributes
+    ----------
+    peaks : ndarray of int
+        Peak indices ``k`` (lag ~ k periods), centre included.
+    areas : ndarray of int64
+        Raw pair counts in each peak window.
+    exposure_factors : ndarray of float64
+        Correction of each peak for pairs lost at time-window edges,
+        ``sum(L) / sum(max(L - |k| P, 0))`` over the window lengths ``L`` (1 for the centre).
+    centre : int
+        Centre-peak area C0.
+    side_mean : float
+        Mean corrected side-peak area S.
+    n_side : int
+        Number of side peaks averaged.
+    g2_0 : float
+        ``C0 / S``.
+    g2_0_err : float
+        Poisson standard error ``g2_0 * sqrt(1 / C0 + 1 / sum(raw side areas))`` (NaN if C0 = 0).
+    g2_0_ci95 : tuple of float
+        Clopper-Pearson 95 % interval of ``C0 / (C0 + sum side)`` mapped to g2(0).
+    window_ns : float
+        Peak window width.
+    period_ns : float
+        Period used.
+    """
+
+    peaks: np.ndarray
+    areas: np.ndarray
+    exposure_factors: np.ndarray
+    centre: int
+    side_mean: float
+    n_side: int
+    g2_0: float
+    g2_0_err: float
+    g2_0_ci95: tuple
+    window_ns: float
+    period_ns: float
+
+    @property
+    def side_areas(self) -> np.ndarray:
+        """Corrected side-peak areas (peaks != 0)."""
+        side = self.peaks != 0
+        return self.areas[side] * self.exposure_factors[side]
+
+
+@dataclass(frozen=True, eq=False)
+class G2GateScan:
+    """g2(0; T_g) for several gate starts, from one pass over the pairs.
+
+    A photon of detector ``d`` passes gate ``T`` if ``nanotime - offset_d >= T`` (and below the
+    common stop). Values equal :func:`g2_peaks` of :func:`g2` with ``gate_ns=(T, stop)``.
+
+    Attributes
+    ----------
+    gates_ns : ndarray of float64
+        Gate starts actually used (whole TCSPC bins).
+    centre : ndarray of int64
+        Centre-peak area per gate.
+    side_areas : ndarray of int64, shape (n_gates, n_side)
+        Raw side-peak areas per gate.
+    side_peaks : ndarray of int
+        Side-peak indices.
+    side_mean : ndarray of float64
+        Mean exposure-corrected side area per gate.
+    g2_0, g2_0_err : ndarray of float64
+        As in :class:`G2Peaks`, per gate.
+    g2_0_ci95 : ndarray of float64, shape (n_gates, 2)
+        Clopper-Pearson 95 % intervals.
+    curve : G2Curve
+        The ungated (stop-gated only) curve of the same pairs.
+    """
+
+    gates_ns: np.ndarray
+    centre: np.ndarray
+    side_areas: np.ndarray
+    side_peaks: np.ndarray
+    side_mean: np.ndarray
+    g2_0: np.ndarray
+    g2_0_err: np.ndarray
+    g2_0_ci95: np.ndarray
+    curve: G2Curve
+
+
+# ------------------------------------------------------------------ time base
+def _quantum(photons: Photons) -> tuple[float, int, int]:
+    """(q_s, tick_q, nt_q) of the integer time base (see module docstring)."""
+    if not photons.is_t3:
+        return photons.timestamps_unit, 1, 0
+    res = photons.nanotimes_unit
+    for q in (1e-12, 1e-13, 1e-14, 1e-15):
+        x = res / q
+        if abs(x - round(x)) < 1e-6 * x:
+            return q, int(round(photons.timestamps_unit / q)), int(round(x))
+    logger.warning("nanotimes_unit=%r s is not a whole number of fs: the sync period is "
+                   "rounded to whole TCSPC bins for g2 lags", res)
+    return res, int(round(photons.timestamps_unit / res)), 1
+
+
+class _PairScanner:
+    """Shared set-up of the pair kernels: tables, time base, windows, chunk tails."""
+
+    def __init__(self, *, detectors, mode, max_lag_periods, max_lag_ns, bin_ns, gate_ns,
+                 gate_offsets_ns, delay_ns, time_windows_s, period_ns, need_nanotimes=False):
+        if mode not in ("cross", "auto"):
+            raise QrspecError(f"mode={mode!r} must be 'cross' or 'auto'")
+        dets = _detector_list(detectors)
+        if mode == "cross" and len(dets) != 2:
+            raise QrspecError(f"detectors={detectors!r} must be two distinct detectors in "
+                              "cross mode")
+        self.detectors = tuple(dets)
+        self.mode = mode
+        self.bin_ns_req = _positive_float("bin_ns", bin_ns)
+        if max_lag_ns is not None:
+            _positive_float("max_lag_ns", max_lag_ns)
+        if not (isinstance(max_lag_periods, int | np.integer) and max_lag_periods >= 1):
+            raise QrspecError(f"max_lag_periods={max_lag_periods!r} must be an integer >= 1")
+        self.max_lag_ns = max_lag_ns
+        self.max_lag_periods = int(max_lag_periods)
+        self.gate_ns = None if gate_ns is None else _pair("gate_ns", gate_ns)
+        if gate_offsets_ns is not None:
+            off = np.asarray(gate_offsets_ns, dtype=np.float64)
+            if off.shape != (len(dets),) or not np.all(np.isfinite(off)):
+                raise QrspecError(f"gate_offsets_ns={gate_offsets_ns!r} must hold one finite "
+                                  f"offset per detector ({len(dets)})")
+            self.gate_offsets_ns = tuple(float(x) for x in off)
+        else:
+            self.gate_offsets_ns = None
+        try:
+            self.delay_ns = float(delay_ns)
+        except (TypeError, ValueError):
+            raise QrspecError(f"delay_ns={delay_ns!r} must be a number") from None
+        if not math.isfinite(self.delay_ns):
+            raise QrspecError(f"delay_ns={delay_ns!r} must be finite")
+        if mode == "auto" and self.delay_ns != 0:
+            raise QrspecError(f"delay_ns={delay_ns!r} must be 0 in auto mode")
+        if period_ns is not None:
+            _positive_float("period_ns", period_ns)
+        self.period_ns_req = period_ns
+        self.windows_s = time_windows_s
+        self.need_nanotimes = need_nanotimes
+        self._ready = False
+        self._tail = None
+        self.n_used = np.zeros(2, np.int64)
+        self.ts_first = None
+        self.ts_last = None
+
+    # set-up from the first chunk -------------------------------------------------------
+    def _setup(self, ph: Photons) -> None:
+        if self.need_nanotimes and not ph.is_t3:
+            raise QrspecError("a gate scan needs T3 data (nanotimes); this is T2 data")
+        if self.gate_ns is not None and not ph.is_t3:
+            raise QrspecError(f"gate_ns={self.gate_ns!r} needs T3 data (nanotimes); this is "
+                              "T2 data")
+        self.unit = ph.timestamps_unit
+        self.is_t3 = ph.is_t3
+        self.nt_unit = ph.nanotimes_unit
+        self.q_s, self.tick_q, self.nt_q = _quantum(ph)
+        if self.period_ns_req is not None:
+            self.period_ns = float(self.period_ns_req)
+        elif ph.is_t3:
+            self.period_ns = ph.timestamps_unit * 1e9
+        elif ph.sync_rate_hz > 0:
+            self.period_ns = 1e9 / ph.sync_rate_hz
+        else:
+            self.period_ns = float("nan")
+        q_ns = self.q_s * 1e9
+        self.bin_q = max(1, int(round(self.bin_ns_req / q_ns)))
+        if self.max_lag_ns is not None:
+            half = float(self.max_lag_ns)
+        else:
+            if not math.isfinite(self.period_ns):
+                raise QrspecError("max_lag_periods needs the laser period: pass period_ns= or "
+                                  "max_lag_ns= (T2 data without sync_rate_hz)")
+            half = (self.max_lag_periods + 0.5) * self.period_ns
+        self.n_half = max(1, math.ceil(half / q_ns / self.bin_q - 1e-9))
+        self.lag_lo_q = -self.n_half * self.bin_q
+        self.delay_q = int(round(self.delay_ns / q_ns))
+        self.role = np.full(_N_DET, -1, np.int64)
+        if self.mode == "cross":
+            self.role[self.detectors[0]] = 0
+            self.role[self.detectors[1]] = 1
+        else:
+            self.role[list(self.detectors)] = 0
+        self.gate_lo = np.zeros(_N_DET, np.int64)
+        self.gate_hi = np.full(_N_DET, 1 << 20, np.int64)
+        self.offsets_bins = np.zeros(_N_DET, np.int64)
+        if self.gate_offsets_ns is not None:
+            if not ph.is_t3:
+                raise QrspecError("gate_offsets_ns needs T3 data (nanotimes)")
+            res_ns = ph.nanotimes_unit * 1e9
+            self.offsets_bins[list(self.detectors)] = np.rint(
+                np.asarray(self.gate_offsets_ns) / res_ns).astype(np.int64)
+        if self.gate_ns is not None:
+            g0, g1 = _gate_bins(self.gate_ns, ph.nanotimes_unit)
+            self.gate_lo[:] = g0 + self.offsets_bins
+            self.gate_hi[:] = g1 + self.offsets_bins
+        self.win = None
+        if self.windows_s is not None:
+            self.win = _merge_windows(self.windows_s, self.unit)
+        self.ts0 = int(ph.timestamps[0])
+        ntmax_q = 65535 * self.nt_q
+        self.reach_q = max(-self.lag_lo_q, self.lag_lo_q + self.n_bins * self.bin_q) \
+            + abs(self.delay_q) + ntmax_q
+        self.reach_ticks = self.reach_q // self.tick_q + 1
+        self._ready = True
+
+    @property
+    def n_bins(self) -> int:
+        return 2 * self.n_half
+
+    # streaming ----------------------------------------------------------------------------
+    def calls(self, ph: Photons) -> list:
+        """Kernel inputs ``(ts, nt, det, mask, j_start, ntmax_q)`` for a new chunk.
+
+        The chunk alone (``j_start = 0``), then, if photons were carried, the boundary: the
+        carried tail followed by the chunk's photons within reach of it (``j_start`` = tail
+        length, counting only tail-chunk pairs). The chunk is never copied.
+        """
+        if not isinstance(ph, Photons):
+            raise QrspecError(f"photons={type(ph).__name__} must be a Photons chunk")
+        if not self._ready:
+            if ph.size == 0:
+                return []
+            self._setup(ph)
+        elif ph.timestamps_unit != self.unit or ph.is_t3 != self.is_t3:
+            raise QrspecError("all chunks must share timestamps_unit and T2/T3 mode")
+        if ph.size == 0:
+            return []
+        ts, det = ph.timestamps, ph.detectors
+        nt = ph.nanotimes if ph.is_t3 else np.zeros(0, np.uint16)
+        if self.ts_first is None:
+            self.ts_first = int(ts[0])
+        self.ts_last = int(ts[-1])
+        span_q = (self.ts_last - self.ts0 + 1) * self.tick_q + 65536 * self.nt_q
+        if span_q >= _INT_LIMIT:
+            raise QrspecError(f"measurement too long for the integer time base "
+                              f"(quantum {self.q_s:.3g} s)")
+        mask = _in_windows(ts, *self.win) if self.win is not None else np.zeros(0, np.bool_)
+        out = [(ts, nt, det, mask, 0, (int(nt.max()) if nt.size else 0) * self.nt_q)]
+        tail = self._tail
+        if tail is not None:
+            tts, tdet, tnt, tmask = tail
+            m = int(np.searchsorted(ts, int(tts[-1]) + self.reach_ticks, side="right"))
+            bts = np.concatenate([tts, ts[:m]])
+            bnt = np.concatenate([tnt, nt[:m]]) if self.is_t3 else nt[:0]
+            bmask = np.concatenate([tmask, mask[:m]]) if self.win is not None else mask
+            ntmax_q = (int(bnt.max()) if bnt.size else 0) * self.nt_q
+            out.append((bts, bnt, np.concatenate([tdet, det[:m]]), bmask, tts.size, ntmax_q))
+        # carry every photon (old tail included) that later photons can still reach
+        cut = self.ts_last - self.reach_ticks
+        k = int(np.searchsorted(ts, cut, side="left"))
+        parts = [(ts[k:], det[k:], nt[k:] if self.is_t3 else None,
+                  mask[k:] if self.win is not None else None)]
+        if k == 0 and tail is not None:
+            kt = int(np.searchsorted(tail[0], cut, side="left"))
+            parts.insert(0, tuple(None if x is None else x[kt:] for x in tail))
+        self._tail = tuple(None if parts[0][i] is None else
+                           np.concatenate([p[i] for p in parts]) for i in range(4))
+        return out
+
+    def curve(self, counts: np.ndarray) -> G2Curve:
+        q_ns = self.q_s * 1e9
+        edges = (self.lag_lo_q + self.bin_q * np.arange(self.n_bins + 1)) * q_ns
+        if self.win is not None:
+            lo = np.maximum(self.win[0], self.ts_first if self.ts_first is not None else 0)
+            hi = np.minimum(self.win[1], (self.ts_last + 1) if self.ts_last is not None else 0)
+            lengths = np.maximum(hi - lo, 0) * self.unit
+            lengths = lengths[lengths > 0]
+        elif self.ts_first is not None:
+            lengths = np.array([(self.ts_last + 1 - self.ts_first) * self.unit])
+        else:
+            lengths = np.zeros(0)
+        n0, n1 = int(self.n_used[0]), int(self.n_used[1])
+        if self.mode == "auto":
+            n1 = n0
+        return G2Curve(counts, edges, self.bin_q * q_ns, self.period_ns, self.detectors,
+                       self.mode, self.gate_ns, self.gate_offsets_ns, self.delay_ns, (n0, n1),
+                       float(lengths.sum()), lengths, self.q_s)
+
+
+def _merge_windows(windows_s, unit):
+    from qrspec.decay import _windows_ticks
+
+    lo, hi = _windows_ticks(windows_s, unit)
+    order = np.argsort(lo, kind="stable")
+    lo, hi = lo[order], hi[order]
+    out_lo, out_hi = [int(lo[0])], [int(hi[0])]
+    for a, b in zip(lo[1:], hi[1:], strict=True):
+        if a <= out_hi[-1]:  # overlapping or adjacent: one window
+            out_hi[-1] = max(out_hi[-1], int(b))
+        else:
+            out_lo.append(int(a))
+            out_hi.append(int(b))
+    return np.array(out_lo, np.int64), np.array(out_hi, np.int64)
+
+
+def _in_windows(ts, lo, hi) -> np.ndarray:
+    idx = np.searchsorted(lo, ts, side="right") - 1
+    ok = idx >= 0
+    return ok & (ts < hi[np.maximum(idx, 0)])
+
+
+# ------------------------------------------------------------------ g2
+class G2Accumulator:
+    """Build a :class:`G2Curve` from time-ordered photon chunks (bounded memory).
+
+    The photons of a chunk that can still pair with later photons (within the lag range) are
+    carried to the next chunk, so the result equals :func:`g2` on all photons. Parameters are
+    those of :func:`g2`.
+    """
+
+    def __init__(self, *, detectors=(0, 1), mode="cross", max_lag_periods=5, max_lag_ns=None,
+                 bin_ns=0.5, gate_ns=None, gate_offsets_ns=None, delay_ns=0.0,
+                 time_windows_s=None, period_ns=None):
+        self._scan = _PairScanner(detectors=detectors, mode=mode,
+                                  max_lag_periods=max_lag_periods, max_lag_ns=max_lag_ns,
+                                  bin_ns=bin_ns, gate_ns=gate_ns, gate_offsets_ns=gate_offsets_ns,
+                                  delay_ns=delay_ns, time_windows_s=time_windows_s,
+                                  period_ns=period_ns)
+        self._counts = None
+
+    def add(self, photons: Photons) -> None:
+        """Add the pairs whose later photon is in this chunk."""
+        from qrspec._kernels import correlate as _kc
+
+        s = self._scan
+        for ts, nt, det, mask, j_start, ntmax_q in s.calls(photons):
+            if self._counts is None:
+                self._counts = np.zeros(s.n_bins, np.int64)
+            _kc.g2_histogram(ts, nt, det, s.role, s.gate_lo, s.gate_hi, mask, j_start, s.ts0,
+                             s.tick_q, s.nt_q, ntmax_q, s.delay_q, s.lag_lo_q, s.bin_q,
+                             s.mode == "auto", self._counts, s.n_used)
+
+    def result(self) -> G2Curve:
+        """The curve of every chunk added so far."""
+        if self._counts is None:
+            raise QrspecError("no photons: g2 needs at least one non-empty chunk")
+        return self._scan.curve(self._counts.copy())
+
+
+def g2(photons, *, detectors=(0, 1), mode="cross", max_lag_periods=5, max_lag_ns=None,
+       bin_ns=0.5, gate_ns=None, gate_offsets_ns=None, delay_ns=0.0, time_windows_s=None,
+       period_ns=None) -> G2Curve:
+    """Histogram of photon-pair lags (pulsed or CW g2) on exact linear bins.
+
+    Parameters
+    ----------
+    photons : Photons or iterable of Photons
+        T3 or T2 photons, or the time-ordered chunks of :func:`qrspec.io.iter_tttr`.
+    detectors : sequence of int
+        Cross mode: ``(start, stop)``, lag = t(stop) - t(start). Auto mode: the detectors merged
+        into one stream.
+    mode : {"cross", "auto"}
+        ``"auto"`` correlates every ordered pair of distinct photons of the merged stream
+        (symmetric curve, same-detector pairs included).
+    max_lag_periods : int
+        Lag range ``+-(K + 1/2)`` laser periods, rounded up to whole bins.
+    max_lag_ns : float, optional
+        Lag range ``+-max_lag_ns`` (rounded up to whole bins); overrides ``max_lag_periods``.
+    bin_ns : float
+        Bin width, rounded to whole time quanta (the width used is ``G2Curve.bin_ns``).
+    gate_ns : (float, float), optional
+        Keep only photons with ``start <= nanotime - offset_d < stop`` on both detectors (T3).
+    gate_offsets_ns : sequence of float, optional
+        Per-detector shift of the gate (e.g. ``Decay.offsets_ns``), one per detector.
+    delay_ns : float
+        Cable delay subtracted from every lag so the centre peak sits at 0 (cross mode).
+    time_windows_s : sequence of (float, float), optional
+        Use only photons (both of a pair) inside these half-open windows on ``timestamps *
+        timestamps_unit`` (edges rounded to the nearest tick), e.g. charged periods; side peaks
+        then come from the same windows.
+    period_ns : float, optional
+        Laser period (default: T3 sync period; T2: ``1 / sync_rate_hz``).
+
+    Returns
+    -------
+    G2Curve
+    """
+    acc = G2Accumulator(detectors=detectors, mode=mode, max_lag_periods=max_lag_periods,
+                        max_lag_ns=max_lag_ns, bin_ns=bin_ns, gate_ns=gate_ns,
+                        gate_offsets_ns=gate_offsets_ns, delay_ns=delay_ns,
+                        time_windows_s=time_windows_s, period_ns=period_ns)
+    for chunk in _chunks(photons):
+        acc.add(chunk)
+    return acc.result()
+
+
+# ------------------------------------------------------------------ peaks
+def _peak_assignment(edges_ns, period_ns, window_ns, side_peaks=None):
+    """(bin_peak row per bin or -1, peaks array) for windows of width w around k P."""
+    centres = 0.5 * (edges_ns[:-1] + edges_ns[1:])
+    k = np.floor(centres / period_ns + 0.5).astype(np.int64)
+    inside = (centres >= k * period_ns - window_ns / 2) & (centres < k * period_ns + window_ns / 2)
+    tol = 1e-9 * period_ns
+    k_min = math.ceil((edges_ns[0] + window_ns / 2 - tol) / period_ns)
+    k_max = math.floor((edges_ns[-1] - window_ns / 2 + tol) / period_ns)
+    avail = np.arange(k_min, k_max + 1)
+    if side_peaks is not None:
+        want = np.unique(np.abs(np.asarray(side_peaks, dtype=np.int64)))
+        if want.size == 0 or want.min() < 1:
+            raise QrspecError(f"side_peaks={side_peaks!r} must be peak indices k >= 1 "
+                              "(both signs are used)")
+        peaks = np.concatenate([-want[::-1], [0], want])
+        missing = np.setdiff1d(peaks, avail)
+        if missing.size:
+            raise QrspecError(f"side_peaks={side_peaks!r}: peaks {missing.tolist()} are not "
+                              f"fully inside the curve (available {k_min}..{k_max})")
+    else:
+        peaks = avail
+    if 0 not in peaks or peaks.size < 2:
+        raise QrspecError(f"the curve (lags {edges_ns[0]:.4g}..{edges_ns[-1]:.4g} ns) holds no "
+                          f"complete centre and side peak for period_ns={period_ns:.6g}, "
+                          f"window_ns={window_ns:.6g}")
+    row = np.full(peaks.max() - peaks.min() + 1, -1, np.int64)
+    row[peaks - peaks.min()] = np.arange(peaks.size)
+    kk = k - peaks.min()
+    ok = inside & (kk >= 0) & (kk < row.size)
+    bin_peak = np.full(centres.size, -1, np.int64)
+    bin_peak[ok] = row[kk[ok]]
+    return bin_peak, peaks
+
+
+def _exposure_factors(lengths_s, peaks, period_ns):
+    lengths = np.asarray(lengths_s, np.float64)
+    total = lengths.sum()
+    out = np.ones(peaks.size)
+    if total <= 0:
+        return out
+    for i, k in enumerate(peaks):
+        eff = np.maximum(lengths - abs(int(k)) * period_ns * 1e-9, 0).sum()
+        out[i] = total / eff if eff > 0 else np.nan
+    return out
+
+
+def _peak_stats(c0, side_raw, side_factors):
+    """(side_mean, g2, err, (lo, hi)) from centre count and raw side areas (last axis)."""
+    from scipy.stats import beta
+
+    c0 = np.asarray(c0, np.float64)
+    side_raw = np.asarray(side_raw, np.float64)
+    m = side_raw.shape[-1]
+    s_tot = side_raw.sum(axis=-1)
+    s_corr = (side_raw * side_factors).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        side_mean = s_corr / m
+        g = np.where(side_mean > 0, c0 / np.where(side_mean > 0, side_mean, 1), np.nan)
+        err = np.where((c0 > 0) & (s_tot > 0),
+                       g * np.sqrt(1 / np.maximum(c0, 1) + 1 / np.maximum(s_tot, 1)), np.nan)
+        n = c0 + s_tot
+        alpha = 0.05
+        p_lo = np.where(c0 > 0, beta.ppf(alpha / 2, c0, s_tot + 1), 0.0)
+        p_hi = np.where(s_tot > 0, beta.ppf(1 - alpha / 2, c0 + 1, s_tot), 1.0)
+        scale = np.where(s_tot > 0, m * s_tot / np.where(s_corr > 0, s_corr, 1), np.nan)
+        lo = np.where(n > 0, p_lo / (1 - p_lo) * scale, np.nan)
+        hi = np.where((n > 0) & (p_hi < 1), p_hi / np.where(p_hi < 1, 1 - p_hi, 1) * scale,
+                      np.inf)
+    return side_mean, g, err, lo, hi
+
+
+def _check_window(window_ns, period_ns):
+    if not (period_ns > 0 and math.isfinite(period_ns)):
+        raise QrspecError(f"period_ns={period_ns!r} unknown or invalid: pass period_ns=")
+    if window_ns is None:
+        return period_ns
+    w = _positive_float("window_ns", window_ns)
+    if w > period_ns * (1 + 1e-12):
+        raise QrspecError(f"window_ns={window_ns!r} must not exceed the period "
+                          f"({period_ns:.6g} ns)")
+    return w
+
+
+def g2_peaks(curve: G2Curve, *, window_ns=None, side_peaks=None, period_ns=None) -> G2Peaks:
+    """Centre and side peak areas of a pulsed g2 and g2(0) = centre / mean side.
+
+    Parameters
+    ----------
+    curve : G2Curve
+        A pulsed g2 histogram.
+    window_ns : float, optional
+        Width ``w`` of each peak window ``[k P - w/2, k P + w/2)`` (default: the period, so the
+        windows tile the lag axis); a bin counts if its centre is inside.
+    side_peaks : sequence of int, optional
+        Side peaks ``k >= 1`` to average (both signs). Default: every complete side peak.
+    period_ns : float, optional
+        Period (default: ``curve.period_ns``).
+
+    Returns
+    -------
+    G2Peaks
+    """
+    if not isinstance(curve, G2Curve):
+        raise QrspecError(f"curve={type(curve).__name__} must be a G2Curve")
+    period = curve.period_ns if period_ns is None else _positive_float("period_ns", period_ns)
+    w = _check_window(window_ns, period)
+    bin_peak, peaks = _peak_assignment(curve.edges_ns, period, w, side_peaks)
+    areas = np.bincount(bin_peak[bin_peak >= 0], weights=curve.counts[bin_peak >= 0],
+                        minlength=peaks.size).astype(np.int64)
+    factors = _exposure_factors(curve.window_lengths_s, peaks, period)
+    side = peaks != 0
+    c0 = int(areas[~side][0])
+    side_mean, g, err, lo, hi = _peak_stats(c0, areas[side], factors[side])
+    return G2Peaks(peaks, areas, factors, c0, float(side_mean), int(side.sum()), float(g),
+                   float(err), (float(lo), float(hi)), w, period)
+
+
+def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
+                 gate_offsets_ns=None, window_ns=None, side_peaks=None, max_lag_periods=5,
+                 bin_ns=0.5, delay_ns=0.0, time_windows_s=None, period_ns=None) -> G2GateScan:
+    """Time-gated g2(0; T) for many gate starts T in one pass (methods.md section 2.3).
+
+    Every pair in a peak window is histogrammed by the smaller aligned nanotime of its two
+    photons; a reverse cumulative sum then gives the peak areas for every gate start.
+
+    Parameters
+    ----------
+    photons : Photons or iterable of Photons
+        T3 photons or chunks.
+    gates_ns : sequence of float
+        Gate starts T (ns, aligned nanotime ``nanotime - offset_d``), rounded up to whole TCSPC
+        bins.
+    gate_stop_ns : float, optional
+        Common gate stop (default: none).
+    gate_offsets_ns : sequence of float, optional
+        Per-detector offsets (e.g. ``Decay.offsets_ns``).
+    window_ns, side_peaks
+        As in :func:`g2_peaks`.
+    detectors, max_lag_periods, bin_ns, delay_ns, time_windows_s, period_ns
+        As in :func:`g2` (cross mode).
+    """
+    from qrspec._kernels import correlate as _kc
+
+    gates = np.atleast_1d(np.asarray(gates_ns, dtype=np.float64))
+    if gates.ndim != 1 or gates.size == 0 or not np.all(np.isfinite(gates)):
+        raise QrspecError(f"gates_ns={gates_ns!r} must be a non-empty sequence of finite gate "
+                          "starts in ns")
+    if gate_stop_ns is not None:
+        stop = float(gate_stop_ns)
+        if not np.all(gates < stop):
+            raise QrspecError(f"gate_stop_ns={gate_stop_ns!r} must exceed every gate start")
+        gate = (float(gates.min()) - 1e9, stop)  # placeholder start: the scan sets the starts
+    else:
+        gate = None
+    scan = _PairScanner(detectors=detectors, mode="cross", max_lag_periods=max_lag_periods,
+                        max_lag_ns=None, bin_ns=bin_ns, gate_ns=gate,
+                        gate_offsets_ns=gate_offsets_ns, delay_ns=delay_ns,
+                        time_windows_s=time_windows_s, period_ns=period_ns,
+                        need_nanotimes=True)
+    hist = counts = peaks = bin_peak = None
+    m_lo = 0
+    for chunk in _chunks(photons):
+        calls = scan.calls(chunk)
+        if calls and hist is None:
+            scan.gate_lo[:] = 0  # starts are scanned, only the stop filters photons
+            edges_ns = (scan.lag_lo_q + scan.bin_q * np.arange(scan.n_bins + 1)) \
+                * scan.q_s * 1e9
+            w = _check_window(window_ns, scan.period_ns)
+            bin_peak, peaks = _peak_assignment(edges_ns, scan.period_ns, w, side_peaks)
+            off = scan.offsets_bins
+            m_lo = -int(off.max())
+            hist = np.zeros((peaks.size, 65536 + int(off.max() - off.min())), np.int64)
+            counts = np.zeros(scan.n_bins, np.int64)
+        for ts, nt, det, mask, j_start, ntmax_q in calls:
+            _kc.g2_peak_min_nanotime(ts, nt, det, scan.role, scan.gate_lo, scan.gate_hi, mask,
+                                     j_start, scan.ts0, scan.tick_q, scan.nt_q, ntmax_q,
+                                     scan.delay_q, scan.lag_lo_q, scan.bin_q, scan.n_bins,
+                                     bin_peak, off, m_lo, hist)
+            _kc.g2_histogram(ts, nt, det, scan.role, scan.gate_lo, scan.gate_hi, mask, j_start,
+                             scan.ts0, scan.tick_q, scan.nt_q, ntmax_q, scan.delay_q,
+                             scan.lag_lo_q, scan.bin_q, False, counts, scan.n_used)
+    if hist is None:
+        raise QrspecError("no photons: the gate scan needs at least one non-empty chunk")
+    curve = scan.curve(counts)
+    curve = G2Curve(curve.counts, curve.edges_ns, curve.bin_ns, curve.period_ns,
+                    curve.detectors, curve.mode,
+                    None if gate is None else (float("-inf"), gate[1]), curve.gate_offsets_ns,
+                    curve.delay_ns, curve.n_photons, curve.duration_s, curve.window_lengths_s,
+                    curve.quantum_s)
+    res_ns = scan.nt_unit * 1e9
+    # same rounding as Photons.select / g2(gate_ns=...): the first bin starting at or after T
+    g_bins = np.array([math.ceil(g / res_ns - 1e-9) for g in gates], np.int64)
+    rev = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # rev[:, m] = pairs with min >= m + m_lo
+    idx = g_bins - m_lo
+    above = np.zeros((peaks.size, idx.size), np.int64)
+    inside = idx < hist.shape[1]
+    above[:, inside] = rev[:, np.maximum(idx[inside], 0)]  # T below every pair: all pairs
+    areas = above.T  # (n_gates, n_peaks)
+    factors = _exposure_factors(curve.window_lengths_s, peaks, scan.period_ns)
+    side = peaks != 0
+    c0 = areas[:, ~side][:, 0]
+    side_mean, g, err, lo, hi = _peak_stats(c0, areas[:, side], factors[side])
+    return G2GateScan(g_bins * res_ns, c0, areas[:, side], peaks[side], side_mean, g, err,
+                      np.stack([lo, hi], axis=1), curve)
+
+
+# ------------------------------------------------------------------ comb period
+def find_comb_period_ns(curve: G2Curve, *, min_period_ns=None, max_period_ns=None) -> float:
+    """Period of the pulsed-peak comb of a g2 curve (e.g. when the laser rate is unknown).
+
+    The lowest-frequency strong line (>= half the strongest) of the power spectrum of the
+    counts gives a rough period, refined by a straight-line fit of the count-weighted
+    centroid of each peak window against its index.
+
+    Parameters
+    ----------
+    curve : G2Curve
+        A curve spanning several periods.
+    min_period_ns, max_period_ns : float, optional
+        Search range (default: 4 bins to a third of the lag range).
+    """
+    if not isinstance(curve, G2Curve):
+        raise QrspecError(f"curve={type(curve).__name__} must be a G2Curve")
+    c = curve.counts.astype(np.float64)
+    n = c.size
+    span = curve.edges_ns[-1] - curve.edges_ns[0]
+    lo_p = 4 * curve.bin_ns if min_period_ns is None else float(min_period_ns)
+    hi_p = span / 3 if max_period_ns is None else float(max_period_ns)
+    if not 0 < lo_p < hi_p:
+        raise QrspecError(f"min_period_ns={min_period_ns!r}, max_period_ns={max_period_ns!r} "
+                          "must satisfy 0 < min < max")
+    if c.sum() == 0:
+        raise QrspecError("the curve holds no pairs")
+    power = np.abs(np.fft.rfft(c - c.mean())) ** 2
+    freq = np.fft.rfftfreq(n, d=curve.bin_ns)
+    sel = (freq >= 1 / hi_p) & (freq <= 1 / lo_p)
+    if not sel.any():
+        raise QrspecError("no frequency in the search range: widen the curve's lag range")
+    idx = np.flatnonzero(sel)
+    strong = idx[power[idx] >= 0.5 * power[idx].max()]
+    # first local maximum among the strong lines
+    i = int(strong[0])
+    while i + 1 < power.size and power[i + 1] > power[i]:
+        i += 1
+    period = 1 / freq[i]
+    lag = curve.lag_ns
+    for _ in range(2):  # refine: centroid of each peak window vs peak index
+        k = np.floor(lag / period + 0.5)
+        ks = np.unique(k)
+        ks = ks[(ks * period - period / 2 >= lag[0]) & (ks * period + period / 2 <= lag[-1])]
+        if ks.size < 2:
+            break
+        cent, used = [], []
+        for kk in ks:
+            m = k == kk
+            wsum = c[m].sum()
+            if wsum > 0:
+                base = c[m].min()
+                wts = c[m] - base
+                if wts.sum() > 0:
+                    cent.append((wts * lag[m]).sum() / wts.sum())
+                    used.append(kk)
+        if len(used) < 2:
+            break
+        period = float(np.polyfit(np.asarray(used), np.asarray(cent), 1)[0])
+    return float(period)

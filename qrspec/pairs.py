@@ -1,0 +1,205 @@
+"""Photon pairs ("heralded" analysis, methods.md section 2.4).
+
+For every laser period holding a photon on each of two detectors, the pair's earlier and later
+aligned nanotimes ``t1 <= t2`` and their delay ``t2 - t1``: in a biexciton-exciton cascade
+``t1`` is the XX-type photon (its distribution gives tau_XX) and the delay the X-type photon
+(tau_X of the same charge state).
+
+Photons of one detector in one period beyond the first are rare (dead time ~ period); the one
+with the smallest aligned nanotime is used and the periods with more are counted in
+``n_multiple``.
+
+Shifted pairs (detector A in period ``s``, detector B in period ``s + k``, ``k != 0``) are pairs
+of independent photons: their number per shift is what the same-period count would be without
+any photon correlation (the g2 side-peak area), and their ``t1``/delay distributions are the
+shape of independent (accidental) coincidences. Their number is *not* the number of accidental
+pairs among the same-period pairs of an antibunched emitter (there, signal photons of one pulse
+are not independent): that number comes from the flat background measured in a pre-rise window,
+``expected_accidental = N (s_A b_B + b_A s_B + b_A b_B)`` with per-period background and signal
+probabilities ``b_d`` and ``s_d`` over the ``N`` periods spanned (methods.md section 2.4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qrspec.errors import QrspecError
+from qrspec.trace import _N_DET, _check_photons, _detector_list, _gate_tables
+
+__all__ = ["PhotonPairs", "photon_pairs"]
+
+
+@dataclass(frozen=True, eq=False)
+class PhotonPairs:
+    """Same-period photon pairs on two detectors and shifted-period reference pairs.
+
+    Attributes
+    ----------
+    sync : ndarray of int64
+        Period (timestamp) of each pair.
+    nanotimes_ns : ndarray of float64, shape (n_pairs, 2)
+        Aligned nanotime on ``detectors[0]`` and ``detectors[1]``.
+    t1_ns, t2_ns, delay_ns : ndarray of float64
+        Earlier and later aligned nanotime and ``t2 - t1``.
+    first_detector : ndarray of uint8
+        Detector of the earlier photon (``detectors[1]`` on ties).
+    detectors : tuple of int
+        The two detectors.
+    offsets_ns : ndarray of float64
+        Offset subtracted from each detector's nanotimes (whole TCSPC bins).
+    gate_ns : tuple of float or None
+        Gate on the aligned nanotimes of both photons.
+    n_periods : tuple of int
+        Periods with a (gated) photon on each detector.
+    n_multiple : tuple of int
+        Periods with more than one photon on the same detector.
+    shifts : ndarray of int
+        Period shifts ``k`` of the reference pairs.
+    n_shifted : ndarray of int64
+        Pairs (A in ``s``, B in ``s + k``) per shift.
+    shifted_t1_ns, shifted_delay_ns : ndarray of float64
+        ``t1`` and delay of all shifted pairs pooled over ``shifts`` (each pooled pair stands
+        for ``1 / len(shifts)`` expected independent same-period pairs).
+    background_probability : ndarray of float64, shape (2,)
+        Per-period probability of a (gated) flat-background photon on each detector.
+    signal_probability : ndarray of float64, shape (2,)
+        Per-period probability of a (gated) non-background photon on each detector.
+    expected_accidental : float
+        Expected same-period pairs with at least one background photon.
+    """
+
+    sync: np.ndarray
+    nanotimes_ns: np.ndarray
+    t1_ns: np.ndarray
+    t2_ns: np.ndarray
+    delay_ns: np.ndarray
+    first_detector: np.ndarray
+    detectors: tuple
+    offsets_ns: np.ndarray
+    gate_ns: tuple | None
+    n_periods: tuple
+    n_multiple: tuple
+    shifts: np.ndarray
+    n_shifted: np.ndarray
+    shifted_t1_ns: np.ndarray
+    shifted_delay_ns: np.ndarray
+    background_probability: np.ndarray
+    signal_probability: np.ndarray
+    expected_accidental: float
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of same-period pairs."""
+        return int(self.sync.size)
+
+    @property
+    def shifted_mean(self) -> float:
+        """Mean number of shifted pairs per shift (independent-photon expectation)."""
+        return float(self.n_shifted.mean()) if self.n_shifted.size else float("nan")
+
+    @property
+    def pair_ratio(self) -> float:
+        """``n_pairs / shifted_mean``: a g2(0) estimate from first photons per period."""
+        m = self.shifted_mean
+        return self.n_pairs / m if m > 0 else float("nan")
+
+
+def photon_pairs(photons, *, detectors=(0, 1), gate_ns=None, offsets_ns=None,
+                 max_shift: int = 10, background_window_ns=None) -> PhotonPairs:
+    """Photon pairs within one laser period on two detectors.
+
+    Parameters
+    ----------
+    photons : Photons
+        T3 photons.
+    detectors : (int, int)
+        The two detectors (A, B).
+    gate_ns : (float, float), optional
+        Half-open gate on the aligned nanotimes of both photons (``nanotime - offset``).
+    offsets_ns : (float, float), optional
+        Offsets subtracted from each detector's nanotimes (rounded to TCSPC bins). Default:
+        estimated from the decays (:func:`qrspec.decay.decay_histogram`, relative to
+        ``detectors[0]``).
+    max_shift : int
+        Reference pairs use shifts ``k = +-1 .. +-max_shift`` periods.
+    background_window_ns : (float, float), optional
+        Aligned-nanotime window holding only flat background (see
+        :func:`qrspec.decay.background_counts`; default: a pre-rise window).
+
+    Returns
+    -------
+    PhotonPairs
+    """
+    from qrspec._kernels import correlate as _kc
+    from qrspec.decay import background_counts, decay_histogram
+
+    photons = _check_photons(photons)
+    if not photons.is_t3:
+        raise QrspecError("photon pairs need T3 data (nanotimes); this is T2 data")
+    dets = _detector_list(detectors)
+    if len(dets) != 2:
+        raise QrspecError(f"detectors={detectors!r} must be two distinct detectors")
+    if not (isinstance(max_shift, int | np.integer) and max_shift >= 1):
+        raise QrspecError(f"max_shift={max_shift!r} must be an integer >= 1")
+    res_ns = photons.nanotimes_unit * 1e9
+    if offsets_ns is not None:
+        off_ns = np.asarray(offsets_ns, dtype=np.float64)
+        if off_ns.shape != (2,) or not np.all(np.isfinite(off_ns)):
+            raise QrspecError(f"offsets_ns={offsets_ns!r} must be two finite offsets (ns)")
+    decay = decay_histogram(photons, detectors=dets, offsets_ns=offsets_ns)
+    if offsets_ns is None:
+        off_ns = decay.offsets_ns
+    bg_counts = background_counts(decay, background_window_ns)
+    off_bins = np.rint(off_ns / res_ns).astype(np.int64)
+    shift = np.zeros(_N_DET, np.int64)
+    shift[dets] = off_bins
+    role = np.full(_N_DET, -1, np.int64)
+    role[dets[0]], role[dets[1]] = 0, 1
+    lo, hi = _gate_tables(photons, gate_ns, shift)
+    per_det = np.bincount(photons.detectors, minlength=_N_DET)
+    cap = int(max(per_det[dets[0]], per_det[dets[1]]))
+    sync, first, mult, cnt = _kc.first_per_period(photons.timestamps, photons.nanotimes,
+                                                  photons.detectors, role, lo, hi, shift, cap)
+    sa, fa, ma = sync[0, : cnt[0]], first[0, : cnt[0]], mult[0, : cnt[0]]
+    sb, fb, mb = sync[1, : cnt[1]], first[1, : cnt[1]], mult[1, : cnt[1]]
+    ja, jb, kk = _kc.period_matches(sa, sb, int(max_shift))
+    same = kk == 0
+    ia, ib = ja[same], jb[same]
+    common = sa[ia]
+    fa, fb = fa.astype(np.int64), fb.astype(np.int64)
+    a_ns, b_ns = fa[ia] * res_ns, fb[ib] * res_ns
+    t1 = np.minimum(a_ns, b_ns)
+    t2 = np.maximum(a_ns, b_ns)
+    first_det = np.where(a_ns < b_ns, dets[0], dets[1]).astype(np.uint8)
+    shifts = np.concatenate([-np.arange(max_shift, 0, -1), np.arange(1, max_shift + 1)])
+    n_shifted = np.bincount(kk + max_shift, minlength=2 * max_shift + 1)
+    n_shifted = np.delete(n_shifted, max_shift)
+    x, y = fa[ja[~same]] * res_ns, fb[jb[~same]] * res_ns
+    st1, sdel = np.minimum(x, y), np.abs(x - y)
+    n_periods = int(photons.timestamps[-1] - photons.timestamps[0]) + 1 if photons.size else 0
+    period_bins = int(round(decay.period_ns / res_ns))
+    if gate_ns is None:
+        gate_frac = 1.0
+    else:
+        g0, g1 = lo[dets[0]] - off_bins[0], hi[dets[0]] - off_bins[0]  # aligned gate bins
+        gate_frac = max(0, min(g1, period_bins) - max(g0, 0)) / period_bins
+    n_gated = np.array([ma.sum(), mb.sum()], np.float64)
+    if n_periods > 0:
+        p_b = bg_counts * gate_frac / n_periods
+        p_s = np.maximum(n_gated / n_periods - p_b, 0.0)
+        expected = n_periods * (p_s[0] * p_b[1] + p_b[0] * p_s[1] + p_b[0] * p_b[1])
+    else:
+        p_b = p_s = np.zeros(2)
+        expected = 0.0
+    return PhotonPairs(
+        sync=common, nanotimes_ns=np.stack([a_ns, b_ns], axis=1), t1_ns=t1, t2_ns=t2,
+        delay_ns=t2 - t1, first_detector=first_det, detectors=tuple(dets),
+        offsets_ns=off_bins * res_ns,
+        gate_ns=None if gate_ns is None else tuple(float(g) for g in gate_ns),
+        n_periods=(int(cnt[0]), int(cnt[1])),
+        n_multiple=(int(np.count_nonzero(ma > 1)), int(np.count_nonzero(mb > 1))),
+        shifts=shifts, n_shifted=n_shifted, shifted_t1_ns=st1,
+        shifted_delay_ns=sdel, background_probability=p_b,
+        signal_probability=p_s, expected_accidental=float(expected))

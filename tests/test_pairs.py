@@ -1,0 +1,232 @@
+"""Photon pairs against a per-period Python reference and a simulated XX-X cascade."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+from qrspec._kernels import correlate as kc
+from qrspec.errors import QrspecError
+from qrspec.pairs import photon_pairs
+from qrspec.photons import Photons
+
+RES_NS = 0.016
+
+
+def random_t3(rng, n=400, n_periods=300, n_det=3):
+    ts = np.sort(rng.integers(0, n_periods, n))
+    det = rng.integers(0, n_det, n)
+    nt = rng.integers(0, 6250, n)
+    return Photons.from_arrays(ts, det, nt, timestamps_unit=1e-7, nanotimes_unit=16e-12)
+
+
+def reference(ph, dets, off_bins, gate_bins=None, max_shift=3):
+    """Dict per detector: period -> smallest aligned nanotime (gate on aligned nanotimes)."""
+    first = [{}, {}]
+    for t, d, x in zip(ph.timestamps, ph.detectors, ph.nanotimes.astype(np.int64), strict=True):
+        if d not in dets:
+            continue
+        r = dets.index(d)
+        a = x - off_bins[r]
+        if gate_bins is not None and not gate_bins[0] <= a < gate_bins[1]:
+            continue
+        first[r][t] = min(a, first[r].get(t, a))
+    common = sorted(set(first[0]) & set(first[1]))
+    pairs = [(first[0][s], first[1][s]) for s in common]
+    shifted = {k: sum(1 for s in first[0] if s + k in first[1])
+               for k in [*range(-max_shift, 0), *range(1, max_shift + 1)]}
+    return common, pairs, shifted
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), gate=st.booleans())
+def test_pairs_match_reference(seed, gate):
+    rng = np.random.default_rng(seed)
+    ph = random_t3(rng)
+    offsets_ns = (0.32, -1.6)  # 20 and -100 bins
+    gate_ns = (10.0, 70.0) if gate else None
+    pr = photon_pairs(ph, detectors=(2, 0), offsets_ns=offsets_ns, gate_ns=gate_ns,
+                      max_shift=3)
+    common, pairs, shifted = reference(ph, [2, 0], [20, -100],
+                                       (625, 4375) if gate else None)
+    assert_array_equal(pr.sync, common)
+    expected = np.array(pairs, dtype=np.float64).reshape(-1, 2) * RES_NS
+    assert_allclose(pr.nanotimes_ns, expected, rtol=1e-12)
+    assert_allclose(pr.t1_ns, expected.min(axis=1), rtol=1e-12)
+    assert_allclose(pr.delay_ns, np.abs(expected[:, 0] - expected[:, 1]), rtol=1e-12,
+                    atol=1e-12)
+    assert_array_equal(pr.first_detector, np.where(expected[:, 0] < expected[:, 1], 2, 0))
+    assert_array_equal(pr.shifts, [-3, -2, -1, 1, 2, 3])
+    assert_array_equal(pr.n_shifted, [shifted[k] for k in pr.shifts])
+    assert pr.shifted_t1_ns.size == pr.n_shifted.sum() == pr.shifted_delay_ns.size
+    assert_allclose(pr.offsets_ns, [0.32, -1.6], rtol=1e-12)
+
+
+def test_first_per_period_py_func_matches_compiled(rng):
+    ph = random_t3(rng, n=200)
+    role = np.full(256, -1, np.int64)
+    role[[0, 1]] = [0, 1]
+    lo, hi = np.zeros(256, np.int64), np.full(256, 5000, np.int64)
+    shift = np.zeros(256, np.int64)
+    shift[1] = 7
+    args = (ph.timestamps, ph.nanotimes, ph.detectors, role, lo, hi, shift, ph.size)
+    a, b = kc.first_per_period(*args), kc.first_per_period.py_func(*args)
+    assert_array_equal(a[3], b[3])
+    for r in range(2):  # rows are filled up to cnt[r]; the rest is uninitialised
+        for x, y in zip(a[:3], b[:3], strict=True):
+            assert_array_equal(x[r, : a[3][r]], y[r, : a[3][r]])
+
+
+def test_period_matches_py_func_and_reference(rng):
+    sa = np.unique(rng.integers(0, 500, 200))
+    sb = np.unique(rng.integers(0, 500, 200))
+    a = kc.period_matches(sa, sb, 3)
+    b = kc.period_matches.py_func(sa, sb, 3)
+    for x, y in zip(a, b, strict=True):
+        assert_array_equal(x, y)
+    d = sb[None, :] - sa[:, None]
+    ia, ib = np.nonzero(np.abs(d) <= 3)  # row-major: same order as the kernel
+    assert_array_equal(a[0], ia) and assert_array_equal(a[1], ib)
+    assert_array_equal(a[2], d[ia, ib])
+
+
+def test_multiple_photons_per_period_counted():
+    ph = Photons.from_arrays([5, 5, 5, 9], [0, 0, 1, 1], [300, 100, 200, 50],
+                             timestamps_unit=1e-7, nanotimes_unit=16e-12)
+    pr = photon_pairs(ph, offsets_ns=(0, 0))
+    assert pr.n_multiple == (1, 0) and pr.n_periods == (1, 2)
+    assert_array_equal(pr.sync, [5])
+    assert_allclose(pr.nanotimes_ns, [[100 * RES_NS, 200 * RES_NS]], rtol=1e-12)
+
+
+def cascade(rng, *, n_pulses, p_xx, p_x, tau_xx_ns, tau_x_ns, eff):
+    """Per pulse: XX (prob p_xx) emits at Exp(tau_xx) then X after Exp(tau_x); otherwise X only
+    (prob p_x). Each photon is detected with probability eff on a random detector."""
+    u = rng.random(n_pulses)
+    xx = u < p_xx
+    x_only = (u >= p_xx) & (u < p_xx + p_x)
+    pulses_xx = np.flatnonzero(xx)
+    t_xx = rng.exponential(tau_xx_ns, pulses_xx.size)
+    t_x = t_xx + rng.exponential(tau_x_ns, pulses_xx.size)
+    pulses_x = np.flatnonzero(x_only)
+    ts = np.concatenate([pulses_xx, pulses_xx, pulses_x])
+    t = np.concatenate([t_xx, t_x, rng.exponential(tau_x_ns, pulses_x.size)])
+    keep = (rng.random(ts.size) < eff) & (t < 99.0)
+    ts, t = ts[keep], t[keep]
+    det = rng.integers(0, 2, ts.size)
+    # dead time: one photon per detector per period (keep the first)
+    order = np.lexsort((t, det, ts))
+    ts, t, det = ts[order], t[order], det[order]
+    first = np.r_[True, (ts[1:] != ts[:-1]) | (det[1:] != det[:-1])]
+    return Photons.from_arrays(ts[first], det[first], np.floor(t[first] / RES_NS),
+                               timestamps_unit=1e-7, nanotimes_unit=16e-12)
+
+
+def test_cascade_pairs_give_tau_xx_and_tau_x(rng):
+    ph = cascade(rng, n_pulses=4_000_000, p_xx=0.02, p_x=0.2, tau_xx_ns=2.0, tau_x_ns=8.0,
+                 eff=0.3)
+    pr = photon_pairs(ph, offsets_ns=(0, 0))
+    n = pr.n_pairs
+    # 4e6 * 0.02 * 0.3**2 / 2 = 3600 pairs from one pulse
+    assert n > 2000
+    # t1 is the XX photon, the delay the X photon; both exponential: sigma of the mean tau/sqrt(n)
+    # (4 sigma). The TCSPC floor at 16 ps biases both by -8 ps (t1) / ~0 (delay): far below it.
+    assert abs(pr.t1_ns.mean() - 2.0) < 4 * 2.0 / np.sqrt(n)
+    assert abs(pr.delay_ns.mean() - 8.0) < 4 * 8.0 / np.sqrt(n)
+    # shifted pairs: independent photons; a cascade source is antibunched except for XX-X
+    # pairs: ratio ~ E[m(m-1)] / E[m]^2 = 2 * 0.02 / (0.24**2) ~ 0.69
+    ratio = pr.pair_ratio
+    assert abs(ratio - 2 * 0.02 / 0.24**2) < 4 * ratio * np.sqrt(1 / n + 1 / pr.n_shifted.sum())
+
+
+def test_default_offsets_from_decays(rng):
+    ph = cascade(rng, n_pulses=200_000, p_xx=0.02, p_x=0.2, tau_xx_ns=2.0, tau_x_ns=8.0,
+                 eff=0.5)
+    shifted = Photons.from_arrays(ph.timestamps, ph.detectors,
+                                  ph.nanotimes + 100 * ph.detectors,  # detector 1 1.6 ns later
+                                  timestamps_unit=1e-7, nanotimes_unit=16e-12)
+    pr = photon_pairs(shifted)
+    # the half-maximum rise of a sharp (IRF-free) exponential rise is within 2 bins
+    assert abs(pr.offsets_ns[1] - 1.6) <= 2 * RES_NS and pr.offsets_ns[0] == 0
+
+
+def test_errors(rng):
+    ph = random_t3(rng, n=50)
+    t2 = Photons.from_arrays([1, 2], [0, 1], timestamps_unit=4e-12)
+    cases = [
+        (lambda: photon_pairs(t2), r"photon pairs need T3 data"),
+        (lambda: photon_pairs(ph.timestamps), r"photons=ndarray must be a Photons object"),
+        (lambda: photon_pairs(ph, detectors=(0, 1, 2)), r"detectors=\(0, 1, 2\) must be two"),
+        (lambda: photon_pairs(ph, max_shift=0), r"max_shift=0 must be an integer >= 1"),
+        (lambda: photon_pairs(ph, offsets_ns=(1.0,)), r"offsets_ns=\(1.0,\) must be two finite"),
+        (lambda: photon_pairs(ph, gate_ns=(3, 1)), r"gate_ns=\(3, 1\) must satisfy start"),
+    ]
+    for call, match in cases:
+        with pytest.raises(QrspecError, match=match):
+            call()
+
+
+def test_simulated_heralded_pairs():
+    """qrspec.simulate ground truth: realistic dead time, one photon per detector and sync."""
+    sim = pytest.importorskip("qrspec.simulate")
+    offsets_ns = (312 * RES_NS, 468 * RES_NS)
+    tau, qy = (6.0, 1.5, 0.7), (1.0, 0.9, 0.8)
+    det = dict(eta_collection=0.5, split=0.55, qe=(0.7, 0.45), dark_cps=(0.0, 0.0),
+               afterpulse_prob=(0.0, 0.0), dead_time_ns=(80.0, 80.0), one_photon_per_sync=True,
+               irf_sigma_ns=(0.001, 0.001), irf_tail_weight=(0.0, 0.0), offset_ns=offsets_ns)
+    cfg = sim.preset("neutral").replace(duration_s=0.3, mean_excitations=0.5,
+                                        laser_fwhm_ns=0.0, n_max_cascade=2,
+                                        emitter=dict(tau_ns=(tau,), qy=(qy,)), detection=det)
+    particle = sim.simulate_particle(cfg, seed=4)
+    pr = photon_pairs(particle.photons, offsets_ns=offsets_ns)
+    n = pr.n_pairs
+    assert n > 5000 and pr.n_multiple == (0, 0)
+
+    def floor_mean(t):  # mean of an exponential quantised down to 16 ps bins
+        q = np.exp(-RES_NS / t)
+        return RES_NS * q / (1 - q)
+
+    # t1 is the XX photon, the delay the X photon (tau / sqrt(n): sd of an exponential mean)
+    assert abs(pr.t1_ns.mean() - floor_mean(tau[1])) < 4 * tau[1] / np.sqrt(n)
+    assert abs(pr.delay_ns.mean() - tau[0]) < 4 * tau[0] / np.sqrt(n)
+    # truth: the earlier photon of each pair is the XX photon
+    tr = particle.truth
+    idx = np.searchsorted(particle.photons.timestamps, pr.sync)  # first photon of the period
+    assert np.all(tr.pulse[idx] == tr.pulse[idx + 1])
+    assert np.all(np.minimum(tr.emission_ns[idx], tr.emission_ns[idx + 1]) < np.maximum(
+        tr.emission_ns[idx], tr.emission_ns[idx + 1]))
+    # the estimated offsets find the 156-bin detector delay (sharp IRF: to within a bin)
+    est = photon_pairs(particle.photons)
+    assert abs(est.offsets_ns[1] - (offsets_ns[1] - offsets_ns[0])) <= RES_NS
+
+
+def test_simulated_accidental_pairs_from_background():
+    """X-only emitter (never two photons per pulse) plus dark counts: every same-period pair is
+    accidental; the background-window estimate predicts their number, the shifted pairs do not."""
+    sim = pytest.importorskip("qrspec.simulate")
+    offsets_ns = (312 * RES_NS, 468 * RES_NS)
+    det = dict(eta_collection=0.5, split=0.55, qe=(0.7, 0.45), dark_cps=(1e5, 1e5),
+               afterpulse_prob=(0.0, 0.0), dead_time_ns=(0.0, 0.0), one_photon_per_sync=False,
+               irf_sigma_ns=(0.001, 0.001), irf_tail_weight=(0.0, 0.0), offset_ns=offsets_ns)
+    cfg = sim.preset("neutral").replace(duration_s=0.1, mean_excitations=0.5,
+                                        laser_fwhm_ns=0.0, n_max_cascade=1,
+                                        emitter=dict(tau_ns=((6.0, 1.5, 0.7),),
+                                                     qy=((1.0, 0.9, 0.8),)), detection=det)
+    particle = sim.simulate_particle(cfg, seed=5)
+    pr = photon_pairs(particle.photons, offsets_ns=offsets_ns)
+    origin = particle.truth.origin
+    idx = np.searchsorted(particle.photons.timestamps, pr.sync)
+    assert np.all((origin[idx] == 0) | (origin[idx + 1] == 0))  # truth: a dark photon in each
+    # dark rate per detector and period: 1e5 cps * 100 ns = 0.01; the 8 ns pre-rise window of
+    # 1e6 periods holds ~800 counts: 3.5 % Poisson error (4 sigma: 14 %)
+    assert_allclose(pr.background_probability, 0.01, rtol=0.14)
+    # pair count (Poisson) against the expectation (3.5 % error from the window), 4 sigma
+    e = pr.expected_accidental
+    assert abs(pr.n_pairs - e) < 4 * np.sqrt(e + (0.035 * e) ** 2)
+    assert pr.shifted_mean > 3 * pr.n_pairs  # independent signal pairs: not the accidentals
+    # a gate over half the period keeps half of the flat background
+    gated = photon_pairs(particle.photons, offsets_ns=offsets_ns, gate_ns=(0.0, 50.0))
+    assert_allclose(gated.background_probability, 0.5 * pr.background_probability, rtol=1e-12)
