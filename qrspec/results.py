@@ -77,6 +77,19 @@ def summary_row(values: dict) -> np.ndarray:
     return row
 
 
+def row_to_dict(row) -> dict:
+    """A ``/summary`` row as a JSON-ready dict (str for text, None for NaN)."""
+    out = {}
+    for name in row.dtype.names:
+        v = row[name].item() if hasattr(row[name], "item") else row[name]
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", errors="replace")
+        elif isinstance(v, float) and not math.isfinite(v):
+            v = None
+        out[name] = v
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class ParticleResult:
     """Everything computed for one particle.

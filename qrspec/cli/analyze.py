@@ -33,9 +33,9 @@ def analyze(file, output, overwrite, as_json, config):
         raise click.ClickException(str(exc)) from None
     write_particle_file(out, res, config.to_json())
     if as_json:
-        row = res.summary_row()
-        click.echo(json.dumps({n: (row[n].decode() if isinstance(row[n], bytes)
-                                   else row[n].item()) for n in row.dtype.names}))
+        from qrspec.results import row_to_dict
+
+        click.echo(json.dumps(row_to_dict(res.summary_row())))
     else:
         click.echo(f"{res.particle_id}: {res.status} -> {out}"
                    + (f" ({res.error})" if res.error else ""))

@@ -432,8 +432,7 @@ def _setup(counts, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, meth
 def _run(st, *, intervals, n_bootstrap, rng, max_iter):
     """Optimise, check and assemble a prepared fit problem (single or global)."""
     mdl, c, idx, lo, hi, fixed, obj = st.mdl, st.counts, st.idx, st.lo, st.hi, st.fixed, st.obj
-    model, method, lsq_weights, n_ph, bin_ns = st.model, st.method, st.lsq_weights, st.n_ph, \
-        st.bin_ns
+    model, method, lsq_weights, n_ph = st.model, st.method, st.lsq_weights, st.n_ph
     lo_b, hi_b = st.shift_bounds
     starts = st.starts
     best = None

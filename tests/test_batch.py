@@ -1,0 +1,147 @@
+"""Batch runner, resume, failures, HDF5 round trip and the analyze/batch CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from qrspec.batch import collect_inputs, run_batch, sanitize_id
+from qrspec.cli import main
+from qrspec.errors import QrspecError
+from qrspec.export import read_results
+
+COMPARE = [n for n in ("particle_id", "group", "status", "n_photons", "g2_zero",
+                       "g2_zero_gated", "tau_x_neutral_ns", "tau_xx_neutral_ns", "n_c_mean",
+                       "n_levels")]
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    """Four short simulated particles in two group folders, plus a corrupt and a truncated
+    file among them."""
+    from qrspec.simulate import preset, simulate_particle
+    from qrspec.simulate.sidecar import write_particle
+
+    root = tmp_path_factory.mktemp("pop")
+    for g, name in (("undoped", "undoped"), ("neutral", "neutral")):
+        (root / g).mkdir()
+        for i in range(2):
+            sim = simulate_particle(preset(name, duration_s=4.0), seed=11 + i)
+            write_particle(sim, root / g / f"p{i}.ptu", sidecar=False)
+    good = (root / "neutral" / "p0.ptu").read_bytes()
+    (root / "neutral" / "corrupt.ptu").write_bytes(b"garbage!" * 100)
+    (root / "neutral" / "truncated.ptu").write_bytes(good[:300])
+    return root
+
+
+def _rows(path):
+    s = read_results(path).summary
+    return {r["particle_id"]: tuple(r[c] for c in COMPARE) for r in s}
+
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        for x, y in zip(a[k], b[k], strict=True):
+            if isinstance(x, float | np.floating):
+                assert (np.isnan(x) and np.isnan(y)) or x == y, (k, x, y)
+            else:
+                assert x == y, (k, x, y)
+
+
+def test_collect_inputs_ids_and_groups(population, tmp_path):
+    items = collect_inputs([population])
+    ids = [it.particle_id for it in items]
+    assert len(ids) == len(set(ids)) == 6
+    # p0/p1 exist in both folders: the second occurrence is disambiguated by its group
+    assert {"p0", "p1", "undoped_p0", "undoped_p1"} <= set(ids)
+    assert {it.group for it in items} == {"undoped", "neutral"}
+    assert sanitize_id("a b/../c:d") == "a_b_.._c_d"
+    with pytest.raises(QrspecError, match=r"nope: no such file or folder"):
+        collect_inputs([tmp_path / "nope"])
+    with pytest.raises(ValueError, match=r"group_by='x' must be 'folder' or 'none'"):
+        collect_inputs([population], group_by="x")
+
+
+def test_batch_failures_recorded_and_resume_equals_uninterrupted(population, tmp_path):
+    full = tmp_path / "full.h5"
+    rep = run_batch([population], full, jobs=2)
+    assert rep.n_particles == 6 and rep.n_ok == 4 and rep.n_failed == 2
+    assert rep.exit_code == 3
+    res = read_results(full)
+    bad = {r["particle_id"]: r for r in res.summary if r["status"] == "failed"}
+    assert set(bad) == {"corrupt", "truncated"}
+    assert "not a PTU file" in bad["corrupt"]["error"]
+    assert "header ends before the Header_End tag" in bad["truncated"]["error"]
+    assert read_results(full).particle("truncated")["attrs"]["traceback"].startswith("Traceback")
+    assert not (tmp_path / "full.h5.parts").exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+    # interrupt after the first successful particle (as Ctrl-C would), then resume
+    part = tmp_path / "part.h5"
+
+    def stop_after_one(pid, status):
+        if status == "ok":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch([population], part, jobs=1, progress=stop_after_one, checkpoint_s=0)
+    assert part.exists()  # a valid results file with what was finished
+    assert len(read_results(part).summary) >= 1
+    with pytest.raises(QrspecError, match=r"exists; use --resume to finish it or --overwrite"):
+        run_batch([population], part)
+    rep2 = run_batch([population], part, jobs=2, resume=True)
+    assert rep2.n_skipped >= 1 and rep2.n_particles == 6
+    _same(_rows(full), _rows(part))
+    # resuming a complete batch redoes nothing but the failed particles
+    rep3 = run_batch([population], part, resume=True)
+    assert rep3.n_skipped == 4
+    _same(_rows(full), _rows(part))
+
+
+def test_results_round_trip_datasets(population, tmp_path):
+    out = tmp_path / "r.h5"
+    run_batch([population / "undoped"], out, jobs=1)
+    res = read_results(out)
+    p = res.particle(res.particle_ids[0])
+    counts = p["trace/counts"]
+    assert counts.ndim == 2 and counts.shape[1] == 2
+    assert int(counts.sum()) == int(res.summary["n_photons"][0])  # every photon in the trace
+    assert p["g2/counts"].shape == p["g2/lag_ns"].shape
+    assert p["decays/total"].sum() == res.summary["n_photons"][0]
+    assert p["attrs"]["status"] == "ok" and len(p["attrs"]["source_sha256"]) == 64
+    assert res.config["detectors"] == [0, 1]
+    assert set(res.groups["group"]) == {"undoped"}
+
+
+def test_cli_analyze_and_batch(population, tmp_path):
+    f = population / "neutral" / "p0.ptu"
+    out = tmp_path / "one.h5"
+    r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(out), "--json",
+                                  "--gate-ns", "2.5"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)
+    assert row["status"] == "ok" and row["gate_ns"] == 2.5 and row["n_photons"] > 10000
+    r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(out)])
+    assert r.exit_code == 1 and "exists; use --overwrite" in r.output
+    r = CliRunner().invoke(main, ["analyze", str(population / "neutral" / "corrupt.ptu"),
+                                  "-o", str(tmp_path / "c.h5")])
+    assert r.exit_code == 1 and "not a PTU file" in r.output
+    assert not (tmp_path / "c.h5").exists()
+    r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(tmp_path / "x.h5"),
+                                  "--bin-width-s", "-1"])
+    assert r.exit_code == 2 and "bin_width_s=-1.0 must be a positive number" in r.output
+    res = tmp_path / "b.h5"
+    r = CliRunner().invoke(main, ["batch", str(population), "-o", str(res), "--jobs", "2",
+                                  "--csv", str(tmp_path / "s.csv"), "--no-progress"])
+    assert r.exit_code == 3, r.output
+    assert "failed: corrupt" in r.stderr
+    assert (tmp_path / "s.csv").read_text().count("\n") == 7  # header + 6 particles
+    r = CliRunner().invoke(main, ["batch", str(population), "-o", str(res)])
+    assert r.exit_code == 1 and "exists; use --resume" in r.output
+    r = CliRunner().invoke(main, ["batch", str(population), "-o", str(res), "--resume",
+                                  "--overwrite"])
+    assert r.exit_code == 2

@@ -1,0 +1,97 @@
+"""The per-particle pipeline against the simulator's ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qrspec.config import AnalysisConfig, ChargeModelParams
+from qrspec.errors import QrspecError
+from qrspec.io import write_ptu
+from qrspec.pipeline import analyze_file, analyze_photons
+
+
+@pytest.fixture(scope="module")
+def mn_doped(tmp_path_factory):
+    """A Mn-doped rod: stable n = 6 with blinking to neutral (simulator preset, gamma 2.39)."""
+    from qrspec.simulate import preset, simulate_particle
+    from qrspec.simulate.sidecar import write_particle
+
+    cfg = preset("mn-doped", duration_s=30.0)
+    sim = simulate_particle(cfg, seed=5)
+    path = tmp_path_factory.mktemp("mn") / "rod.ptu"
+    write_particle(sim, path, sidecar=False)
+    return path, sim
+
+
+def test_pipeline_recovers_ground_truth(mn_doped):
+    path, sim = mn_doped
+    table = sim.truth.state_table  # rows: charge n; columns: X, XX, XXX
+    em = sim.config.emitter
+    # analyse with the model the simulator used (capped, eps 0.5, gamma 2.39, tau_A,XX0 known)
+    cfg = AnalysisConfig(charge_model=ChargeModelParams(gamma=em.gamma, eps=em.eps,
+                                                        tau_a_xx0_ns=em.tau_a_xx0_ns))
+    res = analyze_file(path, cfg)
+    s = res.summary
+    assert res.status == "ok"
+    # neutral exciton: MLE error from the fit; 4 sigma (plus the bias of pooling segment edges,
+    # which mixes a few charged photons into neutral periods: < 1 %)
+    assert abs(s["tau_x_neutral_ns"] - table.tau_ns[0, 0]) < 4 * s["tau_x_neutral_err_ns"] \
+        + 0.01 * table.tau_ns[0, 0]
+    # neutral biexciton from heralded pairs (a few hundred pairs): within 4 sigma
+    assert abs(s["tau_xx_neutral_ns"] - table.tau_ns[0, 1]) < 4 * s["tau_xx_neutral_err_ns"]
+    # charged exciton of n = 6 (time-weighted over windows; each window within its error, the
+    # mean is checked at 5 % = several sigma of a ~10^5-photon fit)
+    assert s["tau_x_charged_ns"] == pytest.approx(table.tau_ns[6, 0], rel=0.05)
+    # the charge number and the charged biexciton Auger lifetime (truth: 6 and 1.70 ns)
+    assert abs(s["n_c_mean"] - 6) < 4 * s["n_c_err"]
+    assert abs(s["tau_a_xx_charged_ns"] - 1.70) < 4 * s["tau_a_xx_charged_err_ns"]
+    # fraction of time in the neutral state against the simulated charge intervals
+    ch = sim.truth.charge
+    t_neutral = float(np.sum((ch.t_stop_s - ch.t_start_s)[ch.n == 0]))
+    assert s["frac_time_neutral"] == pytest.approx(t_neutral / sim.config.duration_s, abs=0.05)
+    # raw g2(0) of a mixed neutral/charged particle lies below 1 and the gate lowers it
+    assert s["g2_zero_gated"] < s["g2_zero"] < 1.0
+    assert res.datasets["charging/n_c"].data.size >= 2
+
+
+def test_neutral_particle_g2_matches_theory(tmp_path):
+    from qrspec.simulate import preset, simulate_particle
+    from qrspec.simulate.sidecar import write_particle
+    from qrspec.simulate.theory import expected_g2_zero
+
+    cfg = preset("neutral", duration_s=10.0)
+    sim = simulate_particle(cfg, seed=8)
+    path = tmp_path / "n.ptu"
+    write_particle(sim, path, sidecar=False)
+    res = analyze_file(path)
+    s = res.summary
+    qy = sim.truth.state_table.qy[0]
+    expected = expected_g2_zero(cfg.mean_excitations, qy)
+    assert abs(s["g2_zero"] - expected) < 4 * s["g2_zero_err"]
+    assert s["frac_time_neutral"] == 1.0
+    assert np.isnan(s["n_c_mean"])  # no charged period: NaN with a reason, never a number
+    assert "no charged period" in res.error
+
+
+def test_pipeline_rejects_unusable_input(tmp_path, rng):
+    ts = np.sort(rng.integers(0, 10**7, 5000))
+    t2 = write_ptu(tmp_path / "t2.ptu", record_type="GenericT2", timestamps=ts,
+                   detectors=rng.integers(0, 2, 5000), timestamps_unit=1e-12)
+    with pytest.raises(QrspecError, match=r"t2.ptu: T2 data .* needs T3 data"):
+        analyze_file(t2)
+    one = write_ptu(tmp_path / "one.ptu", record_type="HydraHarp2T3", timestamps=ts,
+                    detectors=np.zeros(5000, int), nanotimes=rng.integers(0, 6000, 5000),
+                    timestamps_unit=1e-7, nanotimes_unit=16e-12)
+    with pytest.raises(QrspecError, match=r"one.ptu: detector 1 has no photons; active "
+                       r"detectors are \[0\]"):
+        analyze_file(one)
+    few = write_ptu(tmp_path / "few.ptu", record_type="HydraHarp2T3", timestamps=ts[:50],
+                    detectors=np.arange(50) % 2, nanotimes=rng.integers(0, 6000, 50),
+                    timestamps_unit=1e-7, nanotimes_unit=16e-12)
+    with pytest.raises(QrspecError, match=r"only 50 photons on detectors \[0, 1\]"):
+        analyze_file(few)
+    from qrspec.io import read_tttr
+
+    with pytest.raises(QrspecError, match=r"particle: only 50 photons"):
+        analyze_photons(read_tttr(few))
