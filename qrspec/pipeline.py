@@ -78,24 +78,29 @@ def _fit_x(decay, min_photons: int):
     return math.nan, math.nan, f"lifetime fit failed: {mono.message}"
 
 
-def _tau_xx_heralded(pairs, decay, min_pairs: int = 20):
+def _tau_xx_heralded(pairs, decay, background, n_pulses: int, min_pairs: int = 20):
     """Biexciton lifetime from the first photon of same-period two-detector pairs.
 
     For a single emitter every same-period pair of emitter photons is a cascade pair, so the
-    pairs k periods apart (the g2 side peaks) are not accidentals of the centre peak: only
-    pairs with a dark/background count are, and their first-photon times are flat. The fit is
-    therefore an exponential tail plus a fitted flat background.
+    pairs k periods apart (the g2 side peaks) are not the accidentals of the centre peak; those
+    are signal x background pairs, whose first-photon histogram follows from each detector's
+    decay and background (:func:`qrspec.fitting.biexciton.accidental_first_photon_counts`).
+    It enters the fit with fixed shape and size.
     """
-    from qrspec.fitting.biexciton import heralded_tau_xx
+    from qrspec.fitting.biexciton import accidental_first_photon_counts, heralded_tau_xx
 
     n = pairs.n_pairs
     if n < min_pairs:
         return math.nan, math.nan, f"{n} photon pairs < {min_pairs}"
     n_bins = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
+    per_bin = np.asarray(background, float) * decay.bin_ns / decay.period_ns
+    cpd = decay.counts_per_detector[:, :n_bins]
+    acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=n_pulses,
+                                         background_a=per_bin[0], background_b=per_bin[1])
     start = decay.t0_ns + TAIL_START_NS
     est = heralded_tau_xx(pairs.t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
-                          background="fit", fit_range_ns=(start, n_bins * decay.bin_ns),
-                          intervals="hessian")
+                          accidental_counts=acc, background=0.0,
+                          fit_range_ns=(start, n_bins * decay.bin_ns), intervals="hessian")
     if not est.success:
         return math.nan, math.nan, f"heralded tau_XX failed: {est.message}"
     return est.tau_ns, est.tau_err_ns, ""
@@ -104,7 +109,7 @@ def _tau_xx_heralded(pairs, decay, min_pairs: int = 20):
 def _state(ph: Photons, windows, config, offsets, delay_ns, dets) -> tuple:
     """Decay, lifetimes, pairs and g2 of the photons inside ``windows`` (None: all photons)."""
     from qrspec.correlation import g2, g2_peaks
-    from qrspec.decay import decay_histogram
+    from qrspec.decay import background_counts, decay_histogram
     from qrspec.pairs import photon_pairs
 
     sub = ph if windows is None else ph.select_windows(windows)
@@ -116,7 +121,10 @@ def _state(ph: Photons, windows, config, offsets, delay_ns, dets) -> tuple:
     if m:
         msgs.append(f"tau_X: {m}")
     pairs = photon_pairs(sub, detectors=dets, offsets_ns=offsets)
-    txx, txx_err, m = _tau_xx_heralded(pairs, dec)
+    background = background_counts(decay_histogram(sub, detectors=dets, offsets_ns=offsets))
+    span_s = sub.duration_s if windows is None else float(np.sum(windows[:, 1] - windows[:, 0]))
+    n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
+    txx, txx_err, m = _tau_xx_heralded(pairs, dec, background, n_pulses)
     if m:
         msgs.append(f"tau_XX: {m}")
     curve = g2(sub, detectors=dets, max_lag_periods=config.g2_max_lag_periods,

@@ -38,7 +38,7 @@ def test_config_json_round_trip():
     ({"cpa_alpha": 0.7}, r"cpa_alpha=0.7 must be in \(0, 0.5\)"),
     ({"g2_max_lag_periods": 1}, r"g2_max_lag_periods=1 must be an integer >= 2"),
     ({"bogus": 1}, r"unknown config keys \['bogus'\]"),
-    ({"charge_model": {"eps": 1}}, r"unknown charge_model keys \['eps'\]"),
+    ({"charge_model": {"epsilon": 1}}, r"unknown charge_model keys \[.epsilon.\]"),
     ({"charge_model": {"variant": "x"}}, r"charge_model.variant='x' must be"),
 ])
 def test_config_rejects_nonsense(bad, match):

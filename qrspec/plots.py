@@ -1,0 +1,936 @@
+"""Figures of a results file: one multi-panel figure per particle and a per-batch summary.
+
+matplotlib is an optional dependency (extra ``plot``) and is imported only inside these
+functions, so ``import qrspec`` never imports it. Figures are drawn on
+:class:`matplotlib.figure.Figure` objects with the Agg canvas (no pyplot, no global backend
+switch, nothing is ever shown) under a local ``rc_context`` with publication defaults, and
+written atomically (``.<name>.partial`` then renamed).
+
+A panel whose data are missing or NaN (no charged period, charging not inverted, a failed
+particle) says "no data" and why; an unexpected error while drawing one panel is logged and
+shown in that panel, never raised, so one odd particle never stops a report.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from qrspec.errors import QrspecError
+
+__all__ = ["plot_particle", "plot_batch", "write_figures", "LABEL_COLORS", "COLORS"]
+
+logger = logging.getLogger(__name__)
+
+# Okabe-Ito colour-blind-safe palette; one colour per state / quantity in every figure
+LABEL_COLORS = {"neutral": "#0072B2", "charged": "#D55E00", "trap": "#009E73",
+                "off": "#7F7F7F", "unclassified": "#CC79A7"}
+COLORS = {"trace": "0.30", "total": "0.55", "g2_raw": "0.15", "g2_gated": "#CC79A7",
+          "tau_x": "#0072B2", "tau_xx": "#56B4E9", "n_c": "#D55E00", "tau_a": "#882255",
+          "intensity": "0.45", "fit": "black"}
+FORMATS = ("png", "pdf")
+DPI = 300
+WIDTH_IN = 7.2  # double-column width (183 mm)
+
+_RC = {
+    "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "legend.fontsize": 6.5, "legend.frameon": False,
+    "axes.linewidth": 0.7, "lines.linewidth": 1.0, "lines.markersize": 3.5,
+    "xtick.direction": "in", "ytick.direction": "in", "xtick.top": True, "ytick.right": True,
+    "xtick.major.width": 0.7, "ytick.major.width": 0.7, "xtick.minor.width": 0.5,
+    "ytick.minor.width": 0.5, "xtick.major.size": 3, "ytick.major.size": 3,
+    "xtick.minor.size": 1.8, "ytick.minor.size": 1.8, "errorbar.capsize": 1.5,
+    "savefig.dpi": DPI, "pdf.fonttype": 42, "ps.fonttype": 42, "axes.formatter.useoffset": False,
+    "figure.constrained_layout.h_pad": 0.03, "figure.constrained_layout.w_pad": 0.03,
+    "image.cmap": "viridis",
+}
+
+
+# ------------------------------------------------------------------ plumbing
+def _mpl():
+    """Import matplotlib (optional dependency) with an install hint."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError("qrspec figures need matplotlib: pip install 'qrspec[plot]'") from exc
+    return matplotlib
+
+
+def _check_fmt(fmt) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt={fmt!r} must be one of {', '.join(map(repr, FORMATS))}")
+    return fmt
+
+
+def _out_fmt(out_path, fmt) -> tuple[Path, str]:
+    out = Path(out_path)
+    if fmt is None:
+        fmt = out.suffix.lower().lstrip(".")
+        if fmt not in FORMATS:
+            raise ValueError(f"out_path={os.fspath(out_path)!r} must end in .png or .pdf "
+                             "(or pass fmt=)")
+    return out, _check_fmt(fmt)
+
+
+def _new_figure(width_in, height_in):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, out: Path, fmt: str, dpi: int) -> Path:
+    """Write ``fig`` to ``out`` atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        fig.savefig(partial, format=fmt, dpi=dpi)
+        os.replace(partial, out)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return out
+
+
+def _no_data(ax, why: str = "", *, keep_axes: bool = False):
+    """Mark a panel as empty: 'no data' and the reason."""
+    text = "no data" + (f"\n{textwrap.fill(why, 40)}" if why else "")
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
+            fontsize=7, color="0.4")
+    if not keep_axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.minorticks_off()
+
+
+def _guard(ax, draw, *args):
+    """Draw one panel; an unexpected error becomes a message in the panel (and a log record)."""
+    try:
+        draw(ax, *args)
+    except Exception as exc:  # noqa: BLE001  a report must never stop on one panel
+        logger.warning("panel %s failed: %s: %s", getattr(draw, "__name__", draw),
+                       type(exc).__name__, exc)
+        for art in list(ax.lines) + list(ax.collections) + list(ax.texts):
+            art.remove()
+        _no_data(ax, f"could not draw: {type(exc).__name__}: {exc}")
+
+
+def _letter(ax, letter: str, x: float = -0.02):
+    ax.text(x, 1.0, letter, transform=ax.transAxes, ha="right", va="bottom", fontsize=10,
+            fontweight="bold")
+
+
+def _finite(*values) -> bool:
+    return all(v is not None and np.isfinite(v) for v in values)
+
+
+def _pm(value, err, fmt=".2f", unit="") -> str:
+    """``value ± err unit`` (just the value when the error is not finite)."""
+    if not _finite(value):
+        return "n/a"
+    s = f"{value:{fmt}}"
+    if _finite(err) and err > 0:
+        s += f" ± {err:{fmt}}"
+    return s + (f" {unit}" if unit else "")
+
+
+def _decode(x) -> str:
+    return x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
+
+
+# ------------------------------------------------------------------ reading
+class _Particle:
+    """Arrays and dataset attributes of one particle (missing datasets: None / {})."""
+
+    def __init__(self, path, particle_id: str, summary_row):
+        import h5py
+
+        self.id = particle_id
+        self.row = summary_row
+        self.data: dict = {}
+        self.attrs: dict = {}
+        with h5py.File(path, "r") as f:
+            g = f[f"particles/{particle_id}"]
+            self.group_attrs = {k: _decode(v) if isinstance(v, bytes) else v
+                                for k, v in g.attrs.items()}
+
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    self.data[name] = obj[()]
+                    self.attrs[name] = dict(obj.attrs)
+
+            g.visititems(visit)
+
+    def get(self, name):
+        return self.data.get(name)
+
+    def attr(self, name, key, default=None):
+        return self.attrs.get(name, {}).get(key, default)
+
+    def value(self, col) -> float:
+        try:
+            return float(self.row[col])
+        except (KeyError, ValueError, TypeError):
+            return math.nan
+
+    @property
+    def status(self) -> str:
+        return str(self.row["status"]) if self.row is not None else \
+            self.group_attrs.get("status", "")
+
+    @property
+    def error(self) -> str:
+        return str(self.group_attrs.get("error", "")) or \
+            (str(self.row["error"]) if self.row is not None else "")
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "ok"
+
+    def why_missing(self, what: str) -> str:
+        """A short reason for a missing panel, from the status and the analysis flags."""
+        if self.failed:
+            return "particle analysis failed"
+        err = self.error
+        for key, text in (("no charged period", "no charged period"),
+                          ("no usable neutral reference", "no usable neutral reference: "
+                           "n_c and tau_A not inverted"),
+                          ("no neutral period", "no neutral period")):
+            if key in err:
+                return text
+        return f"no {what} in the results"
+
+
+def _results_and_row(results_path, particle_id):
+    from qrspec.export import read_results
+
+    res = read_results(results_path)
+    ids = res.particle_ids
+    if particle_id not in ids:
+        raise QrspecError(f"particle_id={particle_id!r} not in {res.path} "
+                          f"({len(ids)} particles: {', '.join(ids[:5])}"
+                          f"{', ...' if len(ids) > 5 else ''})")
+    return res, res.summary[ids.index(particle_id)]
+
+
+# ------------------------------------------------------------------ particle panels
+def _trace_axis(p: _Particle):
+    counts = p.get("trace/counts")
+    if counts is None or np.size(counts) == 0:
+        return None
+    counts = np.asarray(counts)
+    total = counts.sum(axis=1) if counts.ndim == 2 else counts
+    bw = float(p.attr("trace/counts", "bin_width_s", math.nan))
+    start = float(p.attr("trace/counts", "start_s", 0.0))
+    if not bw > 0:
+        return None
+    t = start + (np.arange(total.size) + 0.5) * bw
+    return t, total.astype(np.float64), bw, start
+
+
+def _segments(p: _Particle):
+    start, stop = p.get("levels/segments_start_s"), p.get("levels/segments_stop_s")
+    if start is None or stop is None or np.size(start) == 0:
+        return None
+    labels = p.get("levels/segments_label")
+    labels = [_decode(x) for x in labels] if labels is not None else ["unclassified"] * len(start)
+    n_ph = p.get("levels/segments_n_photons")
+    return np.asarray(start, float), np.asarray(stop, float), labels, n_ph
+
+
+def _draw_trace(ax, p: _Particle, ax_hist):
+    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.transforms import blended_transform_factory
+
+    tr = _trace_axis(p)
+    if tr is None:
+        _no_data(ax, "no intensity trajectory" if not p.failed else "particle analysis failed")
+        _no_data(ax_hist)
+        return
+    t, counts, bw, start = tr
+    ax.plot(t, counts, color=COLORS["trace"], lw=0.45, zorder=2)
+    ax.set_xlim(start, start + counts.size * bw)
+    ymax = counts.max() * 1.12 if counts.max() > 0 else 1.0
+    ax.set_ylim(0, ymax)
+    seg = _segments(p)
+    handles = []
+    if seg is not None:
+        s0, s1, labels, n_ph = seg
+        colors = [LABEL_COLORS.get(lab, LABEL_COLORS["unclassified"]) for lab in labels]
+        blend = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.add_collection(PolyCollection(
+            [[(a, 0), (b, 0), (b, 1), (a, 1)] for a, b in zip(s0, s1, strict=True)],
+            facecolors=colors, edgecolors="none", alpha=0.13, transform=blend, zorder=1))
+        if n_ph is not None and len(n_ph) == len(s0):
+            dur = np.maximum(s1 - s0, 1e-12)
+            level = np.asarray(n_ph, float) / dur * bw
+            ax.add_collection(LineCollection(
+                [[(a, y), (b, y)] for a, b, y in zip(s0, s1, level, strict=True)],
+                colors=colors, linewidths=1.6, zorder=3))
+        for lab in LABEL_COLORS:
+            if lab in labels:
+                handles.append(Patch(facecolor=LABEL_COLORS[lab], alpha=0.5, label=lab))
+    cps = p.get("levels/change_points_s")
+    if cps is not None and np.size(cps):
+        blend = blended_transform_factory(ax.transData, ax.transAxes)
+        ci = p.get("levels/change_points_ci_s")
+        if ci is not None and np.shape(ci) == (np.size(cps), 2):
+            ax.hlines(np.full(np.size(cps), 0.985), ci[:, 0], ci[:, 1], color="black", lw=0.8,
+                      transform=blend, zorder=4)
+        ax.plot(cps, np.full(np.size(cps), 0.985), linestyle="none", marker="v", ms=3,
+                color="black", transform=blend, zorder=4, clip_on=False)
+        handles.append(Line2D([], [], linestyle="none", marker="v", ms=3, color="black",
+                              label=f"change point ({np.size(cps)})"))
+    if handles:
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6,
+                  borderaxespad=0.1, handlelength=1.2, columnspacing=1.0)
+    unit = f"{bw * 1e3:g} ms"
+    ax.set_ylabel(f"Intensity (counts / {unit})")
+    # sideways intensity histogram, same y axis
+    nb = int(min(60, max(10, counts.max() - counts.min() + 1)))
+    ax_hist.hist(counts, bins=nb, range=(0, ymax), orientation="horizontal",
+                 color=COLORS["trace"], alpha=0.8)
+    ax_hist.set_ylim(0, ymax)
+    ax_hist.set_xlabel("Bins")
+    ax_hist.tick_params(labelleft=False)
+
+
+def _charging_rows(p: _Particle):
+    from qrspec.pipeline import UNUSABLE_CHARGING_FLAGS
+
+    cols = {c: p.get(f"charging/{c}") for c in ("t_start_s", "t_stop_s", "n_c", "n_c_err",
+                                              "tau_a_xx_ns", "tau_a_xx_err_ns")}
+    if any(v is None for v in cols.values()) or np.size(cols["n_c"]) == 0:
+        return None
+    cols = {k: np.asarray(v, float) for k, v in cols.items()}
+    flags = p.get("charging/flags")
+    n = cols["n_c"].size
+    if flags is None or len(flags) != n:
+        good = np.ones(n, bool)
+    else:
+        good = np.asarray([not (set(_decode(f).split(",")) & UNUSABLE_CHARGING_FLAGS)
+                           for f in flags])
+    cols["good"] = good
+    return cols
+
+
+def _draw_charging(ax, p: _Particle, key: str):
+    rows = _charging_rows(p)
+    col, err_col, color = (("n_c", "n_c_err", COLORS["n_c"]) if key == "n_c" else
+                           ("tau_a_xx_ns", "tau_a_xx_err_ns", COLORS["tau_a"]))
+    ylabel = r"$n_c$" if key == "n_c" else r"$\tau_{\mathrm{A,XX}}$ (ns)"
+    ax.set_ylabel(ylabel)
+    if rows is None or not np.isfinite(rows[col]).any():
+        _no_data(ax, p.why_missing("charging windows"), keep_axes=True)
+        ax.set_yticks([])
+        return
+    t0, t1 = rows["t_start_s"], rows["t_stop_s"]
+    x = 0.5 * (t0 + t1)
+    y = rows[col]
+    e = np.where(np.isfinite(rows[err_col]), rows[err_col], 0.0)
+    for good, face, lab in ((True, color, "identified"),
+                            (False, "white", "flagged (bound / not identifiable)")):
+        m = (rows["good"] == good) & np.isfinite(y)
+        if m.any():
+            ax.errorbar(x[m], y[m], yerr=e[m], xerr=[x[m] - t0[m], t1[m] - x[m]], fmt="o",
+                        color=color, mfc=face, mec=color, ms=3.5, lw=0.8, label=lab)
+    if key == "tau_a":
+        ref = p.value("tau_a_xx_neutral_ns")
+        if _finite(ref):
+            ax.axhline(ref, color=LABEL_COLORS["neutral"], ls="--", lw=0.8,
+                       label=r"neutral $\tau_{\mathrm{A,XX}}^0$")
+    lo = np.nanmin(y - e)
+    hi = np.nanmax(y + e)
+    if key == "tau_a" and _finite(p.value("tau_a_xx_neutral_ns")):
+        lo, hi = min(lo, p.value("tau_a_xx_neutral_ns")), max(hi, p.value("tau_a_xx_neutral_ns"))
+    pad = 0.15 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.2
+    ax.set_ylim(max(0.0, lo - pad), hi + pad)
+    ax.legend(loc="best", ncol=3, handlelength=1.2)
+
+
+def _state_time_axis(p: _Particle, n_state: int):
+    """Left bin edges (ns) of a state decay (rebinned whole TCSPC bins of the total decay)."""
+    time_ns, total = p.get("decays/time_ns"), p.get("decays/total")
+    if time_ns is None or total is None or np.size(time_ns) < 2:
+        return None
+    res = float(time_ns[1] - time_ns[0])
+    n_fine = int(np.size(total))
+    r0 = max(1, int(round(n_fine / n_state)))
+    for r in (r0, r0 - 1, r0 + 1):
+        if r >= 1 and -(-n_fine // r) == n_state:
+            n_whole = n_fine // r
+            return np.arange(n_whole) * r * res, r * res, n_fine * res
+    return None
+
+
+def _refit(counts, time_ns, period_ns, t0_ns, tau_stored):
+    """The pipeline's exciton tail fit, redone for the model curve and residuals."""
+    from qrspec.fitting.lifetime import fit_decay
+    from qrspec.pipeline import TAIL_START_NS
+
+    kw = dict(time_ns=time_ns, period_ns=period_ns,
+              fit_range_ns=(t0_ns + TAIL_START_NS, period_ns), irf=None, background="fit")
+    fits = [fit_decay(counts, model=m, **kw) for m in ("bi", "mono")]
+    ok = [f for f in fits if f.success]
+    if not ok:
+        return None
+    # the curve drawn is the fit whose exciton lifetime is the one stored in the file
+    def dist(f):
+        return min(abs(t - tau_stored) for t in f.tau_ns) if _finite(tau_stored) else 0.0
+
+    best = min(ok, key=dist)
+    if _finite(tau_stored) and dist(best) > 1e-3 * tau_stored:
+        logger.info("refitted decay tau %s ns differs from stored tau_x_ns=%.4g",
+                    best.tau_ns, tau_stored)
+    return best
+
+
+def _draw_decays(ax, ax_res, p: _Particle):
+    t0 = float(p.attr("decays/total", "t0_ns", math.nan))
+    drawn, taus = [], []
+    total, time_ns = p.get("decays/total"), p.get("decays/time_ns")
+    if not _finite(t0):
+        t0 = 0.0
+    for state in ("neutral", "charged"):
+        counts = p.get(f"decays/{state}")
+        if counts is None or np.sum(counts) <= 0:
+            continue
+        axis = _state_time_axis(p, np.size(counts))
+        if axis is None:
+            continue
+        t, bin_ns, period_ns = axis
+        c = np.asarray(counts[: t.size], float)
+        norm = c.max()
+        tau = float(p.attr(f"decays/{state}", "tau_x_ns", math.nan))
+        tau_err = float(p.attr(f"decays/{state}", "tau_x_err_ns", math.nan))
+        color = LABEL_COLORS[state]
+        label = rf"{state}: $\tau_{{\mathrm{{X}}}}$ = {_pm(tau, tau_err, '.2f', 'ns')}"
+        ax.plot(t - t0, np.where(c > 0, c / norm, np.nan), color=color, lw=0.6, alpha=0.75,
+                drawstyle="steps-post", label=label)
+        drawn.append(state)
+        if _finite(tau):
+            taus.append(tau)
+            fit = _refit(c, t, period_ns, t0, tau)
+            if fit is not None and fit.model_counts is not None:
+                m = np.isfinite(fit.residuals)
+                ax.plot(t[m] - t0 + bin_ns / 2, fit.model_counts[m] / norm, color=color,
+                        lw=1.0, ls=(0, (4, 1.5)) if state == "charged" else "-",
+                        path_effects=None, zorder=4)
+                ax.plot([], [], color="black", lw=0.0)
+                ax_res.plot(t[m] - t0 + bin_ns / 2, fit.residuals[m], color=color, lw=0.5,
+                            alpha=0.8)
+    if total is not None and time_ns is not None and np.sum(total) > 0:
+        tt = np.asarray(time_ns, float)
+        c = np.asarray(total, float)
+        ax.plot(tt - t0, np.where(c > 0, c / c.max(), np.nan), color=COLORS["total"],
+                lw=0.5, alpha=0.6, drawstyle="steps-post", label="all photons", zorder=1)
+        drawn.append("total")
+    if not drawn:
+        _no_data(ax, p.why_missing("decays"))
+        _no_data(ax_res)
+        return
+    ax.set_yscale("log")
+    ax.set_ylabel("Norm. counts")
+    span = (float(time_ns[-1]) - t0) if time_ns is not None else 50.0
+    x_hi = min(span, max(20.0, 6.0 * max(taus))) if taus else span
+    ax.set_xlim(-2.0, x_hi)
+    lo = ax.get_ylim()[0]
+    ax.set_ylim(max(lo, 1e-4), 1.6)
+    ax.legend(loc="upper right", handlelength=1.2)
+    ax.tick_params(labelbottom=False)
+    ax_res.axhline(0, color="black", lw=0.6)
+    ax_res.set_ylim(-5, 5)
+    ax_res.set_yticks([-4, 0, 4])
+    ax_res.set_ylabel("Resid. (σ)")
+    ax_res.set_xlabel(r"Delay $t - t_0$ (ns)")
+
+
+def _period_ns(p: _Particle):
+    time_ns, total = p.get("decays/time_ns"), p.get("decays/total")
+    if time_ns is None or total is None or np.size(time_ns) < 2:
+        return None
+    return float(time_ns[1] - time_ns[0]) * np.size(total)
+
+
+def _draw_g2(ax, p: _Particle, key: str):
+    lag, counts = p.get(f"{key}/lag_ns"), p.get(f"{key}/counts")
+    raw = key == "g2"
+    color = COLORS["g2_raw"] if raw else COLORS["g2_gated"]
+    name = "raw" if raw else "gated"
+    if lag is None or counts is None or np.size(lag) < 2:
+        _no_data(ax, p.why_missing(f"{name} g2"))
+        return
+    lag = np.asarray(lag, float)
+    counts = np.asarray(counts, float)
+    bin_ns = float(lag[1] - lag[0])
+    period = _period_ns(p)
+    window = float(p.attr(f"{key}/counts", "window_ns", math.nan))
+    peaks = p.attr(f"{key}/peak_areas", "peaks")
+    if period is not None:
+        k_max = 3
+        if peaks is not None and np.size(peaks):
+            k_max = int(min(3, np.max(np.abs(peaks))))
+        lim = (k_max + 0.5) * period
+        ax.set_xlim(-lim, lim)
+        if _finite(window) and peaks is not None:
+            for k in np.asarray(peaks):
+                if abs(k) > k_max:
+                    continue
+                c = k * period
+                ax.axvspan(c - window / 2, c + window / 2, lw=0,
+                           color=color if k == 0 else "0.5",
+                           alpha=0.16 if k == 0 else (0.09 if k % 2 else 0.04), zorder=0)
+    ax.plot(lag, counts, color=color, lw=0.6, drawstyle="steps-mid")
+    g0 = float(p.attr(f"{key}/counts", "g2_zero", math.nan))
+    g0e = float(p.attr(f"{key}/counts", "g2_zero_err", math.nan))
+    text = rf"{name}: $g^{{(2)}}(0)$ = {_pm(g0, g0e)}"
+    if not raw:
+        gate = p.value("gate_ns")
+        if _finite(gate):
+            text += f"\ngate $t - t_0 \\geq$ {gate:g} ns"
+    ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
+            bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
+    ax.set_ylim(0, max(counts.max() * 1.35, 1.0))
+    ax.set_ylabel(f"Coinc. / {bin_ns:g} ns")
+
+
+def _draw_flid(ax, p: _Particle, fig):
+    from matplotlib.colors import LogNorm
+
+    h = p.get("flid/histogram")
+    ce = p.attr("flid/histogram", "count_edges")
+    de = p.attr("flid/histogram", "delay_edges_ns")
+    if h is None or ce is None or de is None or np.sum(h) <= 0:
+        _no_data(ax, p.why_missing("FLID"))
+        return
+    h = np.asarray(h, float)
+    ce, de = np.asarray(ce, float), np.asarray(de, float)
+    rows = np.flatnonzero(h.sum(axis=1))
+    cols = np.flatnonzero(h.sum(axis=0))
+    r0, r1 = rows[0], rows[-1] + 1
+    c0, c1 = cols[0], cols[-1] + 1
+    h, ce, de = h[r0:r1, c0:c1], ce[r0:r1 + 1], de[c0:c1 + 1]
+    # merge intensity rows so the map has <= 60 rows (unit count bins are too fine to see)
+    k = max(1, -(-h.shape[0] // 60))
+    if k > 1:
+        n = -(-h.shape[0] // k) * k
+        pad = np.zeros((n, h.shape[1]))
+        pad[: h.shape[0]] = h
+        h = pad.reshape(-1, k, h.shape[1]).sum(axis=1)
+        ce = np.append(ce[::k], ce[0] + n * (ce[1] - ce[0]))[: h.shape[0] + 1]
+    masked = np.ma.masked_less_equal(h, 0)
+    mesh = ax.pcolormesh(de, ce, masked, norm=LogNorm(vmin=1, vmax=max(h.max(), 2)),
+                         cmap="viridis", rasterized=True)
+    cb = fig.colorbar(mesh, ax=ax, pad=0.01, fraction=0.06)
+    cb.set_label("Trace bins")
+    cb.ax.tick_params(labelsize=6)
+    # levels found by the change-point analysis, at (lifetime, intensity per trace bin)
+    tau, inten, lab = (p.get("levels/tau_ns"), p.get("levels/intensity_cps"),
+                       p.get("levels/label"))
+    bw = float(p.attr("trace/counts", "bin_width_s", math.nan))
+    if tau is not None and inten is not None and lab is not None and _finite(bw):
+        for ti, ii, la in zip(tau, inten, lab, strict=False):
+            la = _decode(la)
+            if _finite(ti, ii):
+                ax.plot(ti, ii * bw, marker="o", ms=5, mfc="none", mew=1.2,
+                        color=LABEL_COLORS.get(la, LABEL_COLORS["unclassified"]))
+    ax.set_xlim(de[0], de[-1])
+    ax.set_ylim(ce[0], ce[-1])
+    unit = f"{bw * 1e3:g} ms" if _finite(bw) else "bin"
+    ax.set_xlabel("Mean delay (ns)")
+    ax.set_ylabel(f"Intensity (counts / {unit})")
+
+
+def _info_text(ax, p: _Particle):
+    ax.axis("off")
+    lines = [
+        ("status", p.status),
+        ("⟨rate⟩", f"{p.value('rate_cps') / 1e3:.1f} kcps" if _finite(p.value("rate_cps"))
+         else "n/a"),
+        (r"$f_\mathrm{neutral}$", f"{p.value('frac_time_neutral'):.2f}"
+         if _finite(p.value("frac_time_neutral")) else "n/a"),
+        (r"$\tau_\mathrm{X}^0$", _pm(p.value("tau_x_neutral_ns"),
+                                     p.value("tau_x_neutral_err_ns"), ".2f", "ns")),
+        (r"$\tau_\mathrm{XX}^0$", _pm(p.value("tau_xx_neutral_ns"),
+                                      p.value("tau_xx_neutral_err_ns"), ".2f", "ns")),
+        (r"$\tau_\mathrm{A,XX}^0$", _pm(p.value("tau_a_xx_neutral_ns"), math.nan, ".2f", "ns")),
+        (r"$\langle n_c\rangle$", _pm(p.value("n_c_mean"), p.value("n_c_err"), ".1f")),
+        (r"$\tau_\mathrm{A,XX}^c$", _pm(p.value("tau_a_xx_charged_ns"),
+                                        p.value("tau_a_xx_charged_err_ns"), ".2f", "ns")),
+        ("levels", f"{int(p.value('n_levels'))}" if _finite(p.value("n_levels")) and
+         p.value("n_levels") >= 0 else "n/a"),
+    ]
+    y = 1.0
+    for k, v in lines:
+        ax.text(0.0, y, k, transform=ax.transAxes, fontsize=6.5, va="top")
+        ax.text(1.0, y, v, transform=ax.transAxes, fontsize=6.5, va="top", ha="right",
+                color="#B00000" if v == "failed" else "black")
+        y -= 1.0 / len(lines)
+
+
+def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None = None,
+                  dpi: int = DPI) -> Path:
+    """Multi-panel figure of one particle.
+
+    Panels: (a) intensity trajectory with the levels coloured by label (neutral, charged,
+    trap, off) and the change points with their confidence regions, plus the intensity
+    histogram; (b) n_c(t) and (c) tau_A,XX(t) per charging window with error bars, on the
+    trajectory's time axis; (d) decays per state (log scale, normalised) with the exciton
+    tail fits, fitted lifetimes in the legend and Pearson residuals; (e) g2 raw and (f) gated
+    with the peak windows shaded and g2(0); (g) FLID with the levels marked.
+
+    Parameters
+    ----------
+    results_path : str or Path
+        A qrspec results file (:func:`qrspec.export.read_results`).
+    particle_id : str
+        One of the file's particle ids.
+    out_path : str or Path
+        Figure file, written atomically.
+    fmt : {"png", "pdf"}, optional
+        Default: from the suffix of ``out_path``.
+    dpi : int
+        Resolution of raster output.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    QrspecError
+        Not a results file, or ``particle_id`` is not in it.
+    ValueError
+        Unknown format.
+    """
+    matplotlib = _mpl()
+    out, fmt = _out_fmt(out_path, fmt)
+    res, row = _results_and_row(results_path, particle_id)
+    p = _Particle(res.path, particle_id, row)
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(WIDTH_IN, 8.6)
+        outer = fig.add_gridspec(3, 1, height_ratios=[4.4, 3.4, 0.35])
+        top = outer[0].subgridspec(3, 2, height_ratios=[2.0, 1.0, 1.0], width_ratios=[6, 1])
+        ax_tr = fig.add_subplot(top[0, 0])
+        ax_h = fig.add_subplot(top[0, 1], sharey=ax_tr)
+        ax_nc = fig.add_subplot(top[1, 0], sharex=ax_tr)
+        ax_ta = fig.add_subplot(top[2, 0], sharex=ax_tr)
+        ax_info = fig.add_subplot(top[1:, 1])
+        bottom = outer[1].subgridspec(1, 3, width_ratios=[1.0, 1.0, 1.1])
+        dec = bottom[0].subgridspec(2, 1, height_ratios=[3, 1])
+        ax_dec = fig.add_subplot(dec[0])
+        ax_res = fig.add_subplot(dec[1], sharex=ax_dec)
+        g2g = bottom[1].subgridspec(2, 1)
+        ax_g2 = fig.add_subplot(g2g[0])
+        ax_g2g = fig.add_subplot(g2g[1], sharex=ax_g2)
+        ax_fl = fig.add_subplot(bottom[2])
+        ax_note = fig.add_subplot(outer[2])
+        ax_note.axis("off")
+
+        _guard(ax_tr, _draw_trace, p, ax_h)
+        _guard(ax_nc, _draw_charging, p, "n_c")
+        _guard(ax_ta, _draw_charging, p, "tau_a")
+        for a in (ax_tr, ax_nc):
+            a.tick_params(labelbottom=False)
+        ax_ta.set_xlabel("Time (s)")
+        _guard(ax_info, _info_text, p)
+        _guard(ax_dec, _draw_decays, ax_res, p)
+        _guard(ax_g2, _draw_g2, p, "g2")
+        _guard(ax_g2g, _draw_g2, p, "g2_gated")
+        ax_g2.tick_params(labelbottom=False)
+        ax_g2g.set_xlabel(r"Lag $\tau$ (ns)")
+        _guard(ax_fl, _draw_flid, p, fig)
+        for ax, letter in ((ax_tr, "a"), (ax_nc, "b"), (ax_ta, "c"), (ax_dec, "d"),
+                           (ax_g2, "e"), (ax_g2g, "f"), (ax_fl, "g")):
+            _letter(ax, letter, x=-0.01 if ax in (ax_tr, ax_nc, ax_ta) else -0.04)
+
+        title = f"{particle_id}   group: {_decode(row['group']) or '(none)'}"
+        n_ph, dur = p.value("n_photons"), p.value("duration_s")
+        if _finite(n_ph, dur) and n_ph >= 0:
+            title += f"   {int(n_ph):,} photons in {dur:.1f} s"
+        if p.failed:
+            title += "   ANALYSIS FAILED"
+        fig.suptitle(title, x=0.01, ha="left", fontsize=9, fontweight="bold")
+        note = p.error
+        if note:
+            ax_note.text(0.0, 1.0, textwrap.shorten(
+                ("error: " if p.failed else "flags: ") + note, 600, placeholder=" ..."),
+                transform=ax_note.transAxes, va="top", ha="left", fontsize=6,
+                color="#B00000" if p.failed else "0.35", wrap=True)
+        return _save(fig, out, fmt, dpi)
+
+
+# ------------------------------------------------------------------ batch figure
+def _group_values(summary, groups, col):
+    """Finite values of ``col`` per group (particles with status ok)."""
+    ok = summary[summary["status"] == "ok"] if summary.size else summary
+    out = []
+    for g in groups:
+        v = np.asarray(ok[col][ok["group"] == g], float) if ok.size else np.zeros(0)
+        out.append(v[np.isfinite(v)])
+    return out
+
+
+def _mean_sem(v):
+    """Mean and standard error of the mean (as in ``/groups``: ddof=1, NaN for one value)."""
+    if v.size == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else math.nan
+
+
+def _strip(ax, values, offset, color, marker, label, rng, *, scale=1.0, width=0.09):
+    """Individual particles as jittered dots, mean ± SEM as a large marker with error bar."""
+    any_data = False
+    for i, v in enumerate(values):
+        v = v * scale
+        if v.size == 0:
+            continue
+        any_data = True
+        x = i + offset + rng.uniform(-width, width, v.size)
+        ax.plot(x, v, linestyle="none", marker=marker, ms=3, mfc=color, mec="none",
+                alpha=0.45, zorder=2)
+        m, s = _mean_sem(v)
+        ax.errorbar(i + offset, m, yerr=s if _finite(s) else None, fmt=marker, ms=5.5,
+                    color=color, mec="black", mew=0.6, lw=1.0, capsize=2.5, zorder=3,
+                    label=label)
+        label = None  # one legend entry per series
+    return any_data
+
+
+def _group_axis(ax, groups, counts):
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{g or '(none)'}\n(n = {n})" for g, n in zip(groups, counts,
+                                                                       strict=True)])
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.tick_params(axis="x", which="both", top=False, length=0)
+
+
+def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
+               dpi: int = DPI) -> Path:
+    """Per-batch figure: per-group distributions and the group comparison (paper Fig. 2h).
+
+    Panels: (a) g2(0) raw and gated, (b) neutral exciton and biexciton lifetimes, (c) mean
+    charging number n_c, (d) intensity (bars) and n_c (points) versus group, (e) neutral and
+    charged biexciton Auger lifetimes. Every panel shows the particles (status ok, finite
+    value) as jittered dots and the group mean ± standard error of the mean.
+
+    Parameters
+    ----------
+    results_path : str or Path
+        A qrspec results file.
+    out_path : str or Path
+        Figure file, written atomically.
+    groups : sequence of str, optional
+        Groups to show, in this order (default: every group, sorted).
+    fmt : {"png", "pdf"}, optional
+        Default: from the suffix of ``out_path``.
+    dpi : int
+        Resolution of raster output.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    QrspecError
+        Not a results file, or a requested group is not in it.
+    ValueError
+        Unknown format.
+    """
+    from qrspec.export import read_results
+
+    matplotlib = _mpl()
+    out, fmt = _out_fmt(out_path, fmt)
+    res = read_results(results_path)
+    summ = res.summary
+    present = sorted(set(summ["group"].tolist())) if summ.size else []
+    if groups is None:
+        groups = present
+    else:
+        groups = [str(g) for g in groups]
+        missing = [g for g in groups if g not in present]
+        if missing:
+            raise QrspecError(f"groups={missing!r} not in {res.path} (groups: {present})")
+    n_ok = [int(np.sum((summ["group"] == g) & (summ["status"] == "ok"))) for g in groups]
+    n_all = [int(np.sum(summ["group"] == g)) for g in groups]
+    rng = np.random.default_rng(0)  # fixed jitter: identical figures for identical files
+
+    def vals(col):
+        return _group_values(summ, groups, col)
+
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(WIDTH_IN, 5.4)
+        gs = fig.add_gridspec(2, 3)
+        ax_g2 = fig.add_subplot(gs[0, 0])
+        ax_tau = fig.add_subplot(gs[0, 1])
+        ax_nc = fig.add_subplot(gs[0, 2])
+        ax_h = fig.add_subplot(gs[1, 0:2])
+        ax_ta = fig.add_subplot(gs[1, 2])
+
+        def panel_g2(ax):
+            a = _strip(ax, vals("g2_zero"), -0.17, COLORS["g2_raw"], "o", "raw", rng)
+            b = _strip(ax, vals("g2_zero_gated"), 0.17, COLORS["g2_gated"], "s", "gated", rng)
+            if not (a or b):
+                _no_data(ax, "no finite g2(0)")
+                return
+            ax.axhline(0.5, color="0.4", ls=":", lw=0.8)
+            ax.text(1.0, 0.5, " 0.5", transform=ax.get_yaxis_transform(), fontsize=6,
+                    va="center", ha="left", color="0.4")
+            ax.set_ylabel(r"$g^{(2)}(0)$")
+            ax.set_ylim(bottom=0)
+            ax.legend(loc="lower left", ncol=2)
+
+        def panel_tau(ax):
+            a = _strip(ax, vals("tau_x_neutral_ns"), -0.17, COLORS["tau_x"], "o",
+                       r"$\tau_\mathrm{X}^0$", rng)
+            b = _strip(ax, vals("tau_xx_neutral_ns"), 0.17, COLORS["tau_xx"], "s",
+                       r"$\tau_\mathrm{XX}^0$", rng)
+            if not (a or b):
+                _no_data(ax, "no neutral lifetimes")
+                return
+            ax.set_ylabel("Neutral lifetime (ns)")
+            ax.set_ylim(bottom=0)
+            ax.legend(loc="upper right", ncol=2)
+
+        def panel_nc(ax):
+            if not _strip(ax, vals("n_c_mean"), 0.0, COLORS["n_c"], "D", None, rng):
+                _no_data(ax, "no particle with an inverted n_c")
+                return
+            ax.set_ylabel(r"$\langle n_c\rangle$ per particle")
+            ax.set_ylim(bottom=0)
+
+        def panel_h(ax):
+            iv = vals("rate_cps")
+            nc = vals("n_c_mean")
+            if not any(v.size for v in iv) and not any(v.size for v in nc):
+                _no_data(ax, "no particle with status ok")
+                return
+            x = np.arange(len(groups))
+            ms = [_mean_sem(v / 1e3) for v in iv]
+            ax.bar(x - 0.18, [m for m, _ in ms], width=0.32, color=COLORS["intensity"],
+                   alpha=0.35, edgecolor=COLORS["intensity"], lw=0.8,
+                   yerr=[s if _finite(s) else 0.0 for _, s in ms],
+                   error_kw=dict(lw=0.9, capsize=2.5), label="intensity", zorder=1)
+            for i, v in enumerate(iv):
+                ax.plot(i - 0.18 + rng.uniform(-0.09, 0.09, v.size), v / 1e3,
+                        linestyle="none", marker="o", ms=3, mfc=COLORS["intensity"],
+                        mec="none", alpha=0.7, zorder=2)
+            ax.set_ylabel("Intensity (kcps)")
+            ax.set_ylim(bottom=0)
+            ax.tick_params(axis="y", right=False)
+            tw = ax.twinx()
+            tw.tick_params(axis="y", colors=COLORS["n_c"], direction="in")
+            tw.spines["right"].set_color(COLORS["n_c"])
+            tw.yaxis.label.set_color(COLORS["n_c"])
+            tw.set_ylabel(r"$\langle n_c\rangle$")
+            if any(v.size for v in nc):
+                _strip(tw, nc, 0.18, COLORS["n_c"], "D", None, rng)
+                m = [_mean_sem(v)[0] for v in nc]
+                tw.plot(x + 0.18, m, color=COLORS["n_c"], lw=0.8, ls="--", zorder=1)
+                tw.set_ylim(bottom=0)
+            else:
+                tw.text(0.98, 0.95, r"no $n_c$", transform=tw.transAxes, ha="right",
+                        va="top", fontsize=7, color=COLORS["n_c"])
+                tw.set_yticks([])
+            from matplotlib.lines import Line2D
+            from matplotlib.patches import Patch
+            ax.legend(handles=[Patch(facecolor=COLORS["intensity"], alpha=0.35,
+                                     edgecolor=COLORS["intensity"], label="intensity"),
+                               Line2D([], [], marker="D", color=COLORS["n_c"], mec="black",
+                                      mew=0.6, ls="--", lw=0.8, label=r"$\langle n_c\rangle$")],
+                      loc="upper left", ncol=2)
+
+        def panel_ta(ax):
+            a = _strip(ax, vals("tau_a_xx_neutral_ns"), -0.17, LABEL_COLORS["neutral"], "o",
+                       "neutral", rng)
+            b = _strip(ax, vals("tau_a_xx_charged_ns"), 0.17, COLORS["tau_a"], "D",
+                       "charged", rng)
+            if not (a or b):
+                _no_data(ax, "no Auger lifetimes")
+                return
+            ax.set_ylabel(r"$\tau_\mathrm{A,XX}$ (ns)")
+            ax.set_yscale("log")
+            ax.legend(loc="upper right", ncol=1)
+
+        for ax, draw, letter in ((ax_g2, panel_g2, "a"), (ax_tau, panel_tau, "b"),
+                                 (ax_nc, panel_nc, "c"), (ax_h, panel_h, "d"),
+                                 (ax_ta, panel_ta, "e")):
+            _guard(ax, draw)
+            if groups:
+                _group_axis(ax, groups, n_ok)
+            _letter(ax, letter, x=-0.04)
+        n_failed = sum(n_all) - sum(n_ok)
+        title = (f"{Path(res.path).name}: {sum(n_all)} particles in {len(groups)} groups"
+                 + (f", {n_failed} failed (not shown)" if n_failed else "")
+                 + "; dots: particles, markers: mean ± SEM")
+        fig.suptitle(title, x=0.01, ha="left", fontsize=9, fontweight="bold")
+        return _save(fig, out, fmt, dpi)
+
+
+# ------------------------------------------------------------------ many figures
+def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
+                  dpi: int = DPI) -> list[Path]:
+    """Write the batch figure and one figure per particle into ``out_dir``.
+
+    Parameters
+    ----------
+    results_path : str or Path
+        A qrspec results file.
+    out_dir : str or Path
+        Created if needed. Files: ``batch_summary.<fmt>`` and ``particle_<id>.<fmt>``.
+    particles : sequence of str, optional
+        Particle ids to draw (default: all).
+    fmt : {"png", "pdf"}
+    dpi : int
+        Resolution of raster output.
+
+    Returns
+    -------
+    list of Path
+        The batch figure first, then the particle figures in summary order.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    QrspecError
+        Not a results file, or unknown particle ids.
+    ValueError
+        Unknown format.
+    """
+    from qrspec.export import read_results
+
+    _mpl()
+    fmt = _check_fmt(fmt)
+    res = read_results(results_path)
+    ids = res.particle_ids
+    if particles is None:
+        chosen = ids
+    else:
+        chosen = [str(x) for x in particles]
+        unknown = [x for x in chosen if x not in ids]
+        if unknown:
+            raise QrspecError(f"particles={unknown!r} not in {res.path}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [plot_batch(res.path, out_dir / f"batch_summary.{fmt}", fmt=fmt, dpi=dpi)]
+    for pid in chosen:
+        paths.append(plot_particle(res.path, pid, out_dir / f"particle_{pid}.{fmt}", fmt=fmt,
+                                   dpi=dpi))
+        logger.info("figure of particle %s written", pid)
+    return paths
