@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 UNUSABLE_CHARGING_FLAGS = {"degenerate", "underdetermined", "auger_signal_small", "trap_like",
                            "at_upper_bound", "poor_fit", "neutral_inconsistent", "no_xx_auger"}
 TAIL_START_NS = 0.3  # tail fits start this far after the rise: past the IRF peak (~0.1 ns)
-FIT_BIN_NS = 0.05  # decays are fitted on ~50 ps bins (whole TCSPC bins): 3x fewer than 16 ps
+FIT_BIN_NS = 0.1  # decays are fitted on ~0.1 ns bins (whole TCSPC bins): 6x fewer than 16 ps
 
 
 @dataclass(frozen=True)
@@ -383,8 +383,10 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
             flags.append(f"{n_windows - len(segments)} of {n_windows} charging windows had "
                          "too few photons or pairs for both lifetimes")
         if segments:
+            # multi-start finds the uncapped variant's second root; the capped and power-law
+            # lifetimes are monotonic in n, one start suffices
             traj = charging_trajectory(segments, neutral_ref, model, profile=False,
-                                       n_starts=3)
+                                       n_starts=3 if cm.variant == "uncapped" else 1)
             w = np.asarray([m[0] for m in seg_meta])
             # windows whose n is only a bound or not identifiable stay in the table (with
             # their flags) but not in the particle's mean

@@ -23,7 +23,8 @@ import numpy as np
 
 from qrspec.errors import QrspecError
 
-__all__ = ["plot_particle", "plot_batch", "write_figures", "LABEL_COLORS", "COLORS"]
+__all__ = ["plot_particle", "plot_batch", "write_figures", "particle_figure", "batch_figure",
+           "LABEL_COLORS", "COLORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,12 @@ def _out_fmt(out_path, fmt) -> tuple[Path, str]:
     return out, _check_fmt(fmt)
 
 
+def _check_dpi(dpi) -> int:
+    if isinstance(dpi, bool) or not (isinstance(dpi, int | np.integer) and 10 <= dpi <= 2400):
+        raise ValueError(f"dpi={dpi!r} must be an integer in [10, 2400]")
+    return int(dpi)
+
+
 def _new_figure(width_in, height_in):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -87,11 +94,14 @@ def _new_figure(width_in, height_in):
 
 
 def _save(fig, out: Path, fmt: str, dpi: int) -> Path:
-    """Write ``fig`` to ``out`` atomically."""
+    """Write ``fig`` to ``out`` atomically (under the figure rc settings)."""
+    import matplotlib
+
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     try:
-        fig.savefig(partial, format=fmt, dpi=dpi)
+        with matplotlib.rc_context(_RC):
+            fig.savefig(partial, format=fmt, dpi=dpi)
         os.replace(partial, out)
     finally:
         if partial.exists():
@@ -131,13 +141,19 @@ def _finite(*values) -> bool:
     return all(v is not None and np.isfinite(v) for v in values)
 
 
-def _pm(value, err, fmt=".2f", unit="") -> str:
-    """``value ± err unit`` (just the value when the error is not finite)."""
+def _pm(value, err, unit="", digits=None) -> str:
+    """``value ± err unit``, rounded to two significant digits of the error (three significant
+    digits of the value when the error is not finite)."""
     if not _finite(value):
         return "n/a"
-    s = f"{value:{fmt}}"
     if _finite(err) and err > 0:
-        s += f" ± {err:{fmt}}"
+        d = digits if digits is not None else int(min(4, max(0, 1 - math.floor(
+            math.log10(err)))))
+        s = f"{value:.{d}f} ± {err:.{d}f}"
+    else:
+        d = digits if digits is not None else int(min(4, max(0, 2 - math.floor(
+            math.log10(abs(value)))))) if value != 0 else 0
+        s = f"{value:.{d}f}"
     return s + (f" {unit}" if unit else "")
 
 
@@ -357,19 +373,23 @@ def _draw_charging(ax, p: _Particle, key: str):
     ax.legend(loc="best", ncol=3, handlelength=1.2)
 
 
-def _state_time_axis(p: _Particle, n_state: int):
-    """Left bin edges (ns) of a state decay (rebinned whole TCSPC bins of the total decay)."""
-    time_ns, total = p.get("decays/time_ns"), p.get("decays/total")
-    if time_ns is None or total is None or np.size(time_ns) < 2:
-        return None
-    res = float(time_ns[1] - time_ns[0])
-    n_fine = int(np.size(total))
+def _rebinned_axis(res_ns: float, n_fine: int, n_state: int):
+    """Left edges (ns), bin width and period of a decay of ``n_state`` bins made from the
+    ``n_fine`` TCSPC bins of the total decay (``decay_histogram(bin_ns=...)`` sums ``r`` whole
+    bins, the last bin shorter): the whole bins only, or None when no ``r`` fits."""
     r0 = max(1, int(round(n_fine / n_state)))
     for r in (r0, r0 - 1, r0 + 1):
         if r >= 1 and -(-n_fine // r) == n_state:
-            n_whole = n_fine // r
-            return np.arange(n_whole) * r * res, r * res, n_fine * res
+            return np.arange(n_fine // r) * r * res_ns, r * res_ns, n_fine * res_ns
     return None
+
+
+def _state_time_axis(p: _Particle, n_state: int):
+    """Time axis of a state decay, from the total decay's axis (which has TCSPC bins)."""
+    time_ns, total = p.get("decays/time_ns"), p.get("decays/total")
+    if time_ns is None or total is None or np.size(time_ns) < 2:
+        return None
+    return _rebinned_axis(float(time_ns[1] - time_ns[0]), int(np.size(total)), n_state)
 
 
 def _refit(counts, time_ns, period_ns, t0_ns, tau_stored):
@@ -413,7 +433,7 @@ def _draw_decays(ax, ax_res, p: _Particle):
         tau = float(p.attr(f"decays/{state}", "tau_x_ns", math.nan))
         tau_err = float(p.attr(f"decays/{state}", "tau_x_err_ns", math.nan))
         color = LABEL_COLORS[state]
-        label = rf"{state}: $\tau_{{\mathrm{{X}}}}$ = {_pm(tau, tau_err, '.2f', 'ns')}"
+        label = rf"{state}: $\tau_{{\mathrm{{X}}}}$ = {_pm(tau, tau_err, 'ns')}"
         ax.plot(t - t0, np.where(c > 0, c / norm, np.nan), color=color, lw=0.6, alpha=0.75,
                 drawstyle="steps-post", label=label)
         drawn.append(state)
@@ -444,8 +464,8 @@ def _draw_decays(ax, ax_res, p: _Particle):
     x_hi = min(span, max(20.0, 6.0 * max(taus))) if taus else span
     ax.set_xlim(-2.0, x_hi)
     lo = ax.get_ylim()[0]
-    ax.set_ylim(max(lo, 1e-4), 1.6)
-    ax.legend(loc="upper right", handlelength=1.2)
+    ax.set_ylim(max(lo, 1e-4), 12.0)  # a decade of headroom for the legend
+    ax.legend(loc="upper right", handlelength=1.2, borderaxespad=0.3)
     ax.tick_params(labelbottom=False)
     ax_res.axhline(0, color="black", lw=0.6)
     ax_res.set_ylim(-5, 5)
@@ -492,7 +512,7 @@ def _draw_g2(ax, p: _Particle, key: str):
     ax.plot(lag, counts, color=color, lw=0.6, drawstyle="steps-mid")
     g0 = float(p.attr(f"{key}/counts", "g2_zero", math.nan))
     g0e = float(p.attr(f"{key}/counts", "g2_zero_err", math.nan))
-    text = rf"{name}: $g^{{(2)}}(0)$ = {_pm(g0, g0e)}"
+    text = rf"{name}: $g^{{(2)}}(0)$ = {_pm(g0, g0e, digits=2)}"
     if not raw:
         gate = p.value("gate_ns")
         if _finite(gate):
@@ -541,8 +561,8 @@ def _draw_flid(ax, p: _Particle, fig):
         for ti, ii, la in zip(tau, inten, lab, strict=False):
             la = _decode(la)
             if _finite(ti, ii):
-                ax.plot(ti, ii * bw, marker="o", ms=5, mfc="none", mew=1.2,
-                        color=LABEL_COLORS.get(la, LABEL_COLORS["unclassified"]))
+                ax.plot(ti, ii * bw, marker="o", ms=6, mec="white", mew=1.0,
+                        mfc=LABEL_COLORS.get(la, LABEL_COLORS["unclassified"]), zorder=5)
     ax.set_xlim(de[0], de[-1])
     ax.set_ylim(ce[0], ce[-1])
     unit = f"{bw * 1e3:g} ms" if _finite(bw) else "bin"
@@ -559,13 +579,13 @@ def _info_text(ax, p: _Particle):
         (r"$f_\mathrm{neutral}$", f"{p.value('frac_time_neutral'):.2f}"
          if _finite(p.value("frac_time_neutral")) else "n/a"),
         (r"$\tau_\mathrm{X}^0$", _pm(p.value("tau_x_neutral_ns"),
-                                     p.value("tau_x_neutral_err_ns"), ".2f", "ns")),
+                                     p.value("tau_x_neutral_err_ns"), "ns")),
         (r"$\tau_\mathrm{XX}^0$", _pm(p.value("tau_xx_neutral_ns"),
-                                      p.value("tau_xx_neutral_err_ns"), ".2f", "ns")),
-        (r"$\tau_\mathrm{A,XX}^0$", _pm(p.value("tau_a_xx_neutral_ns"), math.nan, ".2f", "ns")),
-        (r"$\langle n_c\rangle$", _pm(p.value("n_c_mean"), p.value("n_c_err"), ".1f")),
+                                      p.value("tau_xx_neutral_err_ns"), "ns")),
+        (r"$\tau_\mathrm{A,XX}^0$", _pm(p.value("tau_a_xx_neutral_ns"), math.nan, "ns")),
+        (r"$\langle n_c\rangle$", _pm(p.value("n_c_mean"), p.value("n_c_err"))),
         (r"$\tau_\mathrm{A,XX}^c$", _pm(p.value("tau_a_xx_charged_ns"),
-                                        p.value("tau_a_xx_charged_err_ns"), ".2f", "ns")),
+                                        p.value("tau_a_xx_charged_err_ns"), "ns")),
         ("levels", f"{int(p.value('n_levels'))}" if _finite(p.value("n_levels")) and
          p.value("n_levels") >= 0 else "n/a"),
     ]
@@ -577,16 +597,18 @@ def _info_text(ax, p: _Particle):
         y -= 1.0 / len(lines)
 
 
-def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None = None,
-                  dpi: int = DPI) -> Path:
-    """Multi-panel figure of one particle.
+def particle_figure(results_path, particle_id: str):
+    """Multi-panel figure of one particle, as a :class:`matplotlib.figure.Figure`.
 
     Panels: (a) intensity trajectory with the levels coloured by label (neutral, charged,
     trap, off) and the change points with their confidence regions, plus the intensity
     histogram; (b) n_c(t) and (c) tau_A,XX(t) per charging window with error bars, on the
-    trajectory's time axis; (d) decays per state (log scale, normalised) with the exciton
-    tail fits, fitted lifetimes in the legend and Pearson residuals; (e) g2 raw and (f) gated
-    with the peak windows shaded and g2(0); (g) FLID with the levels marked.
+    trajectory's time axis (open markers: windows flagged as bounds or not identifiable);
+    (d) decays per state (log scale, normalised to their maximum) with the exciton tail fit
+    (the pipeline's fit redone on the stored histogram), the stored lifetimes in the legend
+    and Pearson residuals; (e) g2 raw and (f) gated with the peak windows shaded and g2(0);
+    (g) FLID with the levels marked. Axes carry labels ("trajectory", "n_c", "tau_a",
+    "decays", "residuals", "g2", "g2_gated", "flid", "histogram").
 
     Parameters
     ----------
@@ -594,17 +616,11 @@ def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None =
         A qrspec results file (:func:`qrspec.export.read_results`).
     particle_id : str
         One of the file's particle ids.
-    out_path : str or Path
-        Figure file, written atomically.
-    fmt : {"png", "pdf"}, optional
-        Default: from the suffix of ``out_path``.
-    dpi : int
-        Resolution of raster output.
 
     Returns
     -------
-    Path
-        ``out_path``.
+    matplotlib.figure.Figure
+        Drawn with the Agg canvas; save it with :func:`plot_particle` for the same rc settings.
 
     Raises
     ------
@@ -612,11 +628,8 @@ def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None =
         matplotlib is not installed.
     QrspecError
         Not a results file, or ``particle_id`` is not in it.
-    ValueError
-        Unknown format.
     """
     matplotlib = _mpl()
-    out, fmt = _out_fmt(out_path, fmt)
     res, row = _results_and_row(results_path, particle_id)
     p = _Particle(res.path, particle_id, row)
     with matplotlib.rc_context(_RC):
@@ -628,7 +641,7 @@ def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None =
         ax_nc = fig.add_subplot(top[1, 0], sharex=ax_tr)
         ax_ta = fig.add_subplot(top[2, 0], sharex=ax_tr)
         ax_info = fig.add_subplot(top[1:, 1])
-        bottom = outer[1].subgridspec(1, 3, width_ratios=[1.0, 1.0, 1.1])
+        bottom = outer[1].subgridspec(1, 3, width_ratios=[1.0, 1.0, 1.05])
         dec = bottom[0].subgridspec(2, 1, height_ratios=[3, 1])
         ax_dec = fig.add_subplot(dec[0])
         ax_res = fig.add_subplot(dec[1], sharex=ax_dec)
@@ -639,6 +652,10 @@ def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None =
         ax_note = fig.add_subplot(outer[2])
         ax_note.axis("off")
 
+        for ax, name in ((ax_tr, "trajectory"), (ax_h, "histogram"), (ax_nc, "n_c"),
+                         (ax_ta, "tau_a"), (ax_dec, "decays"), (ax_res, "residuals"),
+                         (ax_g2, "g2"), (ax_g2g, "g2_gated"), (ax_fl, "flid")):
+            ax.set_label(name)
         _guard(ax_tr, _draw_trace, p, ax_h)
         _guard(ax_nc, _draw_charging, p, "n_c")
         _guard(ax_ta, _draw_charging, p, "tau_a")
@@ -669,7 +686,46 @@ def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None =
                 ("error: " if p.failed else "flags: ") + note, 600, placeholder=" ..."),
                 transform=ax_note.transAxes, va="top", ha="left", fontsize=6,
                 color="#B00000" if p.failed else "0.35", wrap=True)
-        return _save(fig, out, fmt, dpi)
+        return fig
+
+
+
+
+def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None = None,
+                  dpi: int = DPI) -> Path:
+    """Write the figure of one particle (:func:`particle_figure`) atomically.
+
+    Parameters
+    ----------
+    results_path : str or Path
+        A qrspec results file.
+    particle_id : str
+        One of the file's particle ids.
+    out_path : str or Path
+        Figure file.
+    fmt : {"png", "pdf"}, optional
+        Default: from the suffix of ``out_path``.
+    dpi : int
+        Resolution of raster output (the FLID map is rasterised in PDF too).
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    QrspecError
+        Not a results file, or ``particle_id`` is not in it.
+    ValueError
+        Unknown format.
+    """
+    _mpl()
+    out, fmt = _out_fmt(out_path, fmt)
+    _check_dpi(dpi)
+    return _save(particle_figure(results_path, particle_id), out, fmt, dpi)
 
 
 # ------------------------------------------------------------------ batch figure
@@ -692,10 +748,15 @@ def _mean_sem(v):
 
 def _strip(ax, values, offset, color, marker, label, rng, *, scale=1.0, width=0.09):
     """Individual particles as jittered dots, mean ± SEM as a large marker with error bar."""
+    from matplotlib.transforms import blended_transform_factory
+
     any_data = False
     for i, v in enumerate(values):
         v = v * scale
         if v.size == 0:
+            ax.text(i + offset, 0.02, "n/a", transform=blended_transform_factory(
+                ax.transData, ax.transAxes), ha="center", va="bottom", fontsize=6,
+                color=color)
             continue
         any_data = True
         x = i + offset + rng.uniform(-width, width, v.size)
@@ -717,31 +778,26 @@ def _group_axis(ax, groups, counts):
     ax.tick_params(axis="x", which="both", top=False, length=0)
 
 
-def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
-               dpi: int = DPI) -> Path:
+def batch_figure(results_path, *, groups=None):
     """Per-batch figure: per-group distributions and the group comparison (paper Fig. 2h).
 
     Panels: (a) g2(0) raw and gated, (b) neutral exciton and biexciton lifetimes, (c) mean
     charging number n_c, (d) intensity (bars) and n_c (points) versus group, (e) neutral and
     charged biexciton Auger lifetimes. Every panel shows the particles (status ok, finite
-    value) as jittered dots and the group mean ± standard error of the mean.
+    value) as jittered dots and the group mean ± standard error of the mean (the statistics
+    of ``/groups``: ddof = 1, no error bar for a single particle). Axes carry labels ("g2",
+    "lifetimes", "n_c", "intensity", "tau_a").
 
     Parameters
     ----------
     results_path : str or Path
         A qrspec results file.
-    out_path : str or Path
-        Figure file, written atomically.
     groups : sequence of str, optional
         Groups to show, in this order (default: every group, sorted).
-    fmt : {"png", "pdf"}, optional
-        Default: from the suffix of ``out_path``.
-    dpi : int
-        Resolution of raster output.
 
     Returns
     -------
-    Path
+    matplotlib.figure.Figure
 
     Raises
     ------
@@ -749,13 +805,10 @@ def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
         matplotlib is not installed.
     QrspecError
         Not a results file, or a requested group is not in it.
-    ValueError
-        Unknown format.
     """
     from qrspec.export import read_results
 
     matplotlib = _mpl()
-    out, fmt = _out_fmt(out_path, fmt)
     res = read_results(results_path)
     summ = res.summary
     present = sorted(set(summ["group"].tolist())) if summ.size else []
@@ -781,6 +834,9 @@ def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
         ax_nc = fig.add_subplot(gs[0, 2])
         ax_h = fig.add_subplot(gs[1, 0:2])
         ax_ta = fig.add_subplot(gs[1, 2])
+        for ax, name in ((ax_g2, "g2"), (ax_tau, "lifetimes"), (ax_nc, "n_c"),
+                         (ax_h, "intensity"), (ax_ta, "tau_a")):
+            ax.set_label(name)
 
         def panel_g2(ax):
             a = _strip(ax, vals("g2_zero"), -0.17, COLORS["g2_raw"], "o", "raw", rng)
@@ -840,8 +896,6 @@ def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
             tw.set_ylabel(r"$\langle n_c\rangle$")
             if any(v.size for v in nc):
                 _strip(tw, nc, 0.18, COLORS["n_c"], "D", None, rng)
-                m = [_mean_sem(v)[0] for v in nc]
-                tw.plot(x + 0.18, m, color=COLORS["n_c"], lw=0.8, ls="--", zorder=1)
                 tw.set_ylim(bottom=0)
             else:
                 tw.text(0.98, 0.95, r"no $n_c$", transform=tw.transAxes, ha="right",
@@ -852,7 +906,7 @@ def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
             ax.legend(handles=[Patch(facecolor=COLORS["intensity"], alpha=0.35,
                                      edgecolor=COLORS["intensity"], label="intensity"),
                                Line2D([], [], marker="D", color=COLORS["n_c"], mec="black",
-                                      mew=0.6, ls="--", lw=0.8, label=r"$\langle n_c\rangle$")],
+                                      mew=0.6, ls="none", label=r"$\langle n_c\rangle$")],
                       loc="upper left", ncol=2)
 
         def panel_ta(ax):
@@ -879,7 +933,44 @@ def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
                  + (f", {n_failed} failed (not shown)" if n_failed else "")
                  + "; dots: particles, markers: mean ± SEM")
         fig.suptitle(title, x=0.01, ha="left", fontsize=9, fontweight="bold")
-        return _save(fig, out, fmt, dpi)
+        return fig
+
+
+def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
+               dpi: int = DPI) -> Path:
+    """Write the batch figure (:func:`batch_figure`) atomically.
+
+    Parameters
+    ----------
+    results_path : str or Path
+        A qrspec results file.
+    out_path : str or Path
+        Figure file.
+    groups : sequence of str, optional
+        Groups to show, in this order (default: every group, sorted).
+    fmt : {"png", "pdf"}, optional
+        Default: from the suffix of ``out_path``.
+    dpi : int
+        Resolution of raster output.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    QrspecError
+        Not a results file, or a requested group is not in it.
+    ValueError
+        Unknown format or dpi.
+    """
+    _mpl()
+    out, fmt = _out_fmt(out_path, fmt)
+    _check_dpi(dpi)
+    return _save(batch_figure(results_path, groups=groups), out, fmt, dpi)
 
 
 # ------------------------------------------------------------------ many figures
@@ -917,6 +1008,7 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
 
     _mpl()
     fmt = _check_fmt(fmt)
+    _check_dpi(dpi)
     res = read_results(results_path)
     ids = res.particle_ids
     if particles is None:

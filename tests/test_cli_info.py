@@ -57,3 +57,11 @@ def test_help_and_version_fast_import():
             "print(sorted(m for m in ('numba', 'scipy', 'h5py') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_lazy_public_names_resolve():
+    import qrspec
+
+    for name in qrspec._LAZY:
+        assert getattr(qrspec, name) is not None
+    assert set(qrspec._LAZY) <= set(dir(qrspec))

@@ -1,0 +1,405 @@
+"""Figures of a results file (qrspec.plots, qrspec report)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from click.testing import CliRunner  # noqa: E402
+from matplotlib import image as mpimg  # noqa: E402
+
+from qrspec import plots  # noqa: E402
+from qrspec.errors import QrspecError  # noqa: E402
+from qrspec.export import merge_results, write_particle_file  # noqa: E402
+from qrspec.results import Dataset, ParticleResult  # noqa: E402
+
+PERIOD_NS = 100.0
+RES_NS = 0.016  # TCSPC bin: 6250 bins per period
+N_FINE = 6250
+STATE_R = 3  # state decays are summed over 3 TCSPC bins (~50 ps), as in the pipeline
+T0_NS = 5.0
+TAU = {"neutral": 8.0, "charged": 2.5}
+BIN_S = 0.01
+DURATION_S = 6.0
+
+
+def _decay(rng, tau_ns, n_photons, r=1, bg_frac=0.01):
+    """Poisson counts of a periodic mono-exponential decay (rise at T0_NS) plus background."""
+    t = np.arange(N_FINE) * RES_NS
+    d = (t - T0_NS) % PERIOD_NS
+    shape = np.exp(-d / tau_ns) / (1 - np.exp(-PERIOD_NS / tau_ns))
+    shape = (1 - bg_frac) * shape / shape.sum() + bg_frac / N_FINE
+    fine = rng.poisson(n_photons * shape)
+    n_out = -(-N_FINE // r)
+    pad = np.zeros(n_out * r, np.int64)
+    pad[:N_FINE] = fine
+    return pad.reshape(n_out, r).sum(axis=1)
+
+
+def _g2(rng, g0, pairs_per_peak):
+    lag = np.arange(-350.0, 350.0, 0.5) + 0.25
+    k = np.round(lag / PERIOD_NS)
+    peak = np.exp(-np.abs(lag - k * PERIOD_NS) / 8.0)
+    peak *= pairs_per_peak / peak[np.abs(lag) < 50].sum()
+    expect = np.where(k == 0, g0, 1.0) * peak
+    return lag, rng.poisson(expect)
+
+
+def _full_particle(rng, pid="rod_full", group="doped", charging=True, g2_zero=(0.9, 0.3)):
+    """A particle with every dataset: two levels (neutral bright, charged dim)."""
+    n_bins = int(DURATION_S / BIN_S)
+    t = (np.arange(n_bins) + 0.5) * BIN_S
+    charged = (t > 2.0) & (t < 4.5) if charging else np.zeros(n_bins, bool)
+    rate = np.where(charged, 15e3, 60e3)
+    counts = rng.poisson(np.column_stack([rate, rate]) * BIN_S / 2).astype(np.uint32)
+    if charging:
+        start, stop = np.array([0.0, 2.0, 4.5]), np.array([2.0, 4.5, DURATION_S])
+        labels = np.array([b"neutral", b"charged", b"neutral"], "S12")
+        seg_rate = np.array([60e3, 15e3, 60e3])
+        cp = np.array([2.0, 4.5])
+    else:
+        start, stop = np.array([0.0]), np.array([DURATION_S])
+        labels = np.array([b"neutral"], "S12")
+        seg_rate = np.array([60e3])
+        cp = np.zeros(0)
+    ds = {
+        "trace/counts": Dataset(counts, "counts", "photons per bin",
+                                {"bin_width_s": BIN_S, "start_s": 0.0, "detectors": [0, 1]}),
+        "levels/segments_start_s": Dataset(start, "s", "segment start"),
+        "levels/segments_stop_s": Dataset(stop, "s", "segment stop"),
+        "levels/segments_label": Dataset(labels, "", "label"),
+        "levels/segments_n_photons": Dataset(np.round(seg_rate * (stop - start)).astype(
+            np.int64), "counts", "photons"),
+        "levels/change_points_s": Dataset(cp, "s", "change points"),
+        "levels/change_points_ci_s": Dataset(np.column_stack([cp - 0.02, cp + 0.03])
+                                             if cp.size else np.zeros((0, 2)), "s", "ci"),
+        "levels/tau_ns": Dataset(np.array([TAU["neutral"], TAU["charged"]]), "ns", "tau"),
+        "levels/intensity_cps": Dataset(np.array([60e3, 15e3]), "counts/s", "level"),
+        "levels/label": Dataset(np.array([b"neutral", b"charged"], "S12"), "", "label"),
+        "decays/time_ns": Dataset(np.arange(N_FINE) * RES_NS, "ns", "left edges"),
+        "decays/total": Dataset(_decay(rng, 6.0, 300_000), "counts", "all",
+                                {"t0_ns": T0_NS, "offsets_ns": [0.0, 0.0]}),
+    }
+    for state in ("neutral", "charged") if charging else ("neutral",):
+        ds[f"decays/{state}"] = Dataset(_decay(rng, TAU[state], 150_000, STATE_R), "counts",
+                                        state, {"tau_x_ns": TAU[state], "tau_x_err_ns": 0.05})
+    for key, g0 in zip(("g2", "g2_gated"), g2_zero, strict=True):
+        lag, c = _g2(rng, g0, 400)
+        ds[f"{key}/lag_ns"] = Dataset(lag, "ns", "lag")
+        ds[f"{key}/counts"] = Dataset(c, "counts", "pairs",
+                                      {"g2_zero": g0, "g2_zero_err": 0.05,
+                                       "window_ns": PERIOD_NS,
+                                       "gate_ns": [T0_NS + 3, PERIOD_NS] if key != "g2" else []})
+        ds[f"{key}/peak_areas"] = Dataset(np.full(7, 400), "counts", "areas",
+                                          {"peaks": np.arange(-3, 4)})
+    rate_bins = counts.sum(axis=1)
+    delay = np.where(charged, TAU["charged"], TAU["neutral"]) + rng.normal(0, 0.3, n_bins)
+    ce, de = np.arange(rate_bins.max() + 2.0), np.arange(0.0, 12.0, 0.1)
+    hist, _, _ = np.histogram2d(rate_bins, delay, bins=(ce, de))
+    ds["flid/histogram"] = Dataset(hist.astype(np.int64), "counts", "flid",
+                                   {"count_edges": ce, "delay_edges_ns": de})
+    rows = np.array([[2.0, 3.2, 6.0, 0.8, 1.5, 0.1], [3.2, 4.5, 7.0, 1.2, 1.3, 0.2]]) \
+        if charging else np.zeros((0, 6))
+    for j, col in enumerate(("t_start_s", "t_stop_s", "n_c", "n_c_err", "tau_a_xx_ns",
+                             "tau_a_xx_err_ns")):
+        ds[f"charging/{col}"] = Dataset(rows[:, j], "", col)
+    flags = [b"", b"at_upper_bound"] if charging else []
+    ds["charging/flags"] = Dataset(np.array(flags, "S200"), "", "flags")
+    summary = dict(n_photons=int(counts.sum()), duration_s=DURATION_S,
+                   rate_cps=counts.sum() / DURATION_S, g2_zero=g2_zero[0], g2_zero_err=0.05,
+                   g2_zero_gated=g2_zero[1], g2_zero_gated_err=0.05, gate_ns=3.0,
+                   single_emitter=True, frac_time_neutral=0.6 if charging else 1.0,
+                   tau_x_neutral_ns=TAU["neutral"], tau_x_neutral_err_ns=0.05,
+                   tau_xx_neutral_ns=1.5, tau_xx_neutral_err_ns=0.1,
+                   tau_a_xx_neutral_ns=12.0, n_c_mean=6.0 if charging else None,
+                   n_c_err=0.8 if charging else None,
+                   tau_a_xx_charged_ns=1.5 if charging else None, n_levels=2, n_change_points=2)
+    return ParticleResult(pid, group, f"{pid}.ptu", "0" * 64, "ok",
+                          error="" if charging else "no charged period", summary=summary,
+                          datasets=ds, attrs={"charging": {"model": ""}})
+
+
+def _nan_particle():
+    """Status ok but every number NaN and every array empty (nothing could be decided)."""
+    empty = np.zeros(0)
+    ds = {"trace/counts": Dataset(np.zeros((0, 2), np.uint32), "counts", "empty",
+                                  {"bin_width_s": BIN_S, "start_s": 0.0}),
+          "decays/time_ns": Dataset(np.arange(N_FINE) * RES_NS, "ns", "edges"),
+          "decays/total": Dataset(np.zeros(N_FINE, np.int64), "counts", "all",
+                                  {"t0_ns": math.nan}),
+          "g2/lag_ns": Dataset(empty, "ns", "lag"),
+          "g2/counts": Dataset(empty, "counts", "pairs", {"g2_zero": math.nan}),
+          "flid/histogram": Dataset(np.zeros((3, 2), np.int64), "counts", "flid",
+                                    {"count_edges": np.arange(4.0),
+                                     "delay_edges_ns": np.arange(3.0)}),
+          "charging/n_c": Dataset(np.array([math.nan]), "", "n_c"),
+          "charging/n_c_err": Dataset(np.array([math.nan]), "", "err"),
+          "charging/t_start_s": Dataset(np.array([0.0]), "s", "start"),
+          "charging/t_stop_s": Dataset(np.array([1.0]), "s", "stop"),
+          "charging/tau_a_xx_ns": Dataset(np.array([math.nan]), "ns", "ta"),
+          "charging/tau_a_xx_err_ns": Dataset(np.array([math.nan]), "ns", "err")}
+    return ParticleResult("rod_nan", "doped", "rod_nan.ptu", "0" * 64, "ok",
+                          error="no neutral period", summary={}, datasets=ds)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """A results file: two full particles, a neutral-only one, an all-NaN one, a failed one."""
+    rng = np.random.default_rng(90210)
+    d = tmp_path_factory.mktemp("plots")
+    parts = [_full_particle(rng, "rod_a", "doped"),
+             _full_particle(rng, "rod_b", "doped", g2_zero=(0.8, 0.2)),
+             _full_particle(rng, "rod_c", "undoped", charging=False), _nan_particle(),
+             ParticleResult("rod_failed", "undoped", "rod_failed.ptu", "", "failed",
+                            error="TTTRFormatError: truncated record", traceback="tb")]
+    files = [write_particle_file(d / f"{p.particle_id}.h5", p) for p in parts]
+    return merge_results(files, d / "results.h5")
+
+
+@pytest.fixture(scope="module")
+def figures(results, tmp_path_factory):
+    """Every figure of ``results`` as PNG (drawn once: ~2 s per figure), warnings captured."""
+    import logging
+
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    log = logging.getLogger("qrspec.plots")
+    log.addHandler(handler)
+    try:
+        paths = plots.write_figures(results, tmp_path_factory.mktemp("figs"))
+    finally:
+        log.removeHandler(handler)
+    return paths, records
+
+
+def _pixels(path):
+    img = mpimg.imread(path)
+    return img[..., :3].mean(axis=2)  # grey levels in [0, 1]
+
+
+def _axes(fig, label):
+    (ax,) = [a for a in fig.axes if a.get_label() == label]
+    return ax
+
+
+def _texts(ax):
+    return " ".join(t.get_text() for t in ax.texts)
+
+
+# ------------------------------------------------------------------ the figures
+def test_write_figures_all_particles_non_trivial_pngs(figures):
+    paths, records = figures
+    names = [p.name for p in paths]
+    assert names == ["batch_summary.png"] + [f"particle_{pid}.png" for pid in
+                                             ("rod_a", "rod_b", "rod_c", "rod_nan",
+                                              "rod_failed")]
+    assert sorted(x.name for x in paths[0].parent.iterdir()) == sorted(names)  # no partials
+    # no panel fell back to the "could not draw" path: every missing datum is handled
+    assert not [r.getMessage() for r in records]
+    for p in paths:
+        grey = _pixels(p)
+        assert p.stat().st_size > 60_000, p  # a blank 300-dpi figure compresses to ~20 kB
+        # an all-white image has std 0; axes, text and data lines give far more
+        assert grey.std() > 0.05, p
+    full, failed = _pixels(paths[1]), _pixels(paths[-1])
+    assert full.shape == (round(8.6 * 300), round(7.2 * 300))  # 300 dpi, 7.2 x 8.6 in
+    # the full particle draws data (dark pixels) far beyond the frame-and-text failed one
+    assert (full < 0.5).mean() > 2 * (failed < 0.5).mean()
+
+
+def test_particle_figure_content(results):
+    fig = plots.particle_figure(results, "rod_a")
+    tr = _axes(fig, "trajectory")
+    # one shaded span per segment, coloured by label: neutral, charged, neutral
+    spans = [c for c in tr.collections if len(c.get_paths()) == 3]
+    colors = {tuple(np.round(c[:3], 3)) for c in spans[0].get_facecolors()}
+    from matplotlib.colors import to_rgb
+
+    assert colors == {tuple(np.round(to_rgb(plots.LABEL_COLORS[k]), 3))
+                      for k in ("neutral", "charged")}
+    legend = [t.get_text() for t in tr.get_legend().get_texts()]
+    assert legend == ["neutral", "charged", "change point (2)"]
+    # level lines at the segment intensity in counts per trace bin: 60e3 cps * 10 ms = 600
+    levels = [c for c in tr.collections if c.__class__.__name__ == "LineCollection"]
+    ys = sorted({round(float(s[0][1]), 6) for s in levels[0].get_segments()})
+    assert ys == [150.0, 600.0]
+    assert tr.get_ylabel() == "Intensity (counts / 10 ms)"
+    # charging windows: one identified (filled), one flagged (open)
+    nc = _axes(fig, "n_c")
+    assert [t.get_text() for t in nc.get_legend().get_texts()] == [
+        "identified", "flagged (bound / not identifiable)"]
+    ta = _axes(fig, "tau_a")
+    assert 12.0 in [ln.get_ydata()[0] for ln in ta.lines]  # neutral tau_A,XX reference line
+    # decays: stored lifetimes in the legend, fit curves and residuals drawn
+    dec = _axes(fig, "decays")
+    leg = [t.get_text() for t in dec.get_legend().get_texts()]
+    assert leg[0].startswith("neutral") and "8.000 ± 0.050 ns" in leg[0]
+    assert leg[1].startswith("charged") and "2.500 ± 0.050 ns" in leg[1]
+    res_lines = _axes(fig, "residuals").lines
+    resid = np.concatenate([ln.get_ydata() for ln in res_lines[1:]])
+    # the data are Poisson draws of a mono-exponential + flat background, which the tail
+    # fit contains: Pearson residuals have unit spread (0.8-1.2 allows for the ~2000-bin
+    # sample and the few parameters fitted)
+    assert 0.8 < np.std(resid) < 1.2
+    assert dec.get_yscale() == "log" and dec.get_xlabel() == "" \
+        and _axes(fig, "residuals").get_xlabel() == r"Delay $t - t_0$ (ns)"
+    # g2 raw and gated with the stored g2(0)
+    assert "0.90 ± 0.05" in _texts(_axes(fig, "g2"))
+    assert "0.30 ± 0.05" in _texts(_axes(fig, "g2_gated"))
+    assert _axes(fig, "flid").get_xlabel() == "Mean delay (ns)"
+
+
+def test_missing_data_panels_say_no_data(results):
+    fig = plots.particle_figure(results, "rod_c")  # never charged
+    assert "no charged period" in _texts(_axes(fig, "n_c"))
+    assert "no charged period" in _texts(_axes(fig, "tau_a"))
+    fig = plots.particle_figure(results, "rod_failed")
+    for label in ("trajectory", "n_c", "tau_a", "decays", "g2", "g2_gated", "flid"):
+        assert "no data" in _texts(_axes(fig, label)), label
+    assert "ANALYSIS FAILED" in fig.get_suptitle()
+    fig = plots.particle_figure(results, "rod_nan")
+    for label in ("trajectory", "n_c", "decays", "g2", "flid"):
+        assert "no data" in _texts(_axes(fig, label)), label
+
+
+def test_batch_figure_statistics(results):
+    fig = plots.batch_figure(results)
+    ax = _axes(fig, "g2")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["doped\n(n = 3)",
+                                                           "undoped\n(n = 1)"]
+    assert "1 failed (not shown)" in fig.get_suptitle()
+    # group "doped" g2(0): rod_a 0.9 / 0.3, rod_b 0.8 / 0.2, rod_nan NaN (left out):
+    # mean 0.85 / 0.25, SEM = std([a, b], ddof=1) / sqrt(2) = 0.05
+    for label, mean in (("raw", 0.85), ("gated", 0.25)):
+        (c,) = [c for c in ax.containers if c.get_label() == label][:1]
+        assert math.isclose(c.lines[0].get_ydata()[0], mean)
+        (seg,) = c.lines[2][0].get_segments()[:1]
+        assert math.isclose(seg[1][1] - seg[0][1], 2 * 0.05)
+    # n_c: undoped has none (neutral-only rod) -> marked n/a
+    assert "n/a" in _texts(_axes(fig, "n_c"))
+    fig = plots.batch_figure(results, groups=["undoped"])
+    assert len(_axes(fig, "g2").get_xticks()) == 1
+
+
+def test_pdf(results, tmp_path):
+    out = plots.plot_batch(results, tmp_path / "x.PDF")  # format from the suffix
+    assert out.read_bytes()[:5] == b"%PDF-"
+    out = plots.plot_batch(results, tmp_path / "y", fmt="pdf")
+    assert out.read_bytes()[:5] == b"%PDF-" and out.stat().st_size > 10_000
+
+
+def test_rebinned_axis_matches_decay_histogram(rng):
+    from qrspec.decay import decay_histogram
+    from qrspec.photons import Photons
+
+    n = 5000
+    ph = Photons.from_arrays(np.sort(rng.integers(0, 10**6, n)), rng.integers(0, 2, n),
+                             rng.integers(0, 6250, n), timestamps_unit=1e-7,
+                             nanotimes_unit=16e-12)
+    fine = decay_histogram(ph, offsets_ns=[0.0, 0.0])
+    for bin_ns in (0.05, 0.1, 0.016, 0.5):
+        coarse = decay_histogram(ph, bin_ns=bin_ns, offsets_ns=[0.0, 0.0])
+        t, width, period = plots._rebinned_axis(fine.time_ns[1] - fine.time_ns[0],
+                                                fine.counts.size, coarse.counts.size)
+        whole = int(np.floor(coarse.period_ns / coarse.bin_ns + 1e-9))
+        np.testing.assert_allclose(t, coarse.time_ns[:whole], atol=1e-9)
+        assert math.isclose(width, coarse.bin_ns) and math.isclose(period, coarse.period_ns)
+
+
+def test_pm_rounds_to_error():
+    assert plots._pm(9.8123, 0.0312, "ns") == "9.812 ± 0.031 ns"
+    assert plots._pm(24.1, 5.6) == "24.1 ± 5.6"
+    assert plots._pm(13.03, math.nan, "ns") == "13.0 ns"
+    assert plots._pm(math.nan, 1.0) == "n/a"
+
+
+# ------------------------------------------------------------------ errors
+def test_unknown_particle(results, tmp_path):
+    with pytest.raises(QrspecError, match=r"particle_id='nope' not in .*results.h5 "
+                                          r"\(5 particles: rod_a"):
+        plots.plot_particle(results, "nope", tmp_path / "x.png")
+    with pytest.raises(QrspecError, match=r"particles=\['nope'\] not in"):
+        plots.write_figures(results, tmp_path, particles=["rod_a", "nope"])
+    with pytest.raises(QrspecError, match=r"groups=\['x'\] not in .* \(groups: \['doped', "
+                                          r"'undoped'\]\)"):
+        plots.plot_batch(results, tmp_path / "b.png", groups=["doped", "x"])
+
+
+def test_bad_format_and_dpi(results, tmp_path):
+    with pytest.raises(ValueError, match=r"fmt='svg' must be one of 'png', 'pdf'"):
+        plots.write_figures(results, tmp_path, fmt="svg")
+    with pytest.raises(ValueError, match=r"out_path='.*x\.jpg' must end in \.png or \.pdf"):
+        plots.plot_particle(results, "rod_a", tmp_path / "x.jpg")
+    with pytest.raises(ValueError, match=r"dpi=5 must be an integer in \[10, 2400\]"):
+        plots.plot_batch(results, tmp_path / "b.png", dpi=5)
+    assert not list(tmp_path.iterdir())
+
+
+def test_not_a_results_file(tmp_path):
+    bad = tmp_path / "x.h5"
+    bad.write_text("not hdf5")
+    with pytest.raises(QrspecError, match=r"x\.h5: cannot open as HDF5"):
+        plots.write_figures(bad, tmp_path / "figs")
+
+
+def test_failed_save_leaves_no_file(results, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def boom(self, fname, **kw):
+        with open(fname, "wb") as fh:  # a partial file exists when the error hits
+            fh.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", boom)
+    with pytest.raises(OSError, match="disk full"):
+        plots.plot_batch(results, tmp_path / "b.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_matplotlib_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(ImportError, match=r"pip install 'qrspec\[plot\]'"):
+        plots.write_figures("unused.h5", "unused")
+
+
+def test_import_qrspec_does_not_import_matplotlib():
+    code = ("import sys, qrspec, qrspec.plots, qrspec.cli.report; "
+            "sys.exit('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_report(results, tmp_path):
+    from qrspec.cli.report import report
+
+    r = CliRunner().invoke(report, [str(results), "-o", str(tmp_path / "f"), "--particles",
+                                    "rod_failed", "--dpi", "50"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [
+        "batch_summary.png", "particle_rod_failed.png"]
+    assert str(tmp_path / "f" / "particle_rod_failed.png") in r.output.splitlines()
+    assert "2 figures" in r.output
+    assert _pixels(tmp_path / "f" / "batch_summary.png").shape == (270, 360)  # 5.4x7.2 in
+
+
+def test_cli_report_errors(results, tmp_path):
+    from qrspec.cli.report import report
+
+    runner = CliRunner()
+    r = runner.invoke(report, [str(results), "-o", str(tmp_path), "--particles", "nope"])
+    assert r.exit_code == 1 and "particles=['nope'] not in" in r.output
+    r = runner.invoke(report, [str(results), "-o", str(tmp_path), "--format", "svg"])
+    assert r.exit_code == 2  # usage error
+    r = runner.invoke(report, [str(tmp_path / "missing.h5"), "-o", str(tmp_path)])
+    assert r.exit_code == 2
+    bad = tmp_path / "bad.h5"
+    bad.write_text("x")
+    r = runner.invoke(report, [str(bad), "-o", str(tmp_path / "g")])
+    assert r.exit_code == 1 and "cannot open as HDF5" in r.output
