@@ -52,21 +52,16 @@ def run():
         import qrspec
         return qrspec.read_tttr(path).size
     if which == "qrspec_stream":
-        import qrspec
+        from qrspec.decay import DecayAccumulator
         from qrspec.io import iter_tttr
-        trace = {}
-        hist = np.zeros((2, 32768), np.int64)
+        from qrspec.trace import TraceAccumulator
+        trace, decay = TraceAccumulator(0.01), DecayAccumulator()
         n = 0
         for c in iter_tttr(path):
-            if c.size == 0:
-                continue
-            bins = c.timestamps // 100_000  # 10 ms at 10 MHz
-            for d in (0, 1):
-                m = c.detectors == d
-                hist[d] += np.bincount(c.nanotimes[m], minlength=32768)[:32768]
-                b = np.bincount(bins[m] - bins[0])
-                trace.setdefault(d, []).append((int(bins[0]), b))
+            trace.add(c)
+            decay.add(c)
             n += c.size
+        trace.result(), decay.result()
         return n
     if which == "ptufile":
         import ptufile
