@@ -1,7 +1,9 @@
 """Figures of a results file: one multi-panel figure per particle and a per-batch summary.
 
 matplotlib is an optional dependency (extra ``plot``) and is imported only inside these
-functions, so ``import qrspec`` never imports it. Figures are drawn on
+functions, so ``import qrspec`` never imports it; importing this module without matplotlib
+installed raises ImportError with the install hint (found with ``importlib.util.find_spec``,
+which does not import it). Figures are drawn on
 :class:`matplotlib.figure.Figure` objects with the Agg canvas (no pyplot, no global backend
 switch, nothing is ever shown) under a local ``rc_context`` with publication defaults, and
 written atomically (``.<name>.partial`` then renamed).
@@ -13,9 +15,11 @@ shown in that panel, never raised, so one odd particle never stops a report.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -27,6 +31,18 @@ __all__ = ["plot_particle", "plot_batch", "write_figures", "particle_figure", "b
            "LABEL_COLORS", "COLORS"]
 
 logger = logging.getLogger(__name__)
+
+_HINT = "qrspec figures need matplotlib: pip install 'qrspec[plot]'"
+
+
+def _have_matplotlib() -> bool:
+    if "matplotlib" in sys.modules:
+        return sys.modules["matplotlib"] is not None
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+if not _have_matplotlib():
+    raise ImportError(_HINT)
 
 # Okabe-Ito colour-blind-safe palette; one colour per state / quantity in every figure
 LABEL_COLORS = {"neutral": "#0072B2", "charged": "#D55E00", "trap": "#009E73",
@@ -58,7 +74,7 @@ def _mpl():
     try:
         import matplotlib
     except ImportError as exc:
-        raise ImportError("qrspec figures need matplotlib: pip install 'qrspec[plot]'") from exc
+        raise ImportError(_HINT) from exc
     return matplotlib
 
 
@@ -130,6 +146,24 @@ def _guard(ax, draw, *args):
         for art in list(ax.lines) + list(ax.collections) + list(ax.texts):
             art.remove()
         _no_data(ax, f"could not draw: {type(exc).__name__}: {exc}")
+
+
+def _headroom(ax, frac: float = 0.3):
+    """Extend the y axis upwards by ``frac`` of its span (room for a legend above the data)."""
+    lo, hi = ax.get_ylim()
+    if ax.get_yscale() == "log":
+        ax.set_ylim(lo, hi * (hi / lo) ** frac)
+    else:
+        ax.set_ylim(lo, hi + frac * (hi - lo))
+
+
+def _plain_log_labels(axis):
+    """Tick labels 2, 5, 10 instead of 2x10^0 on a log axis."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _letter(ax, letter: str, x: float = -0.02):
@@ -210,17 +244,18 @@ class _Particle:
     def failed(self) -> bool:
         return self.status != "ok"
 
-    def why_missing(self, what: str) -> str:
-        """A short reason for a missing panel, from the status and the analysis flags."""
+    def why_missing(self, what: str, *, charging: bool = False) -> str:
+        """A short reason for a missing panel: the particle failed, or (charging panels) the
+        analysis flag that explains it, else that the results hold no such data."""
         if self.failed:
             return "particle analysis failed"
-        err = self.error
-        for key, text in (("no charged period", "no charged period"),
-                          ("no usable neutral reference", "no usable neutral reference: "
-                           "n_c and tau_A not inverted"),
-                          ("no neutral period", "no neutral period")):
-            if key in err:
-                return text
+        if charging:
+            for key, text in (("no charged period", "no charged period"),
+                              ("no usable neutral reference", "no usable neutral reference: "
+                               "n_c and tau_A not inverted"),
+                              ("no neutral period", "no neutral period")):
+                if key in self.error:
+                    return text
         return f"no {what} in the results"
 
 
@@ -316,7 +351,7 @@ def _draw_trace(ax, p: _Particle, ax_hist):
     ax_hist.hist(counts, bins=nb, range=(0, ymax), orientation="horizontal",
                  color=COLORS["trace"], alpha=0.8)
     ax_hist.set_ylim(0, ymax)
-    ax_hist.set_xlabel("Bins")
+    ax_hist.set_xlabel("Occurrence")
     ax_hist.tick_params(labelleft=False)
 
 
@@ -346,7 +381,7 @@ def _draw_charging(ax, p: _Particle, key: str):
     ylabel = r"$n_c$" if key == "n_c" else r"$\tau_{\mathrm{A,XX}}$ (ns)"
     ax.set_ylabel(ylabel)
     if rows is None or not np.isfinite(rows[col]).any():
-        _no_data(ax, p.why_missing("charging windows"), keep_axes=True)
+        _no_data(ax, p.why_missing("charging windows", charging=True), keep_axes=True)
         ax.set_yticks([])
         return
     t0, t1 = rows["t_start_s"], rows["t_stop_s"]
@@ -433,7 +468,7 @@ def _draw_decays(ax, ax_res, p: _Particle):
         tau = float(p.attr(f"decays/{state}", "tau_x_ns", math.nan))
         tau_err = float(p.attr(f"decays/{state}", "tau_x_err_ns", math.nan))
         color = LABEL_COLORS[state]
-        label = rf"{state}: $\tau_{{\mathrm{{X}}}}$ = {_pm(tau, tau_err, 'ns')}"
+        label = f"{state}  {_pm(tau, tau_err, 'ns')}"
         ax.plot(t - t0, np.where(c > 0, c / norm, np.nan), color=color, lw=0.6, alpha=0.75,
                 drawstyle="steps-post", label=label)
         drawn.append(state)
@@ -443,9 +478,7 @@ def _draw_decays(ax, ax_res, p: _Particle):
             if fit is not None and fit.model_counts is not None:
                 m = np.isfinite(fit.residuals)
                 ax.plot(t[m] - t0 + bin_ns / 2, fit.model_counts[m] / norm, color=color,
-                        lw=1.0, ls=(0, (4, 1.5)) if state == "charged" else "-",
-                        path_effects=None, zorder=4)
-                ax.plot([], [], color="black", lw=0.0)
+                        lw=1.0, ls=(0, (4, 1.5)) if state == "charged" else "-", zorder=4)
                 ax_res.plot(t[m] - t0 + bin_ns / 2, fit.residuals[m], color=color, lw=0.5,
                             alpha=0.8)
     if total is not None and time_ns is not None and np.sum(total) > 0:
@@ -463,9 +496,13 @@ def _draw_decays(ax, ax_res, p: _Particle):
     span = (float(time_ns[-1]) - t0) if time_ns is not None else 50.0
     x_hi = min(span, max(20.0, 6.0 * max(taus))) if taus else span
     ax.set_xlim(-2.0, x_hi)
-    lo = ax.get_ylim()[0]
-    ax.set_ylim(max(lo, 1e-4), 12.0)  # a decade of headroom for the legend
-    ax.legend(loc="upper right", handlelength=1.2, borderaxespad=0.3)
+    lo = max(ax.get_ylim()[0], 1e-4)
+    ax.set_ylim(lo, 100.0)  # two decades of headroom for the legend, no ticks there
+    ax.set_yticks([10.0 ** k for k in range(-8, 1) if 10.0 ** k >= lo])
+    ax.set_yticks([m * 10.0 ** k for k in range(-8, 0) for m in range(2, 10)
+                   if m * 10.0 ** k >= lo], minor=True)
+    ax.legend(loc="upper right", handlelength=1.2, borderaxespad=0.3,
+              title=r"$\tau_\mathrm{X}$ (tail fit)", title_fontsize=6.5, alignment="right")
     ax.tick_params(labelbottom=False)
     ax_res.axhline(0, color="black", lw=0.6)
     ax_res.set_ylim(-5, 5)
@@ -519,7 +556,7 @@ def _draw_g2(ax, p: _Particle, key: str):
             text += f"\ngate $t - t_0 \\geq$ {gate:g} ns"
     ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
             bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
-    ax.set_ylim(0, max(counts.max() * 1.35, 1.0))
+    ax.set_ylim(0, max(counts.max() * (1.35 if raw else 1.5), 1.0))  # room for the text
     ax.set_ylabel(f"Coinc. / {bin_ns:g} ns")
 
 
@@ -540,13 +577,13 @@ def _draw_flid(ax, p: _Particle, fig):
     c0, c1 = cols[0], cols[-1] + 1
     h, ce, de = h[r0:r1, c0:c1], ce[r0:r1 + 1], de[c0:c1 + 1]
     # merge intensity rows so the map has <= 60 rows (unit count bins are too fine to see)
-    k = max(1, -(-h.shape[0] // 60))
+    n_rows = h.shape[0]
+    k = max(1, -(-n_rows // 60))
     if k > 1:
-        n = -(-h.shape[0] // k) * k
-        pad = np.zeros((n, h.shape[1]))
-        pad[: h.shape[0]] = h
+        pad = np.zeros((-(-n_rows // k) * k, h.shape[1]))
+        pad[:n_rows] = h
         h = pad.reshape(-1, k, h.shape[1]).sum(axis=1)
-        ce = np.append(ce[::k], ce[0] + n * (ce[1] - ce[0]))[: h.shape[0] + 1]
+        ce = np.append(ce[0:n_rows:k], ce[n_rows])  # exact edges; the last group may be short
     masked = np.ma.masked_less_equal(h, 0)
     mesh = ax.pcolormesh(de, ce, masked, norm=LogNorm(vmin=1, vmax=max(h.max(), 2)),
                          cmap="viridis", rasterized=True)
@@ -557,14 +594,17 @@ def _draw_flid(ax, p: _Particle, fig):
     tau, inten, lab = (p.get("levels/tau_ns"), p.get("levels/intensity_cps"),
                        p.get("levels/label"))
     bw = float(p.attr("trace/counts", "bin_width_s", math.nan))
+    x_lim, y_lim = [de[0], de[-1]], [ce[0], ce[-1]]
     if tau is not None and inten is not None and lab is not None and _finite(bw):
         for ti, ii, la in zip(tau, inten, lab, strict=False):
             la = _decode(la)
             if _finite(ti, ii):
                 ax.plot(ti, ii * bw, marker="o", ms=6, mec="white", mew=1.0,
                         mfc=LABEL_COLORS.get(la, LABEL_COLORS["unclassified"]), zorder=5)
-    ax.set_xlim(de[0], de[-1])
-    ax.set_ylim(ce[0], ce[-1])
+                x_lim = [min(x_lim[0], ti - 0.5), max(x_lim[1], ti + 0.5)]
+                y_lim = [min(y_lim[0], ii * bw * 0.95), max(y_lim[1], ii * bw * 1.05)]
+    ax.set_xlim(*x_lim)
+    ax.set_ylim(*y_lim)
     unit = f"{bw * 1e3:g} ms" if _finite(bw) else "bin"
     ax.set_xlabel("Mean delay (ns)")
     ax.set_ylabel(f"Intensity (counts / {unit})")
@@ -635,7 +675,7 @@ def particle_figure(results_path, particle_id: str):
     with matplotlib.rc_context(_RC):
         fig = _new_figure(WIDTH_IN, 8.6)
         outer = fig.add_gridspec(3, 1, height_ratios=[4.4, 3.4, 0.35])
-        top = outer[0].subgridspec(3, 2, height_ratios=[2.0, 1.0, 1.0], width_ratios=[6, 1])
+        top = outer[0].subgridspec(3, 2, height_ratios=[2.0, 1.0, 1.0], width_ratios=[5.3, 1.2])
         ax_tr = fig.add_subplot(top[0, 0])
         ax_h = fig.add_subplot(top[0, 1], sharey=ax_tr)
         ax_nc = fig.add_subplot(top[1, 0], sharex=ax_tr)
@@ -776,6 +816,10 @@ def _group_axis(ax, groups, counts):
                                                                        strict=True)])
     ax.set_xlim(-0.6, len(groups) - 0.4)
     ax.tick_params(axis="x", which="both", top=False, length=0)
+    if len(groups) > 4:  # long lists of group names: slanted labels do not overlap
+        ax.tick_params(axis="x", labelrotation=30)
+        for t in ax.get_xticklabels():
+            t.set_horizontalalignment("right")
 
 
 def batch_figure(results_path, *, groups=None):
@@ -849,7 +893,8 @@ def batch_figure(results_path, *, groups=None):
                     va="center", ha="left", color="0.4")
             ax.set_ylabel(r"$g^{(2)}(0)$")
             ax.set_ylim(bottom=0)
-            ax.legend(loc="lower left", ncol=2)
+            _headroom(ax, 0.2)
+            ax.legend(loc="upper center", ncol=2)
 
         def panel_tau(ax):
             a = _strip(ax, vals("tau_x_neutral_ns"), -0.17, COLORS["tau_x"], "o",
@@ -861,7 +906,8 @@ def batch_figure(results_path, *, groups=None):
                 return
             ax.set_ylabel("Neutral lifetime (ns)")
             ax.set_ylim(bottom=0)
-            ax.legend(loc="upper right", ncol=2)
+            _headroom(ax, 0.2)
+            ax.legend(loc="upper center", ncol=2)
 
         def panel_nc(ax):
             if not _strip(ax, vals("n_c_mean"), 0.0, COLORS["n_c"], "D", None, rng):
@@ -888,6 +934,7 @@ def batch_figure(results_path, *, groups=None):
                         mec="none", alpha=0.7, zorder=2)
             ax.set_ylabel("Intensity (kcps)")
             ax.set_ylim(bottom=0)
+            _headroom(ax, 0.2)
             ax.tick_params(axis="y", right=False)
             tw = ax.twinx()
             tw.tick_params(axis="y", colors=COLORS["n_c"], direction="in")
@@ -897,6 +944,7 @@ def batch_figure(results_path, *, groups=None):
             if any(v.size for v in nc):
                 _strip(tw, nc, 0.18, COLORS["n_c"], "D", None, rng)
                 tw.set_ylim(bottom=0)
+                _headroom(tw, 0.2)
             else:
                 tw.text(0.98, 0.95, r"no $n_c$", transform=tw.transAxes, ha="right",
                         va="top", fontsize=7, color=COLORS["n_c"])
@@ -919,7 +967,9 @@ def batch_figure(results_path, *, groups=None):
                 return
             ax.set_ylabel(r"$\tau_\mathrm{A,XX}$ (ns)")
             ax.set_yscale("log")
-            ax.legend(loc="upper right", ncol=1)
+            _plain_log_labels(ax.yaxis)
+            _headroom(ax, 0.3)
+            ax.legend(loc="upper center", ncol=2)
 
         for ax, draw, letter in ((ax_g2, panel_g2, "a"), (ax_tau, panel_tau, "b"),
                                  (ax_nc, panel_nc, "c"), (ax_h, panel_h, "d"),

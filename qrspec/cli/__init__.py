@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("qrspec.cli.info", "info", "Describe TTTR files: record type, rates, photons."),
     "analyze": ("qrspec.cli.analyze", "analyze", "Full analysis of one particle into HDF5."),
     "batch": ("qrspec.cli.batch", "batch", "Analyse many particles into one results file."),
+    "report": ("qrspec.cli.report", "report",
+               "Figures of a results file (per particle and per batch)."),
     "simulate": ("qrspec.cli.simulate", "simulate",
                  "Simulate a quantum rod into a PTU file with ground truth."),
     "simulate-batch": ("qrspec.cli.simulate", "simulate_batch",

@@ -43,7 +43,12 @@ def demo(outdir, n_per_group, duration_s, jobs, seed, no_plots):
             click.echo("matplotlib not installed: no figures (pip install 'qrspec[plot]')",
                        err=True)
         else:
-            figs = write_figures(report.output, out / "figures")
+            # the batch figure and one particle per group (all particles: qrspec report)
+            firsts = {}
+            for row in results.summary:
+                firsts.setdefault(str(row["group"]), str(row["particle_id"]))
+            figs = write_figures(report.output, out / "figures",
+                                 particles=list(firsts.values()))
             click.echo(f"{len(figs)} figures -> {out / 'figures'}", err=True)
     click.echo(f"{report.n_ok} ok, {report.n_failed} failed; results {report.output}; "
                f"{time.perf_counter() - t0:.1f} s", err=True)
