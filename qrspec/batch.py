@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,11 +66,16 @@ class BatchReport:
         return 3 if self.n_failed else 0
 
 
-def sanitize_id(name: str) -> str:
-    """A particle id safe as an HDF5 group name: [A-Za-z0-9_.-], not starting with '.'."""
+_MAX_ID = 60
+
+
+def sanitize_id(name: str, suffix: str = "") -> str:
+    """A particle id safe as an HDF5 group name and a file name: [A-Za-z0-9_.-], not starting
+    with '.', at most 60 characters including ``suffix`` (kept whole, so that disambiguating
+    suffixes survive the truncation of long names)."""
     s = re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("_")
     s = s.lstrip(".") or "particle"
-    return s[:60]
+    return s[: _MAX_ID - len(suffix)] + suffix
 
 
 def collect_inputs(inputs: Iterable, *, group_by: str = "folder") -> list[ParticleInput]:
@@ -103,13 +109,15 @@ def collect_inputs(inputs: Iterable, *, group_by: str = "folder") -> list[Partic
         group = f.parent.name if group_by == "folder" else "all"
         base = sanitize_id(f.stem)
         pid = base
-        if pid in seen:  # duplicate stem (e.g. same name in two folders): disambiguate
+        # ids are compared case-insensitively: part files <id>.h5 must not collide on a
+        # case-insensitive file system
+        if pid.lower() in seen:  # duplicate stem (e.g. same name in two folders)
             pid = sanitize_id(f"{group}_{base}")
             k = 2
-            while pid in seen:
-                pid = sanitize_id(f"{group}_{base}_{k}")
+            while pid.lower() in seen:  # the suffix survives truncation: always terminates
+                pid = sanitize_id(f"{group}_{base}", suffix=f"_{k}")
                 k += 1
-        seen[pid] = 1
+        seen[pid.lower()] = 1
         out.append(ParticleInput(str(f), pid, sanitize_id(group)))
     return out
 
@@ -128,6 +136,10 @@ def _analyze_one(item: ParticleInput, config_json: str, part_path: str) -> tuple
     from qrspec.config import AnalysisConfig
     from qrspec.pipeline import analyze_file
 
+    if os.environ.get("QRSPEC_TEST_CRASH_ON") == item.particle_id:
+        # TEST-ONLY hook (tests/test_faults.py): die like a segfaulting worker (exit 139,
+        # no cleanup) to check that the batch records the particle as failed
+        os._exit(139)
     try:
         config = AnalysisConfig.from_json(config_json)
         res = analyze_file(item.path, config, particle_id=item.particle_id, group=item.group)
@@ -170,7 +182,26 @@ def _valid_part(path: Path) -> str | None:
 def _merge(output: Path, sources: dict, order: list[str], config_json: str):
     """Atomically write ``output`` from ``sources`` (pid -> h5 file holding that particle)."""
     pids = [p for p in order if p in sources]
-    merge_results_from([(sources[p], p) for p in pids], output, config_json)
+    with _io_errors(output):
+        merge_results_from([(sources[p], p) for p in pids], output, config_json)
+
+
+@contextmanager
+def _io_errors(output: Path):
+    """Turn an OSError (disk full, permissions, ...) into a QrspecError naming the output.
+
+    Every write is atomic (``.partial`` + rename), so the previous ``output`` and the finished
+    part files in ``<output>.parts`` are intact and ``--resume`` continues from them.
+    """
+    try:
+        yield
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise QrspecError(f"{output}: cannot write results: {what}{where}. Results finished "
+                          f"so far are kept ({output.name} is unchanged, finished particles "
+                          f"are in {output.name}.parts); fix the problem and rerun with "
+                          "--resume") from exc
 
 
 def run_batch(
@@ -213,7 +244,9 @@ def run_batch(
     Raises
     ------
     QrspecError
-        Output exists without ``resume``/``overwrite``, or no input files.
+        Output exists without ``resume``/``overwrite``, no input files, or the results cannot
+        be written (disk full, permissions): the message says so, the previous ``output`` is
+        unchanged and the finished particles are kept in ``<output>.parts`` for ``resume``.
     """
     from qrspec.config import AnalysisConfig
 
@@ -234,9 +267,11 @@ def run_batch(
                           "replace it")
     if not output.parent.exists():
         raise QrspecError(f"{output.parent}: output folder does not exist")
-    if overwrite and parts_dir.exists():
-        shutil.rmtree(parts_dir)
-    parts_dir.mkdir(exist_ok=True)
+    with _io_errors(output):
+        _remove_stale_partials(output)
+        if overwrite and parts_dir.exists():
+            shutil.rmtree(parts_dir)
+        parts_dir.mkdir(exist_ok=True)
 
     sources: dict[str, str] = {}  # pid -> file holding its finished result
     statuses: dict[str, str] = {}
@@ -259,7 +294,8 @@ def run_batch(
     n_skipped = len(items) - len(todo)
     if resume and output.exists():
         # the output is rewritten from copies: stage its complete particles as part files
-        sources = _stage_output(output, sources, parts_dir)
+        with _io_errors(output):
+            sources = _stage_output(output, sources, parts_dir)
 
     def finish(pid, status):
         sources[pid] = str(parts_dir / f"{pid}.h5")
@@ -275,13 +311,15 @@ def run_batch(
             last[0] = time.monotonic()
 
     try:
-        crashed = _run_pool(todo, config_json, parts_dir, jobs, finish, tick) if todo else []
-        for it in crashed:  # isolate: one pool per suspect, so the culprit is known
-            if _run_pool([it], config_json, parts_dir, 1, finish, tick):
-                res = failed_result(it, "worker process died while analysing this particle "
-                                    "(crash or killed)")
-                write_particle_file(parts_dir / f"{it.particle_id}.h5", res, config_json)
-                finish(it.particle_id, "failed")
+        with _io_errors(output):  # e.g. a worker could not write its part file (disk full)
+            crashed = _run_pool(todo, config_json, parts_dir, jobs, finish, tick) \
+                if todo else []
+            for it in crashed:  # isolate: one pool per suspect, so the culprit is known
+                if _run_pool([it], config_json, parts_dir, 1, finish, tick):
+                    res = failed_result(it, "worker process died while analysing this "
+                                        "particle (crash or killed)")
+                    write_particle_file(parts_dir / f"{it.particle_id}.h5", res, config_json)
+                    finish(it.particle_id, "failed")
     finally:
         if sources:
             _merge(output, sources, order, config_json)
@@ -315,10 +353,41 @@ def _stage_output(output: Path, sources: dict, parts_dir: Path) -> dict:
     return out
 
 
+def _worker_init(parent_pid: int):
+    """Pool initializer: a worker exits when the batch process is gone (e.g. ``kill -9``).
+
+    Without this, the idle workers of a killed batch wait on their task queue forever (it never
+    reports end-of-file, because every worker holds the queue's write end too).
+    """
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="qrspec-parent-watch", daemon=True).start()
+
+
+def _remove_stale_partials(output: Path):
+    """Delete ``<output>.<pid>.partial`` files left by a killed batch (dead writer pid)."""
+    for p in output.parent.glob(output.name + ".*.partial"):
+        pid = p.name[len(output.name) + 1: -len(".partial")]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # the writer is dead: its partial file is garbage
+            p.unlink(missing_ok=True)
+        except OSError:  # alive (or not ours to probe): leave it
+            pass
+
+
 def _run_pool(items, config_json, parts_dir: Path, jobs: int, finish, tick) -> list:
     """Run ``items`` in a process pool; return the items whose worker died."""
     crashed = []
-    ex = ProcessPoolExecutor(max_workers=min(jobs, len(items)))
+    ex = ProcessPoolExecutor(max_workers=min(jobs, len(items)), initializer=_worker_init,
+                             initargs=(os.getpid(),))
     try:
         futs = {ex.submit(_analyze_one, it, config_json, str(parts_dir / f"{it.particle_id}.h5")):
                 it for it in items}

@@ -10,7 +10,7 @@ Layout of a results file (``format = "qrspec-results"``, ``format_version = "1"`
         trace/..., levels/..., decays/..., g2/..., g2_gated/..., fits/..., charging/...
         (every dataset has `units` and `description` attributes)
 
-Every file is written to ``<name>.partial`` and renamed into place (``os.replace``), so a
+Every file is written to ``<name>.<pid>.partial`` and renamed into place (``os.replace``), so a
 reader never sees a half-written file.
 """
 
@@ -47,9 +47,11 @@ def _version() -> str:
 
 @contextmanager
 def atomic_h5(path):
-    """Open ``<path>.partial`` for writing; rename to ``path`` only if the block succeeds."""
+    """Open ``<path>.<pid>.partial`` for writing; rename to ``path`` only if the block succeeds."""
     path = Path(path)
-    partial = path.with_name(path.name + ".partial")
+    # the process id keeps two writers of the same file (e.g. an orphaned worker of a killed
+    # batch and the resumed batch) from truncating each other's partial file
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
         with h5py.File(partial, "w") as f:
             yield f

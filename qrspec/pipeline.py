@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 UNUSABLE_CHARGING_FLAGS = {"degenerate", "underdetermined", "auger_signal_small", "trap_like",
                            "at_upper_bound", "poor_fit", "neutral_inconsistent", "no_xx_auger"}
 TAIL_START_NS = 0.3  # tail fits start this far after the rise: past the IRF peak (~0.1 ns)
+_NO_TAIL = ("tail fit start t0 + 0.3 ns = {:.4g} ns is past the end of the period (rise at "
+            "the period end or a one-bin decay)")
+MAX_PERIOD_BINS = 1 << 22  # TCSPC bins per laser period (10 MHz, 16 ps: 6250; 100 kHz, 4 ps:
+# 2.5e6); above this every per-period histogram costs > 32 MB per row
 FIT_BIN_NS = 0.1  # decays are fitted on ~0.1 ns bins (whole TCSPC bins): 6x fewer than 16 ps
 
 
@@ -63,6 +67,8 @@ def _fit_x(decay, min_photons: int):
         return math.nan, math.nan, f"{decay.n_photons} photons < {min_photons}"
     start = decay.t0_ns + TAIL_START_NS
     counts, time_ns = _whole_bins(decay)
+    if not start < time_ns.size * decay.bin_ns:
+        return math.nan, math.nan, _NO_TAIL.format(start)
     kw = dict(time_ns=time_ns, period_ns=decay.period_ns,
               fit_range_ns=(start, decay.period_ns), irf=None, background="fit")
     bi = fit_decay(counts, model="bi", **kw)
@@ -98,6 +104,8 @@ def _tau_xx_heralded(pairs, decay, background, n_pulses: int, min_pairs: int = 2
     acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=n_pulses,
                                          background_a=per_bin[0], background_b=per_bin[1])
     start = decay.t0_ns + TAIL_START_NS
+    if not start < n_bins * decay.bin_ns:
+        return math.nan, math.nan, _NO_TAIL.format(start)
     est = heralded_tau_xx(pairs.t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
                           accidental_counts=acc, background=0.0,
                           fit_range_ns=(start, n_bins * decay.bin_ns), intervals="hessian")
@@ -134,6 +142,15 @@ def _state(ph: Photons, windows, config, offsets, delay_ns, dets) -> tuple:
     st = StateLifetimes(tx, tx_err, txx, txx_err, sub.size, pairs.n_pairs, pk.g2_0,
                         pk.g2_0_err, "; ".join(msgs))
     return dec, st
+
+
+def _g2_flags(label: str, pk) -> list[str]:
+    """Flags for a g2(0) or its error that the photon pairs cannot define."""
+    if not np.isfinite(pk.g2_0):
+        return [f"{label} undefined (no photon pairs in the side peaks)"]
+    if not np.isfinite(pk.g2_0_err):
+        return [f"{label} error undefined (no photon pairs in the centre peak)"]
+    return []
 
 
 def _charging_windows(segments, label: str, min_time_s: float) -> list[np.ndarray]:
@@ -228,6 +245,14 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     if not photons.is_t3:
         raise QrspecError(f"{name}: T2 data (record type {photons.record_type}) has no "
                           "nanotimes; the particle pipeline needs T3 data")
+    # units from a corrupt or unusual header must not reach the histogram code: a period of
+    # 1e11 TCSPC bins would allocate terabytes, less than one bin divides by zero
+    bins = photons.timestamps_unit / photons.nanotimes_unit
+    if not (math.isfinite(bins) and 1 <= round(bins) <= MAX_PERIOD_BINS):
+        raise QrspecError(f"{name}: laser period / TCSPC bin = {photons.timestamps_unit:.4g} s / "
+                          f"{photons.nanotimes_unit:.4g} s = {bins:.4g} bins per period; the "
+                          f"pipeline needs 1..{MAX_PERIOD_BINS} (check MeasDesc_GlobalResolution "
+                          "and MeasDesc_Resolution)")
     dets = config.detectors
     counts = photons.counts_per_detector
     for d in dets:
@@ -256,27 +281,49 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     ds["decays/total"] = Dataset(dec.counts, "counts", "aligned decay, all photons",
                                  {"t0_ns": dec.t0_ns, "offsets_ns": list(offsets)})
     gate = (dec.t0_ns + config.gate_ns, dec.period_ns)
+    if not gate[0] < gate[1]:
+        # the rise sits within gate_ns of the end of the period (or the decay is one spike
+        # whose rise estimate is the last bin): a gate cannot start after the period ends
+        flags.append(f"gate start t0 + gate_ns = {gate[0]:.4g} ns is not inside the laser "
+                     f"period ({dec.period_ns:.4g} ns): gated g2 not computed")
+        gate = None
 
     # ---- g2 raw and gated
     g2_raw = g2(ph, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
                 bin_ns=config.g2_bin_ns, delay_ns=delay_ns)
     pk_raw = g2_peaks(g2_raw, window_ns=config.g2_peak_window_ns)
-    g2_gated = g2(ph, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
-                  bin_ns=config.g2_bin_ns, delay_ns=delay_ns, gate_ns=gate,
-                  gate_offsets_ns=offsets)
-    pk_gated = g2_peaks(g2_gated, window_ns=config.g2_peak_window_ns)
+    flags += _g2_flags("g2(0)", pk_raw)
+    if not ph.duration_s > 0:
+        flags.append("all photons share one timestamp: duration and rate undefined")
+    if gate is not None:
+        g2_gated = g2(ph, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
+                      bin_ns=config.g2_bin_ns, delay_ns=delay_ns, gate_ns=gate,
+                      gate_offsets_ns=offsets)
+        pk_gated = g2_peaks(g2_gated, window_ns=config.g2_peak_window_ns)
+    else:  # same arrays with no pairs: g2_zero NaN, flagged above
+        g2_gated = replace(g2_raw, counts=np.zeros_like(g2_raw.counts), n_photons=(0, 0))
+        pk_gated = replace(pk_raw, areas=np.zeros_like(pk_raw.areas), centre=0,
+                           side_mean=math.nan, g2_0=math.nan, g2_0_err=math.nan,
+                           g2_0_ci95=(math.nan, math.nan))
     for key, curve, pk in (("g2", g2_raw, pk_raw), ("g2_gated", g2_gated, pk_gated)):
         ds[f"{key}/lag_ns"] = Dataset(curve.lag_ns, "ns", "bin centre lag t(det1) - t(det0)")
         ds[f"{key}/counts"] = Dataset(curve.counts, "counts", "photon pairs per lag bin",
                                       {"detectors": list(dets),
-                                       "gate_ns": list(gate) if key == "g2_gated" else [],
+                                       "gate_ns": list(gate) if key == "g2_gated" and gate
+                                       else [],
                                        "g2_zero": pk.g2_0, "g2_zero_err": pk.g2_0_err,
                                        "window_ns": pk.window_ns})
         ds[f"{key}/peak_areas"] = Dataset(pk.areas, "counts", "pairs per peak window",
                                           {"peaks": pk.peaks.tolist()})
-    verdict = single_emitter_verdict(pk_gated.g2_0, pk_gated.g2_0_err,
-                                     threshold=config.single_emitter_max_g2)
-    single = bool(getattr(verdict, "single_emitter", False))
+    if np.isfinite(pk_gated.g2_0) and np.isfinite(pk_gated.g2_0_err):
+        verdict = single_emitter_verdict(pk_gated.g2_0, pk_gated.g2_0_err,
+                                         threshold=config.single_emitter_max_g2)
+        single = bool(getattr(verdict, "single_emitter", False))
+    else:  # no pairs (few photons, gate removed everything): undecided, not single
+        single = False
+        if gate is not None:
+            flags += [f + ": single-emitter verdict not made"
+                      for f in _g2_flags("gated g2(0)", pk_gated)]
 
     # ---- levels
     cp = find_change_points(ph, alpha=config.cpa_alpha, confidence=config.cpa_confidence)

@@ -77,6 +77,7 @@ _MAX_INPUTS = 64  # HydraHarp 400 has at most 8 inputs; anything above 64 is a c
 _MAX_BOARDS = 16
 _MAX_MODULES = 10  # fixed array in the HydraHarp hardware header
 _SF_SCAN_RECORDS = 65536  # like tttrlib: SF files show counted overflows from the start
+_MAX_IMG_HDR = 1 << 16  # int32 words of imaging/special header (real files: a few dozen)
 _PT2_TICK_S = 4e-12  # PicoHarp 300 T2 time tag resolution (pt2demo: RESOL = 4 ps)
 
 
@@ -144,6 +145,12 @@ class _Reader:
         if count < 0 or self.pos + 4 * count > self.file_size:
             raise TTTRFormatError(self.path, f"{where}={count} does not fit in file_size="
                                   f"{self.file_size} (header at byte {self.pos})", self.pos)
+        if count > _MAX_IMG_HDR:
+            # each value becomes a header dict entry (~100 bytes): a corrupt count must not
+            # turn a large file into gigabytes of Python objects
+            raise TTTRFormatError(self.path, f"{where}={count} is implausibly large (at most "
+                                  f"{_MAX_IMG_HDR} int32 of imaging header are accepted)",
+                                  self.pos)
         vals = np.frombuffer(self.take(4 * count, name), "<i4")
         for i, v in enumerate(vals):
             self.header[f"{name}[{i}]"] = int(v)

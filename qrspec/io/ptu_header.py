@@ -136,6 +136,11 @@ def _number(tags: dict, name: str):
     return v
 
 
+def _is_integral(v) -> bool:
+    """True for an int or a finite float with an integer value (tags may be Float8)."""
+    return isinstance(v, int) or (math.isfinite(v) and float(v).is_integer())
+
+
 def ptu_layout(path: str, f, file_size: int) -> FileLayout:
     """Parse a PTU file's header into a :class:`FileLayout` (``f`` positioned at 0)."""
     preamble = f.read(16)
@@ -154,6 +159,9 @@ def ptu_layout(path: str, f, file_size: int) -> FileLayout:
     code = _number(tags, "TTResultFormat_TTTRRecType")
     if code is None:
         raise TTTRFormatError(path, "missing tag TTResultFormat_TTTRRecType (record type)")
+    if not _is_integral(code):  # a Float8 NaN/inf/fraction: int() would raise ValueError
+        raise TTTRFormatError(path, f"TTResultFormat_TTTRRecType={code!r} is not an integer "
+                              "record-type code")
     rt = record_type_from_code(int(code))
     if rt is None:
         raise TTTRFormatError(path, f"unsupported record type TTResultFormat_TTTRRecType="
@@ -199,6 +207,9 @@ def ptu_layout(path: str, f, file_size: int) -> FileLayout:
 
     # ---- record count
     n_header = _number(tags, "TTResult_NumberOfRecords")
+    if n_header is not None and not _is_integral(n_header):
+        warnings.append(f"TTResult_NumberOfRecords={n_header!r} is not an integer; ignored")
+        n_header = None
     n_header = int(n_header) if n_header is not None else None
     n_records = reconcile_record_count(path, n_header, file_size - data_offset, warnings)
 

@@ -28,6 +28,7 @@ __all__ = ["read_tttr", "iter_tttr", "read_header", "open_layout"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_RECORDS = 1 << 20  # 4 MiB of records per chunk
+_MAX_TICKS = 1 << 62  # overflow ticks allowed: int64 headroom for the record's own time field
 
 
 def open_layout(path) -> FileLayout:
@@ -131,6 +132,13 @@ class _Decoder:
         self.ofl = int(ofl)
         self.n_overflows += int(n_ovf)
         self.n_invalid += int(n_bad)
+        if self.n_overflows * self.rt.wrap > _MAX_TICKS:
+            # the int64 accumulator of the kernel wrapped (or is about to): corrupt overflow
+            # records (e.g. every record a T2 overflow of 2**25 - 1 counts) must not decode
+            # into negative, unsorted timestamps
+            raise TTTRFormatError(self.layout.path, f"{self.n_overflows} time-tag overflows of "
+                                  f"{self.rt.wrap} ticks exceed the int64 timestamp range "
+                                  "(corrupt overflow records?)")
         if not ok or (n_ph and first < self.last_ts):
             self.sorted_ok = False
         if n_ph:
