@@ -131,8 +131,8 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
-def _analyze_one(item: ParticleInput, config_json: str, part_path: str) -> tuple:
-    """Worker: analyse one particle, write its part file, return (pid, status, error)."""
+def _analyze_result(item: ParticleInput, config_json: str) -> ParticleResult:
+    """Analyse one particle; every failure becomes a failed ParticleResult."""
     from qrspec.config import AnalysisConfig
     from qrspec.pipeline import analyze_file
 
@@ -142,9 +142,14 @@ def _analyze_one(item: ParticleInput, config_json: str, part_path: str) -> tuple
         os._exit(139)
     try:
         config = AnalysisConfig.from_json(config_json)
-        res = analyze_file(item.path, config, particle_id=item.particle_id, group=item.group)
+        return analyze_file(item.path, config, particle_id=item.particle_id, group=item.group)
     except Exception as exc:  # one bad particle must never stop the batch: record it
-        res = failed_result(item, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return failed_result(item, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def _analyze_one(item: ParticleInput, config_json: str, part_path: str) -> tuple:
+    """Pool worker: analyse one particle, write its part file, return (pid, status, error)."""
+    res = _analyze_result(item, config_json)
     write_particle_file(part_path, res, config_json)
     return item.particle_id, res.status, res.error
 
@@ -215,6 +220,7 @@ def run_batch(
     group_by: str = "folder",
     progress: Callable[[str, str], None] | None = None,
     checkpoint_s: float = 30.0,
+    executor=None,
 ) -> BatchReport:
     """Analyse every particle in ``inputs`` and write one results file.
 
@@ -236,6 +242,11 @@ def run_batch(
         Called once per finished particle.
     checkpoint_s : float
         Seconds between intermediate merges of finished particles into ``output``.
+    executor : concurrent.futures.Executor, optional
+        Run the particles there instead of a local process pool (e.g. a dask.distributed
+        cluster, :func:`qrspec.dask_backend.dask_executor`); workers return results and this
+        process alone writes them, with the same outputs and resume semantics. ``jobs`` is
+        then ignored.
 
     Returns
     -------
@@ -312,8 +323,12 @@ def run_batch(
 
     try:
         with _io_errors(output):  # e.g. a worker could not write its part file (disk full)
-            crashed = _run_pool(todo, config_json, parts_dir, jobs, finish, tick) \
-                if todo else []
+            if executor is not None:
+                crashed = []
+                _run_executor(executor, todo, config_json, parts_dir, finish, tick)
+            else:
+                crashed = _run_pool(todo, config_json, parts_dir, jobs, finish, tick) \
+                    if todo else []
             for it in crashed:  # isolate: one pool per suspect, so the culprit is known
                 if _run_pool([it], config_json, parts_dir, 1, finish, tick):
                     res = failed_result(it, "worker process died while analysing this "
@@ -381,6 +396,30 @@ def _remove_stale_partials(output: Path):
             p.unlink(missing_ok=True)
         except OSError:  # alive (or not ours to probe): leave it
             pass
+
+
+def _run_executor(executor, items, config_json, parts_dir: Path, finish, tick) -> None:
+    """Run ``items`` on an external executor whose workers return ParticleResults; this
+    process writes the part files. A task that raises (e.g. dask's KilledWorker after a
+    worker died repeatedly) is recorded as a failed particle."""
+    futs = {executor.submit(_analyze_result, it, config_json): it for it in items}
+    not_done = set(futs)
+    try:
+        while not_done:
+            done, not_done = wait(not_done, timeout=1.0, return_when=FIRST_COMPLETED)
+            for fu in done:
+                it = futs[fu]
+                try:
+                    res = fu.result()
+                except Exception as exc:  # the task itself died: record, go on
+                    res = failed_result(it, f"worker failed: {type(exc).__name__}: {exc}")
+                write_particle_file(parts_dir / f"{it.particle_id}.h5", res, config_json)
+                finish(it.particle_id, res.status)
+            tick()
+    except BaseException:
+        for fu in not_done:
+            fu.cancel()
+        raise
 
 
 def _run_pool(items, config_json, parts_dir: Path, jobs: int, finish, tick) -> list:

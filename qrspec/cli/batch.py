@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -22,8 +23,13 @@ from qrspec.cli._options import analysis_options
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
               help="Also write /summary as CSV here.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on a dask.distributed cluster (extra 'dask'), e.g. tcp://host:8786.")
+@click.option("--dask-local", type=click.IntRange(min=1), metavar="N",
+              help="Run on a local dask cluster of N worker processes (extra 'dask').")
 @analysis_options
-def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_path, config):
+def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_path, scheduler,
+          dask_local, config):
     """Analyse every TTTR file in INPUTS (files or folders, searched recursively) into one
     results file. A failing particle is recorded and never stops the batch.
 
@@ -35,6 +41,8 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite are mutually exclusive")
+    if scheduler and dask_local:
+        raise click.UsageError("--scheduler and --dask-local are mutually exclusive")
     show = not no_progress and sys.stderr.isatty()
     try:
         n = len(collect_inputs(inputs, group_by=group_by))
@@ -49,8 +57,16 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
     try:
         if bar is not None:
             bar.__enter__()
-        report = run_batch(inputs, output, config, jobs=jobs, resume=resume,
-                           overwrite=overwrite, group_by=group_by, progress=progress)
+        with contextlib.ExitStack() as stack:
+            executor = None
+            if scheduler or dask_local:
+                from qrspec.dask_backend import dask_executor
+
+                executor = stack.enter_context(dask_executor(scheduler=scheduler,
+                                                             local_workers=dask_local))
+            report = run_batch(inputs, output, config, jobs=jobs, resume=resume,
+                               overwrite=overwrite, group_by=group_by, progress=progress,
+                               executor=executor)
     except QrspecError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
