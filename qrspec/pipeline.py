@@ -60,15 +60,19 @@ def _whole_bins(decay):
 
 def _fit_x(decay, min_photons: int):
     """Exciton lifetime of an aligned decay: bi-exponential tail fit (the short component
-    absorbs the biexciton), mono-exponential when the bi fit cannot separate two components."""
+    absorbs the biexciton), mono-exponential when the bi fit cannot separate two components.
+
+    Returns ``(tau_ns, tau_err_ns, message, fit)``; ``fit`` is the LifetimeFit used (None when
+    no fit was made), whose ``model_counts`` and ``residuals`` are stored for the figures.
+    """
     from qrspec.fitting.lifetime import fit_decay
 
     if decay.n_photons < min_photons:
-        return math.nan, math.nan, f"{decay.n_photons} photons < {min_photons}"
+        return math.nan, math.nan, f"{decay.n_photons} photons < {min_photons}", None
     start = decay.t0_ns + TAIL_START_NS
     counts, time_ns = _whole_bins(decay)
     if not start < time_ns.size * decay.bin_ns:
-        return math.nan, math.nan, _NO_TAIL.format(start)
+        return math.nan, math.nan, _NO_TAIL.format(start), None
     kw = dict(time_ns=time_ns, period_ns=decay.period_ns,
               fit_range_ns=(start, decay.period_ns), irf=None, background="fit")
     bi = fit_decay(counts, model="bi", **kw)
@@ -77,11 +81,11 @@ def _fit_x(decay, min_photons: int):
         # long component is contamination from neighbouring states at segment edges
         k = int(np.argmax(bi.fractions))
         if np.isfinite(bi.tau_err_ns[k]):
-            return bi.tau_ns[k], bi.tau_err_ns[k], ""
+            return bi.tau_ns[k], bi.tau_err_ns[k], "", bi
     mono = fit_decay(counts, model="mono", **kw)
     if mono.success:
-        return mono.tau_ns[0], mono.tau_err_ns[0], ""
-    return math.nan, math.nan, f"lifetime fit failed: {mono.message}"
+        return mono.tau_ns[0], mono.tau_err_ns[0], "", mono
+    return math.nan, math.nan, f"lifetime fit failed: {mono.message}", None
 
 
 def _tau_xx_heralded(pairs, decay, background, n_pulses: int, min_pairs: int = 20):
@@ -123,9 +127,10 @@ def _state(ph: Photons, windows, config, offsets, delay_ns, dets) -> tuple:
     sub = ph if windows is None else ph.select_windows(windows)
     msgs = []
     if sub.size == 0:
-        return None, StateLifetimes(*(math.nan,) * 4, 0, 0, math.nan, math.nan, "no photons")
+        return None, StateLifetimes(*(math.nan,) * 4, 0, 0, math.nan, math.nan,
+                                    "no photons"), None
     dec = decay_histogram(sub, detectors=dets, offsets_ns=offsets, bin_ns=FIT_BIN_NS)
-    tx, tx_err, m = _fit_x(dec, config.min_decay_photons)
+    tx, tx_err, m, fit = _fit_x(dec, config.min_decay_photons)
     if m:
         msgs.append(f"tau_X: {m}")
     pairs = photon_pairs(sub, detectors=dets, offsets_ns=offsets)
@@ -141,7 +146,7 @@ def _state(ph: Photons, windows, config, offsets, delay_ns, dets) -> tuple:
     pk = g2_peaks(curve, window_ns=config.g2_peak_window_ns)
     st = StateLifetimes(tx, tx_err, txx, txx_err, sub.size, pairs.n_pairs, pk.g2_0,
                         pk.g2_0_err, "; ".join(msgs))
-    return dec, st
+    return dec, st, fit
 
 
 def _g2_flags(label: str, pk) -> list[str]:
@@ -332,7 +337,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     def lifetime_of(windows):
         sub = ph.select_windows(_merge_rows(np.asarray(windows)))
         d = decay_histogram(sub, detectors=dets, offsets_ns=offsets, bin_ns=FIT_BIN_NS)
-        tau, err, _ = _fit_x(d, config.min_decay_photons)
+        tau, err, _, _ = _fit_x(d, config.min_decay_photons)
         return tau, err
 
     labels = label_levels(clus, lifetimes=lifetime_of)
@@ -365,14 +370,24 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
-        d, st = _state(ph, w, config, offsets, delay_ns, dets)
+        d, st, fit = _state(ph, w, config, offsets, delay_ns, dets)
         states[label] = st
         if st.message:
             flags.append(f"{label}: {st.message}")
         if d is not None:
             ds[f"decays/{label}"] = Dataset(d.counts, "counts", f"aligned decay, {label} "
                                             "periods", {"tau_x_ns": st.tau_x_ns,
-                                                        "tau_x_err_ns": st.tau_x_err_ns})
+                                                        "tau_x_err_ns": st.tau_x_err_ns,
+                                                        "bin_ns": d.bin_ns})
+            ds[f"decays/{label}_time_ns"] = Dataset(d.time_ns, "ns", f"left bin edge of "
+                                                    f"decays/{label} (aligned axis)")
+            if fit is not None:
+                ds[f"decays/{label}_model"] = Dataset(
+                    fit.model_counts, "counts", f"fitted tail model of decays/{label} "
+                    "(whole bins; NaN-free)", {"model": fit.model, "tau_ns": list(fit.tau_ns)})
+                ds[f"decays/{label}_residuals"] = Dataset(
+                    fit.residuals, "", "Pearson residuals of the fit (NaN outside the fit "
+                    "range)")
     fl = flid(ph, config.bin_width_s, detectors=dets, offsets_ns=offsets)
     ds["flid/histogram"] = Dataset(fl.histogram, "counts", "trace bins per (counts, delay)",
                                    {"count_edges": fl.count_edges,
@@ -416,7 +431,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                                                 else tau_a_xx_neutral))
         segments, seg_meta = [], []
         for win in _charging_windows(segs, "charged", config.charging_window_s):
-            _, st = _state(ph, _merge_rows(win), config, offsets, delay_ns, dets)
+            _, st, _ = _state(ph, _merge_rows(win), config, offsets, delay_ns, dets)
             ok = all(np.isfinite([st.tau_x_ns, st.tau_x_err_ns, st.tau_xx_ns,
                                   st.tau_xx_err_ns])) and st.tau_x_err_ns > 0 \
                 and st.tau_xx_err_ns > 0

@@ -427,28 +427,6 @@ def _state_time_axis(p: _Particle, n_state: int):
     return _rebinned_axis(float(time_ns[1] - time_ns[0]), int(np.size(total)), n_state)
 
 
-def _refit(counts, time_ns, period_ns, t0_ns, tau_stored):
-    """The pipeline's exciton tail fit, redone for the model curve and residuals."""
-    from qrspec.fitting.lifetime import fit_decay
-    from qrspec.pipeline import TAIL_START_NS
-
-    kw = dict(time_ns=time_ns, period_ns=period_ns,
-              fit_range_ns=(t0_ns + TAIL_START_NS, period_ns), irf=None, background="fit")
-    fits = [fit_decay(counts, model=m, **kw) for m in ("bi", "mono")]
-    ok = [f for f in fits if f.success]
-    if not ok:
-        return None
-    # the curve drawn is the fit whose exciton lifetime is the one stored in the file
-    def dist(f):
-        return min(abs(t - tau_stored) for t in f.tau_ns) if _finite(tau_stored) else 0.0
-
-    best = min(ok, key=dist)
-    if _finite(tau_stored) and dist(best) > 1e-3 * tau_stored:
-        logger.info("refitted decay tau %s ns differs from stored tau_x_ns=%.4g",
-                    best.tau_ns, tau_stored)
-    return best
-
-
 def _draw_decays(ax, ax_res, p: _Particle):
     t0 = float(p.attr("decays/total", "t0_ns", math.nan))
     drawn, taus = [], []
@@ -474,12 +452,16 @@ def _draw_decays(ax, ax_res, p: _Particle):
         drawn.append(state)
         if _finite(tau):
             taus.append(tau)
-            fit = _refit(c, t, period_ns, t0, tau)
-            if fit is not None and fit.model_counts is not None:
-                m = np.isfinite(fit.residuals)
-                ax.plot(t[m] - t0 + bin_ns / 2, fit.model_counts[m] / norm, color=color,
+            # the pipeline stores the fitted tail model and its residuals on whole bins
+            model = p.get(f"decays/{state}_model")
+            resid = p.get(f"decays/{state}_residuals")
+            if model is not None and resid is not None:
+                n = min(np.size(model), t.size)
+                m = np.isfinite(np.asarray(resid[:n], float))
+                tm = t[:n][m] - t0 + bin_ns / 2
+                ax.plot(tm, np.asarray(model[:n], float)[m] / norm, color=color,
                         lw=1.0, ls=(0, (4, 1.5)) if state == "charged" else "-", zorder=4)
-                ax_res.plot(t[m] - t0 + bin_ns / 2, fit.residuals[m], color=color, lw=0.5,
+                ax_res.plot(tm, np.asarray(resid[:n], float)[m], color=color, lw=0.5,
                             alpha=0.8)
     if total is not None and time_ns is not None and np.sum(total) > 0:
         tt = np.asarray(time_ns, float)

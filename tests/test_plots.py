@@ -17,6 +17,8 @@ from matplotlib import image as mpimg  # noqa: E402
 from qrspec import plots  # noqa: E402
 from qrspec.errors import QrspecError  # noqa: E402
 from qrspec.export import merge_results, write_particle_file  # noqa: E402
+from qrspec.fitting.lifetime import fit_decay
+from qrspec.pipeline import TAIL_START_NS
 from qrspec.results import Dataset, ParticleResult  # noqa: E402
 
 PERIOD_NS = 100.0
@@ -87,8 +89,16 @@ def _full_particle(rng, pid="rod_full", group="doped", charging=True, g2_zero=(0
                                 {"t0_ns": T0_NS, "offsets_ns": [0.0, 0.0]}),
     }
     for state in ("neutral", "charged") if charging else ("neutral",):
-        ds[f"decays/{state}"] = Dataset(_decay(rng, TAU[state], 150_000, STATE_R), "counts",
+        dcounts = _decay(rng, TAU[state], 150_000, STATE_R)
+        ds[f"decays/{state}"] = Dataset(dcounts, "counts",
                                         state, {"tau_x_ns": TAU[state], "tau_x_err_ns": 0.05})
+        # the fitted tail model and residuals, as the pipeline stores them (its tail fit)
+        n_whole = N_FINE // STATE_R
+        fit = fit_decay(dcounts[:n_whole], time_ns=np.arange(n_whole) * STATE_R * RES_NS,
+                        period_ns=N_FINE * RES_NS, model="mono", irf=None, background="fit",
+                        fit_range_ns=(T0_NS + TAIL_START_NS, N_FINE * RES_NS))
+        ds[f"decays/{state}_model"] = Dataset(fit.model_counts, "counts", "model")
+        ds[f"decays/{state}_residuals"] = Dataset(fit.residuals, "", "residuals")
     for key, g0 in zip(("g2", "g2_gated"), g2_zero, strict=True):
         lag, c = _g2(rng, g0, 400)
         ds[f"{key}/lag_ns"] = Dataset(lag, "ns", "lag")
