@@ -58,7 +58,7 @@ def _whole_bins(decay):
     return decay.counts[:n], decay.time_ns[:n]
 
 
-def _fit_x(decay, min_photons: int):
+def _fit_x(decay, min_photons: int, models=("bi", "mono")):
     """Exciton lifetime of an aligned decay: bi-exponential tail fit (the short component
     absorbs the biexciton), mono-exponential when the bi fit cannot separate two components.
 
@@ -75,8 +75,8 @@ def _fit_x(decay, min_photons: int):
         return math.nan, math.nan, _NO_TAIL.format(start), None
     kw = dict(time_ns=time_ns, period_ns=decay.period_ns,
               fit_range_ns=(start, decay.period_ns), irf=None, background="fit")
-    bi = fit_decay(counts, model="bi", **kw)
-    if bi.success and bi.tau_ns[0] < 0.8 * bi.tau_ns[1]:
+    bi = fit_decay(counts, model="bi", **kw) if "bi" in models else None
+    if bi is not None and bi.success and bi.tau_ns[0] < 0.8 * bi.tau_ns[1]:
         # the exciton carries most photons (the biexciton share is ~<N>/2 at low <N>); a minor
         # long component is contamination from neighbouring states at segment edges
         k = int(np.argmax(bi.fractions))
@@ -88,7 +88,17 @@ def _fit_x(decay, min_photons: int):
     return math.nan, math.nan, f"lifetime fit failed: {mono.message}", None
 
 
-def _tau_xx_heralded(pairs, decay, background, n_pulses: int, min_pairs: int = 20):
+def _in_windows_ticks(ticks, windows, unit: float) -> np.ndarray:
+    """Mask of sorted ``ticks`` inside half-open windows (s), edges as in select_windows."""
+    if windows is None:
+        return np.ones(ticks.size, bool)
+    a = np.ceil(windows[:, 0] / unit - 1e-9).astype(np.int64)
+    b = np.ceil(windows[:, 1] / unit - 1e-9).astype(np.int64)
+    k = np.searchsorted(a, ticks, "right") - 1  # last window starting at or before the tick
+    return (k >= 0) & (ticks < b[np.clip(k, 0, None)])
+
+
+def _tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20):
     """Biexciton lifetime from the first photon of same-period two-detector pairs.
 
     For a single emitter every same-period pair of emitter photons is a cascade pair, so the
@@ -99,7 +109,7 @@ def _tau_xx_heralded(pairs, decay, background, n_pulses: int, min_pairs: int = 2
     """
     from qrspec.fitting.biexciton import accidental_first_photon_counts, heralded_tau_xx
 
-    n = pairs.n_pairs
+    n = t1_ns.size
     if n < min_pairs:
         return math.nan, math.nan, f"{n} photon pairs < {min_pairs}"
     n_bins = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
@@ -110,7 +120,7 @@ def _tau_xx_heralded(pairs, decay, background, n_pulses: int, min_pairs: int = 2
     start = decay.t0_ns + TAIL_START_NS
     if not start < n_bins * decay.bin_ns:
         return math.nan, math.nan, _NO_TAIL.format(start)
-    est = heralded_tau_xx(pairs.t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
+    est = heralded_tau_xx(t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
                           accidental_counts=acc, background=0.0,
                           fit_range_ns=(start, n_bins * decay.bin_ns), intervals="hessian")
     if not est.success:
@@ -118,34 +128,41 @@ def _tau_xx_heralded(pairs, decay, background, n_pulses: int, min_pairs: int = 2
     return est.tau_ns, est.tau_err_ns, ""
 
 
-def _state(ph: Photons, windows, config, offsets, delay_ns, dets) -> tuple:
-    """Decay, lifetimes, pairs and g2 of the photons inside ``windows`` (None: all photons)."""
+def _state(ph: Photons, windows, config, offsets, delay_ns, dets, pairs,
+           with_g2: bool = True) -> tuple:
+    """Decay, lifetimes and g2 of the photons inside ``windows`` (None: all photons).
+
+    ``pairs`` are the same-period photon pairs of all of ``ph`` (computed once); the pairs of
+    the windows are those whose period lies inside them.
+    """
     from qrspec.correlation import g2, g2_peaks
     from qrspec.decay import background_counts, decay_histogram
-    from qrspec.pairs import photon_pairs
 
     sub = ph if windows is None else ph.select_windows(windows)
     msgs = []
     if sub.size == 0:
         return None, StateLifetimes(*(math.nan,) * 4, 0, 0, math.nan, math.nan,
                                     "no photons"), None
+    full = decay_histogram(sub, detectors=dets, offsets_ns=offsets)
     dec = decay_histogram(sub, detectors=dets, offsets_ns=offsets, bin_ns=FIT_BIN_NS)
     tx, tx_err, m, fit = _fit_x(dec, config.min_decay_photons)
     if m:
         msgs.append(f"tau_X: {m}")
-    pairs = photon_pairs(sub, detectors=dets, offsets_ns=offsets)
-    background = background_counts(decay_histogram(sub, detectors=dets, offsets_ns=offsets))
+    t1_ns = pairs.t1_ns[_in_windows_ticks(pairs.sync, windows, ph.timestamps_unit)]
     span_s = sub.duration_s if windows is None else float(np.sum(windows[:, 1] - windows[:, 0]))
     n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
-    txx, txx_err, m = _tau_xx_heralded(pairs, dec, background, n_pulses)
+    txx, txx_err, m = _tau_xx_heralded(t1_ns, dec, background_counts(full), n_pulses)
     if m:
         msgs.append(f"tau_XX: {m}")
-    curve = g2(sub, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
-               bin_ns=config.g2_bin_ns, delay_ns=delay_ns,
-               time_windows_s=None if windows is None else windows)
-    pk = g2_peaks(curve, window_ns=config.g2_peak_window_ns)
-    st = StateLifetimes(tx, tx_err, txx, txx_err, sub.size, pairs.n_pairs, pk.g2_0,
-                        pk.g2_0_err, "; ".join(msgs))
+    g2_0 = g2_err = math.nan
+    if with_g2:
+        curve = g2(sub, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
+                   bin_ns=config.g2_bin_ns, delay_ns=delay_ns,
+                   time_windows_s=None if windows is None else windows)
+        pk = g2_peaks(curve, window_ns=config.g2_peak_window_ns)
+        g2_0, g2_err = pk.g2_0, pk.g2_0_err
+    st = StateLifetimes(tx, tx_err, txx, txx_err, sub.size, int(t1_ns.size), g2_0, g2_err,
+                        "; ".join(msgs))
     return dec, st, fit
 
 
@@ -242,6 +259,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     from qrspec.decay import decay_histogram, flid
     from qrspec.fitting.g2_analysis import single_emitter_verdict
     from qrspec.levels import cluster_levels, find_change_points, label_levels
+    from qrspec.pairs import photon_pairs
     from qrspec.trace import intensity_trace
 
     t_start = time.perf_counter()
@@ -285,6 +303,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     ds["decays/time_ns"] = Dataset(dec.time_ns, "ns", "left bin edge on the aligned axis")
     ds["decays/total"] = Dataset(dec.counts, "counts", "aligned decay, all photons",
                                  {"t0_ns": dec.t0_ns, "offsets_ns": list(offsets)})
+    pairs = photon_pairs(ph, detectors=dets, offsets_ns=offsets)
     gate = (dec.t0_ns + config.gate_ns, dec.period_ns)
     if not gate[0] < gate[1]:
         # the rise sits within gate_ns of the end of the period (or the decay is one spike
@@ -337,7 +356,8 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     def lifetime_of(windows):
         sub = ph.select_windows(_merge_rows(np.asarray(windows)))
         d = decay_histogram(sub, detectors=dets, offsets_ns=offsets, bin_ns=FIT_BIN_NS)
-        tau, err, _, _ = _fit_x(d, config.min_decay_photons)
+        # labelling only compares levels: one mono-exponential tail fit per level
+        tau, err, _, _ = _fit_x(d, config.min_decay_photons, models=("mono",))
         return tau, err
 
     labels = label_levels(clus, lifetimes=lifetime_of)
@@ -355,7 +375,8 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                                               if cp.size else np.zeros((0, 2)), "s",
                                               "confidence region of each change point")
     ds["levels/intensity_cps"] = Dataset(labels.intensity_cps, "counts/s", "level intensity")
-    ds["levels/tau_ns"] = Dataset(labels.tau_ns, "ns", "level exciton lifetime")
+    ds["levels/tau_ns"] = Dataset(labels.tau_ns, "ns", "level lifetime (mono-exponential tail "
+                                  "fit, used for labelling)")
     ds["levels/rho_rad"] = Dataset(labels.rho_rad, "", "radiative-rate ratio to neutral")
     ds["levels/label"] = Dataset(np.asarray(labels.label, dtype="S12"), "", "level label")
 
@@ -370,7 +391,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
-        d, st, fit = _state(ph, w, config, offsets, delay_ns, dets)
+        d, st, fit = _state(ph, w, config, offsets, delay_ns, dets, pairs)
         states[label] = st
         if st.message:
             flags.append(f"{label}: {st.message}")
@@ -431,7 +452,8 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                                                 else tau_a_xx_neutral))
         segments, seg_meta = [], []
         for win in _charging_windows(segs, "charged", config.charging_window_s):
-            _, st, _ = _state(ph, _merge_rows(win), config, offsets, delay_ns, dets)
+            _, st, _ = _state(ph, _merge_rows(win), config, offsets, delay_ns, dets, pairs,
+                              with_g2=False)
             ok = all(np.isfinite([st.tau_x_ns, st.tau_x_err_ns, st.tau_xx_ns,
                                   st.tau_xx_err_ns])) and st.tau_x_err_ns > 0 \
                 and st.tau_xx_err_ns > 0
