@@ -467,10 +467,10 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
             flags.append(f"{n_windows - len(segments)} of {n_windows} charging windows had "
                          "too few photons or pairs for both lifetimes")
         if segments:
-            # multi-start finds the uncapped variant's second root; the capped and power-law
-            # lifetimes are monotonic in n, one start suffices
+            # grid starts find the uncapped variant's second root; the capped and power-law
+            # lifetimes are monotonic in n: the closed-form / default start suffices
             traj = charging_trajectory(segments, neutral_ref, model, profile=False,
-                                       n_starts=3 if cm.variant == "uncapped" else 1)
+                                       n_starts=5 if cm.variant == "uncapped" else 0)
             w = np.asarray([m[0] for m in seg_meta])
             # windows whose n is only a bound or not identifiable stay in the table (with
             # their flags) but not in the particle's mean

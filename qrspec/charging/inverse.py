@@ -448,7 +448,8 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
     seed : int or numpy Generator, optional
         Bootstrap random state.
     n_starts : int
-        Multi-start points in n.
+        Number of grid starts over [0, n_max] (besides the capped closed-form starts); below 2,
+        no grid (for models whose lifetimes are monotonic in n).
 
     Returns
     -------
@@ -524,7 +525,9 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
                                        "charging; not converted to n_c")
 
     # multi-start fit
-    starts = list(np.linspace(0.0, n_max, max(int(n_starts), 2)))
+    # grid starts find a second root (uncapped); n_starts < 2 uses only the closed-form starts
+    # (capped: exact for n >= 1) or, without them, the default start
+    starts = list(np.linspace(0.0, n_max, int(n_starts))) if n_starts >= 2 else []
     if config.variant == "capped":
         y = 1.0 / obs.tau_x_ns - config.beta_xminus * problem.k_r0 - problem.k_r0 * (
             1 - problem.qy) / problem.qy
@@ -532,6 +535,8 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
                                 k_a_xx0_per_ns=problem.k_axx0, eps=problem.eps0,
                                 gamma=config.gamma)
         starts += [v for v in (cf["n_from_x"], cf["n_from_xx"]) if np.isfinite(v)]
+    if not starts:
+        starts = [float(problem.x0[0])]
     fits = []
     for n0 in starts:
         x0 = problem.x0.copy()
