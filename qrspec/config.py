@@ -65,6 +65,10 @@ class AnalysisConfig:
     charging_window_s : float
         Each n_c(t), tau_A(t) point pools consecutive charged segments until they hold at least
         this much charged time (short segments alone hold too few photon pairs).
+    mean_excitations : float or None
+        Mean excitons per pulse <N> (from fluence x cross-section). When given, the neutral
+        tau_XX is also estimated by the g2 gate scan and the cascade decay fit and compared with
+        the heralded value; None: heralded only.
     single_emitter_max_g2 : float
         Gated g2(0) must be significantly below this for a single-emitter verdict.
     charge_model : ChargeModelParams
@@ -83,6 +87,7 @@ class AnalysisConfig:
     min_decay_photons: int = 200
     fit_method: str = "mle"
     charging_window_s: float = 5.0
+    mean_excitations: float | None = None
     single_emitter_max_g2: float = 0.5
     charge_model: ChargeModelParams = field(default_factory=ChargeModelParams)
 
@@ -105,6 +110,9 @@ class AnalysisConfig:
             raise QrspecError(f"cpa_alpha={self.cpa_alpha!r} must be in (0, 0.5)")
         if not (0 < self.cpa_confidence < 1):
             raise QrspecError(f"cpa_confidence={self.cpa_confidence!r} must be in (0, 1)")
+        if self.mean_excitations is not None and not (
+                isinstance(self.mean_excitations, int | float) and 0 < self.mean_excitations < 50):
+            raise QrspecError(f"mean_excitations={self.mean_excitations!r} must be in (0, 50)")
         if self.fit_method not in ("mle", "lsq"):
             raise QrspecError(f"fit_method={self.fit_method!r} must be 'mle' or 'lsq'")
         if not (isinstance(self.gate_ns, int | float) and self.gate_ns >= 0):

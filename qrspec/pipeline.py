@@ -166,6 +166,70 @@ def _state(ph: Photons, windows, config, offsets, delay_ns, dets, pairs,
     return dec, st, fit
 
 
+def _tau_xx_three_ways(ph, windows, neutral, decay, config, offsets, delay_ns, dets, t0_ns,
+                       flags) -> dict:
+    """Neutral tau_XX by the gate scan of g2(0; gate) and by the constrained cascade fit of
+    the decay, compared with the heralded value (methods.md §2.3, §2.6, §2.4). Both need the
+    mean excitation number <N> (``config.mean_excitations``); disagreement is flagged."""
+    from qrspec.correlation import g2_gate_scan
+    from qrspec.fitting.biexciton import (
+        TauXXEstimate,
+        cascade_tau_xx,
+        compare_tau_xx,
+        gate_scan_tau_xx,
+        nested_gate_covariance,
+    )
+
+    out = {"gate_scan": (math.nan, math.nan), "cascade": (math.nan, math.nan),
+           "p_value": math.nan}
+    if config.mean_excitations is None or neutral is None or decay is None \
+            or not np.isfinite(neutral.tau_x_ns) or windows.size == 0:
+        return out
+    n_exc = config.mean_excitations
+    gates = t0_ns + np.arange(0.0, 8.01, 1.0)
+    gates = gates[gates < decay.period_ns]
+    scan = g2_gate_scan(ph, gates, detectors=dets, gate_offsets_ns=offsets,
+                        max_lag_periods=config.g2_max_lag_periods, bin_ns=config.g2_bin_ns,
+                        delay_ns=delay_ns, time_windows_s=windows)
+    ok = np.isfinite(scan.g2_0) & np.isfinite(scan.g2_0_err) & (scan.centre > 0)
+    estimates = []
+    if neutral.n_pairs and np.isfinite(neutral.tau_xx_ns):
+        estimates.append(TauXXEstimate("heralded", neutral.tau_xx_ns, neutral.tau_xx_err_ns,
+                                       (neutral.tau_xx_ns - neutral.tau_xx_err_ns,
+                                        neutral.tau_xx_ns + neutral.tau_xx_err_ns),
+                                       neutral.n_pairs, True, ""))
+    if ok.sum() >= 3:
+        cov = nested_gate_covariance(scan.g2_0[ok], scan.centre[ok], scan.side_mean[ok],
+                                     len(scan.side_peaks))
+        est = gate_scan_tau_xx(scan.gates_ns[ok] - t0_ns, scan.g2_0[ok], scan.g2_0_err[ok],
+                               tau_x_ns=neutral.tau_x_ns, mean_excitations=n_exc, g2_cov=cov,
+                               tau_x_err_ns=neutral.tau_x_err_ns)
+        if est.success:
+            out["gate_scan"] = (est.tau_ns, est.tau_err_ns)
+            estimates.append(est)
+        else:
+            flags.append(f"neutral tau_XX gate scan: {est.message}")
+    else:
+        flags.append("neutral tau_XX gate scan: fewer than 3 gates with centre-peak pairs")
+    counts, time_ns = _whole_bins(decay)
+    start = t0_ns + TAIL_START_NS
+    if start < time_ns.size * decay.bin_ns:
+        est = cascade_tau_xx(counts, time_ns, mean_excitations=n_exc, intervals="hessian",
+                             period_ns=decay.period_ns, irf=None, background="fit",
+                             fit_range_ns=(start, decay.period_ns))
+        if est.success:
+            out["cascade"] = (est.tau_ns, est.tau_err_ns)
+            estimates.append(est)
+        else:
+            flags.append(f"neutral tau_XX cascade fit: {est.message}")
+    if len(estimates) >= 2:
+        cmp = compare_tau_xx(estimates)
+        out["p_value"] = cmp.p_value
+        if not cmp.consistent:
+            flags.append(f"neutral tau_XX methods disagree: {cmp.message}")
+    return out
+
+
 def _g2_flags(label: str, pk) -> list[str]:
     """Flags for a g2(0) or its error that the photon pairs cannot define."""
     if not np.isfinite(pk.g2_0):
@@ -387,12 +451,15 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
 
     # ---- per state: decays, lifetimes, heralded XX, g2
     states = {}
+    neutral_fit_decay = None
     for label, w in (("neutral", w_neutral), ("charged", w_charged)):
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
         d, st, fit = _state(ph, w, config, offsets, delay_ns, dets, pairs)
         states[label] = st
+        if label == "neutral":
+            neutral_fit_decay = d
         if st.message:
             flags.append(f"{label}: {st.message}")
         if d is not None:
@@ -413,6 +480,10 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     ds["flid/histogram"] = Dataset(fl.histogram, "counts", "trace bins per (counts, delay)",
                                    {"count_edges": fl.count_edges,
                                     "delay_edges_ns": fl.delay_edges_ns})
+
+    # ---- biexciton lifetime three ways (neutral periods; needs <N>)
+    xx3 = _tau_xx_three_ways(ph, w_neutral, states.get("neutral"), neutral_fit_decay, config,
+                             offsets, delay_ns, dets, dec.t0_ns, flags)
 
     # ---- neutral reference and charging inversion
     cm = config.charge_model
@@ -535,6 +606,11 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         "tau_xx_neutral_ns": val("neutral", "tau_xx_ns"),
         "tau_xx_neutral_err_ns": val("neutral", "tau_xx_err_ns"),
         "tau_a_xx_neutral_ns": tau_a_xx_neutral,
+        "tau_xx_neutral_gate_scan_ns": xx3["gate_scan"][0],
+        "tau_xx_neutral_gate_scan_err_ns": xx3["gate_scan"][1],
+        "tau_xx_neutral_cascade_ns": xx3["cascade"][0],
+        "tau_xx_neutral_cascade_err_ns": xx3["cascade"][1],
+        "tau_xx_methods_p": xx3["p_value"],
         "tau_x_charged_ns": tau_x_c,
         "tau_xx_charged_ns": tau_xx_c,
         "n_c_mean": n_c_mean,

@@ -64,9 +64,15 @@ def test_neutral_particle_g2_matches_theory(tmp_path):
     sim = simulate_particle(cfg, seed=8)
     path = tmp_path / "n.ptu"
     write_particle(sim, path, sidecar=False)
-    res = analyze_file(path)
+    res = analyze_file(path, AnalysisConfig(mean_excitations=cfg.mean_excitations))
     s = res.summary
     qy = sim.truth.state_table.qy[0]
+    # the biexciton lifetime three ways (heralded pairs, gate scan, cascade fit): each within
+    # 4 of its own standard errors of the truth, and mutually consistent
+    tau_xx = sim.truth.state_table.tau_ns[0, 1]
+    for key in ("tau_xx_neutral", "tau_xx_neutral_gate_scan", "tau_xx_neutral_cascade"):
+        assert abs(s[f"{key}_ns"] - tau_xx) < 4 * s[f"{key}_err_ns"], key
+    assert s["tau_xx_methods_p"] > 0.001
     expected = expected_g2_zero(cfg.mean_excitations, qy)
     assert abs(s["g2_zero"] - expected) < 4 * s["g2_zero_err"]
     assert s["frac_time_neutral"] == 1.0

@@ -22,6 +22,8 @@ _FIELDS = [
     ("--fit-method", "fit_method", click.Choice(["mle", "lsq"]), "Lifetime estimator."),
     ("--charging-window-s", "charging_window_s", float,
      "Charged time pooled into each n_c(t) point [s]."),
+    ("--mean-excitations", "mean_excitations", float,
+     "Mean excitons per pulse <N>: enables the gate-scan and cascade tau_XX estimates."),
     ("--single-emitter-max-g2", "single_emitter_max_g2", float,
      "Gated g2(0) must be significantly below this for a single-emitter verdict."),
 ]
