@@ -145,3 +145,10 @@ def test_cli_analyze_and_batch(population, tmp_path):
     r = CliRunner().invoke(main, ["batch", str(population), "-o", str(res), "--resume",
                                   "--overwrite"])
     assert r.exit_code == 2
+
+
+def test_cli_analyze_unwritable_output(population, tmp_path):
+    f = population / "neutral" / "p0.ptu"
+    r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(tmp_path / "no" / "x.h5")])
+    assert r.exit_code == 1 and "x.h5: cannot write results" in r.output
+    assert not (tmp_path / "no").exists()

@@ -31,7 +31,11 @@ def analyze(file, output, overwrite, as_json, config):
         res = analyze_file(file, config)
     except QrspecError as exc:
         raise click.ClickException(str(exc)) from None
-    write_particle_file(out, res, config.to_json())
+    try:
+        write_particle_file(out, res, config.to_json())
+    except OSError as exc:  # disk full, unwritable folder: nothing (partial) is left behind
+        raise click.ClickException(f"{out}: cannot write results ({exc.strerror or exc})") \
+            from None
     if as_json:
         from qrspec.results import row_to_dict
 
