@@ -181,10 +181,15 @@ def _tau_xx_three_ways(ph, windows, neutral, decay, config, offsets, delay_ns, d
     )
 
     out = {"gate_scan": (math.nan, math.nan), "cascade": (math.nan, math.nan),
-           "p_value": math.nan}
-    if config.mean_excitations is None or neutral is None or decay is None \
-            or not np.isfinite(neutral.tau_x_ns) or windows.size == 0:
+           "p_value": math.nan, "run": False,
+           "reason": "mean_excitations not given (heralded tau_XX only)"}
+    if config.mean_excitations is None:
         return out
+    if neutral is None or decay is None or not np.isfinite(neutral.tau_x_ns) \
+            or windows.size == 0:
+        out["reason"] = "no neutral period or no neutral tau_X"
+        return out
+    out["run"], out["reason"] = True, ""
     n_exc = config.mean_excitations
     gates = t0_ns + np.arange(0.0, 8.01, 1.0)
     gates = gates[gates < decay.period_ns]
@@ -222,7 +227,11 @@ def _tau_xx_three_ways(ph, windows, neutral, decay, config, offsets, delay_ns, d
             estimates.append(est)
         else:
             flags.append(f"neutral tau_XX cascade fit: {est.message}")
-    if len(estimates) >= 2:
+    else:
+        flags.append(f"neutral tau_XX cascade fit: {_NO_TAIL.format(start)}")
+    if len(estimates) < 2:
+        flags.append("neutral tau_XX methods: fewer than two estimates to compare")
+    else:
         cmp = compare_tau_xx(estimates)
         out["p_value"] = cmp.p_value
         if not cmp.consistent:
@@ -581,6 +590,9 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         ("n_photons", "counts", "photons in the window"),
     ]):
         ds[f"charging/{col}"] = Dataset(rows[:, j], unit, desc)
+    attrs["tau_xx_methods"] = {"run": xx3["run"], "reason": xx3["reason"],
+                               "mean_excitations": (math.nan if config.mean_excitations is None
+                                                    else config.mean_excitations)}
     ds["charging/flags"] = Dataset(np.asarray(win_flags, dtype="S200"), "",
                                    "identifiability / quality flags of each window's inversion")
     attrs["charging"] = {"model": model.to_json() if neutral_ref is not None and w_charged.size
