@@ -415,7 +415,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     if np.isfinite(pk_gated.g2_0) and np.isfinite(pk_gated.g2_0_err):
         verdict = single_emitter_verdict(pk_gated.g2_0, pk_gated.g2_0_err,
                                          threshold=config.single_emitter_max_g2)
-        single = bool(getattr(verdict, "single_emitter", False))
+        single = bool(verdict.single)
     else:  # no pairs (few photons, gate removed everything): undecided, not single
         single = False
         if gate is not None:

@@ -73,6 +73,9 @@ def test_neutral_particle_g2_matches_theory(tmp_path):
     for key in ("tau_xx_neutral", "tau_xx_neutral_gate_scan", "tau_xx_neutral_cascade"):
         assert abs(s[f"{key}_ns"] - tau_xx) < 4 * s[f"{key}_err_ns"], key
     assert s["tau_xx_methods_p"] > 0.001
+    # single-emitter verdict: gated g2(0) + 2 sigma below 0.5 (0.40 +- 0.02 for this rod)
+    assert s["single_emitter"] == (s["g2_zero_gated"] + 2 * s["g2_zero_gated_err"] < 0.5)
+    assert s["single_emitter"]
     expected = expected_g2_zero(cfg.mean_excitations, qy)
     assert abs(s["g2_zero"] - expected) < 4 * s["g2_zero_err"]
     assert s["frac_time_neutral"] == 1.0
@@ -101,3 +104,14 @@ def test_pipeline_rejects_unusable_input(tmp_path, rng):
 
     with pytest.raises(QrspecError, match=r"particle: only 50 photons"):
         analyze_photons(read_tttr(few))
+
+
+@pytest.mark.realdata
+def test_real_antibunched_particle(realdata):
+    """pqsample_hh_v20_t3.ptu (HydraHarp V2, two detectors) is antibunched: g2(0) = 0.15 +-
+    0.05 raw, 0.08 +- 0.04 gated; the pipeline calls it a single emitter."""
+    res = analyze_file(realdata / "pqsample_hh_v20_t3.ptu")
+    s = res.summary
+    assert res.status == "ok" and s["n_photons"] == 77883
+    assert s["g2_zero"] < 0.5 and s["g2_zero_gated"] < s["g2_zero"]
+    assert s["single_emitter"]
