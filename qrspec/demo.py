@@ -47,14 +47,16 @@ def group_table(results) -> list[dict]:
                      "tau_xx_neutral_ns": cell("tau_xx_neutral_ns"),
                      "n_c_mean": cell("n_c_mean"),
                      "tau_a_xx_charged_ns": cell("tau_a_xx_charged_ns"),
-                     "frac_time_neutral": cell("frac_time_neutral")})
+                     "frac_time_neutral": cell("frac_time_neutral"),
+                     "single": f"{float(g['frac_single_emitter']):.0%}"
+                     if math.isfinite(float(g["frac_single_emitter"])) else "-"})
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     """Plain-text table of :func:`group_table` rows (mean ± SEM)."""
     cols = [("group", "group"), ("n", "n"), ("ok", "ok"), ("rate_cps", "rate [kcps]"),
-            ("g2_zero", "g2(0)"), ("g2_zero_gated", "g2(0) gated"),
+            ("g2_zero", "g2(0)"), ("g2_zero_gated", "g2(0) gated"), ("single", "single"),
             ("tau_x_neutral_ns", "tau_X0 [ns]"), ("tau_xx_neutral_ns", "tau_XX0 [ns]"),
             ("frac_time_neutral", "f_neutral"), ("n_c_mean", "n_c"),
             ("tau_a_xx_charged_ns", "tau_A,XX^c [ns]")]

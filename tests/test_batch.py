@@ -152,3 +152,16 @@ def test_cli_analyze_unwritable_output(population, tmp_path):
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(tmp_path / "no" / "x.h5")])
     assert r.exit_code == 1 and "x.h5: cannot write results" in r.output
     assert not (tmp_path / "no").exists()
+
+
+def test_cli_demo_small(tmp_path):
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(main, ["demo", str(out), "--n-per-group", "1", "--duration-s", "3",
+                                  "--jobs", "1", "--no-plots"])
+    assert r.exit_code == 0, r.output
+    header = r.stdout.splitlines()[0].split()
+    assert header[:3] == ["group", "n", "ok"] and "single" in header
+    assert {line.split()[0] for line in r.stdout.splitlines()[1:]} == {"mn_doped", "neutral",
+                                                                        "undoped"}
+    res = read_results(out / "results.h5")
+    assert len(res.summary) == 3 and (out / "summary.csv").exists()
