@@ -136,15 +136,17 @@ def _state(ph: Photons, windows, config, offsets, delay_ns, dets, pairs,
     the windows are those whose period lies inside them.
     """
     from qrspec.correlation import g2, g2_peaks
-    from qrspec.decay import background_counts, decay_histogram
+    from qrspec.decay import DecayAccumulator, background_counts
 
     sub = ph if windows is None else ph.select_windows(windows)
     msgs = []
     if sub.size == 0:
         return None, StateLifetimes(*(math.nan,) * 4, 0, 0, math.nan, math.nan,
                                     "no photons"), None
-    full = decay_histogram(sub, detectors=dets, offsets_ns=offsets)
-    dec = decay_histogram(sub, detectors=dets, offsets_ns=offsets, bin_ns=FIT_BIN_NS)
+    acc = DecayAccumulator(detectors=dets)  # one pass; two resolutions of the same counts
+    acc.add(sub)
+    full = acc.result(offsets_ns=offsets)
+    dec = acc.result(offsets_ns=offsets, bin_ns=FIT_BIN_NS)
     tx, tx_err, m, fit = _fit_x(dec, config.min_decay_photons)
     if m:
         msgs.append(f"tau_X: {m}")
@@ -524,6 +526,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     if neutral_ref is None and "charged" in states:
         flags.append("no usable neutral reference: n_c and tau_A not inverted")
 
+    model = None
     if neutral_ref is not None and w_charged.size:
         model = ChargeModelConfig(variant=cm.variant, eps=cm.eps, gamma=cm.gamma,
                                   qy_x0=cm.qy_x0, beta_xminus=cm.beta_xminus,
@@ -531,7 +534,8 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                                   tau_a_xx0_ns=(cm.tau_a_xx0_ns if cm.tau_a_xx0_ns is not None
                                                 else tau_a_xx_neutral))
         segments, seg_meta = [], []
-        for win in _charging_windows(segs, "charged", config.charging_window_s):
+        windows = _charging_windows(segs, "charged", config.charging_window_s)
+        for win in windows:
             _, st, _ = _state(ph, _merge_rows(win), config, offsets, delay_ns, dets, pairs,
                               with_g2=False)
             ok = all(np.isfinite([st.tau_x_ns, st.tau_x_err_ns, st.tau_xx_ns,
@@ -542,7 +546,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
             segments.append(ChargedSegment(float(win[0, 0]), float(win[-1, 1]), st.tau_x_ns,
                                            st.tau_x_err_ns, st.tau_xx_ns, st.tau_xx_err_ns))
             seg_meta.append((float(np.sum(win[:, 1] - win[:, 0])), st))
-        n_windows = len(_charging_windows(segs, "charged", config.charging_window_s))
+        n_windows = len(windows)
         if len(segments) < n_windows:
             flags.append(f"{n_windows - len(segments)} of {n_windows} charging windows had "
                          "too few photons or pairs for both lifetimes")
@@ -595,8 +599,8 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                                                     else config.mean_excitations)}
     ds["charging/flags"] = Dataset(np.asarray(win_flags, dtype="S200"), "",
                                    "identifiability / quality flags of each window's inversion")
-    attrs["charging"] = {"model": model.to_json() if neutral_ref is not None and w_charged.size
-                         else "", "neutral_tau_x_ns": neutral.tau_x_ns if neutral else math.nan}
+    attrs["charging"] = {"model": model.to_json() if model is not None else "",
+                         "neutral_tau_x_ns": neutral.tau_x_ns if neutral else math.nan}
 
     def val(state, attr):
         s = states.get(state)
