@@ -348,6 +348,25 @@ def test_every_tag_type_decodes(tmp_path):
     assert keys[-1] == "Header_End"
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    (13334234245.695, dt.datetime(2023, 7, 19, 9, 57, 25, 695000)),  # s since 1601 (SymPhoTime 64)
+    (45000.5, dt.datetime(2023, 3, 15, 12, 0)),  # TDateTime days written as a plain Float8
+])
+def test_float8_creation_time_is_a_date(tmp_path, value, expected):
+    # zoccoler_hazelnut_z10.ptu stores File_CreatingTime as a Float8 of seconds since 1601;
+    # a raw number broke the Photon-HDF5 provenance (ptufile's .datetime gives None for it)
+    extra = [("File_CreatingTime", value, -1, "Float8")]
+    path = raw_ptu(tmp_path / "t.ptu", [ht3_photon(0, 1, 1)], rec_type=HH2T3, extra_tags=extra)
+    got = read_header(path)["File_CreatingTime"]
+    assert abs(got - expected) < dt.timedelta(milliseconds=1)
+
+
+def test_float8_creation_time_out_of_range_kept_as_number(tmp_path):
+    extra = [("File_CreatingTime", 3.0, -1, "Float8")]
+    path = raw_ptu(tmp_path / "t.ptu", [ht3_photon(0, 1, 1)], rec_type=HH2T3, extra_tags=extra)
+    assert read_header(path)["File_CreatingTime"] == 3.0
+
+
 # ---------------------------------------------------------------- robustness and errors
 
 

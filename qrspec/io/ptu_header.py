@@ -40,6 +40,12 @@ _TYPE_NAMES = {
 _PAYLOAD_TYPES = {"Float8Array", "AnsiString", "WideString", "BinaryBlob"}
 _MAX_TAGS = 1_000_000  # far above any real header (a few hundred tags); bounds a corrupt loop
 _TDATETIME_EPOCH = _dt.datetime(1899, 12, 30)
+_FILETIME_EPOCH = _dt.datetime(1601, 1, 1)
+# File_CreatingTime is a TDateTime (days since 1899-12-30) in most files; SymPhoTime 64 also
+# writes it as a Float8 of seconds since 1601-01-01 (Windows FILETIME / 1e7; e.g.
+# 13334234245.695 = 2023-07-19 09:57:25). The two ranges are decades apart for any real date:
+_TDATETIME_DAYS = (10_000.0, 200_000.0)  # 1927 .. 2447
+_FILETIME_S = (1.0e10, 2.0e10)  # 1917 .. 2234
 
 
 def parse_ptu_tags(path: str, f, file_size: int) -> tuple[dict, int, list[str]]:
@@ -82,6 +88,8 @@ def parse_ptu_tags(path: str, f, file_size: int) -> tuple[dict, int, list[str]]:
             decoded = _decode_payload(type_name, payload)
         else:
             decoded = _decode_value(type_name, value)
+        if ident == "File_CreatingTime" and type_name == "Float8":
+            decoded = _float_date(decoded, warnings)
         key = ident if idx < 0 else f"{ident}[{idx}]"
         if key in tags and tags[key] != decoded and ident != "Header_End":
             warnings.append(f"tag {key!r} repeated with a different value; keeping the first")
@@ -90,6 +98,17 @@ def parse_ptu_tags(path: str, f, file_size: int) -> tuple[dict, int, list[str]]:
         if ident == "Header_End":
             return tags, offset, warnings
     raise TTTRFormatError(path, f"more than {_MAX_TAGS} header tags without Header_End", offset)
+
+
+def _float_date(value: float, warnings: list[str]):
+    """A creation date stored as a Float8 -> datetime (see ``_FILETIME_S``); else the number."""
+    if _TDATETIME_DAYS[0] <= value <= _TDATETIME_DAYS[1]:
+        return _TDATETIME_EPOCH + _dt.timedelta(days=value)
+    if _FILETIME_S[0] <= value <= _FILETIME_S[1]:
+        return _FILETIME_EPOCH + _dt.timedelta(seconds=value)
+    warnings.append(f"tag 'File_CreatingTime' is a Float8 ({value!r}) that is no known date "
+                    "encoding; kept as a number")
+    return value
 
 
 def _decode_value(type_name: str, value: bytes):
