@@ -51,8 +51,8 @@ def main():
     args = ap.parse_args()
     files = simulate(Path(args.data), args.n, args.duration_s)
 
+    from qrspec.analysis.pipeline import analyze_file, analyze_photons
     from qrspec.io import read_tttr
-    from qrspec.pipeline import analyze_file, analyze_photons
 
     analyze_file(files[0])  # warm numba caches in this process
     walls, decode, photons = [], [], []

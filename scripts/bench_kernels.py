@@ -3,10 +3,11 @@
 Times (minimum of ``--repeat`` runs, numba compilation excluded):
 
 * ``intensity_trace`` (10 ms bins) and ``decay_histogram`` throughput in M photons/s;
-* gated pulsed g2 over +-5 periods at 0.5 ns bins (``qrspec.correlation.g2``, end to end from a
-  ``Photons`` object, and streamed through ``G2Accumulator`` in 1 M-photon chunks) against a
-  plain numba two-pointer loop on pre-gated, per-detector, time-sorted absolute times (the
-  preparation of its input is timed separately and not charged to it), and against pycorrelate
+* gated pulsed g2 over +-5 periods at 0.5 ns bins (``qrspec.stats.correlation.g2``, end to
+  end from a ``Photons`` object, and streamed through ``G2Accumulator`` in 1 M-photon chunks)
+  against a plain numba two-pointer loop on pre-gated, per-detector, time-sorted absolute times
+  (the preparation of its input is timed separately and not charged to it), and against
+  pycorrelate
   and tttrlib when importable in ``--peer-python`` (a separate venv; nothing is installed here).
 
 The two-pointer result must equal qrspec's histogram exactly (checked). Ratios > 1 mean qrspec
@@ -119,9 +120,9 @@ def main(argv=None):
     ap.add_argument("--peer-python", default="/work/benchvenv/bin/python")
     args = ap.parse_args(argv)
 
-    from qrspec.correlation import G2Accumulator, g2
-    from qrspec.decay import decay_histogram
-    from qrspec.trace import intensity_trace
+    from qrspec.stats.correlation import G2Accumulator, g2
+    from qrspec.stats.decay import decay_histogram
+    from qrspec.stats.trace import intensity_trace
 
     n = int(args.photons)
     ph = synthetic_particle(n)
@@ -138,8 +139,8 @@ def main(argv=None):
     print(f"decay_histogram           {t * 1e3:8.2f} ms  {n / t / 1e6:7.0f} M photons/s "
           f"(target >= 200; includes offset estimation)")
 
-    from qrspec.decay import flid, sliced_decays
-    from qrspec.pairs import photon_pairs
+    from qrspec.stats.decay import flid, sliced_decays
+    from qrspec.stats.pairs import photon_pairs
 
     t, _ = best_time(lambda: sliced_decays(ph, bin_width_s=0.01,
                                            intensity_ranges=[(0, 1500), (1500, 10**6)]),

@@ -52,9 +52,9 @@ def run():
         import qrspec
         return qrspec.read_tttr(path).size
     if which == "qrspec_stream":
-        from qrspec.decay import DecayAccumulator
+        from qrspec.stats.decay import DecayAccumulator
         from qrspec.io import iter_tttr
-        from qrspec.trace import TraceAccumulator
+        from qrspec.stats.trace import TraceAccumulator
         trace, decay = TraceAccumulator(0.01), DecayAccumulator()
         n = 0
         for c in iter_tttr(path):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from qrspec.batch import collect_inputs, run_batch, sanitize_id
+from qrspec.app.batch import collect_inputs, run_batch, sanitize_id
 from qrspec.cli import main
 from qrspec.errors import QrspecError
-from qrspec.export import read_results
+from qrspec.store.hdf5 import read_results
 
 COMPARE = [n for n in ("particle_id", "group", "status", "n_photons", "g2_zero",
                        "g2_zero_gated", "tau_x_neutral_ns", "tau_xx_neutral_ns", "n_c_mean",

@@ -17,9 +17,9 @@ from qrspec.charging.inverse import (
     capped_closed_form,
     infer_charging,
 )
+from qrspec.charging.states import StateTable
 from qrspec.charging.trajectory import ChargedSegment, charging_trajectory
 from qrspec.errors import QrspecError
-from qrspec.states import StateTable
 
 HUGE = ((10**6, 0.0),)  # one level of "infinite" degeneracy: no Pauli blocking (uncapped)
 

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from qrspec.config import AnalysisConfig
+from qrspec.analysis.config import AnalysisConfig
+from qrspec.analysis.results import Dataset, ParticleResult, summary_dtype, summary_row
 from qrspec.errors import QrspecError
-from qrspec.export import (
+from qrspec.store.hdf5 import (
     export_summary_csv,
     group_statistics,
     merge_results,
     read_results,
     write_particle_file,
 )
-from qrspec.results import Dataset, ParticleResult, summary_dtype, summary_row
 
 
 def test_config_json_round_trip():

@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
-from qrspec._kernels import correlate as kc
-from qrspec.correlation import (
+from qrspec.errors import QrspecError
+from qrspec.photons import Photons
+from qrspec.stats._kernels import correlate as kc
+from qrspec.stats.correlation import (
     G2Accumulator,
     G2Curve,
     find_comb_period_ns,
@@ -17,8 +19,6 @@ from qrspec.correlation import (
     g2_gate_scan,
     g2_peaks,
 )
-from qrspec.errors import QrspecError
-from qrspec.photons import Photons
 
 PERIOD_S = 1e-7  # 10 MHz
 RES_S = 16e-12  # 16 ps TCSPC bins: 6250 bins per period, q = 1 ps

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qrspec.batch import run_batch
-from qrspec.export import read_results
+from qrspec.app.batch import run_batch
+from qrspec.store.hdf5 import read_results
 
 pytest.importorskip("distributed")
 
@@ -28,7 +28,7 @@ def small_population(tmp_path_factory):
 
 
 def test_local_cluster_equals_process_pool(small_population, tmp_path):
-    from qrspec.dask_backend import dask_executor
+    from qrspec.app.dask_backend import dask_executor
 
     local = run_batch([small_population], tmp_path / "local.h5", jobs=2)
     with dask_executor(local_workers=2) as ex:
@@ -48,7 +48,7 @@ def test_local_cluster_equals_process_pool(small_population, tmp_path):
 
 
 def test_dask_executor_arguments():
-    from qrspec.dask_backend import dask_executor
+    from qrspec.app.dask_backend import dask_executor
 
     with pytest.raises(ValueError, match=r"give exactly one of scheduler= and local_workers="):
         with dask_executor():

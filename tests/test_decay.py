@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from qrspec._kernels import histogram as kh
-from qrspec.decay import (
+from qrspec.errors import QrspecError
+from qrspec.photons import Photons
+from qrspec.stats._kernels import histogram as kh
+from qrspec.stats.decay import (
     DecayAccumulator,
     background_counts,
     decay_histogram,
@@ -17,9 +19,7 @@ from qrspec.decay import (
     flid,
     sliced_decays,
 )
-from qrspec.errors import QrspecError
-from qrspec.photons import Photons
-from qrspec.trace import intensity_trace
+from qrspec.stats.trace import intensity_trace
 
 P = 6250  # TCSPC bins per 100 ns period at 16 ps
 

@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_legacy import hh_file
 
+from qrspec.analysis.pipeline import analyze_file, analyze_photons
 from qrspec.errors import QrspecError, TTTRFormatError
 from qrspec.io import read_tttr, write_ptu
 from qrspec.io.writer import encode_records
-from qrspec.pipeline import analyze_file, analyze_photons
 
 HH2T3 = 0x01010304
 PERIOD_BINS = 6250  # 100 ns / 16 ps
@@ -609,7 +609,7 @@ def test_issue_10_pipeline_on_arbitrary_photons(ph, n_exc):
     """Any T3 stream: a QrspecError or a result whose NaNs are all flagged (200 examples were
     run while fixing issue 10; 25 keep the suite fast). With <N> given, the gate-scan and
     cascade tau_XX run too and must flag their NaNs as well."""
-    from qrspec.config import AnalysisConfig
+    from qrspec.analysis.config import AnalysisConfig
 
     try:
         res = analyze_photons(ph, AnalysisConfig(mean_excitations=n_exc))

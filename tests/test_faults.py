@@ -8,7 +8,7 @@
 * Disk full (ENOSPC) and unwritable output: a clear :class:`QrspecError`, the earlier results
   file byte-identical, the finished particles kept for ``--resume``.
 * A worker that dies like a segfault (``QRSPEC_TEST_CRASH_ON``, test-only hook in
-  ``qrspec.batch``) is recorded as a failed particle while the others complete.
+  ``qrspec.app.batch``) is recorded as a failed particle while the others complete.
 * Particle ids from file names are safe HDF5 names and part-file names; duplicate, long,
   unicode and case-colliding stems are disambiguated.
 """
@@ -28,9 +28,9 @@ import h5py
 import numpy as np
 import pytest
 
-from qrspec.batch import collect_inputs, run_batch, sanitize_id
+from qrspec.app.batch import collect_inputs, run_batch, sanitize_id
 from qrspec.errors import QrspecError
-from qrspec.export import read_results
+from qrspec.store.hdf5 import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 N_GOOD = 5
@@ -94,7 +94,7 @@ def assert_same_results(got: dict, ref: dict):
 #   mid_merge:n       while writing the n-th merged output (particles copied, tables not yet)
 _HARNESS = textwrap.dedent("""
     import functools, os, signal, sys
-    import qrspec.batch, qrspec.export
+    import qrspec.app.batch, qrspec.store.hdf5
     main_pid = os.getpid()
     out = os.path.abspath(sys.argv[sys.argv.index("-o") + 1])
     kind, _, n = os.environ.get("QRSPEC_FAULT", "").partition(":")
@@ -116,15 +116,15 @@ _HARNESS = textwrap.dedent("""
 
         os.replace = replace
     elif kind == "mid_merge":
-        real_groups = qrspec.export._write_groups
+        real_groups = qrspec.store.hdf5._write_groups
 
         def write_groups(f, rows):
             if os.path.abspath(f.filename).startswith(out + "."):
                 hit()
             return real_groups(f, rows)
 
-        qrspec.export._write_groups = write_groups
-    qrspec.batch.run_batch = functools.partial(qrspec.batch.run_batch, checkpoint_s=0.0)
+        qrspec.store.hdf5._write_groups = write_groups
+    qrspec.app.batch.run_batch = functools.partial(qrspec.app.batch.run_batch, checkpoint_s=0.0)
     from qrspec.cli import main
     main(prog_name="qrspec")
 """)
@@ -286,18 +286,18 @@ def test_issue_10_enospc_on_rename_keeps_earlier_results(population, reference, 
 def test_issue_10_enospc_while_writing_merge_keeps_earlier_results(population, subset,
                                                                    tmp_path, monkeypatch):
     """ENOSPC at the first checkpoint merge (checkpoint_s=0), inside the HDF5 write."""
-    import qrspec.export
+    import qrspec.store.hdf5
 
     out = tmp_path / "out.h5"
     before = _subset_batch(subset, out)
-    real = qrspec.export._write_groups
+    real = qrspec.store.hdf5._write_groups
 
     def write_groups(f, rows):
         if Path(f.filename).name.startswith("out.h5."):
             raise _enospc(f.filename)
         return real(f, rows)
 
-    monkeypatch.setattr(qrspec.export, "_write_groups", write_groups)
+    monkeypatch.setattr(qrspec.store.hdf5, "_write_groups", write_groups)
     with pytest.raises(QrspecError, match=r"cannot write results: No space left on device"):
         run_batch([population], out, jobs=2, resume=True, checkpoint_s=0.0)
     monkeypatch.undo()

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from qrspec._kernels import correlate as kc
 from qrspec.errors import QrspecError
-from qrspec.pairs import photon_pairs
 from qrspec.photons import Photons
+from qrspec.stats._kernels import correlate as kc
+from qrspec.stats.pairs import photon_pairs
 
 RES_NS = 0.016
 

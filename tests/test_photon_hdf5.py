@@ -13,7 +13,7 @@ from numpy.testing import assert_array_equal
 
 from qrspec.errors import QrspecError, TTTRFormatError
 from qrspec.io import read_tttr, write_ptu
-from qrspec.photon_hdf5 import NON_PHOTON_BASE_ID, _phconvert_hdf5, export_photon_hdf5
+from qrspec.io.photon_hdf5 import NON_PHOTON_BASE_ID, _phconvert_hdf5, export_photon_hdf5
 from qrspec.photons import Markers, Photons
 
 SYNC_HZ = 10e6

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qrspec.config import AnalysisConfig, ChargeModelParams
+from qrspec.analysis.config import AnalysisConfig, ChargeModelParams
+from qrspec.analysis.pipeline import analyze_file, analyze_photons
 from qrspec.errors import QrspecError
 from qrspec.io import write_ptu
-from qrspec.pipeline import analyze_file, analyze_photons
 
 
 @pytest.fixture(scope="module")

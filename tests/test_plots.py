@@ -1,4 +1,4 @@
-"""Figures of a results file (qrspec.plots, qrspec report)."""
+"""Figures of a results file (qrspec.app.plots, qrspec report)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ pytest.importorskip("matplotlib")
 from click.testing import CliRunner  # noqa: E402
 from matplotlib import image as mpimg  # noqa: E402
 
-from qrspec import plots  # noqa: E402
+from qrspec.analysis.pipeline import TAIL_START_NS
+from qrspec.analysis.results import Dataset, ParticleResult  # noqa: E402
+from qrspec.app import plots  # noqa: E402
 from qrspec.errors import QrspecError  # noqa: E402
-from qrspec.export import merge_results, write_particle_file  # noqa: E402
 from qrspec.fitting.lifetime import fit_decay
-from qrspec.pipeline import TAIL_START_NS
-from qrspec.results import Dataset, ParticleResult  # noqa: E402
+from qrspec.store.hdf5 import merge_results, write_particle_file  # noqa: E402
 
 PERIOD_NS = 100.0
 RES_NS = 0.016  # TCSPC bin: 6250 bins per period
@@ -181,7 +181,7 @@ def figures(results, tmp_path_factory):
     records = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append
-    log = logging.getLogger("qrspec.plots")
+    log = logging.getLogger("qrspec.app.plots")
     log.addHandler(handler)
     try:
         paths = plots.write_figures(results, tmp_path_factory.mktemp("figs"), dpi=150)
@@ -321,8 +321,8 @@ def test_pdf(results, tmp_path):
 
 
 def test_rebinned_axis_matches_decay_histogram(rng):
-    from qrspec.decay import decay_histogram
     from qrspec.photons import Photons
+    from qrspec.stats.decay import decay_histogram
 
     n = 5000
     ph = Photons.from_arrays(np.sort(rng.integers(0, 10**6, n)), rng.integers(0, 2, n),
@@ -410,14 +410,14 @@ def test_unexpected_panel_error_is_shown_not_raised(caplog):
 def test_import_without_matplotlib_hints_install():
     # a None entry in sys.modules makes "import matplotlib" fail, as when it is not installed
     code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "try:\n    import qrspec.plots\nexcept ImportError as e:\n    print(e)")
+            "try:\n    import qrspec.app.plots\nexcept ImportError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "qrspec figures need matplotlib: pip install 'qrspec[plot]'"
 
 
 def test_import_qrspec_does_not_import_matplotlib():
-    code = ("import sys, qrspec, qrspec.plots, qrspec.cli.report; "
+    code = ("import sys, qrspec, qrspec.app.plots, qrspec.cli.report; "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
@@ -447,8 +447,8 @@ def test_cli_report_without_matplotlib(results, tmp_path, monkeypatch, fresh_imp
     from qrspec.cli.report import report
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    if fresh_import:  # qrspec.plots not imported yet: the import itself fails
-        monkeypatch.delitem(sys.modules, "qrspec.plots")
+    if fresh_import:  # qrspec.app.plots not imported yet: the import itself fails
+        monkeypatch.delitem(sys.modules, "qrspec.app.plots")
     r = CliRunner().invoke(report, [str(results), "-o", str(tmp_path)])
     assert r.exit_code == 1 and "pip install 'qrspec[plot]'" in r.output
 

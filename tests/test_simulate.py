@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from qrspec.charging.states import StateTable
 from qrspec.errors import QrspecError
 from qrspec.simulate import (
     ORIGINS,
@@ -34,7 +35,6 @@ from qrspec.simulate import (
 )
 from qrspec.simulate.cascade import bernoulli_positions, cascade_pmf
 from qrspec.simulate.charge import sample_dwell_times
-from qrspec.states import StateTable
 
 RES_NS = 0.016
 OFFSETS_NS = (312 * RES_NS, 468 * RES_NS)  # whole TCSPC bins: gates and means are exact

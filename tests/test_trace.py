@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
-from qrspec._kernels import trace as kt
 from qrspec.errors import QrspecError
 from qrspec.photons import Photons
-from qrspec.trace import TraceAccumulator, intensity_trace
+from qrspec.stats._kernels import trace as kt
+from qrspec.stats.trace import TraceAccumulator, intensity_trace
 
 
 def random_t3(rng, n=2000, n_periods=100_000, n_det=3):

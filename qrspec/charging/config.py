@@ -240,7 +240,7 @@ class ChargeModelConfig:
         return forward(self, n)
 
     def state_table(self, n_max: int):
-        """:class:`qrspec.states.StateTable` for n = 0..n_max (X, XX, XXX per row)."""
+        """:class:`qrspec.charging.states.StateTable` for n = 0..n_max (X, XX, XXX per row)."""
         from qrspec.charging.forward import state_table
 
         return state_table(self, n_max)

@@ -259,8 +259,8 @@ def forward(config: ChargeModelConfig, n) -> ForwardResult:
 
 
 def state_table(config: ChargeModelConfig, n_max: int):
-    """:class:`qrspec.states.StateTable` with tau_ns[n, m-1], qy[n, m-1] for n = 0..n_max."""
-    from qrspec.states import StateTable
+    """:class:`qrspec.charging.states.StateTable`: tau_ns[n, m-1], qy[n, m-1], n = 0..n_max."""
+    from qrspec.charging.states import StateTable
 
     if isinstance(n_max, bool) or int(n_max) != n_max or n_max < 0:
         raise QrspecError(f"n_max={n_max!r} must be an integer >= 0")

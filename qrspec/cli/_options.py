@@ -49,7 +49,7 @@ def analysis_options(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from qrspec.config import AnalysisConfig
+        from qrspec.analysis.config import AnalysisConfig
         from qrspec.errors import QrspecError
 
         path = kwargs.pop("config_path")

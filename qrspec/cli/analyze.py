@@ -20,9 +20,9 @@ from qrspec.cli._options import analysis_options
 def analyze(file, output, overwrite, as_json, config):
     """Analyse one particle: trajectory, levels, decays and lifetimes per state, g2 raw and
     gated, biexciton lifetimes, n_c(t) and tau_A(t). Writes OUTPUT (HDF5)."""
+    from qrspec.analysis.pipeline import analyze_file
     from qrspec.errors import QrspecError
-    from qrspec.export import write_particle_file
-    from qrspec.pipeline import analyze_file
+    from qrspec.store.hdf5 import write_particle_file
 
     out = Path(output)
     if out.exists() and not overwrite:
@@ -37,7 +37,7 @@ def analyze(file, output, overwrite, as_json, config):
         raise click.ClickException(f"{out}: cannot write results ({exc.strerror or exc})") \
             from None
     if as_json:
-        from qrspec.results import row_to_dict
+        from qrspec.analysis.results import row_to_dict
 
         click.echo(json.dumps(row_to_dict(res.summary_row())))
     else:

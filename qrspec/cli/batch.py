@@ -35,9 +35,9 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
 
     Exit code 0 when all particles succeeded, 3 when some failed, 1 on unusable input/output.
     """
-    from qrspec.batch import collect_inputs, run_batch
+    from qrspec.app.batch import collect_inputs, run_batch
     from qrspec.errors import QrspecError
-    from qrspec.export import export_summary_csv
+    from qrspec.store.hdf5 import export_summary_csv
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite are mutually exclusive")
@@ -60,7 +60,7 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
         with contextlib.ExitStack() as stack:
             executor = None
             if scheduler or dask_local:
-                from qrspec.dask_backend import dask_executor
+                from qrspec.app.dask_backend import dask_executor
 
                 executor = stack.enter_context(dask_executor(scheduler=scheduler,
                                                              local_workers=dask_local))

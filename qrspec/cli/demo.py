@@ -24,8 +24,8 @@ def demo(outdir, n_per_group, duration_s, jobs, seed, no_plots):
     import time
     from pathlib import Path
 
-    from qrspec.demo import format_table, group_table, run_demo
-    from qrspec.export import export_summary_csv
+    from qrspec.app.demo import format_table, group_table, run_demo
+    from qrspec.store.hdf5 import export_summary_csv
 
     t0 = time.perf_counter()
     out = Path(outdir)
@@ -38,7 +38,7 @@ def demo(outdir, n_per_group, duration_s, jobs, seed, no_plots):
     click.echo(format_table(group_table(results)))
     if not no_plots:
         try:
-            from qrspec.plots import write_figures
+            from qrspec.app.plots import write_figures
         except ImportError:
             click.echo("matplotlib not installed: no figures (pip install 'qrspec[plot]')",
                        err=True)

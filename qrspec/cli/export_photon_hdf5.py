@@ -38,7 +38,7 @@ def export_photon_hdf5(file, output, overwrite, markers, compression, author,
     Exit code 0 on success, 1 when FILE cannot be read or OUTPUT exists without --overwrite.
     """
     from qrspec.errors import QrspecError
-    from qrspec.photon_hdf5 import export_photon_hdf5 as export
+    from qrspec.io.photon_hdf5 import export_photon_hdf5 as export
 
     out = output if output is not None else file.with_suffix(".hdf5")
     try:

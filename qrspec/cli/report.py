@@ -32,7 +32,7 @@ def report(results, output_dir, particles, fmt, dpi):
     from qrspec.errors import QrspecError
 
     try:
-        from qrspec.plots import write_figures
+        from qrspec.app.plots import write_figures
     except ImportError as exc:  # matplotlib is not installed
         raise click.ClickException(str(exc)) from None
     ids = [x.strip() for item in particles for x in item.split(",") if x.strip()] or None

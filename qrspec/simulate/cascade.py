@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qrspec.charging.states import StateTable
 from qrspec.simulate.charge import ChargeIntervals
 from qrspec.simulate.config import SimulationConfig
-from qrspec.states import StateTable
 
 __all__ = ["EmitterPhotons", "emitter_photons", "bernoulli_positions", "cascade_pmf"]
 

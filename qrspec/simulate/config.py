@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qrspec.charging.states import StateTable
 from qrspec.errors import QrspecError
-from qrspec.states import StateTable
 
 __all__ = [
     "ChargeConfig",

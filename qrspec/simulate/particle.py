@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qrspec.charging.states import StateTable
 from qrspec.errors import QrspecError
 from qrspec.photons import Photons
 from qrspec.simulate.cascade import emitter_photons
 from qrspec.simulate.charge import ChargeIntervals, simulate_charge_intervals
 from qrspec.simulate.config import T3_RECORD_TYPES, SimulationConfig
-from qrspec.states import StateTable
 
 __all__ = ["GroundTruth", "ORIGINS", "SimulatedParticle", "simulate_particle", "quantise"]
 

@@ -10,7 +10,7 @@ format, format_version      ``"qrspec-simulation-truth"``, 1
 config_json, seed           the full :class:`SimulationConfig` (JSON) and the seed
 state_table_source          ``"config"`` or ``"user"``
 record_type, ptu_name       the PTU it belongs to
-state_tau_ns, state_qy      the :class:`~qrspec.states.StateTable` used, (n_max + 1, 3)
+state_tau_ns, state_qy      the :class:`~qrspec.charging.states.StateTable` used, (n_max + 1, 3)
 charge_t_start_s/_stop_s/n  the charge intervals
 origin_names                ``ORIGINS`` (index = origin code)
 origin                      uint8 per photon
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from qrspec.charging.states import StateTable
 from qrspec.errors import QrspecError
 from qrspec.simulate.charge import ChargeIntervals
 from qrspec.simulate.config import SimulationConfig
 from qrspec.simulate.particle import ORIGINS, GroundTruth, SimulatedParticle, quantise
-from qrspec.states import StateTable
 
 __all__ = ["SidecarData", "read_truth", "sidecar_path", "write_particle", "write_truth"]
 

@@ -1,7 +1,7 @@
 """The per-particle pipeline: reader -> trajectory -> levels -> decays and lifetimes per state ->
 g2 raw and gated -> biexciton lifetimes -> n_c(t), tau_A(t).
 
-:func:`analyze_file` returns a :class:`qrspec.results.ParticleResult`; it raises
+:func:`analyze_file` returns a :class:`qrspec.analysis.results.ParticleResult`; it raises
 :class:`~qrspec.errors.QrspecError` only when the file cannot be analysed at all (unreadable,
 T2 data, a detector without photons). Anything the data cannot decide (no neutral period, too
 few photon pairs, a failed fit) gives NaN values with a flag in the result's ``error`` text,
@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from qrspec.config import AnalysisConfig
+from qrspec.analysis.config import AnalysisConfig
+from qrspec.analysis.results import Dataset, ParticleResult
 from qrspec.errors import QrspecError
 from qrspec.photons import Photons
-from qrspec.results import Dataset, ParticleResult
 
 __all__ = ["analyze_file", "analyze_photons", "StateLifetimes"]
 
@@ -135,8 +135,8 @@ def _state(ph: Photons, windows, config, offsets, delay_ns, dets, pairs,
     ``pairs`` are the same-period photon pairs of all of ``ph`` (computed once); the pairs of
     the windows are those whose period lies inside them.
     """
-    from qrspec.correlation import g2, g2_peaks
-    from qrspec.decay import DecayAccumulator, background_counts
+    from qrspec.stats.correlation import g2, g2_peaks
+    from qrspec.stats.decay import DecayAccumulator, background_counts
 
     sub = ph if windows is None else ph.select_windows(windows)
     msgs = []
@@ -173,7 +173,6 @@ def _tau_xx_three_ways(ph, windows, neutral, decay, config, offsets, delay_ns, d
     """Neutral tau_XX by the gate scan of g2(0; gate) and by the constrained cascade fit of
     the decay, compared with the heralded value (methods.md §2.3, §2.6, §2.4). Both need the
     mean excitation number <N> (``config.mean_excitations``); disagreement is flagged."""
-    from qrspec.correlation import g2_gate_scan
     from qrspec.fitting.biexciton import (
         TauXXEstimate,
         cascade_tau_xx,
@@ -181,6 +180,7 @@ def _tau_xx_three_ways(ph, windows, neutral, decay, config, offsets, delay_ns, d
         gate_scan_tau_xx,
         nested_gate_covariance,
     )
+    from qrspec.stats.correlation import g2_gate_scan
 
     out = {"gate_scan": (math.nan, math.nan), "cascade": (math.nan, math.nan),
            "p_value": math.nan, "run": False,
@@ -310,8 +310,8 @@ def analyze_file(path, config: AnalysisConfig | None = None, *, particle_id: str
     QrspecError
         The file cannot be read or cannot be analysed (T2 data, missing detector, no photons).
     """
-    from qrspec.batch import sanitize_id, sha256_file
     from qrspec.io import read_tttr
+    from qrspec.io.files import sanitize_id, sha256_file
 
     path = os.fspath(path)
     photons = read_tttr(path)
@@ -330,12 +330,12 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         NeutralReference,
         charging_trajectory,
     )
-    from qrspec.correlation import g2, g2_peaks
-    from qrspec.decay import decay_histogram, flid
     from qrspec.fitting.g2_analysis import single_emitter_verdict
     from qrspec.levels import cluster_levels, find_change_points, label_levels
-    from qrspec.pairs import photon_pairs
-    from qrspec.trace import intensity_trace
+    from qrspec.stats.correlation import g2, g2_peaks
+    from qrspec.stats.decay import decay_histogram, flid
+    from qrspec.stats.pairs import photon_pairs
+    from qrspec.stats.trace import intensity_trace
 
     t_start = time.perf_counter()
     config = config or AnalysisConfig()

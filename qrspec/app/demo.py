@@ -34,7 +34,7 @@ def simulate_demo_population(data_dir, *, n_per_group: int = 8, duration_s: floa
 
 
 def group_table(results) -> list[dict]:
-    """Per-group rows (intensity, g2, lifetimes, n_c) from a :class:`qrspec.export.Results`."""
+    """Per-group rows (intensity, g2, lifetimes, n_c) from a :class:`qrspec.store.hdf5.Results`."""
     rows = []
     for g in results.groups:
         def cell(col, g=g):
@@ -83,8 +83,8 @@ def run_demo(outdir, *, n_per_group: int = 8, duration_s: float = 20.0, jobs: in
              seed: int = 2026, progress=None):
     """Simulate the demo population into ``outdir/data``, analyse it into
     ``outdir/results.h5`` and return ``(results, report)``."""
-    from qrspec.batch import run_batch
-    from qrspec.export import read_results
+    from qrspec.app.batch import run_batch
+    from qrspec.store.hdf5 import read_results
 
     outdir = Path(outdir)
     data = outdir / "data"

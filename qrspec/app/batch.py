@@ -12,10 +12,8 @@ and its particle recorded as failed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 import shutil
 import time
 import traceback
@@ -28,9 +26,10 @@ from pathlib import Path
 
 import h5py
 
+from qrspec.analysis.results import ParticleResult
 from qrspec.errors import QrspecError
-from qrspec.export import copy_particle_to_part, merge_results_from, write_particle_file
-from qrspec.results import ParticleResult
+from qrspec.io.files import sanitize_id, sha256_file
+from qrspec.store.hdf5 import copy_particle_to_part, merge_results_from, write_particle_file
 
 __all__ = ["ParticleInput", "collect_inputs", "run_batch", "BatchReport", "sanitize_id"]
 
@@ -66,16 +65,6 @@ class BatchReport:
         return 3 if self.n_failed else 0
 
 
-_MAX_ID = 60
-
-
-def sanitize_id(name: str, suffix: str = "") -> str:
-    """A particle id safe as an HDF5 group name and a file name: [A-Za-z0-9_.-], not starting
-    with '.', at most 60 characters including ``suffix`` (kept whole, so that disambiguating
-    suffixes survive the truncation of long names)."""
-    s = re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("_")
-    s = s.lstrip(".") or "particle"
-    return s[: _MAX_ID - len(suffix)] + suffix
 
 
 def collect_inputs(inputs: Iterable, *, group_by: str = "folder") -> list[ParticleInput]:
@@ -122,19 +111,11 @@ def collect_inputs(inputs: Iterable, *, group_by: str = "folder") -> list[Partic
     return out
 
 
-def sha256_file(path) -> str:
-    """Hex SHA-256 of a file (provenance)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _analyze_result(item: ParticleInput, config_json: str) -> ParticleResult:
     """Analyse one particle; every failure becomes a failed ParticleResult."""
-    from qrspec.config import AnalysisConfig
-    from qrspec.pipeline import analyze_file
+    from qrspec.analysis.config import AnalysisConfig
+    from qrspec.analysis.pipeline import analyze_file
 
     if os.environ.get("QRSPEC_TEST_CRASH_ON") == item.particle_id:
         # TEST-ONLY hook (tests/test_faults.py): die like a segfaulting worker (exit 139,
@@ -244,7 +225,7 @@ def run_batch(
         Seconds between intermediate merges of finished particles into ``output``.
     executor : concurrent.futures.Executor, optional
         Run the particles there instead of a local process pool (e.g. a dask.distributed
-        cluster, :func:`qrspec.dask_backend.dask_executor`); workers return results and this
+        cluster, :func:`qrspec.app.dask_backend.dask_executor`); workers return results and this
         process alone writes them, with the same outputs and resume semantics. ``jobs`` is
         then ignored.
 
@@ -259,7 +240,7 @@ def run_batch(
         be written (disk full, permissions): the message says so, the previous ``output`` is
         unchanged and the finished particles are kept in ``<output>.parts`` for ``resume``.
     """
-    from qrspec.config import AnalysisConfig
+    from qrspec.analysis.config import AnalysisConfig
 
     t0 = time.perf_counter()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:

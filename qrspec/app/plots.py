@@ -260,7 +260,7 @@ class _Particle:
 
 
 def _results_and_row(results_path, particle_id):
-    from qrspec.export import read_results
+    from qrspec.store.hdf5 import read_results
 
     res = read_results(results_path)
     ids = res.particle_ids
@@ -356,7 +356,7 @@ def _draw_trace(ax, p: _Particle, ax_hist):
 
 
 def _charging_rows(p: _Particle):
-    from qrspec.pipeline import UNUSABLE_CHARGING_FLAGS
+    from qrspec.analysis.pipeline import UNUSABLE_CHARGING_FLAGS
 
     cols = {c: p.get(f"charging/{c}") for c in ("t_start_s", "t_stop_s", "n_c", "n_c_err",
                                               "tau_a_xx_ns", "tau_a_xx_err_ns")}
@@ -635,7 +635,7 @@ def particle_figure(results_path, particle_id: str):
     Parameters
     ----------
     results_path : str or Path
-        A qrspec results file (:func:`qrspec.export.read_results`).
+        A qrspec results file (:func:`qrspec.store.hdf5.read_results`).
     particle_id : str
         One of the file's particle ids.
 
@@ -832,7 +832,7 @@ def batch_figure(results_path, *, groups=None):
     QrspecError
         Not a results file, or a requested group is not in it.
     """
-    from qrspec.export import read_results
+    from qrspec.store.hdf5 import read_results
 
     matplotlib = _mpl()
     res = read_results(results_path)
@@ -1036,7 +1036,7 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
     ValueError
         Unknown format.
     """
-    from qrspec.export import read_results
+    from qrspec.store.hdf5 import read_results
 
     _mpl()
     fmt = _check_fmt(fmt)

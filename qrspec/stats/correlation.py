@@ -28,7 +28,7 @@ import numpy as np
 
 from qrspec.errors import QrspecError
 from qrspec.photons import Photons, _gate_bins
-from qrspec.trace import _N_DET, _chunks, _detector_list, _pair, _positive_float
+from qrspec.stats.trace import _N_DET, _chunks, _detector_list, _pair, _positive_float
 
 __all__ = [
     "G2Accumulator",
@@ -411,7 +411,7 @@ class _PairScanner:
 
 
 def _merge_windows(windows_s, unit):
-    from qrspec.decay import _windows_ticks
+    from qrspec.stats.decay import _windows_ticks
 
     lo, hi = _windows_ticks(windows_s, unit)
     order = np.argsort(lo, kind="stable")
@@ -453,7 +453,7 @@ class G2Accumulator:
 
     def add(self, photons: Photons) -> None:
         """Add the pairs whose later photon is in this chunk."""
-        from qrspec._kernels import correlate as _kc
+        from qrspec.stats._kernels import correlate as _kc
 
         s = self._scan
         for ts, nt, det, mask, j_start, ntmax_q in s.calls(photons):
@@ -659,7 +659,7 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
     detectors, max_lag_periods, bin_ns, delay_ns, time_windows_s, period_ns
         As in :func:`g2` (cross mode).
     """
-    from qrspec._kernels import correlate as _kc
+    from qrspec.stats._kernels import correlate as _kc
 
     gates = np.atleast_1d(np.asarray(gates_ns, dtype=np.float64))
     if gates.ndim != 1 or gates.size == 0 or not np.all(np.isfinite(gates)):

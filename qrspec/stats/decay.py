@@ -22,7 +22,7 @@ import numpy as np
 
 from qrspec.errors import QrspecError
 from qrspec.photons import Photons
-from qrspec.trace import (
+from qrspec.stats.trace import (
     _N_DET,
     _check_photons,
     _check_same_units,
@@ -202,7 +202,7 @@ class DecayAccumulator:
 
     def add(self, photons: Photons) -> None:
         """Histogram the nanotimes of one chunk."""
-        from qrspec._kernels import histogram as _kh
+        from qrspec.stats._kernels import histogram as _kh
 
         if not isinstance(photons, Photons):
             raise QrspecError(f"photons={type(photons).__name__} must be a Photons chunk")
@@ -412,7 +412,7 @@ def sliced_decays(photons, *, bin_width_s=None, intensity_ranges=None, levels=No
     intensity_ranges : sequence of (int, int), optional
         Non-overlapping half-open count ranges.
     levels : array_like of int, optional
-        Label per trace bin of :func:`qrspec.trace.intensity_trace` with the same
+        Label per trace bin of :func:`qrspec.stats.trace.intensity_trace` with the same
         ``bin_width_s`` and ``detectors``.
     time_windows_s : sequence of (float, float), optional
         Non-overlapping windows.
@@ -422,7 +422,7 @@ def sliced_decays(photons, *, bin_width_s=None, intensity_ranges=None, levels=No
         As in :func:`decay_histogram`; the offsets are estimated on all photons and applied to
         every slice.
     """
-    from qrspec._kernels import histogram as _kh
+    from qrspec.stats._kernels import histogram as _kh
 
     photons = _check_photons(photons)
     if not photons.is_t3:
@@ -564,7 +564,7 @@ def flid(photons, bin_width_s: float, *, detectors=None, offsets_ns=None, backgr
     count_edges, delay_edges_ns : array_like, optional
         Histogram edges (default: unit count bins; 0.1 ns delay bins over the finite delays).
     """
-    from qrspec._kernels import histogram as _kh
+    from qrspec.stats._kernels import histogram as _kh
 
     photons = _check_photons(photons)
     if not photons.is_t3:

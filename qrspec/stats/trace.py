@@ -118,7 +118,7 @@ class TraceAccumulator:
 
     def add(self, photons: Photons) -> None:
         """Count the photons of one chunk (chunks must be in time order)."""
-        from qrspec._kernels import trace as _kt
+        from qrspec.stats._kernels import trace as _kt
 
         if not isinstance(photons, Photons):
             raise QrspecError(f"photons={type(photons).__name__} must be a Photons chunk")

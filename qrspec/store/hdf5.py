@@ -3,7 +3,8 @@
 Layout of a results file (``format = "qrspec-results"``, ``format_version = "1"``)::
 
     /  attrs: format, format_version, qrspec_version, created_utc, config (JSON)
-    /summary      compound, one row per particle (columns: qrspec.results.SUMMARY_COLUMNS);
+    /summary      compound, one row per particle (columns:
+                  qrspec.analysis.results.SUMMARY_COLUMNS);
                   attrs units / description (JSON: column -> text)
     /groups       compound, per-group statistics (mean, median, SEM of particle values)
     /particles/<particle_id>/   attrs: source_path, source_sha256, group, status, error, traceback
@@ -27,7 +28,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from qrspec.results import SUMMARY_COLUMNS, ParticleResult, summary_dtype
+from qrspec.analysis.results import SUMMARY_COLUMNS, ParticleResult, summary_dtype
 
 __all__ = ["write_particle_file", "merge_results", "read_results", "Results",
            "export_summary_csv", "group_statistics", "FORMAT", "FORMAT_VERSION"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qrspec.errors import QrspecError
-from qrspec.trace import _N_DET, _check_photons, _detector_list, _gate_tables
+from qrspec.stats.trace import _N_DET, _check_photons, _detector_list, _gate_tables
 
 __all__ = ["PhotonPairs", "photon_pairs"]
 
@@ -120,20 +120,20 @@ def photon_pairs(photons, *, detectors=(0, 1), gate_ns=None, offsets_ns=None,
         Half-open gate on the aligned nanotimes of both photons (``nanotime - offset``).
     offsets_ns : (float, float), optional
         Offsets subtracted from each detector's nanotimes (rounded to TCSPC bins). Default:
-        estimated from the decays (:func:`qrspec.decay.decay_histogram`, relative to
+        estimated from the decays (:func:`qrspec.stats.decay.decay_histogram`, relative to
         ``detectors[0]``).
     max_shift : int
         Reference pairs use shifts ``k = +-1 .. +-max_shift`` periods.
     background_window_ns : (float, float), optional
         Aligned-nanotime window holding only flat background (see
-        :func:`qrspec.decay.background_counts`; default: a pre-rise window).
+        :func:`qrspec.stats.decay.background_counts`; default: a pre-rise window).
 
     Returns
     -------
     PhotonPairs
     """
-    from qrspec._kernels import correlate as _kc
-    from qrspec.decay import background_counts, decay_histogram
+    from qrspec.stats._kernels import correlate as _kc
+    from qrspec.stats.decay import background_counts, decay_histogram
 
     photons = _check_photons(photons)
     if not photons.is_t3:
