@@ -61,3 +61,26 @@ def bin_delay_sums(timestamps, detectors, nanotimes, shift, period_bins, start, 
         counts[k] += 1
         sums[k] += a
     return counts, sums
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_aligned_counts(timestamps, detectors, nanotimes, shift, axis_bins, rebin, seg_lo,
+                           seg_hi, seg_label, counts, unassigned):
+    """Add photon i (shift[det] >= 0) to counts[seg_label[p], ((nt - shift[det]) mod axis_bins)
+    // rebin] if seg_lo[p] <= ts < seg_hi[p] for a segment p with a label >= 0 (sorted,
+    disjoint; ts sorted), else to unassigned[...] at the same bin."""
+    n_seg = seg_lo.size
+    p = 0
+    for i in range(timestamps.size):
+        s = shift[detectors[i]]
+        if s < 0:
+            continue
+        b = ((np.int64(nanotimes[i]) - s) % axis_bins) // rebin
+        t = timestamps[i]
+        while p < n_seg and seg_hi[p] <= t:
+            p += 1
+        if p < n_seg and seg_lo[p] <= t and seg_label[p] >= 0:
+            counts[seg_label[p], b] += 1
+        else:
+            unassigned[b] += 1
+    return counts, unassigned
