@@ -675,8 +675,10 @@ def flid(photons, bin_width_s: float, *, detectors=None, offsets_ns=None, backgr
     min_counts : int
         Bins with fewer photons get a NaN delay.
     count_edges, delay_edges_ns : array_like, optional
-        Histogram edges. Default: unit count bins and 0.1 ns delay bins over the finite delays,
-        each widened (whole counts, multiples of 0.1 ns) past :data:`MAX_FLID_COUNT_BINS` /
+        Histogram edges. Default: unit count bins and 0.1 ns delay bins over the finite delays
+        within ``[-t_irf_ns, period - t_irf_ns]`` (the values a mean delay can take; a bin
+        barely above the background can scatter outside and is then left out of the
+        histogram, not of ``delay_ns``), each widened (whole counts, multiples of 0.1 ns) past :data:`MAX_FLID_COUNT_BINS` /
         :data:`MAX_FLID_DELAY_BINS`. Given edges may hold at most that many bins each.
 
     Returns
@@ -724,7 +726,11 @@ def flid(photons, bin_width_s: float, *, detectors=None, offsets_ns=None, backgr
     sum_ns = sums * res_ns  # aligned bin starts, like t0 (a bin start too)
     mean_ns[ok] = (sum_ns[ok] - bg_sum_ns * trace.bin_width_s) / denom[ok] - t0
     count_edges, w_count = _flid_count_edges(count_edges, counts)
-    delay_edges_ns, w_delay = _flid_delay_edges(delay_edges_ns, mean_ns)
+    # default axis: the finite delays a mean nanotime can have, [-t0, axis length - t0]
+    # (a bin with c barely above n_b can scatter far outside; it stays in delay_ns)
+    physical = (mean_ns >= -t0) & (mean_ns <= total.period_ns - t0)
+    delay_edges_ns, w_delay = _flid_delay_edges(delay_edges_ns,
+                                                np.where(physical, mean_ns, np.nan))
     if w_count > 1:
         notes.append(f"FLID count axis coarsened to bins of {w_count} counts "
                      f"(MAX_FLID_COUNT_BINS={MAX_FLID_COUNT_BINS})")
