@@ -678,8 +678,9 @@ def flid(photons, bin_width_s: float, *, detectors=None, offsets_ns=None, backgr
         Histogram edges. Default: unit count bins and 0.1 ns delay bins over the finite delays
         within ``[-t_irf_ns, period - t_irf_ns]`` (the values a mean delay can take; a bin
         barely above the background can scatter outside and is then left out of the
-        histogram, not of ``delay_ns``), each widened (whole counts, multiples of 0.1 ns) past :data:`MAX_FLID_COUNT_BINS` /
-        :data:`MAX_FLID_DELAY_BINS`. Given edges may hold at most that many bins each.
+        histogram, not of ``delay_ns``), each widened (whole counts, multiples of 0.1 ns)
+        past :data:`MAX_FLID_COUNT_BINS` / :data:`MAX_FLID_DELAY_BINS`. Given edges may hold
+        at most that many bins each.
 
     Returns
     -------
