@@ -61,6 +61,7 @@ __all__ = [
     "decay_histogram",
     "estimate_offsets_bins",
     "flid",
+    "irf_histogram",
     "sliced_decays",
 ]
 
@@ -483,6 +484,66 @@ def _recorded_masks(decay: Decay) -> tuple[np.ndarray, np.ndarray]:
             mask[i] = False
             mask[i, (np.arange(rec) - off[i]) % p] = True
     return mask, mask.sum(axis=1)
+
+
+def irf_histogram(irf, decay: Decay) -> np.ndarray:
+    """A measured IRF (:func:`qrspec.io.irf.read_irf`) on a decay's axis, one row per detector.
+
+    A TTTR IRF is histogrammed exactly as the decay: its raw per-detector nanotimes are folded
+    onto the same period, shifted by the *decay's* offsets and rebinned to ``decay.bin_ns``
+    (same TCSPC resolution and laser period required). A text/npy IRF is on the aligned axis
+    already; it is resampled onto ``decay.edges_ns`` by linear interpolation of its cumulative
+    counts (area-preserving) and used for every detector.
+
+    Parameters
+    ----------
+    irf : IRF
+        The measured IRF.
+    decay : Decay
+        The decay it is for.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_detectors, n_bins)
+        IRF counts per decay bin (background not subtracted: see
+        :func:`qrspec.fitting.irf.normalize_irf`).
+    """
+    from qrspec.io.irf import IRF
+
+    if not isinstance(irf, IRF):
+        raise QrspecError(f"irf={type(irf).__name__} must be an IRF (qrspec.io.irf.read_irf)")
+    if not isinstance(decay, Decay):
+        raise QrspecError(f"decay={type(decay).__name__} must be a Decay")
+    n_det, n_bins = decay.counts_per_detector.shape
+    if irf.kind == "tttr":
+        res = decay.resolution_ns
+        if abs(irf.bin_ns - res) > 1e-6 * res:
+            raise QrspecError(f"{irf.source}: IRF TCSPC resolution {irf.bin_ns:.6g} ns differs "
+                              f"from the decay's {res:.6g} ns: give the IRF as a histogram")
+        units = (irf.timestamps_unit, irf.bin_ns * 1e-9)
+        p = int(round(decay.period_ns / res))
+        if _period_bins(units) != p:
+            raise QrspecError(f"{irf.source}: IRF laser period ({irf.period_ns:.6g} ns) differs "
+                              f"from the decay's ({decay.period_ns:.6g} ns)")
+        missing = [d for d in decay.detectors if d not in irf.detectors]
+        if missing:
+            raise QrspecError(f"{irf.source}: the IRF has no photons on detector "
+                              f"{', '.join(map(str, missing))} (IRF detectors: "
+                              f"{list(irf.detectors)})")
+        raw = np.zeros((n_det, _N_RAW), np.int64)
+        for i, d in enumerate(decay.detectors):
+            row = irf.counts[irf.detectors.index(d)]
+            raw[i, :row.size] = np.rint(row).astype(np.int64)
+        on_axis = _make_decay(raw, decay.detectors, units, decay.bin_ns, decay.offsets_ns)
+        return on_axis.counts_per_detector.astype(np.float64)
+    cum = np.concatenate([[0.0], np.cumsum(irf.counts[0])])
+    vals = np.interp(decay.edges_ns, irf.edges_ns, cum)  # 0 before, total after the IRF
+    row = np.diff(vals)
+    if not row.sum() > 0:
+        e = irf.edges_ns
+        raise QrspecError(f"{irf.source}: IRF time range [{e[0]:.6g}, {e[-1]:.6g}) ns does "
+                          f"not overlap the decay axis [0, {decay.period_ns:.6g}) ns")
+    return np.tile(row, (n_det, 1))
 
 
 # ------------------------------------------------------------------ sliced decays
