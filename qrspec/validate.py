@@ -39,6 +39,7 @@ __all__ = [
     "integer",
     "interval",
     "interval_to_grid",
+    "merge_intervals",
     "positive_float",
     "shift_to_grid",
     "to_grid",
@@ -277,20 +278,35 @@ def windows_to_ticks(name: str, windows_s, unit: float, *, merge: bool = False
     hi = to_grid(w[:, 1], unit)
     if not merge:
         return lo, hi
+    keep = hi > lo  # a window narrower than one tick selects no tick
+    return merge_intervals(lo[keep], hi[keep])
+
+
+def merge_intervals(lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """Sort half-open intervals ``[lo, hi)`` and merge overlapping or touching ones.
+
+    The one window-merging rule of qrspec (ticks or seconds alike).
+
+    Parameters
+    ----------
+    lo, hi : array_like
+        Interval starts and stops (``lo <= hi``), any order.
+
+    Returns
+    -------
+    lo, hi : ndarray
+        Sorted, disjoint, non-touching intervals (same dtype as the input).
+    """
+    lo, hi = np.asarray(lo), np.asarray(hi)
     order = np.argsort(lo, kind="stable")
     lo, hi = lo[order], hi[order]
-    keep = hi > lo  # a window narrower than one tick selects no tick
-    lo, hi = lo[keep], hi[keep]
     if lo.size == 0:
         return lo, hi
-    # a window starts a new group unless it starts at or before the running end of the last one
+    # an interval starts a new group unless it starts at or before the running end so far
     run_end = np.maximum.accumulate(hi)
     new = np.concatenate([[True], lo[1:] > run_end[:-1]])
-    group = np.cumsum(new) - 1
-    out_lo = lo[new]
-    out_hi = np.zeros(out_lo.size, np.int64)
-    np.maximum.at(out_hi, group, hi)
-    return out_lo, out_hi
+    ends = np.flatnonzero(np.concatenate([new[1:], [True]]))  # last member of each group
+    return lo[new], run_end[ends]
 
 
 def in_windows(ticks, lo, hi) -> np.ndarray:
