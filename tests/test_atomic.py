@@ -323,3 +323,23 @@ def test_atomic_h5_on_a_full_tmpfs(small_tmpfs):
     assert r.stdout.strip() == f"{out}: cannot write: No space left on device"
     assert r.stderr == ""
     assert list(disk.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- particle ids
+
+
+@pytest.mark.parametrize("pid", ["p1", "a.b", "x" * 60, "A-b_c.9"])
+def test_check_particle_id_accepts_sanitized_ids(pid):
+    from qrspec.io.files import check_particle_id, sanitize_id
+
+    assert check_particle_id(pid) == pid == sanitize_id(pid)
+    assert check_particle_id(pid.encode()) == pid
+
+
+@pytest.mark.parametrize("pid", ["../../x", "/etc/passwd", "..", ".", ".hidden", "a/b", "",
+                                 "x" * 61, "a\x00b", "ü", b"\xff", 5, None])
+def test_check_particle_id_refuses_escaping_ids(pid):
+    from qrspec.io.files import check_particle_id
+
+    with pytest.raises(QrspecError, match=r"^r\.h5: particle_id=.* is not a valid particle id"):
+        check_particle_id(pid, "r.h5")
