@@ -427,8 +427,11 @@ class _PairScanner:
         self.ts_last = int(ts[-1])
         span_q = (self.ts_last - self.ts0 + 1) * self.tick_q + 65536 * self.nt_q
         if span_q >= _INT_LIMIT:
-            raise QrspecError(f"measurement too long for the integer time base "
-                              f"(quantum {self.q_s:.3g} s)")
+            span_s = (self.ts_last - self.ts0) * self.unit
+            limit_s = _INT_LIMIT * self.q_s
+            raise QrspecError(f"measurement too long for the integer time base: span "
+                              f"{span_s:.4g} s exceeds {limit_s:.4g} s at the time quantum "
+                              f"{self.q_s:.3g} s (2**62 quanta)")
         self._check_pair_load(ts)
         mask = in_windows(ts, *self.win) if self.win is not None else np.zeros(0, np.bool_)
         out = [(ts, nt, det, mask, 0, (int(nt.max()) if nt.size else 0) * self.nt_q)]
