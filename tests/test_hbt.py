@@ -310,3 +310,22 @@ def test_realdata_t2_comb_is_12_54_ns(realdata):
     assert plan.period_ns == pytest.approx(12.539, abs=0.005)
     assert abs(plan.comb.phase_ns) < 0.2  # detector 0 is the sync input itself
     assert plan.zero_peak.source == "default" and "no suppressed peak" in plan.flags[0]
+
+
+def test_user_period_and_t2_with_sync_nanotimes(rng):
+    from dataclasses import replace
+
+    # T2 without sync, period given: pulsed at the user's period, phase from the comb
+    t2 = pulsed_hbt(rng, n_pulses=200_000, p_photon=0.06, g2_zero=0.02,
+                    delay_ns=2 * PERIOD_NS + 4.0, t2=True)
+    plan = plan_g2(t2, period_ns=PERIOD_NS)
+    assert plan.g2_mode == "pulsed" and plan.period_source == "user" and plan.comb is None
+    assert plan.period_ns == PERIOD_NS and plan.zero_peak.zero_peak_index == 2
+    assert plan.delay_ns == pytest.approx(2 * PERIOD_NS + 4.0, abs=0.3)
+    # T2 data given nanotimes from its sync events (Photons.with_sync_nanotimes: timestamps
+    # count pulses, T3-like) are handled as T3: pulsed at the sync period
+    t3 = pulsed_hbt(rng, n_pulses=200_000, p_photon=0.06, g2_zero=0.02, delay_ns=4.0)
+    like = replace(t3, record_type="HydraHarp2T2", measurement_mode=2)
+    plan = plan_g2(like)
+    assert plan.g2_mode == "pulsed" and plan.period_source == "sync"
+    assert plan.period_ns == pytest.approx(PERIOD_NS) and plan.zero_peak.zero_peak_index == 0

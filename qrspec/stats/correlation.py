@@ -53,6 +53,7 @@ __all__ = [
     "G2GateScan",
     "G2Peaks",
     "find_comb_period_ns",
+    "refine_comb",
     "g2",
     "g2_gate_scan",
     "g2_peaks",
@@ -914,12 +915,88 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
 
 
 # ------------------------------------------------------------------ comb period
+def _lowest_strong_line(power: np.ndarray, band: np.ndarray) -> int:
+    """Index of the comb's fundamental: the lowest line in ``band`` at least half the band's
+    strongest, climbed to its local maximum."""
+    strong = band[power[band] >= 0.5 * power[band].max()]
+    i = int(strong[0])
+    while i + 1 < power.size and power[i + 1] > power[i]:
+        i += 1
+    return i
+
+
+def refine_comb(curve: G2Curve, period_ns: float, phase_ns: float | None = None
+                ) -> tuple[float, float, int]:
+    """Refine a comb's period and phase: straight line through the peak centroids.
+
+    Each complete window ``[k P + phase - P/2, k P + phase + P/2)`` gives the count-weighted
+    centroid of its counts above the window minimum; ``centroid_k = P k + phase`` is fitted.
+    The fit starts with the peaks ``|k| <= 4`` and doubles that range each round (a starting
+    period off by ``dP`` misplaces window ``k`` by ``k dP``, so far windows join only once the
+    period is good enough to place them).
+
+    Parameters
+    ----------
+    curve : G2Curve
+        The curve.
+    period_ns : float
+        Starting period (e.g. from a periodogram line).
+    phase_ns : float, optional
+        Starting phase (default: the phase of the counts' Fourier component at the period).
+
+    Returns
+    -------
+    period_ns, phase_ns : float
+        Phase in ``(-P/2, P/2]``.
+    n_peaks : int
+        Peaks used in the last fit (0: the starting values came back).
+    """
+    c = curve.counts.astype(np.float64)
+    lag = curve.lag_ns
+    period = float(period_ns)
+    if phase_ns is None:
+        phase = float(-np.angle((c * np.exp(-2j * np.pi * lag / period)).sum()) * period
+                      / (2 * np.pi))
+    else:
+        phase = float(phase_ns)
+    used_n = 0
+    k_lim = 4
+    n_total = int((curve.edges_ns[-1] - curve.edges_ns[0]) / period) + 2
+    while True:
+        for _ in range(2):  # windows move with the estimate
+            k = np.floor((lag - phase) / period + 0.5)
+            ks = np.unique(k)
+            ks = ks[(np.abs(ks) <= k_lim)
+                    & (ks * period + phase - period / 2 >= curve.edges_ns[0])
+                    & (ks * period + phase + period / 2 <= curve.edges_ns[-1])]
+            cent, used = [], []
+            for kk in ks:
+                m = k == kk
+                wts = c[m] - c[m].min()
+                if wts.sum() > 0:
+                    cent.append(float((wts * lag[m]).sum() / wts.sum()))
+                    used.append(kk)
+            if len(used) < 2:
+                break
+            period, phase = (float(x) for x in np.polyfit(np.asarray(used), np.asarray(cent),
+                                                          1))
+            used_n = len(used)
+        if k_lim >= n_total:
+            break
+        k_lim *= 2
+    phase = phase - period * math.floor(phase / period + 0.5)
+    if phase <= -period / 2:
+        phase += period
+    return period, phase, used_n
+
+
 def find_comb_period_ns(curve: G2Curve, *, min_period_ns=None, max_period_ns=None) -> float:
     """Period of the pulsed-peak comb of a g2 curve (e.g. when the laser rate is unknown).
 
     The lowest-frequency strong line (>= half the strongest) of the power spectrum of the
-    counts gives a rough period, refined by a straight-line fit of the count-weighted
-    centroid of each peak window against its index.
+    counts gives a rough period, refined by :func:`refine_comb` (a straight-line fit of the
+    peak centroids against their index). To decide first whether there is a comb at all, use
+    :func:`qrspec.stats.hbt.detect_comb`.
 
     Parameters
     ----------
@@ -927,6 +1004,10 @@ def find_comb_period_ns(curve: G2Curve, *, min_period_ns=None, max_period_ns=Non
         A curve spanning several periods.
     min_period_ns, max_period_ns : float, optional
         Search range (default: 4 bins to a third of the lag range).
+
+    Returns
+    -------
+    float
     """
     if not isinstance(curve, G2Curve):
         raise QrspecError(f"curve={type(curve).__name__} must be a G2Curve")
@@ -942,34 +1023,8 @@ def find_comb_period_ns(curve: G2Curve, *, min_period_ns=None, max_period_ns=Non
         raise QrspecError("the curve holds no pairs")
     power = np.abs(np.fft.rfft(c - c.mean())) ** 2
     freq = np.fft.rfftfreq(n, d=curve.bin_ns)
-    sel = (freq >= 1 / hi_p) & (freq <= 1 / lo_p)
-    if not sel.any():
+    band = np.flatnonzero((freq >= 1 / hi_p) & (freq <= 1 / lo_p))
+    if band.size == 0:
         raise QrspecError("no frequency in the search range: widen the curve's lag range")
-    idx = np.flatnonzero(sel)
-    strong = idx[power[idx] >= 0.5 * power[idx].max()]
-    # first local maximum among the strong lines
-    i = int(strong[0])
-    while i + 1 < power.size and power[i + 1] > power[i]:
-        i += 1
-    period = 1 / freq[i]
-    lag = curve.lag_ns
-    for _ in range(2):  # refine: centroid of each peak window vs peak index
-        k = np.floor(lag / period + 0.5)
-        ks = np.unique(k)
-        ks = ks[(ks * period - period / 2 >= lag[0]) & (ks * period + period / 2 <= lag[-1])]
-        if ks.size < 2:
-            break
-        cent, used = [], []
-        for kk in ks:
-            m = k == kk
-            wsum = c[m].sum()
-            if wsum > 0:
-                base = c[m].min()
-                wts = c[m] - base
-                if wts.sum() > 0:
-                    cent.append((wts * lag[m]).sum() / wts.sum())
-                    used.append(kk)
-        if len(used) < 2:
-            break
-        period = float(np.polyfit(np.asarray(used), np.asarray(cent), 1)[0])
+    period, _, _ = refine_comb(curve, 1.0 / freq[_lowest_strong_line(power, band)])
     return float(period)

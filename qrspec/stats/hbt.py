@@ -3,7 +3,8 @@
 * :func:`choose_detectors`: the HBT pair (given, or the two detectors with most photons); one
   detector means a single-detector analysis where g2 is not applicable.
 * :func:`detect_comb`: is there a pulsed comb in a cross-correlation, its period and phase
-  (T2 data without sync, methods.md section 9.2).
+  (T2 data without sync, methods.md section 9.2; the period refinement is
+  :func:`qrspec.stats.correlation.refine_comb`).
 * :func:`find_zero_peak`: which comb peak is lag zero when a detector's cable delay exceeds a
   laser period (methods.md section 9.1).
 * :func:`plan_g2`: the three together, giving the g2 mode (``"pulsed"``, ``"cw"`` or
@@ -44,7 +45,7 @@ import numpy as np
 from qrspec.errors import QrspecError
 from qrspec.photons import Photons
 from qrspec.stats._input import check_photons
-from qrspec.stats.correlation import G2Curve, g2, g2_peaks
+from qrspec.stats.correlation import G2Curve, _lowest_strong_line, g2, g2_peaks, refine_comb
 from qrspec.validate import detector_list, finite_float, integer, positive_float
 
 __all__ = [
@@ -56,7 +57,6 @@ __all__ = [
     "detect_comb",
     "find_zero_peak",
     "plan_g2",
-    "refine_comb",
 ]
 
 logger = logging.getLogger(__name__)
@@ -187,64 +187,6 @@ class Comb:
     n_peaks_fitted: int
 
 
-def refine_comb(curve: G2Curve, period_ns: float, phase_ns: float = 0.0
-                ) -> tuple[float, float, int]:
-    """Refine a comb's period and phase: straight line through the peak centroids.
-
-    Each complete window ``[k P + phase - P/2, k P + phase + P/2)`` gives the count-weighted
-    centroid of its counts above the window minimum; ``centroid_k = P k + phase`` is fitted.
-    The fit starts with the peaks ``|k| <= 4`` and doubles that range each round (a starting
-    period off by ``dP`` misplaces window ``k`` by ``k dP``, so far windows join only once the
-    period is good enough to place them).
-
-    Parameters
-    ----------
-    curve : G2Curve
-        The curve.
-    period_ns, phase_ns : float
-        Starting values (e.g. from a periodogram line and its phase).
-
-    Returns
-    -------
-    period_ns, phase_ns : float
-        Phase in ``(-P/2, P/2]``.
-    n_peaks : int
-        Peaks used in the last fit (0: the starting values came back).
-    """
-    c = curve.counts.astype(np.float64)
-    lag = curve.lag_ns
-    period, phase = float(period_ns), float(phase_ns)
-    used_n = 0
-    k_lim = 4
-    n_total = int((curve.edges_ns[-1] - curve.edges_ns[0]) / period) + 2
-    while True:
-        for _ in range(2):  # windows move with the estimate
-            k = np.floor((lag - phase) / period + 0.5)
-            ks = np.unique(k)
-            ks = ks[(np.abs(ks) <= k_lim)
-                    & (ks * period + phase - period / 2 >= curve.edges_ns[0])
-                    & (ks * period + phase + period / 2 <= curve.edges_ns[-1])]
-            cent, used = [], []
-            for kk in ks:
-                m = k == kk
-                wts = c[m] - c[m].min()
-                if wts.sum() > 0:
-                    cent.append(float((wts * lag[m]).sum() / wts.sum()))
-                    used.append(kk)
-            if len(used) < 2:
-                break
-            period, phase = (float(x) for x in np.polyfit(np.asarray(used), np.asarray(cent),
-                                                          1))
-            used_n = len(used)
-        if k_lim >= n_total:
-            break
-        k_lim *= 2
-    phase = phase - period * math.floor(phase / period + 0.5)
-    if phase <= -period / 2:
-        phase += period
-    return period, phase, used_n
-
-
 def detect_comb(curve: G2Curve, *, min_period_ns=None, max_period_ns=None, mask_ns=None,
                 false_alarm: float = 1e-3) -> Comb:
     """Decide whether a cross-correlation holds a pulsed comb; its period and phase.
@@ -306,14 +248,8 @@ def detect_comb(curve: G2Curve, *, min_period_ns=None, max_period_ns=None, mask_
     p_value = float(-math.expm1(band.size * math.log1p(-min(p_one, 1 - 1e-16))))
     if not p_value < fa:
         return Comb(False, math.nan, math.nan, t_max, p_value, fa, 0)
-    strong = band[t >= 0.5 * t_max]
-    i = int(strong[0])  # the fundamental: lowest strong line, climbed to its local maximum
-    while i + 1 < power.size and power[i + 1] > power[i]:
-        i += 1
-    period = 1.0 / freq[i]
-    spec = (c * np.exp(-2j * np.pi * lag / period)).sum()
-    phase = -np.angle(spec) * period / (2 * np.pi)
-    period, phase, n_fit = refine_comb(curve, period, phase)
+    i = _lowest_strong_line(power, band)
+    period, phase, n_fit = refine_comb(curve, 1.0 / freq[i])
     return Comb(True, period, phase, t_max, p_value, fa, n_fit)
 
 
@@ -575,8 +511,7 @@ def plan_g2(photons: Photons, *, detectors=None, delay_ns=None, period_ns=None,
         period, source = positive_float("period_ns", period_ns), "user"
         curve = g2(photons, detectors=dets, max_lag_ns=max(comb_lag_ns, 10 * period),
                    bin_ns=min(comb_bin_ns, period / 16))
-        period, base, _ = refine_comb(curve, period, 0.0)
-        period = positive_float("period_ns", period_ns)  # the user's period stands
+        _, base, _ = refine_comb(curve, period)  # the comb's phase; the user's period stands
     else:
         curve = g2(photons, detectors=dets, max_lag_ns=positive_float("comb_lag_ns",
                                                                        comb_lag_ns),
