@@ -329,3 +329,26 @@ def test_user_period_and_t2_with_sync_nanotimes(rng):
     plan = plan_g2(like)
     assert plan.g2_mode == "pulsed" and plan.period_source == "sync"
     assert plan.period_ns == pytest.approx(PERIOD_NS) and plan.zero_peak.zero_peak_index == 0
+
+
+def test_more_option_errors(rng):
+    from qrspec.simulate.cw import simulate_cw_hbt as cw
+
+    t2 = pulsed_hbt(rng, n_pulses=2000, p_photon=0.1, g2_zero=0.0, delay_ns=1.0, t2=True)
+    t3 = pulsed_hbt(rng, n_pulses=20_000, p_photon=0.1, g2_zero=0.0, delay_ns=1.0)
+    curve = g2(t2, max_lag_ns=100.0)
+    cases = [
+        (lambda: plan_g2(t2, comb_lag_ns=0), r"comb_lag_ns=0 must be a finite number > 0"),
+        (lambda: plan_g2(t3, period_ns=-1), r"period_ns=-1 must be a finite number > 0"),
+        (lambda: fit_antibunching(curve, tau0_range_ns=(3, 1)),
+         r"tau0_range_ns=\(3, 1\) must satisfy start < stop"),
+        (lambda: g2(t3, gate_after_rise_ns=1.0, gate_offsets_ns=(0.0,)),
+         r"gate_offsets_ns=\(0.0,\) must hold one finite offset per detector \(2\)"),
+        (lambda: cw(1, duration_s=0, k_exc_per_ns=1, k_rad_per_ns=1),
+         r"k_exc_per_ns, k_rad_per_ns and duration_s must be > 0"),
+        (lambda: cw(1, duration_s=1e-6, k_exc_per_ns=1, k_rad_per_ns=1, eta=(0.7, 0.7)),
+         r"eta=\(0.7, 0.7\) must be two probabilities with sum <= 1"),
+    ]
+    for call, match in cases:
+        with pytest.raises(QrspecError, match=match):
+            call()

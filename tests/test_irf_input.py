@@ -165,3 +165,27 @@ def test_t2_irf_file_is_refused(tmp_path, rng):
                   detectors=np.zeros(100, int), timestamps_unit=1e-12)
     with pytest.raises(QrspecError, match=r"t2.ptu: an IRF TTTR file must be T3"):
         read_irf(p)
+
+
+def test_irf_file_errors_npy_and_empty(tmp_path):
+    from qrspec.io.writer import write_ptu
+
+    corrupt = tmp_path / "c.npy"
+    corrupt.write_bytes(b"\x93NUMPY garbage")
+    strings = tmp_path / "s.npy"
+    np.save(strings, np.array(["a", "b", "c"]))
+    nan_t = tmp_path / "t.npy"
+    np.save(nan_t, np.array([[0.0, 1.0], [np.nan, 2.0], [2.0, 3.0]]))
+    empty = write_ptu(tmp_path / "empty.ptu", record_type="HydraHarp2T3",
+                      timestamps=np.zeros(0, np.int64), detectors=np.zeros(0, np.int64),
+                      nanotimes=np.zeros(0, np.int64), timestamps_unit=1e-7,
+                      nanotimes_unit=16e-12)
+    cases = [
+        (lambda: read_irf(corrupt), r"c.npy: cannot read the IRF as .npy"),
+        (lambda: read_irf(strings), r"s.npy: IRF array dtype=<U1 must be numeric"),
+        (lambda: read_irf(nan_t), r"t.npy: IRF time_ns column holds NaN or inf"),
+        (lambda: read_irf(empty), r"empty.ptu: IRF file holds no photons"),
+    ]
+    for call, match in cases:
+        with pytest.raises(QrspecError, match=match):
+            call()

@@ -194,6 +194,7 @@ def fit_antibunching(curve, *, fit_range_ns=None, background_cps=None, jitter_ns
         if bg.shape != (2,) or not np.all(np.isfinite(bg)) or np.any(bg < 0):
             raise QrspecError(f"background_cps={background_cps!r} must be two finite rates "
                               ">= 0 (one per detector)")
+    t0_range = None if tau0_range_ns is None else interval("tau0_range_ns", tau0_range_ns)
     if sel.size < 8:
         return AntibunchingFit(fit_range_ns=rng_ns, message=f"fit_range_ns={rng_ns!r} holds "
                                f"{sel.size} bins (< 8)")
@@ -208,10 +209,7 @@ def fit_antibunching(curve, *, fit_range_ns=None, background_cps=None, jitter_ns
     model = _Model(e, rate, jitter)
     lag = 0.5 * (e[:-1] + e[1:])
     width = float(e[-1] - e[0])
-    if tau0_range_ns is None:
-        t0_lo, t0_hi = lo + width / 4, hi - width / 4
-    else:
-        t0_lo, t0_hi = interval("tau0_range_ns", tau0_range_ns)
+    t0_lo, t0_hi = (lo + width / 4, hi - width / 4) if t0_range is None else t0_range
     bin_ns = float(np.diff(e).mean())
     tr_lo, tr_hi = 0.25 * bin_ns, width / 4
 
