@@ -48,35 +48,19 @@ def _build_config(config_path, **overrides):
 
 
 def _write_table(path, columns: dict, attrs: dict, overwrite: bool, group="model"):
-    """CSV (by suffix .csv) or HDF5 (.h5/.hdf5) table of equal-length 1-d columns."""
-    import numpy as np
+    """CSV (by suffix .csv) or HDF5 (.h5/.hdf5) table (:func:`qrspec.store.write_model_table`)."""
+    from qrspec.errors import QrspecError
+    from qrspec.store.hdf5 import ResultsWriteError
+    from qrspec.store.tables import write_model_table
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise click.ClickException(f"{path} exists; use --overwrite")
-    tmp = path.with_name(path.name + ".partial")
-    if path.suffix.lower() == ".csv":
-        names = list(columns)
-        data = np.column_stack([np.asarray(columns[k], float) for k in names])
-        header = "# " + json.dumps(attrs, sort_keys=True) + "\n" + ",".join(names)
-        np.savetxt(tmp, data, delimiter=",", header=header, comments="", fmt="%.10g")
-    elif path.suffix.lower() in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format"] = "qrspec-results"
-            h5.attrs["format_version"] = "1"
-            g = h5.create_group(group)
-            for k, v in attrs.items():
-                g.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
-            for k, v in columns.items():
-                ds = g.create_dataset(k, data=np.asarray(v))
-                ds.attrs["units"] = ("ns" if k.endswith("_ns") else
-                                     "1/ns" if k.endswith("_per_ns") else "1")
-                ds.attrs["description"] = k.replace("_", " ")
-    else:
-        raise click.BadParameter(f"output={str(path)!r} must end in .csv, .h5 or .hdf5")
-    tmp.replace(path)
+    try:
+        write_model_table(path, columns, attrs, group=group, overwrite=overwrite)
+    except ResultsWriteError as exc:
+        raise click.ClickException(str(exc)) from None
+    except QrspecError as exc:
+        if "exists; use --overwrite" in str(exc):
+            raise click.ClickException(str(exc)) from None
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group("model")
@@ -279,35 +263,18 @@ def threshold_map_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps,
                            criterion=criterion, gain_rate_per_ns=gain_rate_per_ns)
     except QrspecError as exc:
         raise click.BadParameter(str(exc)) from None
-    path = Path(output)
-    if path.suffix.lower() == ".csv":
+    from qrspec.store.tables import Column
+
+    if Path(output).suffix.lower() == ".csv":  # long format: one row per (n_c, tau) cell
         grid_nc, grid_tau = np.meshgrid(tm.mean_nc, tm.tau_a_xx_ns, indexing="ij")
         cols = {"mean_nc": grid_nc.ravel(), "tau_a_xx_ns": grid_tau.ravel(),
                 "n_las": tm.n_las.ravel()}
-        _write_table(path, cols, tm.settings, overwrite, group="threshold_map")
     else:
-        if path.exists() and not overwrite:
-            raise click.ClickException(f"{path} exists; use --overwrite")
-        if path.suffix.lower() not in (".h5", ".hdf5"):
-            raise click.BadParameter(f"output={output!r} must end in .csv, .h5 or .hdf5")
-        import h5py
-
-        tmp = path.with_name(path.name + ".partial")
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format"] = "qrspec-results"
-            h5.attrs["format_version"] = "1"
-            g = h5.create_group("threshold_map")
-            for k, v in tm.settings.items():
-                g.attrs[k] = v
-            for name, data, unit in (("mean_nc", tm.mean_nc, "1"),
-                                     ("tau_a_xx_ns", tm.tau_a_xx_ns, "ns"),
-                                     ("n_las", tm.n_las, "excitons per particle")):
-                ds = g.create_dataset(name, data=data)
-                ds.attrs["units"] = unit
-                ds.attrs["description"] = {"mean_nc": "mean charge number <n_c> (rows)",
-                                           "tau_a_xx_ns": "neutral tau_A,XX0 (columns)",
-                                           "n_las": "lasing threshold <N_las>, inf = none"}[name]
-        tmp.replace(path)
+        cols = {"mean_nc": Column(tm.mean_nc, "1", "mean charge number <n_c> (rows)"),
+                "tau_a_xx_ns": Column(tm.tau_a_xx_ns, "ns", "neutral tau_A,XX0 (columns)"),
+                "n_las": Column(tm.n_las, "excitons per particle",
+                                "lasing threshold <N_las>, inf = none")}
+    _write_table(output, cols, tm.settings, overwrite, group="threshold_map")
     if png:
         try:
             import matplotlib
