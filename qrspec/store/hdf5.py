@@ -392,7 +392,7 @@ def _decode_struct(arr: np.ndarray) -> np.ndarray:
 
 
 def _particle_ids(path, summary: np.ndarray) -> list[str]:
-    ids = [str(x) for x in summary["particle_id"]]
+    ids = [_text(x) for x in summary["particle_id"]]
     bad = [x for x in ids if not valid_particle_id(x)]
     if bad:
         raise QrspecError(f"{path}: particle_id={bad[0]!r} is not a sanitised id (ids are "
