@@ -322,18 +322,26 @@ def _check_links(g, where: str) -> None:
     """Refuse external / soft links, external storage and virtual datasets under ``g``."""
     import h5py
 
+    links, stores = [], []  # collected: raising inside h5py's visit callbacks is not safe
+
     def check_link(name, link):
         if isinstance(link, h5py.ExternalLink | h5py.SoftLink):
-            raise QrspecError(f"{where}: {g.name}/{name} is a {type(link).__name__}; results "
-                              "files never hold links (refused)")
-
-    def check_obj(name, obj):
-        if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
-            raise QrspecError(f"{where}: dataset {obj.name} has external or virtual storage "
-                              "(refused)")
+            links.append((name, type(link).__name__))
+            return None
+        if not links:  # follow hard links only
+            obj = g[name]
+            if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+                stores.append(obj.name)
+        return None
 
     g.visititems_links(check_link)
-    g.visititems(check_obj)
+    if links:
+        name, kind = links[0]
+        raise QrspecError(f"{where}: {g.name}/{name} is a {kind}; results files never hold "
+                          "links (refused)")
+    if stores:
+        raise QrspecError(f"{where}: dataset {stores[0]} has external or virtual storage "
+                          "(refused)")
 
 
 def _open_results(path):
