@@ -76,7 +76,7 @@ def test_batch_failures_recorded_and_resume_equals_uninterrupted(population, tmp
     assert set(bad) == {"corrupt", "truncated"}
     assert "not a PTU file" in bad["corrupt"]["error"]
     assert "header ends before the Header_End tag" in bad["truncated"]["error"]
-    assert read_results(full).particle("truncated")["attrs"]["traceback"].startswith("Traceback")
+    assert read_results(full).particle("truncated").traceback.startswith("Traceback")
     assert not (tmp_path / "full.h5.parts").exists()
     assert not list(tmp_path.glob("*.partial"))
 
@@ -107,12 +107,12 @@ def test_results_round_trip_datasets(population, tmp_path):
     run_batch([population / "undoped"], out, jobs=1)
     res = read_results(out)
     p = res.particle(res.particle_ids[0])
-    counts = p["trace/counts"]
+    counts = p.trajectory.counts
     assert counts.ndim == 2 and counts.shape[1] == 2
     assert int(counts.sum()) == int(res.summary["n_photons"][0])  # every photon in the trace
-    assert p["g2/counts"].shape == p["g2/lag_ns"].shape
-    assert p["decays/total"].sum() == res.summary["n_photons"][0]
-    assert p["attrs"]["status"] == "ok" and len(p["attrs"]["source_sha256"]) == 64
+    assert p.g2.raw.counts.shape == p.g2.raw.lag_ns.shape
+    assert p.alignment.counts.sum() == res.summary["n_photons"][0]
+    assert p.status == "ok" and len(p.source_sha256) == 64
     assert res.config["detectors"] == [0, 1]
     assert set(res.groups["group"]) == {"undoped"}
 

@@ -59,7 +59,7 @@ def test_config_file_errors(tmp_path):
 
 def _result(pid, group, tau, status="ok"):
     """A particle with a trajectory stage only (the other stages did not run)."""
-    from qrspec.analysis.states import States, StateResult
+    from qrspec.analysis.states import StateResult, States
 
     if status != "ok":
         return ParticleAnalysis.failed(pid, group, f"/data/{pid}.ptu", "boom",

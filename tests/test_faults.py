@@ -427,7 +427,7 @@ def test_issue_10_awkward_names_round_trip_through_batch(tmp_path):
     assert sources == sorted(names)
     res = read_results(out)
     for pid in res.particle_ids:
-        assert "not a PTU file" in res.particle(pid)["attrs"]["error"]
+        assert "not a PTU file" in res.particle(pid).failure
 
 
 def test_issue_10_cli_batch_csv_unwritable(tmp_path):

@@ -9,6 +9,7 @@ from qrspec.analysis.config import AnalysisConfig, ChargeModelParams
 from qrspec.analysis.pipeline import analyze_file, analyze_photons
 from qrspec.errors import QrspecError
 from qrspec.io import write_ptu
+from qrspec.store.summary import summary_values
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def test_pipeline_recovers_ground_truth(mn_doped):
     cfg = AnalysisConfig(charge_model=ChargeModelParams(gamma=em.gamma, eps=em.eps,
                                                         tau_a_xx0_ns=em.tau_a_xx0_ns))
     res = analyze_file(path, cfg)
-    s = res.summary
+    s = summary_values(res)
     assert res.status == "ok"
     # neutral exciton: MLE error from the fit; 4 sigma (plus the bias of pooling segment edges,
     # which mixes a few charged photons into neutral periods: < 1 %)
@@ -52,7 +53,7 @@ def test_pipeline_recovers_ground_truth(mn_doped):
     assert s["frac_time_neutral"] == pytest.approx(t_neutral / sim.config.duration_s, abs=0.05)
     # raw g2(0) of a mixed neutral/charged particle lies below 1 and the gate lowers it
     assert s["g2_zero_gated"] < s["g2_zero"] < 1.0
-    assert res.datasets["charging/n_c"].data.size >= 2
+    assert res.charging.windows.n_c.size >= 2
 
 
 def test_neutral_particle_g2_matches_theory(tmp_path):
@@ -65,7 +66,7 @@ def test_neutral_particle_g2_matches_theory(tmp_path):
     path = tmp_path / "n.ptu"
     write_particle(sim, path, sidecar=False)
     res = analyze_file(path, AnalysisConfig(mean_excitations=cfg.mean_excitations))
-    s = res.summary
+    s = summary_values(res)
     qy = sim.truth.state_table.qy[0]
     # the biexciton lifetime three ways (heralded pairs, gate scan, cascade fit): each within
     # 4 of its own standard errors of the truth, and mutually consistent
@@ -111,7 +112,7 @@ def test_real_antibunched_particle(realdata):
     """pqsample_hh_v20_t3.ptu (HydraHarp V2, two detectors) is antibunched: g2(0) = 0.15 +-
     0.05 raw, 0.08 +- 0.04 gated; the pipeline calls it a single emitter."""
     res = analyze_file(realdata / "pqsample_hh_v20_t3.ptu")
-    s = res.summary
+    s = summary_values(res)
     assert res.status == "ok" and s["n_photons"] == 77883
     assert s["g2_zero"] < 0.5 and s["g2_zero_gated"] < s["g2_zero"]
     assert s["single_emitter"]

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.flid import Flid
 from qrspec.analysis.particle import STAGES, ParticleAnalysis
 from qrspec.analysis.pipeline import analyze_file

@@ -714,8 +714,8 @@ def export_summary_csv(results_path, csv_path) -> Path:
             os.fsync(fh.fileno())
         os.replace(partial, csv_path)
     except OSError as exc:
-        raise ResultsWriteError(f"{csv_path}: cannot write the summary CSV: "
-                                f"{_cause(exc)}") from exc
+        raise ResultsWriteError(f"{csv_path}: cannot write the CSV summary "
+                                f"({exc.strerror or exc})") from exc
     finally:
         if partial.exists():
             partial.unlink()
