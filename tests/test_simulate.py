@@ -184,7 +184,7 @@ def test_interim_state_table_follows_variant_c():
 
 
 def test_emitter_from_charge_model(monkeypatch):
-    charging = pytest.importorskip("qrspec.charging.config")
+    import qrspec.charging.config as charging
     model = charging.ChargeModelConfig(tau_x0_ns=9.0, gamma=2.0)
     em = EmitterConfig(charge_model=model.to_dict())
     cfg = preset("mn-doped", emitter=em)
