@@ -136,7 +136,7 @@ def _low_count_decay(rng, tau_ns, n_photons):
 def test_fit_method_lsq_shows_neyman_bias_mle_does_not(rng):
     """fit_method reaches the lifetime fits: at a few counts per bin, Neyman-weighted least
     squares (weights 1/max(c, 1)) is biased low (~9 % here); Poisson MLE is not."""
-    from qrspec.analysis.states import fit_x
+    from qrspec.analysis.decay_fits import fit_x
 
     tau = 5.0
     fits = {"mle": [], "lsq": []}

@@ -16,11 +16,12 @@ from matplotlib import image as mpimg  # noqa: E402
 
 from qrspec.analysis.alignment import Alignment  # noqa: E402
 from qrspec.analysis.charging import Charging, ChargingWindows  # noqa: E402
+from qrspec.analysis.decay_fits import TAIL_START_NS  # noqa: E402
 from qrspec.analysis.flid import Flid  # noqa: E402
 from qrspec.analysis.g2 import G2Histogram, G2Result  # noqa: E402
 from qrspec.analysis.levels import Levels  # noqa: E402
 from qrspec.analysis.particle import ParticleAnalysis  # noqa: E402
-from qrspec.analysis.states import TAIL_START_NS, StateResult, States  # noqa: E402
+from qrspec.analysis.states import StateResult, States  # noqa: E402
 from qrspec.analysis.tau_xx import TauXXMethods  # noqa: E402
 from qrspec.analysis.trajectory import Trajectory  # noqa: E402
 from qrspec.app import plots  # noqa: E402

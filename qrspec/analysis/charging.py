@@ -14,8 +14,9 @@ import numpy as np
 
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
+from qrspec.analysis.decay_fits import merge_rows
 from qrspec.analysis.levels import Levels
-from qrspec.analysis.states import States, measure_state, merge_rows
+from qrspec.analysis.states import States, measure_state
 from qrspec.errors import QrspecError
 from qrspec.photons import Photons
 

@@ -66,7 +66,7 @@ def find_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig) 
     -------
     Levels
     """
-    from qrspec.analysis.states import FIT_BIN_NS, fit_x, merge_rows
+    from qrspec.analysis.decay_fits import FIT_BIN_NS, fit_x, merge_rows
     from qrspec.levels import cluster_levels, find_change_points, label_levels
     from qrspec.stats.decay import decay_histogram
 

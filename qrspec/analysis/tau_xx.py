@@ -10,7 +10,8 @@ import numpy as np
 
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
-from qrspec.analysis.states import NO_TAIL, TAIL_START_NS, States
+from qrspec.analysis.decay_fits import NO_TAIL, TAIL_START_NS
+from qrspec.analysis.states import States
 from qrspec.photons import Photons
 
 __all__ = ["TauXXMethods", "compare_tau_xx_methods"]
