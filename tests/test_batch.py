@@ -102,6 +102,38 @@ def test_batch_failures_recorded_and_resume_equals_uninterrupted(population, tmp
     _same(_rows(full), _rows(part))
 
 
+def test_particle_that_cannot_be_written_becomes_a_failed_row(population, tmp_path,
+                                                            monkeypatch):
+    """Issue 13 item 1: a particle whose result cannot be stored (as the FLID attributes of
+    real files could not) is that particle's failed row with the reason; the batch goes on."""
+    import qrspec.app.batch as batch
+
+    real = batch.write_particle_file
+
+    def fails_for_p0(path, res, config_json=None):
+        if res.particle_id == "p0" and res.status == "ok":
+            raise RuntimeError("Unable to synchronously create attribute (object header "
+                               "message is too large)")
+        return real(path, res, config_json)
+
+    # the pool forks its workers (Linux), which inherit the patch; the external-executor path
+    # writes in this process
+    monkeypatch.setattr(batch, "write_particle_file", fails_for_p0)
+    from concurrent.futures import ThreadPoolExecutor
+
+    for kw in ({"jobs": 1}, {"executor": ThreadPoolExecutor(1)}):
+        out = tmp_path / f"r{len(kw)}{'e' if 'executor' in kw else 'p'}.h5"
+        rep = run_batch([population / "neutral"], out, **kw)
+        assert rep.exit_code == 3
+        res = read_results(out)
+        rows = {r["particle_id"]: r for r in res.summary}
+        assert rows["p0"]["status"] == "failed"
+        assert rows["p0"]["error"].startswith("cannot write results: RuntimeError: Unable to "
+                                              "synchronously create attribute")
+        assert rows["p1"]["status"] == "ok"  # the batch went on
+        assert res.particle("p0").traceback.startswith("Traceback")
+
+
 def test_results_round_trip_datasets(population, tmp_path):
     out = tmp_path / "r.h5"
     run_batch([population / "undoped"], out, jobs=1)

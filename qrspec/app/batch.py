@@ -151,7 +151,9 @@ def write_part(part_path, res: ParticleAnalysis, config_json: str, item: Particl
     except Exception as exc:  # the particle's data cannot be stored: record why, go on
         if res.status != "ok":
             raise
-        failed = failed_result(item, f"cannot write results: {exc}", traceback.format_exc())
+        reason = str(exc) if isinstance(exc, QrspecError) else \
+            f"cannot write results: {type(exc).__name__}: {exc}"
+        failed = failed_result(item, reason, traceback.format_exc())
         try:
             write_particle_file(part_path, failed, config_json)
         except Exception:
