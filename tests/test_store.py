@@ -207,3 +207,25 @@ def test_summary_values_and_json_nan_is_null(analysis):
     assert v["n_c_mean"] == analysis.charging.n_c_mean
     d = row_to_dict(summary_row(ParticleAnalysis.failed("p", "", "", "x")))
     assert d["g2_zero"] is None and d["n_photons"] == -1 and d["status"] == "failed"
+
+
+def test_model_tables_errors(tmp_path):
+    from qrspec.store.tables import read_segments_table, write_model_table
+
+    with pytest.raises(QrspecError, match=r"output='.*t\.txt' must end in \.csv, \.h5 or"):
+        write_model_table(tmp_path / "t.txt", {"n": [1.0]}, {})
+    path = write_model_table(tmp_path / "t.csv", {"n": [1.0, 2.0]}, {"a": 1})
+    with pytest.raises(QrspecError, match=r"t\.csv exists; use --overwrite"):
+        write_model_table(path, {"n": [1.0]}, {})
+    with pytest.raises(store.ResultsWriteError, match=r"nodir/t\.csv: cannot write table: "):
+        write_model_table(tmp_path / "nodir" / "t.csv", {"n": [1.0]}, {})
+    with pytest.raises(QrspecError, match=r"missing\.csv: cannot read the segments table"):
+        read_segments_table(tmp_path / "missing.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t_start_s,t_stop_s\n1,2,3\n")
+    with pytest.raises(QrspecError, match=r"bad\.csv: cannot read the segments table"):
+        read_segments_table(bad)
+    ok = tmp_path / "ok.csv"
+    ok.write_text("t_start_s,t_stop_s\n0,1\n1,2.5\n")
+    assert read_segments_table(ok) == [{"t_start_s": 0.0, "t_stop_s": 1.0},
+                                       {"t_start_s": 1.0, "t_stop_s": 2.5}]

@@ -28,7 +28,7 @@ import numpy as np
 from qrspec.errors import QrspecError
 
 __all__ = ["plot_particle", "plot_batch", "write_figures", "particle_figure", "batch_figure",
-           "LABEL_COLORS", "COLORS"]
+           "forward_figure", "threshold_map_figure", "save_figure", "LABEL_COLORS", "COLORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -1004,3 +1004,77 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
                                    dpi=dpi))
         logger.info("figure of particle %s written", pid)
     return paths
+
+
+# ------------------------------------------------------------------ charge-model figures
+def save_figure(fig, out_path, *, fmt: str | None = None, dpi: int = DPI) -> Path:
+    """Write any figure of this module atomically (format from the suffix by default).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    out_path : str or Path
+        ``.png`` or ``.pdf``.
+    fmt : {"png", "pdf"}, optional
+    dpi : int
+
+    Returns
+    -------
+    Path
+    """
+    out, fmt = _out_fmt(out_path, fmt)
+    return _save(fig, out, fmt, _check_dpi(dpi))
+
+
+def forward_figure(res):
+    """Lifetimes and QYs of X, XX versus the charge number (``qrspec model forward --png``).
+
+    Parameters
+    ----------
+    res : qrspec.charging.forward.ForwardResult
+        Output of :func:`qrspec.charging.forward.forward`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    matplotlib = _mpl()
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(WIDTH_IN, 2.8)
+        ax = fig.subplots(1, 2)
+        ax[0].semilogy(res.n, res.tau_x_ns, "o-", label="X$^{n-}$")
+        ax[0].semilogy(res.n, res.tau_xx_ns, "s-", label="XX$^{n-}$")
+        ax[0].semilogy(res.n, res.tau_a_xx_ns, "^-", label=r"$\tau_{A,XX^{n-}}$")
+        ax[0].set_xlabel("n")
+        ax[0].set_ylabel("Lifetime (ns)")
+        ax[0].legend()
+        ax[1].plot(res.n, res.qy_x, "o-", label="QY X$^{n-}$")
+        ax[1].plot(res.n, res.qy_xx, "s-", label="QY XX$^{n-}$")
+        ax[1].set_xlabel("n")
+        ax[1].legend()
+    return fig
+
+
+def threshold_map_figure(tm):
+    """Lasing threshold map log10 <N_las>(<n_c>, tau_A,XX0) (``qrspec model threshold-map``).
+
+    Parameters
+    ----------
+    tm : qrspec.charging.thresholds.ThresholdMap
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    matplotlib = _mpl()
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(4.5, 3.6)
+        ax = fig.add_subplot()
+        n_las = np.asarray(tm.n_las, float)
+        z = np.log10(np.where(np.isfinite(n_las), n_las, np.nan))  # no threshold: no colour
+        im = ax.pcolormesh(tm.mean_nc, tm.tau_a_xx_ns, z.T, shading="auto")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\langle n_c\rangle$")
+        ax.set_ylabel(r"$\tau_{A,XX}$ (ns)")
+        fig.colorbar(im, ax=ax, label=r"log$_{10}\langle N_{las}\rangle$")
+    return fig

@@ -107,27 +107,19 @@ def forward_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
 
 
 def _plot_forward(png, res):
-    try:
-        import matplotlib
+    _save_png(png, lambda plots: plots.forward_figure(res))
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def _save_png(png, make):
+    """Draw a model figure (qrspec.app.plots) and save it; a clear error without matplotlib."""
+    try:
+        from qrspec.app import plots
+
+        plots.save_figure(make(plots), png)
     except ImportError:
         raise click.ClickException("--png needs matplotlib (pip install qrspec[plot])") from None
-    fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
-    ax[0].semilogy(res.n, res.tau_x_ns, "o-", label="X$^{n-}$")
-    ax[0].semilogy(res.n, res.tau_xx_ns, "s-", label="XX$^{n-}$")
-    ax[0].semilogy(res.n, res.tau_a_xx_ns, "^-", label=r"$\tau_{A,XX^{n-}}$")
-    ax[0].set_xlabel("n")
-    ax[0].set_ylabel("lifetime (ns)")
-    ax[0].legend()
-    ax[1].plot(res.n, res.qy_x, "o-", label="QY X$^{n-}$")
-    ax[1].plot(res.n, res.qy_xx, "s-", label="QY XX$^{n-}$")
-    ax[1].set_xlabel("n")
-    ax[1].legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(f"{png}: cannot write the figure ({exc})") from None
 
 
 @model.command("inverse")
@@ -166,7 +158,6 @@ def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
                 tau_x_err_ns, tau_xx_ns, tau_xx_err_ns, g2, g2_err, rad_ratio, rad_ratio_err,
                 g2_0, g2_0_err, segments, free, n_max_fit, n_boot, seed, output, overwrite):
     """n_c and tau_A,XX^{nc-} from charged X/XX lifetimes and the neutral reference."""
-    import numpy as np
 
     from qrspec.charging.inverse import ChargedObservation, NeutralReference, infer_charging
     from qrspec.charging.trajectory import charging_trajectory
@@ -183,9 +174,9 @@ def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
             tau_a_xx0_err_ns=tau_a_xx0_err_ns, qy_x0=cfg.qy_x0, g2_0=g2_0, g2_0_err=g2_0_err)
         opts = dict(free=free, n_max=n_max_fit, n_boot=n_boot, seed=seed)
         if segments:
-            rows = np.genfromtxt(segments, delimiter=",", names=True, comments="#")
-            rows = np.atleast_1d(rows)
-            segs = [{k: float(r[k]) for k in rows.dtype.names} for r in rows]
+            from qrspec.store.tables import read_segments_table
+
+            segs = read_segments_table(segments)
             traj = charging_trajectory(segs, neutral, cfg, **opts)
             cols = {"t_start_s": traj.t_start_s, "t_stop_s": traj.t_stop_s, "n": traj.n,
                     "n_lo": traj.n_lo, "n_hi": traj.n_hi, "tau_a_xx_ns": traj.tau_a_xx_ns,
@@ -276,20 +267,4 @@ def threshold_map_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps,
                                 "lasing threshold <N_las>, inf = none")}
     _write_table(output, cols, tm.settings, overwrite, group="threshold_map")
     if png:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise click.ClickException("--png needs matplotlib") from None
-        fig, ax = plt.subplots(figsize=(5, 4))
-        z = np.log10(np.where(np.isfinite(tm.n_las), tm.n_las, np.nan))
-        im = ax.pcolormesh(tm.mean_nc, tm.tau_a_xx_ns, z.T, shading="auto")
-        ax.set_yscale("log")
-        ax.set_xlabel(r"$\langle n_c\rangle$")
-        ax.set_ylabel(r"$\tau_{A,XX}$ (ns)")
-        fig.colorbar(im, label=r"log$_{10}\langle N_{las}\rangle$")
-        fig.tight_layout()
-        fig.savefig(png, dpi=120)
-        plt.close(fig)
+        _save_png(png, lambda plots: plots.threshold_map_figure(tm))

@@ -17,7 +17,7 @@ import numpy as np
 from qrspec.errors import QrspecError
 from qrspec.store.hdf5 import MODEL_FORMAT, ResultsWriteError, _cause, _root_attrs, atomic_h5
 
-__all__ = ["Column", "write_model_table", "TABLE_SUFFIXES"]
+__all__ = ["Column", "write_model_table", "read_segments_table", "TABLE_SUFFIXES"]
 
 TABLE_SUFFIXES = (".csv", ".h5", ".hdf5")
 
@@ -101,3 +101,36 @@ def write_model_table(path, columns: dict, attrs: dict, *, group: str = "model",
             ds.attrs["units"] = c.units
             ds.attrs["description"] = c.description
     return path
+
+
+def read_segments_table(path) -> list[dict]:
+    """Charged segments from a CSV table whose first line names the columns.
+
+    Parameters
+    ----------
+    path : str or Path
+        Columns as :class:`qrspec.charging.trajectory.ChargedSegment` fields (``t_start_s,
+        t_stop_s, tau_x_ns, tau_x_err_ns, tau_xx_ns, tau_xx_err_ns``, optional ``g2``, ...).
+
+    Returns
+    -------
+    list of dict
+        One ``{column: float}`` per row.
+
+    Raises
+    ------
+    QrspecError
+        The file cannot be read or is not a numeric table with named columns.
+    """
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rows = np.genfromtxt(path, delimiter=",", names=True, comments="#", dtype=float)
+    except (OSError, ValueError, UserWarning) as exc:
+        raise QrspecError(f"{path}: cannot read the segments table ({exc})") from None
+    if rows.dtype.names is None:
+        raise QrspecError(f"{path}: the segments table needs a header row of column names")
+    rows = np.atleast_1d(rows)
+    return [{k: float(r[k]) for k in rows.dtype.names} for r in rows]
