@@ -134,6 +134,27 @@ def test_particle_that_cannot_be_written_becomes_a_failed_row(population, tmp_pa
         assert res.particle("p0").traceback.startswith("Traceback")
 
 
+def test_resume_never_follows_a_path_particle_id(population, tmp_path):
+    """Issue 16 item 3: an output whose particle_id is a path is not trusted on --resume;
+    nothing is written outside the output folder."""
+    import h5py
+
+    out_dir = tmp_path / "deep" / "out"
+    out_dir.mkdir(parents=True)
+    out = out_dir / "r.h5"
+    run_batch([population / "undoped"], out)
+    with h5py.File(out, "a") as f:
+        s = f["summary"][()]
+        s["particle_id"][0] = b"../../evil"
+        f["summary"][...] = s
+    with pytest.raises(QrspecError, match=r"particle_id='\.\./\.\./evil' is not a sanitised"):
+        read_results(out)
+    rep = run_batch([population / "undoped"], out, resume=True)
+    assert rep.n_ok == 2 and rep.n_skipped == 0  # nothing taken from the untrusted file
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["r.h5"]
+    assert read_results(out).particle_ids == ["p0", "p1"]
+
+
 def test_results_round_trip_datasets(population, tmp_path):
     out = tmp_path / "r.h5"
     run_batch([population / "undoped"], out, jobs=1)
