@@ -147,7 +147,7 @@ def test_resume_never_follows_a_path_particle_id(population, tmp_path):
         s = f["summary"][()]
         s["particle_id"][0] = b"../../evil"
         f["summary"][...] = s
-    with pytest.raises(QrspecError, match=r"particle_id='\.\./\.\./evil' is not a sanitised"):
+    with pytest.raises(QrspecError, match=r"particle_id='\.\./\.\./evil' is not a valid"):
         read_results(out)
     rep = run_batch([population / "undoped"], out, resume=True)
     assert rep.n_ok == 2 and rep.n_skipped == 0  # nothing taken from the untrusted file

@@ -152,12 +152,12 @@ def test_read_results_rejects_other_files(tmp_path):
 
 
 def test_atomic_write_leaves_nothing_on_error(tmp_path):
-    from qrspec.store.hdf5 import ResultsWriteError
+    from qrspec.errors import OutputError
 
     res = _result("p1", "g", 1.0)
     bad = ParticleAnalysis(**{**res.__dict__, "trajectory": Trajectory(
         np.array([object()]), 0.01, 0.0, (0, 1), 1, 1.0, 1.0, ())})
-    with pytest.raises(ResultsWriteError, match=r"bad.h5: cannot write results: TypeError"):
+    with pytest.raises(OutputError, match=r"bad.h5: cannot write: TypeError"):
         write_particle_file(tmp_path / "bad.h5", bad)
     assert list(tmp_path.iterdir()) == []
     assert json.loads(AnalysisConfig().to_json())["detectors"] == [0, 1]

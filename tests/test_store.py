@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from qrspec.analysis.flid import Flid
 from qrspec.analysis.particle import STAGES, ParticleAnalysis
 from qrspec.analysis.pipeline import analyze_file
-from qrspec.errors import QrspecError
+from qrspec.errors import OutputError, QrspecError
 from qrspec.store import hdf5 as store
 from qrspec.store.schema import FIELD_DOCS
 from qrspec.store.summary import summary_values
@@ -106,10 +106,10 @@ def test_large_arrays_are_datasets_not_attributes(tmp_path):
 def test_write_error_names_file_and_cause(tmp_path):
     a = ParticleAnalysis.failed("p", "", "", "x")
     target = tmp_path / "missing_dir" / "r.h5"
-    with pytest.raises(store.ResultsWriteError, match=r"missing_dir/r.h5: cannot write "
-                       r"results: .*(No such file|unable to (create|open))"):
+    with pytest.raises(OutputError, match=r"missing_dir/r.h5: cannot write: output folder "
+                       r".*missing_dir does not exist"):
         store.write_particle_file(target, a)
-    with pytest.raises(QrspecError, match=r"particle_id='\.\./x' is not a sanitised"):
+    with pytest.raises(QrspecError, match=r"particle_id='\.\./x' is not a valid particle id"):
         store.write_particle_file(tmp_path / "r.h5", ParticleAnalysis.failed("../x", "", "", ""))
     assert list(tmp_path.iterdir()) == []
 
@@ -161,9 +161,9 @@ def test_refuses_path_particle_ids(good):
         s = f["summary"][()]
         s["particle_id"] = b"../../x"
         f["summary"][...] = s
-    with pytest.raises(QrspecError, match=r"particle_id='\.\./\.\./x' is not a sanitised id"):
+    with pytest.raises(QrspecError, match=r"particle_id='\.\./\.\./x' is not a valid"):
         store.read_results(good)
-    with pytest.raises(QrspecError, match=r"particle_id='/etc' is not a sanitised"):
+    with pytest.raises(QrspecError, match=r"particle_id='/etc' is not a valid particle id"):
         store.copy_particle_to_part(good, "/etc", good.with_name("x.h5"))
 
 
@@ -217,7 +217,7 @@ def test_model_tables_errors(tmp_path):
     path = write_model_table(tmp_path / "t.csv", {"n": [1.0, 2.0]}, {"a": 1})
     with pytest.raises(QrspecError, match=r"t\.csv exists; use --overwrite"):
         write_model_table(path, {"n": [1.0]}, {})
-    with pytest.raises(store.ResultsWriteError, match=r"nodir/t\.csv: cannot write table: "):
+    with pytest.raises(OutputError, match=r"nodir/t\.csv: cannot write: output folder"):
         write_model_table(tmp_path / "nodir" / "t.csv", {"n": [1.0]}, {})
     with pytest.raises(QrspecError, match=r"missing\.csv: cannot read the segments table"):
         read_segments_table(tmp_path / "missing.csv")
@@ -229,3 +229,22 @@ def test_model_tables_errors(tmp_path):
     ok.write_text("t_start_s,t_stop_s\n0,1\n1,2.5\n")
     assert read_segments_table(ok) == [{"t_start_s": 0.0, "t_stop_s": 1.0},
                                        {"t_start_s": 1.0, "t_stop_s": 2.5}]
+
+
+def test_analyze_never_replaces_its_input(tmp_path):
+    """Issue 16 item 2: ``qrspec analyze X.ptu -o X.ptu --overwrite`` is refused (by file
+    identity: a hard link to the input is refused too), and the input is untouched."""
+    import os
+    import shutil
+
+    from qrspec.cli import main
+
+    src = tmp_path / "p.ptu"
+    shutil.copy(ROOT / "data_samples" / "sim_neutral.ptu", src)
+    before = src.read_bytes()
+    link = tmp_path / "link.h5"
+    os.link(src, link)
+    for out in (src, link):
+        r = CliRunner().invoke(main, ["analyze", str(src), "-o", str(out), "--overwrite"])
+        assert r.exit_code == 1 and "refusing to replace an input with results" in r.output
+    assert src.read_bytes() == before

@@ -27,10 +27,9 @@ from pathlib import Path
 import h5py
 
 from qrspec.analysis.particle import ParticleAnalysis
-from qrspec.errors import QrspecError
+from qrspec.errors import OutputError, QrspecError
 from qrspec.io.files import sanitize_id, sha256_file
 from qrspec.store.hdf5 import (
-    ResultsWriteError,
     completed_particles,
     copy_particle_to_part,
     merge_results_from,
@@ -141,7 +140,7 @@ def write_part(part_path, res: ParticleAnalysis, config_json: str, item: Particl
 
     Raises
     ------
-    ResultsWriteError
+    OutputError
         Not even the failed record can be written (disk full, permissions): a batch-level
         problem, not the particle's.
     """
@@ -212,7 +211,7 @@ def _io_errors(output: Path):
     """
     try:
         yield
-    except (OSError, ResultsWriteError) as exc:
+    except (OSError, OutputError) as exc:
         what = getattr(exc, "strerror", None) or str(exc)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         raise QrspecError(f"{output}: cannot write results: {what}{where}. Results finished "
@@ -397,17 +396,10 @@ def _worker_init(parent_pid: int):
 
 
 def _remove_stale_partials(output: Path):
-    """Delete ``<output>.<pid>.partial`` files left by a killed batch (dead writer pid)."""
-    for p in output.parent.glob(output.name + ".*.partial"):
-        pid = p.name[len(output.name) + 1: -len(".partial")]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:  # the writer is dead: its partial file is garbage
-            p.unlink(missing_ok=True)
-        except OSError:  # alive (or not ours to probe): leave it
-            pass
+    """Delete temp files of ``output`` left by a killed batch (dead writer pid)."""
+    from qrspec.io.atomic import remove_stale_temps
+
+    remove_stale_temps(output)
 
 
 def _run_executor(executor, items, config_json, parts_dir: Path, finish, tick) -> None:

@@ -28,9 +28,13 @@ def analyze(file, output, overwrite, as_json, config):
     out = Path(output)
     if out.exists() and not overwrite:
         raise click.ClickException(f"{out}: exists; use --overwrite to replace it")
+    from qrspec.io.atomic import check_output_path
+
     try:
+        check_output_path(out, inputs=[file], overwrite=overwrite)  # before the work
         res = analyze_file(file, config)
-        write_particle_file(out, res)  # crash-safe: on error nothing (partial) is left behind
+        # crash-safe: on any error nothing (partial) is left and the input is never replaced
+        write_particle_file(out, res, inputs=[file], overwrite=overwrite)
     except QrspecError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

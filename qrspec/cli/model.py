@@ -49,13 +49,12 @@ def _build_config(config_path, **overrides):
 
 def _write_table(path, columns: dict, attrs: dict, overwrite: bool, group="model"):
     """CSV (by suffix .csv) or HDF5 (.h5/.hdf5) table (:func:`qrspec.store.write_model_table`)."""
-    from qrspec.errors import QrspecError
-    from qrspec.store.hdf5 import ResultsWriteError
+    from qrspec.errors import OutputError, QrspecError
     from qrspec.store.tables import write_model_table
 
     try:
         write_model_table(path, columns, attrs, group=group, overwrite=overwrite)
-    except ResultsWriteError as exc:
+    except OutputError as exc:
         raise click.ClickException(str(exc)) from None
     except QrspecError as exc:
         if "exists; use --overwrite" in str(exc):

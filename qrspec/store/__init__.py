@@ -13,7 +13,6 @@ _LAZY = {
     "merge_results": "qrspec.store.hdf5",
     "export_summary_csv": "qrspec.store.hdf5",
     "Results": "qrspec.store.hdf5",
-    "ResultsWriteError": "qrspec.store.hdf5",
     "SUMMARY_COLUMNS": "qrspec.store.summary",
     "summary_values": "qrspec.store.summary",
     "summary_row": "qrspec.store.summary",

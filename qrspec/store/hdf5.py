@@ -16,9 +16,9 @@ strings are attributes of the group, described by its ``units`` and ``descriptio
 (JSON); a nested result is a subgroup; a field that is None is absent. Units and descriptions
 come from :mod:`qrspec.store.schema`. NaN stands for an undefined value.
 
-Writing is crash-safe: ``<name>.<pid>.partial`` in the target folder, flushed and fsynced,
-reopened and checked, then renamed; on any error the partial file is removed and
-:class:`ResultsWriteError` names the file and the cause.
+Writing is crash-safe (:mod:`qrspec.io.atomic`): a temp file in the target folder, fsynced,
+reopened and read back, then renamed; on any error (disk full included) the temp file is
+removed and :class:`~qrspec.errors.OutputError` names the file and the cause.
 
 Reading is safe against crafted files: external links, soft links, external storage and virtual
 datasets are refused, sizes are checked against :data:`MAX_SUMMARY_ROWS` and
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from qrspec.analysis.particle import STAGES, ParticleAnalysis
-from qrspec.errors import QrspecError
+from qrspec.errors import OutputError, QrspecError
 from qrspec.store.schema import FIELD_DOCS, IDENTITY_DOCS
 from qrspec.store.summary import (
     SUMMARY_COLUMNS,
@@ -53,7 +53,7 @@ from qrspec.store.summary import (
 
 __all__ = ["write_particle_file", "merge_results", "merge_results_from", "read_results",
            "read_particle", "Results", "export_summary_csv", "copy_particle_to_part",
-           "completed_particles", "valid_particle_id", "ResultsWriteError", "FORMAT",
+           "completed_particles", "valid_particle_id", "FORMAT",
            "MODEL_FORMAT", "FORMAT_VERSION", "MAX_SUMMARY_ROWS", "MAX_DATASET_BYTES"]
 
 FORMAT = "qrspec-results"
@@ -65,55 +65,10 @@ _COMPRESS_BYTES = 1 << 16  # arrays above this are chunked and compressed
 _ATTR_STR_MAX = 1024  # longer strings are datasets (HDF5 object headers are capped at 64 KiB)
 
 
-class ResultsWriteError(QrspecError):
-    """A results file could not be written (the message names the file and the cause)."""
-
-
 def _version() -> str:
     from qrspec import __version__
 
     return __version__
-
-
-def _fsync_path(path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def atomic_h5(path, kind: str = FORMAT):
-    """Open ``<path>.<pid>.partial`` for writing; on success flush, fsync, reopen and check it,
-    then rename it to ``path``. Any error removes the partial file and raises
-    :class:`ResultsWriteError` naming ``path`` and the cause."""
-    import h5py
-
-    path = Path(path)
-    # the process id keeps two writers of the same file (e.g. an orphaned worker of a killed
-    # batch and the resumed batch) from truncating each other's partial file
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    try:
-        try:
-            with h5py.File(partial, "w") as f:
-                yield f
-            _fsync_path(partial)
-            with h5py.File(partial, "r") as f:  # verify: a readable file of the right kind
-                if _text(f.attrs.get("format")) != kind:
-                    raise OSError(f"written file does not read back as {kind}")
-            os.replace(partial, path)
-            try:
-                _fsync_path(path.parent, directory=True)
-            except OSError:  # not every file system syncs directories
-                pass
-        except (OSError, RuntimeError, ValueError, TypeError) as exc:
-            if isinstance(exc, QrspecError):
-                raise
-            raise ResultsWriteError(f"{path}: cannot write results: {_cause(exc)}") from exc
-    finally:
-        if partial.exists():
-            partial.unlink()
 
 
 def _cause(exc: BaseException) -> str:
@@ -124,6 +79,43 @@ def _cause(exc: BaseException) -> str:
 
 def _text(v) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else ("" if v is None else str(v))
+
+
+def _verify(kind: str):
+    """Verification of a written temp file: readable HDF5 of the right format, every dataset
+    read back (:func:`qrspec.io.atomic.verify_h5`)."""
+    def verify(tmp):
+        import h5py
+
+        from qrspec.io.atomic import verify_h5
+
+        verify_h5(tmp)
+        with h5py.File(tmp, "r") as f:
+            if _text(f.attrs.get("format")) != kind:
+                raise OSError(f"written file does not read back as {kind}")
+    return verify
+
+
+@contextmanager
+def atomic_h5(path, kind: str = FORMAT, *, inputs=(), overwrite: bool = True):
+    """Write an HDF5 file of format ``kind`` crash-safely (:func:`qrspec.io.atomic.atomic_h5`:
+    temp file in the target folder, fsync, verify, rename) and yield the open h5py file. Any
+    error, also one inside HDF5 (an attribute too large, a type h5py cannot store), is an
+    :class:`~qrspec.errors.OutputError` naming the file and the cause; nothing is left."""
+    from qrspec.io import atomic
+
+    path = Path(path)
+    try:
+        with atomic.atomic_h5(path, verify=_verify(kind), inputs=inputs,
+                              overwrite=overwrite) as out:
+            try:
+                yield out.file
+            except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+                if isinstance(exc, QrspecError):
+                    raise
+                raise OutputError(path, _cause(exc)) from exc
+    except OSError as exc:  # not turned into OutputError by atomic (e.g. raised by h5py)
+        raise OutputError(path, _cause(exc), exc.errno) from exc
 
 
 def _root_attrs(f, config_json: str, kind: str = FORMAT):
@@ -312,10 +304,14 @@ def _read_object(g, cls, where: str):
 
 # ------------------------------------------------------------------ safe reading
 def valid_particle_id(pid: str) -> bool:
-    """True when ``pid`` is a sanitised particle id (never a path, see ``sanitize_id``)."""
-    from qrspec.io.files import sanitize_id
+    """True when ``pid`` is a particle id ``sanitize_id`` could have made (never a path)."""
+    from qrspec.io.files import check_particle_id
 
-    return isinstance(pid, str) and bool(pid) and sanitize_id(pid) == pid
+    try:
+        check_particle_id(pid)
+    except QrspecError:
+        return False
+    return True
 
 
 def _check_links(g, where: str) -> None:
@@ -400,19 +396,17 @@ def _decode_struct(arr: np.ndarray) -> np.ndarray:
 
 
 def _particle_ids(path, summary: np.ndarray) -> list[str]:
-    ids = [_text(x) for x in summary["particle_id"]]
-    bad = [x for x in ids if not valid_particle_id(x)]
-    if bad:
-        raise QrspecError(f"{path}: particle_id={bad[0]!r} is not a sanitised id (ids are "
-                          "file and group names, never paths; refused)")
-    return ids
+    from qrspec.io.files import check_particle_id
+
+    return [check_particle_id(_text(x), str(path)) for x in summary["particle_id"]]
 
 
 def _read_particle_open(f, path, particle_id: str) -> ParticleAnalysis:
     import h5py
 
-    if not valid_particle_id(particle_id):
-        raise QrspecError(f"particle_id={particle_id!r} is not a sanitised particle id")
+    from qrspec.io.files import check_particle_id
+
+    check_particle_id(particle_id, str(path))
     parts = f.get("particles")
     if parts is None or particle_id not in parts:
         raise QrspecError(f"particle_id={particle_id!r} not in {path}")
@@ -440,7 +434,8 @@ def _read_particle_open(f, path, particle_id: str) -> ParticleAnalysis:
 
 
 # ------------------------------------------------------------------ public API
-def write_particle_file(path, analysis: ParticleAnalysis, config_json: str | None = None) -> Path:
+def write_particle_file(path, analysis: ParticleAnalysis, config_json: str | None = None, *,
+                        inputs=(), overwrite: bool = True) -> Path:
     """Write one particle's results as a standalone results file (crash-safe).
 
     Parameters
@@ -451,6 +446,10 @@ def write_particle_file(path, analysis: ParticleAnalysis, config_json: str | Non
         The particle.
     config_json : str, optional
         Configuration recorded at the root (default: the particle's own ``config_json``).
+    inputs : iterable of path
+        Files the output must never replace (e.g. the particle's TTTR file).
+    overwrite : bool
+        Replace an existing ``path``.
 
     Returns
     -------
@@ -458,14 +457,16 @@ def write_particle_file(path, analysis: ParticleAnalysis, config_json: str | Non
 
     Raises
     ------
-    ResultsWriteError
-        The file cannot be written (the message names it and the cause); nothing is left.
+    OutputError
+        The file cannot be written or is refused (the message names it and the cause);
+        nothing is left behind.
     """
-    if not valid_particle_id(analysis.particle_id):
-        raise QrspecError(f"particle_id={analysis.particle_id!r} is not a sanitised particle id")
+    from qrspec.io.files import check_particle_id
+
+    check_particle_id(analysis.particle_id)
     path = Path(path)
     rows = np.asarray([summary_row(analysis)], summary_dtype())
-    with atomic_h5(path) as f:
+    with atomic_h5(path, inputs=inputs, overwrite=overwrite) as f:
         _root_attrs(f, config_json if config_json is not None else analysis.config_json or "{}")
         _write_summary(f, rows)
         _write_particle_group(f.create_group(f"particles/{analysis.particle_id}"), analysis)
@@ -552,8 +553,9 @@ def copy_particle_to_part(results_path, particle_id: str, part_path) -> Path:
     -------
     Path
     """
-    if not valid_particle_id(particle_id):
-        raise QrspecError(f"particle_id={particle_id!r} is not a sanitised particle id")
+    from qrspec.io.files import check_particle_id
+
+    check_particle_id(particle_id, str(results_path))
     with _open_results(results_path) as src, atomic_h5(part_path) as f:
         for k, v in src.attrs.items():
             f.attrs[k] = v
@@ -699,25 +701,21 @@ def export_summary_csv(results_path, csv_path) -> Path:
     -------
     Path
     """
+    from qrspec.io.atomic import atomic_output
+
     res = read_results(results_path)
     csv_path = Path(csv_path)
-    partial = csv_path.with_name(csv_path.name + ".partial")
     try:
-        with open(partial, "w", newline="") as fh:
+        with atomic_output(csv_path, inputs=[results_path]) as tmp, \
+                open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
             names = res.summary.dtype.names
             w.writerow(names)
             for row in res.summary:
                 w.writerow([row[n].item() if hasattr(row[n], "item") else row[n]
                             for n in names])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(partial, csv_path)
-    except OSError as exc:
-        raise ResultsWriteError(f"{csv_path}: cannot write the CSV summary "
-                                f"({exc.strerror or exc})") from exc
-    finally:
-        if partial.exists():
-            partial.unlink()
+    except OutputError as exc:
+        raise OutputError(csv_path, f"cannot write the CSV summary ({exc.reason})",
+                          exc.errno) from exc
     return csv_path
 

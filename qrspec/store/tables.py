@@ -8,14 +8,13 @@ with a clear message. Both kinds are written crash-safely.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qrspec.errors import QrspecError
-from qrspec.store.hdf5 import MODEL_FORMAT, ResultsWriteError, _cause, _root_attrs, atomic_h5
+from qrspec.store.hdf5 import MODEL_FORMAT, _root_attrs, atomic_h5
 
 __all__ = ["Column", "write_model_table", "read_segments_table", "TABLE_SUFFIXES"]
 
@@ -64,7 +63,7 @@ def write_model_table(path, columns: dict, attrs: dict, *, group: str = "model",
     ------
     QrspecError
         Unknown suffix or the file exists without ``overwrite``.
-    ResultsWriteError
+    OutputError
         The file cannot be written (nothing is left behind).
     """
     path = Path(path)
@@ -75,21 +74,13 @@ def write_model_table(path, columns: dict, attrs: dict, *, group: str = "model",
         np.asarray(v), "ns" if k.endswith("_ns") else "1/ns" if k.endswith("_per_ns") else "1",
         k.replace("_", " ")) for k, v in columns.items()}
     if suffix == ".csv":
-        tmp = path.with_name(path.name + ".partial")
-        try:
-            names = list(cols)
-            data = np.column_stack([np.asarray(cols[k].data, float).ravel() for k in names])
-            header = "# " + json.dumps(attrs, sort_keys=True) + "\n" + ",".join(names)
-            with open(tmp, "w") as fh:
-                np.savetxt(fh, data, delimiter=",", header=header, comments="", fmt="%.10g")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise ResultsWriteError(f"{path}: cannot write table: {_cause(exc)}") from exc
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        from qrspec.io.atomic import atomic_output
+
+        names = list(cols)
+        data = np.column_stack([np.asarray(cols[k].data, float).ravel() for k in names])
+        header = "# " + json.dumps(attrs, sort_keys=True) + "\n" + ",".join(names)
+        with atomic_output(path) as tmp, open(tmp, "w") as fh:
+            np.savetxt(fh, data, delimiter=",", header=header, comments="", fmt="%.10g")
         return path
     with atomic_h5(path, kind=MODEL_FORMAT) as h5:
         _root_attrs(h5, json.dumps(attrs, sort_keys=True, default=str), kind=MODEL_FORMAT)
