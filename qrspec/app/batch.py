@@ -212,8 +212,11 @@ def _io_errors(output: Path):
     try:
         yield
     except (OSError, OutputError) as exc:
-        what = getattr(exc, "strerror", None) or str(exc)
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        if isinstance(exc, OutputError):  # the cause, and which file (a part file or output)
+            what, where = exc.reason, "" if exc.path == str(output) else f" ({exc.path})"
+        else:
+            what = exc.strerror or str(exc)
+            where = f" ({exc.filename})" if exc.filename else ""
         raise QrspecError(f"{output}: cannot write results: {what}{where}. Results finished "
                           f"so far are kept ({output.name} is unchanged, finished particles "
                           f"are in {output.name}.parts); fix the problem and rerun with "

@@ -705,17 +705,12 @@ def export_summary_csv(results_path, csv_path) -> Path:
 
     res = read_results(results_path)
     csv_path = Path(csv_path)
-    try:
-        with atomic_output(csv_path, inputs=[results_path]) as tmp, \
-                open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            names = res.summary.dtype.names
-            w.writerow(names)
-            for row in res.summary:
-                w.writerow([row[n].item() if hasattr(row[n], "item") else row[n]
-                            for n in names])
-    except OutputError as exc:
-        raise OutputError(csv_path, f"cannot write the CSV summary ({exc.reason})",
-                          exc.errno) from exc
+    with atomic_output(csv_path, inputs=[results_path]) as tmp, \
+            open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        names = res.summary.dtype.names
+        w.writerow(names)
+        for row in res.summary:
+            w.writerow([row[n].item() if hasattr(row[n], "item") else row[n] for n in names])
     return csv_path
 
