@@ -248,3 +248,15 @@ def test_analyze_never_replaces_its_input(tmp_path):
         r = CliRunner().invoke(main, ["analyze", str(src), "-o", str(out), "--overwrite"])
         assert r.exit_code == 1 and "refusing to replace an input with results" in r.output
     assert src.read_bytes() == before
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", ["pqsample_hh_v10_t3.ptu", "pqsample_hh_v20_t3.ptu"])
+def test_real_files_write_and_read_back(realdata, tmp_path, name):
+    """Issue 13 item 1: these real files could not be written (FLID edges as HDF5 attributes
+    above the 64 KiB header limit); now they are, and read back equal."""
+    a = analyze_file(realdata / name)
+    path = store.write_particle_file(tmp_path / "r.h5", a)
+    assert_same(a, store.read_particle(path))
+    # the arrays that broke the attribute limit (64 KiB: 8192 float64 values)
+    assert a.flid.count_edges.size + a.flid.delay_edges_ns.size > 8192
