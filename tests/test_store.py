@@ -260,3 +260,20 @@ def test_real_files_write_and_read_back(realdata, tmp_path, name):
     assert_same(a, store.read_particle(path))
     # the arrays that broke the attribute limit (64 KiB: 8192 float64 values)
     assert a.flid.count_edges.size + a.flid.delay_edges_ns.size > 8192
+
+
+def test_analyze_on_a_full_disk_is_a_clean_error(small_tmpfs, tmp_path):
+    """Issue 16 item 4: disk full while ``qrspec analyze`` writes its result: exit 1 with the
+    file and the cause, no traceback or segfault, nothing left on the disk."""
+    import subprocess
+    import sys
+
+    disk = small_tmpfs("256k")  # the sample's result is ~1 MB
+    out = disk / "r.h5"
+    r = subprocess.run([sys.executable, "-m", "qrspec", "analyze",
+                        str(ROOT / "data_samples" / "sim_neutral.ptu"), "-o", str(out)],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert f"{out}: cannot write: No space left on device" in r.stderr
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr
+    assert list(disk.iterdir()) == []
