@@ -96,11 +96,11 @@ def synthetic():
 
 
 def main(argv=None) -> int:
+    import logging
+
     from qrspec.io import read_tttr
     from qrspec.stats.correlation import g2
     from qrspec.stats.trace import intensity_trace
-
-    import logging
 
     logging.disable(logging.WARNING)  # per-file reader/offset warnings are not the subject here
     args = sys.argv[1:] if argv is None else argv
