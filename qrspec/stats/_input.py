@@ -65,10 +65,12 @@ def column_table(detectors) -> np.ndarray:
 
 
 def detectors_present(photons: Photons) -> np.ndarray:
-    """Sorted detectors with at least one photon in ``photons`` (O(N), no sort)."""
+    """Sorted detectors with at least one photon in ``photons`` (one O(N) kernel pass)."""
+    from qrspec.stats._kernels import trace as _kt
+
     if photons.size == 0:
         return np.zeros(0, np.int64)
-    return np.flatnonzero(np.bincount(photons.detectors, minlength=N_DET))
+    return np.flatnonzero(_kt.detectors_seen(photons.detectors, np.zeros(N_DET, np.bool_)))
 
 
 def gate_tables(photons: Photons, gate_ns, offsets_bins=None):

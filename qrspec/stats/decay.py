@@ -283,7 +283,7 @@ class DecayAccumulator:
             return
         present = detectors_present(photons)
         if self.detectors is not None:
-            present = np.intersect1d(present, self.detectors)
+            present = present[np.isin(present, self.detectors)]
         new = present[self._row[present] < 0]
         if new.size:
             n_old = self._raw.shape[0]
