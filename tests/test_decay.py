@@ -106,10 +106,10 @@ def test_kernels_py_func_match_compiled(rng):
     b = kh.nanotime_counts.py_func(ph.detectors, ph.nanotimes, row, np.zeros((2, P), np.int64))
     assert_array_equal(a, b)
     seg = (np.array([0, 50_000]), np.array([40_000, 120_000]), np.array([1, 0]))
-    shift = np.full(256, -1, np.int64)
-    shift[[0, 1]] = [3, 6000]
-    args = (ph.timestamps, ph.detectors, ph.nanotimes, shift, P, 7, *seg)
     n_out = -(-P // 7)
+    raw = np.arange(1 << 16)
+    bin_of = np.stack([((raw - o) % P) // 7 for o in (3, 6000)]).astype(np.int32)
+    args = (ph.timestamps, ph.detectors, ph.nanotimes, row, bin_of, *seg)
     a = kh.segment_aligned_counts(*args, np.zeros((2, n_out), np.int64),
                                   np.zeros(n_out, np.int64))
     b = kh.segment_aligned_counts.py_func(*args, np.zeros((2, n_out), np.int64),

@@ -667,13 +667,16 @@ def sliced_decays(photons, *, bin_width_s=None, intensity_ranges=None, levels=No
         r = -(-p // (MAX_SLICED_CELLS // n_slices))
     total = _make_decay(raw, dets, units, r * res_ns, offsets_ns)
     off = shift_to_grid(total.offsets_ns, res_ns) % p
-    shift = np.full(N_DET, -1, np.int64)
-    shift[dets] = off
+    row = np.full(N_DET, -1, np.int64)
+    row[dets] = np.arange(len(dets))
+    # output bin of every raw nanotime per detector: ((n - offset) mod L) // r, as a table
+    raw_bins = np.arange(_N_RAW, dtype=np.int64)
+    bin_of = np.stack([((raw_bins - o) % p) // r for o in off]).astype(np.int32)
     n_out = total.counts.size
     counts = np.zeros((n_slices, n_out), np.int64)
     rest = np.zeros(n_out, np.int64)
-    _kh.segment_aligned_counts(photons.timestamps, photons.detectors, photons.nanotimes, shift, p,
-                               r, np.ascontiguousarray(seg_lo, np.int64),
+    _kh.segment_aligned_counts(photons.timestamps, photons.detectors, photons.nanotimes, row,
+                               bin_of, np.ascontiguousarray(seg_lo, np.int64),
                                np.ascontiguousarray(seg_hi, np.int64),
                                np.ascontiguousarray(seg_label, np.int64), counts, rest)
     coarsened = None

@@ -43,18 +43,19 @@ def bin_delay_sums(timestamps, detectors, nanotimes, shift, period_bins, start, 
 
 
 @numba.njit(cache=True, nogil=True)
-def segment_aligned_counts(timestamps, detectors, nanotimes, shift, axis_bins, rebin, seg_lo,
-                           seg_hi, seg_label, counts, unassigned):
-    """Add photon i (shift[det] >= 0) to counts[seg_label[p], ((nt - shift[det]) mod axis_bins)
-    // rebin] if seg_lo[p] <= ts < seg_hi[p] for a segment p with a label >= 0 (sorted,
-    disjoint; ts sorted), else to unassigned[...] at the same bin."""
+def segment_aligned_counts(timestamps, detectors, nanotimes, row, bin_of, seg_lo, seg_hi,
+                           seg_label, counts, unassigned):
+    """Add photon i (row[det] >= 0) to counts[seg_label[p], bin_of[row[det], nanotime]] if
+    seg_lo[p] <= ts < seg_hi[p] for a segment p with a label >= 0 (sorted, disjoint; ts
+    sorted), else to unassigned[...] at the same bin (bin_of: the aligned, rebinned output
+    bin of each raw nanotime, one row per detector)."""
     n_seg = seg_lo.size
     p = 0
     for i in range(timestamps.size):
-        s = shift[detectors[i]]
-        if s < 0:
+        r = row[detectors[i]]
+        if r < 0:
             continue
-        b = ((np.int64(nanotimes[i]) - s) % axis_bins) // rebin
+        b = bin_of[r, nanotimes[i]]
         t = timestamps[i]
         while p < n_seg and seg_hi[p] <= t:
             p += 1
