@@ -122,7 +122,7 @@ def _full_particle(rng, pid="rod_full", group="doped", charging=True, g2_zero=(0
                           offsets_ns=np.zeros(2), period_ns=N_FINE * RES_NS, bin_ns=RES_NS,
                           delay_ns=0.0)
     (lag, c_raw), (_, c_gated) = _g2(rng, g2_zero[0], 400), _g2(rng, g2_zero[1], 400)
-    g2 = G2Result(detectors=(0, 1), delay_ns=0.0, gate_ns=3.0,
+    g2 = G2Result(detectors=(0, 1), delay_ns=0.0, gate_after_rise_ns=3.0,
                   raw=_g2_hist(lag, c_raw, g2_zero[0]),
                   gated=_g2_hist(lag, c_gated, g2_zero[1], (T0_NS + 3, PERIOD_NS)),
                   single_emitter=True, flags=())

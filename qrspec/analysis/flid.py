@@ -27,12 +27,15 @@ class Flid:
         Edges of the mean-delay axis.
     bin_width_s : float
         Trajectory bin width used.
+    flags : tuple of str
+        Flags of this stage (grids coarsened to fit their caps).
     """
 
     histogram: np.ndarray
     count_edges: np.ndarray
     delay_edges_ns: np.ndarray
     bin_width_s: float
+    flags: tuple[str, ...] = ()
 
 
 def measure_flid(photons: Photons, alignment: Alignment, config: AnalysisConfig) -> Flid:
@@ -56,4 +59,5 @@ def measure_flid(photons: Photons, alignment: Alignment, config: AnalysisConfig)
     fl = flid(photons, config.bin_width_s, detectors=config.detectors,
               offsets_ns=alignment.offsets_ns)
     return Flid(histogram=fl.histogram, count_edges=fl.count_edges,
-                delay_edges_ns=fl.delay_edges_ns, bin_width_s=float(fl.bin_width_s))
+                delay_edges_ns=fl.delay_edges_ns, bin_width_s=float(fl.bin_width_s),
+                flags=tuple(n for n in fl.coarsening_note.split("; ") if n))

@@ -57,7 +57,7 @@ def find_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig) 
     photons : Photons
         The particle's photons on the analysed detectors.
     alignment : Alignment
-        Detector offsets for the per-level decays.
+        Detector offsets for the per-level decays (T2 without nanotimes: no lifetimes).
     config : AnalysisConfig
         Uses ``cpa_alpha``, ``cpa_confidence``, ``max_levels``, ``min_decay_photons``,
         ``fit_method`` and ``detectors``.
@@ -81,7 +81,9 @@ def find_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig) 
         fit = fit_x(d, config.min_decay_photons, models=("mono",), method=config.fit_method)
         return fit.tau_ns, fit.tau_err_ns
 
-    labels = label_levels(clus, lifetimes=lifetime_of)
+    # T2 data without sync have no nanotimes: levels by intensity only (lifetimes NaN)
+    labels = label_levels(clus, lifetimes=lifetime_of if photons.is_t3 else
+                          np.full(clus.n_levels, np.nan))
     ci = np.column_stack([cp.ci_start_s, cp.ci_stop_s]) if cp.size else np.zeros((0, 2))
     return Levels(segments=labels.segments, change_points_s=cp.time_s, change_points_ci_s=ci,
                   cpa_alpha=float(config.cpa_alpha), cpa_confidence=float(config.cpa_confidence),
