@@ -20,6 +20,7 @@ import numpy as np
 
 from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.results import Dataset, ParticleResult
+from qrspec.charging.inverse import UNUSABLE_FLAGS
 from qrspec.errors import QrspecError
 from qrspec.photons import Photons
 
@@ -27,8 +28,8 @@ __all__ = ["analyze_file", "analyze_photons", "StateLifetimes"]
 
 logger = logging.getLogger(__name__)
 
-UNUSABLE_CHARGING_FLAGS = {"degenerate", "underdetermined", "auger_signal_small", "trap_like",
-                           "at_upper_bound", "poor_fit", "neutral_inconsistent", "no_xx_auger"}
+# the flags that keep a window out of the particle's values (defined with the model)
+UNUSABLE_CHARGING_FLAGS = UNUSABLE_FLAGS
 TAIL_START_NS = 0.3  # tail fits start this far after the rise: past the IRF peak (~0.1 ns)
 _NO_TAIL = ("tail fit start t0 + 0.3 ns = {:.4g} ns is past the end of the period (rise at "
             "the period end or a one-bin decay)")
@@ -325,10 +326,11 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                     source_sha256: str = "") -> ParticleResult:
     """Run the full pipeline on decoded photons (see :func:`analyze_file`)."""
     from qrspec.charging import (
-        ChargedSegment,
-        ChargeModelConfig,
+        ChargedObservation,
         NeutralReference,
         charging_trajectory,
+        combine_windows,
+        neutral_rates,
     )
     from qrspec.fitting.g2_analysis import single_emitter_verdict
     from qrspec.levels import cluster_levels, find_change_points, label_levels
@@ -499,40 +501,56 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     # ---- neutral reference and charging inversion
     cm = config.charge_model
     neutral = states.get("neutral")
-    tau_a_xx_neutral = math.nan
+    tau_a_xx_neutral = tau_a_xx_neutral_err = math.nan
+    tau_a_xx_neutral_lo = tau_a_xx_neutral_hi = math.nan
     traj_rows, win_flags = [], []
     n_c_mean = n_c_err = tau_a_c = tau_a_c_err = math.nan
     tau_x_c = tau_xx_c = math.nan
-    neutral_ref = None
-    if neutral is not None and np.isfinite(neutral.tau_x_ns):
-        k_r = cm.qy_x0 / neutral.tau_x_ns
-        if np.isfinite(neutral.tau_xx_ns):
-            k_a = 1.0 / neutral.tau_xx_ns - cm.beta_xx * k_r
-            tau_a_xx_neutral = 1.0 / k_a if k_a > 0 else math.nan
-            if not k_a > 0:
-                flags.append("neutral tau_XX is not shorter than radiative 1/(beta_xx k_r): "
-                             "no neutral Auger rate")
+    particle = None
+    own_ref = None  # the particle's own neutral periods (tau_X0 and heralded tau_XX0)
+    if neutral is not None and np.all(np.isfinite([neutral.tau_x_ns, neutral.tau_x_err_ns,
+                                                   neutral.tau_xx_ns, neutral.tau_xx_err_ns])):
         try:
-            if cm.tau_a_xx0_ns is not None:
-                neutral_ref = NeutralReference(neutral.tau_x_ns, neutral.tau_x_err_ns,
-                                               tau_a_xx0_ns=cm.tau_a_xx0_ns, qy_x0=cm.qy_x0)
-            elif np.isfinite(neutral.tau_xx_ns) and np.isfinite(tau_a_xx_neutral):
-                neutral_ref = NeutralReference(neutral.tau_x_ns, neutral.tau_x_err_ns,
-                                               tau_xx0_ns=neutral.tau_xx_ns,
-                                               tau_xx0_err_ns=neutral.tau_xx_err_ns,
-                                               qy_x0=cm.qy_x0)
+            own_ref = NeutralReference.from_particle(neutral.tau_x_ns, neutral.tau_x_err_ns,
+                                                     neutral.tau_xx_ns, neutral.tau_xx_err_ns)
         except QrspecError as exc:
             flags.append(f"neutral reference unusable: {exc}")
+    if own_ref is not None:
+        own = neutral_rates(own_ref, cm)
+        tau_a_xx_neutral, tau_a_xx_neutral_err = own.tau_a_xx0_ns, own.tau_a_xx0_err_ns
+        tau_a_xx_neutral_lo, tau_a_xx_neutral_hi = own.tau_a_xx0_lo_ns, own.tau_a_xx0_hi_ns
+        if not own.consistent:
+            flags.append("neutral tau_XX is not shorter than radiative 1/(beta_xx k_r): "
+                         "no neutral Auger rate")
+            own_ref = None
+    # the reference the windows are inverted against: user values replace measured ones
+    neutral_ref = None
+    tau_x0 = (cm.tau_x0_ns, cm.tau_x0_err_ns) if cm.tau_x0_ns is not None else (
+        (neutral.tau_x_ns, neutral.tau_x_err_ns) if neutral is not None
+        and np.isfinite(neutral.tau_x_ns) and np.isfinite(neutral.tau_x_err_ns) else None)
+    try:
+        if cm.tau_a_xx0_ns is not None and tau_x0 is not None:
+            neutral_ref = NeutralReference(tau_x0[0], tau_x0[1], tau_a_xx0_ns=cm.tau_a_xx0_ns,
+                                           tau_a_xx0_err_ns=cm.tau_a_xx0_err_ns, source="user",
+                                           note="tau_x0 from " + ("the user" if cm.tau_x0_ns
+                                                                  is not None else "the particle"))
+        elif own_ref is not None and cm.tau_x0_ns is not None:
+            neutral_ref = NeutralReference(tau_x0[0], tau_x0[1], tau_xx0_ns=own_ref.tau_xx0_ns,
+                                           tau_xx0_err_ns=own_ref.tau_xx0_err_ns, source="user",
+                                           note="tau_xx0 from the particle")
+        else:
+            neutral_ref = own_ref
+    except QrspecError as exc:
+        flags.append(f"neutral reference unusable: {exc}")
     if neutral_ref is None and "charged" in states:
         flags.append("no usable neutral reference: n_c and tau_A not inverted")
 
     model = None
     if neutral_ref is not None and w_charged.size:
-        model = ChargeModelConfig(variant=cm.variant, eps=cm.eps, gamma=cm.gamma,
-                                  qy_x0=cm.qy_x0, beta_xminus=cm.beta_xminus,
-                                  beta_xx=cm.beta_xx, tau_x0_ns=neutral.tau_x_ns,
-                                  tau_a_xx0_ns=(cm.tau_a_xx0_ns if cm.tau_a_xx0_ns is not None
-                                                else tau_a_xx_neutral))
+        ref_rates = neutral_rates(neutral_ref, cm)
+        # the model as used, with the reference's neutral lifetimes (recorded in the results)
+        model = cm.charge_model().replace(tau_x0_ns=neutral_ref.tau_x0_ns,
+                                          tau_a_xx0_ns=ref_rates.tau_a_xx0_ns)
         segments, seg_meta = [], []
         windows = _charging_windows(segs, "charged", config.charging_window_s)
         for win in windows:
@@ -543,8 +561,9 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                 and st.tau_xx_err_ns > 0
             if not ok:
                 continue
-            segments.append(ChargedSegment(float(win[0, 0]), float(win[-1, 1]), st.tau_x_ns,
-                                           st.tau_x_err_ns, st.tau_xx_ns, st.tau_xx_err_ns))
+            segments.append(ChargedObservation(st.tau_x_ns, st.tau_x_err_ns, st.tau_xx_ns,
+                                               st.tau_xx_err_ns, t_start_s=float(win[0, 0]),
+                                               t_stop_s=float(win[-1, 1])))
             seg_meta.append((float(np.sum(win[:, 1] - win[:, 0])), st))
         n_windows = len(windows)
         if len(segments) < n_windows:
@@ -557,10 +576,8 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                                        n_starts=5 if cm.variant == "uncapped" else 0)
             w = np.asarray([m[0] for m in seg_meta])
             # windows whose n is only a bound or not identifiable stay in the table (with
-            # their flags) but not in the particle's mean
-            good = np.asarray([bool(f.success) and np.isfinite(f.n)
-                               and not (set(f.flags) & UNUSABLE_CHARGING_FLAGS)
-                               for f in traj.fits])
+            # their flags) but not in the particle's values
+            good = np.asarray([f.usable for f in traj.fits])
             for i, seg in enumerate(segments):
                 fit = traj.fits[i]
                 n_err = 0.5 * (traj.n_hi[i] - traj.n_lo[i]) \
@@ -572,15 +589,20 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                 if fit.flags:
                     flags.append(f"charging window {i}: {', '.join(fit.flags)}")
             if good.any():
+                idx = np.flatnonzero(good)
+                # one fit of all usable windows and the neutral reference: the windows share
+                # the reference's error (qrspec.charging.particle)
+                particle = combine_windows([segments[i] for i in idx], neutral_ref, model,
+                                           weights=w[idx], starts=traj.n[idx],
+                                           n_max=40.0)
+                if particle.flags:
+                    flags.append(f"particle charging: {', '.join(particle.flags)}")
+                n_c_mean = particle.n_mean
+                n_c_err = 0.5 * (particle.n_mean_hi - particle.n_mean_lo)
+                tau_a_c = particle.tau_a_xx_mean_ns
+                tau_a_c_err = 0.5 * (particle.tau_a_xx_mean_hi_ns
+                                     - particle.tau_a_xx_mean_lo_ns)
                 ww = w[good] / w[good].sum()
-                n_arr = np.asarray([r[2] for r in traj_rows])[good]
-                n_e = np.asarray([r[3] for r in traj_rows])[good]
-                n_c_mean = float(np.sum(ww * n_arr))
-                n_c_err = float(np.sqrt(np.sum((ww * n_e) ** 2)))
-                ta = np.asarray(traj.tau_a_xx_ns)[good]
-                ta_e = np.asarray(traj.tau_a_xx_err_ns)[good]
-                tau_a_c = float(np.sum(ww * ta))
-                tau_a_c_err = float(np.sqrt(np.sum((ww * ta_e) ** 2)))
                 tau_x_c = float(np.sum(ww * np.asarray([s.tau_x_ns for s in segments])[good]))
                 tau_xx_c = float(np.sum(ww * np.asarray([s.tau_xx_ns for s in segments])[good]))
     rows = np.asarray(traj_rows, float).reshape(-1, 9)
@@ -600,11 +622,18 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     ds["charging/flags"] = Dataset(np.asarray(win_flags, dtype="S200"), "",
                                    "identifiability / quality flags of each window's inversion")
     attrs["charging"] = {"model": model.to_json() if model is not None else "",
-                         "neutral_tau_x_ns": neutral.tau_x_ns if neutral else math.nan}
+                         "neutral_tau_x_ns": neutral.tau_x_ns if neutral else math.nan,
+                         "neutral_reference_source": (neutral_ref.source if neutral_ref
+                                                      is not None else ""),
+                         "neutral_reference_note": (neutral_ref.note if neutral_ref
+                                                    is not None else "")}
 
     def val(state, attr):
         s = states.get(state)
         return getattr(s, attr) if s is not None else math.nan
+
+    def part(attr):  # particle-level charging values (NaN without usable windows)
+        return getattr(particle, attr) if particle is not None else math.nan
 
     summary = {
         "n_photons": ph.size,
@@ -622,6 +651,10 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         "tau_xx_neutral_ns": val("neutral", "tau_xx_ns"),
         "tau_xx_neutral_err_ns": val("neutral", "tau_xx_err_ns"),
         "tau_a_xx_neutral_ns": tau_a_xx_neutral,
+        "tau_a_xx_neutral_err_ns": tau_a_xx_neutral_err,
+        "tau_a_xx_neutral_lo_ns": tau_a_xx_neutral_lo,
+        "tau_a_xx_neutral_hi_ns": tau_a_xx_neutral_hi,
+        "neutral_reference_source": neutral_ref.source if neutral_ref is not None else "",
         "tau_xx_neutral_gate_scan_ns": xx3["gate_scan"][0],
         "tau_xx_neutral_gate_scan_err_ns": xx3["gate_scan"][1],
         "tau_xx_neutral_cascade_ns": xx3["cascade"][0],
@@ -633,6 +666,13 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         "n_c_err": n_c_err,
         "tau_a_xx_charged_ns": tau_a_c,
         "tau_a_xx_charged_err_ns": tau_a_c_err,
+        "n_c_lo": part("n_mean_lo"),
+        "n_c_hi": part("n_mean_hi"),
+        "tau_a_xx_charged_lo_ns": part("tau_a_xx_mean_lo_ns"),
+        "tau_a_xx_charged_hi_ns": part("tau_a_xx_mean_hi_ns"),
+        "tau_a_xx_neutral_joint_ns": part("tau_a_xx0_ns"),
+        "tau_a_xx_neutral_joint_lo_ns": part("tau_a_xx0_lo_ns"),
+        "tau_a_xx_neutral_joint_hi_ns": part("tau_a_xx0_hi_ns"),
         "n_levels": int(labels.label.size),
         "n_change_points": int(cp.size),
         "analysis_s": time.perf_counter() - t_start,
