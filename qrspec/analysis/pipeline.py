@@ -520,9 +520,12 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         tau_a_xx_neutral, tau_a_xx_neutral_err = own.tau_a_xx0_ns, own.tau_a_xx0_err_ns
         tau_a_xx_neutral_lo, tau_a_xx_neutral_hi = own.tau_a_xx0_lo_ns, own.tau_a_xx0_hi_ns
         if not own.consistent:
-            flags.append("neutral tau_XX is not shorter than radiative 1/(beta_xx k_r): "
-                         "no neutral Auger rate")
+            flags.append("neutral tau_XX is significantly longer than radiative "
+                         "1/(beta_xx k_r): no neutral Auger rate")
             own_ref = None
+        elif not own.k_a_xx0_per_ns > 0:
+            flags.append("neutral Auger rate consistent with 0 (tau_A,XX0 open above): the "
+                         "charging windows decide it")
     # the reference the windows are inverted against: user values replace measured ones
     neutral_ref = None
     tau_x0 = (cm.tau_x0_ns, cm.tau_x0_err_ns) if cm.tau_x0_ns is not None else (
@@ -548,9 +551,11 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     model = None
     if neutral_ref is not None and w_charged.size:
         ref_rates = neutral_rates(neutral_ref, cm)
-        # the model as used, with the reference's neutral lifetimes (recorded in the results)
-        model = cm.charge_model().replace(tau_x0_ns=neutral_ref.tau_x0_ns,
-                                          tau_a_xx0_ns=ref_rates.tau_a_xx0_ns)
+        # the model as used, with the reference's neutral lifetimes (recorded in the results;
+        # the fit takes them from neutral_ref)
+        model = cm.charge_model().replace(
+            tau_x0_ns=neutral_ref.tau_x0_ns,
+            tau_a_xx0_ns=ref_rates.tau_a_xx0_ns if ref_rates.k_a_xx0_per_ns > 0 else None)
         segments, seg_meta = [], []
         windows = _charging_windows(segs, "charged", config.charging_window_s)
         for win in windows:

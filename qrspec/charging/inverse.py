@@ -38,7 +38,9 @@ eps*n is identifiable -> n is NaN and ``extras['eps_n']`` holds the product),
 ``multiple_solutions``,
 ``at_lower_bound`` / ``at_upper_bound`` (one-sided interval), ``poor_fit`` (chi^2 p < 0.01),
 ``no_dof`` (exactly determined: no goodness of fit; with chi^2 > 3.84 also ``poor_fit``: no
-solution inside the bounds), ``<param>_at_bound``, ``neutral_inconsistent`` (k_A,XX <= 0),
+solution inside the bounds), ``<param>_at_bound``, ``neutral_inconsistent`` (the neutral
+k_A,XX = 1/tau_XX0 - beta_xx k_r is more than 2 sigma below 0; a smaller excursion below 0 is
+noise, and the fit then starts at k_A,XX = sigma and lets the windows decide),
 ``no_xx_auger`` (1/tau_XX^c <= beta_xx k_r: no charged Auger rate). Measured false-alarm rates
 are in docs/charging_model.md.
 
@@ -68,7 +70,7 @@ import numpy as np
 
 from qrspec.charging.config import ChargeModelConfig
 from qrspec.charging.forward import _rates_of, _state_rates
-from qrspec.charging.neutral import NeutralReference, _rates_and_jacobian
+from qrspec.charging.neutral import NeutralReference, neutral_rates
 from qrspec.errors import QrspecError
 
 __all__ = ["ChargedObservation", "ChargingFit", "infer_charging", "capped_closed_form",
@@ -253,7 +255,7 @@ class _Problem:
     """
 
     def __init__(self, config: ChargeModelConfig, neutral: NeutralReference, windows, free,
-                 n_max):
+                 n_max, gamma_lifetimes: bool = True):
         self.config = config
         self.positive = config.sign == "positive"
         self.neutral = neutral
@@ -267,9 +269,14 @@ class _Problem:
             beta = float(np.clip(neutral.g2_0 * neutral.tau_x0_ns / neutral.tau_xx0_ns,
                                  *_BOUNDS["beta_xx"]))
         self.beta0 = beta
-        k_r0, k_nr0, k_axx0, _ = _rates_and_jacobian(neutral.tau_x0_ns, neutral.second_ns,
-                                                     neutral.second_kind, config, beta)
-        self.k_r0, self.k_nr0, self.k_axx0 = k_r0, k_nr0, k_axx0
+        rates = neutral_rates(neutral, config, beta_xx=beta)
+        # the neutral data alone exclude k_A,XX0 > 0 only when it lies 2 sigma below 0; a
+        # smaller or negative estimate is noise (a few hundred pairs: sigma ~ 30 % of k_A)
+        self.neutral_consistent = rates.consistent
+        self.k_axx0_measured = k_axx0 = rates.k_a_xx0_per_ns
+        k_axx0 = max(k_axx0, rates.k_a_xx0_err_per_ns)  # start (or fixed value): positive
+        k_r0 = rates.k_r_per_ns
+        self.k_r0, self.k_nr0, self.k_axx0 = k_r0, rates.k_nr0_per_ns, k_axx0
         self.eps0 = config.eps_effective
         self.n_names = ["n"] if self.W == 1 else [f"n{i}" for i in range(self.W)]
         self.names = [*self.n_names, *free]
@@ -333,6 +340,18 @@ class _Problem:
         self.window_of_row = np.array(wi, int)
         self.kinds = [*nk, *wk]
         self.n_obs = len(self.kinds)
+        # lifetimes: the exact likelihood of an exponential MLE from N_eff = (tau/sigma)^2
+        # arrivals (Gamma), as signed-root deviance residuals; a correlated neutral block
+        # (pooled reference) stays Gaussian
+        lifetimes = ("tau_x0", "tau_xx0", "tau_a_xx0", "tau_x", "tau_xx")
+        self.window_gamma = np.isin(self.window_kinds, lifetimes) if gamma_lifetimes \
+            else np.zeros(self.window_vals.size, bool)
+        self.window_n_eff = (self.window_vals / self.window_errs) ** 2
+        if len(nk) and neutral.corr == 0:
+            self.neutral_gamma = np.isin(np.array(nk), lifetimes) & gamma_lifetimes
+            self.neutral_n_eff = (self.neutral_vals / self.neutral_errs) ** 2
+        else:
+            self.neutral_gamma = None
         self.obs_errs = np.concatenate([self.neutral_errs, self.window_errs])
 
     def with_observations(self, neutral_vals, window_vals) -> _Problem:
@@ -385,14 +404,40 @@ class _Problem:
 
     def residuals(self, theta):
         pn, pw, _, _ = self.predict(theta)
-        rn = np.linalg.solve(self.neutral_chol, pn - self.neutral_vals) if pn.size else pn
-        return np.concatenate([rn, (pw - self.window_vals) / self.window_errs])
+        if self.neutral_gamma is None:  # correlated neutral block: whitened Gaussian
+            rn = np.linalg.solve(self.neutral_chol, pn - self.neutral_vals) if pn.size else pn
+        else:
+            rn = (pn - self.neutral_vals) / self.neutral_errs
+            g = self.neutral_gamma
+            rn[g] = _gamma_residual(pn[g], self.neutral_vals[g], self.neutral_n_eff[g])
+        rw = (pw - self.window_vals) / self.window_errs
+        g = self.window_gamma
+        rw[g] = _gamma_residual(pw[g], self.window_vals[g], self.window_n_eff[g])
+        return np.concatenate([rn, rw])
 
     def tau_a(self, theta):
         """tau_A,XX^{nc-} = 1/k_A(XX^{n-}) of every window (inf when k_A <= 0)."""
         _, _, _, ka2 = self.predict(theta)
         with np.errstate(divide="ignore"):
             return np.where(ka2 > 0, 1.0 / np.maximum(ka2, 1e-300), np.inf)
+
+    def tau_a_mean_grad(self, theta, weights):
+        """Gradient of ``weights @ tau_a(theta)``: all n perturbed at once (tau_a of window i
+        depends on n_i only), central differences, one-sided at the bounds."""
+        theta = np.asarray(theta, float)
+        grad = np.zeros(theta.size)
+        groups = [np.arange(self.W)] + [np.array([j]) for j in range(self.W, theta.size)]
+        for g in groups:
+            h = 1e-5 * np.maximum(np.abs(theta[g]), 1e-3)
+            tp, tm = theta.copy(), theta.copy()
+            tp[g] = np.minimum(theta[g] + h, self.hi[g])
+            tm[g] = np.maximum(theta[g] - h, self.lo[g])
+            d = weights * (self.tau_a(tp) - self.tau_a(tm))
+            if g[0] < self.W:
+                grad[g] = d / (tp[g] - tm[g])
+            else:
+                grad[g[0]] = d.sum() / (tp[g[0]] - tm[g[0]])
+        return grad
 
     def k_a_xx0(self, theta):
         return float(self.values(theta)["k_a_xx0"])
@@ -418,6 +463,20 @@ class _Problem:
                 w = self.window_of_row
                 jac[rows_w, w] = diff[rows_w] / den[w]
         return jac
+
+
+def _gamma_residual(model, observed, n_eff):
+    """Signed root of the Gamma deviance of an exponential-lifetime MLE.
+
+    ``observed`` is the MLE of N = ``n_eff`` arrivals; ``-2 ln L(model)`` relative to its
+    maximum is ``2 N (x - 1 - ln x)``, ``x = observed/model``. The sign is that of
+    ``model - observed``; near the minimum the residual is ``(model - observed)/(model/sqrt N)``,
+    a Gaussian whose width follows the model (not the noisy estimate, which would give the
+    shorter estimates more weight and bias the fit).
+    """
+    u = observed / model - 1.0
+    dev = np.maximum(u - np.log1p(u), 0.0)
+    return np.sign(-u) * np.sqrt(2.0 * n_eff * dev)
 
 
 def _lsq(problem, x0, fix_n=None, penalty=None):
@@ -612,10 +671,11 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
                 tau_a_xx_boot_hi_ns=nan, tau_a_xx_direct_ns=nan, tau_a_xx_direct_err_ns=nan,
                 free_params={}, chi2=nan, dof=0, p_value=nan, variant=config.variant)
 
-    if problem.k_axx0 <= 0:
+    if not problem.neutral_consistent:
         return ChargingFit(**base, flags=("neutral_inconsistent",), success=False,
-                           message=f"neutral k_A,XX = {problem.k_axx0:.4g} /ns <= 0: tau_xx0_ns "
-                                   f"is not shorter than the radiative 1/(beta_xx k_r)")
+                           message=f"neutral k_A,XX = {problem.k_axx0_measured:.4g} /ns is "
+                                   "significantly <= 0: tau_xx0_ns is not shorter than the "
+                                   "radiative 1/(beta_xx k_r)")
     n_obs, n_par = problem.n_obs, len(problem.names)
     dof = n_obs - n_par
     if dof < 0:

@@ -162,8 +162,13 @@ class NeutralRates:
         when the relative error of k_A,XX0 is large: use the interval below.
     tau_a_xx0_lo_ns, tau_a_xx0_hi_ns : float
         68 % interval 1/(k + sigma_k), 1/(k - sigma_k); ``hi`` is inf when k - sigma_k <= 0.
+    k_a_xx0_err_per_ns : float
+        Its delta-method error.
     consistent : bool
-        k_A,XX0 > 0 (otherwise tau_XX0 is not shorter than the radiative 1/(beta_XX k_r)).
+        The data do not exclude k_A,XX0 > 0: k_A,XX0 + 2 sigma > 0 (k_A,XX0 > 0 when exact).
+        Otherwise tau_XX0 is significantly longer than the radiative 1/(beta_XX k_r). A
+        consistent reference with k_A,XX0 <= 0 has no tau_A,XX0 (NaN, interval open above) but
+        can still be inverted: the fit of the windows decides k_A,XX0.
     source : str
         The reference's source.
     """
@@ -171,6 +176,7 @@ class NeutralRates:
     k_r_per_ns: float
     k_nr0_per_ns: float
     k_a_xx0_per_ns: float
+    k_a_xx0_err_per_ns: float
     cov_per_ns2: np.ndarray
     tau_a_xx0_ns: float
     tau_a_xx0_err_ns: float
@@ -199,7 +205,8 @@ def _rates_and_jacobian(tau_x0, second, kind, config: ChargeModelConfig, beta_xx
     return k_r, k_nr0, k_a, jac
 
 
-def neutral_rates(neutral: NeutralReference, config: ChargeModelConfig) -> NeutralRates:
+def neutral_rates(neutral: NeutralReference, config: ChargeModelConfig, *,
+                  beta_xx: float | None = None) -> NeutralRates:
     """k_r, k_nr0 and k_A,XX0 of a neutral reference under a model, with their covariance.
 
     The one implementation of the neutral calibration of methods.md §1.6 (QY_X0 < 1 and
@@ -211,6 +218,8 @@ def neutral_rates(neutral: NeutralReference, config: ChargeModelConfig) -> Neutr
     config : ChargeModelConfig
         Supplies ``qy_x0``, ``beta_xx`` and ``knr_all_states`` (its own neutral lifetimes are
         not used).
+    beta_xx : float, optional
+        A per-particle biexciton radiative scaling replacing ``config.beta_xx``.
 
     Returns
     -------
@@ -221,18 +230,18 @@ def neutral_rates(neutral: NeutralReference, config: ChargeModelConfig) -> Neutr
     if not isinstance(config, ChargeModelConfig):
         raise QrspecError(f"config={config!r} must be a ChargeModelConfig")
     k_r, k_nr0, k_a, jac = _rates_and_jacobian(neutral.tau_x0_ns, neutral.second_ns,
-                                               neutral.second_kind, config)
+                                               neutral.second_kind, config, beta_xx)
     cov = jac @ neutral.cov_ns2 @ jac.T
     s_k = math.sqrt(max(cov[1, 1], 0.0))
     ok = k_a > 0
     nan = math.nan
-    tau_a = 1.0 / k_a if ok else nan
     return NeutralRates(
-        k_r_per_ns=k_r, k_nr0_per_ns=k_nr0, k_a_xx0_per_ns=k_a, cov_per_ns2=cov,
-        tau_a_xx0_ns=tau_a, tau_a_xx0_err_ns=s_k / k_a**2 if ok else nan,
+        k_r_per_ns=k_r, k_nr0_per_ns=k_nr0, k_a_xx0_per_ns=k_a, k_a_xx0_err_per_ns=s_k,
+        cov_per_ns2=cov, tau_a_xx0_ns=1.0 / k_a if ok else nan,
+        tau_a_xx0_err_ns=s_k / k_a**2 if ok else nan,
         tau_a_xx0_lo_ns=1.0 / (k_a + s_k) if k_a + s_k > 0 else nan,
-        tau_a_xx0_hi_ns=(1.0 / (k_a - s_k) if k_a - s_k > 0 else math.inf) if ok else nan,
-        consistent=bool(ok), source=neutral.source)
+        tau_a_xx0_hi_ns=1.0 / (k_a - s_k) if k_a - s_k > 0 else math.inf,
+        consistent=bool(k_a + 2.0 * s_k > 0 if s_k > 0 else ok), source=neutral.source)
 
 
 def pool_neutral_references(references, config: ChargeModelConfig, *, min_particles: int = 3,

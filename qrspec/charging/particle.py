@@ -163,7 +163,7 @@ def _profile_edges(problem, theta, chi2_min, func, value, sigma, bounds, level=1
             b = min(max(b, bounds[0]), bounds[1])
             fb = prof(b)
             if fb >= 0:
-                edge = brentq(prof, min(a, b), max(a, b), xtol=1e-3 * sigma) if fa < 0 else b
+                edge = brentq(prof, min(a, b), max(a, b), xtol=1e-2 * sigma) if fa < 0 else b
                 break
             if b in bounds:
                 edge = b
@@ -228,9 +228,10 @@ def combine_windows(windows: Sequence[ChargedObservation], neutral: NeutralRefer
                 n=empty, n_err=empty, tau_a_xx_ns=empty, tau_a_xx_err_ns=empty, weights=wts,
                 neutral_source=neutral.source)
     problem = _Problem(config, neutral, windows, free, n_max)
-    if problem.k_axx0 <= 0:
+    if not problem.neutral_consistent:
         return ParticleCharging(**base, flags=("neutral_inconsistent",), success=False,
-                                message=f"neutral k_A,XX = {problem.k_axx0:.4g} /ns <= 0")
+                                message=f"neutral k_A,XX = {problem.k_axx0_measured:.4g} /ns is "
+                                        "significantly <= 0")
     n_par = len(problem.names)
     dof = problem.n_obs - n_par
     if dof < 0:
@@ -265,8 +266,7 @@ def combine_windows(windows: Sequence[ChargedObservation], neutral: NeutralRefer
         return float(wts @ t[:W]), g
 
     def tau_mean(t):
-        v = float(wts @ problem.tau_a(t))
-        return v, _scalar_jac(problem, t, lambda u: wts @ problem.tau_a(u)).ravel()
+        return float(wts @ problem.tau_a(t)), problem.tau_a_mean_grad(t, wts)
 
     has_ka = "k_a_xx0" in problem.names
     j_ka = problem.names.index("k_a_xx0") if has_ka else None
