@@ -313,3 +313,41 @@ def test_issue_15_qy_0p7_pipeline_on_a_simulated_rod(tmp_path, knr_all_states):
         assert est - 2 * (est - lo) <= truth <= est + 2 * (hi - est), (key, lo, est, hi)
     assert s["tau_a_xx_charged_err_ns"] == pytest.approx(
         0.5 * (s["tau_a_xx_charged_hi_ns"] - s["tau_a_xx_charged_lo_ns"]))
+
+
+def test_parameter_set_type_errors():
+    from qrspec.simulate import EmitterConfig, SimulationConfig
+
+    ref = NeutralReference(4.5, tau_a_xx0_ns=13.9)
+    with pytest.raises(QrspecError, match=r"neutral=1 must be a NeutralReference"):
+        neutral_rates(1, ChargeModelConfig())
+    with pytest.raises(QrspecError, match=r"config='capped' must be a ChargeModelConfig"):
+        neutral_rates(ref, "capped")
+    with pytest.raises(QrspecError, match=r"emitter=3 must be a JSON object / dict"):
+        EmitterConfig.from_dict(3)
+    with pytest.raises(QrspecError, match=r"emitter=\[1\] must be a JSON object / dict"):
+        SimulationConfig.from_dict({"emitter": [1]})
+    with pytest.raises(QrspecError, match=r"n_max=2.5 must be an integer >= 0"):
+        EmitterConfig().state_table(2.5)
+
+
+def test_cli_neutral_reference_options(tmp_path):
+    # the analysis CLI exposes the user's neutral reference and knr_all_states; the JSON row
+    # records the source of the reference
+    import json
+
+    from click.testing import CliRunner
+
+    from qrspec.cli import main
+
+    out = tmp_path / "r.h5"
+    r = CliRunner().invoke(main, [
+        "analyze", str(ROOT / "data_samples" / "sim_mn_doped_blinking.ptu"), "-o", str(out),
+        "--json", "--gamma", "2.39", "--tau-a-xx0-ns", "13.9", "--tau-a-xx0-err-ns", "1.0",
+        "--qy-x0", "0.9", "--knr-all-states", "true"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output.strip().splitlines()[-1])
+    assert row["neutral_reference_source"] == "user"
+    r = CliRunner().invoke(main, ["analyze", "x.ptu", "-o", str(out), "--tau-x0-err-ns", "-1"])
+    assert r.exit_code != 0 and "charge_model.tau_x0_err_ns=-1.0 must be a finite number" \
+        in r.output
