@@ -589,7 +589,8 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                     if np.isfinite(traj.n_hi[i] - traj.n_lo[i]) else fit.n_err_delta
                 traj_rows.append((seg.t_start_s, seg.t_stop_s, traj.n[i], n_err,
                                   traj.tau_a_xx_ns[i], traj.tau_a_xx_err_ns[i], seg.tau_x_ns,
-                                  seg.tau_xx_ns, seg_meta[i][1].n_photons))
+                                  seg.tau_xx_ns, seg_meta[i][1].n_photons, seg.tau_x_err_ns,
+                                  seg.tau_xx_err_ns, float(good[i])))
                 win_flags.append(",".join(fit.flags))
                 if fit.flags:
                     flags.append(f"charging window {i}: {', '.join(fit.flags)}")
@@ -610,7 +611,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                 ww = w[good] / w[good].sum()
                 tau_x_c = float(np.sum(ww * np.asarray([s.tau_x_ns for s in segments])[good]))
                 tau_xx_c = float(np.sum(ww * np.asarray([s.tau_xx_ns for s in segments])[good]))
-    rows = np.asarray(traj_rows, float).reshape(-1, 9)
+    rows = np.asarray(traj_rows, float).reshape(-1, 12)
     for j, (col, unit, desc) in enumerate([
         ("t_start_s", "s", "window start"), ("t_stop_s", "s", "window stop"),
         ("n_c", "", "charging number"), ("n_c_err", "", "68 % half-width of n_c"),
@@ -619,6 +620,11 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         ("tau_x_ns", "ns", "charged exciton lifetime"),
         ("tau_xx_ns", "ns", "charged biexciton lifetime (heralded)"),
         ("n_photons", "counts", "photons in the window"),
+        # with these a second pass (e.g. a group's pooled neutral reference) can re-invert
+        # the windows from the results file alone
+        ("tau_x_err_ns", "ns", "error of tau_x_ns"),
+        ("tau_xx_err_ns", "ns", "error of tau_xx_ns"),
+        ("usable", "", "1: the window enters the particle values (ChargingFit.usable)"),
     ]):
         ds[f"charging/{col}"] = Dataset(rows[:, j], unit, desc)
     attrs["tau_xx_methods"] = {"run": xx3["run"], "reason": xx3["reason"],
