@@ -420,7 +420,8 @@ for _c in ("tau_a_xx_neutral_ns", "tau_a_xx_neutral_err_ns", "tau_a_xx_neutral_l
                     r"neutral: .*tau_X|no neutral period")
 CHARGED = (r"no charged period|no usable neutral reference|charging window|charged: |"
            r"particle charging: ")
-for _c in ("tau_x_charged_ns", "tau_xx_charged_ns", "n_c_mean", "n_c_err", "n_c_lo", "n_c_hi",
+for _c in ("tau_x_charged_ns", "tau_xx_charged_ns", "tau_x_charged_err_ns",
+           "tau_xx_charged_err_ns", "n_c_mean", "n_c_err", "n_c_lo", "n_c_hi",
            "tau_a_xx_charged_ns", "tau_a_xx_charged_err_ns", "tau_a_xx_charged_lo_ns",
            "tau_a_xx_charged_hi_ns", "tau_a_xx_neutral_joint_ns", "tau_a_xx_neutral_joint_lo_ns",
            "tau_a_xx_neutral_joint_hi_ns"):

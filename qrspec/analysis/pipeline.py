@@ -505,7 +505,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     tau_a_xx_neutral_lo = tau_a_xx_neutral_hi = math.nan
     traj_rows, win_flags = [], []
     n_c_mean = n_c_err = tau_a_c = tau_a_c_err = math.nan
-    tau_x_c = tau_xx_c = math.nan
+    tau_x_c = tau_xx_c = tau_x_c_err = tau_xx_c_err = math.nan
     particle = None
     own_ref = None  # the particle's own neutral periods (tau_X0 and heralded tau_XX0)
     if neutral is not None and np.all(np.isfinite([neutral.tau_x_ns, neutral.tau_x_err_ns,
@@ -609,8 +609,12 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
                 tau_a_c_err = 0.5 * (particle.tau_a_xx_mean_hi_ns
                                      - particle.tau_a_xx_mean_lo_ns)
                 ww = w[good] / w[good].sum()
-                tau_x_c = float(np.sum(ww * np.asarray([s.tau_x_ns for s in segments])[good]))
-                tau_xx_c = float(np.sum(ww * np.asarray([s.tau_xx_ns for s in segments])[good]))
+                # weighted means of independent windows' lifetimes (no shared reference)
+                lt = np.asarray([(s.tau_x_ns, s.tau_x_err_ns, s.tau_xx_ns, s.tau_xx_err_ns)
+                                 for s in segments])[good]
+                tau_x_c, tau_xx_c = float(ww @ lt[:, 0]), float(ww @ lt[:, 2])
+                tau_x_c_err = float(np.sqrt(np.sum((ww * lt[:, 1]) ** 2)))
+                tau_xx_c_err = float(np.sqrt(np.sum((ww * lt[:, 3]) ** 2)))
     rows = np.asarray(traj_rows, float).reshape(-1, 12)
     for j, (col, unit, desc) in enumerate([
         ("t_start_s", "s", "window start"), ("t_stop_s", "s", "window stop"),
@@ -672,7 +676,9 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         "tau_xx_neutral_cascade_err_ns": xx3["cascade"][1],
         "tau_xx_methods_p": xx3["p_value"],
         "tau_x_charged_ns": tau_x_c,
+        "tau_x_charged_err_ns": tau_x_c_err,
         "tau_xx_charged_ns": tau_xx_c,
+        "tau_xx_charged_err_ns": tau_xx_c_err,
         "n_c_mean": n_c_mean,
         "n_c_err": n_c_err,
         "tau_a_xx_charged_ns": tau_a_c,
