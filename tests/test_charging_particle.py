@@ -304,15 +304,16 @@ def test_issue_15_qy_0p7_pipeline_on_a_simulated_rod(tmp_path, knr_all_states):
     em = cfg.emitter
     told = ChargeModelParams(gamma=em.gamma, eps=em.eps, qy_x0=0.7,
                              knr_all_states=knr_all_states)
+    from qrspec.store.summary import summary_values
+
     res = analyze_file(path, AnalysisConfig(charge_model=told))
-    s = res.summary
+    s = summary_values(res)
     assert s["neutral_reference_source"] == "particle"
     # the charging table carries what a second pass needs to re-invert the windows
-    n_win = res.datasets["charging/n_c"].data.size
-    assert n_win >= 2 and res.datasets["charging/usable"].data.sum() >= 1
-    for key in ("tau_x_err_ns", "tau_xx_err_ns"):
-        assert res.datasets[f"charging/{key}"].data.shape == (n_win,)
-        assert np.all(res.datasets[f"charging/{key}"].data > 0)
+    win = res.charging.windows
+    assert win.n_c.size >= 2 and win.usable.sum() >= 1
+    for arr in (win.tau_x_err_ns, win.tau_xx_err_ns):
+        assert arr.shape == win.n_c.shape and np.all(arr > 0)
     for key, truth in (("n_c", 6.0), ("tau_a_xx_charged", 1.70), ("tau_a_xx_neutral", 13.9)):
         unit = "" if key == "n_c" else "_ns"
         est = s[key + ("_mean" if key == "n_c" else "") + unit]
