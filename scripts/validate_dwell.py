@@ -8,6 +8,7 @@ Sections (``--part`` selects; default all):
 ``censor``    alternating on/off renewal process watched through a finite window: the last
               stay as a survival term against dropping it (bias of alpha).
 ``models``    which law ``best_model`` picks for data drawn from each law.
+``nested``    false-alarm rates of the nested likelihood-ratio tests.
 ``memory``    AR(1) log-normal dwell sequences: coverage of r +- r_err.
 ``resolution`` change-point detection of isolated dark gaps / bright blips against their
               contrast photons (the table behind RESOLUTION_PHOTONS).
@@ -78,8 +79,8 @@ def part_coverage(rng, quick):
             q = p[:, 0]
             print(f"{alpha:4.1f}  {b[0]:4d}-{min(b[1], 9999):<5d} {q.size:6d}  "
                   f"{np.mean(np.abs(q) <= 1):7.3f}  {np.mean(np.abs(q) <= 2):7.3f}  "
-                  f"{np.median(q):+10.3f}  {np.std(q):8.3f}  {np.mean(np.abs(p[:, 1]) <= 1):11.3f}  "
-                  f"{np.median(p[:, 2]):9.2f}")
+                  f"{np.median(q):+10.3f}  {np.std(q):8.3f}  "
+                  f"{np.mean(np.abs(p[:, 1]) <= 1):11.3f}  {np.median(p[:, 2]):9.2f}")
     print(f"(MIN_EVENTS = {MIN_EVENTS})")
 
 
@@ -164,6 +165,37 @@ def _truncated(rng, n, alpha, t0, t1):
     u = rng.random(n)
     e = 1.0 - alpha
     return (t0**e + u * (t1**e - t0**e)) ** (1.0 / e)
+
+
+def part_nested(rng, quick):
+    from qrspec.levels.dwell_laws import (
+        compare_laws,
+        fit_cutoff_power_law,
+        fit_exponential,
+        fit_power_law,
+        fit_truncated_power_law,
+    )
+
+    print("\n== false alarms of the nested tests (p < 0.1; data from the smaller model) ==")
+    reps = 100 if quick else 300
+    print("truth          param  n    cutoff>power_law  truncated>power_law  cutoff>exponential")
+    for alpha in (1.3, 1.6, 2.0, 2.5, 3.5):
+        for n in (50, 300):
+            hits = np.zeros(2)
+            for _ in range(reps):
+                x = power_law(rng, n, alpha, 0.01)
+                pl = fit_power_law(x, 0.01)
+                hits += [compare_laws(fit_cutoff_power_law(x, 0.01), pl).p_value < 0.1,
+                         compare_laws(fit_truncated_power_law(x, 0.01), pl).p_value < 0.1]
+            print(f"power_law  alpha={alpha:3.1f}  {n:4d}  {hits[0] / reps:16.3f}  "
+                  f"{hits[1] / reps:19.3f}")
+    for n in (50, 300):
+        hits = 0
+        for _ in range(reps):
+            x = 0.01 + rng.exponential(0.1, n)
+            hits += compare_laws(fit_cutoff_power_law(x, 0.01),
+                                 fit_exponential(x, 0.01)).p_value < 0.1
+        print(f"exponential  mean=0.1  {n:4d}  {'':16s}  {'':19s}  {hits / reps:18.3f}")
 
 
 # ------------------------------------------------------------------------------ memory
@@ -279,7 +311,7 @@ def part_e2e(rng, quick):
                                  (1.6, 1.6, 0.001, 60.0)):
         rows = []
         t = time.perf_counter()
-        for i in range(n):
+        for _ in range(n):
             sim = simulate_particle(blinking_config(a_on, a_off, t0, 1e4, dur),
                                     seed=int(rng.integers(1 << 31)))
             st = analyse_blinking(sim)
@@ -299,6 +331,7 @@ def part_e2e(rng, quick):
 
 
 PARTS = {"coverage": part_coverage, "censor": part_censor, "models": part_models,
+         "nested": part_nested,
          "memory": part_memory, "resolution": part_resolution, "e2e": part_e2e}
 
 
