@@ -53,9 +53,10 @@ from qrspec.errors import QrspecError
 from qrspec.levels.dwell_laws import MODELS, DwellLaw, fit_dwell_law
 from qrspec.levels.segments import Segments
 
-__all__ = ["DwellSequence", "MemoryCorrelation", "BlinkingStatistics", "dwell_sequence",
-           "blinking_statistics", "memory_correlation", "pooled_dwell_law",
-           "dwell_time_resolution_s", "level_dwell_laws", "RESOLUTION_PHOTONS", "MIN_EVENTS"]
+__all__ = ["DwellSequence", "MemoryCorrelation", "BlinkingStatistics", "DwellCurve",
+           "dwell_sequence", "blinking_statistics", "memory_correlation", "pooled_dwell_law",
+           "dwell_time_resolution_s", "level_dwell_laws", "dwell_curve", "kaplan_meier",
+           "RESOLUTION_PHOTONS", "MIN_EVENTS"]
 
 #: contrast photons ``(I_high - I_low) t`` of the shortest stay trusted (see module docstring)
 RESOLUTION_PHOTONS = 300.0
@@ -395,3 +396,76 @@ def pooled_dwell_law(particles: Sequence[BlinkingStatistics], *, state: str = "o
     comp, cens = zip(*(p.sequence.durations(state) for p in parts), strict=True)
     return fit_dwell_law(np.concatenate(comp), np.concatenate(cens), resolution_s=max(res),
                          min_events=min_events, models=models)
+
+
+# ------------------------------------------------------------------------ figure data
+@dataclass(frozen=True, eq=False)
+class DwellCurve:
+    """What a log-log dwell-time figure shows for one state (arrays, storable as datasets).
+
+    Attributes
+    ----------
+    state : str
+    t_s, survival : ndarray
+        Distinct complete durations and the Kaplan–Meier ``P(T >= t)`` just before each (the
+        censored stays enter as survivors).
+    model_t_s : ndarray
+        Log-spaced grid from ``t_min_s`` to the longest stay (empty when no law).
+    models : tuple of str
+        Fitted laws, in the row order of ``model_survival``.
+    model_survival : ndarray, shape (len(models), model_t_s.size)
+        Each law's ``P(T >= t)``, scaled to the empirical fraction of stays at or above
+        ``t_min_s``.
+    t_min_s, resolution_s, alpha, alpha_err : float
+    best_model : str
+    """
+
+    state: str
+    t_s: np.ndarray
+    survival: np.ndarray
+    model_t_s: np.ndarray
+    models: tuple
+    model_survival: np.ndarray
+    t_min_s: float
+    resolution_s: float
+    alpha: float
+    alpha_err: float
+    best_model: str
+
+
+def kaplan_meier(complete, censored=()) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan–Meier survival ``P(T >= t)`` at each distinct complete duration.
+
+    Returns ``(t, s)``: ascending distinct complete durations and the survival just before
+    each (``s[0] = 1`` when no censored stay is shorter than the first event).
+    """
+    x = np.sort(np.asarray(complete, np.float64))
+    c = np.asarray(censored, np.float64)
+    if x.size == 0:
+        return np.zeros(0), np.zeros(0)
+    t, d = np.unique(x, return_counts=True)
+    at_risk = (x.size - np.searchsorted(x, t, "left")) + (c.size - np.searchsorted(np.sort(c),
+                                                                                     t, "left"))
+    after = np.cumprod(1.0 - d / at_risk)
+    return t, np.concatenate([[1.0], after[:-1]])
+
+
+def dwell_curve(stats: BlinkingStatistics, state: str, *, n_grid: int = 120) -> DwellCurve:
+    """Figure data of one state of :func:`blinking_statistics` (see :class:`DwellCurve`)."""
+    if state not in ("on", "off"):
+        raise QrspecError(f"state={state!r} must be 'on' or 'off'")
+    law = stats.on if state == "on" else stats.off
+    complete, censored = stats.sequence.durations(state)
+    t, surv = kaplan_meier(complete, censored)
+    fits = [f for f in law.fits if f.success]
+    if fits and np.isfinite(law.t_min_s) and t.size:
+        top = max(float(t.max()), float(censored.max()) if censored.size else 0.0)
+        grid = np.geomspace(law.t_min_s, max(top, law.t_min_s * 1.0001), n_grid)
+        i = int(np.searchsorted(t, law.t_min_s, "left"))
+        scale = float(surv[i]) if i < t.size else 0.0
+        curves = np.vstack([scale * f.survival(grid) for f in fits])
+        names = tuple(f.model for f in fits)
+    else:
+        grid, curves, names = np.zeros(0), np.zeros((0, 0)), ()
+    return DwellCurve(state, t, surv, grid, names, curves, law.t_min_s, law.resolution_s,
+                      law.alpha, law.alpha_err, law.best_model)
