@@ -55,26 +55,26 @@ def as_trace(counts, bin_s):
 
 
 def part_bursts_traces(rng, quick):
-    print("\n== bursts on telegraph traces (10 ms bins, 60 s, power-law on/off alpha 1.6) ==")
+    print("\n== bursts on telegraph traces (1 ms bins, 60 s, power-law on/off alpha 1.6) ==")
     n = 300 if quick else 2000
     print("on_cps  off_cps   n_traces  particles_with_false_bursts  (design alpha 0.01)")
     for on, off in ((5000.0, 100.0), (20000.0, 200.0), (60000.0, 500.0)):
-        fa = sum(find_bursts(as_trace(telegraph_trace(rng, 60.0, 0.01, on, off, 1.6, 0.01),
-                                      0.01)).n_bursts > 0 for _ in range(n))
+        fa = sum(find_bursts(as_trace(telegraph_trace(rng, 60.0, 1e-3, on, off, 1.6, 0.01),
+                                      1e-3)).n_bursts > 0 for _ in range(n))
         print(f"{on:6.0f}  {off:7.0f}   {n:8d}  {fa / n:27.4f}")
-    print("\ndetection of one burst of k photons in 1 ms (inside one 10 ms bin), on level "
-          "20 kcps; fraction found")
-    ks = (20, 50, 100, 150, 200, 400)
+    print("\ndetection of one burst of k photons within one 1 ms bin, on level 20 kcps (20 "
+          "counts/bin), off 200 cps; fraction found")
+    ks = (10, 20, 30, 40, 60, 100)
     print("k:      " + "  ".join(f"{k:5d}" for k in ks))
     row = []
     for k in ks:
         hits = 0
         for _ in range(n // 3):
-            c = telegraph_trace(rng, 60.0, 0.01, 20000.0, 200.0, 1.6, 0.01)
+            c = telegraph_trace(rng, 60.0, 1e-3, 20000.0, 200.0, 1.6, 0.01)
             i = int(rng.integers(0, c.size))
             c[i] += k
-            b = find_bursts(as_trace(c, 0.01))
-            hits += bool(np.any(b.windows_ticks[:, 0] == i * 100000))
+            b = find_bursts(as_trace(c, 1e-3))
+            hits += bool(np.any(b.windows_ticks[:, 0] == i * 10000))
         row.append(hits / (n // 3))
     print("found:  " + "  ".join(f"{f:5.2f}" for f in row))
 
@@ -100,20 +100,29 @@ def part_bursts_sim(rng, quick):
     n = 8 if quick else 24
     print(f"\n== bursts on simulated particles ({n} x 30 s: undoped, mn-doped, neutral, "
           "power-law blinking) ==")
-    print("preset     photons   false_bursts  | 3 bursts of 300 ph/1 ms: found  photons_removed"
-          "  excess_estimate")
+    print("                     false_bursts  | 3 bursts of 300 ph/1 ms found")
+    print("preset     photons    1 ms 10 ms  |  1 ms 10 ms   photons_removed(1ms)  "
+          "excess_estimate")
     for name, sim in _sim_particles(rng, n, 30.0):
-        tr = intensity_trace(sim.photons, 0.01)
-        fb = find_bursts(tr)
+        fb = find_bursts(sim.photons)
+        fb10 = find_bursts(intensity_trace(sim.photons, 0.01))
         starts = rng.uniform(1.0, 29.0, 3)
         ph, truth = add_bursts(sim, start_s=starts, n_photons=300, duration_s=1e-3,
                                seed=int(rng.integers(1 << 31)))
-        b = find_bursts(intensity_trace(ph, 0.01))
-        found = sum(bool(np.any((b.windows_s[:, 0] <= s) & (b.windows_s[:, 1] > s)))
-                    for s in starts)
+        b = find_bursts(ph)
+        b10 = find_bursts(intensity_trace(ph, 0.01))
+        found = sum(_covered(b.windows_s, s, 1e-3) > 0.5 for s in starts)
+        found10 = sum(_covered(b10.windows_s, s, 1e-3) > 0.5 for s in starts)
         cleaned = remove_bursts(ph, b)
-        print(f"{name:9s} {sim.photons.size:8d}   {fb.n_bursts:12d}  | {found:11d}/3  "
-              f"{ph.size - cleaned.size:15d}  {b.excess_photons:15.0f}")
+        print(f"{name:9s} {sim.photons.size:8d}   {fb.n_bursts:5d} {fb10.n_bursts:5d}  | "
+              f"{found:5d}/3 {found10:5d}/3  {ph.size - cleaned.size:15d}  "
+              f"{b.excess_photons:15.0f}")
+
+
+def _covered(windows_s, start, duration):
+    lo = np.maximum(windows_s[:, 0], start)
+    hi = np.minimum(windows_s[:, 1], start + duration)
+    return float(np.sum(np.clip(hi - lo, 0, None))) / duration
 
 
 def part_bleaching(rng, quick):
@@ -131,7 +140,7 @@ def part_bleaching(rng, quick):
           "median (s)  methods")
     for a_off in (1.5, 2.2):
         ends_off = fa = det = 0
-        err, methods = [], []
+        err, methods, fa_methods = [], [], []
         for _ in range(n):
             cfg = blinking_config(1.6, a_off, 0.01, 1e4, 60.0).replace(mean_excitations=0.1)
             sim = simulate_particle(cfg, seed=int(rng.integers(1 << 31)))
@@ -146,6 +155,8 @@ def part_bleaching(rng, quick):
                 if not bleached_run:
                     ends_off += b.method not in ("last_stay_on",)
                     fa += b.bleached
+                    if b.bleached:
+                        fa_methods.append(b.method)
                 else:
                     det += b.bleached
                     methods.append(b.method)
@@ -153,7 +164,11 @@ def part_bleaching(rng, quick):
                         err.append(abs(b.bleach_time_s - 42.0))
         print(f"{a_off:9.1f}  {ends_off:8d}  {fa:12d}  |  {det:8d}/{n:<3d}  "
               f"{np.median(err) if err else np.nan:24.3f}  "
-              f"{dict(zip(*np.unique(methods, return_counts=True), strict=True))}")
+              f"{_count(methods)}  false alarms by method: {_count(fa_methods)}")
+
+
+def _count(names):
+    return {str(k): int(v) for k, v in zip(*np.unique(names, return_counts=True), strict=True)}
 
 
 PARTS = {"bursts-traces": part_bursts_traces, "bursts-sim": part_bursts_sim,
