@@ -16,13 +16,23 @@ emits at most one X photon per pulse, after its XX photon. An X photon is lost w
 photon of the same pulse was recorded first on the same detector, which does not depend on the
 X photon's delay, so same-pulse pile-up removes photons without distorting the X decay, and the
 Coates correction *must not* be applied to single-emitter data (it would distort a correct
-decay). What does distort it is the dead time reaching into the next period (methods.md says
+decay). What could distort it is the dead time reaching into the next period (methods.md says
 there is no inter-period pile-up because the dead time is shorter than the period; that holds
 only when ``dead time + latest photon delay < period``): a photon recorded late in period
-``s`` blocks the start of period ``s + 1``. The bias grows with the detection probability per
-period ``p_det``; :func:`dead_time_check` flags a particle above :data:`P_DET_LIMIT`, the value
-at which the simulated exciton-lifetime bias reaches 0.5 % (``scripts/validate_detector.py
---part deadtime``).
+``s`` blocks the start of period ``s + 1``. For tau_X = 10 ns at 10 MHz with 80 ns dead time
+that needs a photon later than 20 ns, and the simulated exciton-lifetime bias stays at
++0.004 % up to 0.13 recorded photons per period and detector (the Coates "correction" of the
+same data moves it by +1.3 %; ``scripts/validate_detector.py --part deadtime``):
+
+    p_det/period   0.003    0.029    0.13
+    tau_X bias    +0.015 % +0.028 % +0.004 %   (dead time 80 ns + one photon per period)
+    Coates        +0.041 % +0.30 %  +1.27 %
+
+For Poisson light (several emitters, strong background) the first-photon bias is
+``tau_obs ~ tau (1 - mu/4)`` (``mu``: photons per period reaching the detector), 0.5 % at
+``mu = 0.02``. :func:`dead_time_check` flags a single emitter above
+:data:`P_DET_LIMIT_SINGLE` (beyond the simulated range) and anything else above
+:data:`P_DET_LIMIT_POISSON`; for the latter :func:`coates_correction` is the remedy.
 """
 
 from __future__ import annotations
@@ -35,11 +45,13 @@ import numpy as np
 from qrspec.errors import QrspecError
 
 __all__ = ["coates_correction", "first_photon_counts", "DeadTimeCheck", "dead_time_check",
-           "P_DET_LIMIT"]
+           "P_DET_LIMIT_SINGLE", "P_DET_LIMIT_POISSON"]
 
-#: detection probability per period and detector above which single-emitter lifetimes are
-#: flagged (simulated bias of tau_X reaches 0.5 %; see the module docstring)
-P_DET_LIMIT = 0.05
+#: photons per period and detector up to which a single emitter's tau_X is simulated unbiased
+#: by dead time (+0.004 % at 0.13); flagged above (untested)
+P_DET_LIMIT_SINGLE = 0.13
+#: Poisson light: first-photon bias of tau = mu/4 reaches 0.5 % at mu = 0.02
+P_DET_LIMIT_POISSON = 0.02
 
 
 def _counts(counts) -> np.ndarray:
@@ -115,16 +127,20 @@ class DeadTimeCheck:
     message: str
 
 
-def dead_time_check(photons, *, detectors=(0, 1), limit: float = P_DET_LIMIT) -> DeadTimeCheck:
-    """Flag a particle whose detection probability per period makes dead time bias lifetimes.
+def dead_time_check(photons, *, single_emitter: bool, detectors=(0, 1),
+                    limit: float | None = None) -> DeadTimeCheck:
+    """Flag a particle whose detection probability per period makes pile-up bias lifetimes.
 
     Parameters
     ----------
     photons : Photons
         T3 photons.
+    single_emitter : bool
+        The particle's single-emitter verdict (chooses the limit; see the module docstring).
     detectors : sequence of int
-    limit : float
-        Largest ``p_det`` not flagged (default :data:`P_DET_LIMIT`).
+    limit : float, optional
+        Largest ``p_det`` not flagged (default :data:`P_DET_LIMIT_SINGLE` or
+        :data:`P_DET_LIMIT_POISSON`).
     """
     from qrspec.photons import Photons
 
@@ -132,6 +148,8 @@ def dead_time_check(photons, *, detectors=(0, 1), limit: float = P_DET_LIMIT) ->
         raise QrspecError(f"photons={type(photons).__name__} must be a Photons object")
     if not photons.is_t3:
         raise QrspecError("dead_time_check needs T3 data (laser periods)")
+    if limit is None:
+        limit = P_DET_LIMIT_SINGLE if single_emitter else P_DET_LIMIT_POISSON
     if not (isinstance(limit, float | int) and 0 < limit <= 1):
         raise QrspecError(f"limit={limit!r} must be in (0, 1]")
     n_periods = (int(photons.timestamps[-1] - photons.timestamps[0]) + 1
@@ -142,6 +160,9 @@ def dead_time_check(photons, *, detectors=(0, 1), limit: float = P_DET_LIMIT) ->
     msg = ""
     if flagged:
         worst = int(np.argmax(p))
+        what = ("beyond the range where a single emitter's decay was checked unbiased"
+                if single_emitter else "pile-up biases the decay by > 0.5 % (Poisson light); "
+                "coates_correction applies")
         msg = (f"detector {detectors[worst]} records {p[worst]:.3g} photons per laser period "
-               f"(> {limit:g}): dead time biases the decay (lifetimes by > 0.5 %)")
+               f"(> {limit:g}): {what}")
     return DeadTimeCheck(p, flagged, float(limit), msg)
