@@ -119,7 +119,7 @@ def part_g2(rng, quick):
 def _tau_x(ph, fixed=None):
     """Exciton lifetime by the pipeline's tail fit (bi, else mono), optionally with a known
     background shape (aligned counts per 0.1 ns bin)."""
-    from qrspec.analysis.pipeline import FIT_BIN_NS
+    from qrspec.analysis.decay_fits import FIT_BIN_NS
     from qrspec.stats.decay import decay_histogram
 
     dec = decay_histogram(ph, detectors=(0, 1), bin_ns=FIT_BIN_NS)
@@ -127,7 +127,8 @@ def _tau_x(ph, fixed=None):
 
 
 def _tau_x_of(dec, fixed=None):
-    from qrspec.analysis.pipeline import TAIL_START_NS, _whole_bins
+    from qrspec.analysis.decay_fits import TAIL_START_NS
+    from qrspec.analysis.decay_fits import whole_bins as _whole_bins
     from qrspec.fitting.lifetime import fit_decay
 
     counts, t = _whole_bins(dec)
@@ -144,7 +145,7 @@ def _tau_x_of(dec, fixed=None):
 
 
 def part_decay(rng, quick):
-    from qrspec.analysis.pipeline import FIT_BIN_NS
+    from qrspec.analysis.decay_fits import FIT_BIN_NS
     from qrspec.stats.afterpulsing import afterpulse_nanotime_profile, aligned_profile
     from qrspec.stats.decay import decay_histogram
 
@@ -212,7 +213,7 @@ def _tau_from_counts(decay, raw_counts):
     """Exciton lifetime of per-detector raw (TCSPC-order) histograms aligned like ``decay``."""
     from dataclasses import replace
 
-    from qrspec.analysis.pipeline import FIT_BIN_NS
+    from qrspec.analysis.decay_fits import FIT_BIN_NS
 
     res_ns = decay.resolution_ns
     r = int(round(FIT_BIN_NS / res_ns))

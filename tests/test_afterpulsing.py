@@ -17,7 +17,7 @@ from qrspec.fitting.pileup import (
     first_photon_counts,
 )
 from qrspec.photons import Photons
-from qrspec.stats._kernels.afterpulse import sync_difference_counts
+from qrspec.stats._kernels.afterpulse import pair_counts, tagged_nanotime_histograms
 from qrspec.stats.afterpulsing import (
     correct_g2,
     estimate_afterpulsing,
@@ -49,19 +49,21 @@ def two_detector_photons(rng, rate_per_period, n_periods, p_ap=(0.0, 0.0), delay
 
 
 def test_pair_kernel_against_brute_force(rng):
-    a = np.sort(rng.integers(0, 300, 200))
-    b = np.sort(rng.integers(0, 300, 150))
-    ref = np.zeros(8, np.int64)
-    for x in a:
-        d = b - x
-        ref += np.bincount(d[(d >= 0) & (d <= 7)], minlength=8)
-    assert_array_equal(sync_difference_counts(a, b, 7, False), ref)
-    same = np.zeros(8, np.int64)
-    for i in range(a.size):
-        d = a[i + 1:] - a[i]
-        same += np.bincount(d[d <= 7], minlength=8)
-    assert_array_equal(sync_difference_counts(a, a, 7, True), same)
-    assert_array_equal(sync_difference_counts.py_func(a, a, 7, True), same)
+    sync = np.sort(rng.integers(0, 300, 300))
+    code = rng.integers(-1, 2, 300).astype(np.int8)  # -1: another detector, skipped
+    nt = rng.integers(0, 50, 300)
+    ref = np.zeros((2, 2, 8), np.int64)
+    hist = np.zeros((2, 2, 50), np.int64)
+    for i in range(300):
+        for j in range(i + 1, 300):
+            k = sync[j] - sync[i]
+            if code[i] >= 0 and code[j] >= 0 and k <= 7:
+                ref[code[i], code[j], k] += 1
+                if k >= 1:
+                    hist[code[i], code[j], nt[j]] += 1
+    assert_array_equal(pair_counts(sync, code, 7), ref)
+    assert_array_equal(pair_counts.py_func(sync, code, 7), ref)
+    assert_array_equal(tagged_nanotime_histograms(sync, code, nt, 7, 50), hist)
 
 
 def test_afterpulse_probability_recovered(rng):
@@ -209,7 +211,8 @@ def test_afterpulse_profile_corrects_the_lifetime():
     """Simulated rod with 5 % afterpulsing: the measured nanotime profile matches the truth
     away from the decay peak, and as a fixed background it removes most of the tau_X bias."""
     simulate = pytest.importorskip("qrspec.simulate")
-    from qrspec.analysis.pipeline import FIT_BIN_NS, TAIL_START_NS, _whole_bins
+    from qrspec.analysis.decay_fits import FIT_BIN_NS, TAIL_START_NS
+    from qrspec.analysis.decay_fits import whole_bins as _whole_bins
     from qrspec.fitting.lifetime import fit_decay
     from qrspec.simulate.particle import ORIGIN_CODE
     from qrspec.stats.afterpulsing import afterpulse_nanotime_profile, aligned_profile

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from qrspec.analysis.results import summary_dtype, summary_row
 from qrspec.app.filters import ParticleFilter, apply_filter, parse_filter
 from qrspec.errors import QrspecError
+from qrspec.store.summary import summary_dtype, summary_row
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ def estimate_afterpulsing(photons, *, detectors=(0, 1), max_lag_s: float = 10e-6
         Longest afterpulse delay counted (rounded up to whole periods).
     """
     from qrspec.photons import Photons
-    from qrspec.stats._kernels.afterpulse import sync_difference_counts
+    from qrspec.stats._kernels.afterpulse import pair_counts
 
     if not isinstance(photons, Photons):
         raise QrspecError(f"photons={type(photons).__name__} must be a Photons object")
@@ -131,15 +131,15 @@ def estimate_afterpulsing(photons, *, detectors=(0, 1), max_lag_s: float = 10e-6
         raise QrspecError(f"max_lag_s={max_lag_s!r} must be a finite number >= one laser "
                           f"period ({period:.4g} s)")
     k_max = int(math.ceil(max_lag_s / period - 1e-9))
-    syncs = [photons.timestamps[photons.detectors == d] for d in dets]
-    n = np.asarray([s.size for s in syncs], np.int64)
+    code = _codes(photons.detectors, dets)
+    n = np.asarray([np.count_nonzero(code == 0), np.count_nonzero(code == 1)], np.int64)
     if np.any(n == 0):
         raise QrspecError(f"{photons.source or 'photons'}: detector "
                           f"{dets[int(np.argmin(n))]} has no photons; afterpulsing needs both "
                           f"detectors={dets}")
-    auto = [sync_difference_counts(s, s, k_max, True) for s in syncs]
-    c01 = sync_difference_counts(syncs[0], syncs[1], k_max, False)
-    c10 = sync_difference_counts(syncs[1], syncs[0], k_max, False)
+    counts = pair_counts(photons.timestamps, code, k_max)
+    auto = [counts[0, 0], counts[1, 1]]
+    c01, c10 = counts[0, 1], counts[1, 0]
     cross = 0.5 * (c01 + c10)
     prob = np.empty(2)
     err = np.empty(2)
@@ -152,6 +152,14 @@ def estimate_afterpulsing(photons, *, detectors=(0, 1), max_lag_s: float = 10e-6
         err[i] = math.sqrt(var) / n[i]
     return AfterpulseEstimate(dets, prob, err, n, excess,
                               np.asarray([a[0] for a in auto], np.int64), k_max, float(period))
+
+
+def _codes(detectors: np.ndarray, dets: tuple) -> np.ndarray:
+    """0 / 1 for the two detectors, -1 for any other (int8, one pass over a lookup table)."""
+    table = np.full(256, -1, np.int8)
+    table[dets[0]] = 0
+    table[dets[1]] = 1
+    return table[detectors]
 
 
 @dataclass(frozen=True)
@@ -254,7 +262,7 @@ def afterpulse_nanotime_profile(photons, estimate: AfterpulseEstimate, *,
         :func:`qrspec.fitting.lifetime.fit_decay` when the afterpulsing is significant
         (:meth:`AfterpulseEstimate.significant`); without afterpulses it is noise.
     """
-    from qrspec.stats._kernels.afterpulse import tagged_nanotime_histogram
+    from qrspec.stats._kernels.afterpulse import tagged_nanotime_histograms
 
     if not isinstance(estimate, AfterpulseEstimate):
         raise QrspecError(f"estimate={type(estimate).__name__} must be an AfterpulseEstimate")
@@ -263,11 +271,9 @@ def afterpulse_nanotime_profile(photons, estimate: AfterpulseEstimate, *,
             raise QrspecError(f"{name}={v!r} must be a finite number > 0")
     nb = photons.nanotime_bins_per_period
     res_ns = photons.nanotimes_unit * 1e9
-    dets = estimate.detectors
-    sel = [photons.detectors == d for d in dets]
-    syncs = [photons.timestamps[m] for m in sel]
-    nts = [photons.nanotimes[m].astype(np.int64) for m in sel]
-    k = estimate.max_lag_periods
+    code = _codes(photons.detectors, estimate.detectors)
+    hist = tagged_nanotime_histograms(photons.timestamps, code, photons.nanotimes,
+                                      estimate.max_lag_periods, nb)
     cw = max(1, int(round(coarse_ns / res_ns)))
     nc = -(-nb // cw)
     centres = (np.arange(nc) * cw + 0.5 * (np.minimum((np.arange(nc) + 1) * cw, nb)
@@ -278,8 +284,7 @@ def afterpulse_nanotime_profile(photons, estimate: AfterpulseEstimate, *,
     for i in range(2):
         j = 1 - i
         r = estimate.n_photons[i] / estimate.n_photons[j]
-        tag = tagged_nanotime_histogram(syncs[i], syncs[i], nts[i], k, nb, True)
-        ref = tagged_nanotime_histogram(syncs[j], syncs[i], nts[i], k, nb, False)
+        tag, ref = hist[i, i], hist[j, i]
         pad = np.zeros(nc * cw)
         pad[:nb] = tag - r * ref
         y = pad.reshape(nc, cw).sum(axis=1) / width  # per TCSPC bin

@@ -1,4 +1,4 @@
-"""Numba kernel of the afterpulsing estimate: photon pairs by laser-period difference."""
+"""Numba kernels of the afterpulsing estimate: photon pairs by laser-period difference."""
 
 from __future__ import annotations
 
@@ -7,54 +7,52 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def sync_difference_counts(sync_a, sync_b, max_k, same):
-    """``counts[k]``: pairs ``(i, j)`` with ``sync_b[j] - sync_a[i] == k`` for ``0 <= k <= max_k``.
+def pair_counts(sync, code, max_k):
+    """``counts[a, b, k]``: pairs of photons ``i < j`` (time order) with ``code[i] = a``,
+    ``code[j] = b`` (0 or 1; other codes skipped) and ``sync[j] - sync[i] = k <= max_k``.
 
-    Both arrays sorted. With ``same`` (``sync_a`` is ``sync_b``) only ``j > i`` is counted, so a
-    pair inside one period counts once.
+    ``sync`` sorted (the merged stream of both detectors); one pass, no per-detector copies.
     """
-    counts = np.zeros(max_k + 1, np.int64)
-    nb = sync_b.size
-    lo = 0
-    for i in range(sync_a.size):
-        s = sync_a[i]
-        if same:
-            j = i + 1
-        else:
-            while lo < nb and sync_b[lo] < s:
-                lo += 1
-            j = lo
-        while j < nb:
-            k = sync_b[j] - s
+    counts = np.zeros((2, 2, max_k + 1), np.int64)
+    n = sync.size
+    for i in range(n):
+        a = code[i]
+        if a < 0 or a > 1:
+            continue
+        s = sync[i]
+        j = i + 1
+        while j < n:
+            k = sync[j] - s
             if k > max_k:
                 break
-            counts[k] += 1
+            b = code[j]
+            if b == 0 or b == 1:
+                counts[a, b, k] += 1
             j += 1
     return counts
 
 
 @numba.njit(cache=True, nogil=True)
-def tagged_nanotime_histogram(sync_a, sync_b, nt_b, max_k, n_bins, same):
-    """Histogram of ``nt_b[j]`` over the pairs ``(i, j)`` with ``1 <= sync_b[j] - sync_a[i] <=
-    max_k`` (each later photon counted once per earlier partner); ``same``: ``a`` is ``b``."""
-    hist = np.zeros(n_bins, np.int64)
-    nb = sync_b.size
-    lo = 0
-    for i in range(sync_a.size):
-        s = sync_a[i]
-        if same:
-            j = i + 1
-        else:
-            while lo < nb and sync_b[lo] <= s:
-                lo += 1
-            j = lo
-        while j < nb:
-            k = sync_b[j] - s
+def tagged_nanotime_histograms(sync, code, nanotimes, max_k, n_bins):
+    """``hist[a, b, t]``: over pairs ``i < j`` with ``code[i] = a``, ``code[j] = b`` and
+    ``1 <= sync[j] - sync[i] <= max_k``, the histogram of the later photon's nanotime ``t``
+    (each later photon counted once per earlier partner)."""
+    hist = np.zeros((2, 2, n_bins), np.int64)
+    n = sync.size
+    for i in range(n):
+        a = code[i]
+        if a < 0 or a > 1:
+            continue
+        s = sync[i]
+        j = i + 1
+        while j < n:
+            k = sync[j] - s
             if k > max_k:
                 break
-            if k >= 1:
-                b = nt_b[j]
-                if b < n_bins:
-                    hist[b] += 1
+            b = code[j]
+            if k >= 1 and (b == 0 or b == 1):
+                t = nanotimes[j]
+                if t < n_bins:
+                    hist[a, b, t] += 1
             j += 1
     return hist
