@@ -105,7 +105,7 @@ def _log_upper_gamma_hess(a: float, x):
         u = u0[:, None, None] + span[:, None, None] * frac[None]
         w = (span / pieces * 0.5)[:, None, None] * _GL_W[None, None, :]
         logf = a * u - np.exp(u)  # integrand t^a e^-t in u = ln t (dt = t du)
-        top, top_a, top_aa = (v[0] for v in _log_gamma_asym(a, np.array([_X_ASYM])))
+        top, top_a, top_aa = _log_gamma_asym_scalar(a, _X_ASYM)
         m = np.maximum(logf.max(axis=(1, 2)), top)
         e = np.exp(logf - m[:, None, None]) * w
         t_scaled = np.exp(top - m)
@@ -119,6 +119,20 @@ def _log_upper_gamma_hess(a: float, x):
     gax = gx * (np.log(x) - ga)
     gxx = gx * ((a - 1.0) / x - 1.0 - gx)
     return g, ga, gaa, gx, gax, gxx
+
+
+def _log_gamma_asym_scalar(a: float, x: float) -> tuple[float, float, float]:
+    """:func:`_log_gamma_asym` for one float ``x`` (plain floats: no array overhead)."""
+    term, d1, d2, s, s1, s2 = 1.0, 0.0, 0.0, 1.0, 0.0, 0.0
+    for k in range(1, 31):
+        d2 = (d2 * (a - k) + 2.0 * d1) / x
+        d1 = (d1 * (a - k) + term) / x
+        term = term * (a - k) / x
+        s += term
+        s1 += d1
+        s2 += d2
+    lx = math.log(x)
+    return (a - 1.0) * lx - x + math.log(s), lx + s1 / s, s2 / s - (s1 / s) ** 2
 
 
 def _log_gamma_asym(a: float, x: np.ndarray):
