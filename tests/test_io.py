@@ -492,7 +492,7 @@ def test_encode_records_rejects_bad_input():
 
 @pytest.mark.parametrize("name", [n for n, rt in RECORD_TYPES.items() if not rt.code])
 def test_round_trip_legacy_only_record_types(rng, name):
-    from qrspec.io.records import decode_chunk
+    from qrspec.io.records import decode_chunk, scan_chunk
 
     rt = RECORD_TYPES[name]
     ts, det, nt = _random_stream(rng, rt, 3000)
@@ -500,10 +500,14 @@ def test_round_trip_legacy_only_record_types(rng, name):
     mts = np.sort(rng.integers(0, ts[-1], 10))
     mbits = rng.integers(1, 8, 10)
     recs = encode_records(rt, ts, det, nt, marker_timestamps=mts, marker_bits=mbits)
-    n = recs.size
-    bufs = (np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.uint16),
-            np.empty(n, np.int64), np.empty(n, np.uint16), np.empty(0, np.int64))
-    ofl, n_ph, n_mk, *_ = decode_chunk(rt, recs, 0, *bufs)
+    sc = scan_chunk(rt, recs)
+    assert (sc.n_photons, sc.n_markers) == (ts.size, mts.size)
+    n_ph, n_mk = sc.n_photons, sc.n_markers
+    bufs = (np.empty(n_ph, np.int64), np.empty(n_ph, np.uint8), np.empty(n_ph, np.uint16),
+            np.empty(n_mk, np.int64), np.empty(n_mk, np.uint16), np.empty(0, np.int64))
+    r = decode_chunk(rt, recs, 0, *bufs)
+    assert (r.n_photons, r.n_markers, r.n_invalid, r.n_backwards) == (n_ph, n_mk, 0, 0)
+    assert r.ofl == sc.n_wraps * rt.wrap
     assert_array_equal(bufs[0][:n_ph], ts)
     assert_array_equal(bufs[1][:n_ph], det)
     assert_array_equal(bufs[2][:n_ph], nt)

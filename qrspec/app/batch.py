@@ -139,7 +139,7 @@ def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleResu
     """A ParticleResult recording a failure."""
     try:
         sha = sha256_file(item.path)
-    except OSError:
+    except (OSError, QrspecError):  # missing, unreadable or not a regular file (a FIFO)
         sha = ""
     return ParticleResult(particle_id=item.particle_id, group=item.group, source=item.path,
                           source_sha256=sha, status="failed", error=error, traceback=tb)

@@ -13,22 +13,30 @@ import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
 
 from qrspec.errors import TTTRFormatError
+from qrspec.io.files import open_regular
 from qrspec.io.layout import FileLayout
 from qrspec.io.ptu_header import PTU_MAGIC, ptu_layout
-from qrspec.io.records import decode_chunk
+from qrspec.io.records import decode_chunk, scan_chunk
 from qrspec.photons import Markers, Photons
 
 __all__ = ["read_tttr", "iter_tttr", "read_header", "open_layout"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_RECORDS = 1 << 20  # 4 MiB of records per chunk
+DEFAULT_CHUNK_RECORDS = 1 << 20  # iter_tttr: 4 MiB of records per chunk
+READ_CHUNK_RECORDS = 1 << 22  # read_tttr: 16 MiB per chunk (fewer hand-offs between threads)
 _MAX_TICKS = 1 << 62  # overflow ticks allowed: int64 headroom for the record's own time field
+
+
+def _open_for_reading(path):
+    """Open a TTTR file: a regular file only (a FIFO or device would hang the reader)."""
+    return open_regular(path, TTTRFormatError)
 
 
 def open_layout(path) -> FileLayout:
@@ -40,16 +48,9 @@ def open_layout(path) -> FileLayout:
         When the file cannot be opened as a TTTR file; the message names file and problem.
     """
     path = os.fspath(path)
-    try:
-        size = os.path.getsize(path)
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise TTTRFormatError(path, "no such file") from None
-    except IsADirectoryError:
-        raise TTTRFormatError(path, "is a directory, not a TTTR file") from None
-    except OSError as exc:
-        raise TTTRFormatError(path, f"cannot open: {exc.strerror or exc}") from None
+    f = _open_for_reading(path)
     with f:
+        size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise TTTRFormatError(path, "empty file (0 bytes)", 0)
         head = f.read(8)
@@ -79,12 +80,14 @@ def _validate_channels(channels):
     return ch.astype(np.int64)
 
 
-def _record_chunks(layout: FileLayout, chunk_records: int):
-    """Yield uint32 record arrays of at most ``chunk_records``; reads ahead in a thread."""
+def _record_chunks(layout: FileLayout, chunk_records: int, prepare=None):
+    """Yield ``(records, prepare(records))`` for uint32 record arrays of at most
+    ``chunk_records``; a thread reads (and prepares) the next chunk while the caller decodes
+    this one. The two record buffers are reused: a chunk is valid until the next is yielded."""
     n_total = layout.n_records
     if n_total == 0:
         return
-    with open(layout.path, "rb") as f, ThreadPoolExecutor(1) as pool:
+    with _open_for_reading(layout.path) as f, ThreadPoolExecutor(1) as pool:
         f.seek(layout.data_offset)
         bufs = [np.empty(min(chunk_records, n_total), "<u4") for _ in range(2)]
         remaining = n_total
@@ -92,58 +95,144 @@ def _record_chunks(layout: FileLayout, chunk_records: int):
         def read_into(buf, n):
             view = buf[:n]
             got = f.readinto(memoryview(view).cast("B"))
-            return view[: got // 4]
+            view = view[: got // 4]
+            if view.size < n:  # file shrank under us
+                return view, None
+            return view, prepare(view) if prepare is not None else None
 
         n_next = min(chunk_records, remaining)
         fut = pool.submit(read_into, bufs[0], n_next)
         k = 0
         while remaining > 0:
-            chunk = fut.result()
+            chunk, prepared = fut.result()
             remaining -= n_next
-            if chunk.size < n_next:  # file shrank under us
+            if chunk.size < n_next:
                 raise TTTRFormatError(layout.path, "file ended before the expected records "
                                       f"(got {chunk.size} of {n_next} in a chunk)")
             k ^= 1
             if remaining > 0:
                 n_next = min(chunk_records, remaining)
                 fut = pool.submit(read_into, bufs[k], n_next)
-            yield chunk
+            yield chunk, prepared
+
+
+_MIN_PART_RECORDS = 1 << 17  # below this, a chunk is decoded by one thread
+
+
+def decode_threads() -> int:
+    """Threads used to decode one file: the CPUs this process may use, at most 4 (decoding is
+    bound by memory bandwidth beyond that). ``QRSPEC_DECODE_THREADS`` overrides it."""
+    env = os.environ.get("QRSPEC_DECODE_THREADS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"QRSPEC_DECODE_THREADS={env!r} must be a positive integer") \
+                from None
+        if n < 1:
+            raise ValueError(f"QRSPEC_DECODE_THREADS={env!r} must be a positive integer")
+        return n
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(4, n))
 
 
 class _Decoder:
-    """Carries overflow state and sortedness across chunks."""
+    """Carries overflow state, counts and sortedness across chunks; decodes each chunk in
+    parallel parts (scan, prefix sums, decode) straight into the caller's output arrays."""
 
-    def __init__(self, layout: FileLayout):
+    def __init__(self, layout: FileLayout, pool: ThreadPoolExecutor | None, n_parts: int):
         self.layout = layout
         self.rt = layout.record_type
+        self.pool = pool
+        self.n_parts = n_parts
         self.ofl = 0
         self.last_ts = -1
-        self.sorted_ok = True
-        self.n_overflows = 0
+        self.n_wraps = 0
         self.n_invalid = 0
+        self.n_backwards = 0
 
-    def decode(self, records, ts_out, det_out, nt_out):
+    @property
+    def n_overflows(self) -> int:
+        return self.n_wraps
+
+    def _map(self, fn, items):
+        """``[fn(x) for x in items]``, the first in this thread and the rest in the pool."""
+        if self.pool is None or len(items) == 1:
+            return [fn(x) for x in items]
+        futures = [self.pool.submit(fn, x) for x in items[1:]]
+        first = fn(items[0])
+        return [first] + [f.result() for f in futures]
+
+    def plan(self, records):
+        """Split ``records`` into parts and scan them (thread-safe: no decoder state)."""
         n = records.size
-        mk_ts = np.empty(n, np.int64)
-        mk_bits = np.empty(n, np.uint16)
-        sync_out = np.empty(n if self.rt.mode == 2 else 0, np.int64)
-        ofl, n_ph, n_mk, n_sy, n_ovf, n_bad, first, ok = decode_chunk(
-            self.rt, records, self.ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
-        self.ofl = int(ofl)
-        self.n_overflows += int(n_ovf)
-        self.n_invalid += int(n_bad)
-        if self.n_overflows * self.rt.wrap > _MAX_TICKS:
-            # the int64 accumulator of the kernel wrapped (or is about to): corrupt overflow
-            # records (e.g. every record a T2 overflow of 2**25 - 1 counts) must not decode
-            # into negative, unsorted timestamps
-            raise TTTRFormatError(self.layout.path, f"{self.n_overflows} time-tag overflows of "
-                                  f"{self.rt.wrap} ticks exceed the int64 timestamp range "
-                                  "(corrupt overflow records?)")
-        if not ok or (n_ph and first < self.last_ts):
-            self.sorted_ok = False
-        if n_ph:
-            self.last_ts = int(ts_out[n_ph - 1])
-        return n_ph, mk_ts[:n_mk].copy(), mk_bits[:n_mk].copy(), sync_out[:n_sy].copy()
+        k = self.n_parts if n >= 2 * _MIN_PART_RECORDS else 1
+        bounds = [n * i // k for i in range(k + 1)]
+        parts = [records[bounds[i]:bounds[i + 1]] for i in range(k)]
+        return parts, [scan_chunk(self.rt, p) for p in parts]
+
+    def decode(self, records, plan=None, ts_out=None, det_out=None, nt_out=None):
+        """Decode ``records`` (split and scanned by :meth:`plan` when ``plan`` is None) into
+        the start of ``ts_out``, ``det_out``, ``nt_out`` (arrays of the exact photon count when
+        not given); return the photon views and the markers and sync events:
+        ``(ts, det, nt, mk_ts, mk_bits, sync)``."""
+        parts, scans = plan if plan is not None else self.plan(records)
+        rt = self.rt
+        wraps = self.n_wraps + sum(s.n_wraps for s in scans)
+        if wraps * rt.wrap > _MAX_TICKS:
+            # corrupt overflow records (e.g. every record a T2 overflow of 2**25 - 1 counts)
+            # would wrap the int64 accumulator into negative, unsorted timestamps
+            raise TTTRFormatError(self.layout.path, f"{wraps} time-tag overflows of {rt.wrap} "
+                                  "ticks exceed the int64 timestamp range (corrupt overflow "
+                                  "records?)")
+        n_mk = sum(s.n_markers for s in scans)
+        n_sy = sum(s.n_sync for s in scans)
+        mk_ts = np.empty(n_mk, np.int64)
+        mk_bits = np.empty(n_mk, np.uint16)
+        sync = np.empty(n_sy, np.int64)
+        t3 = rt.mode == 3
+        if ts_out is None:
+            n_ph = sum(s.n_photons for s in scans)
+            ts_out = np.empty(n_ph, np.int64)
+            det_out = np.empty(n_ph, np.uint8)
+            nt_out = np.empty(n_ph if t3 else 0, np.uint16)
+        jobs = []  # (records, overflow accumulator, photon, marker and sync offsets, scan)
+        ofl, ph, mk, sy = self.ofl, 0, 0, 0
+        for p, s in zip(parts, scans, strict=True):
+            jobs.append((p, ofl, ph, mk, sy, s))
+            ofl += s.n_wraps * rt.wrap
+            ph += s.n_photons
+            mk += s.n_markers
+            sy += s.n_sync
+
+        def run(job):
+            p, ofl0, o, m, y, s = job
+            e = o + s.n_photons
+            return decode_chunk(rt, p, ofl0, ts_out[o:e], det_out[o:e],
+                                nt_out[o:e] if t3 else nt_out, mk_ts[m:m + s.n_markers],
+                                mk_bits[m:m + s.n_markers], sync[y:y + s.n_sync])
+
+        results = self._map(run, jobs)
+        for (_, _, o, _, _, s), r in zip(jobs, results, strict=True):
+            if (r.n_photons, r.n_markers, r.n_sync) != (s.n_photons, s.n_markers, s.n_sync):
+                raise RuntimeError(f"decoder scan/decode mismatch in {rt.name}: {s} vs {r}")
+            self.n_invalid += r.n_invalid
+            self.n_backwards += r.n_backwards
+            if s.n_photons:
+                prev = int(ts_out[o - 1]) if o > 0 else self.last_ts
+                self.n_backwards += int(ts_out[o]) < prev
+        self.ofl = ofl
+        self.n_wraps = wraps
+        if ph:
+            self.last_ts = int(ts_out[ph - 1])
+        return ts_out[:ph], det_out[:ph], nt_out[:ph] if t3 else None, mk_ts, mk_bits, sync
+
+    @property
+    def sorted_ok(self) -> bool:
+        return self.n_backwards == 0
 
     def warnings(self) -> list[str]:
         out = list(self.layout.warnings)
@@ -153,6 +242,17 @@ class _Decoder:
             out.append("photon timestamps decrease somewhere in the file; photons were sorted "
                        "by time (stable)")
         return out
+
+
+@contextmanager
+def _decoder(layout: FileLayout, chunk_records: int):
+    """A :class:`_Decoder` with a thread pool sized for the file's chunks."""
+    n_threads = decode_threads()
+    if n_threads > 1 and min(chunk_records, layout.n_records) >= 2 * _MIN_PART_RECORDS:
+        with ThreadPoolExecutor(n_threads - 1, thread_name_prefix="qrspec-decode") as pool:
+            yield _Decoder(layout, pool, n_threads)
+    else:
+        yield _Decoder(layout, None, 1)
 
 
 def _photons(layout, ts, det, nt, markers, sync, n_overflows, warnings) -> Photons:
@@ -203,25 +303,19 @@ def iter_tttr(path, *, chunk_records: int = DEFAULT_CHUNK_RECORDS,
     chunk_records = _check_chunk_records(chunk_records)
     keep = _validate_channels(channels)
     layout = open_layout(path)
-    dec = _Decoder(layout)
     t3 = layout.mode == 3
-    for records in _record_chunks(layout, chunk_records):
-        n = records.size
-        ts = np.empty(n, np.int64)
-        det = np.empty(n, np.uint8)
-        nt = np.empty(n if t3 else 0, np.uint16)
-        n_ph, mk_ts, mk_bits, sync = dec.decode(records, ts, det, nt)
-        ts, det = ts[:n_ph].copy(), det[:n_ph].copy()
-        nt = nt[:n_ph].copy() if t3 else None
-        if keep is not None:
-            m = np.isin(det, keep)
-            ts, det = ts[m], det[m]
-            nt = nt[m] if nt is not None else None
-        yield _photons(layout, ts, det, nt, Markers(mk_ts, mk_bits), sync if not t3 else None,
-                       dec.n_overflows, dec.warnings())
+    with _decoder(layout, chunk_records) as dec:
+        for records, plan in _record_chunks(layout, chunk_records, dec.plan):
+            ts, det, nt, mk_ts, mk_bits, sync = dec.decode(records, plan)
+            if keep is not None:
+                m = np.isin(det, keep)
+                ts, det = ts[m], det[m]
+                nt = nt[m] if nt is not None else None
+            yield _photons(layout, ts, det, nt, Markers(mk_ts, mk_bits),
+                           sync if not t3 else None, dec.n_overflows, dec.warnings())
 
 
-def read_tttr(path, *, channels=None, chunk_records: int = DEFAULT_CHUNK_RECORDS) -> Photons:
+def read_tttr(path, *, channels=None, chunk_records: int = READ_CHUNK_RECORDS) -> Photons:
     """Read every photon of a PicoQuant TTTR file.
 
     Supports PTU files of every PicoQuant record type (PicoHarp 300, HydraHarp V1/V2,
@@ -253,7 +347,6 @@ def read_tttr(path, *, channels=None, chunk_records: int = DEFAULT_CHUNK_RECORDS
     chunk_records = _check_chunk_records(chunk_records)
     keep = _validate_channels(channels)
     layout = open_layout(path)
-    dec = _Decoder(layout)
     t3 = layout.mode == 3
     n_max = layout.n_records
     # np.empty of the upper bound: pages never written are never touched, so the unused tail
@@ -263,14 +356,16 @@ def read_tttr(path, *, channels=None, chunk_records: int = DEFAULT_CHUNK_RECORDS
     nt = np.empty(n_max if t3 else 0, np.uint16)
     mk_ts, mk_bits, syncs = [], [], []
     n = 0
-    for records in _record_chunks(layout, chunk_records):
-        n_ph, m_ts, m_bits, sync = dec.decode(records, ts[n:], det[n:], nt[n:] if t3 else nt)
-        n += n_ph
-        if m_ts.size:
-            mk_ts.append(m_ts)
-            mk_bits.append(m_bits)
-        if sync.size:
-            syncs.append(sync)
+    with _decoder(layout, chunk_records) as dec:
+        for records, plan in _record_chunks(layout, chunk_records, dec.plan):
+            c_ts, _, _, m_ts, m_bits, sync = dec.decode(records, plan, ts[n:], det[n:],
+                                                        nt[n:] if t3 else nt)
+            n += c_ts.size
+            if m_ts.size:
+                mk_ts.append(m_ts)
+                mk_bits.append(m_bits)
+            if sync.size:
+                syncs.append(sync)
     ts, det = ts[:n], det[:n]
     nt = nt[:n] if t3 else None
     if not dec.sorted_ok:
