@@ -87,6 +87,12 @@ class Photons:
         Acquisition time stated by the header (often unreliable; see ``duration_s``).
     n_overflows : int
         Number of time-tag overflows (wraps) decoded.
+    n_invalid_records : int
+        Records a valid file cannot hold: reserved record codes (skipped), all-zero records
+        (a zero-filled region), photons earlier than the photon before them and photons on a
+        detector the header does not list. The reader tolerates a few (at most
+        ``max(16, records / 10000)`` of the first three kinds: every real file we know has
+        none) and reports them here and in ``warnings``; more make the file corrupt (an error).
     warnings : tuple of str
         Recoverable problems found while decoding (also logged).
     source : str or None
@@ -106,6 +112,7 @@ class Photons:
     sync_rate_hz: float = 0.0
     acquisition_s: float | None = None
     n_overflows: int = 0
+    n_invalid_records: int = 0
     warnings: tuple = ()
     source: str | None = None
 

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 from conftest import raw_ptu
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
@@ -271,6 +271,12 @@ def test_property_random_streams_survive_encode_decode(tmp_path, name, data):
     if rt.mode == 3:
         nt = np.asarray(data.draw(st.lists(st.integers(0, rt.n_dtime_bins - 1), min_size=n,
                                            max_size=n)), np.int64)
+    # more than 16 all-zero records right after an all-zero record (photons on detector 0 at
+    # the same time field 0 and dtime 0: one detector cannot record them, its dead time is
+    # longer than a tick) are a zero-filled region to the reader: a corrupt file (tested in
+    # test_issue_16_*)
+    zero = encode_records(rt, ts, det, nt) == 0
+    assume(np.count_nonzero(zero[1:] & zero[:-1]) <= 16)
     path = write_ptu(tmp_path / f"{name}.ptu", record_type=name, timestamps=ts, detectors=det,
                      nanotimes=nt, timestamps_unit=1e-7 if rt.mode == 3 else 1e-12,
                      nanotimes_unit=4e-12)

@@ -60,7 +60,7 @@ def _default_error(path, problem):
     return QrspecError(f"{path}: {problem}")
 
 
-def open_regular(path, error=_default_error):
+def open_regular(path, error=_default_error, kind: str = "regular file"):
     """Open an input file for binary reading, refusing anything but a regular file.
 
     A FIFO, a device, a socket or a directory given as input would hang (a FIFO without a
@@ -75,6 +75,9 @@ def open_regular(path, error=_default_error):
     error : callable, optional
         ``error(path, problem)`` builds the exception raised (default: :class:`QrspecError`
         with ``"path: problem"``), so that callers raise their own error type.
+    kind : str, optional
+        What the input should be, for messages (``"... is a FIFO (named pipe), not a TTTR
+        file"``).
 
     Returns
     -------
@@ -90,7 +93,7 @@ def open_regular(path, error=_default_error):
         raise error(path, f"cannot open: {exc.strerror or exc}") from None
     what = _not_regular(st.st_mode)
     if what is not None:
-        raise error(path, f"is {what}, not a regular file")
+        raise error(path, f"is {what}, not a {kind}")
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
@@ -98,7 +101,7 @@ def open_regular(path, error=_default_error):
     try:
         what = _not_regular(os.fstat(fd).st_mode)
         if what is not None:
-            raise error(path, f"is {what}, not a regular file")
+            raise error(path, f"is {what}, not a {kind}")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")

@@ -37,6 +37,11 @@ class FileLayout:
         Acquisition time the header states.
     warnings : tuple of str
         Recoverable problems found while parsing the header.
+    detector_limit : int or None
+        Photons on detectors ``>= detector_limit`` are not on an input the header lists (PTU:
+        ``HW_InpChannels + 1``, as HydraHarp-family headers count the sync input there and
+        PicoHarp T2 records the sync input as detector 0; HT3/HT2: ``InputChannelsPresent``);
+        None when the header does not say (the record layout bounds the detector then).
     """
 
     path: str
@@ -51,6 +56,7 @@ class FileLayout:
     sync_rate_hz: float
     acquisition_s: float | None
     warnings: tuple = ()
+    detector_limit: int | None = None
 
     @property
     def mode(self) -> int:

@@ -278,7 +278,7 @@ def _reconcile(r: _Reader, n_header: int, count_name: str) -> tuple[int, list[st
 
 
 def _layout(r: _Reader, container, rt_name, n_header, count_name, ts_unit, nt_unit, sync_rate,
-            acq_ms, warnings=()) -> FileLayout:
+            acq_ms, warnings=(), detector_limit=None) -> FileLayout:
     n, w = _reconcile(r, n_header, count_name)
     return FileLayout(
         path=r.path,
@@ -293,6 +293,7 @@ def _layout(r: _Reader, container, rt_name, n_header, count_name, ts_unit, nt_un
         sync_rate_hz=float(sync_rate),
         acquisition_s=acq_ms / 1e3 if acq_ms is not None else None,
         warnings=tuple(w) + tuple(warnings),
+        detector_limit=detector_limit,
     )
 
 
@@ -388,7 +389,7 @@ def _parse_hydraharp(r: _Reader, version: str) -> FileLayout:
         ts_unit, nt_unit = res_ps / 1e12, None
         rt_name = "HydraHarp2T2" if version == "2.0" else "HydraHarpT2"
     return _layout(r, container, rt_name, n_header, "NumRecords", ts_unit, nt_unit,
-                   max(sync_rate, 0), acq_ms, warnings)
+                   max(sync_rate, 0), acq_ms, warnings, detector_limit=n_inp)
 
 
 def _has_counted_overflows(r: _Reader, n_header: int) -> bool:

@@ -233,6 +233,9 @@ def ptu_layout(path: str, f, file_size: int) -> FileLayout:
     n_records = reconcile_record_count(path, n_header, file_size - data_offset, warnings)
 
     acq = _number(tags, "MeasDesc_AcquisitionTime")
+    n_inp = _number(tags, "HW_InpChannels")
+    limit = int(n_inp) + 1 if n_inp is not None and _is_integral(n_inp) and 0 < n_inp < 256 \
+        else None
     return FileLayout(
         path=path,
         container="PTU",
@@ -246,6 +249,7 @@ def ptu_layout(path: str, f, file_size: int) -> FileLayout:
         sync_rate_hz=sync_rate,
         acquisition_s=None if acq is None else float(acq) / 1000.0,
         warnings=tuple(warnings),
+        detector_limit=limit,
     )
 
 
