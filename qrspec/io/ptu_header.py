@@ -238,6 +238,9 @@ def ptu_layout(path: str, f, file_size: int) -> FileLayout:
         unit = glob
         if unit is None or not (math.isfinite(unit) and unit > 0):
             name, unit = "MeasDesc_Resolution", res
+            if unit is not None and math.isfinite(unit) and unit > 0:
+                warnings.append(f"MeasDesc_GlobalResolution={glob!r} invalid; using "
+                                f"MeasDesc_Resolution={res!r} s as the T2 time tag unit")
         if unit is None or not (math.isfinite(unit) and unit > 0):
             raise TTTRFormatError(path, "T2 file without a valid MeasDesc_GlobalResolution or "
                                   f"MeasDesc_Resolution ({glob!r}, {res!r})")
