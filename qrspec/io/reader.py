@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from qrspec.io.ptu_header import PTU_MAGIC, ptu_layout
 from qrspec.io.records import decode_chunk, scan_chunk
 from qrspec.photons import Markers, Photons
 
-__all__ = ["read_tttr", "iter_tttr", "read_header", "open_layout"]
+__all__ = ["read_tttr", "iter_tttr", "read_header", "open_layout", "summarize_tttr", "TTTRSummary"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,14 @@ def decode_threads() -> int:
     return max(1, min(4, n))
 
 
+def _overflow_error(layout: FileLayout, wraps: int) -> TTTRFormatError:
+    # corrupt overflow records (e.g. every record a T2 overflow of 2**25 - 1 counts) would
+    # wrap the int64 accumulator into negative, unsorted timestamps
+    return TTTRFormatError(layout.path, f"{wraps} time-tag overflows of "
+                           f"{layout.record_type.wrap} ticks exceed the int64 timestamp range "
+                           "(corrupt overflow records?)")
+
+
 def corrupt_tolerance(n_records: int) -> int:
     """Invalid records tolerated in a file of ``n_records`` (see ``Photons.n_invalid_records``).
 
@@ -197,15 +205,7 @@ class _Decoder:
         return parts, [scan_chunk(self.rt, p) for p in parts]
 
     def _check(self, n_invalid, n_zero, n_backwards, n_records):
-        if n_invalid + n_zero + n_backwards <= self.tolerance:
-            return
-        raise TTTRFormatError(
-            self.layout.path,
-            f"corrupt {self.rt.name} records: {n_invalid} with reserved codes, {n_zero} "
-            "repeated all-zero records (a zero-filled region) and "
-            f"{n_backwards} photons earlier than the photon "
-            f"before them in the first {n_records} of {self.layout.n_records} records (at most "
-            f"{self.tolerance} are tolerated; a valid file has none)")
+        _check_corrupt(self.layout, n_invalid, n_zero, n_backwards, n_records)
 
     def decode(self, records, plan=None, ts_out=None, det_out=None, nt_out=None):
         """Decode ``records`` (split and scanned by :meth:`plan` when ``plan`` is None) into
@@ -226,11 +226,7 @@ class _Decoder:
         self._check(n_invalid, n_zero, self.n_backwards, n_records)
         wraps = self.n_wraps + sum(s.n_wraps for s in scans)
         if wraps * rt.wrap > _MAX_TICKS:
-            # corrupt overflow records (e.g. every record a T2 overflow of 2**25 - 1 counts)
-            # would wrap the int64 accumulator into negative, unsorted timestamps
-            raise TTTRFormatError(self.layout.path, f"{wraps} time-tag overflows of {rt.wrap} "
-                                  "ticks exceed the int64 timestamp range (corrupt overflow "
-                                  "records?)")
+            raise _overflow_error(self.layout, wraps)
         n_mk = sum(s.n_markers for s in scans)
         n_sy = sum(s.n_sync for s in scans)
         mk_ts = np.empty(n_mk, np.int64)
@@ -289,19 +285,38 @@ class _Decoder:
         return self.n_backwards == 0
 
     def warnings(self) -> list[str]:
-        out = list(self.layout.warnings)
-        if self.n_invalid:
-            out.append(f"{self.n_invalid} records with reserved/invalid channel codes skipped")
-        if self.n_zero:
-            out.append(f"{self.n_zero} repeated all-zero records (a zero-filled region?) "
-                       "decoded as photons on detector 0")
-        if self.n_off_detector:
-            out.append(f"{self.n_off_detector} photons on detectors >= "
-                       f"{self.layout.detector_limit}, which the header does not list")
-        if not self.sorted_ok:
-            out.append(f"photon timestamps decrease {self.n_backwards} times in the file; "
-                       "photons were sorted by time (stable)")
-        return out
+        return _warnings(self.layout, self.n_invalid, self.n_zero, self.n_off_detector,
+                         self.n_backwards, sorted_by_reader=True)
+
+
+def _check_corrupt(layout: FileLayout, n_invalid, n_zero, n_backwards, n_records):
+    """Raise the "corrupt" TTTRFormatError when the invalid records exceed the tolerance."""
+    tol = corrupt_tolerance(layout.n_records)
+    if n_invalid + n_zero + n_backwards <= tol:
+        return
+    raise TTTRFormatError(
+        layout.path,
+        f"corrupt {layout.record_type.name} records: {n_invalid} with reserved codes, {n_zero} "
+        f"repeated all-zero records (a zero-filled region) and {n_backwards} photons earlier "
+        f"than the photon before them in the first {n_records} of {layout.n_records} records "
+        f"(at most {tol} are tolerated; a valid file has none)")
+
+
+def _warnings(layout: FileLayout, n_invalid, n_zero, n_off, n_backwards,
+              sorted_by_reader: bool) -> list[str]:
+    out = list(layout.warnings)
+    if n_invalid:
+        out.append(f"{n_invalid} records with reserved/invalid channel codes skipped")
+    if n_zero:
+        out.append(f"{n_zero} repeated all-zero records (a zero-filled region?) decoded as "
+                   "photons on detector 0")
+    if n_off:
+        out.append(f"{n_off} photons on detectors >= {layout.detector_limit}, which the header "
+                   "does not list")
+    if n_backwards:
+        out.append(f"photon timestamps decrease {n_backwards} times in the file"
+                   + ("; photons were sorted by time (stable)" if sorted_by_reader else ""))
+    return out
 
 
 @contextmanager
@@ -467,3 +482,125 @@ def concat_chunks(chunks) -> Photons:
                    detectors=cat([c.detectors for c in chunks]), nanotimes=nt,
                    sync_timestamps=sync, markers=markers)
 
+
+
+@dataclass(frozen=True, eq=False)
+class TTTRSummary:
+    """What a TTTR file holds, counted without decoding photons (:func:`summarize_tttr`).
+
+    Attributes
+    ----------
+    layout : FileLayout
+        Header, record type and units.
+    n_photons : int
+    counts_per_detector : dict of int to int
+        Photons per 0-based detector (detectors with photons only).
+    n_markers : int
+    markers_per_input : dict of int to int
+        Marker records in which input k (1-based) fired.
+    n_sync : int or None
+        T2 sync events (None in T3).
+    n_overflows : int
+    n_invalid_records : int
+        As ``Photons.n_invalid_records``.
+    first_ts, last_ts : int
+        First and last photon times in ticks (-1 without photons).
+    warnings : tuple of str
+        As ``Photons.warnings`` (the reader would sort backwards photons; this says so).
+    """
+
+    layout: FileLayout
+    n_photons: int
+    counts_per_detector: dict
+    n_markers: int
+    markers_per_input: dict
+    n_sync: int | None
+    n_overflows: int
+    n_invalid_records: int
+    first_ts: int
+    last_ts: int
+    warnings: tuple
+
+    @property
+    def duration_s(self) -> float:
+        """First to last photon in seconds, as ``Photons.duration_s`` (0 below 2 photons)."""
+        if self.n_photons < 2:
+            return 0.0
+        return float(self.last_ts - self.first_ts) * self.layout.timestamps_unit
+
+
+def summarize_tttr(path, *, chunk_records: int = DEFAULT_CHUNK_RECORDS) -> TTTRSummary:
+    """Count the photons per detector, markers, sync events and overflows of a TTTR file with
+    numpy only (no numba: ``qrspec info`` starts in a fraction of a second).
+
+    The counts equal those of :func:`read_tttr`, which applies the same corruption checks.
+
+    Raises
+    ------
+    TTTRFormatError
+        As :func:`read_tttr`.
+    """
+    from qrspec.io.records import summarize_chunk
+
+    chunk_records = _check_chunk_records(chunk_records)
+    layout = open_layout(path)
+    rt = layout.record_type
+    counts = np.zeros(256, np.int64)
+    bits = np.zeros(16, np.int64)
+    n_ph = n_mk = n_sy = wraps = n_inv = n_zero = n_back = n_rec = 0
+    first, last, prev = -1, -1, -1
+    for records, _ in _record_chunks(layout, chunk_records):
+        try:
+            c = summarize_chunk(rt, records, wraps * rt.wrap, last, prev, _MAX_TICKS)
+        except OverflowError as exc:
+            raise _overflow_error(layout, wraps + exc.args[0]) from None
+        n_rec += records.size
+        n_inv += c.n_invalid
+        n_zero += c.n_zero
+        n_back += c.n_backwards
+        _check_corrupt(layout, n_inv, n_zero, n_back, n_rec)
+        counts += c.counts_per_detector
+        bits += c.marker_bit_counts
+        n_ph += c.n_photons
+        n_mk += c.n_markers
+        n_sy += c.n_sync
+        wraps += c.n_wraps
+        if c.n_photons:
+            first = c.first_ts if first < 0 else first
+            last = c.last_ts if c.last_ts > last else last
+        prev = c.last_record
+    if n_back:  # the reader sorts: first and last of the sorted photons
+        first, last = _sorted_first_last(layout, chunk_records)
+    limit = layout.detector_limit
+    n_off = int(counts[limit:].sum()) if limit is not None else 0
+    return TTTRSummary(
+        layout=layout,
+        n_photons=n_ph,
+        counts_per_detector={int(d): int(counts[d]) for d in np.flatnonzero(counts)},
+        n_markers=n_mk,
+        markers_per_input={int(k) + 1: int(bits[k]) for k in np.flatnonzero(bits)},
+        n_sync=n_sy if layout.mode == 2 else None,
+        n_overflows=wraps,
+        n_invalid_records=n_inv + n_zero + n_back + n_off,
+        first_ts=first,
+        last_ts=last,
+        warnings=tuple(_warnings(layout, n_inv, n_zero, n_off, n_back, sorted_by_reader=True)),
+    )
+
+
+def _sorted_first_last(layout: FileLayout, chunk_records: int) -> tuple[int, int]:
+    """Minimum and maximum photon time (files whose photons go back in time: a few, flagged)."""
+    from qrspec.io.records import _fields
+
+    rt = layout.record_type
+    lo, hi, ofl = None, None, 0
+    for records, _ in _record_chunks(layout, chunk_records):
+        r = records.astype(np.int64)
+        ph, _, field, ovf, k, *_ = _fields(rt.family, r)
+        cum = np.cumsum(np.where(ovf, k, 0))
+        t = ofl + cum[ph] * rt.wrap + field[ph]
+        if t.size:
+            lo = int(t.min()) if lo is None else min(lo, int(t.min()))
+            hi = int(t.max()) if hi is None else max(hi, int(t.max()))
+        ofl += (int(cum[-1]) if cum.size else 0) * rt.wrap
+    return (-1, -1) if lo is None else (lo, hi)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["RecordType", "RECORD_TYPES", "record_type_from_code", "scan_chunk", "decode_chunk",
-           "ScanCounts", "DecodeCounts"]
+           "ScanCounts", "DecodeCounts", "summarize_chunk", "ChunkSummary"]
 
 @dataclass(frozen=True)
 class RecordType:
@@ -134,3 +134,103 @@ def decode_chunk(record_type: RecordType, records, ofl, ts_out, det_out, nt_out,
     _, kernel, mode = KERNELS[record_type.family]
     return DecodeCounts(*(int(v) for v in kernel(records, np.int64(ofl), ts_out, det_out,
                                                  nt_out, mk_ts, mk_bits, sync_out, mode)))
+
+
+# --------------------------------------------------------------------------- numpy summary
+# ``qrspec info`` must not import numba (start-up time): this numpy version of the record
+# layouts counts what the numba decoder decodes (tests compare the two on every record type).
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkSummary:
+    """Counts of a run of records (from :func:`summarize_chunk`), without decoding photons."""
+
+    n_photons: int
+    counts_per_detector: np.ndarray  # int64, 256 entries
+    marker_bit_counts: np.ndarray  # int64, 16 entries: records in which marker input k+1 fired
+    n_markers: int
+    n_sync: int
+    n_wraps: int
+    n_invalid: int
+    n_zero: int  # all-zero records right after an all-zero record (the first of the run too)
+    n_backwards: int  # photons earlier than the photon before them (the first vs last_ts too)
+    first_ts: int  # -1 without photons
+    last_ts: int  # -1 without photons
+    last_record: int
+
+
+def _fields(family: str, r: np.ndarray):
+    """Per-record masks and fields of ``r`` (int64): ``(photon, detector, time field, overflow,
+    overflows counted, marker, marker bits, sync)``; every other record is invalid."""
+    none = np.zeros(r.shape, bool)
+    if family in ("ht3", "ht3v1", "ht3sf", "ht2", "ht2v1"):
+        t3 = family.startswith("ht3")
+        top = r >> 25
+        field = r & (1023 if t3 else 0x1FFFFFF)
+        if family in ("ht3", "ht2"):
+            k = np.maximum(field, 1)
+        elif family == "ht3sf":
+            k = (r & 0xFFFFFF) + 1
+        else:
+            k = np.ones_like(r)
+        return (top < 64, top, field, top == 127, k, (top >= 65) & (top <= 79), top - 64,
+                none if t3 else top == 64)
+    if family == "pt3":
+        ch = r >> 28
+        ovf = (r >> 16) == 0xF000
+        return ((ch >= 1) & (ch <= 4), ch - 1, r & 0xFFFF, ovf, np.ones_like(r),
+                (ch == 15) & ~ovf, (r >> 16) & 0xF, none)
+    if family == "t3r":
+        ph = ((r >> 30) & 1) == 1
+        data = (r >> 16) & 0xFFF
+        ovf = ~ph & ((data & 0x800) != 0)
+        return (ph, (r >> 28) & 3, r & 0xFFFF, ovf, np.ones_like(r),
+                ~ph & ~ovf & ((data & 7) != 0), data & 7, none)
+    if family == "pt2":
+        ch = r >> 28
+        ovf = (ch == 15) & ((r & 0xF) == 0)
+        return (ch <= 4, ch, r & 0x0FFFFFFF, ovf, np.ones_like(r), (ch == 15) & ~ovf, r & 0xF,
+                none)
+    raise ValueError(f"unknown record family={family!r}")
+
+
+def summarize_chunk(record_type: RecordType, records, ofl: int, last_ts: int = -1,
+                    prev_record: int = -1, max_ticks: int = 1 << 62) -> ChunkSummary:
+    """Count photons per detector, markers per input, sync events, overflows and invalid
+    records of ``records`` with numpy only (what :func:`decode_chunk` would decode).
+
+    ``ofl`` is the overflow accumulator (ticks) before the first record, ``last_ts`` the last
+    photon time before it and ``prev_record`` the record before it (for runs of zero records).
+    Raises ``OverflowError`` when the overflows would take times past ``max_ticks``.
+    """
+    r = np.asarray(records).astype(np.int64)
+    ph, det, field, ovf, k, mk, mk_bits, sync = _fields(record_type.family, r)
+    invalid = ~(ph | ovf | mk | sync)
+    cum = np.cumsum(np.where(ovf, k, 0))
+    n_wraps = int(cum[-1]) if cum.size else 0
+    if ofl + n_wraps * record_type.wrap > max_ticks:
+        raise OverflowError(n_wraps)
+    zero = r == 0
+    n_zero = int(np.count_nonzero(zero[1:] & zero[:-1]))
+    if zero.size and zero[0] and prev_record == 0:
+        n_zero += 1
+    t = ofl + cum[ph] * record_type.wrap + field[ph]
+    n_back = int(np.count_nonzero(t[1:] < t[:-1]))
+    if t.size and t[0] < last_ts:
+        n_back += 1
+    b = mk_bits[mk]
+    return ChunkSummary(
+        n_photons=int(t.size),
+        counts_per_detector=np.bincount(det[ph], minlength=256)[:256],
+        marker_bit_counts=np.array([np.count_nonzero(b & (1 << j)) for j in range(16)],
+                                   np.int64),
+        n_markers=int(b.size),
+        n_sync=int(np.count_nonzero(sync)),
+        n_wraps=n_wraps,
+        n_invalid=int(np.count_nonzero(invalid)),
+        n_zero=n_zero,
+        n_backwards=n_back,
+        first_ts=int(t[0]) if t.size else -1,
+        last_ts=int(t[-1]) if t.size else -1,
+        last_record=int(r[-1]) if r.size else prev_record,
+    )
