@@ -194,3 +194,149 @@ def objective_terms(m, jac, c, idx, kind, tiny):
     if kind == 0 or kind == 3:
         f *= 2.0
     return f, 2.0 * g, 2.0 * h
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole multi-exponential fit in one call (the optimiser of lifetime._optimize, compiled)
+# ---------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _shifted_irf(irf, delta, n):
+    """``ReconvolutionModel._shifted_irf``: Catmull-Rom shift, undershoot clipped to 0."""
+    rows = irf.reshape((1, irf.size))
+    out, dout = shift_rows(rows, delta, n)
+    y = out[0]
+    dy = dout[0]
+    for i in range(n):
+        if y[i] < 0.0:
+            y[i] = 0.0
+            dy[i] = 0.0
+    return y, dy
+
+
+@numba.njit(cache=True, nogil=True)
+def multiexp_evaluate(theta, irf, bin_ns, n_data, n_tau, reconvolve, i_bg, i_shift, i_scatter,
+                      fixed_bg):
+    """``ReconvolutionModel.evaluate`` of a multi-exponential model: model and Jacobian.
+
+    ``i_shift`` / ``i_scatter`` are -1 when absent; ``fixed_bg`` has ``n_data`` values.
+    """
+    nt = n_tau
+    pb = irf.size
+    n_params = theta.size
+    q = np.empty(nt)
+    for k in range(nt):
+        q[k] = np.exp(-bin_ns / np.exp(theta[k]))
+    sh = np.zeros((2 * nt + 1, pb))
+    dsh = np.zeros((2 * nt + 1, pb))
+    if reconvolve:
+        delta = theta[i_shift] if i_shift >= 0 else 0.0
+        irf_e, dirf_e = _shifted_irf(irf, delta + 0.5, pb)
+        for k in range(nt):
+            y, dy = exp_conv_periodic(irf_e, q[k])
+            sh[k] = y
+            sh[nt + k] = dy
+            if i_shift >= 0:
+                dsh[k] = exp_conv_periodic_value(dirf_e, q[k])
+        if i_scatter >= 0:
+            y, dy = _shifted_irf(irf, delta, pb)
+            sh[2 * nt] = y
+            dsh[2 * nt] = dy
+    else:
+        for k in range(nt):
+            y, dy = exp_conv_periodic(irf, q[k])
+            sh[k] = y
+            sh[nt + k] = dy
+    shd = np.ascontiguousarray(sh[:, :n_data])
+    dshd = np.ascontiguousarray(dsh[:, :n_data])
+    coef = np.ascontiguousarray(theta[nt: 2 * nt])
+    scat = theta[i_scatter] if i_scatter >= 0 else 0.0
+    return multiexp_model(shd, dshd, coef, theta[i_bg], scat, fixed_bg, n_params, i_bg, i_shift,
+                          i_scatter)
+
+
+@numba.njit(cache=True, nogil=True)
+def lm_multiexp(theta0, lo, hi, fixed, irf, bin_ns, n_data, n_tau, reconvolve, i_bg, i_shift,
+                i_scatter, fixed_bg, counts, idx, kind, tiny, max_iter, tol):
+    """Projected Levenberg-Marquardt of ``lifetime._optimize`` for a multi-exponential model,
+    compiled: returns ``(theta, f, m, jac, g, h, n_iter, ok)`` as ``_optimize`` does."""
+    theta = np.minimum(np.maximum(theta0, lo), hi)
+    m, jac = multiexp_evaluate(theta, irf, bin_ns, n_data, n_tau, reconvolve, i_bg, i_shift,
+                               i_scatter, fixed_bg)
+    f, g, h = objective_terms(m, jac, counts, idx, kind, tiny)
+    if not np.isfinite(f):
+        return theta, f, m, jac, g, h, 0, False
+    p = theta.size
+    span = np.empty(p)
+    for a in range(p):
+        s = hi[a] - lo[a]
+        span[a] = s if np.isfinite(s) else 1.0
+    lam = 1e-3
+    ok = False
+    n_iter = 0
+    free = np.empty(p, np.bool_)
+    for it in range(1, max_iter + 1):
+        n_iter = it
+        nf = 0
+        for a in range(p):
+            at_lo = theta[a] <= lo[a] + 1e-12 * span[a] and g[a] > 0
+            at_hi = theta[a] >= hi[a] - 1e-12 * span[a] and g[a] < 0
+            free[a] = not (fixed[a] or at_lo or at_hi)
+            nf += free[a]
+        if nf == 0:
+            ok = True
+            break
+        fi = np.empty(nf, np.int64)
+        j = 0
+        for a in range(p):
+            if free[a]:
+                fi[j] = a
+                j += 1
+        hf = np.empty((nf, nf))
+        gf = np.empty(nf)
+        for a in range(nf):
+            gf[a] = g[fi[a]]
+            for b in range(nf):
+                hf[a, b] = h[fi[a], fi[b]]
+        mat = hf.copy()
+        for a in range(nf):
+            d = hf[a, a]
+            mat[a, a] += lam * (d if d > 0 else 1.0)
+        singular = False
+        try:
+            step = np.linalg.solve(mat, -gf)
+        except Exception:  # noqa: BLE001 - LinAlgError (singular) in nopython mode
+            singular = True
+            step = np.zeros(nf)
+        if singular:
+            lam *= 10.0
+            if lam > 1e12:
+                break
+            continue
+        decrement = 0.0
+        for a in range(nf):
+            decrement -= gf[a] * step[a]
+        if 0 <= decrement < tol and lam <= 1e-2:
+            ok = True
+            break
+        new = theta.copy()
+        for a in range(nf):
+            new[fi[a]] += step[a]
+        new = np.minimum(np.maximum(new, lo), hi)
+        m2, jac2 = multiexp_evaluate(new, irf, bin_ns, n_data, n_tau, reconvolve, i_bg,
+                                     i_shift, i_scatter, fixed_bg)
+        f2, g2, h2 = objective_terms(m2, jac2, counts, idx, kind, tiny)
+        if np.isfinite(f2) and f2 <= f:
+            df = f - f2
+            theta, m, jac, f, g, h = new, m2, jac2, f2, g2, h2
+            lam = max(lam * 0.1, 1e-9)
+            if df < tol and lam <= 1e-2:
+                ok = True
+                break
+        else:
+            lam *= 10.0
+            if lam > 1e12:
+                ok = decrement < 1e-4
+                break
+    return theta, f, m, jac, g, h, n_iter, ok
