@@ -204,20 +204,14 @@ def objective_terms(m, jac, c, idx, kind, tiny):
 @numba.njit(cache=True, nogil=True)
 def _shifted_irf(irf, delta, n):
     """``ReconvolutionModel._shifted_irf``: Catmull-Rom shift, undershoot clipped to 0."""
-    rows = np.empty((1, n))
-    for i in range(n):
-        rows[0, i] = irf[i]
+    rows = irf.reshape((1, irf.size))
     out, dout = shift_rows(rows, delta, n)
-    y = np.empty(n)
-    dy = np.empty(n)
+    y = out[0]
+    dy = dout[0]
     for i in range(n):
-        v = out[0, i]
-        if v < 0.0:
+        if y[i] < 0.0:
             y[i] = 0.0
             dy[i] = 0.0
-        else:
-            y[i] = v
-            dy[i] = dout[0, i]
     return y, dy
 
 
@@ -226,134 +220,116 @@ def multiexp_evaluate(theta, irf, bin_ns, n_data, n_tau, reconvolve, i_bg, i_shi
                       fixed_bg):
     """``ReconvolutionModel.evaluate`` of a multi-exponential model: model and Jacobian.
 
-    ``i_shift`` / ``i_scatter`` are -1 when absent; ``fixed_bg`` has ``n_data`` values. Plain
-    loops, no array slicing: numba compiles this in a fraction of the time.
+    ``i_shift`` / ``i_scatter`` are -1 when absent; ``fixed_bg`` has ``n_data`` values.
     """
     nt = n_tau
     pb = irf.size
-    sh = np.zeros((2 * nt + 1, n_data))
-    dsh = np.zeros((2 * nt + 1, n_data))
-    delta = theta[i_shift] if i_shift >= 0 else 0.0
-    base = irf
-    dbase = irf
+    n_params = theta.size
+    q = np.empty(nt)
+    for k in range(nt):
+        q[k] = np.exp(-bin_ns / np.exp(theta[k]))
+    sh = np.zeros((2 * nt + 1, pb))
+    dsh = np.zeros((2 * nt + 1, pb))
     if reconvolve:
-        base, dbase = _shifted_irf(irf, delta + 0.5, pb)
-    for k in range(nt):
-        q = np.exp(-bin_ns / np.exp(theta[k]))
-        y, dy = exp_conv_periodic(base, q)
-        for i in range(n_data):
-            sh[k, i] = y[i]
-            sh[nt + k, i] = dy[i]
-        if reconvolve and i_shift >= 0:
-            v = exp_conv_periodic_value(dbase, q)
-            for i in range(n_data):
-                dsh[k, i] = v[i]
-    if reconvolve and i_scatter >= 0:
-        y, dy = _shifted_irf(irf, delta, pb)
-        for i in range(n_data):
-            sh[2 * nt, i] = y[i]
-            dsh[2 * nt, i] = dy[i]
-    coef = np.empty(nt)
-    for k in range(nt):
-        coef[k] = theta[nt + k]
+        delta = theta[i_shift] if i_shift >= 0 else 0.0
+        irf_e, dirf_e = _shifted_irf(irf, delta + 0.5, pb)
+        for k in range(nt):
+            y, dy = exp_conv_periodic(irf_e, q[k])
+            sh[k] = y
+            sh[nt + k] = dy
+            if i_shift >= 0:
+                dsh[k] = exp_conv_periodic_value(dirf_e, q[k])
+        if i_scatter >= 0:
+            y, dy = _shifted_irf(irf, delta, pb)
+            sh[2 * nt] = y
+            dsh[2 * nt] = dy
+    else:
+        for k in range(nt):
+            y, dy = exp_conv_periodic(irf, q[k])
+            sh[k] = y
+            sh[nt + k] = dy
+    shd = np.ascontiguousarray(sh[:, :n_data])
+    dshd = np.ascontiguousarray(dsh[:, :n_data])
+    coef = np.ascontiguousarray(theta[nt: 2 * nt])
     scat = theta[i_scatter] if i_scatter >= 0 else 0.0
-    return multiexp_model(sh, dsh, coef, theta[i_bg], scat, fixed_bg, theta.size, i_bg, i_shift,
+    return multiexp_model(shd, dshd, coef, theta[i_bg], scat, fixed_bg, n_params, i_bg, i_shift,
                           i_scatter)
-
-
-@numba.njit(cache=True, nogil=True)
-def solve_small(a, b):
-    """Solve ``a x = b`` by LU with partial pivoting (LAPACK ``gesv``'s algorithm) for the few
-    parameters of a fit; ``(x, False)`` when a pivot is exactly 0 (``numpy.linalg.solve``
-    raises then). Hand-written: numba's ``np.linalg.solve`` costs seconds of compilation."""
-    n = b.size
-    lu = a.copy()
-    x = b.copy()
-    for k in range(n):
-        piv = k
-        big = abs(lu[k, k])
-        for i in range(k + 1, n):
-            v = abs(lu[i, k])
-            if v > big:
-                big = v
-                piv = i
-        if big == 0.0:
-            return x, False
-        if piv != k:
-            for j in range(n):
-                t = lu[k, j]
-                lu[k, j] = lu[piv, j]
-                lu[piv, j] = t
-            t = x[k]
-            x[k] = x[piv]
-            x[piv] = t
-        for i in range(k + 1, n):
-            f = lu[i, k] / lu[k, k]
-            for j in range(k + 1, n):
-                lu[i, j] -= f * lu[k, j]
-            x[i] -= f * x[k]
-    for k in range(n - 1, -1, -1):
-        acc = x[k]
-        for j in range(k + 1, n):
-            acc -= lu[k, j] * x[j]
-        x[k] = acc / lu[k, k]
-    return x, True
-
-
-@numba.njit(cache=True, nogil=True)
-def _clip(x, lo, hi):
-    """``np.clip(x, lo, hi)`` (NaN stays NaN, as there)."""
-    out = np.empty(x.size)
-    for a in range(x.size):
-        v = x[a]
-        if v < lo[a]:
-            v = lo[a]
-        if v > hi[a]:
-            v = hi[a]
-        out[a] = v
-    return out
 
 
 @numba.njit(cache=True, nogil=True)
 def lm_multiexp(theta0, lo, hi, fixed, irf, bin_ns, n_data, n_tau, reconvolve, i_bg, i_shift,
                 i_scatter, fixed_bg, counts, idx, kind, tiny, max_iter, tol):
     """Projected Levenberg-Marquardt of ``lifetime._optimize`` for a multi-exponential model,
-    compiled: returns ``(theta, f, m, jac, g, h, n_iter, ok)`` as ``_optimize`` does.
-
-    The same iteration as ``_optimize``, written with one evaluation site (model and objective
-    are inlined once, which keeps the compilation short): each pass evaluates a candidate (the
-    start, then each step), accepts or rejects it, and computes the next step.
-    """
-    p = theta0.size
+    compiled: returns ``(theta, f, m, jac, g, h, n_iter, ok)`` as ``_optimize`` does."""
+    theta = np.minimum(np.maximum(theta0, lo), hi)
+    m, jac = multiexp_evaluate(theta, irf, bin_ns, n_data, n_tau, reconvolve, i_bg, i_shift,
+                               i_scatter, fixed_bg)
+    f, g, h = objective_terms(m, jac, counts, idx, kind, tiny)
+    if not np.isfinite(f):
+        return theta, f, m, jac, g, h, 0, False
+    p = theta.size
     span = np.empty(p)
     for a in range(p):
-        d = hi[a] - lo[a]
-        span[a] = d if np.isfinite(d) else 1.0
-    cand = _clip(theta0, lo, hi)
-    theta = cand
-    m = np.zeros(n_data)
-    jac = np.zeros((n_data, p))
-    g = np.zeros(p)
-    h = np.zeros((p, p))
-    f = np.inf
+        s = hi[a] - lo[a]
+        span[a] = s if np.isfinite(s) else 1.0
     lam = 1e-3
     ok = False
     n_iter = 0
-    decrement = 0.0
     free = np.empty(p, np.bool_)
-    first = True
-    while True:
-        m2, jac2 = multiexp_evaluate(cand, irf, bin_ns, n_data, n_tau, reconvolve, i_bg,
+    for it in range(1, max_iter + 1):
+        n_iter = it
+        nf = 0
+        for a in range(p):
+            at_lo = theta[a] <= lo[a] + 1e-12 * span[a] and g[a] > 0
+            at_hi = theta[a] >= hi[a] - 1e-12 * span[a] and g[a] < 0
+            free[a] = not (fixed[a] or at_lo or at_hi)
+            nf += free[a]
+        if nf == 0:
+            ok = True
+            break
+        fi = np.empty(nf, np.int64)
+        j = 0
+        for a in range(p):
+            if free[a]:
+                fi[j] = a
+                j += 1
+        hf = np.empty((nf, nf))
+        gf = np.empty(nf)
+        for a in range(nf):
+            gf[a] = g[fi[a]]
+            for b in range(nf):
+                hf[a, b] = h[fi[a], fi[b]]
+        mat = hf.copy()
+        for a in range(nf):
+            d = hf[a, a]
+            mat[a, a] += lam * (d if d > 0 else 1.0)
+        singular = False
+        try:
+            step = np.linalg.solve(mat, -gf)
+        except Exception:  # noqa: BLE001 - LinAlgError (singular) in nopython mode
+            singular = True
+            step = np.zeros(nf)
+        if singular:
+            lam *= 10.0
+            if lam > 1e12:
+                break
+            continue
+        decrement = 0.0
+        for a in range(nf):
+            decrement -= gf[a] * step[a]
+        if 0 <= decrement < tol and lam <= 1e-2:
+            ok = True
+            break
+        new = theta.copy()
+        for a in range(nf):
+            new[fi[a]] += step[a]
+        new = np.minimum(np.maximum(new, lo), hi)
+        m2, jac2 = multiexp_evaluate(new, irf, bin_ns, n_data, n_tau, reconvolve, i_bg,
                                      i_shift, i_scatter, fixed_bg)
         f2, g2, h2 = objective_terms(m2, jac2, counts, idx, kind, tiny)
-        if first:
-            theta, m, jac, f, g, h = cand, m2, jac2, f2, g2, h2
-            if not np.isfinite(f):
-                return theta, f, m, jac, g, h, 0, False
-            first = False
-        elif np.isfinite(f2) and f2 <= f:
+        if np.isfinite(f2) and f2 <= f:
             df = f - f2
-            theta, m, jac, f, g, h = cand, m2, jac2, f2, g2, h2
+            theta, m, jac, f, g, h = new, m2, jac2, f2, g2, h2
             lam = max(lam * 0.1, 1e-9)
             if df < tol and lam <= 1e-2:
                 ok = True
@@ -363,52 +339,4 @@ def lm_multiexp(theta0, lo, hi, fixed, irf, bin_ns, n_data, n_tau, reconvolve, i
             if lam > 1e12:
                 ok = decrement < 1e-4
                 break
-        # the next step (a singular system raises the damping and tries again)
-        stepped = False
-        while n_iter < max_iter:
-            n_iter += 1
-            nf = 0
-            for a in range(p):
-                at_lo = theta[a] <= lo[a] + 1e-12 * span[a] and g[a] > 0
-                at_hi = theta[a] >= hi[a] - 1e-12 * span[a] and g[a] < 0
-                free[a] = not (fixed[a] or at_lo or at_hi)
-                nf += free[a]
-            if nf == 0:
-                ok = True
-                break
-            fi = np.empty(nf, np.int64)
-            j = 0
-            for a in range(p):
-                if free[a]:
-                    fi[j] = a
-                    j += 1
-            mat = np.empty((nf, nf))
-            gf = np.empty(nf)
-            for a in range(nf):
-                gf[a] = -g[fi[a]]
-                for b in range(nf):
-                    mat[a, b] = h[fi[a], fi[b]]
-            for a in range(nf):
-                d = mat[a, a]
-                mat[a, a] = d + lam * (d if d > 0 else 1.0)
-            step, solved = solve_small(mat, gf)
-            if not solved:
-                lam *= 10.0
-                if lam > 1e12:
-                    break
-                continue
-            decrement = 0.0
-            for a in range(nf):
-                decrement += gf[a] * step[a]
-            if 0 <= decrement < tol and lam <= 1e-2:
-                ok = True
-                break
-            new = theta.copy()
-            for a in range(nf):
-                new[fi[a]] += step[a]
-            cand = _clip(new, lo, hi)
-            stepped = True
-            break
-        if not stepped:
-            break
     return theta, f, m, jac, g, h, n_iter, ok
