@@ -170,14 +170,7 @@ class _Objective:
 
 
 def _optimize(model, obj, theta0, lo, hi, fixed, max_iter=200, tol=1e-6):
-    """Projected Levenberg-Marquardt on ``obj``; returns (theta, f, m, jac, g, h, n_iter, ok).
-
-    Multi-exponential models run the same iteration compiled
-    (:func:`qrspec.fitting._kernels.lm_multiexp`, one call per fit: the Python loop cost more
-    than the arithmetic); the cascade and global models run it here.
-    """
-    if isinstance(model, ReconvolutionModel) and model.kind != "cascade":
-        return _optimize_compiled(model, obj, theta0, lo, hi, fixed, max_iter, tol)
+    """Projected Levenberg-Marquardt on ``obj``; returns (theta, f, m, jac, g, h, n_iter, ok)."""
     theta = model.project(np.array(theta0, dtype=float), lo, hi)
     m, jac = model.evaluate(theta)
     f, g, h = obj(m, jac)
@@ -228,17 +221,6 @@ def _optimize(model, obj, theta0, lo, hi, fixed, max_iter=200, tol=1e-6):
                 ok = decrement < 1e-4
                 break
     return theta, f, m, jac, g, h, n_iter, ok
-
-
-def _optimize_compiled(model, obj, theta0, lo, hi, fixed, max_iter, tol):
-    theta, f, m, jac, g, h, n_iter, ok = _kernels.lm_multiexp(
-        np.asarray(theta0, dtype=float), np.asarray(lo, dtype=float),
-        np.asarray(hi, dtype=float), np.asarray(fixed, dtype=np.bool_), model.irf,
-        model.bin_ns, model.n_data, model.n_tau, model.reconvolve, model.i_bg,
-        -1 if model.i_shift is None else model.i_shift,
-        -1 if model.i_scatter is None else model.i_scatter, model._fixed_or_zero(),
-        obj.counts, obj.idx, obj.kind, _TINY, int(max_iter), float(tol))
-    return theta, float(f), m, jac, g, h, int(n_iter), bool(ok)
 
 
 # ---------------------------------------------------------------------------------------------
