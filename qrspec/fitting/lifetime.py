@@ -307,7 +307,10 @@ def fit_decays(counts, time_ns=None, *, irf=None, n_threads: int | None = None,
 
     Every row is fitted exactly as ``fit_decay(counts[i], time_ns, irf=irf, **kwargs)`` does
     (the same code on the same inputs: the results are identical), with the rows spread over
-    threads: the compiled optimiser releases the GIL.
+    threads. Only the numba kernels (model, objective) release the GIL, so threads overlap
+    them and little else: this is the one-call interface for the per-level case, not a
+    parallel speed-up (a fully compiled optimiser, tried, was 2.5x faster per fit but added
+    ~4 s of numba compilation to every cold start; see ``scripts/bench_fit.py``).
 
     Parameters
     ----------
