@@ -326,3 +326,77 @@ def test_issue_16_generic_t3_with_many_detectors(tmp_path, n_det):
         specs = f["photon_data/measurement_specs/detectors_specs"]
         assert specs[f"split_ch{n_det}"][()] == [n_det - 1]
         assert_array_equal(f["photon_data/detectors"][:], det)
+
+
+def test_issue_16_unopenable_path(tmp_path):
+    loop = tmp_path / "loop.ptu"
+    os.symlink(loop, loop)  # stat fails with ELOOP: not "no such file"
+    with pytest.raises(TTTRFormatError, match=r"loop.ptu: cannot open: Too many levels of "
+                                              r"symbolic links"):
+        read_tttr(loop)
+
+
+def test_decode_threads_setting(tmp_path, monkeypatch):
+    from qrspec.io.reader import decode_threads
+
+    monkeypatch.setenv("QRSPEC_DECODE_THREADS", "3")
+    assert decode_threads() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("QRSPEC_DECODE_THREADS", bad)
+        with pytest.raises(ValueError, match=rf"QRSPEC_DECODE_THREADS='{bad}' must be a "
+                                             r"positive integer"):
+            decode_threads()
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "4"])
+def test_parallel_decode_equals_serial(tmp_path, monkeypatch, threads):
+    """Chunks split into parts decoded by threads straight into the output: the same photons
+    for any thread count and chunk size (parts start mid-run of overflows and markers)."""
+    monkeypatch.setenv("QRSPEC_DECODE_THREADS", threads)
+    rng = np.random.default_rng(int(threads))
+    n = 700_000
+    ts = np.cumsum(rng.geometric(0.02, n) - 1)
+    det = rng.integers(0, 4, n)
+    nt = rng.integers(0, 6000, n)
+    mts = np.sort(rng.integers(0, ts[-1], 5000))
+    p = write_ptu(tmp_path / "big.ptu", record_type="HydraHarp2T3", timestamps=ts,
+                  detectors=det, nanotimes=nt, timestamps_unit=1e-7, nanotimes_unit=16e-12,
+                  marker_timestamps=mts, marker_bits=rng.integers(1, 16, 5000))
+    for chunk in (1 << 18, 1 << 20):
+        ph = read_tttr(p, chunk_records=chunk)
+        assert_array_equal(ph.timestamps, ts)
+        assert_array_equal(ph.detectors, det)
+        assert_array_equal(ph.nanotimes, nt)
+        assert_array_equal(ph.markers.timestamps, mts)
+        assert ph.warnings == () and ph.n_invalid_records == 0
+
+
+def test_scan_decode_mismatch_is_an_internal_error(tmp_path, monkeypatch):
+    """The decoder checks that each part decoded the counts its scan promised (a kernel bug
+    would otherwise leave unwritten output)."""
+    import qrspec.io.reader as reader
+    from qrspec.io.records import DecodeCounts
+
+    p = raw_ptu(tmp_path / "m.ptu", _good_records(50), rec_type=HH2T3)
+    real = reader.decode_chunk
+
+    def wrong(*args):
+        r = real(*args)
+        return DecodeCounts(r.ofl, r.n_photons - 1, r.n_markers, r.n_sync, r.n_invalid,
+                            r.n_backwards)
+
+    monkeypatch.setattr(reader, "decode_chunk", wrong)
+    with pytest.raises(RuntimeError, match=r"decoder scan/decode mismatch in HydraHarp2T3"):
+        read_tttr(p)
+
+
+def test_info_refuses_overflow_past_int64(tmp_path):
+    from qrspec.cli.info import describe
+
+    rt = RECORD_TYPES["GenericT2"]
+    n = (2**63) // ((2**25 - 1) * rt.wrap) + 2
+    recs = np.concatenate([np.full(n, 0xFFFFFFFF, np.uint32), np.array([0x02000005], np.uint32)])
+    p = raw_ptu(tmp_path / "o.ptu", recs, rec_type=rt.code, glob_res=1e-12, res=1e-12)
+    with pytest.raises(TTTRFormatError, match=r"time-tag overflows of 33554432 ticks exceed "
+                                              r"the int64 timestamp range"):
+        describe(p)
