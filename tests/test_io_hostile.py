@@ -274,7 +274,7 @@ def test_issue_16_zero_filled_sparse_file(tmp_path):
     with open(good, "r+b") as f:
         f.truncate(os.path.getsize(good) + (1 << 30))  # sparse: no disk blocks
     code = f"""
-        import json, resource, time
+        import json, time
         from qrspec.errors import TTTRFormatError
         from qrspec.io import read_tttr, iter_tttr
         from qrspec.cli.info import describe
@@ -287,7 +287,9 @@ def test_issue_16_zero_filled_sparse_file(tmp_path):
             except TTTRFormatError as exc:
                 out.append(str(exc))
             out.append(time.perf_counter() - t)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM: this process's own peak (ru_maxrss would start at the parent's peak: fork)
+        with open("/proc/self/status") as f:
+            rss = next(int(x.split()[1]) for x in f if x.startswith("VmHWM:")) / 1024
         print(json.dumps([out, rss]))
     """
     r = _in_subprocess(code, timeout=120)
