@@ -188,13 +188,12 @@ def prepare(photons: Photons, config: AnalysisConfig, name: str
     if not photons.is_t3:
         sync = photons.sync_timestamps
         if sync is not None and sync.size >= 2:
-            before = photons.size
+            known = set(photons.warnings)
             photons = photons.with_sync_nanotimes()
             timing = "t2_sync"
-            lost = before - photons.size
-            if lost:
-                flags.append(f"T2 with sync events: {lost} photons outside a laser period "
-                             "after a sync event dropped")
+            # photons dropped (before the first sync, after a missing one), irregular sync
+            # intervals, a header sync divider other than 1
+            flags += [f"T2 sync nanotimes: {w}" for w in photons.warnings if w not in known]
         else:
             timing = "t2"
     try:
