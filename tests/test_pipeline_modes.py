@@ -263,3 +263,40 @@ def test_t2_with_sync_events_runs_the_whole_pipeline(tmp_path):
         err = math.hypot(sa[f"{col}_err"], sb[f"{col}_err"])
         assert abs(sa[col] - sb[col]) < 3 * err, col  # same photons, other time base
     assert "T2 data without sync" not in a.error
+
+
+def test_coarse_tcspc_bins_are_fitted_on_whole_bins(rng):
+    """Instruments with TCSPC bins coarser than the 0.1 ns fit bin (here 0.25 ns) are fitted
+    on their own bins (was: 'bin_ns=0.1 is shorter than one TCSPC bin')."""
+    n = 60_000
+    ts = np.sort(rng.integers(0, 20_000_000, n))
+    nt = ((5.0 + rng.exponential(5.0, n)) % 100.0 / 0.25).astype(np.int64)
+    ph = Photons.from_arrays(ts, rng.integers(0, 2, n), nt, timestamps_unit=1e-7,
+                             nanotimes_unit=0.25e-9)
+    res = analyze_photons(ph)
+    n_state = res.states.neutral
+    assert n_state.decay_bin_ns == 0.25
+    assert abs(n_state.tau_x_ns - 5.0) < 4 * n_state.tau_x_err_ns
+
+
+def test_hostile_span_and_period_are_capped_and_flagged(rng):
+    """Issue 13 item 2: a 10 ms sync period with a 4e6 s span (trajectory and g2 grids sized
+    by span / bin would need gigabytes): every grid within its cap, each coarsening flagged."""
+    from qrspec.stats.correlation import MAX_G2_BINS
+    from qrspec.stats.decay import MAX_FLID_DELAY_BINS
+    from qrspec.stats.trace import MAX_TRACE_BINS
+
+    n = 3000
+    ts = np.sort(rng.integers(0, 4 * 10**8, n))
+    nt = rng.exponential(300, n).astype(np.int64) + 100
+    ph = Photons.from_arrays(ts, rng.integers(0, 2, n), nt, timestamps_unit=1e-2,
+                             nanotimes_unit=4e-9)
+    res = analyze_photons(ph)
+    assert res.trajectory.counts.shape[0] <= MAX_TRACE_BINS
+    assert res.g2.raw.counts.size <= MAX_G2_BINS
+    assert res.flid.delay_edges_ns.size <= MAX_FLID_DELAY_BINS + 1
+    assert res.alignment.counts.size <= 65536  # the nanotime range, not the 2.5e6-bin period
+    for note in ("trajectory coarsened: bin_width_s=0.01", "g2 coarsened: bin_ns=0.5",
+                 "FLID delay axis coarsened"):
+        assert note in res.error, note
+    assert res.error.count("trajectory coarsened") == 1  # the FLID's copy is not repeated

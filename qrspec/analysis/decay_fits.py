@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ExcitonFit", "fit_x", "fit_stop_ns", "whole_bins", "merge_rows", "TAIL_START_NS",
-           "FIT_BIN_NS", "NO_TAIL", "IRF_SHIFT_BOUNDS_NS"]
+__all__ = ["ExcitonFit", "fit_x", "fit_bin_ns", "fit_stop_ns", "whole_bins", "merge_rows",
+           "TAIL_START_NS", "FIT_BIN_NS", "NO_TAIL", "IRF_SHIFT_BOUNDS_NS"]
 
 TAIL_START_NS = 0.3  # tail fits start this far after the rise: past the IRF peak (~0.1 ns)
 FIT_BIN_NS = 0.1  # decays are fitted on ~0.1 ns bins (whole TCSPC bins): 6x fewer than 16 ps
@@ -33,6 +33,13 @@ def whole_bins(decay):
     """Counts and left edges without a last, shorter bin (period not a multiple of the bin)."""
     n = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
     return decay.counts[:n], decay.time_ns[:n]
+
+
+def fit_bin_ns(photons) -> float:
+    """Bin of the fitted decays: ``FIT_BIN_NS``, or one TCSPC bin when that is coarser (some
+    instruments bin at 0.25-4 ns; a decay cannot be finer than its data)."""
+    res_ns = photons.nanotimes_unit * 1e9
+    return FIT_BIN_NS if res_ns <= FIT_BIN_NS else res_ns
 
 
 def fit_stop_ns(decay) -> float:

@@ -60,4 +60,13 @@ def measure_flid(photons: Photons, alignment: Alignment, config: AnalysisConfig)
               offsets_ns=alignment.offsets_ns)
     return Flid(histogram=fl.histogram, count_edges=fl.count_edges,
                 delay_edges_ns=fl.delay_edges_ns, bin_width_s=float(fl.bin_width_s),
-                flags=tuple(n for n in fl.coarsening_note.split("; ") if n))
+                flags=_notes(fl.coarsening_note))
+
+
+def _notes(note: str) -> tuple[str, ...]:
+    """The FLID's coarsening note as flags: its own axes' notes ("FLID ...") and, as one flag,
+    the note of the trajectory it was built on (the trajectory stage's flag, counted once)."""
+    parts = [p for p in note.split("; ") if p]
+    own = [p for p in parts if p.startswith("FLID ")]
+    trace = "; ".join(p for p in parts if not p.startswith("FLID "))
+    return tuple(([trace] if trace else []) + own)

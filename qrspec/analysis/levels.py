@@ -66,7 +66,7 @@ def find_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig) 
     -------
     Levels
     """
-    from qrspec.analysis.decay_fits import FIT_BIN_NS, fit_x, merge_rows
+    from qrspec.analysis.decay_fits import fit_bin_ns, fit_x, merge_rows
     from qrspec.levels import cluster_levels, find_change_points, label_levels
     from qrspec.stats.decay import decay_histogram
 
@@ -76,7 +76,7 @@ def find_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig) 
     def lifetime_of(windows):
         sub = photons.select_windows(merge_rows(np.asarray(windows)))
         d = decay_histogram(sub, detectors=config.detectors, offsets_ns=alignment.offsets_ns,
-                            bin_ns=FIT_BIN_NS)
+                            bin_ns=fit_bin_ns(photons))
         # labelling only compares levels: one mono-exponential tail fit per level
         fit = fit_x(d, config.min_decay_photons, models=("mono",), method=config.fit_method)
         return fit.tau_ns, fit.tau_err_ns

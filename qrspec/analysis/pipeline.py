@@ -26,6 +26,7 @@ import time
 from qrspec.analysis.acquisition import MAX_PERIOD_BINS, MIN_PHOTONS
 from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.particle import ParticleAnalysis
+from qrspec.errors import QrspecError
 from qrspec.photons import Photons
 
 __all__ = ["analyze_file", "analyze_photons", "MAX_PERIOD_BINS", "MIN_PHOTONS"]
@@ -64,8 +65,13 @@ def analyze_file(path, config: AnalysisConfig | None = None, *, particle_id: str
     path = os.fspath(path)
     photons = read_tttr(path)
     pid = particle_id or sanitize_id(os.path.splitext(os.path.basename(path))[0])
-    return analyze_photons(photons, config, particle_id=pid, group=group, source=path,
-                           source_sha256=sha256_file(path))
+    try:
+        return analyze_photons(photons, config, particle_id=pid, group=group, source=path,
+                               source_sha256=sha256_file(path))
+    except QrspecError as exc:  # every refusal names the file (subclasses name their own)
+        if type(exc) is not QrspecError or str(exc).startswith(path):
+            raise
+        raise QrspecError(f"{path}: {exc}") from None
 
 
 def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,

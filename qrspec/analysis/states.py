@@ -14,10 +14,10 @@ import numpy as np
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.decay_fits import (
-    FIT_BIN_NS,
     IRF_SHIFT_BOUNDS_NS,
     NO_TAIL,
     TAIL_START_NS,
+    fit_bin_ns,
     fit_stop_ns,
     fit_x,
     merge_rows,
@@ -54,7 +54,8 @@ class StateResult:
     message : str
         Why a value is NaN ("" when none).
     decay_counts : ndarray of int64 or None
-        Aligned decay on ~``FIT_BIN_NS`` bins (None without photons).
+        Aligned decay on ~``FIT_BIN_NS`` bins, or TCSPC bins when coarser (None without
+        photons).
     decay_time_ns : ndarray of float64 or None
         Left bin edges of ``decay_counts`` (the last bin may be shorter).
     decay_bin_ns : float
@@ -214,7 +215,7 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     msgs = []
     acc = DecayAccumulator(detectors=dets)  # one pass; two resolutions of the same counts
     acc.add(sub)
-    dec = acc.result(offsets_ns=offsets, bin_ns=FIT_BIN_NS)
+    dec = acc.result(offsets_ns=offsets, bin_ns=fit_bin_ns(photons))
     irf = state_irf(alignment, dec)
     bounds = IRF_SHIFT_BOUNDS_NS if not alignment.irf_roll_ns else TEXT_IRF_SHIFT_BOUNDS_NS
     x = fit_x(dec, config.min_decay_photons, method=config.fit_method, irf=irf,
