@@ -235,3 +235,18 @@ def test_batch_over_the_folder(analysed, tmp_path):
         for col in ("n_photons", "g2_zero", "g2_zero_gated", "tau_x_neutral_ns", "n_levels"):
             a, b = r[col], single[col]
             assert (b is None and np.isnan(a)) or a == b, (name, col, a, b)
+
+
+def test_markers_and_left_out_detectors_warned_on_stderr(tmp_path):
+    """The warning flags also reach the terminal (the result holds them too)."""
+    if not REALDATA.is_dir():
+        pytest.skip(f"real data folder {REALDATA} not present")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    for name, text in (("fcsdata_A42F_Point_1.pt3", "28514 marker records (inputs 1: 14257, "
+                                                    "2: 14257) ignored"),
+                       ("libpicoquant_hh_v20.ht3", "detectors 0, 2 left out (10187 photons)")):
+        p = subprocess.run([sys.executable, "-m", "qrspec", "analyze", str(REALDATA / name),
+                            "-o", str(tmp_path / f"{name}.h5")], capture_output=True,
+                           text=True, timeout=300, env=env)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert f"qrspec: WARNING: {REALDATA / name}: {text}" in p.stderr, p.stderr
