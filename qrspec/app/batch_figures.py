@@ -465,13 +465,14 @@ def g2_histogram_figure(results, *, groups=None):
                 "frac_single_emitter" in row.dtype.names else math.nan
             text = f"{_label(g)}: gated n = {v.size} of {n_ok} ok"
             if math.isfinite(single):
-                text += f"; single-emitter verdict {single:.0%}"
+                text += f"; single-emitter verdict {single:.0%} of ok"
             ax.text(0.99, 0.93, text, transform=ax.transAxes, ha="right", va="top",
                     fontsize=6.5, zorder=5,
                     bbox=dict(fc="white", ec="none", alpha=0.9, pad=1.0))
             if not v.size:
                 ax.text(0.5, 0.45, "no finite gated g2(0)", transform=ax.transAxes,
-                        ha="center", fontsize=7, color="0.4")
+                        ha="center", fontsize=7, color="0.4", zorder=5,
+                        bbox=dict(fc="white", ec="none", pad=1.0))
             ax.set_ylabel("Particles")
             ax.yaxis.get_major_locator().set_params(integer=True)
             top = ax.get_ylim()[1]
