@@ -2,7 +2,7 @@
 
 No Python dependency and no network port: Chromium is started with
 ``--remote-debugging-pipe`` and reads protocol messages (JSON, each ended by a NUL byte) on
-file descriptor 3 and writes its answers and events on descriptor 4. A small ``sh -c exec``
+file descriptor 3 and writes its answers and events on descriptor 4. A small ``bash -c exec``
 wrapper puts our pipe ends on those descriptor numbers. The browser is Debian's
 ``/usr/bin/chromium``; tests skip when it is absent.
 
@@ -42,7 +42,8 @@ class Browser:
         cmd_r, self._cmd_w = os.pipe()
         self._res_r, res_w = os.pipe()
         self.proc = subprocess.Popen(
-            ["sh", "-c", f'exec "$0" "$@" 3<&{cmd_r} 4>&{res_w}', str(CHROMIUM), *FLAGS,
+            # bash, not sh: dash only redirects single-digit descriptors
+            ["bash", "-c", f'exec "$0" "$@" 3<&{cmd_r} 4>&{res_w}', str(CHROMIUM), *FLAGS,
              f"--user-data-dir={self.profile}", "about:blank"],
             pass_fds=(cmd_r, res_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
@@ -148,7 +149,8 @@ class Browser:
         deadline = time.monotonic() + self.timeout_s
         while not self.js("document.documentElement.getAttribute('data-ready') === '1'"):
             if time.monotonic() > deadline:
-                raise BrowserError(f"{url}: report script never finished")
+                raise BrowserError(f"{url}: report script never finished; page errors: "
+                                   f"{self.errors}")
             time.sleep(0.05)
 
     def js(self, expression: str):

@@ -263,8 +263,8 @@ def apply_exclusion(results, exclusion, *, allow_unknown: bool = False) -> Exclu
     QrspecError
         Unreadable results or exclusion file, or unknown ids without ``allow_unknown``.
     """
-    tables = load_batch_tables(results)
     excl = _as_exclusion(exclusion)
+    tables = load_batch_tables(results)
     ids = set(tables.particle_ids)
     unknown = tuple(x for x in excl.particles if x not in ids)
     if unknown and not allow_unknown:
