@@ -142,8 +142,11 @@ class Browser:
 
     # ------------------------------------------------------------------ page helpers
     def open(self, url: str):
-        """Navigate and wait until the page's script has run (``html[data-ready]``)."""
+        """Navigate and wait until the page's script has run (``html[data-ready]``);
+        ``errors`` and ``requests`` then hold this page's only."""
         self.events.clear()
+        self.errors.clear()
+        self.requests.clear()
         self.call("Page.navigate", session=True, url=url)
         self.wait_for(lambda e: e["method"] == "Page.loadEventFired", f"load of {url}")
         deadline = time.monotonic() + self.timeout_s
@@ -160,6 +163,14 @@ class Browser:
         if "exceptionDetails" in res:
             raise BrowserError(f"{expression[:80]}: {res['exceptionDetails']}")
         return res.get("result", {}).get("value")
+
+    def wait_until(self, expression: str, what: str):
+        """Poll ``expression`` in the page until it is truthy (``timeout_s``)."""
+        deadline = time.monotonic() + self.timeout_s
+        while not self.js(expression):
+            if time.monotonic() > deadline:
+                raise BrowserError(f"timed out waiting for {what}; page errors: {self.errors}")
+            time.sleep(0.05)
 
     def wait_download(self):
         """Wait for a finished download; return the event."""

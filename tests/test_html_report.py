@@ -38,6 +38,13 @@ def other_stub(results_path, particle_id, out_path):
 
 
 SMALL_MAP = {"mean_nc_grid": [0.0, 8.0], "tau_a_xx_grid_ns": [1.0, 10.0], "n_steps": 20}
+FAST = {"threshold_kw": SMALL_MAP, "dpi": 40}  # small batch figures: fast tests
+
+
+@pytest.fixture
+def no_batch_figures(monkeypatch):
+    """For tests of the site logic only: skip the batch figures (seconds per build)."""
+    monkeypatch.setattr(hr, "_render_batch", lambda *a: {"group_summary": "not drawn here"})
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +56,7 @@ def results(tmp_path_factory):
 def site(results, tmp_path_factory):
     out = tmp_path_factory.mktemp("site") / "report"
     calls = []
-    rep = hr.write_html_report(results, out, figure=stub_figure, threshold_kw=SMALL_MAP,
+    rep = hr.write_html_report(results, out, figure=stub_figure, **FAST,
                                progress=lambda item, status: calls.append((item, status)))
     return rep, calls
 
@@ -169,25 +176,25 @@ def test_particle_and_group_pages(site, results):
     assert grp.count('<a href="../particle/') == 4
 
 
-def test_reuse_redraws_only_what_changed(results, tmp_path):
+def test_reuse_redraws_only_what_changed(results, tmp_path, no_batch_figures):
     out = tmp_path / "r"
-    first = hr.write_html_report(results, out, figure=stub_figure, threshold_kw=SMALL_MAP)
+    first = hr.write_html_report(results, out, figure=stub_figure, **FAST)
     assert first.n_drawn == 10
-    again = hr.write_html_report(results, out, figure=stub_figure, threshold_kw=SMALL_MAP)
+    again = hr.write_html_report(results, out, figure=stub_figure, **FAST)
     # the failed figure is tried again; the others come from the previous report
     assert (again.n_reused, again.n_drawn, again.n_failed) == (10, 0, 1)
     assert (out / "fig" / "thumb_doped_00.png").is_file()
-    other = hr.write_html_report(results, out, figure=other_stub, threshold_kw=SMALL_MAP)
+    other = hr.write_html_report(results, out, figure=other_stub, **FAST)
     assert (other.n_reused, other.n_drawn) == (0, 10)  # another figure function: redraw
     fresh = hr.write_html_report(results, out, figure=stub_figure, reuse=False,
-                                 threshold_kw=SMALL_MAP)
+                                 **FAST)
     assert fresh.n_reused == 0
     assert [p.name for p in tmp_path.iterdir()] == ["r"]
 
 
 def test_pool_draws_the_same_site(results, tmp_path):
     rep = hr.write_html_report(results, tmp_path / "pool", figure=stub_figure, jobs=2,
-                               threshold_kw=SMALL_MAP)
+                               **FAST)
     assert (rep.n_drawn, rep.n_failed) == (10, 1)
     assert (tmp_path / "pool" / "fig" / "batch_threshold_map.png").is_file()
 
@@ -208,7 +215,7 @@ def test_default_figure_is_the_particle_figure(tmp_path):
 def test_exclusion_list_recomputes_group_statistics(results, tmp_path):
     excl = write_exclusion_file(tmp_path / "x.json", ["doped_02"], {"doped_02": "bad fit"})
     rep = hr.write_html_report(results, tmp_path / "s", figure=stub_figure, exclude=excl,
-                               threshold_kw=SMALL_MAP)
+                               **FAST)
     assert rep.n_excluded == 1
     groups = (tmp_path / "s" / "groups.html").read_text(encoding="utf-8")
     assert "leave out 1 excluded particles (x.json)" in groups
@@ -249,9 +256,10 @@ def test_bad_options(results, tmp_path, kw, match):
     assert not (tmp_path / "x").exists()
 
 
-def test_a_failure_while_writing_leaves_the_old_report(results, tmp_path, monkeypatch):
+def test_a_failure_while_writing_leaves_the_old_report(results, tmp_path, monkeypatch,
+                                                      no_batch_figures):
     out = tmp_path / "r"
-    hr.write_html_report(results, out, figure=stub_figure, threshold_kw=SMALL_MAP)
+    hr.write_html_report(results, out, figure=stub_figure, **FAST)
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
 
     def boom(*a, **k):
@@ -259,7 +267,7 @@ def test_a_failure_while_writing_leaves_the_old_report(results, tmp_path, monkey
 
     monkeypatch.setattr(hr, "_particle_page", boom)
     with pytest.raises(OSError, match="No space left"):
-        hr.write_html_report(results, out, figure=stub_figure, threshold_kw=SMALL_MAP)
+        hr.write_html_report(results, out, figure=stub_figure, **FAST)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no .partial folder left
 
@@ -376,13 +384,8 @@ def test_browser_loads_an_exclusion_file_and_every_page_is_clean(site, browser, 
     node = browser.call("DOM.querySelector", session=True, nodeId=doc["root"]["nodeId"],
                         selector="#load-exclude")["nodeId"]
     browser.call("DOM.setFileInputFiles", session=True, nodeId=node, files=[str(excl)])
-    deadline_ok = False
-    for _ in range(100):
-        if browser.js("document.getElementById('n-excluded').textContent") == "2":
-            deadline_ok = True
-            break
-        browser.js("new Promise(r => setTimeout(r, 50))")
-    assert deadline_ok
+    browser.wait_until("document.getElementById('n-excluded').textContent === '2'",
+                       "the loaded exclusion list")
     assert browser.js("window.qrspecReport.exclusionDocument().particles") == ["neutral_01",
                                                                                "empty_00"]
     for page in ["groups.html", "group/undoped.html", "group/empty.html",
