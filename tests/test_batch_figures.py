@@ -206,6 +206,22 @@ def test_threshold_map_marks_groups_with_their_errors(tables):
     assert ax.get_yscale() == "log"
 
 
+def test_threshold_map_alone(tables):
+    from qrspec.charging.thresholds import threshold_map
+
+    tmap = threshold_map([0.0, 6.0], [1.0, 10.0], ChargeModelConfig(tau_x0_ns=8.0), n_steps=20)
+    fig = bf.threshold_map_figure(None, threshold_map=tmap)
+    ax = _axis(fig, "threshold_map")
+    (mesh,) = [c for c in ax.collections if c.get_gid() == "n_las"]
+    # the colours are the map: NaN-free values in the mesh equal the finite thresholds
+    np.testing.assert_array_equal(np.sort(mesh.get_array().compressed()),
+                                  np.sort(tmap.n_las[np.isfinite(tmap.n_las)]))
+    assert not [ln for ln in ax.lines if (ln.get_gid() or "").startswith("group:")]
+    assert "8 ns (default)" in ax.get_title(loc="left")
+    with pytest.raises(QrspecError, match=r"results=None needs threshold_map="):
+        bf.threshold_map_figure(None)
+
+
 def test_write_batch_figures_writes_readable_pngs(results, tmp_path):
     paths = bf.write_batch_figures(results, tmp_path, which=("group_summary", "g2_histograms"),
                                    dpi=60)

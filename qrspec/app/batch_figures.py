@@ -499,14 +499,15 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
     (:func:`charge_model_for`, tau_X0 = median ``tau_x_neutral_ns`` of the batch) and its
     default lasing settings unless ``threshold_kw`` overrides them. Markers: per group with
     a finite ``n_c_mean`` in ``/groups``, the group mean ± SEM of ``n_c_mean`` (``/groups``)
-    and the mean ± SEM of ``tau_a_xx_neutral_ns`` over its particles with a value (the
-    store does not aggregate that column). A group whose particles with a value of
+    and the mean ± SEM of ``tau_a_xx_neutral_ns`` (from ``/groups`` where the store
+    aggregates it, else computed with the same convention). A group whose particles with a value of
     ``frac_time_neutral`` were all neutral all the time (``frac_time_neutral == 1``) is
     marked at n_c = 0 (hollow marker): it was observed uncharged, not undefined.
 
     Parameters
     ----------
-    results : str, Path or BatchTables
+    results : str, Path, BatchTables or None
+        A results file or its tables; None draws the map alone (needs ``threshold_map``).
     groups : sequence of str, optional
         Groups to mark, in this order (default: every group, sorted).
     mean_nc_grid, tau_a_xx_grid_ns : array_like, optional
@@ -522,19 +523,33 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
     -------
     matplotlib.figure.Figure
         Axis labelled "threshold_map"; markers with gid ``group:<g>``; the mesh gid "n_las".
+
+    Raises
+    ------
+    QrspecError
+        Not a results file, an unknown group, or ``results=None`` without a map.
     """
     from matplotlib.colors import LogNorm
 
     from qrspec.charging import thresholds as th
+    from qrspec.charging.config import ChargeModelConfig
 
     matplotlib = _mpl()
-    tables = load_batch_tables(results)
-    _check_tables(tables)
-    groups = _select_groups(tables, groups)
-    tx = column_values(tables, "tau_x_neutral_ns")
-    tx = tx[np.isfinite(tx)]
-    tau_x0 = float(np.median(tx)) if tx.size else None
-    cfg = charge_model_for(tables, tau_a_xx0_ns=13.9, tau_x0_ns=tau_x0)
+    if results is None:  # the map alone (e.g. ``qrspec model threshold-map``)
+        if threshold_map is None:
+            raise QrspecError("results=None needs threshold_map= (a precomputed map)")
+        tables, groups, tau_x0 = None, [], None
+        cfg = ChargeModelConfig.from_json(threshold_map.settings.get(
+            "config", ChargeModelConfig().to_json()))
+    else:
+        tables = load_batch_tables(results)
+        _check_tables(tables)
+        groups = _select_groups(tables, groups)
+        tx = column_values(tables, "tau_x_neutral_ns")
+        tx = tx[np.isfinite(tx)]
+        tau_x0 = float(np.median(tx)) if tx.size else None
+        # tau_A,XX0 is the map's y axis: threshold_map replaces this placeholder per column
+        cfg = charge_model_for(tables, tau_a_xx0_ns=13.9, tau_x0_ns=tau_x0)
     if threshold_map is None:
         nc = DEFAULT_NC_GRID if mean_nc_grid is None else np.asarray(mean_nc_grid, float)
         taus = DEFAULT_TAU_GRID_NS if tau_a_xx_grid_ns is None else \
@@ -581,7 +596,9 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
         for i, g in enumerate(groups):
             color, marker = _group_style(i)
             m_nc, e_nc, n_nc = _stat(tables, g, "n_c_mean")
-            m_t0, e_t0, n_t0 = _mean_sem(column_values(tables, "tau_a_xx_neutral_ns", g))
+            m_t0, e_t0, n_t0 = _stat(tables, g, "tau_a_xx_neutral_ns")
+            if n_t0 == 0:  # not aggregated by this store version: same convention here
+                m_t0, e_t0, n_t0 = _mean_sem(column_values(tables, "tau_a_xx_neutral_ns", g))
             hollow = False
             if n_nc == 0:
                 fn = column_values(tables, "frac_time_neutral", g)
