@@ -43,8 +43,19 @@ FAST = {"threshold_kw": SMALL_MAP, "dpi": 40}  # small batch figures: fast tests
 
 @pytest.fixture
 def no_batch_figures(monkeypatch):
-    """For tests of the site logic only: skip the batch figures (seconds per build)."""
-    monkeypatch.setattr(hr, "_render_batch", lambda *a: {"group_summary": "not drawn here"})
+    """For tests of the site logic only: a stand-in for the batch figures (seconds per
+    build) that writes one small PNG; returns the list of its calls."""
+    calls = []
+
+    def fake(tables, fig_dir, dpi, threshold_kw):
+        from PIL import Image
+
+        calls.append(tables.summary.size)
+        Image.new("RGB", (20, 20)).save(Path(fig_dir) / "batch_group_summary.png")
+        return {"group_summary": ""}
+
+    monkeypatch.setattr(hr, "_render_batch", fake)
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -178,17 +189,24 @@ def test_particle_and_group_pages(site, results):
 
 def test_reuse_redraws_only_what_changed(results, tmp_path, no_batch_figures):
     out = tmp_path / "r"
+    batch_calls = no_batch_figures
     first = hr.write_html_report(results, out, figure=stub_figure, **FAST)
-    assert first.n_drawn == 10
+    assert first.n_drawn == 10 and len(batch_calls) == 1
     again = hr.write_html_report(results, out, figure=stub_figure, **FAST)
     # the failed figure is tried again; the others come from the previous report
     assert (again.n_reused, again.n_drawn, again.n_failed) == (10, 0, 1)
+    assert len(batch_calls) == 1  # batch figures reused too
     assert (out / "fig" / "thumb_doped_00.png").is_file()
+    assert (out / "fig" / "batch_group_summary.png").is_file()
     other = hr.write_html_report(results, out, figure=other_stub, **FAST)
     assert (other.n_reused, other.n_drawn) == (0, 10)  # another figure function: redraw
+    assert len(batch_calls) == 1  # ... but the batch figures do not depend on it
+    excl = {"format": "qrspec-exclude", "version": 1, "particles": ["doped_00"]}
+    hr.write_html_report(results, out, figure=other_stub, exclude=excl, **FAST)
+    assert batch_calls == [11, 10]  # other exclusions: batch figures redrawn without it
     fresh = hr.write_html_report(results, out, figure=stub_figure, reuse=False,
                                  **FAST)
-    assert fresh.n_reused == 0
+    assert fresh.n_reused == 0 and len(batch_calls) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["r"]
 
 

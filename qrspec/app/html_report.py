@@ -543,11 +543,12 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
         Processes drawing figures (1: in this process).
     progress : callable, optional
         ``progress(item, status)`` after each figure: the particle id with "drawn",
-        "reused" or "failed", and finally "batch figures" with "ok" or "failed" (the
+        "reused" or "failed", and "batch figures" with "ok", "reused" or "failed" (the
         signature of :class:`qrspec.app.progress.ProgressBar`); ``n_particles + 1`` calls.
     reuse : bool
-        Reuse the particle figures of a previous report in ``outdir`` made from the same
-        results file (same SHA-256) with the same figure callable.
+        Reuse the figures of a previous report in ``outdir`` made from the same results file
+        (same SHA-256): particle figures drawn by the same figure callable, batch figures
+        made with the same exclusions, map settings and dpi.
     exclude : ExclusionList, str, Path or dict, optional
         Particles to leave out of the group statistics and batch figures (they stay in the
         table, ticked). See :mod:`qrspec.app.exclude`.
@@ -632,21 +633,37 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
             else:
                 todo.append(pid)
         tkw = dict(threshold_kw or {})
+        # the batch figures depend on the file, the exclusions, the map settings and dpi
+        batch_key = hashlib.sha256(json.dumps(
+            [sha, sorted(excluded & set(ids)), repr(sorted(tkw.items())), dpi],
+            default=repr).encode()).hexdigest()
+        batch_status = None
+        old_batch = old.get("batch") if old and reuse and old.get("batch_key") == batch_key \
+            else None
+        if isinstance(old_batch, dict) and old_batch and not any(old_batch.values()):
+            src = [outdir / "fig" / f"batch_{name}.png" for name in old_batch]
+            if all(p.is_file() for p in src):
+                for p in src:
+                    _link_or_copy(p, fig_dir / p.name)
+                batch_status = dict(old_batch)
+                if progress:
+                    progress("batch figures", "reused")
         args = [(figure, results_path, pid, str(fig_dir / f"particle_{fids[pid]}.png"),
                  str(fig_dir / f"thumb_{fids[pid]}.png"), thumb_px) for pid in todo]
         if jobs == 1:
-            batch_status = _render_batch(gtables, str(fig_dir), dpi, tkw)
-            if progress:
-                progress("batch figures", "failed" if any(batch_status.values()) else "ok")
+            if batch_status is None:
+                batch_status = _render_batch(gtables, str(fig_dir), dpi, tkw)
+                if progress:
+                    progress("batch figures", "failed" if any(batch_status.values()) else "ok")
             for a in args:
                 pid, st, err = _render_particle(*a)
                 fig_status[pid], fig_errors[pid] = st, err
                 if progress:
                     progress(pid, st)
         else:
-            batch_status = {}
             with ProcessPoolExecutor(max_workers=min(jobs, len(args) + 1)) as ex:
-                futs = {ex.submit(_render_batch, gtables, str(fig_dir), dpi, tkw): None}
+                futs = {} if batch_status is not None else \
+                    {ex.submit(_render_batch, gtables, str(fig_dir), dpi, tkw): None}
                 futs.update({ex.submit(_render_particle, *a): a[2] for a in args})
                 pending = set(futs)
                 while pending:
@@ -699,6 +716,7 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
                                        pconfig))
         manifest = {"format": _FORMAT, "version": _VERSION, "results": results_path,
                     "results_sha256": sha, "figure": fkey, "thumb_px": thumb_px,
+                    "batch_key": batch_key, "batch": batch_status,
                     "particles": fig_status, "created_unix_s": time.time()}
         _write_text(build / MANIFEST, json.dumps(manifest, indent=1))
 
