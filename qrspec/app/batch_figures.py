@@ -558,7 +558,7 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
     else:
         tmap = threshold_map
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(4.8, 3.9)
+        fig = _new_figure(4.8, 4.4)
         ax = fig.add_subplot()
         ax.set_label("threshold_map")
         z = np.ma.masked_invalid(np.where(np.isfinite(tmap.n_las), tmap.n_las, np.nan)).T
@@ -588,8 +588,11 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
             # the optimum: the <n_c> with the lowest threshold at each tau_A,XX0
             best = np.where(np.isfinite(tmap.n_las), tmap.n_las, np.inf).argmin(axis=0)
             ok = np.isfinite(tmap.n_las.min(axis=0))
+            from matplotlib import patheffects
+
             ax.plot(tmap.mean_nc[best[ok]], tmap.tau_a_xx_ns[ok], color="white", ls="--",
-                    lw=1.0, label=r"optimal $\langle n_c\rangle$", gid="optimum")
+                    lw=1.0, label=r"optimal $\langle n_c\rangle$", gid="optimum",
+                    path_effects=[patheffects.withStroke(linewidth=2.2, foreground="0.25")])
         ax.set_yscale("log")
         _plain_log_labels(ax.yaxis)
         notes = []
@@ -625,11 +628,11 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
                      + r"$G_\mathrm{loss}$" + f" = {s['g_loss']:g}, {s['pulse']} "
                      f"{s['pulse_ns']:g} ns pulse, {s['criterion'].replace('_', ' ')}",
                      loc="left", fontsize=6.5)
-        leg = ax.legend(loc="upper right", fontsize=6,
-                        title=r"group (particles with $n_c$ | $\tau^0_\mathrm{A,XX}$)",
-                        title_fontsize=6, facecolor="white", framealpha=0.85, frameon=True,
-                        edgecolor="none")
-        leg.get_frame().set_linewidth(0)
+        # below the map: markers may sit anywhere on it
+        n_entries = len(ax.get_legend_handles_labels()[0])
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=6,
+                  ncol=min(3, max(1, n_entries)), title_fontsize=6,
+                  title=r"group (particles with $n_c$ | with $\tau^0_\mathrm{A,XX}$)")
         if notes:
             ax.text(0.01, 0.01, "not marked: " + "; ".join(notes), transform=ax.transAxes,
                     fontsize=6, color="black", va="bottom",
