@@ -19,7 +19,7 @@ from report_population import PARTICLES, write_population  # noqa: E402
 from qrspec.app import html_report as hr  # noqa: E402
 from qrspec.app.batch_tables import load_batch_tables, value_columns  # noqa: E402
 from qrspec.app.exclude import read_exclusion_file, write_exclusion_file  # noqa: E402
-from qrspec.errors import QrspecError  # noqa: E402
+from qrspec.errors import OutputError, QrspecError  # noqa: E402
 
 FAILING = "doped_01"  # the stub figure fails for this particle
 
@@ -284,10 +284,24 @@ def test_a_failure_while_writing_leaves_the_old_report(results, tmp_path, monkey
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(hr, "_particle_page", boom)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OutputError, match=r"/r: cannot write: No space left on device"):
         hr.write_html_report(results, out, figure=stub_figure, **FAST)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no .partial folder left
+
+
+def test_build_folders_of_dead_writers_are_removed(results, tmp_path, no_batch_figures):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".r.{dead}.partial"
+    (stale / "fig").mkdir(parents=True)
+    mine = tmp_path / ".r.notapid.partial"  # not a build folder name: left alone
+    mine.mkdir()
+    hr.write_html_report(results, tmp_path / "r", figure=stub_figure, **FAST)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.notapid.partial", "r"]
 
 
 def test_hostile_ids_get_safe_file_names():

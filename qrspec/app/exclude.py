@@ -184,7 +184,7 @@ def exclusion_json(particles, reason=None, **extra) -> str:
 
 
 def write_exclusion_file(path, particles, reason=None, **extra) -> Path:
-    """Write an exclusion list atomically (``<path>.partial`` then renamed).
+    """Write an exclusion list atomically (:func:`qrspec.io.atomic.atomic_write_bytes`).
 
     Parameters
     ----------
@@ -196,17 +196,18 @@ def write_exclusion_file(path, particles, reason=None, **extra) -> Path:
     Returns
     -------
     Path
+
+    Raises
+    ------
+    QrspecError
+        Invalid ids or reasons (nothing is written).
+    OutputError
+        The file cannot be written.
     """
-    path = Path(path)
+    from qrspec.io.atomic import atomic_write_bytes
+
     text = exclusion_json(particles, reason, **extra)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return path
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 @dataclass(frozen=True, eq=False)

@@ -37,13 +37,14 @@ import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from qrspec.app.batch_tables import BatchTables, load_batch_tables, value_columns
-from qrspec.errors import QrspecError
+from qrspec.errors import OutputError, QrspecError
 
 __all__ = ["write_html_report", "HtmlReport", "default_particle_figure", "MANIFEST"]
 
@@ -278,6 +279,19 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
+
+
+def _remove_stale_builds(outdir: Path) -> None:
+    """Delete build folders (``.<name>.<pid>.partial`` / ``.old``) of dead writers, left by a
+    report killed with SIGKILL."""
+    from qrspec.io.atomic import _pid_alive
+
+    for p in outdir.parent.glob(f".{glob_escape(outdir.name)}.*"):
+        m = re.fullmatch(rf"\.{re.escape(outdir.name)}\.(\d+)\.(partial|old)", p.name)
+        if m and p.is_dir() and int(m.group(1)) != os.getpid() and \
+                not _pid_alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+            logger.info("%s: removed the build folder of a dead report writer", p)
 
 
 def _check_outdir(outdir: Path) -> dict | None:
@@ -569,6 +583,9 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
     QrspecError
         Not a results file, bad options, an unreadable exclusion list or one naming
         particles not in the file, or ``outdir`` holding something that is not a report.
+    OutputError
+        The site cannot be written (disk full, permissions); a previous report in
+        ``outdir`` is then left as it was.
     """
     from qrspec.app.exclude import _as_exclusion, exclude_from_tables
     from qrspec.io.files import sha256_file
@@ -607,12 +624,16 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
                                   "reason": dict(excl.reason) if excl else {}}}
     fkey = _figure_key(figure)
 
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    build = outdir.parent / f".{outdir.name}.{os.getpid()}.partial"
-    if build.exists():
-        shutil.rmtree(build)
-    fig_dir = build / "fig"
-    fig_dir.mkdir(parents=True)
+    try:
+        outdir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_builds(outdir)
+        build = outdir.parent / f".{outdir.name}.{os.getpid()}.partial"
+        if build.exists():
+            shutil.rmtree(build)
+        fig_dir = build / "fig"
+        fig_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(outdir, exc.strerror or str(exc), exc.errno) from None
     fig_status: dict[str, str] = {}
     fig_errors: dict[str, str] = {}
     try:
@@ -732,6 +753,8 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(build, outdir)
+    except OSError as exc:  # disk full, permissions: the old report (if any) is unchanged
+        raise OutputError(outdir, exc.strerror or str(exc), exc.errno) from None
     finally:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)
