@@ -256,9 +256,23 @@ def group_summary_figure(results, *, groups=None):
 
 # ---------------------------------------------------------------------------- tau_A vs n_c
 def charge_model_for(tables: BatchTables, *, tau_a_xx0_ns: float, tau_x0_ns: float | None = None):
-    """The charge model of a results file (its config's ``charge_model``) with the neutral
-    Auger lifetime ``tau_a_xx0_ns`` (and ``tau_x0_ns`` when finite).
+    """Build the charge model of a results file with a given neutral Auger lifetime.
 
+    Parameters
+    ----------
+    tables : BatchTables
+        Its config's ``charge_model`` gives the variant and the scaling parameters.
+    tau_a_xx0_ns : float
+        Neutral biexciton Auger lifetime.
+    tau_x0_ns : float, optional
+        Neutral exciton lifetime (used when finite and > 0).
+
+    Returns
+    -------
+    qrspec.charging.config.ChargeModelConfig
+
+    Notes
+    -----
     Keys of the stored model that :class:`~qrspec.charging.config.ChargeModelConfig` does not
     know are ignored (logged); ``None`` values keep the defaults; trion Auger lifetimes are
     dropped because the measured neutral tau_A,XX0 replaces them.
@@ -399,8 +413,19 @@ G2_BIN = 0.05  # histogram bin of g2(0): ~ the typical Poisson error of a partic
 
 
 def g2_bin_edges(values: np.ndarray) -> np.ndarray:
-    """Common bin edges of the g2(0) histograms: width :data:`G2_BIN` from 0 (or below the
-    smallest value) to at least 1.2 (or above the largest)."""
+    """Return the common bin edges of the g2(0) histograms.
+
+    Parameters
+    ----------
+    values : ndarray
+        All g2(0) values to be shown (NaN ignored).
+
+    Returns
+    -------
+    ndarray
+        Edges of width :data:`G2_BIN` from 0 (or below the smallest value) to at least 1.2
+        (or above the largest).
+    """
     v = values[np.isfinite(values)]
     lo = min(0.0, math.floor(float(v.min()) / G2_BIN) * G2_BIN) if v.size else 0.0
     hi = max(1.2, (math.floor(float(v.max()) / G2_BIN) + 1) * G2_BIN) if v.size else 1.2
@@ -492,8 +517,7 @@ DEFAULT_TAU_GRID_NS = np.geomspace(0.05, 100.0, 41)
 
 def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_grid_ns=None,
                          threshold_map=None, **threshold_kw):
-    """Lasing-threshold map <N_las>(<n_c>, tau_A,XX0) with the sample's groups marked
-    (paper Fig. 1b).
+    """Lasing-threshold map <N_las>(<n_c>, tau_A,XX0) with the groups marked (Fig. 1b).
 
     The map is :func:`qrspec.charging.thresholds.threshold_map` with the file's charge model
     (:func:`charge_model_for`, tau_X0 = median ``tau_x_neutral_ns`` of the batch) and its

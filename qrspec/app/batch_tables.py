@@ -90,8 +90,18 @@ def load_batch_tables(results) -> BatchTables:
 
 
 def store_rows(summary: np.ndarray) -> np.ndarray:
-    """``summary`` rows in the store's own dtype (text as UTF-8 bytes), as the store's
-    functions expect them."""
+    """Convert ``summary`` rows to the store's own dtype (text as UTF-8 bytes).
+
+    Parameters
+    ----------
+    summary : ndarray
+        ``/summary`` rows with ``str`` text columns.
+
+    Returns
+    -------
+    ndarray
+        The same rows as the store's functions expect them.
+    """
     from qrspec.analysis.results import summary_dtype
 
     dt = summary_dtype()
@@ -108,8 +118,18 @@ def store_rows(summary: np.ndarray) -> np.ndarray:
 
 
 def store_group_statistics(summary: np.ndarray) -> np.ndarray:
-    """Per-group statistics of ``summary`` rows, computed by the store's own function
-    (:func:`qrspec.store.hdf5.group_statistics`), with ``group`` decoded to ``str``."""
+    """Compute per-group statistics of ``summary`` rows with the store's own function.
+
+    Parameters
+    ----------
+    summary : ndarray
+        ``/summary`` rows (e.g. without excluded particles).
+
+    Returns
+    -------
+    ndarray
+        :func:`qrspec.store.hdf5.group_statistics` of the rows, ``group`` as ``str``.
+    """
     from qrspec.store.hdf5 import group_statistics
 
     stats = group_statistics(store_rows(summary))
@@ -123,8 +143,22 @@ def store_group_statistics(summary: np.ndarray) -> np.ndarray:
 
 
 def error_column(name: str, names) -> str | None:
-    """The column holding the standard error of ``name``, or None.
+    """Find the column holding the standard error of ``name``.
 
+    Parameters
+    ----------
+    name : str
+        A summary column.
+    names : iterable of str
+        All summary columns.
+
+    Returns
+    -------
+    str or None
+        The error column, or None when there is none.
+
+    Notes
+    -----
     The summary spells errors ``<stem>_err_<unit>`` (``tau_x_neutral_ns`` ->
     ``tau_x_neutral_err_ns``), ``<name>_err`` (``g2_zero`` -> ``g2_zero_err``) and, for a
     ``_mean`` column, ``<stem>_err`` (``n_c_mean`` -> ``n_c_err``); the first that exists wins.
@@ -146,8 +180,18 @@ def error_column(name: str, names) -> str | None:
 
 
 def value_columns(names) -> list[tuple[str, str | None]]:
-    """``(column, error column or None)`` for every column that is not itself an error column
-    of another one, in table order."""
+    """Pair every column that is not itself an error column with its error column.
+
+    Parameters
+    ----------
+    names : iterable of str
+        All summary columns, in table order.
+
+    Returns
+    -------
+    list of (str, str or None)
+        ``(column, error column or None)`` in table order.
+    """
     names = list(names)
     pairs = [(n, error_column(n, names)) for n in names]
     errs = {e for _, e in pairs if e}
@@ -155,7 +199,16 @@ def value_columns(names) -> list[tuple[str, str | None]]:
 
 
 def group_names(tables: BatchTables) -> list[str]:
-    """Groups in the order of ``/groups`` (sorted), or of the summary when it has none."""
+    """List the groups in the order of ``/groups`` (sorted), else of the summary.
+
+    Parameters
+    ----------
+    tables : BatchTables
+
+    Returns
+    -------
+    list of str
+    """
     if tables.groups.size and tables.groups.dtype.names and "group" in tables.groups.dtype.names:
         return [str(g) for g in tables.groups["group"]]
     return sorted(set(str(g) for g in tables.summary["group"])) if tables.summary.size else []
@@ -163,7 +216,22 @@ def group_names(tables: BatchTables) -> list[str]:
 
 def column_values(tables: BatchTables, column: str, group: str | None = None,
                   *, ok_only: bool = True) -> np.ndarray:
-    """Float values of one summary column (NaN kept), for one group or all particles."""
+    """Return the float values of one summary column (NaN kept).
+
+    Parameters
+    ----------
+    tables : BatchTables
+    column : str
+        A numeric summary column.
+    group : str, optional
+        Only this group (default: all particles).
+    ok_only : bool
+        Only particles with status ``ok`` (as ``/groups`` counts them).
+
+    Returns
+    -------
+    ndarray of float
+    """
     s = tables.summary
     if not s.size:
         return np.zeros(0)

@@ -161,7 +161,7 @@ def read_exclusion_file(path) -> ExclusionList:
 
 
 def exclusion_json(particles, reason=None, **extra) -> str:
-    """The JSON text of an exclusion list (what the HTML report saves).
+    """Format an exclusion list as JSON text (what the HTML report saves).
 
     Parameters
     ----------
@@ -283,7 +283,19 @@ def apply_exclusion(results, exclusion, *, allow_unknown: bool = False) -> Exclu
 
 def exclude_from_tables(tables: BatchTables, exclusion, *,
                         allow_unknown: bool = False) -> BatchTables:
-    """``tables`` with the excluded particles removed from ``summary`` and ``groups``
-    recomputed (for the batch figures of a report made with ``--exclude``)."""
+    """Remove excluded particles from ``tables`` and recompute ``groups``.
+
+    Parameters
+    ----------
+    tables : BatchTables
+    exclusion : ExclusionList, str, Path or dict
+    allow_unknown : bool
+        As :func:`apply_exclusion`.
+
+    Returns
+    -------
+    BatchTables
+        For the batch figures of a report made with ``--exclude``.
+    """
     res = apply_exclusion(tables, exclusion, allow_unknown=allow_unknown)
     return replace(tables, summary=res.summary, groups=res.groups)

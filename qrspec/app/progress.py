@@ -27,8 +27,21 @@ __all__ = ["ProgressBar", "progress_enabled", "format_group_table"]
 
 
 def progress_enabled(quiet: bool = False, no_progress: bool = False, stream=None) -> bool:
-    """True when a progress bar should be drawn: not ``quiet`` (``-q``), not ``no_progress``
-    (``--no-progress``) and ``stream`` (default stderr) is a terminal."""
+    """Decide whether a progress bar should be drawn.
+
+    Parameters
+    ----------
+    quiet : bool
+        ``-q``: never.
+    no_progress : bool
+        ``--no-progress``: never.
+    stream : file, optional
+        Where the bar would go (default ``sys.stderr``); it must be a terminal.
+
+    Returns
+    -------
+    bool
+    """
     if quiet or no_progress:
         return False
     stream = sys.stderr if stream is None else stream
@@ -104,7 +117,7 @@ class ProgressBar:
             self._draw(now)
 
     def line(self, now: float | None = None) -> str:
-        """The text of the bar as it would be drawn now."""
+        """Return the text of the bar as it would be drawn now."""
         now = time.monotonic() if now is None else now
         frac = min(1.0, self.done / self.total) if self.total else 1.0
         n_fill = int(round(frac * self.width))
