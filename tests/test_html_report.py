@@ -105,6 +105,12 @@ def _parse_index(rep):
     return p
 
 
+def _report_data(index: Path) -> dict:
+    text = index.read_text(encoding="utf-8")
+    return json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)'
+                                r"</script>", text).group(1))
+
+
 # ---------------------------------------------------------------------------- files
 def test_site_files_and_counts(site, results):
     rep, calls = site
@@ -239,10 +245,15 @@ def test_exclusion_list_recomputes_group_statistics(results, tmp_path):
     assert "leave out 1 excluded particles (x.json)" in groups
     # doped without doped_02: n_c 6 and 7 -> 6.50 +- 0.50, n = 2
     assert "6.50 ± 0.50<br><span class=\"meta\">median 6.50, n = 2" in groups
-    cfg = re.search(r'<script id="report-data" type="application/json">(.*?)</script>',
-                    rep.index.read_text(encoding="utf-8")).group(1)
-    assert json.loads(cfg)["initial_exclude"] == {"particles": ["doped_02"],
-                                                  "reason": {"doped_02": "bad fit"}}
+    cfg = _report_data(rep.index)
+    assert cfg["initial_exclude"] == {"particles": ["doped_02"],
+                                      "reason": {"doped_02": "bad fit"}}
+    # the browser's storage key: same file and list -> same key (unsaved ticks survive a
+    # rebuild); another starting list -> another key
+    plain = hr.write_html_report(results, tmp_path / "p", figure=stub_figure, **FAST)
+    again = hr.write_html_report(results, tmp_path / "p", figure=stub_figure, **FAST)
+    assert _report_data(plain.index)["report_id"] == _report_data(again.index)["report_id"]
+    assert _report_data(plain.index)["report_id"] != cfg["report_id"]
     bad = write_exclusion_file(tmp_path / "bad.json", ["rod_9"])
     with pytest.raises(QrspecError, match=r"bad.json: 1 particle ids are not in"):
         hr.write_html_report(results, tmp_path / "s2", figure=stub_figure, exclude=bad)

@@ -54,6 +54,7 @@ MANIFEST = "manifest.json"
 _FORMAT = "qrspec-html-report"
 _VERSION = 1
 _ASSETS = ("report.css", "report.js")
+_NONE = "(none)"  # how a particle without a group is shown
 _TEXT_COLUMNS = ("particle_id", "group", "status", "error", "source")
 _BATCH_CAPTIONS = {
     "group_summary": "Mean intensity and mean charging number per group (paper Fig. 2h): group "
@@ -358,11 +359,11 @@ def _index_page(tables, groups, slugs, fids, fig_status, config, excluded_note) 
             v = str(row[n])
             cells.append(f'<td class="text source" data-v="{_e(v)}" title="{_e(v)}">'
                          f"<bdi>{_e(v)}</bdi></td>")
-        body_rows.append(f'<tr data-id="{_e(pid)}" data-group="{_e(row["group"])}" '
+        body_rows.append(f'<tr data-id="{_e(pid)}" data-group="{_e(row["group"] or _NONE)}" '
                          f'data-status="{_e(status)}" data-search="{_e(search)}">'
                          + "".join(cells) + "</tr>")
     n_ok = int(np.sum(s["status"] == "ok")) if s.size else 0
-    group_opts = "".join(f'<option value="{_e(g)}">{_e(g or "(none)")}</option>'
+    group_opts = "".join(f'<option value="{_e(g or _NONE)}">{_e(g or _NONE)}</option>'
                          for g in groups)
     statuses = sorted(set(str(x) for x in s["status"])) if s.size else []
     status_opts = "".join(f'<option value="{_e(x)}">{_e(x)}</option>' for x in statuses)
@@ -617,8 +618,11 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
     fids = {pid: _file_id(pid) for pid in ids}
     if len(set(fids.values())) < len(fids):
         raise QrspecError(f"{results_path}: particle ids are not unique")
-    # the browser keeps the user's ticks per report build (localStorage key)
-    report_id = f"{sha[:16]}-{int(time.time())}"
+    # the browser keeps the user's ticks under this key: per results file and starting list,
+    # so a rebuild keeps unsaved ticks and a rebuild with another --exclude starts from it
+    report_id = sha[:16] + "-" + hashlib.sha256(json.dumps(
+        [sorted(excluded), sorted((excl.reason if excl else {}).items())]).encode()
+    ).hexdigest()[:8]
     config = {"report_id": report_id, "results": Path(results_path).name,
               "initial_exclude": {"particles": [p for p in ids if p in excluded],
                                   "reason": dict(excl.reason) if excl else {}}}
