@@ -68,15 +68,16 @@ def main():
     try:
         # per-figure cost in one warm process
         default_particle_figure(results, tables.particle_ids[0], work / "warm.png")
-        per = []
+        per, per_cpu = [], []
         for pid in tables.particle_ids[: min(n, 6)]:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             default_particle_figure(results, pid, work / "p.png")
             per.append(time.perf_counter() - t)
-        t = time.perf_counter()
+            per_cpu.append(time.process_time() - c)
+        t, c = time.perf_counter(), time.process_time()
         (work / "b").mkdir()
         _render_batch(tables, str(work / "b"), 100, {})
-        t_batch = time.perf_counter() - t
+        t_batch, c_batch = time.perf_counter() - t, time.process_time() - c
 
         fresh = {1: [], args.jobs: []}
         cpu = {1: [], args.jobs: []}
@@ -97,8 +98,9 @@ def main():
     ratios = [a / b for a, b in zip(fresh[1], fresh[args.jobs], strict=True)]
     print(f"results: {results} ({n} particles); load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")
-    print(f"particle figure: median {med(per):.2f} s (range {min(per):.2f}-{max(per):.2f}, "
-          f"{len(per)} figures, one warm process); batch figures {t_batch:.1f} s")
+    print(f"particle figure: median {med(per):.2f} s wall, {med(per_cpu):.2f} s CPU (range "
+          f"{min(per):.2f}-{max(per):.2f} s wall, {len(per)} figures, one warm process); "
+          f"batch figures {t_batch:.1f} s wall, {c_batch:.1f} s CPU")
     print(f"fresh report, jobs=1: median {med(fresh[1]):.1f} s  {fresh[1]}")
     print(f"fresh report, jobs={args.jobs}: median {med(fresh[args.jobs]):.1f} s  "
           f"{fresh[args.jobs]}")
@@ -108,9 +110,12 @@ def main():
     print(f"rebuild reusing the figures: median {med(reuse):.1f} s; site {size_mb:.1f} MB")
     for jobs in (1, args.jobs):
         per_particle = (med(fresh[jobs]) - med(reuse)) / n
-        print(f"projected 250 particles, jobs={jobs}: "
-              f"{250 * per_particle + med(reuse) * 250 / n:.0f} s fresh "
-              f"(pages scale with n; batch figures once)")
+        print(f"projected 250 particles, jobs={jobs}, at this load: "
+              f"{250 * per_particle + med(reuse) * 250 / n:.0f} s fresh")
+    cpu_250 = 250 * (med(cpu[1]) - c_batch) / n + c_batch
+    print(f"projected 250 particles from CPU seconds: {cpu_250:.0f} s of CPU, i.e. about "
+          f"{cpu_250:.0f} s with jobs=1 and {cpu_250 / args.jobs:.0f} s with jobs={args.jobs} "
+          "on an otherwise idle machine")
 
 
 if __name__ == "__main__":
