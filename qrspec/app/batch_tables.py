@@ -73,13 +73,14 @@ def load_batch_tables(results) -> BatchTables:
     """
     if isinstance(results, BatchTables):
         return results
-    from qrspec.analysis.results import SUMMARY_COLUMNS
     from qrspec.store.hdf5 import read_results
+
+    columns = _summary_columns()
 
     res = read_results(os.fspath(results))
     names = set(res.summary.dtype.names or ())
-    units = {n: u for n, _, u, _ in SUMMARY_COLUMNS if n in names}
-    desc = {n: d for n, _, _, d in SUMMARY_COLUMNS if n in names}
+    units = {n: u for n, _, u, _ in columns if n in names}
+    desc = {n: d for n, _, _, d in columns if n in names}
     try:
         config = json.loads(res.attrs.get("config", "{}") or "{}")
     except json.JSONDecodeError:
@@ -89,8 +90,17 @@ def load_batch_tables(results) -> BatchTables:
                        attrs=dict(res.attrs))
 
 
+def _summary_columns():
+    """(name, dtype, unit, description) of every summary column: the store's schema."""
+    try:  # the schema's home once the store owns it (issue 14)
+        from qrspec.store.summary import SUMMARY_COLUMNS
+    except ImportError:  # until then
+        from qrspec.analysis.results import SUMMARY_COLUMNS
+    return SUMMARY_COLUMNS
+
+
 def store_rows(summary: np.ndarray) -> np.ndarray:
-    """Convert ``summary`` rows to the store's own dtype (text as UTF-8 bytes).
+    """Convert ``summary`` rows to the store's text encoding (UTF-8 bytes).
 
     Parameters
     ----------
@@ -100,20 +110,14 @@ def store_rows(summary: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray
-        The same rows as the store's functions expect them.
+        The same rows with bytes text columns, as the store's functions expect them.
     """
-    from qrspec.analysis.results import summary_dtype
-
-    dt = summary_dtype()
-    out = np.zeros(summary.shape, dt)
-    for name in dt.names:
-        if name not in (summary.dtype.names or ()):
-            continue
-        col = summary[name]
-        if dt[name].kind == "S" and col.dtype.kind == "U":
-            out[name] = np.char.encode(col, "utf-8")
-        else:
-            out[name] = col
+    names = summary.dtype.names or ()
+    cols = {n: np.char.encode(summary[n], "utf-8") if summary.dtype[n].kind == "U"
+            else summary[n] for n in names}
+    out = np.zeros(summary.shape, [(n, cols[n].dtype) for n in names])
+    for n in names:
+        out[n] = cols[n]
     return out
 
 
