@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from report_population import PARTICLES, write_population  # noqa: E402
+from report_population import write_population  # noqa: E402
 
 from qrspec.app import html_report as hr  # noqa: E402
 from qrspec.app.batch_tables import load_batch_tables, value_columns  # noqa: E402
@@ -223,16 +223,20 @@ def test_pool_draws_the_same_site(results, tmp_path):
     assert (tmp_path / "pool" / "fig" / "batch_threshold_map.png").is_file()
 
 
-def test_default_figure_is_the_particle_figure(tmp_path):
-    from qrspec.store.hdf5 import merge_results, write_particle_file
+def test_simulate_analyse_report_end_to_end(tmp_path):
+    """The default figure (qrspec.app.plots) on a real batch: 3 simulated rods of 2 s."""
+    from qrspec.app.batch import run_batch
+    from qrspec.app.demo import simulate_demo_population
 
-    part = write_particle_file(tmp_path / "p.h5", PARTICLES[0])
-    one = merge_results([part], tmp_path / "one.h5")
-    rep = hr.write_html_report(one, tmp_path / "site", dpi=30, threshold_kw=SMALL_MAP)
-    assert rep.n_drawn == 1
+    simulate_demo_population(tmp_path / "data", n_per_group=1, duration_s=2.0)
+    batch = run_batch([tmp_path / "data"], tmp_path / "results.h5", jobs=1)
+    rep = hr.write_html_report(batch.output, tmp_path / "site", dpi=30,
+                               threshold_kw=SMALL_MAP)
+    assert (rep.n_particles, rep.n_drawn, rep.n_failed) == (3, 3, 0)
     from matplotlib import image as mpimg
 
-    img = mpimg.imread(tmp_path / "site" / "fig" / "particle_doped_00.png")
+    pid = load_batch_tables(batch.output).particle_ids[0]
+    img = mpimg.imread(tmp_path / "site" / "fig" / f"particle_{pid}.png")
     assert img.shape[1] == round(7.2 * 30)  # the particle figure's width at 30 dpi
 
 
