@@ -440,3 +440,44 @@ def test_browser_loads_an_exclusion_file_and_every_page_is_clean(site, browser, 
         browser.open((rep.outdir / page).as_uri())
         assert browser.errors == [], page
         assert all(u.startswith("file:") for u in browser.requests), page
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_cli_report_html_and_exclude(results, tmp_path, no_batch_figures, monkeypatch):
+    from click.testing import CliRunner
+
+    from qrspec.cli.report import report
+
+    # the default particle figure on a file without particle data fails per particle and
+    # is reported on its page; here a stand-in keeps the test fast
+    monkeypatch.setattr(hr, "default_particle_figure",
+                        lambda results_path, pid, out, *, dpi: stub_figure(results_path, pid,
+                                                                           out))
+    excl = write_exclusion_file(tmp_path / "x.json", ["doped_02"])
+    r = CliRunner().invoke(report, [str(results), "--html", str(tmp_path / "site"),
+                                    "--exclude", str(excl)])
+    assert r.exit_code == 0, r.output
+    assert str(tmp_path / "site" / "index.html") in r.output.splitlines()
+    assert "HTML report of 11 particles" in r.output and "1 excluded" in r.output
+    assert "(10 figures drawn, 0 reused, 1 failed;" in r.output
+    assert no_batch_figures == [10]  # batch figures without the excluded particle
+    assert _report_data(tmp_path / "site" / "index.html")["initial_exclude"]["particles"] \
+        == ["doped_02"]
+
+
+def test_cli_report_usage_and_bad_exclusion(results, tmp_path):
+    from click.testing import CliRunner
+
+    from qrspec.cli.report import report
+
+    r = CliRunner().invoke(report, [str(results)])
+    assert r.exit_code == 2 and "give -o/--output-dir, --html or both" in r.output
+    r = CliRunner().invoke(report, [str(results), "--html", str(tmp_path / "s"),
+                                    "--particles", "doped_00"])
+    assert r.exit_code == 2 and "--particles applies to -o/--output-dir only" in r.output
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "other"}')
+    r = CliRunner().invoke(report, [str(results), "--html", str(tmp_path / "s"),
+                                    "--exclude", str(bad)])
+    assert r.exit_code == 1 and "bad.json: format='other', expected 'qrspec-exclude'" in r.output
+    assert not (tmp_path / "s").exists()
