@@ -472,7 +472,8 @@ def _groups_page(tables, gtables, groups, slugs, batch_status, excluded_note,
             f"{_nav(0, tables, groups, slugs)}<div class=\"meta\">{excluded_note}</div></header>"
             "<h2>Group statistics</h2>"
             f"{_stats_table(tables, gtables.groups, tables.units, excl_counts)}"
-            f"<h2>Batch figures</h2>" + ("".join(figs) or "<p>No batch figures.</p>"))
+            "<h2>Batch figures</h2>" + (f'<div class="figs">{"".join(figs)}</div>' if figs
+                                         else "<p>No batch figures.</p>"))
     return _page(f"Groups: {Path(tables.path).name}", body, depth=0, config=config)
 
 
