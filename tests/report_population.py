@@ -87,21 +87,13 @@ PARTICLES = [
 ]
 
 
-def _summary_row():
-    try:  # the schema's home once the store owns it (issue 14)
-        from qrspec.store.summary import summary_row
-    except ImportError:
-        from qrspec.analysis.results import summary_row
-    return summary_row
-
-
 def write_population(folder) -> Path:
     """Write the synthetic results file into ``folder``; return its path."""
     from qrspec.store import hdf5
+    from qrspec.store.summary import summary_row
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    summary_row = _summary_row()
     rows = np.asarray([summary_row({**p.summary, "particle_id": p.particle_id,
                                     "group": p.group, "status": p.status, "error": p.error,
                                     "source": f"/data/{p.group}/{p.particle_id}.ptu"})

@@ -92,10 +92,8 @@ def load_batch_tables(results) -> BatchTables:
 
 def _summary_columns():
     """(name, dtype, unit, description) of every summary column: the store's schema."""
-    try:  # the schema's home once the store owns it (issue 14)
-        from qrspec.store.summary import SUMMARY_COLUMNS
-    except ImportError:  # until then
-        from qrspec.analysis.results import SUMMARY_COLUMNS
+    from qrspec.store.summary import SUMMARY_COLUMNS
+
     return SUMMARY_COLUMNS
 
 
