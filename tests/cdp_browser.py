@@ -144,6 +144,12 @@ class Browser:
     def open(self, url: str):
         """Navigate and wait until the page's script has run (``html[data-ready]``);
         ``errors`` and ``requests`` then hold this page's only."""
+        # leave the previous page first (about:blank, loaded), so that none of its late
+        # events (a thumbnail still loading, a console message) is counted for this one
+        self.events.clear()
+        self.call("Page.navigate", session=True, url="about:blank")
+        self.wait_for(lambda e: e["method"] == "Page.loadEventFired", "about:blank")
+        self.js("1")  # read every event sent before this answer
         self.events.clear()
         self.errors.clear()
         self.requests.clear()
