@@ -41,7 +41,8 @@ def _p(pid, group, *, status="ok", error="", **values):
             "g2_zero_err": NAN, "g2_zero_gated": NAN, "g2_zero_gated_err": NAN,
             "gate_ns": 3.0, "single_emitter": False, "frac_time_neutral": NAN,
             "tau_x_neutral_ns": NAN, "tau_x_neutral_err_ns": NAN, "tau_xx_neutral_ns": NAN,
-            "tau_a_xx_neutral_ns": NAN, "n_c_mean": NAN, "n_c_err": NAN,
+            "tau_a_xx_neutral_ns": NAN, "tau_a_xx_neutral_err_ns": NAN, "n_c_mean": NAN,
+            "n_c_err": NAN,
             "tau_a_xx_charged_ns": NAN, "tau_a_xx_charged_err_ns": NAN, "n_levels": 2,
             "n_change_points": 3}
     base.update(values)
@@ -78,7 +79,8 @@ PARTICLES = [
     _p("undoped_03", "undoped", status="failed", error="read error: truncated <file> & such"),
     _p("neutral_00", "neutral", rate_cps=55e3, g2_zero=0.84, g2_zero_err=0.02,
        g2_zero_gated=0.36, g2_zero_gated_err=0.03, single_emitter=True, frac_time_neutral=1.0,
-       tau_x_neutral_ns=10.0, tau_a_xx_neutral_ns=11.0, error="no charged period"),
+       tau_x_neutral_ns=10.0, tau_a_xx_neutral_ns=11.0, tau_a_xx_neutral_err_ns=1.5,
+       error="no charged period", neutral_reference_source="own neutral periods"),
     _p("neutral_01", "neutral", rate_cps=52e3, g2_zero=0.87, g2_zero_err=0.02,
        g2_zero_gated=0.40, g2_zero_gated_err=0.03, single_emitter=True, frac_time_neutral=1.0,
        tau_x_neutral_ns=9.8, tau_a_xx_neutral_ns=13.0, error="no charged period"),

@@ -58,7 +58,7 @@ def test_error_columns_pair_values_with_their_errors(tables):
     assert error_column("tau_x_neutral_ns", names) == "tau_x_neutral_err_ns"
     assert error_column("g2_zero_gated", names) == "g2_zero_gated_err"
     assert error_column("n_c_mean", names) == "n_c_err"
-    assert error_column("tau_a_xx_neutral_ns", names) is None  # the store has no error for it
+    assert error_column("gate_ns", names) is None  # a setting, no error
     pairs = dict(value_columns(names))
     assert "n_c_err" not in pairs and "g2_zero_err" not in pairs  # shown with their values
     assert set(pairs) | {e for e in pairs.values() if e} == set(names)  # every column kept
@@ -138,6 +138,10 @@ def test_auger_charge_points_errors_and_model(tables):
     (neu,) = _lines(ax, "neutral:neutral")
     np.testing.assert_array_equal(neu.get_ydata(), _finite_values("tau_a_xx_neutral_ns",
                                                                   "neutral"))
+    # their errors: neutral_00 has one (1.5 ns), neutral_01 none (NaN): one bar
+    (bars,) = [c for c in ax.collections if c.get_gid() == "neutral:neutral_err"]
+    (seg,) = bars.get_segments()
+    assert (seg[1, 1] - seg[0, 1]) / 2 == pytest.approx(1.5)
     assert np.all(np.abs(neu.get_xdata()) < 0.015 * ax.get_xlim()[1])
     # the model curve: capped, gamma*eps = 0.5, at the group's median neutral tau_A,XX0
     (model,) = _lines(ax, "model:doped")

@@ -30,6 +30,7 @@ import numpy as np
 from qrspec.app.batch_tables import (
     BatchTables,
     column_values,
+    error_column,
     group_names,
     load_batch_tables,
 )
@@ -307,8 +308,9 @@ def auger_charge_figure(results, *, groups=None):
     Filled markers: particles (status ok) with finite ``n_c_mean`` and
     ``tau_a_xx_charged_ns``, with their standard errors (``n_c_err``,
     ``tau_a_xx_charged_err_ns``) as error bars where finite. Open markers at n_c = 0: the
-    neutral reference ``tau_a_xx_neutral_ns`` of each particle (the store holds no error for
-    it). Lines: the charge model of the file (its config's ``charge_model``) for each group
+    neutral reference ``tau_a_xx_neutral_ns`` of each particle, with its standard error
+    (``tau_a_xx_neutral_err_ns``) where the store has one. Lines: the charge model of the
+    file (its config's ``charge_model``) for each group
     with charged particles, at the group's median neutral tau_A,XX0 and median tau_X0
     (:func:`charge_model_for`). Log y axis (1-2 ns next to tens of ns).
 
@@ -337,10 +339,12 @@ def auger_charge_figure(results, *, groups=None):
         any_points = False
         notes = []
         curves = []
+        names = tables.summary.dtype.names
+        t0_err = error_column("tau_a_xx_neutral_ns", names)  # in newer stores only
         cols = {c: {g: column_values(tables, c, g) for g in groups}
                 for c in ("n_c_mean", "n_c_err", "tau_a_xx_charged_ns",
                           "tau_a_xx_charged_err_ns", "tau_a_xx_neutral_ns",
-                          "tau_x_neutral_ns")}
+                          "tau_x_neutral_ns") + ((t0_err,) if t0_err else ())}
         n_max = 0.0
         for g in groups:
             nc, nce = cols["n_c_mean"][g], cols["n_c_err"][g]
@@ -366,10 +370,11 @@ def auger_charge_figure(results, *, groups=None):
                 any_points = True
             if t0f.size:
                 # all at n_c = 0, spread sideways by 1 % of the axis so they stay visible
-                line, = ax.plot(_jitter(t0f.size, rng, 0.012 * x_hi), t0f, ls="none",
-                                marker=marker, ms=4.5, mfc="none", mec=color, mew=0.8,
-                                zorder=3, label=f"{lab}: neutral, $n_c$ = 0 (n = {t0f.size})")
-                line.set_gid(f"neutral:{g}")
+                t0e = cols[t0_err][g][np.isfinite(t0)] if t0_err else None
+                _errorbar(ax, _jitter(t0f.size, rng, 0.012 * x_hi), t0f, yerr=t0e,
+                          gid=f"neutral:{g}", fmt=marker, ms=4.5, mfc="none", mec=color,
+                          mew=0.8, color=color, lw=0.6, capsize=1.5, zorder=3,
+                          label=f"{lab}: neutral, $n_c$ = 0 (n = {t0f.size})")
                 any_points = True
             if sel.any() and t0f.size:
                 tx = tx0[np.isfinite(tx0)]

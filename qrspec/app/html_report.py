@@ -55,7 +55,7 @@ _FORMAT = "qrspec-html-report"
 _VERSION = 1
 _ASSETS = ("report.css", "report.js")
 _NONE = "(none)"  # how a particle without a group is shown
-_TEXT_COLUMNS = ("particle_id", "group", "status", "error", "source")
+_FRONT_COLUMNS = ("particle_id", "group", "status", "error")  # first, in this order
 _BATCH_CAPTIONS = {
     "group_summary": "Mean intensity and mean charging number per group (paper Fig. 2h): group "
                      "mean ± standard error of the mean; n counts the particles with a value "
@@ -312,15 +312,17 @@ def _check_outdir(outdir: Path) -> dict | None:
 def _index_page(tables, groups, slugs, fids, fig_status, config, excluded_note) -> str:
     s = tables.summary
     cols = value_columns(s.dtype.names or ())
-    front = [c for c in ("particle_id", "group", "status", "error") if c in s.dtype.names]
-    numeric = [(n, e) for n, e in cols if n not in _TEXT_COLUMNS]
-    back = [c for c in ("source",) if c in s.dtype.names]
+    front = [c for c in _FRONT_COLUMNS if c in s.dtype.names]
+    text_cols = {n for n in s.dtype.names if s.dtype[n].kind in "US"}
+    numeric = [(n, e) for n, e in cols if n not in text_cols]
+    # other text columns (source, provenance labels) after the numbers
+    back = [n for n, _ in cols if n in text_cols and n not in _FRONT_COLUMNS]
     head = ['<th class="nosort text" data-col="_exclude" title="exclude from group '
             'statistics">excl.</th>', '<th class="nosort thumb" data-col="_thumb">figure</th>']
     for n in front + [n for n, _ in numeric] + back:
         err = dict(cols).get(n)
         title = _col_title(tables, n) + (f"; shown ± {err}" if err else "")
-        kind = "text" if n in _TEXT_COLUMNS else "num"
+        kind = "text" if n in text_cols else "num"
         head.append(f'<th class="{"text" if kind == "text" else ""}" data-col="{_e(n)}" '
                     f'data-type="{kind}" title="{_e(title)}">'
                     f'{_e("flags" if n == "error" else n)}</th>')
@@ -329,7 +331,7 @@ def _index_page(tables, groups, slugs, fids, fig_status, config, excluded_note) 
         pid = str(row["particle_id"])
         fid = fids[pid]
         status = str(row["status"])
-        search = " ".join(str(row[c]) for c in _TEXT_COLUMNS if c in s.dtype.names).lower()
+        search = " ".join(str(row[c]) for c in front + back).lower()
         cells = [f'<td class="text"><input type="checkbox" class="exclude" '
                  f'aria-label="exclude {_e(pid)}"><input type="text" class="reason" '
                  f'placeholder="reason" aria-label="reason for excluding {_e(pid)}"></td>']
@@ -357,7 +359,8 @@ def _index_page(tables, groups, slugs, fids, fig_status, config, excluded_note) 
             cells.append(f'<td data-v="{_e(key)}"{nan_class}>{_e(text) if ok else "—"}</td>')
         for n in back:
             v = str(row[n])
-            cells.append(f'<td class="text source" data-v="{_e(v)}" title="{_e(v)}">'
+            cls = "text source" if n == "source" else "text"
+            cells.append(f'<td class="{cls}" data-v="{_e(v)}" title="{_e(v)}">'
                          f"<bdi>{_e(v)}</bdi></td>")
         body_rows.append(f'<tr data-id="{_e(pid)}" data-group="{_e(row["group"] or _NONE)}" '
                          f'data-status="{_e(status)}" data-search="{_e(search)}">'
