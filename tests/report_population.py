@@ -80,7 +80,7 @@ PARTICLES = [
     _p("neutral_00", "neutral", rate_cps=55e3, g2_zero=0.84, g2_zero_err=0.02,
        g2_zero_gated=0.36, g2_zero_gated_err=0.03, single_emitter=True, frac_time_neutral=1.0,
        tau_x_neutral_ns=10.0, tau_a_xx_neutral_ns=11.0, tau_a_xx_neutral_err_ns=1.5,
-       error="no charged period", neutral_reference_source="own neutral periods"),
+       error="no charged period", neutral_reference_source="own"),
     _p("neutral_01", "neutral", rate_cps=52e3, g2_zero=0.87, g2_zero_err=0.02,
        g2_zero_gated=0.40, g2_zero_gated_err=0.03, single_emitter=True, frac_time_neutral=1.0,
        tau_x_neutral_ns=9.8, tau_a_xx_neutral_ns=13.0, error="no charged period"),

@@ -163,7 +163,7 @@ def test_index_table_holds_every_column_and_row(site, results):
     assert by_id["doped_02"]["error"][1] == "charging window 0: tau_ratio_below_2"
     assert by_id["neutral_00"]["single_emitter"] == ["1", "yes"]
     # text columns other than the first four sort and filter as text, after the numbers
-    assert by_id["neutral_00"]["neutral_reference_source"][1] == "own neutral periods"
+    assert by_id["neutral_00"]["neutral_reference_source"][1] == "own"
     assert 'data-col="neutral_reference_source" data-type="text"' in \
         rep.index.read_text(encoding="utf-8")
     assert p.heads.index("neutral_reference_source") > p.heads.index("n_change_points")
