@@ -96,7 +96,7 @@ def test_t2_pulsed_comb_through_the_pipeline(rng):
         assert col not in s  # NaN in the table, null in JSON
 
 
-def test_t2_cw_dip_through_the_pipeline():
+def test_t2_cw_dip_through_the_pipeline(tmp_path):
     """T2 CW antibunching: no comb, the dip fitted: g2(0) and rise time within 4 sigma of the
     simulated truth (coverage of these errors: scripts/validate_hbt.py)."""
     from qrspec.simulate.cw import simulate_cw_hbt
@@ -110,6 +110,16 @@ def test_t2_cw_dip_through_the_pipeline():
     assert abs(s["g2_rise_time_ns"] - truth.rise_time_ns) < 4 * s["g2_rise_time_err_ns"]
     assert abs(res.g2.antibunching.tau0_ns - 3.0) < 4 * res.g2.antibunching.tau0_err_ns
     assert s["single_emitter"]  # g2(0) ~ 0.1 (background) + 2 sigma < 0.5
+    # the results file holds the CW mode: the fit, no gated g2, no states (read back equal)
+    from qrspec.store.hdf5 import read_particle, write_particle_file
+
+    back = read_particle(write_particle_file(tmp_path / "cw.h5", res))
+    ab, ab2 = res.g2.antibunching, back.g2.antibunching
+    assert back.g2.g2_mode == "cw" and back.g2.gated is None and back.states is None
+    assert ab2.rise_time_ns == ab.rise_time_ns and ab2.fit_range_ns == ab.fit_range_ns
+    assert isinstance(ab2.rho, tuple) and np.isnan(ab2.rho).all()  # no background given
+    np.testing.assert_array_equal(ab2.covariance, ab.covariance)
+    assert back.acquisition.timing == "t2" and back.alignment.counts is None
 
 
 def test_one_detector_and_the_detector_choice(tmp_path):
