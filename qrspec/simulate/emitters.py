@@ -26,7 +26,7 @@ from qrspec.photons import Photons
 from qrspec.simulate.cascade import emitter_photons
 from qrspec.simulate.charge import ChargeIntervals, simulate_charge_intervals
 from qrspec.simulate.config import SimulationConfig
-from qrspec.simulate.particle import record_events, _resolve_table
+from qrspec.simulate.particle import _resolve_table, record_events
 
 __all__ = ["SimulatedEmitters", "simulate_emitters"]
 
