@@ -118,12 +118,19 @@ def test_charging_without_shorter_tau():
     assert relaxed.label[3] == "charged"
 
 
-def test_neutral_note_when_a_dimmer_level_lives_longer():
+def test_neutral_is_the_longest_lived_level_not_the_brightest():
+    # issue 15: brightness rank decided. Level 1 (10000 cps, 9 ns) outlives the brightest level
+    # 4 (20000 cps, 6 ns): charging and traps only add decay rates, so level 1 is neutral and
+    # level 4, with rho_rad = (19900/6)/(9900/9) = 3.0 and a shorter lifetime, is charged
     seg = toy_segments()
     tau = np.array([3.0, 9.0, 3.0, 1.2, 6.0])
     res = label_levels(seg, lifetimes=tau, tau_err_ns=0.01 * tau, background_cps=BG)
-    assert res.label[4] == "neutral"
-    assert "longer lifetime" in res.notes[4]
+    assert res.neutral_level == 1
+    assert res.label[1] == "neutral" and res.label[4] == "charged"
+    assert res.rho_rad[4] == pytest.approx((19900 / 6) / (9900 / 9), rel=1e-12)
+    assert "[4] are brighter but shorter-lived" in res.notes[1]
+    # lifetimes only (no pairs): the neutral label is unconfirmed, its confidence undefined
+    assert "neutral_unconfirmed" in res.flags and np.isnan(res.confidence[1])
 
 
 def test_off_by_background_sigma():
