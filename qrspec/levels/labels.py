@@ -25,7 +25,9 @@ Rules (thresholds are fields of :class:`LabelRules`; ``Phi`` the normal CDF):
    neutral label (confidence P); ``P <= alpha`` means **no neutral period** (flag
    ``no_neutral``; the candidate is charged-like, confidence 1 - P); in between, or without
    pairs, the candidate is labelled neutral with flag ``neutral_unconfirmed`` (confidence P,
-   NaN without pairs). A user reference ``neutral_tau_x_ns`` adds the test ``tau >=
+   NaN without pairs) when ``P >= 0.5``; for ``alpha < P < 0.5`` no level is labelled neutral
+   (flag ``neutral_undecided``): a wrong neutral reference spoils every charging number, a
+   missing one only withholds them. A user reference ``neutral_tau_x_ns`` adds the test ``tau >=
    charged_tau_fraction * tau_ref`` (every charged state has ``tau_X^c <= tau_X0 / (1 + QY_X0)
    <= 0.59 tau_X0``): significantly shorter means no neutral period.
 4. With a neutral level, the others by rho_rad (a z-test at ``z``): **charged** when
@@ -35,9 +37,11 @@ Rules (thresholds are fields of :class:`LabelRules`; ``Phi`` the normal CDF):
    (dimmer at an unchanged radiative rate: non-radiative trapping, "BC" blinking; confidence
    the normal probability of that interval); **unclassified** otherwise, with the reason in
    ``notes``.
-5. Without a neutral level (no_neutral): levels with ``Phi((ratio_split - R) / sigma_R) >= 1 -
-   alpha`` are **charged** (confidence that probability; trap and charged cannot be told apart
-   without a neutral reference, noted); the others are unclassified.
+5. Without a neutral level: levels with ``Phi((ratio_split - R) / sigma_R) >= 1 - alpha`` are
+   **charged** (confidence that probability; trap and charged cannot be told apart without a
+   neutral reference, noted). With ``no_neutral`` (significant) every other level is charged
+   too unless its own ratio is neutral-like (none outlives a charged level); the rest are
+   unclassified.
 6. **Mixed states**: a level whose late-tail decay needs two exciton lifetimes (``shape_p <
    shape_alpha``, minor component >= ``shape_min_fraction`` of the tail photons at a lifetime
    ratio >= ``shape_min_tau_ratio``) merges charge states (a missed change point): flag
@@ -180,10 +184,12 @@ class LevelLabels:
     ratio, ratio_err : ndarray of float64
         ``tau_ns / tau_xx_ns`` and its error.
     flags : tuple of str
-        Particle-level flags: ``no_neutral``, ``neutral_unconfirmed``, ``mixed_states``,
-        ``user_override`` (see ``docs/levels.md`` for their false-alarm rates).
+        Particle-level flags: ``no_neutral``, ``neutral_undecided``, ``neutral_unconfirmed``,
+        ``mixed_states``, ``user_override`` (see ``docs/levels.md`` for their false-alarm rates).
     mixed : ndarray of bool
         Levels whose decay is inconsistent with one state.
+    evidence : LevelEvidence or None
+        The evidence used (lifetimes only when none was given).
     """
 
     segments: Segments
@@ -206,6 +212,7 @@ class LevelLabels:
     ratio_err: np.ndarray | None = None
     flags: tuple = ()
     mixed: np.ndarray | None = None
+    evidence: object = None
 
     def time_fraction(self, label: str) -> float:
         """Fraction of the trace time whose segments carry ``label``."""
@@ -385,24 +392,28 @@ def label_levels(
             p_tau = _p_above(tau[cand], math.hypot(tau_err[cand], rules.charged_tau_fraction
                                                    * ref[1]),
                              rules.charged_tau_fraction * ref[0])
-        not_neutral = (np.isfinite(p_ratio) and p_ratio <= rules.alpha) or (
-            np.isfinite(p_tau) and p_tau <= rules.alpha)
-        if not_neutral:
-            flags.append("no_neutral")
+        ps = [p for p in (p_ratio, p_tau) if np.isfinite(p)]
+        p_min = min(ps) if ps else math.nan
+        if ps and p_min < 0.5:
+            significant = p_min <= rules.alpha
+            flags.append("no_neutral" if significant else "neutral_undecided")
             why = []
-            if np.isfinite(p_ratio) and p_ratio <= rules.alpha:
+            if np.isfinite(p_ratio) and p_ratio < 0.5:
                 why.append(f"tau_X/tau_XX={ratio[cand]:.3g}±{ratio_err[cand]:.2g} < "
                            f"{rules.ratio_split:g}")
-            if np.isfinite(p_tau) and p_tau <= rules.alpha:
+            if np.isfinite(p_tau) and p_tau < 0.5:
                 why.append(f"tau_X={tau[cand]:.3g} ns < {rules.charged_tau_fraction:g} x "
                            f"reference {ref[0]:.3g} ns")
-            notes[cand] = "longest-lived level is not neutral: " + "; ".join(why)
+            notes[cand] = (("longest-lived level is not neutral: " if significant else
+                            f"longest-lived level probably not neutral (P={p_min:.2g}): ")
+                           + "; ".join(why))
+            _labels_without_neutral(live, cand, significant, 1.0 - p_min, ratio, ratio_err,
+                                    rules, labels, conf, notes)
         else:
             neutral = cand
             labels[neutral] = "neutral"
-            ps = [p for p in (p_ratio, p_tau) if np.isfinite(p)]
-            conf[neutral] = min(ps) if ps else math.nan
-            if not ps or min(ps) < 1.0 - rules.alpha:
+            conf[neutral] = p_min
+            if not ps or p_min < 1.0 - rules.alpha:
                 flags.append("neutral_unconfirmed")
                 notes[neutral] = ("neutral by lifetime only (no tau_X/tau_XX)" if not ps else
                                   f"tau_X/tau_XX={ratio[neutral]:.3g}±{ratio_err[neutral]:.2g}"
@@ -413,20 +424,8 @@ def label_levels(
             if brighter:
                 notes[neutral] = _join(notes[neutral], f"levels {brighter} are brighter but "
                                        "shorter-lived than the neutral level")
-        if neutral >= 0:
             _relative_labels(live, neutral, tau, tau_err, corrected, corrected_err, rules,
                              labels, conf, notes, rho, rho_err)
-        else:
-            for k in live:
-                p_c = 1.0 - _p_above(ratio[k], ratio_err[k], rules.ratio_split)
-                if np.isfinite(p_c) and p_c >= 1.0 - rules.alpha:
-                    labels[k] = "charged"
-                    conf[k] = p_c
-                    notes[k] = _join(notes[k], "charged by tau_X/tau_XX (no neutral reference: "
-                                     "trap and charged not separable)")
-                else:
-                    notes[k] = _join(notes[k], "no neutral reference and tau_X/tau_XX does not "
-                                     "show charging")
     for k in np.flatnonzero(mixed):
         notes[k] = _join(notes[k], f"decay inconsistent with one state (p={ev.shape_p[k]:.2g}, "
                          f"{ev.second_fraction[k]:.0%} at {ev.second_tau_ns[k]:.3g} ns): "
@@ -467,6 +466,7 @@ def label_levels(
         ratio_err=ratio_err,
         flags=tuple(flags),
         mixed=mixed,
+        evidence=ev,
     )
 
 
@@ -491,6 +491,27 @@ def _neutral_candidate(live, tau, tau_err, intensity, z) -> int:
     cands = [k for k in live
              if not any(tau[j] - tau[k] > z * math.hypot(tau_err[j], tau_err[k]) for j in live)]
     return int(max(cands, key=lambda k: intensity[k]))
+
+
+def _labels_without_neutral(live, cand, significant, p_cand, ratio, ratio_err, rules, labels,
+                            conf, notes):
+    """Rule 5: levels of a rod whose longest-lived level is (probably) not neutral."""
+    for k in live:
+        p_c = 1.0 - _p_above(ratio[k], ratio_err[k], rules.ratio_split)
+        if np.isfinite(p_c) and p_c >= 1.0 - rules.alpha:
+            labels[k] = "charged"
+            conf[k] = p_c
+            notes[k] = _join(notes[k], "charged by tau_X/tau_XX (no neutral reference: trap "
+                             "and charged not separable)")
+        elif significant and not (np.isfinite(p_c) and p_c < 0.5):
+            # no level outlives the charged candidate: none is neutral
+            labels[k] = "charged"
+            conf[k] = p_c if np.isfinite(p_c) else p_cand
+            notes[k] = _join(notes[k], f"not neutral: not longer-lived than level {cand} "
+                             "(charged); trap and charged not separable")
+        else:
+            notes[k] = _join(notes[k], "no neutral reference and tau_X/tau_XX does not show "
+                             "charging")
 
 
 def _relative_labels(live, neutral, tau, tau_err, corrected, corrected_err, rules, labels,
