@@ -23,7 +23,8 @@ Rules (thresholds are fields of :class:`LabelRules`; ``Phi`` the normal CDF):
    uncapped and power-law variants exceed it only at large n, whose levels are never the
    longest-lived). With ``P = Phi((R - ratio_split) / sigma_R)``: ``P >= 1 - alpha`` confirms the
    neutral label (confidence P); ``P <= alpha`` means **no neutral period** (flag
-   ``no_neutral``; the candidate is charged-like, confidence 1 - P); in between, or without
+   ``no_neutral``, unless a non-off level without a lifetime might be the neutral one; the
+   candidate is charged-like, confidence 1 - P); in between, or without
    pairs, the candidate is labelled neutral with flag ``neutral_unconfirmed`` (confidence P,
    NaN without pairs) when ``P >= 0.5``; for ``alpha < P < 0.5`` no level is labelled neutral
    (flag ``neutral_undecided``): a wrong neutral reference spoils every charging number, a
@@ -394,8 +395,10 @@ def label_levels(
                              rules.charged_tau_fraction * ref[0])
         ps = [p for p in (p_ratio, p_tau) if np.isfinite(p)]
         p_min = min(ps) if ps else math.nan
+        # levels too short for a lifetime could be the neutral one: no significant claim then
+        unknown = [int(k) for k in np.flatnonzero(~off) if k not in live]
         if ps and p_min < 0.5:
-            significant = p_min <= rules.alpha
+            significant = p_min <= rules.alpha and not unknown
             flags.append("no_neutral" if significant else "neutral_undecided")
             why = []
             if np.isfinite(p_ratio) and p_ratio < 0.5:
@@ -404,6 +407,8 @@ def label_levels(
             if np.isfinite(p_tau) and p_tau < 0.5:
                 why.append(f"tau_X={tau[cand]:.3g} ns < {rules.charged_tau_fraction:g} x "
                            f"reference {ref[0]:.3g} ns")
+            if unknown:
+                why.append(f"levels {unknown} have no lifetime and may be neutral")
             notes[cand] = (("longest-lived level is not neutral: " if significant else
                             f"longest-lived level probably not neutral (P={p_min:.2g}): ")
                            + "; ".join(why))
