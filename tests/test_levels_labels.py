@@ -282,7 +282,9 @@ def test_mixed_states_flag_needs_a_real_second_component():
     assert "mixed_states" in res.flags and res.mixed[1] and not res.mixed[0]
     assert "merged states" in res.notes[1]
     # afterpulse-like: 1 % at 25 ns, or a tiny component: no flag
-    for p, f2, t2 in ((1e-8, 0.01, 25.0), (1e-8, 0.2, 11.0), (0.01, 0.2, 2.5)):
+    # or a long artifact component (afterpulsing: 7 % at 300 ns)
+    for p, f2, t2 in ((1e-8, 0.01, 25.0), (1e-8, 0.2, 11.0), (0.01, 0.2, 2.5),
+                      (1e-8, 0.07, 300.0)):
         assert "mixed_states" not in label_levels(two_levels(),
                                                   evidence=with_shape(p, f2, t2)).flags
 
@@ -339,6 +341,7 @@ def test_rejects_bad_evidence_and_reference():
         ({"charged_tau_fraction": 1.0}, r"charged_tau_fraction=1.0 must be in \(0, 1\)"),
         ({"shape_min_fraction": 0.5}, r"shape_min_fraction=0.5 must be in \[0, 0.5\)"),
         ({"shape_min_tau_ratio": 0.9}, r"shape_min_tau_ratio=0.9 must be >= 1"),
+        ({"shape_max_tau_ns": 0.0}, r"shape_max_tau_ns=0.0 must be > 0"),
     ],
 )
 def test_new_rules_validate(kwargs, match):

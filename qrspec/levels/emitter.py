@@ -13,10 +13,11 @@ state, so :func:`emitter_verdict` combines it with the levels:
    ``~tau_X/2``, so that level's own ``tau_X/tau_XX ~ 2`` looks charged), and its gated g2
    stays >= 0.5: the reference ``tau_XX`` keeps the gate right for it.
 3. **not_single** when any tested level is not single (each at ``alpha / n_tested``).
-4. **single** when the reference level is single at ``alpha`` *and* its late-tail decay has no
-   significant shorter-lived second component (``shape_p < shape_alpha`` with >= 1 % of the
-   tail photons at a lifetime < ``tau_X/1.5``): a second rod in a short-lived (charged) state
-   is invisible after the gate but not in the decay.
+4. **single** when the reference level is single at ``alpha``, its late-tail decay has no
+   significant second component (``shape_p < shape_alpha`` with >= 1 % of the tail photons at
+   a lifetime < ``tau_X/1.5``, or >= 5 % at any lifetime) and no level is flagged
+   ``mixed_states``: a second rod in a short-lived (charged) state is invisible after the gate
+   but not in the decay, and two rods in different states make levels with two lifetimes.
 5. **undecidable** otherwise, with the reason (no level where gating works, too few pairs, or
    a reference level whose decay shows a second short-lived component).
 
@@ -173,25 +174,42 @@ def emitter_verdict(photons, labels, *, detectors=(0, 1), offsets_ns=None,
             threshold=threshold, alpha=alpha, max_mean_excitations=max_mean_excitations,
             **scan_kwargs)
     if ref_test.outcome == "single":
-        short = _short_component(labels, ref, shape_alpha, shape_min_fraction)
-        if short:
+        second = _second_component(labels, ref, shape_alpha, shape_min_fraction)
+        if second:
             return ParticleVerdict("undecidable", f"level {ref} passes the gated test but "
-                                   f"{short}: a second emitter in a short-lived state would "
-                                   "be hidden by the gate", ref, tested_t, tests_t, ref_test)
+                                   f"{second}: a second emitter in another state would be "
+                                   "hidden by the gate", ref, tested_t, tests_t, ref_test)
+        mixed = [] if labels.mixed is None else [int(k) for k in np.flatnonzero(labels.mixed)]
+        if mixed:
+            return ParticleVerdict("undecidable", f"level {ref} passes the gated test but "
+                                   f"levels {mixed} decay with two exciton lifetimes (merged "
+                                   "states or a second emitter)", ref, tested_t, tests_t,
+                                   ref_test)
         return ParticleVerdict("single", f"level {ref}: {ref_test.reason}", ref, tested_t,
                                tests_t, ref_test)
     return ParticleVerdict("undecidable", f"level {ref}: {ref_test.reason}", ref, tested_t,
                            tests_t, ref_test)
 
 
-def _short_component(labels, k, shape_alpha, min_fraction) -> str:
-    """Description of a significant shorter-lived second decay component of level k, or ""."""
+def _second_component(labels, k, shape_alpha, min_fraction) -> str:
+    """Description of a significant second exciton component in level k's late tail, or "".
+
+    Significant (``p < shape_alpha``) and either shorter-lived (< tau_X/1.5) with at least
+    ``min_fraction`` of the tail photons (a partner in a charged state), or carrying >= 5 %
+    at any exciton lifetime (<= ``LabelRules.shape_max_tau_ns``; a partner with another
+    neutral lifetime). Afterpulsing (longer) and the biexciton residue (< 0.5 %, short) are
+    not counted.
+    """
     ev = labels.evidence
     if ev is None:
         return ""
     p, f2, t2 = ev.shape_p[k], ev.second_fraction[k], ev.second_tau_ns[k]
     tau = labels.tau_ns[k]
-    if np.isfinite(p) and p < shape_alpha and f2 >= min_fraction and t2 * 1.5 < tau:
+    if not (np.isfinite(p) and p < shape_alpha and np.isfinite(f2)):
+        return ""
+    if t2 > labels.rules.shape_max_tau_ns:  # afterpulsing / background structure
+        return ""
+    if (f2 >= min_fraction and t2 * 1.5 < tau) or f2 >= 0.05:
         return (f"its late-tail decay has a second component ({f2:.1%} at {t2:.3g} ns, "
                 f"p = {p:.2g})")
     return ""

@@ -45,7 +45,7 @@ Rules (thresholds are fields of :class:`LabelRules`; ``Phi`` the normal CDF):
    unclassified.
 6. **Mixed states**: a level whose late-tail decay needs two exciton lifetimes (``shape_p <
    shape_alpha``, minor component >= ``shape_min_fraction`` of the tail photons at a lifetime
-   ratio >= ``shape_min_tau_ratio``) merges charge states (a missed change point): flag
+   ratio >= ``shape_min_tau_ratio`` and <= ``shape_max_tau_ns``) merges charge states (a missed change point): flag
    ``mixed_states`` and a note; the label stays, its confidence does not cover the merge.
 7. **Overrides** (``overrides=``): ``{level: label}`` entries replace a level's label
    (confidence 1, note "user override"); a level set to neutral replaces rules 2-3 and the
@@ -111,6 +111,10 @@ class LabelRules:
         (default 0.05; afterpulsing and the biexciton residue stay below 0.01).
     shape_min_tau_ratio : float
         Smallest ratio of the two components' lifetimes for the flag (default 1.5).
+    shape_max_tau_ns : float
+        Longest second-component lifetime that counts as an exciton (default 25 ns); longer
+        components are afterpulsing and background structure (seen at 40-500 ns with 5-8 % of
+        the late-tail photons of short-lived charged levels).
     """
 
     off_sigma: float = 3.0
@@ -125,6 +129,7 @@ class LabelRules:
     shape_alpha: float = 1e-3
     shape_min_fraction: float = 0.05
     shape_min_tau_ratio: float = 1.5
+    shape_max_tau_ns: float = 25.0
 
     def __post_init__(self):
         for name in ("off_sigma", "z"):
@@ -150,6 +155,8 @@ class LabelRules:
                               "[0, 0.5)")
         if not self.shape_min_tau_ratio >= 1:
             raise QrspecError(f"shape_min_tau_ratio={self.shape_min_tau_ratio!r} must be >= 1")
+        if not self.shape_max_tau_ns > 0:
+            raise QrspecError(f"shape_max_tau_ns={self.shape_max_tau_ns!r} must be > 0")
 
 
 @dataclass(frozen=True, eq=False)
@@ -353,7 +360,7 @@ def label_levels(
     ratio, ratio_err = ev.ratio, ev.ratio_err
     mixed = ((ev.shape_p < rules.shape_alpha) & (ev.second_fraction >= rules.shape_min_fraction)
              & (np.maximum(ev.second_tau_ns / tau, tau / ev.second_tau_ns)
-                >= rules.shape_min_tau_ratio))
+                >= rules.shape_min_tau_ratio) & (ev.second_tau_ns <= rules.shape_max_tau_ns))
 
     labels = np.full(g, "unclassified", dtype="U12")
     conf = np.full(g, np.nan)
