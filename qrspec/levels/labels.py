@@ -45,8 +45,9 @@ Rules (thresholds are fields of :class:`LabelRules`; ``Phi`` the normal CDF):
    unclassified.
 6. **Mixed states**: a level whose late-tail decay needs two exciton lifetimes (``shape_p <
    shape_alpha``, minor component >= ``shape_min_fraction`` of the tail photons at a lifetime
-   ratio >= ``shape_min_tau_ratio`` and <= ``shape_max_tau_ns``) merges charge states (a missed change point): flag
-   ``mixed_states`` and a note; the label stays, its confidence does not cover the merge.
+   ratio >= ``shape_min_tau_ratio`` and <= ``shape_max_tau_ns``) merges charge states (a
+   missed change point): flag ``mixed_states`` and a note; the label stays, its confidence
+   does not cover the merge.
 7. **Overrides** (``overrides=``): ``{level: label}`` entries replace a level's label
    (confidence 1, note "user override"); a level set to neutral replaces rules 2-3 and the
    others are labelled against it (rule 4); ``(start_s, stop_s, label)`` rows relabel the segments
