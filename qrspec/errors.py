@@ -38,3 +38,29 @@ class TTTRFormatError(QrspecError):
 
 # the name used in the style guide
 PTUFormatError = TTTRFormatError
+
+
+class OutputError(QrspecError):
+    """An output file cannot be written or is refused (disk full, permissions, the output is
+    an input or a directory, ...). The previous content of the file is unchanged.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file.
+    reason : str
+        The cause, e.g. the ``strerror`` of the failed system call ("No space left on device").
+    errno : int, optional
+        The ``errno`` of the failed system call, when there was one.
+    """
+
+    def __init__(self, path, reason: str, errno: int | None = None):
+        import os
+
+        self.path = os.fsdecode(os.fspath(path))
+        self.reason = reason
+        self.errno = errno
+        super().__init__(f"{self.path}: cannot write: {reason}")
+
+    def __reduce__(self):  # picklable across process pools
+        return (type(self), (self.path, self.reason, self.errno))

@@ -1,8 +1,10 @@
-"""Shared fixtures: a fixed RNG, the real-data folder, and a raw PTU file builder."""
+"""Shared fixtures: a fixed RNG, the real-data folder, a small tmpfs (disk-full tests) and a raw
+PTU file builder."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,32 @@ def realdata():
     if not REALDATA.is_dir():
         pytest.skip(f"real data folder {REALDATA} not present")
     return REALDATA
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """``make(size)`` mounts a tmpfs of ``size`` (e.g. ``"256k"``) in a temp folder and returns
+    it; unmounted afterwards. Skips the test where mounting is impossible (not root, no
+    CAP_SYS_ADMIN, no ``mount``): disk-full behaviour needs a real full file system."""
+    mounted = []
+
+    def make(size: str) -> Path:
+        where = tmp_path / f"tmpfs{len(mounted)}"
+        where.mkdir()
+        try:
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                                str(where)], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.skip(f"cannot mount a tmpfs ({exc})")
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield make
+    for where in mounted:
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 def raw_ptu(path, records, *, rec_type: int, mode: int | None = None, glob_res=1e-7,

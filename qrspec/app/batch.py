@@ -26,10 +26,15 @@ from pathlib import Path
 
 import h5py
 
-from qrspec.analysis.results import ParticleResult
-from qrspec.errors import QrspecError
+from qrspec.analysis.particle import ParticleAnalysis
+from qrspec.errors import OutputError, QrspecError
 from qrspec.io.files import sanitize_id, sha256_file
-from qrspec.store.hdf5 import copy_particle_to_part, merge_results_from, write_particle_file
+from qrspec.store.hdf5 import (
+    completed_particles,
+    copy_particle_to_part,
+    merge_results_from,
+    write_particle_file,
+)
 
 __all__ = ["ParticleInput", "collect_inputs", "run_batch", "BatchReport", "sanitize_id"]
 
@@ -112,8 +117,8 @@ def collect_inputs(inputs: Iterable, *, group_by: str = "folder") -> list[Partic
 
 
 
-def _analyze_result(item: ParticleInput, config_json: str) -> ParticleResult:
-    """Analyse one particle; every failure becomes a failed ParticleResult."""
+def _analyze_result(item: ParticleInput, config_json: str) -> ParticleAnalysis:
+    """Analyse one particle; every failure becomes a failed ParticleAnalysis."""
     from qrspec.analysis.config import AnalysisConfig
     from qrspec.analysis.pipeline import analyze_file
 
@@ -128,32 +133,57 @@ def _analyze_result(item: ParticleInput, config_json: str) -> ParticleResult:
         return failed_result(item, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
+def write_part(part_path, res: ParticleAnalysis, config_json: str, item: ParticleInput
+               ) -> ParticleAnalysis:
+    """Write one particle's part file; a result that cannot be written becomes the particle's
+    failed record with the reason. Returns what was written.
+
+    Raises
+    ------
+    OutputError
+        Not even the failed record can be written (disk full, permissions): a batch-level
+        problem, not the particle's.
+    """
+    try:
+        write_particle_file(part_path, res, config_json)
+        return res
+    except Exception as exc:  # the particle's data cannot be stored: record why, go on
+        if res.status != "ok":
+            raise
+        reason = str(exc) if isinstance(exc, QrspecError) else \
+            f"cannot write results: {type(exc).__name__}: {exc}"
+        failed = failed_result(item, reason, traceback.format_exc())
+        try:
+            write_particle_file(part_path, failed, config_json)
+        except Exception:
+            raise exc from None
+        return failed
+
+
 def _analyze_one(item: ParticleInput, config_json: str, part_path: str) -> tuple:
     """Pool worker: analyse one particle, write its part file, return (pid, status, error)."""
-    res = _analyze_result(item, config_json)
-    write_particle_file(part_path, res, config_json)
+    res = write_part(part_path, _analyze_result(item, config_json), config_json, item)
     return item.particle_id, res.status, res.error
 
 
-def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleResult:
-    """A ParticleResult recording a failure."""
+def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleAnalysis:
+    """A ParticleAnalysis recording a failure."""
     try:
         sha = sha256_file(item.path)
     except OSError:
         sha = ""
-    return ParticleResult(particle_id=item.particle_id, group=item.group, source=item.path,
-                          source_sha256=sha, status="failed", error=error, traceback=tb)
+    return ParticleAnalysis.failed(item.particle_id, item.group, item.path, error,
+                                   source_sha256=sha, traceback=tb)
 
 
 def _complete_in_output(output: Path) -> dict[str, str]:
     """Particle ids with status ok in an existing results file (empty if unreadable)."""
     try:
-        with h5py.File(output, "r") as f:
-            rows = f["summary"][()]
-    except (OSError, KeyError):
-        logger.warning("%s: existing output unreadable; resuming from checkpoints only", output)
+        return completed_particles(output)
+    except (OSError, QrspecError) as exc:
+        logger.warning("%s: existing output unreadable (%s); resuming from checkpoints only",
+                       output, exc)
         return {}
-    return {r["particle_id"].decode(): r["status"].decode() for r in rows}
 
 
 def _valid_part(path: Path) -> str | None:
@@ -181,9 +211,12 @@ def _io_errors(output: Path):
     """
     try:
         yield
-    except OSError as exc:
-        what = exc.strerror or str(exc)
-        where = f" ({exc.filename})" if exc.filename else ""
+    except (OSError, OutputError) as exc:
+        if isinstance(exc, OutputError):  # the cause, and which file (a part file or output)
+            what, where = exc.reason, "" if exc.path == str(output) else f" ({exc.path})"
+        else:
+            what = exc.strerror or str(exc)
+            where = f" ({exc.filename})" if exc.filename else ""
         raise QrspecError(f"{output}: cannot write results: {what}{where}. Results finished "
                           f"so far are kept ({output.name} is unchanged, finished particles "
                           f"are in {output.name}.parts); fix the problem and rerun with "
@@ -329,10 +362,10 @@ def run_batch(
 
 
 def _summary_status(output: Path) -> list[tuple[str, str, str]]:
-    with h5py.File(output, "r") as f:
-        rows = f["summary"][()]
-    return [(r["particle_id"].decode(), r["status"].decode(), r["error"].decode())
-            for r in rows]
+    from qrspec.store.hdf5 import read_results
+
+    rows = read_results(output).summary
+    return [(str(r["particle_id"]), str(r["status"]), str(r["error"])) for r in rows]
 
 
 def _stage_output(output: Path, sources: dict, parts_dir: Path) -> dict:
@@ -366,21 +399,14 @@ def _worker_init(parent_pid: int):
 
 
 def _remove_stale_partials(output: Path):
-    """Delete ``<output>.<pid>.partial`` files left by a killed batch (dead writer pid)."""
-    for p in output.parent.glob(output.name + ".*.partial"):
-        pid = p.name[len(output.name) + 1: -len(".partial")]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:  # the writer is dead: its partial file is garbage
-            p.unlink(missing_ok=True)
-        except OSError:  # alive (or not ours to probe): leave it
-            pass
+    """Delete temp files of ``output`` left by a killed batch (dead writer pid)."""
+    from qrspec.io.atomic import remove_stale_temps
+
+    remove_stale_temps(output)
 
 
 def _run_executor(executor, items, config_json, parts_dir: Path, finish, tick) -> None:
-    """Run ``items`` on an external executor whose workers return ParticleResults; this
+    """Run ``items`` on an external executor whose workers return ParticleAnalysis; this
     process writes the part files. A task that raises (e.g. dask's KilledWorker after a
     worker died repeatedly) is recorded as a failed particle."""
     futs = {executor.submit(_analyze_result, it, config_json): it for it in items}
@@ -394,7 +420,7 @@ def _run_executor(executor, items, config_json, parts_dir: Path, finish, tick) -
                     res = fu.result()
                 except Exception as exc:  # the task itself died: record, go on
                     res = failed_result(it, f"worker failed: {type(exc).__name__}: {exc}")
-                write_particle_file(parts_dir / f"{it.particle_id}.h5", res, config_json)
+                res = write_part(parts_dir / f"{it.particle_id}.h5", res, config_json, it)
                 finish(it.particle_id, res.status)
             tick()
     except BaseException:

@@ -23,23 +23,22 @@ def analyze(file, output, overwrite, as_json, config):
     from qrspec.analysis.pipeline import analyze_file
     from qrspec.errors import QrspecError
     from qrspec.store.hdf5 import write_particle_file
+    from qrspec.store.summary import row_to_dict, summary_row
 
     out = Path(output)
     if out.exists() and not overwrite:
         raise click.ClickException(f"{out}: exists; use --overwrite to replace it")
+    from qrspec.io.atomic import check_output_path
+
     try:
+        check_output_path(out, inputs=[file], overwrite=overwrite)  # before the work
         res = analyze_file(file, config)
+        # crash-safe: on any error nothing (partial) is left and the input is never replaced
+        write_particle_file(out, res, inputs=[file], overwrite=overwrite)
     except QrspecError as exc:
         raise click.ClickException(str(exc)) from None
-    try:
-        write_particle_file(out, res, config.to_json())
-    except OSError as exc:  # disk full, unwritable folder: nothing (partial) is left behind
-        raise click.ClickException(f"{out}: cannot write results ({exc.strerror or exc})") \
-            from None
     if as_json:
-        from qrspec.analysis.results import row_to_dict
-
-        click.echo(json.dumps(row_to_dict(res.summary_row())))
+        click.echo(json.dumps(row_to_dict(summary_row(res))))
     else:
         click.echo(f"{res.particle_id}: {res.status} -> {out}"
                    + (f" ({res.error})" if res.error else ""))

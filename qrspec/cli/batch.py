@@ -75,10 +75,8 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
     if csv_path:
         try:
             export_summary_csv(report.output, csv_path)
-        except OSError as exc:  # the results file is complete; only the CSV copy failed
-            raise click.ClickException(f"{csv_path}: cannot write the CSV summary "
-                                       f"({exc.strerror or exc}); {report.output} is "
-                                       "complete") from None
+        except QrspecError as exc:  # the results file is complete; only the CSV copy failed
+            raise click.ClickException(f"{exc}; {report.output} is complete") from None
     click.echo(f"{report.n_ok} ok, {report.n_failed} failed, {report.n_skipped} resumed "
                f"of {report.n_particles} particles in {report.wall_s:.1f} s -> {report.output}",
                err=True)

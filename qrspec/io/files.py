@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ["sanitize_id", "sha256_file"]
+__all__ = ["sanitize_id", "check_particle_id", "sha256_file"]
 
 _MAX_ID = 60
 
@@ -17,6 +17,39 @@ def sanitize_id(name: str, suffix: str = "") -> str:
     s = re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("_")
     s = s.lstrip(".") or "particle"
     return s[: _MAX_ID - len(suffix)] + suffix
+
+
+_ID_RE = re.compile(rf"[A-Za-z0-9_.\-]{{1,{_MAX_ID}}}")
+
+
+def check_particle_id(pid, source="") -> str:
+    """Return ``pid`` if it is a particle id :func:`sanitize_id` could have made, else raise.
+
+    Use it on every id read back from a file (a results file's ``/summary``, a part file name)
+    before the id names a file or an HDF5 group: an id like ``../../x`` or ``/etc/x`` must never
+    lead outside the output folder.
+
+    Parameters
+    ----------
+    pid : str or bytes
+        The id (bytes are decoded as UTF-8).
+    source : str
+        Where the id came from, for the message (e.g. the results file).
+
+    Raises
+    ------
+    QrspecError
+        ``particle_id=...`` is not 1-60 characters of [A-Za-z0-9_.-] not starting with '.'.
+    """
+    from qrspec.errors import QrspecError
+
+    if isinstance(pid, bytes):
+        pid = pid.decode("utf-8", "backslashreplace")
+    if not (isinstance(pid, str) and _ID_RE.fullmatch(pid) and not pid.startswith(".")):
+        where = f"{source}: " if source else ""
+        raise QrspecError(f"{where}particle_id={pid!r} is not a valid particle id (1-{_MAX_ID} "
+                          "characters of A-Z a-z 0-9 _ . -, not starting with '.')")
+    return pid
 
 
 def sha256_file(path) -> str:
