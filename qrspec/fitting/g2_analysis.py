@@ -282,6 +282,10 @@ def single_emitter_verdict(g2_gated: float, g2_err: float, *, threshold: float =
                            n_sigma: float = 2.0) -> EmitterVerdict:
     """Declare a single emitter when the gated g2(0) is below ``threshold`` at ``n_sigma``.
 
+    Superseded by :func:`single_emitter_test` (gate chosen from the lifetimes, three-way
+    outcome) and :func:`qrspec.levels.emitter_verdict`: at a fixed gate this two-way verdict
+    calls long-lived-biexciton single emitters "not single" (issue 15).
+
     The default is the textbook g2(0) < 0.5 criterion (two equal emitters give 0.5) at a
     one-sided 2 sigma (97.7 %); gate the g2 so that the XX photons are removed first
     (T_g >= 3 tau_XX). Because two *unequal* emitters give less than 0.5, the verdict reports
