@@ -13,8 +13,10 @@ state, so :func:`emitter_verdict` combines it with the levels:
    ``~tau_X/2``, so that level's own ``tau_X/tau_XX ~ 2`` looks charged), and its gated g2
    stays >= 0.5: the reference ``tau_XX`` keeps the gate right for it.
 3. **not_single** when any tested level is not single (each at ``alpha / n_tested``).
-4. **single** when the reference level is single at ``alpha``, its late-tail decay has no
-   significant second component (``shape_p < shape_alpha`` with >= 1 % of the tail photons at
+4. **single** when the reference level is single at ``alpha``, the X photons of its pairs
+   decay like its decay tail (heralded ``tau_X`` not significantly shorter: a short-lived
+   partner adds fast delays to the pairs), its late-tail decay has no significant second
+   component (``shape_p < shape_alpha`` with >= 1 % of the tail photons at
    a lifetime < ``tau_X/1.5``, or >= 5 % at any lifetime) and no level is flagged
    ``mixed_states``: a second rod in a short-lived (charged) state is invisible after the gate
    but not in the decay, and two rods in different states make levels with two lifetimes.
@@ -179,6 +181,10 @@ def emitter_verdict(photons, labels, *, detectors=(0, 1), offsets_ns=None,
             return ParticleVerdict("undecidable", f"level {ref} passes the gated test but "
                                    f"{second}: a second emitter in another state would be "
                                    "hidden by the gate", ref, tested_t, tests_t, ref_test)
+        fast = _fast_heralded(labels, ref, z)
+        if fast:
+            return ParticleVerdict("undecidable", f"level {ref} passes the gated test but "
+                                   f"{fast}", ref, tested_t, tests_t, ref_test)
         mixed = [] if labels.mixed is None else [int(k) for k in np.flatnonzero(labels.mixed)]
         if mixed:
             return ParticleVerdict("undecidable", f"level {ref} passes the gated test but "
@@ -212,4 +218,20 @@ def _second_component(labels, k, shape_alpha, min_fraction) -> str:
     if (f2 >= min_fraction and t2 * 1.5 < tau) or f2 >= 0.05:
         return (f"its late-tail decay has a second component ({f2:.1%} at {t2:.3g} ns, "
                 f"p = {p:.2g})")
+    return ""
+
+
+def _fast_heralded(labels, k, z) -> str:
+    """Description of a heralded tau_X significantly shorter than the late-tail tau_X, or ""."""
+    ev = labels.evidence
+    if ev is None or ev.tau_x_heralded_ns is None:
+        return ""
+    th, the = ev.tau_x_heralded_ns[k], ev.tau_x_heralded_err_ns[k]
+    tx, txe = labels.tau_ns[k], labels.tau_err_ns[k]
+    if not all(np.isfinite(v) for v in (th, the, tx, txe)):
+        return ""
+    if tx - th > z * math.hypot(the, txe):
+        return (f"the X photons of its pairs decay faster (heralded tau_X = {th:.3g} ± "
+                f"{the:.2g} ns) than its decay tail ({tx:.3g} ± {txe:.2g} ns): the pairs "
+                "come from two emitters or two states")
     return ""

@@ -20,6 +20,12 @@ For every level of a :class:`~qrspec.levels.LevelClustering` (or labelled
   :func:`qrspec.levels.label_levels` flags it when ``shape_p < LabelRules.shape_alpha`` and the
   minor component carries at least ``LabelRules.shape_min_fraction`` of the tail photons at a
   lifetime differing by at least ``LabelRules.shape_min_tau_ratio``.
+* ``tau_x_heralded_ns``: the exciton lifetime from the delays ``t2 - t1`` of the same pairs
+  (:func:`qrspec.fitting.biexciton.heralded_tau_x`, 0.5-50 ns, flat accidental pedestal).
+  For one emitter in one state the X photon follows its XX photon after ``Exp(tau_X)``, the
+  same lifetime as the late tail; pairs of two emitters, or of two merged states, add a faster
+  component (the second photon of a cross pair from a short-lived partner), so a heralded
+  ``tau_X`` significantly shorter than the late-tail one shows a second emitter or state.
 * ``ratio = tau_x / tau_xx`` with its delta-method error. Neutral:
   ``tau_X0/tau_XX0 = beta_XX QY_X0 + tau_X0/tau_A,XX0 >= 2.8`` for QY_X0 >= 0.7 (beta_XX = 4);
   charged (capped variant, every n): 1.7-2.9 (``qrspec.charging`` tables, validated in
@@ -65,6 +71,8 @@ class LevelEvidence:
         Photon fraction of the minor bi-exponential component in the late tail (NaN if none).
     second_tau_ns : ndarray of float64
         Its lifetime.
+    tau_x_heralded_ns, tau_x_heralded_err_ns : ndarray of float64
+        Exciton lifetime from the pair delays and its error (NaN: fewer than ``min_pairs``).
     messages : tuple of str
         Why a value is NaN, per level ("" when all are defined).
     """
@@ -80,6 +88,8 @@ class LevelEvidence:
     second_fraction: np.ndarray
     second_tau_ns: np.ndarray
     messages: tuple
+    tau_x_heralded_ns: np.ndarray | None = None
+    tau_x_heralded_err_ns: np.ndarray | None = None
 
     @property
     def n_levels(self) -> int:
@@ -118,7 +128,7 @@ class LevelEvidence:
         return cls(tx, arr(tau_x_err_ns, "tau_x_err_ns"), arr(tau_xx_ns, "tau_xx_ns"),
                    arr(tau_xx_err_ns, "tau_xx_err_ns"), np.zeros(g, np.int64),
                    np.zeros(g, np.int64), nan.copy(), nan.copy(), nan.copy(), nan.copy(),
-                   ("",) * g)
+                   ("",) * g, nan.copy(), nan.copy())
 
 
 def _in_windows_ticks(ticks, windows_s, unit: float) -> np.ndarray:
@@ -197,6 +207,7 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
     """
     from scipy.stats import chi2
 
+    from qrspec.fitting.biexciton import heralded_tau_x
     from qrspec.levels.clustering import LevelClustering
     from qrspec.photons import Photons
     from qrspec.stats.decay import DecayAccumulator, decay_histogram
@@ -225,7 +236,7 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
         pairs = photon_pairs(ph, detectors=dets, offsets_ns=offsets)
     g = seg.n_levels
     out = {k: np.full(g, np.nan) for k in ("tx", "txe", "txx", "txxe", "start", "p", "f2",
-                                           "t2")}
+                                           "t2", "txh", "txhe")}
     n_ph = np.zeros(g, np.int64)
     n_pairs = np.zeros(g, np.int64)
     msgs = [""] * g
@@ -243,8 +254,13 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
         acc.add(sub)
         full = acc.result(offsets_ns=offsets)
         dec = acc.result(offsets_ns=offsets, bin_ns=bin_ns)
-        t1 = pairs.t1_ns[_in_windows_ticks(pairs.sync, w, ph.timestamps_unit)]
+        in_level = _in_windows_ticks(pairs.sync, w, ph.timestamps_unit)
+        t1 = pairs.t1_ns[in_level]
         n_pairs[k] = t1.size
+        if t1.size >= min_pairs:
+            her = heralded_tau_x(pairs.delay_ns[in_level])
+            if her.success:
+                out["txh"][k], out["txhe"][k] = her.tau_ns, her.tau_err_ns
         span_s = float(np.sum(w[:, 1] - w[:, 0]))
         n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
         txx, txxe, m = _heralded(t1, full, dec, n_pulses, int(min_pairs))
@@ -282,4 +298,5 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
         msgs[k] = "; ".join(notes)
     logger.debug("level evidence: tau_x %s tau_xx %s", out["tx"], out["txx"])
     return LevelEvidence(out["tx"], out["txe"], out["txx"], out["txxe"], n_ph, n_pairs,
-                         out["start"], out["p"], out["f2"], out["t2"], tuple(msgs))
+                         out["start"], out["p"], out["f2"], out["t2"], tuple(msgs),
+                         out["txh"], out["txhe"])
