@@ -140,12 +140,16 @@ def cpa_part(n, seed):
             cnt = np.diff(np.append(start, ts.size))
             rate = {int(q): cnt[ch.n == q].sum() / ch.duration_s[ch.n == q].sum()
                     for q in np.unique(ch.n)}
+            ratios = np.array([max(rate[int(ch.n[j - 1])], rate[int(ch.n[j])])
+                               / min(rate[int(ch.n[j - 1])], rate[int(ch.n[j])])
+                               for j in range(1, ch.size)])
             for ov in (None, 200):
                 found = find_change_points(ph, overlap_photons=ov).index
                 used = np.zeros(found.size, bool)
-                for j in range(1, ch.size):
-                    r1, r2 = rate[int(ch.n[j - 1])], rate[int(ch.n[j])]
-                    ratio = max(r1, r2) / min(r1, r2)
+                # greedy one-to-one matching, strongest transitions first (a weak transition's
+                # wide tolerance must not take the change of a strong neighbour)
+                for j in np.argsort(-ratios, kind="stable") + 1:
+                    ratio = ratios[j - 1]
                     d = np.abs(found - start[j]).astype(float)
                     d[used] = np.inf
                     ok = bool(d.size) and d.min() <= tolerance(ratio)

@@ -78,8 +78,8 @@ class ParticleVerdict:
 
 def emitter_verdict(photons, labels, *, detectors=(0, 1), offsets_ns=None,
                     threshold: float = 0.5, alpha: float = 0.01, shape_alpha: float = 1e-3,
-                    shape_min_fraction: float = 0.01, max_mean_excitations: float = 1.0,
-                    **scan_kwargs) -> ParticleVerdict:
+                    shape_min_fraction: float = 0.01, heralded_sigma: float = 3.0,
+                    max_mean_excitations: float = 1.0, **scan_kwargs) -> ParticleVerdict:
     """Three-way single-emitter verdict from the levels and the gated g2 (module docstring).
 
     Parameters
@@ -99,6 +99,10 @@ def emitter_verdict(photons, labels, *, detectors=(0, 1), offsets_ns=None,
     shape_alpha, shape_min_fraction : float
         A reference level with a shorter-lived second decay component (p < shape_alpha,
         fraction >= shape_min_fraction) cannot be called single.
+    heralded_sigma : float
+        A reference level whose heralded tau_X is shorter than its late-tail tau_X by more than
+        this many standard errors cannot be called single (3: at finite <N> triexciton pulses
+        add fast XXX -> XX delays and bias the heralded tau_X of one emitter low by a few %).
     max_mean_excitations : float
         Largest <N> for the single-emitter suppression bound.
     **scan_kwargs
@@ -181,7 +185,7 @@ def emitter_verdict(photons, labels, *, detectors=(0, 1), offsets_ns=None,
             return ParticleVerdict("undecidable", f"level {ref} passes the gated test but "
                                    f"{second}: a second emitter in another state would be "
                                    "hidden by the gate", ref, tested_t, tests_t, ref_test)
-        fast = _fast_heralded(labels, ref, z)
+        fast = _fast_heralded(labels, ref, heralded_sigma)
         if fast:
             return ParticleVerdict("undecidable", f"level {ref} passes the gated test but "
                                    f"{fast}", ref, tested_t, tests_t, ref_test)
