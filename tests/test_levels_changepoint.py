@@ -115,9 +115,15 @@ def test_trace_kernel_matches_py_func(rng):
     for g, r in zip(got, ref, strict=True):
         assert_allclose(g, r, rtol=1e-12)
     order = np.argsort(got[0])
-    rargs = (x, got[0][order], got[1][order], got[2][order], 250, 3, h1, h2, jlnj,
-             _dense_crit(0.05), *_ci_table(0.69), 5)
-    for g, r in zip(_kernels.cpa_refine(*rargs), _kernels.cpa_refine.py_func(*rargs),
+    m = got[0].size
+    rargs = (x, got[0][order], got[1][order], got[2][order], got[3][order], got[4][order],
+             np.ones(m, bool), 250, 3, h1, h2, jlnj, _dense_crit(0.05), *_ci_table(0.69), 5)
+    refined = _kernels.cpa_refine(*rargs)
+    for g, r in zip(refined, _kernels.cpa_refine.py_func(*rargs), strict=True):
+        assert_allclose(g, r, rtol=1e-12)
+    bargs = (x, refined[0], refined[1], refined[2], np.ones(refined[0].size, bool), 500, 3, h1,
+             h2, jlnj, _dense_crit(0.05), *_ci_table(0.69))
+    for g, r in zip(_kernels.cpa_beside(*bargs), _kernels.cpa_beside.py_func(*bargs),
                     strict=True):
         assert_allclose(g, r, rtol=1e-12)
 

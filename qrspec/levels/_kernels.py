@@ -225,15 +225,16 @@ def cpa_trace(x, window, overlap, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
 
 
 @numba.njit(cache=True, nogil=True)
-def cpa_beside(x, cps, cps_lo, cps_hi, window, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
-    """Search the photons beside each change for further changes (binary segmentation).
+def cpa_beside(x, cps, cps_lo, cps_hi, active, window, min_photons, h1, h2, jlnj, crit, ln_r,
+               c_ci):
+    """Search the photons beside changes for further changes (binary segmentation).
 
     For sorted changes ``cps`` with regions ``[cps_lo, cps_hi]`` the ranges
     ``[max(hi_prev, lo - window), lo]`` and ``[hi, min(lo_next, hi + window)]`` are searched
     (trace ends stand in for missing neighbours; a range shared by two neighbours is searched
-    once). These ranges start or end at a change, unlike the scan windows, so a change that sat
-    at a window edge in the scan (the start of a short burst whose end was found) is tested
-    with its full context.
+    once), for the ``active`` changes and the ranges they share with a neighbour. These ranges
+    start or end at a change, unlike the scan windows, so a change that sat at a window edge in
+    the scan (the start of a short burst whose end was found) is tested with its full context.
 
     Returns arrays ``(index, lo, hi, lam, rhat)`` of the new changes (unsorted).
     """
@@ -252,9 +253,13 @@ def cpa_beside(x, cps, cps_lo, cps_hi, window, min_photons, h1, h2, jlnj, crit, 
         lo_next = cps_lo[j + 1] if j + 1 < m else last
         for side in range(2):
             if side == 0:
+                if not (active[j] or (j > 0 and active[j - 1])):
+                    continue
                 a = max(hi_prev, cps_lo[j] - window)
                 b = cps_lo[j]
             else:
+                if not (active[j] or (j + 1 < m and active[j + 1])):
+                    continue
                 a = cps_hi[j]
                 b = min(lo_next, cps_hi[j] + window)
             if b - a < min_photons or (a == prev_a and b == prev_b):
@@ -268,25 +273,27 @@ def cpa_beside(x, cps, cps_lo, cps_hi, window, min_photons, h1, h2, jlnj, crit, 
 
 
 @numba.njit(cache=True, nogil=True)
-def cpa_refine(x, cps, cps_lo, cps_hi, half_window, min_photons, h1, h2, jlnj, crit, ln_r, c_ci,
-               max_sweeps):
-    """Re-test every change point between its neighbours (at most ``half_window`` each side).
+def cpa_refine(x, cps, cps_lo, cps_hi, cps_lam, cps_rhat, dirty_in, half_window, min_photons,
+               h1, h2, jlnj, crit, ln_r, c_ci, max_sweeps):
+    """Re-test change points between their neighbours (at most ``half_window`` each side).
 
     Change points that are no longer significant are removed; the others get their location and
-    confidence region recomputed. ``cps`` must be sorted; ``cps_lo``, ``cps_hi`` are their
-    current confidence regions. Returns ``(index, lo, hi, lam, rhat)``.
+    confidence region recomputed. ``cps`` must be sorted; ``cps_lo``, ``cps_hi``, ``cps_lam``,
+    ``cps_rhat`` are their current regions and statistics. Only the ``dirty_in`` ones are
+    re-tested at first; a change that moves or disappears makes its neighbours dirty.
+    Returns ``(index, lo, hi, lam, rhat)``.
     """
     m = cps.size
     cp = cps.copy()
     keep = np.ones(m, np.bool_)
     los = cps_lo.copy()
     his = cps_hi.copy()
-    lams = np.zeros(m, np.float64)
-    rhs = np.ones(m, np.float64)
+    lams = cps_lam.copy()
+    rhs = cps_rhat.copy()
     lam = np.empty(2 * half_window + 2, np.float64)
     raw = np.empty(2 * half_window + 2, np.float64)
     last = x.size - 1
-    dirty = np.ones(m, np.bool_)
+    dirty = dirty_in.copy()
     for _sweep in range(max_sweeps):
         changed = False
         prev = 0

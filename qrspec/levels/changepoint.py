@@ -373,12 +373,14 @@ def find_change_points(
         keep = _distinct(idx, lo, hi, lam)  # a change found in two overlapping windows
         idx, lo, hi, lam, rh = idx[keep], lo[keep], hi[keep], lam[keep], rh[keep]
         args = (MIN_PHOTONS, h1, h2, jlnj, crit, ln_r, c_ci)
+        half = int(window_photons) // 2
         if refine and idx.size:
             idx, lo, hi, lam, rh = _kernels.cpa_refine(
-                x, idx, lo, hi, int(window_photons) // 2, *args, int(max_sweeps))
+                x, idx, lo, hi, lam, rh, np.ones(idx.size, bool), half, *args, int(max_sweeps))
+        active = np.ones(idx.size, bool)
         for _ in range(int(max_sweeps) if refine else 0):
-            # step 3: the photons beside each change, then the refinement again
-            new = _kernels.cpa_beside(x, idx, lo, hi, int(window_photons), *args)
+            # step 3: beside the changes that are new or moved, then the refinement again
+            new = _kernels.cpa_beside(x, idx, lo, hi, active, int(window_photons), *args)
             if new[0].size == 0:
                 break
             before = idx
@@ -388,9 +390,14 @@ def find_change_points(
             idx, lo, hi, lam, rh = (c[order] for c in cat)
             keep = _distinct(idx, lo, hi, lam)
             idx, lo, hi, lam, rh = idx[keep], lo[keep], hi[keep], lam[keep], rh[keep]
-            idx, lo, hi, lam, rh = _kernels.cpa_refine(
-                x, idx, lo, hi, int(window_photons) // 2, *args, int(max_sweeps))
-            if np.array_equal(idx, before):
+            fresh = ~np.isin(idx, before)
+            dirty = fresh.copy()
+            dirty[1:] |= fresh[:-1]
+            dirty[:-1] |= fresh[1:]
+            idx, lo, hi, lam, rh = _kernels.cpa_refine(x, idx, lo, hi, lam, rh, dirty, half,
+                                                       *args, int(max_sweeps))
+            active = ~np.isin(idx, before)
+            if not active.any():
                 break
     if idx.size:
         # a boundary must advance the clock: drop a change that shares the tick of the previous
