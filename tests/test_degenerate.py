@@ -304,9 +304,9 @@ CATALOGUE = {
     "sync rate 0, no global resolution": (
         _sync_rate_0_no_glob, ("error", r"T3 file without a valid MeasDesc_GlobalResolution "
                                         r"\(0.0\) or TTResult_SyncRate \(0\)"), None),
-    "TCSPC bin 1e-18 s": (_absurd_units, ("ok", ""),
-                          ("error", r"laser period / TCSPC bin = 1e-07 s / 1e-18 s = 1e\+11 "
-                                    r"bins per period; the pipeline needs 1..4194304")),
+    # no device has attosecond bins: the reader refuses the header (issue 16)
+    "TCSPC bin 1e-18 s": (_absurd_units, ("error", r"MeasDesc_Resolution=1e-18 s is not a "
+                                                   r"plausible T3 TCSPC bin width"), None),
     "T2 file": (_t2, ("ok", ""), ("error", r"T2 data \(record type HydraHarp2T2\) has no "
                                            r"nanotimes")),
     "overflow records past int64": (_overflow_int64,
@@ -414,11 +414,18 @@ EXPLAINS = {
     "tau_x_neutral_err_ns": r"neutral: tau_X:|no neutral period",
     "tau_xx_neutral_ns": r"neutral: .*tau_XX:|no neutral period",
     "tau_xx_neutral_err_ns": r"neutral: .*tau_XX:|no neutral period",
-    "tau_a_xx_neutral_ns": r"no neutral Auger rate|neutral: .*tau_X|no neutral period",
 }
-CHARGED = r"no charged period|no usable neutral reference|charging window|charged: "
-for _c in ("tau_x_charged_ns", "tau_xx_charged_ns", "n_c_mean", "n_c_err",
-           "tau_a_xx_charged_ns", "tau_a_xx_charged_err_ns"):
+for _c in ("tau_a_xx_neutral_ns", "tau_a_xx_neutral_err_ns", "tau_a_xx_neutral_lo_ns",
+           "tau_a_xx_neutral_hi_ns"):
+    EXPLAINS[_c] = (r"no neutral Auger rate|neutral Auger rate consistent with 0|"
+                    r"neutral: .*tau_X|no neutral period")
+CHARGED = (r"no charged period|no usable neutral reference|charging window|charged: |"
+           r"particle charging: ")
+for _c in ("tau_x_charged_ns", "tau_xx_charged_ns", "tau_x_charged_err_ns",
+           "tau_xx_charged_err_ns", "n_c_mean", "n_c_err", "n_c_lo", "n_c_hi",
+           "tau_a_xx_charged_ns", "tau_a_xx_charged_err_ns", "tau_a_xx_charged_lo_ns",
+           "tau_a_xx_charged_hi_ns", "tau_a_xx_neutral_joint_ns", "tau_a_xx_neutral_joint_lo_ns",
+           "tau_a_xx_neutral_joint_hi_ns"):
     EXPLAINS[_c] = CHARGED
 
 

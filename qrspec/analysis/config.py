@@ -11,27 +11,43 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from qrspec.charging.config import ChargeModelConfig
 from qrspec.errors import QrspecError
 
 __all__ = ["AnalysisConfig", "ChargeModelParams"]
 
 
 @dataclass(frozen=True)
-class ChargeModelParams:
-    """Charge-model defaults of methods.md §1.8 (capped variant, eps 0.5, gamma 1, QY 1,
-    radiative scalings 2 (trion) and 4 (biexciton)).
+class ChargeModelParams(ChargeModelConfig):
+    """The charge model of the analysis: :class:`qrspec.charging.ChargeModelConfig` (every
+    field, with its methods.md §1.8 defaults) with analysis defaults for the neutral lifetimes.
 
-    ``tau_a_xx0_ns`` (neutral biexciton Auger lifetime) is taken from the particle's neutral
-    periods when ``None``.
+    ``tau_x0_ns`` and ``tau_a_xx0_ns`` default to ``None``: measured in the particle's neutral
+    periods (tau_X0 from the decay, tau_A,XX0 from tau_X0 and the heralded tau_XX0). A value
+    given is a user's neutral reference (e.g. the paper's tau_A,XX0 = 13.9 ns) and replaces the
+    measurement, with the errors below (0 = exact).
+
+    Analysis-only fields
+    --------------------
+    tau_x0_err_ns, tau_a_xx0_err_ns : float
+        1-sigma errors of user-given neutral lifetimes, ns.
     """
 
-    variant: str = "capped"
-    eps: float = 0.5
-    gamma: float = 1.0
-    qy_x0: float = 1.0
-    beta_xminus: float = 2.0
-    beta_xx: float = 4.0
+    tau_x0_ns: float | None = None
     tau_a_xx0_ns: float | None = None
+    tau_x0_err_ns: float = 0.0
+    tau_a_xx0_err_ns: float = 0.0
+
+    def __post_init__(self):
+        try:
+            super().__post_init__()
+        except QrspecError as exc:
+            raise QrspecError(f"charge_model.{exc}") from None
+        for name in ("tau_x0_err_ns", "tau_a_xx0_err_ns"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
+                    or v < 0:
+                raise QrspecError(f"charge_model.{name}={v!r} must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,12 @@ class AnalysisConfig:
     def __post_init__(self):
         object.__setattr__(self, "detectors", tuple(int(d) for d in self.detectors))
         if isinstance(self.charge_model, dict):
-            object.__setattr__(self, "charge_model", ChargeModelParams(**self.charge_model))
+            object.__setattr__(self, "charge_model",
+                               ChargeModelParams.from_dict(self.charge_model))
+        if not isinstance(self.charge_model, ChargeModelParams):
+            raise QrspecError(f"charge_model={self.charge_model!r} must be a ChargeModelParams "
+                              "(or a dict): a plain ChargeModelConfig would turn its default "
+                              "neutral lifetimes into user values")
         if len(self.detectors) != 2 or self.detectors[0] == self.detectors[1] \
                 or min(self.detectors) < 0:
             raise QrspecError(f"detectors={self.detectors} must be two different 0-based "
@@ -130,6 +151,7 @@ class AnalysisConfig:
         """Plain dict (JSON-serialisable)."""
         d = asdict(self)
         d["detectors"] = list(self.detectors)
+        d["charge_model"] = self.charge_model.to_dict()
         return d
 
     def to_json(self) -> str:
@@ -151,7 +173,7 @@ class AnalysisConfig:
             if bad:
                 raise QrspecError(f"unknown charge_model keys {bad}; known keys are "
                                   f"{sorted(known_cm)}")
-            d["charge_model"] = ChargeModelParams(**cm)
+            d["charge_model"] = ChargeModelParams.from_dict(cm)
         return cls(**d)
 
     @classmethod

@@ -8,6 +8,7 @@ Pipeline::
     labels = label_levels(levels, evidence=evidence)                  # neutral/charged/trap/off
     windows = labels.segments.windows(label="charged")                # (start_s, stop_s) rows
     verdict = emitter_verdict(photons, labels)                        # single / not / undecid.
+    stats = blinking_statistics(labels.segments)                      # on/off dwell-time laws
 
 ``threshold_levels`` is the binned threshold/hysteresis alternative. The names are loaded lazily
 (numba and scipy are imported only when a function is first called).
@@ -36,6 +37,13 @@ _LAZY = {
     "LevelLabels": "qrspec.levels.labels",
     "label_levels": "qrspec.levels.labels",
     "mean_delay_lifetime": "qrspec.levels.labels",
+    "BlinkingStatistics": "qrspec.levels.dwell",
+    "DwellSequence": "qrspec.levels.dwell",
+    "blinking_statistics": "qrspec.levels.dwell",
+    "dwell_sequence": "qrspec.levels.dwell",
+    "pooled_dwell_law": "qrspec.levels.dwell",
+    "DwellLaw": "qrspec.levels.dwell_laws",
+    "fit_dwell_law": "qrspec.levels.dwell_laws",
 }
 
 __all__ = sorted(_LAZY)
