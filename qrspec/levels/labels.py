@@ -21,16 +21,18 @@ Rules (thresholds are fields of :class:`LabelRules`; ``Phi`` the normal CDF):
 3. **is it neutral?** The pair ratio decides: neutral ``R0 = beta_XX QY_X0 + tau_X0 /
    tau_A,XX0 >= 2.9`` for QY_X0 >= 0.7, charged ``R < 2.9`` (capped variant, all n; the
    uncapped and power-law variants exceed it only at large n, whose levels are never the
-   longest-lived). With ``P = Phi((R - ratio_split) / sigma_R)``: ``P >= 1 - alpha`` confirms the
-   neutral label (confidence P); ``P <= alpha`` means **no neutral period** (flag
+   longest-lived). With ``P = Phi((R - ratio_split) / sigma_R)``: ``P >= 1 - alpha`` confirms
+   the neutral label (confidence P); ``P <= alpha`` means **no neutral period** (flag
    ``no_neutral``, unless a non-off level without a lifetime might be the neutral one; the
-   candidate is charged-like, confidence 1 - P); in between, or without
-   pairs, the candidate is labelled neutral with flag ``neutral_unconfirmed`` (confidence P,
-   NaN without pairs) when ``P >= 0.5``; for ``alpha < P < 0.5`` no level is labelled neutral
-   (flag ``neutral_undecided``): a wrong neutral reference spoils every charging number, a
-   missing one only withholds them. A user reference ``neutral_tau_x_ns`` adds the test ``tau >=
-   charged_tau_fraction * tau_ref`` (every charged state has ``tau_X^c <= tau_X0 / (1 + QY_X0)
-   <= 0.59 tau_X0``): significantly shorter means no neutral period.
+   candidate is charged-like, confidence 1 - P); in between, or without pairs, the candidate
+   is labelled neutral with flag ``neutral_unconfirmed`` (confidence P, NaN without pairs)
+   when ``P >= 0.5``; for ``alpha < P < 0.5`` no level is labelled neutral (flag
+   ``neutral_undecided``): a wrong neutral reference spoils every charging number, a missing
+   one only withholds them. When no level has a lifetime at all, the brightest stands in
+   (unconfirmed) so that its failing fits report why. A user reference ``neutral_tau_x_ns``
+   adds the test ``tau >= charged_tau_fraction * tau_ref`` (every charged state has
+   ``tau_X^c <= tau_X0 / (1 + QY_X0) <= 0.59 tau_X0``): significantly shorter means no
+   neutral period.
 4. With a neutral level, the others by rho_rad (a z-test at ``z``): **charged** when
    ``rho_rad >= rho_split``, ``rho_rad - 1 > z sigma_rho`` (trion-like, rho ≈ 2) and, if
    ``require_shorter_tau``, a significantly shorter lifetime (confidence
@@ -393,6 +395,13 @@ def label_levels(
         if neutral in live:
             _relative_labels(live, neutral, tau, tau_err, corrected, corrected_err, rules,
                              labels, conf, notes, rho, rho_err)
+    elif live.size == 0 and not off.all():
+        # no level has a lifetime (too few photons, a one-bin decay): nothing physical to
+        # decide; the brightest level stands in so that its failing fits report why
+        neutral = int(np.argmax(np.where(off, -np.inf, inten)))
+        labels[neutral] = "neutral"
+        flags.append("neutral_unconfirmed")
+        notes[neutral] = "no level has a lifetime: brightest level, unconfirmed"
     elif live.size:
         cand = _neutral_candidate(live, tau, tau_err, inten, rules.z)
         p_ratio = _p_above(ratio[cand], ratio_err[cand], rules.ratio_split)
