@@ -347,3 +347,25 @@ def test_rejects_bad_evidence_and_reference():
 def test_new_rules_validate(kwargs, match):
     with pytest.raises(QrspecError, match=match):
         LabelRules(**kwargs)
+
+
+def test_unconfirmed_candidate_with_the_radiative_rate_of_a_charged_level():
+    # issue 15: a staircase whose last (n = 2) state has no pairs was called neutral. Level 0
+    # is charged by its pair ratio (2.1 +- 0.05); level 1 lives longer (4.3 ns) but has no
+    # pairs. rho_rad of level 0 against level 1 = (30000/3.9)/(60000/4.3) = 0.55: the same or a
+    # lower radiative rate, impossible for a charged level against a neutral one (~2)
+    from qrspec.levels import LevelEvidence
+
+    ev = LevelEvidence.from_lifetimes([3.9, 4.3], [0.02, 0.05], [1.857, np.nan],
+                                      [0.044, np.nan])
+    res = label_levels(two_levels(), evidence=ev)
+    assert res.neutral_level == -1 and "neutral_undecided" in res.flags
+    assert res.label[0] == "charged" and res.label[1] != "neutral"
+    assert "radiative rate equals that of the charged levels [0]" in res.notes[1]
+    # a charged level with rho_rad ~ 2 against the candidate leaves it neutral (unconfirmed):
+    # level 0 at 30000 cps and 1.0 ns against level 1 at 60000 cps and 4.3 ns: rho = 2.15
+    ev = LevelEvidence.from_lifetimes([1.0, 4.3], [0.01, 0.05], [0.476, np.nan],
+                                      [0.011, np.nan])
+    res = label_levels(two_levels(), evidence=ev)
+    assert res.neutral_level == 1 and "neutral_unconfirmed" in res.flags
+    assert res.label[0] == "charged"

@@ -29,7 +29,11 @@ Rules (thresholds are fields of :class:`LabelRules`; ``Phi`` the normal CDF):
    when ``P >= 0.5``; for ``alpha < P < 0.5`` no level is labelled neutral (flag
    ``neutral_undecided``): a wrong neutral reference spoils every charging number, a missing
    one only withholds them. When no level has a lifetime at all, the brightest stands in
-   (unconfirmed) so that its failing fits report why. A user reference ``neutral_tau_x_ns``
+   (unconfirmed) so that its failing fits report why. An unconfirmed candidate whose radiative
+   rate equals (rho_rad < ``rho_split`` at ``z``) that of a level charged by its own ratio is
+   not labelled neutral either (``neutral_undecided``): charged states radiate at ``beta_X- k_r
+   = 2 k_r``, so against a true neutral level a charged one has rho_rad ~ 2 (a staircase whose
+   last, least-charged state lacks pairs). A user reference ``neutral_tau_x_ns``
    adds the test ``tau >= charged_tau_fraction * tau_ref`` (every charged state has
    ``tau_X^c <= tau_X0 / (1 + QY_X0) <= 0.59 tau_X0``): significantly shorter means no
    neutral period.
@@ -414,7 +418,18 @@ def label_levels(
         p_min = min(ps) if ps else math.nan
         # levels too short for a lifetime could be the neutral one: no significant claim then
         unknown = [int(k) for k in np.flatnonzero(~off) if k not in live]
-        if ps and p_min < 0.5:
+        same_kr = [] if ps and p_min >= 1.0 - rules.alpha else _charged_with_same_kr(
+            live, cand, ratio, ratio_err, tau, tau_err, corrected, corrected_err, rules)
+        if same_kr and not (ps and p_min < 0.5):
+            # unconfirmed candidate with the radiative rate of a level that its pair ratio
+            # shows charged (charged states have beta_X- k_r = 2 k_r, rho_rad ~ 2 against the
+            # neutral one): probably charged too
+            flags.append("neutral_undecided")
+            notes[cand] = (f"longest-lived level unconfirmed and its radiative rate equals that "
+                           f"of the charged levels {same_kr} (rho_rad < {rules.rho_split:g})")
+            _labels_without_neutral(live, cand, False, math.nan, ratio, ratio_err, rules,
+                                    labels, conf, notes)
+        elif ps and p_min < 0.5:
             significant = p_min <= rules.alpha and not unknown
             flags.append("no_neutral" if significant else "neutral_undecided")
             why = []
@@ -513,6 +528,26 @@ def _neutral_candidate(live, tau, tau_err, intensity, z) -> int:
     cands = [k for k in live
              if not any(tau[j] - tau[k] > z * math.hypot(tau_err[j], tau_err[k]) for j in live)]
     return int(max(cands, key=lambda k: intensity[k]))
+
+
+def _charged_with_same_kr(live, cand, ratio, ratio_err, tau, tau_err, corrected,
+                         corrected_err, rules) -> list:
+    """Levels charged by their own pair ratio whose rho_rad against ``cand`` is significantly
+    below ``rho_split`` (the same radiative rate as ``cand``)."""
+    out = []
+    for k in live:
+        if k == cand:
+            continue
+        p_c = 1.0 - _p_above(ratio[k], ratio_err[k], rules.ratio_split)
+        if not (np.isfinite(p_c) and p_c >= 1.0 - rules.alpha):
+            continue
+        rho = (corrected[k] / tau[k]) / (corrected[cand] / tau[cand])
+        rel = math.hypot(math.hypot(corrected_err[k] / corrected[k], tau_err[k] / tau[k]),
+                         math.hypot(corrected_err[cand] / corrected[cand],
+                                    tau_err[cand] / tau[cand]))
+        if rho + rules.z * abs(rho) * rel < rules.rho_split:
+            out.append(int(k))
+    return out
 
 
 def _labels_without_neutral(live, cand, significant, p_cand, ratio, ratio_err, rules, labels,
