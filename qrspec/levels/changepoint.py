@@ -38,7 +38,11 @@ Algorithm (linear in the photon count):
 
 Measured (``scripts/validate_levels.py``): false changes per ``window_photons`` photons of a
 stationary Poisson stream below ``alpha``; no loss at window seams; recall of simulated rod
-transitions >= 99 % for >= 25 % intensity changes with >= 400 photons on each side. The
+transitions 99.8 % for >= 25 % intensity changes with >= 400 photons on each side. Limits: a
+range never exceeds the critical-value table (8192 photons), so a step of a few % between long
+states (e.g. 7 % between neighbouring charge states of a staircase) is often missed: it needs
+~``(5 / ln r)**2`` photons on each side (extend ``scripts/make_cpa_table.py`` to larger n to
+reach it); a short burst (two changes close together) is harder than a step. The
 location of a weak change scatters by ~``(ln r / (r - 1 - ln r))**2`` photons (r: rate ratio),
 with heavy tails; at r = 1.25 and 400 photons on each side even a test that knew the location
 would detect the change only 94 % of the time (one-sided z = 3.16 at alpha = 0.05), so no
@@ -315,9 +319,10 @@ def find_change_points(
         False-positive probability of each test (tabulated: see :func:`available_alphas`;
         0.01, 0.05, 0.1). A constant trace that fits in one window gets a false change with
         probability ``alpha``; longer traces get fewer than ``alpha`` false changes per
-        ``window_photons`` photons (measured with half-window overlaps on stationary Poisson
-        streams: 0.032 at window_photons = 2000, 0.028 at 8192, alpha = 0.05;
-        ``scripts/validate_levels.py``).
+        ``window_photons`` photons (measured on stationary Poisson streams of 100 000 photons,
+        alpha = 0.05: 0.030 +- 0.002 at window_photons = 2000, 0.028 +- 0.004 at 4096; false
+        changes often come in pairs around a spurious short segment; one window of 4096
+        photons: P(any) = 0.046 [0.033, 0.063]; ``scripts/validate_levels.py``).
     confidence : float
         Coverage of the confidence region of each change time (0.69, 0.9 or 0.95).
     window_photons : int
