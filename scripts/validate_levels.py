@@ -271,7 +271,7 @@ def labels_part(n, seed):
 
 # ----------------------------------------------------------------------------- verdict
 VERDICT_PRESETS = ("neutral", "mn-doped", "undoped")
-THRESHOLDS = (0.5, 0.35)
+THRESHOLDS = (0.35, 0.5)  # the default of emitter_verdict first
 
 
 def verdict_part(n, seed):
