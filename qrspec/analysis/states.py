@@ -15,7 +15,6 @@ from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.decay_fits import (
     IRF_SHIFT_BOUNDS_NS,
-    NO_TAIL,
     TAIL_START_NS,
     fit_bin_ns,
     fit_stop_ns,
@@ -136,45 +135,6 @@ def state_irf(alignment: Alignment, decay) -> np.ndarray | None:
     return pad.reshape(-1, r).sum(axis=1)
 
 
-def tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20,
-                    stop_ns: float | None = None):
-    """Biexciton lifetime from the first photon of same-period two-detector pairs.
-
-    For a single emitter every same-period pair of emitter photons is a cascade pair, so the
-    pairs k periods apart (the g2 side peaks) are not the accidentals of the centre peak; those
-    are signal x background pairs, whose first-photon histogram follows from each detector's
-    decay and background (:func:`qrspec.fitting.biexciton.accidental_first_photon_counts`).
-    It enters the fit with fixed shape and size. Always a Poisson MLE (a few pairs per bin:
-    least squares would be biased), whatever ``fit_method`` says. The fit ends at ``stop_ns``
-    (default: the last whole bin of the period).
-
-    Returns
-    -------
-    tuple of (float, float, str)
-        ``(tau_ns, tau_err_ns, message)``; NaN with the reason when it cannot be estimated.
-    """
-    from qrspec.fitting.biexciton import accidental_first_photon_counts, heralded_tau_xx
-
-    n = t1_ns.size
-    if n < min_pairs:
-        return math.nan, math.nan, f"{n} photon pairs < {min_pairs}"
-    n_bins = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
-    per_bin = np.asarray(background, float) * decay.bin_ns / decay.period_ns
-    cpd = decay.counts_per_detector[:, :n_bins]
-    acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=n_pulses,
-                                         background_a=per_bin[0], background_b=per_bin[1])
-    start = decay.t0_ns + TAIL_START_NS
-    stop = n_bins * decay.bin_ns if stop_ns is None else min(stop_ns, n_bins * decay.bin_ns)
-    if not start < stop:
-        return math.nan, math.nan, NO_TAIL.format(start)
-    est = heralded_tau_xx(t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
-                          accidental_counts=acc, background=0.0,
-                          fit_range_ns=(start, stop), intervals="hessian")
-    if not est.success:
-        return math.nan, math.nan, f"heralded tau_XX failed: {est.message}"
-    return est.tau_ns, est.tau_err_ns, ""
-
-
 def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
                   config: AnalysisConfig, pairs, *, with_g2: bool = True) -> StateResult:
     """Decay, lifetimes and g2(0) of the photons inside ``windows`` (None: all photons).
@@ -202,6 +162,7 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     -------
     StateResult
     """
+    from qrspec.fitting.biexciton import heralded_tau_xx_of_decay
     from qrspec.stats.correlation import g2, g2_peaks
     from qrspec.stats.decay import DecayAccumulator, background_counts
 
@@ -227,20 +188,16 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         txx = txx_err = math.nan
         with_g2 = False
     else:
-        from qrspec.validate import in_windows, windows_to_ticks
-
-        if windows is None or windows.size == 0:
-            inside = np.full(pairs.sync.size, windows is None)
-        else:
-            lo, hi = windows_to_ticks("windows", windows, photons.timestamps_unit, merge=True)
-            inside = in_windows(pairs.sync, lo, hi)
+        inside = np.full(pairs.sync.size, windows is None) if windows is None \
+            or windows.size == 0 else pairs.in_windows(windows, photons.timestamps_unit)
         t1_ns = pairs.t1_ns[inside]
         span_s = sub.duration_s if windows is None else float(np.sum(windows[:, 1]
                                                                      - windows[:, 0]))
         n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
         full = acc.result(offsets_ns=offsets)
-        txx, txx_err, m = tau_xx_heralded(t1_ns, dec, background_counts(full), n_pulses,
-                                          stop_ns=fit_stop_ns(dec))
+        txx, txx_err, m = heralded_tau_xx_of_decay(t1_ns, dec, background_counts(full),
+                                                   n_pulses, start_ns=TAIL_START_NS,
+                                                   stop_ns=fit_stop_ns(dec))
         if m:
             msgs.append(f"tau_XX: {m}")
     g2_0 = g2_err = math.nan

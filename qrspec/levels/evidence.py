@@ -131,14 +131,6 @@ class LevelEvidence:
                    ("",) * g, nan.copy(), nan.copy())
 
 
-def _in_windows_ticks(ticks, windows_s, unit: float) -> np.ndarray:
-    """Mask of sorted ``ticks`` inside half-open windows (s); edges as Photons.select_windows."""
-    a = np.ceil(windows_s[:, 0] / unit - 1e-9).astype(np.int64)
-    b = np.ceil(windows_s[:, 1] / unit - 1e-9).astype(np.int64)
-    k = np.searchsorted(a, ticks, "right") - 1
-    return (k >= 0) & (ticks < b[np.clip(k, 0, None)])
-
-
 def _whole_bins(decay):
     n = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
     return decay.counts[:n], decay.time_ns[:n], n
@@ -150,27 +142,6 @@ def _tail_fit(counts, time_ns, period_ns, start_ns, model, min_photons):
     return fit_decay(counts, time_ns=time_ns, period_ns=period_ns,
                      fit_range_ns=(start_ns, period_ns), irf=None, background="fit",
                      model=model, min_photons=min_photons)
-
-
-def _heralded(t1_ns, full, dec, n_pulses, min_pairs):
-    """(tau_xx, err, message) from the first photons of the level's pairs."""
-    from qrspec.fitting.biexciton import accidental_first_photon_counts, heralded_tau_xx
-    from qrspec.stats.decay import background_counts
-
-    if t1_ns.size < min_pairs:
-        return math.nan, math.nan, f"{t1_ns.size} pairs < {min_pairs}"
-    _, _, n_bins = _whole_bins(dec)
-    per_bin = background_counts(full) * dec.bin_ns / dec.period_ns
-    cpd = dec.counts_per_detector[:, :n_bins]
-    acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=n_pulses,
-                                         background_a=per_bin[0], background_b=per_bin[1])
-    period = n_bins * dec.bin_ns
-    est = heralded_tau_xx(t1_ns, bin_ns=dec.bin_ns, period_ns=period, accidental_counts=acc,
-                          background=0.0, fit_range_ns=(dec.t0_ns + TAIL_START_NS, period),
-                          intervals="hessian")
-    if not est.success or not np.isfinite(est.tau_err_ns):
-        return math.nan, math.nan, f"heralded tau_XX failed: {est.message}"
-    return float(est.tau_ns), float(est.tau_err_ns), ""
 
 
 def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=None,
@@ -207,10 +178,10 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
     """
     from scipy.stats import chi2
 
-    from qrspec.fitting.biexciton import heralded_tau_x
+    from qrspec.fitting.biexciton import heralded_tau_x, heralded_tau_xx_of_decay
     from qrspec.levels.clustering import LevelClustering
     from qrspec.photons import Photons
-    from qrspec.stats.decay import DecayAccumulator, decay_histogram
+    from qrspec.stats.decay import DecayAccumulator, background_counts, decay_histogram
     from qrspec.stats.pairs import photon_pairs
 
     seg = levels.segments if isinstance(levels, LevelClustering) else levels
@@ -254,7 +225,7 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
         acc.add(sub)
         full = acc.result(offsets_ns=offsets)
         dec = acc.result(offsets_ns=offsets, bin_ns=bin_ns)
-        in_level = _in_windows_ticks(pairs.sync, w, ph.timestamps_unit)
+        in_level = pairs.in_windows(w, ph.timestamps_unit)
         t1 = pairs.t1_ns[in_level]
         n_pairs[k] = t1.size
         if t1.size >= min_pairs:
@@ -263,7 +234,9 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
                 out["txh"][k], out["txhe"][k] = her.tau_ns, her.tau_err_ns
         span_s = float(np.sum(w[:, 1] - w[:, 0]))
         n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
-        txx, txxe, m = _heralded(t1, full, dec, n_pulses, int(min_pairs))
+        txx, txxe, m = heralded_tau_xx_of_decay(t1, dec, background_counts(full), n_pulses,
+                                                min_pairs=int(min_pairs),
+                                                start_ns=TAIL_START_NS)
         out["txx"][k], out["txxe"][k] = txx, txxe
         notes = [f"tau_XX: {m}"] if m else []
         counts, time_ns, n_bins = _whole_bins(dec)
