@@ -220,11 +220,14 @@ def test_measured_irf_reconvolution(rng, tmp_path):
     counts, edges = np.histogram(irf_ns + 3.0, bins=np.arange(0.0, 20.0, 0.016))  # other axis
     text = tmp_path / "irf.txt"
     np.savetxt(text, np.column_stack([edges[:-1], counts]), header="time_ns counts")
-    tail = analyze_photons(ph)
+    # independent photons, not a cascade: their pair ratio tau/tau_first = 1.7 says "not
+    # neutral" (no_neutral); the user declares the whole trace neutral to get its decay fitted
+    base = AnalysisConfig(label_overrides=((0.0, 1e6, "neutral"),))
+    tail = analyze_photons(ph, base)
     assert tail.states.neutral.fit_kind == "tail"
     assert summary_values(tail)["decay_fit"] == "tail"
     for path in (irf_file, text):
-        res = analyze_photons(ph, AnalysisConfig(irf_path=str(path)))
+        res = analyze_photons(ph, base.replace(irf_path=str(path)))
         n = res.states.neutral
         assert n.fit_kind == "reconvolution" and np.isfinite(n.fit_shift_ns), path
         assert abs(n.tau_x_ns - tau) < 4 * n.tau_x_err_ns, (path, n.tau_x_ns, n.tau_x_err_ns)
@@ -283,7 +286,9 @@ def test_coarse_tcspc_bins_are_fitted_on_whole_bins(rng):
     nt = ((5.0 + rng.exponential(5.0, n)) % 100.0 / 0.25).astype(np.int64)
     ph = Photons.from_arrays(ts, rng.integers(0, 2, n), nt, timestamps_unit=1e-7,
                              nanotimes_unit=0.25e-9)
-    res = analyze_photons(ph)
+    # independent photons have no cascade pairs (their pair ratio says "not neutral"); the
+    # user declares the trace neutral to get its decay fitted
+    res = analyze_photons(ph, AnalysisConfig(label_overrides=((0.0, 1e6, "neutral"),)))
     n_state = res.states.neutral
     assert n_state.decay_bin_ns == 0.25
     assert abs(n_state.tau_x_ns - 5.0) < 4 * n_state.tau_x_err_ns

@@ -18,6 +18,11 @@ from qrspec.validate import detector_list, finite_float, positive_float
 
 __all__ = ["AnalysisConfig", "ChargeModelParams"]
 
+# fewest heralded pairs of a charging window: qrspec.fitting.biexciton.MIN_HERALDED_PAIRS (a
+# literal here: importing the fitting layer would load numba when a config is built; a test
+# checks that the two agree)
+MIN_WINDOW_PAIRS = 20
+
 
 @dataclass(frozen=True)
 class ChargeModelParams(ChargeModelConfig):
@@ -225,7 +230,6 @@ class AnalysisConfig:
 
     def _check_levels_and_charging(self):
         """Checks of the change-point, label, verdict and charging-window fields (issue 15/17)."""
-        from qrspec.charging.inverse import MIN_PAIRS_WINDOW
         from qrspec.levels.labels import LABELS
 
         def integer(name, lo, hi=None):
@@ -245,7 +249,7 @@ class AnalysisConfig:
         if self.charging_window_rule not in ("pairs", "time"):
             raise QrspecError(f"charging_window_rule={self.charging_window_rule!r} must be "
                               "'pairs' or 'time'")
-        integer("charging_window_pairs", MIN_PAIRS_WINDOW)
+        integer("charging_window_pairs", MIN_WINDOW_PAIRS)
         v = self.verdict_alpha
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 0.5:
             raise QrspecError(f"verdict_alpha={v!r} must be in (0, 0.5)")

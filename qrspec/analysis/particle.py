@@ -17,7 +17,7 @@ from qrspec.analysis.trajectory import Trajectory
 __all__ = ["ParticleAnalysis", "STAGES"]
 
 # the stage fields of ParticleAnalysis, in pipeline order (their flags are joined in this order)
-STAGES = ("acquisition", "trajectory", "alignment", "g2", "levels", "states", "flid", "tau_xx",
+STAGES = ("acquisition", "trajectory", "alignment", "levels", "g2", "states", "flid", "tau_xx",
           "charging")
 
 
@@ -48,7 +48,7 @@ class ParticleAnalysis:
         The AnalysisConfig used, as JSON ("" when unknown).
     analysis_s : float
         Wall time of the analysis (NaN for a failure).
-    acquisition, trajectory, alignment, g2, levels, states, flid, tau_xx, charging
+    acquisition, trajectory, alignment, levels, g2, states, flid, tau_xx, charging
         Stage results (:mod:`qrspec.analysis.acquisition` ... :mod:`qrspec.analysis.charging`).
         A stage that does not apply (T2 data without sync: no decays; one detector: no g2) is
         None, and the acquisition's flags say so.
@@ -66,8 +66,8 @@ class ParticleAnalysis:
     acquisition: Acquisition | None = None
     trajectory: Trajectory | None = None
     alignment: Alignment | None = None
-    g2: G2Result | None = None
     levels: Levels | None = None
+    g2: G2Result | None = None
     states: States | None = None
     flid: Flid | None = None
     tau_xx: TauXXMethods | None = None

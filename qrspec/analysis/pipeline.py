@@ -1,6 +1,7 @@
 """The per-particle pipeline: reader -> acquisition (detectors, timing mode) -> trajectory ->
-alignment (decay, offsets, lag zero of the g2, IRF) -> g2 -> levels -> states (decays,
-lifetimes) -> FLID -> tau_XX three ways -> charging n_c(t), tau_A(t).
+alignment (decay, offsets, lag zero of the g2, IRF) -> levels (change points, labels from
+physics) -> g2 (raw, gated; the single-emitter verdict needs the labelled levels) -> states
+(decays, lifetimes) -> FLID -> tau_XX three ways -> charging n_c(t), tau_A(t).
 
 Each stage is a function of its own module returning a frozen dataclass; this module only
 calls them in order, skipping those that do not apply (see
@@ -103,7 +104,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     from qrspec.analysis.charging import invert_charging
     from qrspec.analysis.flid import measure_flid
     from qrspec.analysis.g2 import measure_g2
-    from qrspec.analysis.levels import find_levels
+    from qrspec.analysis.levels import find_labelled_levels
     from qrspec.analysis.states import measure_states
     from qrspec.analysis.tau_xx import compare_tau_xx_methods
     from qrspec.analysis.trajectory import trajectory
@@ -117,13 +118,15 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     stages: dict = {"acquisition": acq}
     stages["trajectory"] = trajectory(ph, cfg.bin_width_s)
     alignment = stages["alignment"] = align_detectors(ph, acq, cfg)
+    # same-period photon pairs once per particle; each level and state takes those of its
+    # windows
+    pairs = photon_pairs(ph, detectors=cfg.detectors, offsets_ns=alignment.offsets_ns) \
+        if acq.hbt and acq.has_nanotimes else None
+    levels, labels = find_labelled_levels(ph, alignment, cfg, pairs)
+    stages["levels"] = levels
     if acq.hbt:
-        stages["g2"] = measure_g2(ph, alignment, cfg)
-    levels = stages["levels"] = find_levels(ph, alignment, cfg)
+        stages["g2"] = measure_g2(ph, alignment, cfg, labels=labels)
     if acq.has_nanotimes:
-        # same-period photon pairs once per particle; each state takes those of its windows
-        pairs = photon_pairs(ph, detectors=cfg.detectors, offsets_ns=alignment.offsets_ns) \
-            if acq.hbt else None
         states = stages["states"] = measure_states(ph, levels, alignment, cfg, pairs)
         stages["flid"] = measure_flid(ph, alignment, cfg)
         if acq.hbt:

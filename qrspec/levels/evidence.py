@@ -241,6 +241,11 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
         notes = [f"tau_XX: {m}"] if m else []
         counts, time_ns, n_bins = _whole_bins(dec)
         period = n_bins * dec.bin_ns
+        if not dec.t0_ns + TAIL_START_NS < period:  # rise at the period end: no tail to fit
+            notes.append(f"tau_X: tail start t0 + {TAIL_START_NS:g} ns = "
+                         f"{dec.t0_ns + TAIL_START_NS:.4g} ns is past the end of the period")
+            msgs[k] = "; ".join(notes)
+            continue
         if np.isfinite(txx):
             xx_hi = txx + 2.0 * txxe
         else:
@@ -252,6 +257,11 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
             msgs[k] = "; ".join(notes)
             continue
         start = dec.t0_ns + max(TAIL_START_NS, xx_suppression * xx_hi)
+        if not start < period:
+            notes.append(f"tau_X: late tail start {start:.4g} ns is past the end of the period "
+                         f"({period:.4g} ns)")
+            msgs[k] = "; ".join(notes)
+            continue
         out["start"][k] = start - dec.t0_ns
         mono = _tail_fit(counts, time_ns, period, start, "mono", int(min_photons))
         if not (mono.success and np.isfinite(mono.tau_err_ns[0])):
