@@ -447,10 +447,21 @@ EXPLAINS.update({k: r"neutral tau_XX (gate scan|cascade|methods)|neutral: .*tau_
                     r"no neutral period" for k in XX_METHODS})
 
 
+# the neutral label's confidence: NaN without a neutral level or without pairs to confirm it
+EXPLAINS["neutral_confidence"] = (r"no_neutral|neutral_undecided|neutral_unconfirmed|"
+                                  r"no neutral period")
+# the verdict's numbers: NaN when no test decided (or an ungated one: no gate); the verdict's
+# reason (its own summary column) says why
+VERDICT = {"verdict_gate_ns", "verdict_g2", "verdict_g2_upper"}
+
+
 def assert_nan_explained(res):
     for k, v in summary_values(res).items():
         if k in XX_METHODS and not res.tau_xx.run:
             assert res.tau_xx.reason
+            continue
+        if k in VERDICT:
+            assert res.g2 is None or res.g2.verdict_reason, k
             continue
         if isinstance(v, float) and math.isnan(v):
             assert k in EXPLAINS, f"summary {k} is NaN and no flag can explain it"

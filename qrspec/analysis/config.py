@@ -111,8 +111,12 @@ class AnalysisConfig:
         ``"time"`` pools consecutive charged segments until they hold ``charging_window_s`` of
         charged time.
     charging_window_pairs : int
-        Heralded same-period pairs per charging window (rule ``"pairs"``; >= 20, the fewest
-        for a heralded tau_XX).
+        Heralded same-period pairs in the fit range (first photon >= 0.3 ns after the rise)
+        per charging window (rule ``"pairs"``; >= 20, the fewest the heralded fit takes).
+    charging_max_windows : int
+        Rule ``"pairs"``: at most about this many windows per particle (a bright rod's windows
+        then hold more pairs than ``charging_window_pairs``: the joint fit's cost grows with
+        the number of windows, and a trend needs ~10 points, not 60).
     charging_window_s : float
         Charged time per window (rule ``"time"``), and, with rule ``"pairs"``, the longest a
         window may span in charged time (a dim rod then gets windows with too few pairs,
@@ -165,6 +169,7 @@ class AnalysisConfig:
     fit_method: str = "mle"
     charging_window_rule: str = "pairs"
     charging_window_pairs: int = 30
+    charging_max_windows: int = 12
     charging_window_s: float = 5.0
     mean_excitations: float | None = None
     single_emitter_max_g2: float = 0.35
@@ -250,6 +255,7 @@ class AnalysisConfig:
             raise QrspecError(f"charging_window_rule={self.charging_window_rule!r} must be "
                               "'pairs' or 'time'")
         integer("charging_window_pairs", MIN_WINDOW_PAIRS)
+        integer("charging_max_windows", 1)
         v = self.verdict_alpha
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 0.5:
             raise QrspecError(f"verdict_alpha={v!r} must be in (0, 0.5)")

@@ -233,9 +233,11 @@ def heralded_tau_xx_of_decay(t1_ns, decay, background, n_pulses: int, *,
     if not start < stop:
         return math.nan, math.nan, (f"tail fit start t0 + {start_ns:g} ns = {start:.4g} ns is "
                                     "past the end of the period")
+    # the fit takes as few pairs in its range as the pair minimum (the inversion uses the
+    # exact Gamma likelihood of an exponential MLE, valid at a few tens of events)
     est = heralded_tau_xx(t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
                           accidental_counts=acc, background=0.0, fit_range_ns=(start, stop),
-                          intervals="hessian")
+                          intervals="hessian", min_photons=int(min_pairs))
     if not est.success or not np.isfinite(est.tau_err_ns):
         return math.nan, math.nan, f"heralded tau_XX failed: {est.message or 'no error'}"
     return float(est.tau_ns), float(est.tau_err_ns), ""

@@ -177,6 +177,8 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "fit_residuals": ("", "Pearson residuals of the fit (NaN outside the fit range)"),
         "fit_kind": ("", "tail or reconvolution (measured IRF)"),
         "fit_shift_ns": ("ns", "fitted IRF shift of a reconvolution fit"),
+        "tau_xx_heralded_ns": ("ns", "heralded fit value before the triexciton correction "
+                                     "(NaN: not corrected)"),
     },
     "States": {
         "neutral": ("", "the neutral state"),
@@ -216,6 +218,8 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "n_photons": ("counts", "photons in the window"),
         "flags": ("", "identifiability / quality flags of each window's inversion"),
         "usable": ("", "the window counts in the particle's values"),
+        "charged_s": ("s", "charged time inside the window (its weight)"),
+        "n_pairs": ("counts", "heralded same-period pairs in the window"),
     },
     "Charging": {
         "windows": ("", "one row per inverted charging window"),
@@ -251,6 +255,8 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "tau_xx_charged_ns": ("ns", "time-weighted mean biexciton lifetime of usable windows"),
         "tau_xx_charged_err_ns": ("ns", "standard error of tau_xx_charged_ns"),
         "flags": ("", "flags of the charging stage"),
+        "window_rule": ("", "how the charging windows were cut: pairs or time"),
+        "n_windows_measured": ("", "charging windows cut from the charged segments"),
     },
 }
 

@@ -100,6 +100,9 @@ SUMMARY_COLUMNS: list[tuple[str, str, str, str]] = [
      "lower"),
     ("tau_a_xx_neutral_joint_hi_ns", "f8", "ns", "68 % interval of tau_a_xx_neutral_joint_ns: "
      "upper"),
+    ("n_charging_windows", "i8", "", "charging windows with a value (usable: in n_c_mean)"),
+    ("n_charging_windows_measured", "i8", "", "charging windows cut from the charged segments "
+     "(rule charging_window_rule)"),
     ("n_levels", "i8", "", "number of intensity levels found by change-point analysis"),
     ("n_change_points", "i8", "", "number of change points"),
     ("analysis_s", "f8", "s", "wall time of the particle's analysis"),
@@ -182,6 +185,8 @@ def summary_values(analysis: ParticleAnalysis) -> dict:
             "n_c_err", "n_c_lo", "n_c_hi", "tau_a_xx_charged_ns", "tau_a_xx_charged_err_ns",
             "tau_a_xx_charged_lo_ns", "tau_a_xx_charged_hi_ns", "tau_a_xx_neutral_joint_ns",
             "tau_a_xx_neutral_joint_lo_ns", "tau_a_xx_neutral_joint_hi_ns")})
+        v.update(n_charging_windows=int(np.sum(c.windows.usable)),
+                 n_charging_windows_measured=int(c.n_windows_measured))
     if a.levels is not None:
         v.update(n_levels=int(a.levels.label.size),
                  n_change_points=int(a.levels.change_points_s.size),
