@@ -148,7 +148,8 @@ def test_unwritable_folder_is_an_output_error():
 def test_overwrite_false_never_clobbers(tmp_path):
     out = tmp_path / "a.txt"
     out.write_text("old")
-    with pytest.raises(OutputError, match=r"exists \(use --overwrite to replace it\)"):
+    with pytest.raises(OutputError, match=r"a\.txt: cannot write: exists; pass "
+                                          r"overwrite=True \(CLI: --overwrite\)"):
         atomic_write_bytes(out, b"new", overwrite=False)
     out.unlink()
     with pytest.raises(OutputError, match=r"exists"):

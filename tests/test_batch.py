@@ -126,14 +126,15 @@ def test_cli_analyze_and_batch(population, tmp_path):
     row = json.loads(r.stdout)
     assert row["status"] == "ok" and row["gate_ns"] == 2.5 and row["n_photons"] > 10000
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(out)])
-    assert r.exit_code == 1 and "exists; use --overwrite" in r.output
+    assert r.exit_code == 1 and "exists; pass overwrite=True (CLI: --overwrite)" in r.output
     r = CliRunner().invoke(main, ["analyze", str(population / "neutral" / "corrupt.ptu"),
                                   "-o", str(tmp_path / "c.h5")])
     assert r.exit_code == 1 and "not a PTU file" in r.output
     assert not (tmp_path / "c.h5").exists()
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(tmp_path / "x.h5"),
                                   "--bin-width-s", "-1"])
-    assert r.exit_code == 2 and "bin_width_s=-1.0 must be a positive number" in r.output
+    assert r.exit_code == 2 and "bin_width_s=-1.0 must be a finite number in (0, 86400]" \
+        in r.output
     res = tmp_path / "b.h5"
     r = CliRunner().invoke(main, ["batch", str(population), "-o", str(res), "--jobs", "2",
                                   "--csv", str(tmp_path / "s.csv"), "--no-progress"])
@@ -150,7 +151,7 @@ def test_cli_analyze_and_batch(population, tmp_path):
 def test_cli_analyze_unwritable_output(population, tmp_path):
     f = population / "neutral" / "p0.ptu"
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(tmp_path / "no" / "x.h5")])
-    assert r.exit_code == 1 and "x.h5: cannot write results" in r.output
+    assert r.exit_code == 1 and "x.h5: cannot write: output folder" in r.output
     assert not (tmp_path / "no").exists()
 
 

@@ -32,10 +32,11 @@ def test_config_json_round_trip():
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"bin_width_s": 0}, r"bin_width_s=0 must be a positive number"),
-    ({"detectors": [0, 0]}, r"detectors=\(0, 0\) must be two different 0-based detectors"),
+    ({"bin_width_s": 0}, r"bin_width_s=0 must be a finite number in \(0, 86400\]"),
+    ({"detectors": [0, 0]}, r"detectors=\[0, 0\] must be two different 0-based detector "
+                            r"indices"),
     ({"fit_method": "chi"}, r"fit_method='chi' must be 'mle' or 'lsq'"),
-    ({"cpa_alpha": 0.7}, r"cpa_alpha=0.7 must be in \(0, 0.5\)"),
+    ({"cpa_alpha": 0.7}, r"cpa_alpha=0.7 must be a finite number in \(0, 0.5\)"),
     ({"g2_max_lag_periods": 1}, r"g2_max_lag_periods=1 must be an integer >= 2"),
     ({"bogus": 1}, r"unknown config keys \['bogus'\]"),
     ({"charge_model": {"epsilon": 1}}, r"unknown charge_model keys \[.epsilon.\]"),

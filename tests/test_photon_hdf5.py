@@ -266,7 +266,7 @@ def test_real_files_validate_and_round_trip(realdata, tmp_path, name):
 def test_refuses_existing_output_unless_overwrite(t3_file, tmp_path):
     out = tmp_path / "o.hdf5"
     out.write_bytes(b"keep me")
-    with pytest.raises(QrspecError, match=r"o\.hdf5: output file exists; pass overwrite=True"):
+    with pytest.raises(QrspecError, match=r"o\.hdf5: cannot write: exists; pass overwrite=True"):
         export_photon_hdf5(t3_file, out)
     assert out.read_bytes() == b"keep me"
     export_photon_hdf5(t3_file, out, overwrite=True)
@@ -275,7 +275,7 @@ def test_refuses_existing_output_unless_overwrite(t3_file, tmp_path):
 
 
 def test_refuses_to_overwrite_its_input(t3_file):
-    with pytest.raises(QrspecError, match=r"hh_t3\.ptu: output would overwrite the input file"):
+    with pytest.raises(QrspecError, match=r"hh_t3\.ptu: cannot write: is the input file"):
         export_photon_hdf5(t3_file, t3_file, overwrite=True)
 
 
@@ -308,7 +308,7 @@ def test_bad_arguments(t3_file, tmp_path, rng):
         export_photon_hdf5(t3_file, out, markers="x")
     with pytest.raises(QrspecError, match=r"compression='lzf' must be one of"):
         export_photon_hdf5(t3_file, out, compression="lzf")
-    with pytest.raises(QrspecError, match=r"output path is a directory"):
+    with pytest.raises(QrspecError, match=r"cannot write: is a directory"):
         export_photon_hdf5(t3_file, tmp_path)
     with pytest.raises(QrspecError, match=r"output folder .*nodir does not exist"):
         export_photon_hdf5(t3_file, tmp_path / "nodir" / "o.hdf5")
@@ -346,7 +346,7 @@ def test_cli(t3_file, tmp_path):
     assert res.output.strip() == str(tmp_path / "c.hdf5")
     assert_valid(tmp_path / "c.hdf5")
     res = runner.invoke(cmd, [str(t3_file), "-o", str(tmp_path / "c.hdf5")])
-    assert res.exit_code == 1 and "output file exists" in res.output
+    assert res.exit_code == 1 and "exists; pass overwrite=True" in res.output
     res = runner.invoke(cmd, [str(t3_file), "-o", str(tmp_path / "c.hdf5"), "--overwrite",
                               "--markers", "non_photon_id"])
     assert res.exit_code == 0, res.output

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
+import stat
 from dataclasses import asdict, dataclass, field, fields
 
 from qrspec.errors import QrspecError
 
-__all__ = ["AnalysisConfig", "ChargeModelParams"]
+__all__ = ["AnalysisConfig", "ChargeModelParams", "MAX_CONFIG_BYTES", "MAX_JSON_DEPTH",
+           "MAX_DETECTOR"]
+
+#: a config file larger than this is refused (a real one is about 1 kB)
+MAX_CONFIG_BYTES = 1 << 20
+#: JSON nesting deeper than this is refused (a config is 2 levels deep)
+MAX_JSON_DEPTH = 16
+#: highest detector index (the decoded detector ids are uint8)
+MAX_DETECTOR = 255
 
 
 @dataclass(frozen=True)
@@ -92,36 +103,26 @@ class AnalysisConfig:
     charge_model: ChargeModelParams = field(default_factory=ChargeModelParams)
 
     def __post_init__(self):
-        object.__setattr__(self, "detectors", tuple(int(d) for d in self.detectors))
-        if isinstance(self.charge_model, dict):
-            object.__setattr__(self, "charge_model", ChargeModelParams(**self.charge_model))
-        if len(self.detectors) != 2 or self.detectors[0] == self.detectors[1] \
-                or min(self.detectors) < 0:
-            raise QrspecError(f"detectors={self.detectors} must be two different 0-based "
-                              "detectors")
-        for name in ("bin_width_s", "g2_bin_ns"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise QrspecError(f"{name}={v!r} must be a positive number")
-        if not (isinstance(self.g2_max_lag_periods, int) and self.g2_max_lag_periods >= 2):
-            raise QrspecError(f"g2_max_lag_periods={self.g2_max_lag_periods!r} must be an "
-                              "integer >= 2 (side peaks normalise g2)")
-        if not (0 < self.cpa_alpha < 0.5):
-            raise QrspecError(f"cpa_alpha={self.cpa_alpha!r} must be in (0, 0.5)")
-        if not (0 < self.cpa_confidence < 1):
-            raise QrspecError(f"cpa_confidence={self.cpa_confidence!r} must be in (0, 1)")
-        if self.mean_excitations is not None and not (
-                isinstance(self.mean_excitations, int | float) and 0 < self.mean_excitations < 50):
-            raise QrspecError(f"mean_excitations={self.mean_excitations!r} must be in (0, 50)")
+        cm = self.charge_model
+        if isinstance(cm, dict):
+            cm = _charge_model_from_dict(cm)
+        elif not isinstance(cm, ChargeModelParams):
+            raise QrspecError(f"charge_model={cm!r} must be an object of charge-model "
+                              f"parameters (keys {sorted(_CHARGE_MODEL_FIELDS)})")
+        _check_charge_model(cm)
+        object.__setattr__(self, "charge_model", cm)
+        d = self.detectors
+        if hasattr(d, "tolist") and getattr(d, "ndim", None) == 1:  # a numpy array
+            d = d.tolist()
+        if not isinstance(d, list | tuple) or len(d) != 2 \
+                or not all(_is_int(x) and 0 <= x <= MAX_DETECTOR for x in d) or d[0] == d[1]:
+            raise QrspecError(f"detectors={d!r} must be two different 0-based detector "
+                              f"indices (integers 0..{MAX_DETECTOR})")
+        object.__setattr__(self, "detectors", tuple(int(x) for x in d))
+        for name, (kind, lo, hi, lo_open, hi_open, optional) in _CHECKS.items():
+            _check_field(name, getattr(self, name), kind, lo, hi, lo_open, hi_open, optional)
         if self.fit_method not in ("mle", "lsq"):
             raise QrspecError(f"fit_method={self.fit_method!r} must be 'mle' or 'lsq'")
-        if not (isinstance(self.gate_ns, int | float) and self.gate_ns >= 0):
-            raise QrspecError(f"gate_ns={self.gate_ns!r} must be >= 0")
-        if not (isinstance(self.charging_window_s, int | float) and self.charging_window_s > 0):
-            raise QrspecError(f"charging_window_s={self.charging_window_s!r} must be > 0")
-        if self.charge_model.variant not in ("capped", "uncapped", "power_law"):
-            raise QrspecError(f"charge_model.variant={self.charge_model.variant!r} must be "
-                              "'capped', 'uncapped' or 'power_law'")
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
@@ -136,48 +137,167 @@ class AnalysisConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> AnalysisConfig:
-        """Build from a dict; unknown keys are an error (typos must not pass silently)."""
+        """Build from a dict; unknown keys and values of the wrong type are errors naming the
+        field (typos and nonsense must not pass silently)."""
+        if not isinstance(d, dict):
+            raise QrspecError(f"config must be an object (a JSON dict), not {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(set(d) - known, key=str)
         if unknown:
             raise QrspecError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
         d = dict(d)
-        if "charge_model" in d:
-            cm = dict(d["charge_model"])
-            known_cm = {f.name for f in fields(ChargeModelParams)}
-            bad = sorted(set(cm) - known_cm)
-            if bad:
-                raise QrspecError(f"unknown charge_model keys {bad}; known keys are "
-                                  f"{sorted(known_cm)}")
-            d["charge_model"] = ChargeModelParams(**cm)
+        if "charge_model" in d and isinstance(d["charge_model"], dict):
+            d["charge_model"] = _charge_model_from_dict(d["charge_model"])
         return cls(**d)
 
     @classmethod
     def from_json(cls, text: str) -> AnalysisConfig:
-        """Parse JSON text (see :meth:`to_json`)."""
+        """Parse JSON text (see :meth:`to_json`); nesting deeper than :data:`MAX_JSON_DEPTH`
+        is refused."""
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
             raise QrspecError(f"config is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise QrspecError(f"config JSON is nested deeper than {MAX_JSON_DEPTH} levels") \
+                from None
+        if _depth(d) > MAX_JSON_DEPTH:
+            raise QrspecError(f"config JSON is nested deeper than {MAX_JSON_DEPTH} levels")
         if not isinstance(d, dict):
             raise QrspecError("config JSON must be an object")
         return cls.from_dict(d)
 
     @classmethod
     def from_file(cls, path) -> AnalysisConfig:
-        """Read a JSON config file."""
+        """Read a JSON config file: a regular file of at most :data:`MAX_CONFIG_BYTES`, UTF-8.
+
+        A FIFO, device or folder is refused without reading (a FIFO would block for ever)."""
+        name = os.fsdecode(os.fspath(path))
         try:
-            with open(path) as fh:
-                text = fh.read()
+            # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            raise QrspecError(f"{path}: cannot read config ({exc.strerror})") from None
+            raise QrspecError(f"{name}: cannot read config ({exc.strerror})") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise QrspecError(f"{name}: config is not a regular file (a folder, FIFO or "
+                                  "device)")
+            if st.st_size > MAX_CONFIG_BYTES:
+                raise QrspecError(f"{name}: config file size={st.st_size} bytes exceeds "
+                                  f"{MAX_CONFIG_BYTES}")
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                raw = fh.read(MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            raise QrspecError(f"{name}: cannot read config ({exc.strerror})") from None
+        finally:
+            os.close(fd)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise QrspecError(f"{name}: config file exceeds {MAX_CONFIG_BYTES} bytes")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise QrspecError(f"{name}: config is not UTF-8 text ({exc.reason} at byte "
+                              f"{exc.start})") from None
         try:
             return cls.from_json(text)
         except QrspecError as exc:
-            raise QrspecError(f"{path}: {exc}") from None
+            raise QrspecError(f"{name}: {exc}") from None
 
     def replace(self, **changes) -> AnalysisConfig:
         """A copy with some fields changed."""
         d = self.to_dict()
         d.update(changes)
         return AnalysisConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------------- validation
+# Typed checks of every field (issue 16): a bool is not a number, a fraction is not a detector
+# index, a string is not a number. Each rule: field -> (kind, lo, hi, lo_open, hi_open,
+# optional); kind "real" accepts int/float (not bool) and must be finite, "int" accepts
+# integers only. The ranges refuse nonsense; grid-size caps (bin width vs span, g2 range) are
+# checked where the data is known.
+_INF = math.inf
+_CHECKS: dict[str, tuple] = {
+    "bin_width_s": ("real", 0.0, 86400.0, True, False, False),
+    "g2_max_lag_periods": ("int", 2, None, False, False, False),
+    "g2_bin_ns": ("real", 0.0, 1e9, True, False, False),
+    "g2_peak_window_ns": ("real", 0.0, 1e9, True, False, True),
+    "gate_ns": ("real", 0.0, 1e9, False, False, False),
+    "cpa_alpha": ("real", 0.0, 0.5, True, True, False),
+    "cpa_confidence": ("real", 0.0, 1.0, True, True, False),
+    "max_levels": ("int", 1, 20, False, False, False),
+    "min_decay_photons": ("int", 1, None, False, False, False),
+    "charging_window_s": ("real", 0.0, 1e9, True, False, False),
+    "mean_excitations": ("real", 0.0, 50.0, True, True, True),
+    "single_emitter_max_g2": ("real", 0.0, 1.0, True, False, False),
+}
+_CHARGE_MODEL_CHECKS: dict[str, tuple] = {
+    "eps": ("real", 0.0, 1.0, False, False, False),
+    "gamma": ("real", 0.0, 1e3, False, False, False),
+    "qy_x0": ("real", 0.0, 1.0, True, False, False),
+    "beta_xminus": ("real", 0.0, 1e3, True, False, False),
+    "beta_xx": ("real", 0.0, 1e3, True, False, False),
+    "tau_a_xx0_ns": ("real", 0.0, 1e6, True, False, True),
+}
+_VARIANTS = ("capped", "uncapped", "power_law")
+_CHARGE_MODEL_FIELDS = {f.name for f in fields(ChargeModelParams)}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_field(name, v, kind, lo, hi, lo_open, hi_open, optional):
+    if v is None and optional:
+        return
+    ok = _is_int(v) if kind == "int" else _is_real(v)
+    if ok:
+        ok = (lo is None or (v > lo if lo_open else v >= lo)) and \
+             (hi is None or (v < hi if hi_open else v <= hi))
+    if not ok:
+        what = "an integer" if kind == "int" else "a finite number"
+        if lo is not None and hi is not None:
+            rng = f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        elif lo is not None:
+            rng = f" {'>' if lo_open else '>='} {lo:g}"
+        else:
+            rng = ""
+        none = " or null" if optional else ""
+        raise QrspecError(f"{name}={v!r} must be {what}{rng}{none}")
+
+
+def _charge_model_from_dict(cm: dict) -> ChargeModelParams:
+    bad = sorted(set(cm) - _CHARGE_MODEL_FIELDS, key=str)
+    if bad:
+        raise QrspecError(f"unknown charge_model keys {bad}; known keys are "
+                          f"{sorted(_CHARGE_MODEL_FIELDS)}")
+    return ChargeModelParams(**cm)
+
+
+def _check_charge_model(cm: ChargeModelParams) -> None:
+    if not isinstance(cm.variant, str) or cm.variant not in _VARIANTS:
+        raise QrspecError(f"charge_model.variant={cm.variant!r} must be one of "
+                          + ", ".join(repr(v) for v in _VARIANTS))
+    for name, rule in _CHARGE_MODEL_CHECKS.items():
+        if name in _CHARGE_MODEL_FIELDS:
+            _check_field(f"charge_model.{name}", getattr(cm, name), *rule)
+
+
+def _depth(obj, limit: int = MAX_JSON_DEPTH + 1) -> int:
+    """Nesting depth of parsed JSON, counted up to ``limit`` (iterative: no recursion)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, dict | list):
+            deepest = max(deepest, d)
+            if d >= limit:
+                return d
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest

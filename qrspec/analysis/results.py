@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qrspec.io.files import storable_text
+
 __all__ = ["Dataset", "ParticleResult", "SUMMARY_COLUMNS", "summary_dtype"]
 
 
@@ -71,8 +73,9 @@ def summary_row(values: dict) -> np.ndarray:
     for name, kind, _, _ in SUMMARY_COLUMNS:
         v = values.get(name)
         if kind.startswith("S"):
-            s = "" if v is None else str(v)
-            row[name] = s.encode("utf-8", errors="replace")[: int(kind[1:])]
+            # undecodable file-name bytes as \\xNN; never cut a UTF-8 character in two
+            b = storable_text("" if v is None else v).encode("utf-8")[: int(kind[1:])]
+            row[name] = b.decode("utf-8", "ignore").encode("utf-8")
         elif kind == "f8":
             row[name] = math.nan if v is None else float(v)
         elif kind == "i8":

@@ -3,43 +3,41 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from qrspec.cli._options import analysis_options
+from qrspec.cli._options import analysis_options, check_output, display
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+@click.argument("file", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), required=True,
               help="Results HDF5 file for this particle.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary row as JSON.")
 @analysis_options
 def analyze(file, output, overwrite, as_json, config):
     """Analyse one particle: trajectory, levels, decays and lifetimes per state, g2 raw and
-    gated, biexciton lifetimes, n_c(t) and tau_A(t). Writes OUTPUT (HDF5)."""
+    gated, biexciton lifetimes, n_c(t) and tau_A(t). Writes OUTPUT (HDF5).
+
+    Exit code 0 on success; 1 when FILE cannot be analysed or OUTPUT is refused (exists
+    without --overwrite, is FILE itself, a folder, cannot be written: nothing is left behind);
+    2 on bad options.
+    """
     from qrspec.analysis.pipeline import analyze_file
     from qrspec.errors import QrspecError
     from qrspec.store.hdf5 import write_particle_file
 
-    out = Path(output)
-    if out.exists() and not overwrite:
-        raise click.ClickException(f"{out}: exists; use --overwrite to replace it")
+    check_output(output, inputs=[file], overwrite=overwrite)
     try:
         res = analyze_file(file, config)
-    except QrspecError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        write_particle_file(out, res, config.to_json())
-    except OSError as exc:  # disk full, unwritable folder: nothing (partial) is left behind
-        raise click.ClickException(f"{out}: cannot write results ({exc.strerror or exc})") \
-            from None
+        write_particle_file(output, res, config.to_json(), inputs=[file])
+    except QrspecError as exc:  # unreadable input, or the output cannot be written
+        raise click.ClickException(display(str(exc))) from None
     if as_json:
         from qrspec.analysis.results import row_to_dict
 
         click.echo(json.dumps(row_to_dict(res.summary_row())))
     else:
-        click.echo(f"{res.particle_id}: {res.status} -> {out}"
-                   + (f" ({res.error})" if res.error else ""))
+        click.echo(display(f"{res.particle_id}: {res.status} -> {output}"
+                           + (f" ({res.error})" if res.error else "")))

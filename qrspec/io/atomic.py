@@ -72,6 +72,7 @@ ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.E
                                 errno.EPERM, errno.EIO, errno.ENOENT, errno.ENOTDIR,
                                 errno.EFBIG})
 _NAME_MAX = 255
+_EXISTS = "exists; pass overwrite=True (CLI: --overwrite) to replace it"
 
 
 def _fs(path) -> str:
@@ -129,7 +130,7 @@ def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True) ->
                 raise OutputError(path, f"is the input file {_fs(inp)}; refusing to replace "
                                         "an input with results")
         if not overwrite:
-            raise OutputError(path, "exists (use --overwrite to replace it)", errno.EEXIST)
+            raise OutputError(path, _EXISTS, errno.EEXIST)
     parent = path.parent
     if not parent.is_dir():
         raise OutputError(path, f"output folder {_fs(parent)} does not exist", errno.ENOENT)
@@ -177,6 +178,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _disk_full(folder: Path) -> bool:
+    """True when the file system of ``folder`` has less than 64 KiB left for us."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 16)
+
+
 def _reason(exc: OSError, tmp: Path | None) -> str:
     what = exc.strerror or str(exc) or type(exc).__name__
     other = exc.filename
@@ -191,8 +201,11 @@ def _commit(tmp: Path, path: Path, *, verify, inputs, overwrite: bool) -> None:
         try:
             verify(tmp)
         except Exception as exc:
-            raise OutputError(path, f"the written file failed verification "
-                                    f"({type(exc).__name__}: {exc})") from exc
+            what = f"the written file failed verification ({type(exc).__name__}: {exc})"
+            if _disk_full(path.parent):  # a writer lost the ENOSPC (PyTables does)
+                raise OutputError(path, f"No space left on device ({what})",
+                                  errno.ENOSPC) from exc
+            raise OutputError(path, what) from exc
     # the inputs again: something may have renamed an input onto the target meanwhile
     for inp in inputs:
         if same_file(path, inp):
@@ -204,14 +217,14 @@ def _commit(tmp: Path, path: Path, *, verify, inputs, overwrite: bool) -> None:
         try:
             os.link(tmp, path)  # atomic create-if-absent: never clobbers a file made meanwhile
         except FileExistsError:
-            raise OutputError(path, "exists (use --overwrite to replace it)",
+            raise OutputError(path, _EXISTS,
                               errno.EEXIST) from None
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
                                  errno.EMLINK):
                 raise
             if os.path.lexists(path):  # no hard links here (FAT, some FUSE): check + rename
-                raise OutputError(path, "exists (use --overwrite to replace it)",
+                raise OutputError(path, _EXISTS,
                                   errno.EEXIST) from None
             os.replace(tmp, path)
         else:
@@ -438,29 +451,64 @@ def atomic_h5(path, *, verify: Callable | None = None, inputs: Iterable = (),
             os.close(fd)
 
 
-def verify_h5(path, *, read_data: bool = True, block_bytes: int = 1 << 26) -> None:
+def verify_h5(path, *, read_data: bool = True, expected: dict | None = None,
+              block_bytes: int = 1 << 26) -> None:
     """Reopen an HDF5 file and walk it; read every dataset (in blocks) when ``read_data``.
 
-    Raises whatever h5py raises on a damaged file (``OSError``, ``RuntimeError``,
-    ``KeyError``); :func:`atomic_output` turns that into a failed verification.
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    read_data : bool
+        Read every dataset (decompress every chunk), not only the metadata.
+    expected : dict, optional
+        ``"group/name" -> array``: those datasets must exist and equal the arrays (compared
+        block by block, so memory stays bounded).
+    block_bytes : int
+        Read size.
+
+    Raises
+    ------
+    ValueError
+        An expected dataset is missing or differs.
+    OSError, RuntimeError, KeyError
+        What h5py raises on a damaged file. :func:`atomic_output` turns any of these into a
+        failed verification.
     """
     import h5py
     import numpy as np
 
-    def check(name, obj):
-        if not isinstance(obj, h5py.Dataset) or not read_data or obj.size == 0:
-            return
-        if obj.shape == () or obj.ndim == 0:
-            obj[()]
-            return
+    expected = dict(expected or {})
+
+    def blocks(obj):
         row = max(obj.dtype.itemsize * int(np.prod(obj.shape[1:], dtype=np.int64)), 1)
         step = max(block_bytes // row, 1)
         for i in range(0, obj.shape[0], step):
-            obj[i:i + step]
+            yield i, obj[i:i + step]
+
+    def check(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        want = expected.pop(name, None)
+        if want is not None:
+            want = np.asarray(want)
+            if obj.shape != want.shape:
+                raise ValueError(f"{name}: shape {obj.shape} != {want.shape} written")
+            for i, got in blocks(obj):
+                if not np.array_equal(got, want[i:i + len(got)]):
+                    raise ValueError(f"{name}: rows from {i} differ from the data written")
+        elif read_data and obj.size:
+            if obj.ndim == 0:
+                obj[()]
+            else:
+                for _ in blocks(obj):
+                    pass
 
     with h5py.File(path, "r") as f:
         dict(f.attrs)
         f.visititems(check)
+    if expected:
+        raise ValueError(f"datasets {sorted(expected)} are missing")
 
 
 # --------------------------------------------------------------------------- stale temps

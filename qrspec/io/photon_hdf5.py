@@ -411,8 +411,12 @@ def export_photon_hdf5(photons_or_path, out_path, *, overwrite: bool = False,
                        laser_repetition_rate_hz: float | None = None) -> Path:
     """Write photons to a validated Photon-HDF5 file.
 
-    The file is written by phconvert to ``<out_path>.partial``, validated by phconvert, and
-    renamed to ``out_path``; on any error the partial file is removed.
+    The file is written by phconvert to a temp file next to ``out_path``
+    (:func:`qrspec.io.atomic.atomic_output`), validated by phconvert, fsynced, read back
+    (every dataset decodes and the photon arrays equal the exported ones: a full disk or any
+    other write error is caught here even when PyTables does not report it) and renamed to
+    ``out_path``; on any error the temp file is removed and ``out_path`` is untouched. The
+    output never replaces the input file (compared by identity).
 
     Parameters
     ----------
@@ -450,57 +454,100 @@ def export_photon_hdf5(photons_or_path, out_path, *, overwrite: bool = False,
     Raises
     ------
     QrspecError
-        Unreadable input (names the file), no photons, existing output without ``overwrite``,
-        missing output folder, bad option, or a file that fails Photon-HDF5 validation.
+        Unreadable input (names the file), no photons, bad option, or a file that fails
+        Photon-HDF5 validation.
+    OutputError
+        (a QrspecError) existing output without ``overwrite``, the output is the input, a
+        folder or a device, missing output folder, or the file cannot be written (e.g. "No
+        space left on device"); nothing is left behind.
     """
+    from qrspec.io.atomic import atomic_output, check_output_path
+
     if markers not in MARKER_MODES:
         raise QrspecError(f"markers={markers!r} must be one of {MARKER_MODES}")
     if compression not in COMPRESSION:
         raise QrspecError(f"compression={compression!r} must be one of {tuple(COMPRESSION)}")
-    out = Path(out_path)
-    if out.is_dir():
-        raise QrspecError(f"{out}: output path is a directory")
-    if out.exists() and not overwrite:
-        raise QrspecError(f"{out}: output file exists; pass overwrite=True "
-                          "(CLI: --overwrite) to replace it")
-    if not out.parent.is_dir():
-        raise QrspecError(f"{out}: output folder {out.parent} does not exist")
-    if isinstance(photons_or_path, str | os.PathLike) and out.exists() \
-            and os.path.exists(photons_or_path) and os.path.samefile(photons_or_path, out):
-        raise QrspecError(f"{out}: output would overwrite the input file")
+    inputs = [photons_or_path] if isinstance(photons_or_path, str | os.PathLike) else []
+    out = check_output_path(out_path, inputs=inputs, overwrite=overwrite)
     p = _load(photons_or_path)
     if p.size == 0:
         raise QrspecError(f"{p.source or 'photons'}: no photons to export")
+    if p.source:
+        inputs.append(p.source)
 
     data, titles = _build_dict(p, markers=markers, author=author,
                                author_affiliation=author_affiliation, sample_name=sample_name,
                                description=description,
                                laser_repetition_rate_hz=laser_repetition_rate_hz)
     ph = _phconvert_hdf5()
-    partial = out.with_name(out.name + ".partial")
-    h5 = None
-    try:
-        partial.unlink(missing_ok=True)
+    pd = data["photon_data"]
+    expected = {"photon_data/timestamps": pd["timestamps"],
+                "photon_data/detectors": pd["detectors"]}
+    if "nanotimes" in pd:
+        expected["photon_data/nanotimes"] = pd["nanotimes"]
+
+    def verify(tmp):
+        _verify_written(tmp, expected)
+
+    with atomic_output(out, verify=verify, inputs=inputs, overwrite=overwrite) as tmp:
+        h5 = None
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # phconvert prints "Saving: ..."
-                h5 = ph.save_photon_hdf5(data, h5_fname=str(partial), overwrite=True,
+                h5 = ph.save_photon_hdf5(data, h5_fname=str(tmp), overwrite=True,
                                          compression=dict(COMPRESSION[compression]),
                                          close=False, validate=True, warnings=False)
+            _finish(h5, ph, out, titles)
+            h5.close()
         except (ph.Invalid_PhotonHDF5, ValueError) as exc:
             raise QrspecError(f"{out}: phconvert could not write a valid Photon-HDF5 file: "
                               f"{exc}") from exc
+        except RuntimeError as exc:  # PyTables' HDF5ExtError: e.g. a write that failed
+            raise _hdf5_write_error(out, exc) from exc
         finally:
             if h5 is None:
                 h5 = data.get("_data_file")
-        _finish(h5, ph, out, titles)
-        h5.close()
-        os.replace(partial, out)
-    finally:
-        if h5 is not None and h5.isopen:
-            h5.close()
-        partial.unlink(missing_ok=True)
+            if h5 is not None and h5.isopen:
+                with contextlib.suppress(Exception):
+                    h5.close()
     logger.info("%s: wrote %d photons (%s, markers=%s)", out, p.size, compression, markers)
     return out
+
+
+def _verify_written(path, expected: dict, block_bytes: int = 1 << 26) -> None:
+    """Read the written file back with PyTables (which also reads blosc): every array decodes,
+    and the ``expected`` ones (the photon arrays) equal what was exported, block by block."""
+    import tables
+
+    expected = dict(expected)
+    with tables.open_file(str(path), "r") as h5:
+        for leaf in h5.walk_nodes("/", "Leaf"):
+            name = leaf._v_pathname.lstrip("/")
+            want = expected.pop(name, None)
+            if not leaf.shape:
+                leaf.read()
+                continue
+            if want is not None and tuple(leaf.shape) != np.shape(want):
+                raise ValueError(f"{name}: shape {leaf.shape} != {np.shape(want)} exported")
+            row = max(leaf.dtype.itemsize * int(np.prod(leaf.shape[1:], dtype=np.int64)), 1)
+            step = max(block_bytes // row, 1)
+            for i in range(0, leaf.shape[0], step):
+                got = leaf.read(i, i + step)
+                if want is not None and not np.array_equal(got, want[i:i + step]):
+                    raise ValueError(f"{name}: rows from {i} differ from the exported photons")
+    if expected:
+        raise ValueError(f"arrays {sorted(expected)} are missing")
+
+
+def _hdf5_write_error(out: Path, exc: Exception):
+    """An :class:`~qrspec.errors.OutputError` from a PyTables/HDF5 error, with the system error
+    HDF5 reports (``error message = 'No space left on device'``) when there is one."""
+    import re
+
+    from qrspec.errors import OutputError
+
+    m = re.search(r"error message = '([^']*)'", str(exc))
+    reason = m.group(1) if m else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return OutputError(out, f"HDF5 write failed: {reason}")
 
 
 def _finish(h5, ph, out: Path, titles: dict) -> None:

@@ -11,8 +11,8 @@ Layout of a results file (``format = "qrspec-results"``, ``format_version = "1"`
         trace/..., levels/..., decays/..., g2/..., g2_gated/..., fits/..., charging/...
         (every dataset has `units` and `description` attributes)
 
-Every file is written to ``<name>.<pid>.partial`` and renamed into place (``os.replace``), so a
-reader never sees a half-written file.
+Every file is written by :func:`qrspec.io.atomic.atomic_h5` (temp file, fsync, read back, rename),
+so a reader never sees a half-written file and a full disk is a clean error.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 
 from qrspec.analysis.results import SUMMARY_COLUMNS, ParticleResult, summary_dtype
+from qrspec.io.files import storable_text
 
 __all__ = ["write_particle_file", "merge_results", "read_results", "Results",
            "export_summary_csv", "group_statistics", "FORMAT", "FORMAT_VERSION"]
@@ -47,19 +48,18 @@ def _version() -> str:
 
 
 @contextmanager
-def atomic_h5(path):
-    """Open ``<path>.<pid>.partial`` for writing; rename to ``path`` only if the block succeeds."""
-    path = Path(path)
-    # the process id keeps two writers of the same file (e.g. an orphaned worker of a killed
-    # batch and the resumed batch) from truncating each other's partial file
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    try:
-        with h5py.File(partial, "w") as f:
-            yield f
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
+def atomic_h5(path, *, inputs=()):
+    """Open a temp file for writing; publish it as ``path`` only if the block succeeds.
+
+    :func:`qrspec.io.atomic.atomic_h5`: temp file ``<name>.<pid>.<token>.partial`` in the same
+    folder, fsync, reopened and read back, renamed; a full disk or any other write error is an
+    :class:`~qrspec.errors.OutputError` naming ``path`` (never h5py's segfault), and ``path``
+    never replaces one of ``inputs``.
+    """
+    from qrspec.io.atomic import atomic_h5 as _atomic_h5
+
+    with _atomic_h5(path, inputs=inputs) as h:
+        yield h.file
 
 
 def _root_attrs(f, config_json: str, kind: str = FORMAT):
@@ -78,12 +78,13 @@ def _write_summary(f, rows: np.ndarray):
 
 
 def _write_particle_group(g, res: ParticleResult):
-    g.attrs["source_path"] = res.source
+    # storable_text: a file name with undecodable bytes is kept as \\xNN (h5py needs UTF-8)
+    g.attrs["source_path"] = storable_text(res.source)
     g.attrs["source_sha256"] = res.source_sha256
-    g.attrs["group"] = res.group
+    g.attrs["group"] = storable_text(res.group)
     g.attrs["status"] = res.status
-    g.attrs["error"] = res.error
-    g.attrs["traceback"] = res.traceback
+    g.attrs["error"] = storable_text(res.error)
+    g.attrs["traceback"] = storable_text(res.traceback)
     for name, ds in res.datasets.items():
         data = np.asarray(ds.data)
         kw = {"compression": "gzip", "compression_opts": 1, "shuffle": True} \
@@ -92,17 +93,19 @@ def _write_particle_group(g, res: ParticleResult):
         d.attrs["units"] = ds.units
         d.attrs["description"] = ds.description
         for k, v in ds.attrs.items():
-            d.attrs[k] = v
+            d.attrs[k] = storable_text(v) if isinstance(v, str) else v
     for gname, attrs in res.attrs.items():
         sub = g.require_group(gname)
         for k, v in attrs.items():
-            sub.attrs[k] = v
+            sub.attrs[k] = storable_text(v) if isinstance(v, str) else v
 
 
-def write_particle_file(path, res: ParticleResult, config_json: str = "{}") -> Path:
-    """Write one particle's results as a standalone results file (atomically)."""
+def write_particle_file(path, res: ParticleResult, config_json: str = "{}", *,
+                        inputs=()) -> Path:
+    """Write one particle's results as a standalone results file (atomically; never onto one
+    of ``inputs``)."""
     path = Path(path)
-    with atomic_h5(path) as f:
+    with atomic_h5(path, inputs=inputs) as f:
         _root_attrs(f, config_json)
         _write_summary(f, np.asarray([res.summary_row()], summary_dtype()))
         _write_particle_group(f.create_group(f"particles/{res.particle_id}"), res)
@@ -262,19 +265,16 @@ def read_results(path) -> Results:
 
 def export_summary_csv(results_path, csv_path) -> Path:
     """Write ``/summary`` of a results file as CSV (atomically)."""
+    from qrspec.io.atomic import atomic_output
+
     res = read_results(results_path)
     csv_path = Path(csv_path)
-    partial = csv_path.with_name(csv_path.name + ".partial")
-    try:
-        with open(partial, "w", newline="") as fh:
+    with atomic_output(csv_path, inputs=[results_path]) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
             w = csv.writer(fh)
             names = res.summary.dtype.names
             w.writerow(names)
             for row in res.summary:
                 w.writerow([row[n].item() if hasattr(row[n], "item") else row[n]
                             for n in names])
-        os.replace(partial, csv_path)
-    finally:
-        if partial.exists():
-            partial.unlink()
     return csv_path
