@@ -187,10 +187,11 @@ def _disk_full(folder: Path) -> bool:
     return st.f_bavail * st.f_frsize < (1 << 16)
 
 
-def _reason(exc: OSError, tmp: Path | None) -> str:
+def _reason(exc: OSError, *ours: Path) -> str:
+    """The cause of ``exc``; the file it names is added unless it is the target or its temp."""
     what = exc.strerror or str(exc) or type(exc).__name__
     other = exc.filename
-    if other is not None and (tmp is None or _fs(other) != _fs(tmp)):
+    if other is not None and _fs(other) not in {_fs(p) for p in ours}:
         what += f" ({_fs(other)})"
     return what
 
@@ -279,12 +280,12 @@ def atomic_output(path, *, verify: Callable | None = None, inputs: Iterable = ()
     try:
         tmp = _create_temp(path)
     except OSError as exc:
-        raise OutputError(path, _reason(exc, None), exc.errno) from None
+        raise OutputError(path, _reason(exc, path), exc.errno) from None
     try:
         yield tmp
         _commit(tmp, path, verify=verify, inputs=inputs, overwrite=overwrite)
     except OSError as exc:
-        raise OutputError(path, _reason(exc, tmp), exc.errno) from exc
+        raise OutputError(path, _reason(exc, path, tmp), exc.errno) from exc
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
