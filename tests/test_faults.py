@@ -273,14 +273,13 @@ def test_issue_16_sigint_mid_batch_then_resume(population, reference, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["before_replace:1", "before_replace:2", "before_replace:3",
-                                   "mid_merge:2", "mid_merge:4"])
+@pytest.mark.parametrize("fault", ["before_replace:1", "before_replace:3", "mid_merge:3"])
 def test_issue_10_kill9_sweep_merge_points(population, reference, tmp_path, fault):
     kill_and_resume(population, tmp_path, reference, fault=fault)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("seed", range(1))
 def test_issue_10_kill9_sweep_random_times(population, reference, tmp_path, seed):
     kill_and_resume(population, tmp_path, reference, sig=signal.SIGKILL,
                     rng=np.random.default_rng(seed))
@@ -535,27 +534,37 @@ def _others_same(got: dict, ref: dict, skip: str):
                         {k: v for k, v in ref.items() if k != skip})
 
 
-@pytest.mark.parametrize("how", ["hang", "sigstop"])
-def test_issue_16_stuck_worker_times_out(population, reference, tmp_path, monkeypatch, how):
-    """A worker that hangs, or is stopped (SIGSTOP), past timeout_s is killed; its particle is
-    a failed row, every other particle completes, and resume retries it."""
-    if how == "hang":
-        _patch_analysis(monkeypatch, "p3", lambda: time.sleep(3600))
-    else:
-        _patch_analysis(monkeypatch, "p3", lambda: os.kill(os.getpid(), signal.SIGSTOP))
+def test_issue_16_stuck_workers_time_out(population, reference, tmp_path, monkeypatch):
+    """A worker that hangs (p3) and one that is stopped with SIGSTOP (p1), past timeout_s:
+    both are killed, their particles are failed rows saying why, every other particle
+    completes, and resume retries them."""
+    import qrspec.analysis.pipeline as pipeline
+
+    real = pipeline.analyze_file
+
+    def analyze_file(path, config=None, **kw):
+        if kw.get("particle_id") == "p3":
+            time.sleep(3600)
+        elif kw.get("particle_id") == "p1":
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return real(path, config, **kw)
+
+    monkeypatch.setattr(pipeline, "analyze_file", analyze_file)
     out = tmp_path / "out.h5"
     t0 = time.monotonic()
     rep = run_batch([population], out, jobs=2, timeout_s=8.0)
     assert time.monotonic() - t0 < 60
     got = _rows(out)
-    assert rep.n_failed == 2 and str(got["p3"]["status"]) == "failed"
-    state = "still running" if how == "hang" else "stopped"
-    assert f"timed out after 8 s (timeout_s; the worker was {state} and was killed)" \
-        in str(got["p3"]["error"])
-    _others_same(got, reference, "p3")
+    assert rep.n_failed == 3 and rep.n_ok == N_GOOD - 2
+    for pid, state in (("p3", "still running"), ("p1", "stopped")):
+        assert str(got[pid]["status"]) == "failed"
+        assert f"timed out after 8 s (timeout_s; the worker was {state} and was killed)" \
+            in str(got[pid]["error"])
+    assert_same_results({k: v for k, v in got.items() if k not in ("p1", "p3")},
+                        {k: v for k, v in reference.items() if k not in ("p1", "p3")})
     monkeypatch.undo()
     rep = run_batch([population], out, jobs=2, resume=True)
-    assert rep.n_skipped == N_GOOD - 1
+    assert rep.n_skipped == N_GOOD - 2
     assert_same_results(_rows(out), reference)
 
 
@@ -656,6 +665,7 @@ def test_issue_16_batch_output_locked(population, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
     assert lock.read_text().split()[0] == str(holder.pid)  # stale: its holder is dead
     rep = run_batch([population / "a"], out)
     assert rep.n_ok == 3 and not lock.exists()
@@ -762,3 +772,50 @@ def test_issue_16_undecodable_file_name_batch(population, tmp_path):
     shown = os.fsdecode(raw).encode("utf-8", "surrogateescape").decode("utf-8",
                                                                       "backslashreplace")
     assert r.exit_code == 0 and r.output.startswith(f"caf: ok -> {shown}.h5"), r.output
+
+
+# --------------------------------------------------------------------------- a real full disk
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "qrspec", *map(str, args)], env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _assert_clean_failure(r, target: Path):
+    """Exit 1, one message naming the file and the cause, no traceback, no h5py noise."""
+    assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
+    assert f"{target}: cannot write" in r.stderr and "No space left on device" in r.stderr, \
+        r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("command", ["analyze", "export-photon-hdf5"])
+def test_issue_16_disk_full_single_file(population, small_tmpfs, command):
+    """`analyze` segfaulted (exit 139, h5py close) and `export-photon-hdf5` exited 0 with a
+    corrupt file on a full disk. Now: exit 1, the message, nothing left on the disk."""
+    disk = small_tmpfs("200k")  # the results file of a 2 s particle is ~250 kB
+    out = disk / "out.h5"
+    r = _cli(command, population / "a" / "p0.ptu", "-o", out)
+    _assert_clean_failure(r, out)
+    assert list(disk.iterdir()) == []
+
+
+def test_issue_16_disk_full_batch_then_resume(population, reference, small_tmpfs):
+    """A batch that fills the disk stops with exit 1 and the --resume advice; every file left
+    is a valid results file (parts, possibly a checkpointed output), no temp file; after space
+    is freed, --resume finishes with the uninterrupted results."""
+    disk = small_tmpfs("1m")  # a few of the ~250 kB part files fit, the merged output not
+    out = disk / "out.h5"
+    r = _cli("batch", population, "-o", out, "-j", "2", "--no-progress")
+    _assert_clean_failure(r, out)
+    assert "rerun with --resume" in r.stderr
+    left = [p for p in disk.rglob("*") if p.is_file()]
+    assert not [p for p in left if p.name.endswith(".partial")]
+    assert not (disk / "out.h5.lock").exists()
+    for p in left:
+        read_results(p)  # every file left behind is complete
+    assert subprocess.run(["mount", "-o", "remount,size=20m", str(disk)]).returncode == 0
+    r = _cli("batch", population, "-o", out, "-j", "2", "--no-progress", "--resume")
+    assert r.returncode == 3, r.stderr[-3000:]
+    assert_same_results(_rows(out), reference)

@@ -49,7 +49,12 @@ import h5py
 
 from qrspec.analysis.results import ParticleResult
 from qrspec.errors import OutputError, QrspecError
-from qrspec.io.atomic import ENVIRONMENT_ERRNOS, check_output_path, remove_stale_temps
+from qrspec.io.atomic import (
+    ENVIRONMENT_ERRNOS,
+    check_output_path,
+    remove_stale_temps,
+    remove_stale_temps_in,
+)
 from qrspec.io.files import check_particle_id, sanitize_id, sha256_file
 from qrspec.store.hdf5 import copy_particle_to_part, merge_results_from, write_particle_file
 
@@ -405,6 +410,7 @@ def run_batch(
             if overwrite and parts_dir.exists():
                 shutil.rmtree(parts_dir)
             parts_dir.mkdir(exist_ok=True)
+            remove_stale_temps_in(parts_dir)  # of workers killed with an earlier batch
         report = _run_locked(items, output, parts_dir, config_json, jobs=jobs, resume=resume,
                              progress=progress, checkpoint_s=checkpoint_s, executor=executor,
                              timeout_s=timeout_s, memory_limit_mb=memory_limit_mb)
@@ -599,7 +605,10 @@ def _worker_main(conn, parent_pid: int, memory_limit_mb: int, config_json: str) 
     """Worker process: analyse the particles sent on ``conn`` one at a time, answer each with
     ``("done", pid, status, error)``, or ``("error", exception)`` when the part file cannot be
     written for a reason that stops the batch (disk full)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch process's to handle
+    # Ctrl-C is the batch process's to handle (it kills the workers). SIGINT arrives blocked
+    # (see _Worker): ignore it before unblocking, so no worker ever prints a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _watch_parent(parent_pid)
     if memory_limit_mb:
         import resource
@@ -635,7 +644,11 @@ class _Worker:
         self.proc = ctx.Process(target=_worker_main, name="qrspec-batch-worker",
                                 args=(child, parent_pid, memory_limit_mb, config_json),
                                 daemon=True)
-        self.proc.start()
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         child.close()
         self.item: ParticleInput | None = None
         self.started = 0.0
@@ -743,6 +756,7 @@ def _run_workers(items, config_json, parts_dir: Path, jobs: int, finish, tick, *
                 logger.warning("%s: %s", it.particle_id, reason)
                 w.kill()
                 workers.remove(w)
+                remove_stale_temps_in(parts_dir)
                 record_failure(it, reason)
                 if queue:
                     feed(start_worker())
@@ -754,6 +768,7 @@ def _run_workers(items, config_json, parts_dir: Path, jobs: int, finish, tick, *
                     w.conn.send(None)
                 w.proc.join(timeout=2)
             w.kill()
+        remove_stale_temps_in(parts_dir)  # temp files of workers killed while writing
 
 
 def _is_stopped(pid: int) -> bool:

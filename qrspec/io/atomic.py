@@ -59,7 +59,8 @@ from pathlib import Path
 from qrspec.errors import OutputError
 
 __all__ = ["atomic_output", "atomic_h5", "atomic_write_bytes", "AtomicH5", "check_output_path",
-           "same_file", "remove_stale_temps", "verify_h5", "TEMP_SUFFIX", "ENVIRONMENT_ERRNOS"]
+           "same_file", "remove_stale_temps", "remove_stale_temps_in", "verify_h5",
+           "TEMP_SUFFIX", "ENVIRONMENT_ERRNOS"]
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +268,9 @@ def atomic_output(path, *, verify: Callable | None = None, inputs: Iterable = ()
         The target is refused (see :func:`check_output_path`), the temp file cannot be
         created or written (the message names ``path`` and the cause, e.g. "No space left on
         device"), or the verification failed. Exceptions other than ``OSError`` raised in the
-        ``with`` block propagate unchanged (after the temp file is removed).
+        ``with`` block propagate unchanged (after the temp file is removed), unless the file
+        system is full: then they are reported as "No space left on device" (some writers,
+        e.g. PyTables, lose the ENOSPC and fail later with another error).
 
     Examples
     --------
@@ -286,6 +289,13 @@ def atomic_output(path, *, verify: Callable | None = None, inputs: Iterable = ()
         _commit(tmp, path, verify=verify, inputs=inputs, overwrite=overwrite)
     except OSError as exc:
         raise OutputError(path, _reason(exc, path, tmp), exc.errno) from exc
+    except OutputError:
+        raise
+    except Exception as exc:
+        if _disk_full(path.parent):  # the writer lost an ENOSPC and failed later (PyTables)
+            raise OutputError(path, f"No space left on device ({type(exc).__name__}: {exc})",
+                              errno.ENOSPC) from exc
+        raise
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -515,30 +525,52 @@ def verify_h5(path, *, read_data: bool = True, expected: dict | None = None,
 # --------------------------------------------------------------------------- stale temps
 
 
+def _temp_pid(name: str) -> int | None:
+    """The writer pid of a temp file name ``<target>.<pid>.<token>.partial`` (or the older
+    ``<target>.<pid>.partial``), None when the name is not one."""
+    if not name.endswith(TEMP_SUFFIX):
+        return None
+    parts = name[:-len(TEMP_SUFFIX)].split(".")
+    if len(parts) >= 3 and parts[-2].isdigit() and len(parts[-1]) == 8:
+        return int(parts[-2])
+    if len(parts) >= 2 and parts[-1].isdigit():
+        return int(parts[-1])
+    return None
+
+
+def _remove_if_stale(p: Path) -> bool:
+    pid = _temp_pid(p.name)
+    if pid is None or pid == os.getpid() or _pid_alive(pid):
+        return False
+    try:
+        p.unlink()
+    except OSError:
+        return False
+    logger.info("%s: removed the temp file of a dead writer (pid %s)", p, pid)
+    return True
+
+
 def remove_stale_temps(path) -> list[Path]:
     """Delete temp files of ``path`` (``<name>.<pid>[.<token>].partial``) whose writer process
     no longer exists (a writer killed with SIGKILL cannot clean up). Temp files of live
     processes, and names that do not parse, are left alone. Returns the removed files."""
     path = Path(_fs(path))
-    removed = []
     prefix = path.name + "."
     try:
-        candidates = [p for p in path.parent.iterdir()
-                      if p.name.startswith(prefix) and p.name.endswith(TEMP_SUFFIX)]
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
     except OSError:
-        return removed
-    for p in candidates:
-        middle = p.name[len(prefix):-len(TEMP_SUFFIX)]
-        pid_text = middle.split(".", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        if _pid_alive(int(pid_text)):
-            continue
-        with contextlib.suppress(OSError):
-            p.unlink()
-            removed.append(p)
-            logger.info("%s: removed the temp file of a dead writer (pid %s)", p, pid_text)
-    return removed
+        return []
+    return [p for p in candidates
+            if p.name[len(prefix):].count(".") <= 2 and _remove_if_stale(p)]
+
+
+def remove_stale_temps_in(folder) -> list[Path]:
+    """:func:`remove_stale_temps` for every file of ``folder`` (e.g. a batch's part files)."""
+    try:
+        candidates = list(Path(_fs(folder)).iterdir())
+    except OSError:
+        return []
+    return [p for p in candidates if _remove_if_stale(p)]
 
 
 def _pid_alive(pid: int) -> bool:
