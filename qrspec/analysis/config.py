@@ -7,6 +7,7 @@ from the file when the field is ``None``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import numbers
@@ -109,7 +110,7 @@ class AnalysisConfig:
         elif not isinstance(cm, ChargeModelParams):
             raise QrspecError(f"charge_model={cm!r} must be an object of charge-model "
                               f"parameters (keys {sorted(_CHARGE_MODEL_FIELDS)})")
-        _check_charge_model(cm)
+        cm = _check_charge_model(cm)
         object.__setattr__(self, "charge_model", cm)
         d = self.detectors
         if hasattr(d, "tolist") and getattr(d, "ndim", None) == 1:  # a numpy array
@@ -119,8 +120,8 @@ class AnalysisConfig:
             raise QrspecError(f"detectors={d!r} must be two different 0-based detector "
                               f"indices (integers 0..{MAX_DETECTOR})")
         object.__setattr__(self, "detectors", tuple(int(x) for x in d))
-        for name, (kind, lo, hi, lo_open, hi_open, optional) in _CHECKS.items():
-            _check_field(name, getattr(self, name), kind, lo, hi, lo_open, hi_open, optional)
+        for name, rule in _CHECKS.items():
+            object.__setattr__(self, name, _check_field(name, getattr(self, name), *rule))
         if self.fit_method not in ("mle", "lsq"):
             raise QrspecError(f"fit_method={self.fit_method!r} must be 'mle' or 'lsq'")
 
@@ -255,8 +256,9 @@ def _is_real(v) -> bool:
 
 
 def _check_field(name, v, kind, lo, hi, lo_open, hi_open, optional):
+    """``v`` as a plain int or float (numpy scalars too), or a QrspecError naming ``name``."""
     if v is None and optional:
-        return
+        return None
     ok = _is_int(v) if kind == "int" else _is_real(v)
     if ok:
         ok = (lo is None or (v > lo if lo_open else v >= lo)) and \
@@ -271,6 +273,7 @@ def _check_field(name, v, kind, lo, hi, lo_open, hi_open, optional):
             rng = ""
         none = " or null" if optional else ""
         raise QrspecError(f"{name}={v!r} must be {what}{rng}{none}")
+    return int(v) if kind == "int" else float(v)
 
 
 def _charge_model_from_dict(cm: dict) -> ChargeModelParams:
@@ -281,13 +284,13 @@ def _charge_model_from_dict(cm: dict) -> ChargeModelParams:
     return ChargeModelParams(**cm)
 
 
-def _check_charge_model(cm: ChargeModelParams) -> None:
+def _check_charge_model(cm: ChargeModelParams) -> ChargeModelParams:
     if not isinstance(cm.variant, str) or cm.variant not in _VARIANTS:
         raise QrspecError(f"charge_model.variant={cm.variant!r} must be one of "
                           + ", ".join(repr(v) for v in _VARIANTS))
-    for name, rule in _CHARGE_MODEL_CHECKS.items():
-        if name in _CHARGE_MODEL_FIELDS:
-            _check_field(f"charge_model.{name}", getattr(cm, name), *rule)
+    checked = {name: _check_field(f"charge_model.{name}", getattr(cm, name), *rule)
+               for name, rule in _CHARGE_MODEL_CHECKS.items() if name in _CHARGE_MODEL_FIELDS}
+    return dataclasses.replace(cm, **checked)
 
 
 def _depth(obj, limit: int = MAX_JSON_DEPTH + 1) -> int:

@@ -36,6 +36,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import time
 import traceback
 from collections import deque
@@ -55,7 +56,7 @@ from qrspec.io.atomic import (
     remove_stale_temps,
     remove_stale_temps_in,
 )
-from qrspec.io.files import check_particle_id, sanitize_id, sha256_file
+from qrspec.io.files import check_particle_id, sanitize_id, sha256_file, storable_text
 from qrspec.store.hdf5 import copy_particle_to_part, merge_results_from, write_particle_file
 
 __all__ = ["ParticleInput", "collect_inputs", "run_batch", "BatchReport", "sanitize_id",
@@ -159,6 +160,9 @@ def _analyze_result(item: ParticleInput, config_json: str) -> ParticleResult:
         # no cleanup) to check that the batch records the particle as failed
         os._exit(139)
     try:
+        if not _is_regular(item.path):  # a FIFO would block the worker (until its timeout)
+            return failed_result(item, f"{storable_text(item.path)}: not a regular file (a "
+                                       "FIFO, device or socket)")
         config = AnalysisConfig.from_json(config_json)
         return analyze_file(item.path, config, particle_id=item.particle_id, group=item.group)
     except Exception as exc:  # one bad particle must never stop the batch: record it
@@ -198,7 +202,7 @@ def _write_part(item: ParticleInput, res: ParticleResult, config_json: str, part
 def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleResult:
     """A ParticleResult recording a failure."""
     try:
-        sha = sha256_file(item.path)
+        sha = sha256_file(item.path) if _is_regular(item.path) else ""
     except OSError:
         sha = ""
     return ParticleResult(particle_id=item.particle_id, group=item.group, source=item.path,
@@ -246,6 +250,13 @@ def _summary_ids(f: h5py.File, path: Path) -> list[tuple[str, str]]:
         pid = check_particle_id(r["particle_id"], str(path))
         out.append((pid, r["status"].decode("utf-8", "replace")))
     return out
+
+
+def _is_regular(path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # missing or unreadable: the reader says so, naming the file
 
 
 def _complete_in_output(output: Path) -> dict[str, str]:
@@ -399,7 +410,7 @@ def run_batch(
     items = collect_inputs(inputs, group_by=group_by)
     if not items:
         raise QrspecError("no TTTR files found in the inputs")
-    check_output_path(output, inputs=[it.path for it in items], overwrite=True)
+    check_output_path(output, inputs=[it.path for it in items], overwrite=True, probe=True)
     parts_dir = output.with_name(output.name + ".parts")
     with _BatchLock(output):
         if output.exists() and not (resume or overwrite):
@@ -505,7 +516,8 @@ class _BatchLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
                              0o666)
             except OSError as exc:
-                raise OutputError(self.path, exc.strerror or str(exc), exc.errno) from None
+                raise OutputError(self.output, f"cannot create the lock file {self.path} "
+                                               f"({exc.strerror or exc})", exc.errno) from None
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:

@@ -87,11 +87,12 @@ def display(text) -> str:
 
 def check_output(output, *, inputs=(), overwrite: bool = False) -> None:
     """Refuse an output before any work: a folder, a device, an input file (by identity),
-    an existing file without ``--overwrite``, a missing folder. Exit 1 with the reason."""
+    an existing file without ``--overwrite``, a missing or unwritable folder. Exit 1 with the
+    reason."""
     from qrspec.errors import QrspecError
     from qrspec.io.atomic import check_output_path
 
     try:
-        check_output_path(output, inputs=inputs, overwrite=overwrite)
+        check_output_path(output, inputs=inputs, overwrite=overwrite, probe=True)
     except QrspecError as exc:
         raise click.ClickException(display(str(exc))) from None

@@ -91,7 +91,8 @@ def same_file(a, b) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True) -> Path:
+def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True,
+                      probe: bool = False) -> Path:
     """Refuse an output path that must not be written (before any work is done).
 
     Parameters
@@ -102,6 +103,9 @@ def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True) ->
         Files the output must never replace (compared by identity, :func:`same_file`).
     overwrite : bool
         When False, an existing ``path`` is refused too.
+    probe : bool
+        Also create and remove a temp file next to ``path``: proves that the folder is
+        writable (not ``/proc``, not read-only, permissions) before hours of work.
 
     Returns
     -------
@@ -111,7 +115,8 @@ def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True) ->
     ------
     OutputError
         ``path`` is a directory or another non-regular file (device, FIFO, socket), is one of
-        ``inputs``, exists while ``overwrite`` is False, or its folder does not exist.
+        ``inputs``, exists while ``overwrite`` is False, its folder does not exist, or (with
+        ``probe``) no file can be created there.
     """
     path = Path(_fs(path))
     try:
@@ -135,16 +140,31 @@ def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True) ->
     parent = path.parent
     if not parent.is_dir():
         raise OutputError(path, f"output folder {_fs(parent)} does not exist", errno.ENOENT)
+    if probe:
+        try:
+            os.unlink(_create_temp(path))
+        except OSError as exc:
+            raise OutputError(path, _reason(exc, path, parent), exc.errno) from None
     return path
+
+
+def _temp_stem(name: str) -> str:
+    """The target's name as used in its temp file names: bytes that are not UTF-8 become '_'
+    (libraries that encode file names as UTF-8, PyTables, would otherwise write elsewhere)."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return "".join("_" if "\udc80" <= ch <= "\udcff" else ch for ch in name)
 
 
 def _temp_name(path: Path) -> Path:
     tail = f".{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-    name = os.fsencode(path.name)
+    name = _temp_stem(path.name).encode("utf-8")
     room = _NAME_MAX - len(tail)
     if len(name) > room:  # keep the temp name within NAME_MAX (the target name itself fits)
-        name = name[:room]
-    return path.with_name(os.fsdecode(name) + tail)
+        name = name[:room].decode("utf-8", "ignore").encode("utf-8")
+    return path.with_name(name.decode("utf-8") + tail)
 
 
 def _create_temp(path: Path) -> Path:
@@ -555,7 +575,7 @@ def remove_stale_temps(path) -> list[Path]:
     no longer exists (a writer killed with SIGKILL cannot clean up). Temp files of live
     processes, and names that do not parse, are left alone. Returns the removed files."""
     path = Path(_fs(path))
-    prefix = path.name + "."
+    prefix = _temp_stem(path.name) + "."
     try:
         candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
     except OSError:

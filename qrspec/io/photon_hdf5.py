@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from qrspec.errors import QrspecError
+from qrspec.io.files import storable_text
 from qrspec.photons import Photons
 
 __all__ = ["export_photon_hdf5", "COMPRESSION", "MARKER_MODES", "NON_PHOTON_BASE_ID"]
@@ -311,7 +312,7 @@ def _build_dict(p: Photons, *, markers, author, author_affiliation, sample_name,
     duration_s = (max(last) - first) * float(p.timestamps_unit)
 
     src = p.source
-    src_name = os.path.basename(src) if src else None
+    src_name = storable_text(os.path.basename(src)) if src else None
     if description is None:
         comment = _first(header, "File_Comment", "Comment")
         description = (f"{p.record_type} T{p.measurement_mode} photon data"
@@ -337,12 +338,13 @@ def _build_dict(p: Photons, *, markers, author, author_affiliation, sample_name,
     created = _time_string(_first(header, "File_CreatingTime", "FileTime", "DateTime"))
     if created:
         prov["creation_time"] = created
-    if src and os.path.isfile(src):
+    if src and os.path.isfile(src) and storable_text(src) == src:
         # phconvert fills filename, filename_full and modification_time from the file on disk
         prov["filename"] = os.path.abspath(src)
-    elif src and created:
+    elif src and (created or storable_text(src) != src):
+        # a name with bytes that are not UTF-8 is stored with them as \xNN
         prov["filename"] = src_name
-        prov["filename_full"] = os.path.abspath(src)
+        prov["filename_full"] = storable_text(os.path.abspath(src))
     sw = _first(header, "CreatorSW_Name", "CreatorName")
     sw_version = _first(header, "CreatorSW_Version", "CreatorVersion")
     if sw is not None:
@@ -552,7 +554,8 @@ def _hdf5_write_error(out: Path, exc: Exception):
 
 def _finish(h5, ph, out: Path, titles: dict) -> None:
     """Name the final file in /identity (phconvert saw ``.partial``) and title /user nodes."""
-    for name, value in (("filename", out.name), ("filename_full", str(out.resolve()))):
+    for name, value in (("filename", storable_text(out.name)),
+                        ("filename_full", storable_text(str(out.resolve())))):
         path = f"/identity/{name}"
         if path in h5:
             h5.remove_node(path)
