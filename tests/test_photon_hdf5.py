@@ -356,3 +356,37 @@ def test_cli(t3_file, tmp_path):
     assert res.exit_code == 1 and "nope.ptu" in res.output
     res = runner.invoke(cmd, [str(t3_file), "--compression", "lzf"])
     assert res.exit_code == 2  # click usage error
+
+
+def test_issue_16_twelve_detectors_export(tmp_path):
+    """A Generic T3 file with 12 detectors: phconvert's KeyError for split_ch11 is worked
+    around; all 12 detectors are exported and the file validates."""
+    rng = np.random.default_rng(16)
+    n = 1200
+    det = np.repeat(np.arange(12), n // 12).astype(np.uint8)
+    p = Photons.from_arrays(np.sort(rng.integers(0, 10**6, n)), det,
+                            nanotimes=rng.integers(0, 3000, n).astype(np.uint16),
+                            timestamps_unit=1e-7, nanotimes_unit=16e-12)
+    out = export_photon_hdf5(p, tmp_path / "g12.hdf5")
+    assert_valid(out)
+    d = read_back(out)
+    assert_array_equal(np.unique(d["/photon_data/detectors"]), np.arange(12))
+
+
+def test_issue_16_undecodable_name_export(t3_file, tmp_path):
+    """A source and output name with a byte that is not UTF-8: exported, named as \\xNN in
+    /identity and /provenance, no stray file (PyTables would write 'caf?.hdf5')."""
+    import os
+
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.ptu")
+    with open(raw, "wb") as fh:
+        fh.write(t3_file.read_bytes())
+    out = export_photon_hdf5(os.fsdecode(raw), os.fsdecode(raw[:-4] + b".hdf5"))
+    link = tmp_path / "ascii_link.hdf5"  # PyTables (used by assert_valid) needs UTF-8 names
+    os.symlink(out, link)
+    assert_valid(link)
+    d = read_back(link)
+    assert d["/identity/filename"] == b"caf\\xe9.hdf5"
+    assert d["/provenance/filename"] == b"caf\\xe9.ptu"
+    assert sorted(os.listdir(os.fsencode(tmp_path))) == [b"ascii_link.hdf5", b"caf\xe9.hdf5",
+                                                         b"caf\xe9.ptu", b"hh_t3.ptu"]

@@ -705,8 +705,8 @@ def _run_workers(items, config_json, parts_dir: Path, jobs: int, finish, tick, *
     queue = deque(items)
     workers: list[_Worker] = []
 
-    def part(it):
-        return str(parts_dir / f"{it.particle_id}.h5")
+    def part(it):  # ids come from sanitize_id; checked again before they name a file
+        return str(parts_dir / f"{check_particle_id(it.particle_id)}.h5")
 
     def record_failure(it, reason):
         res = failed_result(it, reason)

@@ -482,6 +482,7 @@ def export_photon_hdf5(photons_or_path, out_path, *, overwrite: bool = False,
                                description=description,
                                laser_repetition_rate_hz=laser_repetition_rate_hz)
     ph = _phconvert_hdf5()
+    _fix_phconvert_ordinals(ph)
     pd = data["photon_data"]
     expected = {"photon_data/timestamps": pd["timestamps"],
                 "photon_data/detectors": pd["detectors"]}
@@ -513,6 +514,19 @@ def export_photon_hdf5(photons_or_path, out_path, *, overwrite: bool = False,
                     h5.close()
     logger.info("%s: wrote %d photons (%s, markers=%s)", out, p.size, compression, markers)
     return out
+
+
+def _fix_phconvert_ordinals(ph) -> None:
+    """Work around a phconvert bug: the title of ``split_ch11`` (and 12, 13, 21, 22, ...) looks
+    up ``_NTH_suffix[n]`` where ``_NTH_suffix[n % 10]`` was meant, a KeyError for files with
+    more than 10 detectors (e.g. a MultiHarp with 12 inputs). Adding the missing ordinal
+    suffixes ("11th", "21st") to its table makes the lookup succeed with the right English."""
+    table = getattr(ph, "_NTH_suffix", None)
+    if not isinstance(table, dict):
+        return
+    for n in range(11, 1000):
+        if n % 10 in (1, 2, 3) and n not in table:
+            table[n] = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}[n % 10]
 
 
 def _verify_written(path, expected: dict, block_bytes: int = 1 << 26) -> None:
