@@ -49,8 +49,12 @@ _LAZY = {
     "charging_trajectory": "qrspec.charging",
     "AnalysisConfig": "qrspec.analysis.config",
     "analyze_file": "qrspec.analysis.pipeline",
+    "analyze_photons": "qrspec.analysis.pipeline",
+    "ParticleAnalysis": "qrspec.analysis.particle",
     "run_batch": "qrspec.app.batch",
     "read_results": "qrspec.store.hdf5",
+    "read_particle": "qrspec.store.hdf5",
+    "write_particle_file": "qrspec.store.hdf5",
     "simulate_particle": "qrspec.simulate",
 }
 

@@ -33,19 +33,33 @@ CASES = {
     "neutral_t2": ("sim_neutral_t2.ptu", {}),
 }
 
-# summary entries that are not numbers of the analysis (wall time) are not pinned
-UNPINNED = {"analysis_s"}
-# small arrays worth pinning (path in the result -> key in the npz)
-ARRAYS = ["levels/segments_start_s", "levels/segments_stop_s", "levels/segments_label",
-          "levels/intensity_cps", "levels/tau_ns", "charging/n_c", "charging/n_c_err",
-          "charging/tau_a_xx_ns", "charging/tau_a_xx_err_ns", "g2/counts", "g2_gated/counts",
-          "decays/total", "trace/counts"]
+# summary entries that are not numbers of the analysis (wall time, identity; the flags are
+# pinned on their own) are not pinned
+UNPINNED = {"analysis_s", "particle_id", "group", "source", "status", "error"}
+# small arrays worth pinning: key in the npz (the results path of format 1) -> where the
+# array is in the ParticleAnalysis
+ARRAYS = {
+    "levels/segments_start_s": lambda a: a.levels.segments.start_s,
+    "levels/segments_stop_s": lambda a: a.levels.segments.stop_s,
+    "levels/segments_label": lambda a: np.asarray(a.levels.segments.label, dtype="S12"),
+    "levels/intensity_cps": lambda a: a.levels.intensity_cps,
+    "levels/tau_ns": lambda a: a.levels.tau_ns,
+    "charging/n_c": lambda a: a.charging.windows.n_c,
+    "charging/n_c_err": lambda a: a.charging.windows.n_c_err,
+    "charging/tau_a_xx_ns": lambda a: a.charging.windows.tau_a_xx_ns,
+    "charging/tau_a_xx_err_ns": lambda a: a.charging.windows.tau_a_xx_err_ns,
+    "g2/counts": lambda a: a.g2.raw.counts,
+    "g2_gated/counts": lambda a: a.g2.gated.counts,
+    "decays/total": lambda a: a.alignment.counts,
+    "trace/counts": lambda a: a.trajectory.counts,
+}
 
 
 def run_case(name: str) -> dict:
     """Analyse one case; returns ``{"summary": json text, "flags": str, <array keys>...}``."""
     from qrspec.analysis import AnalysisConfig, analyze_file
     from qrspec.errors import QrspecError
+    from qrspec.store.summary import summary_values
 
     sample, cfg = CASES[name]
     config = AnalysisConfig.from_dict(cfg)
@@ -53,12 +67,11 @@ def run_case(name: str) -> dict:
         res = analyze_file(SAMPLES / sample, config)
     except QrspecError as exc:  # a refusal is pinned too (its message, without the path)
         return {"refused": np.asarray(str(exc).replace(str(SAMPLES / sample), sample))}
-    summary = {k: v for k, v in res.summary.items() if k not in UNPINNED}
+    summary = {k: v for k, v in summary_values(res).items() if k not in UNPINNED}
     out = {"summary": np.asarray(json.dumps(summary, sort_keys=True, default=float)),
            "flags": np.asarray(res.error)}
-    for key in ARRAYS:
-        if key in res.datasets:
-            out[key.replace("/", "__")] = np.asarray(res.datasets[key].data)
+    for key, get in ARRAYS.items():
+        out[key.replace("/", "__")] = np.asarray(get(res))
     return out
 
 

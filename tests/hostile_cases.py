@@ -117,18 +117,13 @@ def _hh2t3_records(nsync, chan, dtime):
 
 
 def _results_file(path: Path, pids=("p0", "p2", "p4")) -> Path:
-    """A small, valid qrspec results file (no analysis needed)."""
-    from qrspec.analysis.results import Dataset, ParticleResult
-    from qrspec.store.hdf5 import merge_results
+    """A small, valid qrspec results file (failed particles: no analysis needed)."""
+    from qrspec.analysis.particle import ParticleAnalysis
+    from qrspec.store.hdf5 import merge_results, write_particle_file
 
     parts = []
     for pid in pids:
-        res = ParticleResult(
-            particle_id=pid, group="g", source=f"/data/{pid}.ptu", source_sha256="ab" * 32,
-            status="ok", summary={"n_photons": 1000, "rate_cps": 5e4},
-            datasets={"trace/counts": Dataset(np.arange(10, dtype=np.uint32), "counts", "x")})
-        from qrspec.store.hdf5 import write_particle_file
-
+        res = ParticleAnalysis.failed(pid, "g", f"/data/{pid}.ptu", "made by hostile_cases")
         parts.append(write_particle_file(path.with_name(f"_{pid}.h5"), res))
     merge_results(parts, path)
     for p in parts:

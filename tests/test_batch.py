@@ -76,7 +76,7 @@ def test_batch_failures_recorded_and_resume_equals_uninterrupted(population, tmp
     assert set(bad) == {"corrupt", "truncated"}
     assert "not a PTU file" in bad["corrupt"]["error"]
     assert "header ends before the Header_End tag" in bad["truncated"]["error"]
-    assert read_results(full).particle("truncated")["attrs"]["traceback"].startswith("Traceback")
+    assert read_results(full).particle("truncated").traceback.startswith("Traceback")
     assert not (tmp_path / "full.h5.parts").exists()
     assert not list(tmp_path.glob("*.partial"))
 
@@ -102,17 +102,76 @@ def test_batch_failures_recorded_and_resume_equals_uninterrupted(population, tmp
     _same(_rows(full), _rows(part))
 
 
+def test_particle_that_cannot_be_written_becomes_a_failed_row(population, tmp_path,
+                                                            monkeypatch):
+    """Issue 13 item 1: a particle whose result cannot be stored (as the FLID attributes of
+    real files could not) is that particle's failed row with the reason; the batch goes on."""
+    import qrspec.app.batch as batch
+
+    real = batch.write_particle_file
+
+    def fails_for_p0(path, res, config_json=None):
+        if res.particle_id == "p0" and res.status == "ok":
+            raise RuntimeError("Unable to synchronously create attribute (object header "
+                               "message is too large)")
+        return real(path, res, config_json)
+
+    # the pool forks its workers (Linux), which inherit the patch; the external-executor path
+    # writes in this process
+    monkeypatch.setattr(batch, "write_particle_file", fails_for_p0)
+    from concurrent.futures import ThreadPoolExecutor
+
+    for kw in ({"jobs": 1}, {"executor": ThreadPoolExecutor(1)}):
+        out = tmp_path / f"r{len(kw)}{'e' if 'executor' in kw else 'p'}.h5"
+        rep = run_batch([population / "neutral"], out, **kw)
+        assert rep.exit_code == 3
+        res = read_results(out)
+        rows = {r["particle_id"]: r for r in res.summary}
+        assert rows["p0"]["status"] == "failed"
+        assert rows["p0"]["error"].startswith("cannot write results: RuntimeError: Unable to "
+                                              "synchronously create attribute")
+        assert rows["p1"]["status"] == "ok"  # the batch went on
+        assert res.particle("p0").traceback.startswith("Traceback")
+
+
+def test_resume_never_follows_a_path_particle_id(population, tmp_path):
+    """Issue 16 item 3: an output whose particle_id is a path is not trusted on --resume;
+    nothing is written outside the output folder."""
+    import h5py
+
+    out_dir = tmp_path / "deep" / "out"
+    out_dir.mkdir(parents=True)
+    out = out_dir / "r.h5"
+    run_batch([population / "undoped"], out)
+    with h5py.File(out, "a") as f:
+        s = f["summary"][()]
+        s["particle_id"][0] = b"../../evil"
+        f["summary"][...] = s
+    with pytest.raises(QrspecError, match=r"particle_id='\.\./\.\./evil' is not a valid"):
+        read_results(out)
+    before = out.read_bytes()
+    # refused, not silently replaced: --resume rewrites the output, and a file it cannot
+    # trust (or read: another format version) must not be lost by resuming into it
+    with pytest.raises(QrspecError, match=r"r\.h5: particle_id='\.\./\.\./evil' is not a "
+                                          r"valid particle id"):
+        run_batch([population / "undoped"], out, resume=True)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["r.h5"]
+    rep = run_batch([population / "undoped"], out, overwrite=True)
+    assert rep.n_ok == 2 and read_results(out).particle_ids == ["p0", "p1"]
+
+
 def test_results_round_trip_datasets(population, tmp_path):
     out = tmp_path / "r.h5"
     run_batch([population / "undoped"], out, jobs=1)
     res = read_results(out)
     p = res.particle(res.particle_ids[0])
-    counts = p["trace/counts"]
+    counts = p.trajectory.counts
     assert counts.ndim == 2 and counts.shape[1] == 2
     assert int(counts.sum()) == int(res.summary["n_photons"][0])  # every photon in the trace
-    assert p["g2/counts"].shape == p["g2/lag_ns"].shape
-    assert p["decays/total"].sum() == res.summary["n_photons"][0]
-    assert p["attrs"]["status"] == "ok" and len(p["attrs"]["source_sha256"]) == 64
+    assert p.g2.raw.counts.shape == p.g2.raw.lag_ns.shape
+    assert p.alignment.counts.sum() == res.summary["n_photons"][0]
+    assert p.status == "ok" and len(p.source_sha256) == 64
     assert res.config["detectors"] == [0, 1]
     assert set(res.groups["group"]) == {"undoped"}
 
@@ -151,7 +210,9 @@ def test_cli_analyze_and_batch(population, tmp_path):
 def test_cli_analyze_unwritable_output(population, tmp_path):
     f = population / "neutral" / "p0.ptu"
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(tmp_path / "no" / "x.h5")])
-    assert r.exit_code == 1 and "x.h5: cannot write: output folder" in r.output
+    # the real cause, not "disk or folder"
+    assert r.exit_code == 1 and "x.h5: cannot write: output folder" in r.output \
+        and "no does not exist" in r.output
     assert not (tmp_path / "no").exists()
 
 

@@ -10,7 +10,13 @@ from numpy.testing import assert_allclose
 
 from qrspec.charging.config import ChargeModelConfig
 from qrspec.charging.engine import configurations, fill_levels, state_rates
-from qrspec.charging.forward import expected_g2_zero, forward, params_from_config, rates
+from qrspec.charging.forward import (
+    expected_g2_zero,
+    forward,
+    params_from_config,
+    rates,
+    state_table,
+)
 from qrspec.charging.inverse import (
     ChargedObservation,
     NeutralReference,
@@ -285,7 +291,7 @@ def test_methods_1_7_table():
 
 def test_state_table_matches_forward():
     c = ChargeModelConfig(tau_x0_ns=4.5)
-    t = c.state_table(6)
+    t = state_table(c, 6)
     assert isinstance(t, StateTable) and t.n_max == 6
     r = forward(c, np.arange(7.0))
     assert_allclose(t.tau_ns[:, 0], r.tau_x_ns, rtol=1e-14)
@@ -318,7 +324,7 @@ def test_forward_and_state_table_reject_bad_input():
     with pytest.raises(QrspecError, match=r"config=.* must be a ChargeModelConfig"):
         forward({"variant": "capped"}, 1)
     with pytest.raises(QrspecError, match=r"n_max=-2 must be an integer >= 0"):
-        ChargeModelConfig().state_table(-2)
+        state_table(ChargeModelConfig(), -2)
     with pytest.raises(QrspecError, match=r"mean_excitations=0 must be > 0"):
         expected_g2_zero(1, 1, 0)
 

@@ -11,15 +11,17 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from qrspec.analysis.config import AnalysisConfig
-from qrspec.analysis.results import Dataset, ParticleResult, summary_dtype, summary_row
+from qrspec.analysis.particle import ParticleAnalysis
+from qrspec.analysis.trajectory import Trajectory
 from qrspec.errors import QrspecError
 from qrspec.store.hdf5 import (
     export_summary_csv,
-    group_statistics,
     merge_results,
+    read_particle,
     read_results,
     write_particle_file,
 )
+from qrspec.store.summary import group_statistics, summary_dtype, summary_row
 
 
 def test_config_json_round_trip():
@@ -57,35 +59,47 @@ def test_config_file_errors(tmp_path):
 
 
 def _result(pid, group, tau, status="ok"):
-    return ParticleResult(
+    """A particle with a trajectory stage only (the other stages did not run)."""
+    from qrspec.analysis.states import StateResult, States
+
+    if status != "ok":
+        return ParticleAnalysis.failed(pid, group, f"/data/{pid}.ptu", "boom",
+                                       source_sha256="ab" * 32)
+    nan = float("nan")
+    neutral = StateResult("neutral", np.zeros((0, 2)), 1000, 0, tau, 0.1, nan, nan, nan, nan,
+                          "", None, None, nan, "", (), None, None)
+    return ParticleAnalysis(
         particle_id=pid, group=group, source=f"/data/{pid}.ptu", source_sha256="ab" * 32,
-        status=status, error="" if status == "ok" else "boom",
-        summary={"n_photons": 1000, "tau_x_neutral_ns": tau, "g2_zero_gated": 0.1,
-                 "single_emitter": True, "rate_cps": 5e4},
-        datasets={"trace/counts": Dataset(np.arange(10, dtype=np.uint32), "counts",
-                                          "photons per bin", {"bin_width_s": 0.01})},
-        attrs={"trace": {"detectors": [0, 1]}},
-    )
+        status=status, config_json=AnalysisConfig().to_json(),
+        trajectory=Trajectory(np.arange(10, dtype=np.uint32).reshape(5, 2), 0.01, 0.0, (0, 1),
+                              1000, 0.05, 2e4, ()),
+        states=States(neutral, None, 1.0, ("no charged period",)))
 
 
 def test_particle_file_round_trip(tmp_path):
     res = _result("p1", "undoped", 12.5)
-    path = write_particle_file(tmp_path / "p1.h5", res, AnalysisConfig().to_json())
+    path = write_particle_file(tmp_path / "p1.h5", res)
     r = read_results(path)
-    assert r.attrs["format"] == "qrspec-results" and r.attrs["format_version"] == "1"
+    assert r.attrs["format"] == "qrspec-results" and r.attrs["format_version"] == "2"
     assert r.config == AnalysisConfig().to_dict()
     assert r.particle_ids == ["p1"]
     assert r.summary["tau_x_neutral_ns"][0] == 12.5
     assert np.isnan(r.summary["n_c_mean"][0])  # not computed -> NaN, never 0
+    assert r.summary["error"][0] == "no charged period"
     p = r.particle("p1")
-    assert_array_equal(p["trace/counts"], np.arange(10))
-    assert p["attrs"]["source_sha256"] == "ab" * 32
+    assert_array_equal(p.trajectory.counts, np.arange(10).reshape(5, 2))
+    assert p.trajectory.detectors == (0, 1) and p.trajectory.bin_width_s == 0.01
+    assert p.source_sha256 == "ab" * 32 and p.flags == ("no charged period",)
+    assert p.states.neutral.decay_counts is None and p.states.charged is None
     with h5py.File(path) as f:
-        d = f["particles/p1/trace/counts"]
-        assert d.attrs["units"] == "counts" and d.attrs["description"] == "photons per bin"
-        assert d.attrs["bin_width_s"] == 0.01
+        d = f["particles/p1/trajectory/counts"]
+        assert d.attrs["units"] == "counts" and d.attrs["description"] == \
+            "photons per bin (columns: detectors)"
+        g = f["particles/p1/trajectory"]
+        assert g.attrs["bin_width_s"] == 0.01
+        assert json.loads(g.attrs["units"])["bin_width_s"] == "s"
     assert not list(tmp_path.glob("*.partial"))
-    with pytest.raises(KeyError, match=r"particle_id='nope' not in"):
+    with pytest.raises(QrspecError, match=r"particle_id='nope' not in"):
         r.particle("nope")
 
 
@@ -114,6 +128,7 @@ def test_merge_groups_and_csv(tmp_path):
     assert [x["particle_id"] for x in rows] == r.particle_ids
     assert float(rows[0]["tau_x_neutral_ns"]) == 10.0
     assert rows[-1]["status"] == "failed" and rows[-1]["error"] == "boom"
+    assert read_particle(out, "pf").failure == "boom"
 
 
 def test_group_statistics_matches_numpy(rng):
@@ -138,10 +153,12 @@ def test_read_results_rejects_other_files(tmp_path):
 
 
 def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    from qrspec.errors import OutputError
+
     res = _result("p1", "g", 1.0)
-    bad = ParticleResult(**{**res.__dict__,
-                            "datasets": {"x": Dataset(np.array([object()]), "", "")}})
-    with pytest.raises(TypeError):
+    bad = ParticleAnalysis(**{**res.__dict__, "trajectory": Trajectory(
+        np.array([object()]), 0.01, 0.0, (0, 1), 1, 1.0, 1.0, ())})
+    with pytest.raises(OutputError, match=r"bad.h5: cannot write: TypeError"):
         write_particle_file(tmp_path / "bad.h5", bad)
     assert list(tmp_path.iterdir()) == []
     assert json.loads(AnalysisConfig().to_json())["detectors"] == [0, 1]

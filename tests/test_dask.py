@@ -44,7 +44,7 @@ def test_local_cluster_equals_process_pool(small_population, tmp_path):
     # the client wrote every particle's arrays too
     res = read_results(dask.output)
     ok = [r["particle_id"] for r in res.summary if r["status"] == "ok"]
-    assert all(res.particle(pid)["trace/counts"].sum() > 0 for pid in ok)
+    assert all(res.particle(pid).trajectory.counts.sum() > 0 for pid in ok)
 
 
 def test_dask_executor_arguments():

@@ -289,7 +289,7 @@ def test_bad_data_and_arguments():
 def test_on_the_project_simulator():
     """End to end on qrspec.simulate (neutral particle, cascade truncated at XX, 20 s):
     tail-fitted tau_X per detector, heralded tau_XX and tau_X against the state table."""
-    simulate = pytest.importorskip("qrspec.simulate")
+    import qrspec.simulate as simulate
     cfg = simulate.preset("neutral", duration_s=20.0, n_max_cascade=2)
     sim = simulate.simulate_particle(cfg, seed=1)
     ph, truth = sim.photons, sim.truth

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-simulate = pytest.importorskip("qrspec.simulate")
-
-from qrspec.levels import cluster_levels, find_change_points, label_levels  # noqa: E402
+import qrspec.simulate as simulate
+from qrspec.levels import cluster_levels, find_change_points, label_levels
 
 
 def confusion(sim, labels):

@@ -14,11 +14,20 @@ pytest.importorskip("matplotlib")
 from click.testing import CliRunner  # noqa: E402
 from matplotlib import image as mpimg  # noqa: E402
 
-from qrspec.analysis.pipeline import TAIL_START_NS
-from qrspec.analysis.results import Dataset, ParticleResult  # noqa: E402
+from qrspec.analysis.alignment import Alignment  # noqa: E402
+from qrspec.analysis.charging import Charging, ChargingWindows  # noqa: E402
+from qrspec.analysis.decay_fits import TAIL_START_NS  # noqa: E402
+from qrspec.analysis.flid import Flid  # noqa: E402
+from qrspec.analysis.g2 import G2Histogram, G2Result  # noqa: E402
+from qrspec.analysis.levels import Levels  # noqa: E402
+from qrspec.analysis.particle import ParticleAnalysis  # noqa: E402
+from qrspec.analysis.states import StateResult, States  # noqa: E402
+from qrspec.analysis.tau_xx import TauXXMethods  # noqa: E402
+from qrspec.analysis.trajectory import Trajectory  # noqa: E402
 from qrspec.app import plots  # noqa: E402
 from qrspec.errors import QrspecError  # noqa: E402
-from qrspec.fitting.lifetime import fit_decay
+from qrspec.fitting.lifetime import fit_decay  # noqa: E402
+from qrspec.levels.segments import Segments  # noqa: E402
 from qrspec.store.hdf5 import merge_results, write_particle_file  # noqa: E402
 
 PERIOD_NS = 100.0
@@ -53,109 +62,118 @@ def _g2(rng, g0, pairs_per_peak):
     return lag, rng.poisson(expect)
 
 
+NAN = math.nan
+NO_TAU_XX = TauXXMethods(False, "mean_excitations not given", NAN, NAN, NAN, NAN, NAN, NAN, ())
+
+
+def _g2_hist(lag, counts, g0, gate=None):
+    return G2Histogram(lag_ns=lag, counts=counts, peaks=np.arange(-3, 4),
+                       peak_areas=np.full(7, 400), g2_zero=g0, g2_zero_err=0.05,
+                       window_ns=PERIOD_NS, gate_window_ns=gate)
+
+
+def _state(rng, label):
+    """A state decay on 3-TCSPC-bin bins with the pipeline's stored tail fit."""
+    dcounts = _decay(rng, TAU[label], 150_000, STATE_R)
+    bin_ns = STATE_R * RES_NS
+    n_whole = N_FINE // STATE_R
+    fit = fit_decay(dcounts[:n_whole], time_ns=np.arange(n_whole) * bin_ns,
+                    period_ns=N_FINE * RES_NS, model="mono", irf=None, background="fit",
+                    fit_range_ns=(T0_NS + TAIL_START_NS, N_FINE * RES_NS))
+    return StateResult(label=label, windows_s=np.zeros((0, 2)), n_photons=int(dcounts.sum()),
+                       n_pairs=100, tau_x_ns=TAU[label], tau_x_err_ns=0.05,
+                       tau_xx_ns=1.5 if label == "neutral" else NAN,
+                       tau_xx_err_ns=0.1 if label == "neutral" else NAN, g2_zero=NAN,
+                       g2_zero_err=NAN, message="", decay_counts=dcounts,
+                       decay_time_ns=np.arange(dcounts.size) * bin_ns, decay_bin_ns=bin_ns,
+                       fit_model="mono", fit_tau_ns=tuple(fit.tau_ns),
+                       fit_model_counts=fit.model_counts, fit_residuals=fit.residuals)
+
+
 def _full_particle(rng, pid="rod_full", group="doped", charging=True, g2_zero=(0.9, 0.3)):
-    """A particle with every dataset: two levels (neutral bright, charged dim)."""
+    """A particle with every stage: two levels (neutral bright, charged dim)."""
     n_bins = int(DURATION_S / BIN_S)
     t = (np.arange(n_bins) + 0.5) * BIN_S
     charged = (t > 2.0) & (t < 4.5) if charging else np.zeros(n_bins, bool)
     rate = np.where(charged, 15e3, 60e3)
     counts = rng.poisson(np.column_stack([rate, rate]) * BIN_S / 2).astype(np.uint32)
     if charging:
-        start, stop = np.array([0.0, 2.0, 4.5]), np.array([2.0, 4.5, DURATION_S])
-        labels = np.array([b"neutral", b"charged", b"neutral"], "S12")
+        bounds = np.array([0.0, 2.0, 4.5, DURATION_S])
+        labels = ["neutral", "charged", "neutral"]
         seg_rate = np.array([60e3, 15e3, 60e3])
         cp = np.array([2.0, 4.5])
     else:
-        start, stop = np.array([0.0]), np.array([DURATION_S])
-        labels = np.array([b"neutral"], "S12")
+        bounds = np.array([0.0, DURATION_S])
+        labels = ["neutral"]
         seg_rate = np.array([60e3])
         cp = np.zeros(0)
-    ds = {
-        "trace/counts": Dataset(counts, "counts", "photons per bin",
-                                {"bin_width_s": BIN_S, "start_s": 0.0, "detectors": [0, 1]}),
-        "levels/segments_start_s": Dataset(start, "s", "segment start"),
-        "levels/segments_stop_s": Dataset(stop, "s", "segment stop"),
-        "levels/segments_label": Dataset(labels, "", "label"),
-        "levels/segments_n_photons": Dataset(np.round(seg_rate * (stop - start)).astype(
-            np.int64), "counts", "photons"),
-        "levels/change_points_s": Dataset(cp, "s", "change points"),
-        "levels/change_points_ci_s": Dataset(np.column_stack([cp - 0.02, cp + 0.03])
-                                             if cp.size else np.zeros((0, 2)), "s", "ci"),
-        "levels/tau_ns": Dataset(np.array([TAU["neutral"], TAU["charged"]]), "ns", "tau"),
-        "levels/intensity_cps": Dataset(np.array([60e3, 15e3]), "counts/s", "level"),
-        "levels/label": Dataset(np.array([b"neutral", b"charged"], "S12"), "", "label"),
-        "decays/time_ns": Dataset(np.arange(N_FINE) * RES_NS, "ns", "left edges"),
-        "decays/total": Dataset(_decay(rng, 6.0, 300_000), "counts", "all",
-                                {"t0_ns": T0_NS, "offsets_ns": [0.0, 0.0]}),
-    }
-    for state in ("neutral", "charged") if charging else ("neutral",):
-        dcounts = _decay(rng, TAU[state], 150_000, STATE_R)
-        ds[f"decays/{state}"] = Dataset(dcounts, "counts",
-                                        state, {"tau_x_ns": TAU[state], "tau_x_err_ns": 0.05})
-        # the fitted tail model and residuals, as the pipeline stores them (its tail fit)
-        n_whole = N_FINE // STATE_R
-        fit = fit_decay(dcounts[:n_whole], time_ns=np.arange(n_whole) * STATE_R * RES_NS,
-                        period_ns=N_FINE * RES_NS, model="mono", irf=None, background="fit",
-                        fit_range_ns=(T0_NS + TAIL_START_NS, N_FINE * RES_NS))
-        ds[f"decays/{state}_model"] = Dataset(fit.model_counts, "counts", "model")
-        ds[f"decays/{state}_residuals"] = Dataset(fit.residuals, "", "residuals")
-    for key, g0 in zip(("g2", "g2_gated"), g2_zero, strict=True):
-        lag, c = _g2(rng, g0, 400)
-        ds[f"{key}/lag_ns"] = Dataset(lag, "ns", "lag")
-        ds[f"{key}/counts"] = Dataset(c, "counts", "pairs",
-                                      {"g2_zero": g0, "g2_zero_err": 0.05,
-                                       "window_ns": PERIOD_NS,
-                                       "gate_ns": [T0_NS + 3, PERIOD_NS] if key != "g2" else []})
-        ds[f"{key}/peak_areas"] = Dataset(np.full(7, 400), "counts", "areas",
-                                          {"peaks": np.arange(-3, 4)})
+    index = np.concatenate([[0], np.cumsum(np.round(seg_rate * np.diff(bounds)))])
+    segments = Segments.from_boundaries(bounds, index.astype(np.int64),
+                                        level=[1 if x == "neutral" else 0 for x in labels],
+                                        label=labels)
+    levels = Levels(segments=segments, change_points_s=cp,
+                    change_points_ci_s=np.column_stack([cp - 0.02, cp + 0.03])
+                    if cp.size else np.zeros((0, 2)), cpa_alpha=0.05, cpa_confidence=0.69,
+                    intensity_cps=np.array([60e3, 15e3]),
+                    tau_ns=np.array([TAU["neutral"], TAU["charged"]]),
+                    rho_rad=np.array([1.0, NAN]), label=np.array(["neutral", "charged"]))
+    alignment = Alignment(time_ns=np.arange(N_FINE) * RES_NS,
+                          counts=_decay(rng, 6.0, 300_000), t0_ns=T0_NS,
+                          offsets_ns=np.zeros(2), period_ns=N_FINE * RES_NS, bin_ns=RES_NS,
+                          delay_ns=0.0)
+    (lag, c_raw), (_, c_gated) = _g2(rng, g2_zero[0], 400), _g2(rng, g2_zero[1], 400)
+    g2 = G2Result(detectors=(0, 1), delay_ns=0.0, gate_ns=3.0,
+                  raw=_g2_hist(lag, c_raw, g2_zero[0]),
+                  gated=_g2_hist(lag, c_gated, g2_zero[1], (T0_NS + 3, PERIOD_NS)),
+                  single_emitter=True, flags=())
+    states = States(neutral=_state(rng, "neutral"),
+                    charged=_state(rng, "charged") if charging else None,
+                    frac_time_neutral=0.6 if charging else 1.0,
+                    flags=() if charging else ("no charged period",))
     rate_bins = counts.sum(axis=1)
     delay = np.where(charged, TAU["charged"], TAU["neutral"]) + rng.normal(0, 0.3, n_bins)
     ce, de = np.arange(rate_bins.max() + 2.0), np.arange(0.0, 12.0, 0.1)
     hist, _, _ = np.histogram2d(rate_bins, delay, bins=(ce, de))
-    ds["flid/histogram"] = Dataset(hist.astype(np.int64), "counts", "flid",
-                                   {"count_edges": ce, "delay_edges_ns": de})
     rows = np.array([[2.0, 3.2, 6.0, 0.8, 1.5, 0.1], [3.2, 4.5, 7.0, 1.2, 1.3, 0.2]]) \
         if charging else np.zeros((0, 6))
-    for j, col in enumerate(("t_start_s", "t_stop_s", "n_c", "n_c_err", "tau_a_xx_ns",
-                             "tau_a_xx_err_ns")):
-        ds[f"charging/{col}"] = Dataset(rows[:, j], "", col)
-    flags = [b"", b"at_upper_bound"] if charging else []
-    ds["charging/flags"] = Dataset(np.array(flags, "S200"), "", "flags")
-    summary = dict(n_photons=int(counts.sum()), duration_s=DURATION_S,
-                   rate_cps=counts.sum() / DURATION_S, g2_zero=g2_zero[0], g2_zero_err=0.05,
-                   g2_zero_gated=g2_zero[1], g2_zero_gated_err=0.05, gate_ns=3.0,
-                   single_emitter=True, frac_time_neutral=0.6 if charging else 1.0,
-                   tau_x_neutral_ns=TAU["neutral"], tau_x_neutral_err_ns=0.05,
-                   tau_xx_neutral_ns=1.5, tau_xx_neutral_err_ns=0.1,
-                   tau_a_xx_neutral_ns=12.0, n_c_mean=6.0 if charging else None,
-                   n_c_err=0.8 if charging else None,
-                   tau_a_xx_charged_ns=1.5 if charging else None, n_levels=2, n_change_points=2)
-    return ParticleResult(pid, group, f"{pid}.ptu", "0" * 64, "ok",
-                          error="" if charging else "no charged period", summary=summary,
-                          datasets=ds, attrs={"charging": {"model": ""}})
+    windows = ChargingWindows(*(rows[:, j] for j in range(6)), tau_x_ns=np.full(len(rows), NAN),
+                              tau_xx_ns=np.full(len(rows), NAN),
+                              n_photons=np.full(len(rows), 1000),
+                              flags=("", "at_upper_bound")[:len(rows)],
+                              usable=np.array([True, False][:len(rows)]))
+    charging_result = Charging(windows=windows, model_json="", neutral_tau_x_ns=TAU["neutral"],
+                               tau_a_xx_neutral_ns=12.0, n_c_mean=6.0 if charging else NAN,
+                               n_c_err=0.8 if charging else NAN,
+                               tau_a_xx_charged_ns=1.5 if charging else NAN,
+                               tau_a_xx_charged_err_ns=NAN, tau_x_charged_ns=NAN,
+                               tau_xx_charged_ns=NAN, flags=())
+    return ParticleAnalysis(
+        pid, group, f"{pid}.ptu", "0" * 64, "ok",
+        trajectory=Trajectory(counts, BIN_S, 0.0, (0, 1), int(counts.sum()), DURATION_S,
+                              counts.sum() / DURATION_S, ()),
+        alignment=alignment, g2=g2, levels=levels, states=states,
+        flid=Flid(hist.astype(np.int64), ce, de, BIN_S), tau_xx=NO_TAU_XX,
+        charging=charging_result)
 
 
 def _nan_particle():
     """Status ok but every number NaN and every array empty (nothing could be decided)."""
     empty = np.zeros(0)
-    ds = {"trace/counts": Dataset(np.zeros((0, 2), np.uint32), "counts", "empty",
-                                  {"bin_width_s": BIN_S, "start_s": 0.0}),
-          "decays/time_ns": Dataset(np.arange(N_FINE) * RES_NS, "ns", "edges"),
-          "decays/total": Dataset(np.zeros(N_FINE, np.int64), "counts", "all",
-                                  {"t0_ns": math.nan}),
-          "g2/lag_ns": Dataset(empty, "ns", "lag"),
-          "g2/counts": Dataset(empty, "counts", "pairs", {"g2_zero": math.nan}),
-          "flid/histogram": Dataset(np.zeros((3, 2), np.int64), "counts", "flid",
-                                    {"count_edges": np.arange(4.0),
-                                     "delay_edges_ns": np.arange(3.0)}),
-          "charging/n_c": Dataset(np.array([math.nan]), "", "n_c"),
-          "charging/n_c_err": Dataset(np.array([math.nan]), "", "err"),
-          "charging/t_start_s": Dataset(np.array([0.0]), "s", "start"),
-          "charging/t_stop_s": Dataset(np.array([1.0]), "s", "stop"),
-          "charging/tau_a_xx_ns": Dataset(np.array([math.nan]), "ns", "ta"),
-          "charging/tau_a_xx_err_ns": Dataset(np.array([math.nan]), "ns", "err")}
-    return ParticleResult("rod_nan", "doped", "rod_nan.ptu", "0" * 64, "ok",
-                          error="no neutral period", summary={}, datasets=ds)
+    one = np.array([NAN])
+    hist = _g2_hist(empty, np.zeros(0, np.int64), NAN)
+    windows = ChargingWindows(np.array([0.0]), np.array([1.0]), one, one, one, one, one, one,
+                              np.array([0]), ("",), np.array([False]))
+    return ParticleAnalysis(
+        "rod_nan", "doped", "rod_nan.ptu", "0" * 64, "ok",
+        trajectory=Trajectory(np.zeros((0, 2), np.uint32), BIN_S, 0.0, (0, 1), 0, NAN, NAN,
+                              ()),
+        alignment=Alignment(np.arange(N_FINE) * RES_NS, np.zeros(N_FINE, np.int64), NAN,
+                            np.zeros(2), N_FINE * RES_NS, RES_NS, 0.0),
+        g2=G2Result((0, 1), 0.0, 3.0, hist, hist, False, ()),
+        states=States(None, None, NAN, ("no neutral period",)),
+        flid=Flid(np.zeros((3, 2), np.int64), np.arange(4.0), np.arange(3.0), BIN_S),
+        tau_xx=NO_TAU_XX,
+        charging=Charging(windows, "", NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, ()))
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +184,8 @@ def results(tmp_path_factory):
     parts = [_full_particle(rng, "rod_a", "doped"),
              _full_particle(rng, "rod_b", "doped", g2_zero=(0.8, 0.2)),
              _full_particle(rng, "rod_c", "undoped", charging=False), _nan_particle(),
-             ParticleResult("rod_failed", "undoped", "rod_failed.ptu", "", "failed",
-                            error="TTTRFormatError: truncated record", traceback="tb")]
+             ParticleAnalysis.failed("rod_failed", "undoped", "rod_failed.ptu",
+                                     "TTTRFormatError: truncated record", traceback="tb")]
     files = [write_particle_file(d / f"{p.particle_id}.h5", p) for p in parts]
     return merge_results(files, d / "results.h5")
 
@@ -320,22 +338,20 @@ def test_pdf(results, tmp_path):
     assert out.stat().st_size > 10_000
 
 
-def test_rebinned_axis_matches_decay_histogram(rng):
-    from qrspec.photons import Photons
-    from qrspec.stats.decay import decay_histogram
+def test_particle_figure_in_memory_equals_read_back(results, rng):
+    """particle_figure draws an analysis in memory exactly as read back from the store."""
+    from qrspec.store.hdf5 import read_particle
 
-    n = 5000
-    ph = Photons.from_arrays(np.sort(rng.integers(0, 10**6, n)), rng.integers(0, 2, n),
-                             rng.integers(0, 6250, n), timestamps_unit=1e-7,
-                             nanotimes_unit=16e-12)
-    fine = decay_histogram(ph, offsets_ns=[0.0, 0.0])
-    for bin_ns in (0.05, 0.1, 0.016, 0.5):
-        coarse = decay_histogram(ph, bin_ns=bin_ns, offsets_ns=[0.0, 0.0])
-        t, width, period = plots._rebinned_axis(fine.time_ns[1] - fine.time_ns[0],
-                                                fine.counts.size, coarse.counts.size)
-        whole = int(np.floor(coarse.period_ns / coarse.bin_ns + 1e-9))
-        np.testing.assert_allclose(t, coarse.time_ns[:whole], atol=1e-9)
-        assert math.isclose(width, coarse.bin_ns) and math.isclose(period, coarse.period_ns)
+    back = read_particle(results, "rod_a")
+    a, b = plots.particle_figure(back), plots.particle_figure(results, "rod_a")
+    for label in ("trajectory", "decays", "g2", "n_c"):
+        la = [ln.get_ydata() for ln in _axes(a, label).lines]
+        lb = [ln.get_ydata() for ln in _axes(b, label).lines]
+        assert len(la) == len(lb) > 0
+        for x, y in zip(la, lb, strict=True):
+            np.testing.assert_array_equal(x, y)
+    with pytest.raises(QrspecError, match=r"particle_id='rod_b' is not the given analysis"):
+        plots.particle_figure(back, "rod_b")
 
 
 def test_pm_rounds_to_error():

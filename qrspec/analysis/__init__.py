@@ -10,6 +10,7 @@ _LAZY = {
     "ChargeModelParams": "qrspec.analysis.config",
     "analyze_file": "qrspec.analysis.pipeline",
     "analyze_photons": "qrspec.analysis.pipeline",
+    "ParticleAnalysis": "qrspec.analysis.particle",
 }
 
 __all__ = sorted(_LAZY)

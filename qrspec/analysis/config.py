@@ -73,7 +73,9 @@ class AnalysisConfig:
     min_decay_photons : int
         Fewer photons in a state's decay: its fit is flagged, not used.
     fit_method : str
-        ``"mle"`` (Poisson maximum likelihood) or ``"lsq"``.
+        Decay fits (tau_X per state and level, cascade tau_XX): ``"mle"`` (Poisson maximum
+        likelihood) or ``"lsq"`` (Neyman-weighted least squares, biased at a few counts per
+        bin). The heralded tau_XX (a few pairs per bin) is always a Poisson MLE.
     charging_window_s : float
         Each n_c(t), tau_A(t) point pools consecutive charged segments until they hold at least
         this much charged time (short segments alone hold too few photon pairs).

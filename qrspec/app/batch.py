@@ -22,7 +22,8 @@ Robustness (issue 16):
   output or part file must be valid ids (:func:`qrspec.io.files.check_particle_id`: nothing is
   written outside the output folder), and an existing output is checked before it is read for
   ``resume``: no external links, soft links, external storage or virtual datasets, at most
-  :data:`MAX_RESUME_ROWS` summary rows and :data:`MAX_RESUME_DATASET_BYTES` per dataset.
+  :data:`qrspec.store.hdf5.MAX_SUMMARY_ROWS` summary rows and
+  :data:`qrspec.store.hdf5.MAX_DATASET_BYTES` per dataset (the store's documented maxima).
 * A full disk or another problem of the output location stops the batch with a clear error;
   the previous output and the finished part files are kept for ``--resume``.
 """
@@ -48,7 +49,7 @@ from pathlib import Path
 
 import h5py
 
-from qrspec.analysis.results import ParticleResult
+from qrspec.analysis.particle import ParticleAnalysis
 from qrspec.errors import OutputError, QrspecError
 from qrspec.io.atomic import (
     ENVIRONMENT_ERRNOS,
@@ -57,11 +58,17 @@ from qrspec.io.atomic import (
     remove_stale_temps_in,
 )
 from qrspec.io.files import check_particle_id, sanitize_id, sha256_file, storable_text
-from qrspec.store.hdf5 import copy_particle_to_part, merge_results_from, write_particle_file
+from qrspec.store.hdf5 import (
+    MAX_DATASET_BYTES,
+    MAX_SUMMARY_ROWS,
+    completed_particles,
+    copy_particle_to_part,
+    merge_results_from,
+    write_particle_file,
+)
 
 __all__ = ["ParticleInput", "collect_inputs", "run_batch", "BatchReport", "sanitize_id",
-           "DEFAULT_TIMEOUT_S", "default_memory_limit_mb", "MAX_RESUME_ROWS",
-           "MAX_RESUME_DATASET_BYTES"]
+           "DEFAULT_TIMEOUT_S", "default_memory_limit_mb", "write_part", "failed_result"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +76,6 @@ TTTR_SUFFIXES = (".ptu", ".ht3", ".ht2", ".pt3", ".pt2", ".t3r")
 #: default per-particle time limit: generous (a 50 MB file takes well under a minute; the
 #: first particle of a fresh install also compiles the numba kernels)
 DEFAULT_TIMEOUT_S = 1800.0
-#: an existing output with more summary rows than this is not resumed from (real batches
-#: have hundreds; a crafted file can claim millions of rows in a few kB)
-MAX_RESUME_ROWS = 1_000_000
-#: largest dataset (uncompressed) accepted in an existing output or part file on resume
-MAX_RESUME_DATASET_BYTES = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -150,8 +152,8 @@ def collect_inputs(inputs: Iterable, *, group_by: str = "folder") -> list[Partic
 
 
 
-def _analyze_result(item: ParticleInput, config_json: str) -> ParticleResult:
-    """Analyse one particle; every failure becomes a failed ParticleResult."""
+def _analyze_result(item: ParticleInput, config_json: str) -> ParticleAnalysis:
+    """Analyse one particle; every failure becomes a failed ParticleAnalysis."""
     from qrspec.analysis.config import AnalysisConfig
     from qrspec.analysis.pipeline import analyze_file
 
@@ -169,44 +171,50 @@ def _analyze_result(item: ParticleInput, config_json: str) -> ParticleResult:
         return failed_result(item, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
-def _analyze_one(item: ParticleInput, config_json: str, part_path: str) -> tuple:
-    """Worker: analyse one particle, write its part file, return (pid, status, error)."""
-    res = _analyze_result(item, config_json)
-    res = _write_part(item, res, config_json, part_path)
-    return item.particle_id, res.status, res.error
+def write_part(part_path, res: ParticleAnalysis, config_json: str, item: ParticleInput
+               ) -> ParticleAnalysis:
+    """Write one particle's part file; a result that cannot be written becomes the particle's
+    failed record with the reason. Returns what was written.
 
-
-def _write_part(item: ParticleInput, res: ParticleResult, config_json: str, part_path) \
-        -> ParticleResult:
-    """Write a particle's part file. A problem of the output location (disk full,
-    permissions) is raised: it stops the batch. Any other write error (this particle's results
-    cannot be stored) makes the particle a failed one, recorded with the reason."""
+    Raises
+    ------
+    OutputError
+        A problem of the output location (disk full, quota, permissions, I/O error: errno in
+        :data:`qrspec.io.atomic.ENVIRONMENT_ERRNOS`), or not even the failed record can be
+        written: a batch-level problem, not the particle's. The batch stops (``--resume``
+        continues).
+    """
     try:
         write_particle_file(part_path, res, config_json)
         return res
-    except OutputError as exc:
-        if exc.errno in ENVIRONMENT_ERRNOS:
+    except Exception as exc:  # the particle's data cannot be stored: record why, go on
+        errno_ = getattr(exc, "errno", None)
+        if res.status != "ok" or errno_ in ENVIRONMENT_ERRNOS:
             raise
-        reason = f"cannot write results: {exc.reason}"
-        tb = traceback.format_exc()
-    except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
-        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
-            raise
-        reason = f"cannot write results: {type(exc).__name__}: {exc}"
-        tb = traceback.format_exc()
-    failed = failed_result(item, reason, tb)
-    write_particle_file(part_path, failed, config_json)
-    return failed
+        reason = str(exc) if isinstance(exc, QrspecError) else \
+            f"cannot write results: {type(exc).__name__}: {exc}"
+        failed = failed_result(item, reason, traceback.format_exc())
+        try:
+            write_particle_file(part_path, failed, config_json)
+        except Exception:
+            raise exc from None
+        return failed
 
 
-def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleResult:
-    """A ParticleResult recording a failure."""
+def _analyze_one(item: ParticleInput, config_json: str, part_path: str) -> tuple:
+    """Worker: analyse one particle, write its part file, return (pid, status, error)."""
+    res = write_part(part_path, _analyze_result(item, config_json), config_json, item)
+    return item.particle_id, res.status, res.error
+
+
+def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleAnalysis:
+    """A ParticleAnalysis recording a failure."""
     try:
         sha = sha256_file(item.path) if _is_regular(item.path) else ""
     except OSError:
         sha = ""
-    return ParticleResult(particle_id=item.particle_id, group=item.group, source=item.path,
-                          source_sha256=sha, status="failed", error=error, traceback=tb)
+    return ParticleAnalysis.failed(item.particle_id, item.group, item.path, error,
+                                   source_sha256=sha, traceback=tb)
 
 
 def _check_resumable(f: h5py.File, path: Path) -> None:
@@ -225,9 +233,9 @@ def _check_resumable(f: h5py.File, path: Path) -> None:
                 bad.append(f"{name} has external storage")
             elif obj.is_virtual:
                 bad.append(f"{name} is a virtual dataset")
-            elif obj.size * obj.dtype.itemsize > MAX_RESUME_DATASET_BYTES:
+            elif obj.size * obj.dtype.itemsize > MAX_DATASET_BYTES:
                 bad.append(f"{name} holds {obj.size * obj.dtype.itemsize} bytes "
-                           f"(> {MAX_RESUME_DATASET_BYTES})")
+                           f"(> {MAX_DATASET_BYTES})")
         return 1 if len(bad) >= 3 else None
 
     f.visit_links(link)
@@ -241,8 +249,8 @@ def _summary_ids(f: h5py.File, path: Path) -> list[tuple[str, str]]:
     if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype.names is None \
             or not {"particle_id", "status"} <= set(ds.dtype.names):
         raise QrspecError(f"{path}: not a qrspec results file (no valid /summary table)")
-    if ds.shape[0] > MAX_RESUME_ROWS:
-        raise QrspecError(f"{path}: /summary has {ds.shape[0]} rows (> {MAX_RESUME_ROWS}); "
+    if ds.shape[0] > MAX_SUMMARY_ROWS:
+        raise QrspecError(f"{path}: /summary has {ds.shape[0]} rows (> {MAX_SUMMARY_ROWS}); "
                           "refusing to resume from it")
     rows = ds.fields(["particle_id", "status"])[()]
     out = []
@@ -260,22 +268,28 @@ def _is_regular(path) -> bool:
 
 
 def _complete_in_output(output: Path) -> dict[str, str]:
-    """Particle ids and status of an existing results file, checked (see
-    :func:`_check_resumable`); a file that cannot be resumed from is an error, since the
-    resumed batch rewrites the output."""
+    """Particle ids and status of an existing results file, checked: no links, external
+    storage, virtual or oversized datasets anywhere (:func:`_check_resumable`), then the
+    store's reader (format and version, documented maxima, valid ids). A file that fails is an
+    error, never skipped: the resumed batch rewrites the output, and what it cannot read it
+    would lose."""
+    advice = "; refusing to resume from it (move it away, or use --overwrite to replace it)"
     try:
         f = h5py.File(output, "r")
     except OSError as exc:
-        raise QrspecError(f"{output}: cannot resume: not a readable HDF5 results file "
-                          f"({exc}); move it away or use --overwrite") from None
+        raise QrspecError(f"{output}: not a readable HDF5 file ({exc}){advice}") from None
     with f:
         _check_resumable(f, output)
-        ids = _summary_ids(f, output)
-        for pid, _ in ids:
+    try:
+        ids = completed_particles(output)
+    except QrspecError as exc:
+        raise QrspecError(f"{exc}{advice}") from None
+    with h5py.File(output, "r") as f:
+        for pid in ids:
             if not isinstance(f.get(f"particles/{pid}"), h5py.Group):
                 raise QrspecError(f"{output}: particle_id={pid!r} has a /summary row but no "
-                                  "/particles group; refusing to resume from it")
-    return dict(ids)
+                                  f"/particles group{advice}")
+    return ids
 
 
 def _valid_part(path: Path) -> str | None:
@@ -554,10 +568,10 @@ class _BatchLock:
 
 
 def _summary_status(output: Path) -> list[tuple[str, str, str]]:
-    with h5py.File(output, "r") as f:
-        rows = f["summary"][()]
-    return [(r["particle_id"].decode(), r["status"].decode(), r["error"].decode())
-            for r in rows]
+    from qrspec.store.hdf5 import read_results
+
+    rows = read_results(output).summary
+    return [(str(r["particle_id"]), str(r["status"]), str(r["error"])) for r in rows]
 
 
 def _stage_output(output: Path, sources: dict, parts_dir: Path) -> dict:
@@ -575,7 +589,7 @@ def _stage_output(output: Path, sources: dict, parts_dir: Path) -> dict:
 
 
 def _run_executor(executor, items, config_json, parts_dir: Path, finish, tick) -> None:
-    """Run ``items`` on an external executor whose workers return ParticleResults; this
+    """Run ``items`` on an external executor whose workers return ParticleAnalysis; this
     process writes the part files. A task that raises (e.g. dask's KilledWorker after a
     worker died repeatedly) is recorded as a failed particle."""
     futs = {executor.submit(_analyze_result, it, config_json): it for it in items}
@@ -589,7 +603,7 @@ def _run_executor(executor, items, config_json, parts_dir: Path, finish, tick) -
                     res = fu.result()
                 except Exception as exc:  # the task itself died: record, go on
                     res = failed_result(it, f"worker failed: {type(exc).__name__}: {exc}")
-                res = _write_part(it, res, config_json, parts_dir / f"{it.particle_id}.h5")
+                res = write_part(parts_dir / f"{it.particle_id}.h5", res, config_json, it)
                 finish(it.particle_id, res.status)
             tick()
     except BaseException:
@@ -710,7 +724,7 @@ def _run_workers(items, config_json, parts_dir: Path, jobs: int, finish, tick, *
 
     def record_failure(it, reason):
         res = failed_result(it, reason)
-        _write_part(it, res, config_json, part(it))
+        write_part(part(it), res, config_json, it)
         finish(it.particle_id, "failed")
 
     def start_worker():

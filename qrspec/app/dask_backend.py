@@ -2,7 +2,7 @@
 
 The same per-particle task as the local process pool runs on the cluster's workers through
 ``Client.get_executor()`` (a :class:`concurrent.futures.Executor`). Workers return each
-particle's :class:`~qrspec.analysis.results.ParticleResult` to the client, and the client alone
+particle's :class:`~qrspec.analysis.particle.ParticleAnalysis` to the client, and the client alone
 writes the checkpoint files and the results file, so workers need no access to the output folder
 (only to the input files) and the outputs and resume semantics are those of the local pool.
 """

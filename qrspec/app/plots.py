@@ -28,7 +28,7 @@ import numpy as np
 from qrspec.errors import QrspecError
 
 __all__ = ["plot_particle", "plot_batch", "write_figures", "particle_figure", "batch_figure",
-           "LABEL_COLORS", "COLORS"]
+           "forward_figure", "threshold_map_figure", "save_figure", "LABEL_COLORS", "COLORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,38 +191,16 @@ def _pm(value, err, unit="", digits=None) -> str:
     return s + (f" {unit}" if unit else "")
 
 
-def _decode(x) -> str:
-    return x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
-
-
 # ------------------------------------------------------------------ reading
 class _Particle:
-    """Arrays and dataset attributes of one particle (missing datasets: None / {})."""
+    """A ParticleAnalysis and its summary values (what the store has; nothing re-derived)."""
 
-    def __init__(self, path, particle_id: str, summary_row):
-        import h5py
+    def __init__(self, analysis):
+        from qrspec.store.summary import summary_values
 
-        self.id = particle_id
-        self.row = summary_row
-        self.data: dict = {}
-        self.attrs: dict = {}
-        with h5py.File(path, "r") as f:
-            g = f[f"particles/{particle_id}"]
-            self.group_attrs = {k: _decode(v) if isinstance(v, bytes) else v
-                                for k, v in g.attrs.items()}
-
-            def visit(name, obj):
-                if isinstance(obj, h5py.Dataset):
-                    self.data[name] = obj[()]
-                    self.attrs[name] = dict(obj.attrs)
-
-            g.visititems(visit)
-
-    def get(self, name):
-        return self.data.get(name)
-
-    def attr(self, name, key, default=None):
-        return self.attrs.get(name, {}).get(key, default)
+        self.a = analysis
+        self.id = analysis.particle_id
+        self.row = summary_values(analysis)
 
     def value(self, col) -> float:
         try:
@@ -232,13 +210,11 @@ class _Particle:
 
     @property
     def status(self) -> str:
-        return str(self.row["status"]) if self.row is not None else \
-            self.group_attrs.get("status", "")
+        return self.a.status
 
     @property
     def error(self) -> str:
-        return str(self.group_attrs.get("error", "")) or \
-            (str(self.row["error"]) if self.row is not None else "")
+        return self.a.error
 
     @property
     def failed(self) -> bool:
@@ -259,41 +235,38 @@ class _Particle:
         return f"no {what} in the results"
 
 
-def _results_and_row(results_path, particle_id):
-    from qrspec.store.hdf5 import read_results
+def _analysis(analysis_or_path, particle_id):
+    """A ParticleAnalysis given in memory or read back from a results file."""
+    from qrspec.analysis.particle import ParticleAnalysis
+    from qrspec.store.hdf5 import read_particle
 
-    res = read_results(results_path)
-    ids = res.particle_ids
-    if particle_id not in ids:
-        raise QrspecError(f"particle_id={particle_id!r} not in {res.path} "
-                          f"({len(ids)} particles: {', '.join(ids[:5])}"
-                          f"{', ...' if len(ids) > 5 else ''})")
-    return res, res.summary[ids.index(particle_id)]
+    if isinstance(analysis_or_path, ParticleAnalysis):
+        if particle_id is not None and particle_id != analysis_or_path.particle_id:
+            raise QrspecError(f"particle_id={particle_id!r} is not the given analysis "
+                              f"({analysis_or_path.particle_id!r})")
+        return analysis_or_path
+    return read_particle(analysis_or_path, particle_id)
 
 
 # ------------------------------------------------------------------ particle panels
 def _trace_axis(p: _Particle):
-    counts = p.get("trace/counts")
-    if counts is None or np.size(counts) == 0:
+    tr = p.a.trajectory
+    if tr is None or np.size(tr.counts) == 0 or not tr.bin_width_s > 0:
         return None
-    counts = np.asarray(counts)
+    counts = np.asarray(tr.counts)
     total = counts.sum(axis=1) if counts.ndim == 2 else counts
-    bw = float(p.attr("trace/counts", "bin_width_s", math.nan))
-    start = float(p.attr("trace/counts", "start_s", 0.0))
-    if not bw > 0:
-        return None
+    bw, start = float(tr.bin_width_s), float(tr.start_s)
     t = start + (np.arange(total.size) + 0.5) * bw
     return t, total.astype(np.float64), bw, start
 
 
 def _segments(p: _Particle):
-    start, stop = p.get("levels/segments_start_s"), p.get("levels/segments_stop_s")
-    if start is None or stop is None or np.size(start) == 0:
+    lv = p.a.levels
+    if lv is None or lv.segments.size == 0:
         return None
-    labels = p.get("levels/segments_label")
-    labels = [_decode(x) for x in labels] if labels is not None else ["unclassified"] * len(start)
-    n_ph = p.get("levels/segments_n_photons")
-    return np.asarray(start, float), np.asarray(stop, float), labels, n_ph
+    seg = lv.segments
+    return (np.asarray(seg.start_s, float), np.asarray(seg.stop_s, float),
+            [str(x) for x in seg.label], seg.n_photons)
 
 
 def _draw_trace(ax, p: _Particle, ax_hist):
@@ -330,10 +303,10 @@ def _draw_trace(ax, p: _Particle, ax_hist):
         for lab in LABEL_COLORS:
             if lab in labels:
                 handles.append(Patch(facecolor=LABEL_COLORS[lab], alpha=0.5, label=lab))
-    cps = p.get("levels/change_points_s")
+    cps = p.a.levels.change_points_s if p.a.levels is not None else None
     if cps is not None and np.size(cps):
         blend = blended_transform_factory(ax.transData, ax.transAxes)
-        ci = p.get("levels/change_points_ci_s")
+        ci = p.a.levels.change_points_ci_s
         if ci is not None and np.shape(ci) == (np.size(cps), 2):
             ax.hlines(np.full(np.size(cps), 0.985), ci[:, 0], ci[:, 1], color="black", lw=0.8,
                       transform=blend, zorder=4)
@@ -356,21 +329,15 @@ def _draw_trace(ax, p: _Particle, ax_hist):
 
 
 def _charging_rows(p: _Particle):
-    from qrspec.analysis.pipeline import UNUSABLE_CHARGING_FLAGS
-
-    cols = {c: p.get(f"charging/{c}") for c in ("t_start_s", "t_stop_s", "n_c", "n_c_err",
-                                              "tau_a_xx_ns", "tau_a_xx_err_ns")}
-    if any(v is None for v in cols.values()) or np.size(cols["n_c"]) == 0:
+    """The charging windows as columns, with the pipeline's usable flag per window."""
+    ch = p.a.charging
+    if ch is None or ch.windows.n_c.size == 0:
         return None
-    cols = {k: np.asarray(v, float) for k, v in cols.items()}
-    flags = p.get("charging/flags")
-    n = cols["n_c"].size
-    if flags is None or len(flags) != n:
-        good = np.ones(n, bool)
-    else:
-        good = np.asarray([not (set(_decode(f).split(",")) & UNUSABLE_CHARGING_FLAGS)
-                           for f in flags])
-    cols["good"] = good
+    w = ch.windows
+    cols = {c: np.asarray(getattr(w, c), float) for c in ("t_start_s", "t_stop_s", "n_c",
+                                                        "n_c_err", "tau_a_xx_ns",
+                                                        "tau_a_xx_err_ns")}
+    cols["good"] = np.asarray(w.usable, bool)
     return cols
 
 
@@ -408,43 +375,23 @@ def _draw_charging(ax, p: _Particle, key: str):
     ax.legend(loc="best", ncol=3, handlelength=1.2)
 
 
-def _rebinned_axis(res_ns: float, n_fine: int, n_state: int):
-    """Left edges (ns), bin width and period of a decay of ``n_state`` bins made from the
-    ``n_fine`` TCSPC bins of the total decay (``decay_histogram(bin_ns=...)`` sums ``r`` whole
-    bins, the last bin shorter): the whole bins only, or None when no ``r`` fits."""
-    r0 = max(1, int(round(n_fine / n_state)))
-    for r in (r0, r0 - 1, r0 + 1):
-        if r >= 1 and -(-n_fine // r) == n_state:
-            return np.arange(n_fine // r) * r * res_ns, r * res_ns, n_fine * res_ns
-    return None
-
-
-def _state_time_axis(p: _Particle, n_state: int):
-    """Time axis of a state decay, from the total decay's axis (which has TCSPC bins)."""
-    time_ns, total = p.get("decays/time_ns"), p.get("decays/total")
-    if time_ns is None or total is None or np.size(time_ns) < 2:
-        return None
-    return _rebinned_axis(float(time_ns[1] - time_ns[0]), int(np.size(total)), n_state)
-
-
 def _draw_decays(ax, ax_res, p: _Particle):
-    t0 = float(p.attr("decays/total", "t0_ns", math.nan))
+    al = p.a.alignment
+    t0 = al.t0_ns if al is not None else math.nan
     drawn, taus = [], []
-    total, time_ns = p.get("decays/total"), p.get("decays/time_ns")
+    total, time_ns = (al.counts, al.time_ns) if al is not None else (None, None)
     if not _finite(t0):
         t0 = 0.0
     for state in ("neutral", "charged"):
-        counts = p.get(f"decays/{state}")
-        if counts is None or np.sum(counts) <= 0:
+        st = getattr(p.a.states, state, None) if p.a.states is not None else None
+        if st is None or st.decay_counts is None or np.sum(st.decay_counts) <= 0:
             continue
-        axis = _state_time_axis(p, np.size(counts))
-        if axis is None:
-            continue
-        t, bin_ns, period_ns = axis
-        c = np.asarray(counts[: t.size], float)
+        bin_ns = st.decay_bin_ns
+        n_whole = int(np.floor(al.period_ns / bin_ns + 1e-9))  # a last, shorter bin is not drawn
+        t = np.asarray(st.decay_time_ns[:n_whole], float)
+        c = np.asarray(st.decay_counts[: t.size], float)
         norm = c.max()
-        tau = float(p.attr(f"decays/{state}", "tau_x_ns", math.nan))
-        tau_err = float(p.attr(f"decays/{state}", "tau_x_err_ns", math.nan))
+        tau, tau_err = st.tau_x_ns, st.tau_x_err_ns
         color = LABEL_COLORS[state]
         label = f"{state}  {_pm(tau, tau_err, 'ns')}"
         ax.plot(t - t0, np.where(c > 0, c / norm, np.nan), color=color, lw=0.6, alpha=0.75,
@@ -453,8 +400,7 @@ def _draw_decays(ax, ax_res, p: _Particle):
         if _finite(tau):
             taus.append(tau)
             # the pipeline stores the fitted tail model and its residuals on whole bins
-            model = p.get(f"decays/{state}_model")
-            resid = p.get(f"decays/{state}_residuals")
+            model, resid = st.fit_model_counts, st.fit_residuals
             if model is not None and resid is not None:
                 n = min(np.size(model), t.size)
                 m = np.isfinite(np.asarray(resid[:n], float))
@@ -493,27 +439,20 @@ def _draw_decays(ax, ax_res, p: _Particle):
     ax_res.set_xlabel(r"Delay $t - t_0$ (ns)")
 
 
-def _period_ns(p: _Particle):
-    time_ns, total = p.get("decays/time_ns"), p.get("decays/total")
-    if time_ns is None or total is None or np.size(time_ns) < 2:
-        return None
-    return float(time_ns[1] - time_ns[0]) * np.size(total)
-
-
 def _draw_g2(ax, p: _Particle, key: str):
-    lag, counts = p.get(f"{key}/lag_ns"), p.get(f"{key}/counts")
     raw = key == "g2"
+    h = None if p.a.g2 is None else (p.a.g2.raw if raw else p.a.g2.gated)
     color = COLORS["g2_raw"] if raw else COLORS["g2_gated"]
     name = "raw" if raw else "gated"
-    if lag is None or counts is None or np.size(lag) < 2:
+    if h is None or np.size(h.lag_ns) < 2:
         _no_data(ax, p.why_missing(f"{name} g2"))
         return
-    lag = np.asarray(lag, float)
-    counts = np.asarray(counts, float)
+    lag = np.asarray(h.lag_ns, float)
+    counts = np.asarray(h.counts, float)
     bin_ns = float(lag[1] - lag[0])
-    period = _period_ns(p)
-    window = float(p.attr(f"{key}/counts", "window_ns", math.nan))
-    peaks = p.attr(f"{key}/peak_areas", "peaks")
+    period = p.a.alignment.period_ns if p.a.alignment is not None else None
+    window = h.window_ns
+    peaks = h.peaks
     if period is not None:
         k_max = 3
         if peaks is not None and np.size(peaks):
@@ -529,11 +468,9 @@ def _draw_g2(ax, p: _Particle, key: str):
                            color=color if k == 0 else "0.5",
                            alpha=0.16 if k == 0 else (0.09 if k % 2 else 0.04), zorder=0)
     ax.plot(lag, counts, color=color, lw=0.6, drawstyle="steps-mid")
-    g0 = float(p.attr(f"{key}/counts", "g2_zero", math.nan))
-    g0e = float(p.attr(f"{key}/counts", "g2_zero_err", math.nan))
-    text = rf"{name}: $g^{{(2)}}(0)$ = {_pm(g0, g0e, digits=2)}"
+    text = rf"{name}: $g^{{(2)}}(0)$ = {_pm(h.g2_zero, h.g2_zero_err, digits=2)}"
     if not raw:
-        gate = p.value("gate_ns")
+        gate = p.a.g2.gate_ns
         if _finite(gate):
             text += f"\ngate $t - t_0 \\geq$ {gate:g} ns"
     ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
@@ -545,14 +482,12 @@ def _draw_g2(ax, p: _Particle, key: str):
 def _draw_flid(ax, p: _Particle, fig):
     from matplotlib.colors import LogNorm
 
-    h = p.get("flid/histogram")
-    ce = p.attr("flid/histogram", "count_edges")
-    de = p.attr("flid/histogram", "delay_edges_ns")
-    if h is None or ce is None or de is None or np.sum(h) <= 0:
+    fl = p.a.flid
+    if fl is None or np.sum(fl.histogram) <= 0:
         _no_data(ax, p.why_missing("FLID"))
         return
-    h = np.asarray(h, float)
-    ce, de = np.asarray(ce, float), np.asarray(de, float)
+    h = np.asarray(fl.histogram, float)
+    ce, de = np.asarray(fl.count_edges, float), np.asarray(fl.delay_edges_ns, float)
     rows = np.flatnonzero(h.sum(axis=1))
     cols = np.flatnonzero(h.sum(axis=0))
     r0, r1 = rows[0], rows[-1] + 1
@@ -573,13 +508,14 @@ def _draw_flid(ax, p: _Particle, fig):
     cb.set_label("Trace bins")
     cb.ax.tick_params(labelsize=6)
     # levels found by the change-point analysis, at (lifetime, intensity per trace bin)
-    tau, inten, lab = (p.get("levels/tau_ns"), p.get("levels/intensity_cps"),
-                       p.get("levels/label"))
-    bw = float(p.attr("trace/counts", "bin_width_s", math.nan))
+    lv = p.a.levels
+    tau, inten, lab = (lv.tau_ns, lv.intensity_cps, lv.label) if lv is not None else \
+        (None, None, None)
+    bw = fl.bin_width_s
     x_lim, y_lim = [de[0], de[-1]], [ce[0], ce[-1]]
     if tau is not None and inten is not None and lab is not None and _finite(bw):
         for ti, ii, la in zip(tau, inten, lab, strict=False):
-            la = _decode(la)
+            la = str(la)
             if _finite(ti, ii):
                 ax.plot(ti, ii * bw, marker="o", ms=6, mec="white", mew=1.0,
                         mfc=LABEL_COLORS.get(la, LABEL_COLORS["unclassified"]), zorder=5)
@@ -619,25 +555,26 @@ def _info_text(ax, p: _Particle):
         y -= 1.0 / len(lines)
 
 
-def particle_figure(results_path, particle_id: str):
+def particle_figure(analysis_or_path, particle_id: str | None = None):
     """Multi-panel figure of one particle, as a :class:`matplotlib.figure.Figure`.
 
     Panels: (a) intensity trajectory with the levels coloured by label (neutral, charged,
     trap, off) and the change points with their confidence regions, plus the intensity
     histogram; (b) n_c(t) and (c) tau_A,XX(t) per charging window with error bars, on the
     trajectory's time axis (open markers: windows flagged as bounds or not identifiable);
-    (d) decays per state (log scale, normalised to their maximum) with the exciton tail fit
-    (the pipeline's fit redone on the stored histogram), the stored lifetimes in the legend
-    and Pearson residuals; (e) g2 raw and (f) gated with the peak windows shaded and g2(0);
+    (d) decays per state (log scale, normalised to their maximum) with the pipeline's stored
+    exciton tail fit, its lifetimes in the legend and Pearson residuals; (e) g2 raw and
+    (f) gated with the peak windows shaded and g2(0);
     (g) FLID with the levels marked. Axes carry labels ("trajectory", "n_c", "tau_a",
     "decays", "residuals", "g2", "g2_gated", "flid", "histogram").
 
     Parameters
     ----------
-    results_path : str or Path
-        A qrspec results file (:func:`qrspec.store.hdf5.read_results`).
-    particle_id : str
-        One of the file's particle ids.
+    analysis_or_path : ParticleAnalysis or str or Path
+        A particle in memory (:func:`qrspec.analysis.analyze_file`) or a results file
+        (read back with :func:`qrspec.store.hdf5.read_particle`).
+    particle_id : str, optional
+        One of the file's particle ids (needed when the file holds several particles).
 
     Returns
     -------
@@ -652,8 +589,7 @@ def particle_figure(results_path, particle_id: str):
         Not a results file, or ``particle_id`` is not in it.
     """
     matplotlib = _mpl()
-    res, row = _results_and_row(results_path, particle_id)
-    p = _Particle(res.path, particle_id, row)
+    p = _Particle(_analysis(analysis_or_path, particle_id))
     with matplotlib.rc_context(_RC):
         fig = _new_figure(WIDTH_IN, 8.6)
         outer = fig.add_gridspec(3, 1, height_ratios=[4.4, 3.4, 0.35])
@@ -695,7 +631,7 @@ def particle_figure(results_path, particle_id: str):
                            (ax_g2, "e"), (ax_g2g, "f"), (ax_fl, "g")):
             _letter(ax, letter, x=-0.01 if ax in (ax_tr, ax_nc, ax_ta) else -0.04)
 
-        title = f"{particle_id}   group: {_decode(row['group']) or '(none)'}"
+        title = f"{p.id}   group: {p.a.group or '(none)'}"
         n_ph, dur = p.value("n_photons"), p.value("duration_s")
         if _finite(n_ph, dur) and n_ph >= 0:
             title += f"   {int(n_ph):,} photons in {dur:.1f} s"
@@ -713,16 +649,16 @@ def particle_figure(results_path, particle_id: str):
 
 
 
-def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None = None,
-                  dpi: int = DPI) -> Path:
+def plot_particle(analysis_or_path, particle_id: str | None, out_path, *,
+                  fmt: str | None = None, dpi: int = DPI) -> Path:
     """Write the figure of one particle (:func:`particle_figure`) atomically.
 
     Parameters
     ----------
-    results_path : str or Path
-        A qrspec results file.
-    particle_id : str
-        One of the file's particle ids.
+    analysis_or_path : ParticleAnalysis or str or Path
+        A particle in memory or a qrspec results file.
+    particle_id : str or None
+        One of the file's particle ids (None: the file's only particle, or the analysis).
     out_path : str or Path
         Figure file.
     fmt : {"png", "pdf"}, optional
@@ -747,7 +683,7 @@ def plot_particle(results_path, particle_id: str, out_path, *, fmt: str | None =
     _mpl()
     out, fmt = _out_fmt(out_path, fmt)
     _check_dpi(dpi)
-    return _save(particle_figure(results_path, particle_id), out, fmt, dpi)
+    return _save(particle_figure(analysis_or_path, particle_id), out, fmt, dpi)
 
 
 # ------------------------------------------------------------------ batch figure
@@ -761,15 +697,19 @@ def _group_values(summary, groups, col):
     return out
 
 
-def _mean_sem(v):
-    """Mean and standard error of the mean (as in ``/groups``: ddof=1, NaN for one value)."""
-    if v.size == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else math.nan
+def _group_stats(table, groups, col):
+    """``(mean, sem)`` of ``col`` per group, as stored in ``/groups`` (never recomputed)."""
+    out = []
+    for g in groups:
+        row = table[table["group"] == g] if table.size else table
+        out.append((float(row[f"{col}_mean"][0]), float(row[f"{col}_sem"][0]))
+                   if row.size else (math.nan, math.nan))
+    return out
 
 
-def _strip(ax, values, offset, color, marker, label, rng, *, scale=1.0, width=0.09):
-    """Individual particles as jittered dots, mean ± SEM as a large marker with error bar."""
+def _strip(ax, values, stats, offset, color, marker, label, rng, *, scale=1.0, width=0.09):
+    """Individual particles as jittered dots, the group's mean ± SEM (from ``/groups``) as a
+    large marker with error bar."""
     from matplotlib.transforms import blended_transform_factory
 
     any_data = False
@@ -784,7 +724,7 @@ def _strip(ax, values, offset, color, marker, label, rng, *, scale=1.0, width=0.
         x = i + offset + rng.uniform(-width, width, v.size)
         ax.plot(x, v, linestyle="none", marker=marker, ms=3, mfc=color, mec="none",
                 alpha=0.45, zorder=2)
-        m, s = _mean_sem(v)
+        m, s = stats[i]
         ax.errorbar(i + offset, m, yerr=s if _finite(s) else None, fmt=marker, ms=5.5,
                     color=color, mec="black", mew=0.6, lw=1.0, capsize=2.5, zorder=3,
                     label=label)
@@ -852,6 +792,12 @@ def batch_figure(results_path, *, groups=None):
     def vals(col):
         return _group_values(summ, groups, col)
 
+    def stats(col):
+        return _group_stats(res.groups, groups, col)
+
+    def strip(ax, col, *args):
+        return _strip(ax, vals(col), stats(col), *args)
+
     with matplotlib.rc_context(_RC):
         fig = _new_figure(WIDTH_IN, 5.4)
         gs = fig.add_gridspec(2, 3)
@@ -865,8 +811,8 @@ def batch_figure(results_path, *, groups=None):
             ax.set_label(name)
 
         def panel_g2(ax):
-            a = _strip(ax, vals("g2_zero"), -0.17, COLORS["g2_raw"], "o", "raw", rng)
-            b = _strip(ax, vals("g2_zero_gated"), 0.17, COLORS["g2_gated"], "s", "gated", rng)
+            a = strip(ax, "g2_zero", -0.17, COLORS["g2_raw"], "o", "raw", rng)
+            b = strip(ax, "g2_zero_gated", 0.17, COLORS["g2_gated"], "s", "gated", rng)
             if not (a or b):
                 _no_data(ax, "no finite g2(0)")
                 return
@@ -879,9 +825,9 @@ def batch_figure(results_path, *, groups=None):
             ax.legend(loc="upper center", ncol=2)
 
         def panel_tau(ax):
-            a = _strip(ax, vals("tau_x_neutral_ns"), -0.17, COLORS["tau_x"], "o",
+            a = strip(ax, "tau_x_neutral_ns", -0.17, COLORS["tau_x"], "o",
                        r"$\tau_\mathrm{X}^0$", rng)
-            b = _strip(ax, vals("tau_xx_neutral_ns"), 0.17, COLORS["tau_xx"], "s",
+            b = strip(ax, "tau_xx_neutral_ns", 0.17, COLORS["tau_xx"], "s",
                        r"$\tau_\mathrm{XX}^0$", rng)
             if not (a or b):
                 _no_data(ax, "no neutral lifetimes")
@@ -892,7 +838,7 @@ def batch_figure(results_path, *, groups=None):
             ax.legend(loc="upper center", ncol=2)
 
         def panel_nc(ax):
-            if not _strip(ax, vals("n_c_mean"), 0.0, COLORS["n_c"], "D", None, rng):
+            if not strip(ax, "n_c_mean", 0.0, COLORS["n_c"], "D", None, rng):
                 _no_data(ax, "no particle with an inverted n_c")
                 return
             ax.set_ylabel(r"$\langle n_c\rangle$ per particle")
@@ -905,7 +851,7 @@ def batch_figure(results_path, *, groups=None):
                 _no_data(ax, "no particle with status ok")
                 return
             x = np.arange(len(groups))
-            ms = [_mean_sem(v / 1e3) for v in iv]
+            ms = [(m / 1e3, e / 1e3) for m, e in stats("rate_cps")]
             ax.bar(x - 0.18, [m for m, _ in ms], width=0.32, color=COLORS["intensity"],
                    alpha=0.35, edgecolor=COLORS["intensity"], lw=0.8,
                    yerr=[s if _finite(s) else 0.0 for _, s in ms],
@@ -924,7 +870,7 @@ def batch_figure(results_path, *, groups=None):
             tw.yaxis.label.set_color(COLORS["n_c"])
             tw.set_ylabel(r"$\langle n_c\rangle$")
             if any(v.size for v in nc):
-                _strip(tw, nc, 0.18, COLORS["n_c"], "D", None, rng)
+                _strip(tw, nc, stats("n_c_mean"), 0.18, COLORS["n_c"], "D", None, rng)
                 tw.set_ylim(bottom=0)
                 _headroom(tw, 0.2)
             else:
@@ -940,9 +886,9 @@ def batch_figure(results_path, *, groups=None):
                       loc="upper left", ncol=2)
 
         def panel_ta(ax):
-            a = _strip(ax, vals("tau_a_xx_neutral_ns"), -0.17, LABEL_COLORS["neutral"], "o",
+            a = strip(ax, "tau_a_xx_neutral_ns", -0.17, LABEL_COLORS["neutral"], "o",
                        "neutral", rng)
-            b = _strip(ax, vals("tau_a_xx_charged_ns"), 0.17, COLORS["tau_a"], "D",
+            b = strip(ax, "tau_a_xx_charged_ns", 0.17, COLORS["tau_a"], "D",
                        "charged", rng)
             if not (a or b):
                 _no_data(ax, "no Auger lifetimes")
@@ -1058,3 +1004,77 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
                                    dpi=dpi))
         logger.info("figure of particle %s written", pid)
     return paths
+
+
+# ------------------------------------------------------------------ charge-model figures
+def save_figure(fig, out_path, *, fmt: str | None = None, dpi: int = DPI) -> Path:
+    """Write any figure of this module atomically (format from the suffix by default).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    out_path : str or Path
+        ``.png`` or ``.pdf``.
+    fmt : {"png", "pdf"}, optional
+    dpi : int
+
+    Returns
+    -------
+    Path
+    """
+    out, fmt = _out_fmt(out_path, fmt)
+    return _save(fig, out, fmt, _check_dpi(dpi))
+
+
+def forward_figure(res):
+    """Lifetimes and QYs of X, XX versus the charge number (``qrspec model forward --png``).
+
+    Parameters
+    ----------
+    res : qrspec.charging.forward.ForwardResult
+        Output of :func:`qrspec.charging.forward.forward`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    matplotlib = _mpl()
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(WIDTH_IN, 2.8)
+        ax = fig.subplots(1, 2)
+        ax[0].semilogy(res.n, res.tau_x_ns, "o-", label="X$^{n-}$")
+        ax[0].semilogy(res.n, res.tau_xx_ns, "s-", label="XX$^{n-}$")
+        ax[0].semilogy(res.n, res.tau_a_xx_ns, "^-", label=r"$\tau_{A,XX^{n-}}$")
+        ax[0].set_xlabel("n")
+        ax[0].set_ylabel("Lifetime (ns)")
+        ax[0].legend()
+        ax[1].plot(res.n, res.qy_x, "o-", label="QY X$^{n-}$")
+        ax[1].plot(res.n, res.qy_xx, "s-", label="QY XX$^{n-}$")
+        ax[1].set_xlabel("n")
+        ax[1].legend()
+    return fig
+
+
+def threshold_map_figure(tm):
+    """Lasing threshold map log10 <N_las>(<n_c>, tau_A,XX0) (``qrspec model threshold-map``).
+
+    Parameters
+    ----------
+    tm : qrspec.charging.thresholds.ThresholdMap
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    matplotlib = _mpl()
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(4.5, 3.6)
+        ax = fig.add_subplot()
+        n_las = np.asarray(tm.n_las, float)
+        z = np.log10(np.where(np.isfinite(n_las), n_las, np.nan))  # no threshold: no colour
+        im = ax.pcolormesh(tm.mean_nc, tm.tau_a_xx_ns, z.T, shading="auto")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\langle n_c\rangle$")
+        ax.set_ylabel(r"$\tau_{A,XX}$ (ns)")
+        fig.colorbar(im, ax=ax, label=r"log$_{10}\langle N_{las}\rangle$")
+    return fig

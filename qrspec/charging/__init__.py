@@ -7,8 +7,8 @@ forms), :mod:`~qrspec.charging.inverse` (``infer_charging``), :mod:`~qrspec.char
 fluence, L-L and TA thresholds). See docs/charging_model.md. Names load lazily (scipy is
 imported only when a fit or threshold is computed). The forward function is not re-exported
 here because it shares its name with the module :mod:`qrspec.charging.forward` (importing the
-module would shadow it): use ``from qrspec.charging.forward import forward`` or
-``ChargeModelConfig.forward(n)``.
+module would shadow it): use ``from qrspec.charging.forward import forward`` (the config
+module does not import the forward module: no import circle).
 """
 
 from __future__ import annotations

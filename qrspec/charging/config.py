@@ -231,16 +231,3 @@ class ChargeModelConfig:
     def replace(self, **changes) -> ChargeModelConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
-
-    # ---- model evaluation ----------------------------------------------------------------------
-    def forward(self, n):
-        """Rates, lifetimes and QYs per charge number; see :func:`qrspec.charging.forward`."""
-        from qrspec.charging.forward import forward
-
-        return forward(self, n)
-
-    def state_table(self, n_max: int):
-        """:class:`qrspec.charging.states.StateTable` for n = 0..n_max (X, XX, XXX per row)."""
-        from qrspec.charging.forward import state_table
-
-        return state_table(self, n_max)

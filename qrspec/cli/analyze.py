@@ -27,17 +27,17 @@ def analyze(file, output, overwrite, as_json, config):
     from qrspec.analysis.pipeline import analyze_file
     from qrspec.errors import QrspecError
     from qrspec.store.hdf5 import write_particle_file
+    from qrspec.store.summary import row_to_dict, summary_row
 
     check_output(output, inputs=[file], overwrite=overwrite)
     try:
         res = analyze_file(file, config)
-        write_particle_file(output, res, config.to_json(), inputs=[file])
+        # crash-safe: on any error nothing (partial) is left and the input is never replaced
+        write_particle_file(output, res, inputs=[file], overwrite=overwrite)
     except QrspecError as exc:  # unreadable input, or the output cannot be written
         raise click.ClickException(display(str(exc))) from None
     if as_json:
-        from qrspec.analysis.results import row_to_dict
-
-        click.echo(json.dumps(row_to_dict(res.summary_row())))
+        click.echo(json.dumps(row_to_dict(summary_row(res))))
     else:
         click.echo(display(f"{res.particle_id}: {res.status} -> {output}"
                            + (f" ({res.error})" if res.error else "")))

@@ -94,10 +94,8 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
         try:
             export_summary_csv(report.output, csv_path)
         except QrspecError as exc:  # the results file is complete; only the CSV copy failed
-            reason = getattr(exc, "reason", str(exc))
-            raise click.ClickException(display(f"{csv_path}: cannot write the CSV summary "
-                                               f"({reason}); {report.output} is "
-                                               "complete")) from None
+            raise click.ClickException(display(f"{exc}; {report.output} is complete")) \
+                from None
     click.echo(display(f"{report.n_ok} ok, {report.n_failed} failed, {report.n_skipped} "
                        f"resumed of {report.n_particles} particles in {report.wall_s:.1f} s -> "
                        f"{report.output}"), err=True)

@@ -48,35 +48,18 @@ def _build_config(config_path, **overrides):
 
 
 def _write_table(path, columns: dict, attrs: dict, overwrite: bool, group="model"):
-    """CSV (by suffix .csv) or HDF5 (.h5/.hdf5) table of equal-length 1-d columns."""
-    import numpy as np
+    """CSV (by suffix .csv) or HDF5 (.h5/.hdf5) table (:func:`qrspec.store.write_model_table`)."""
+    from qrspec.errors import OutputError, QrspecError
+    from qrspec.store.tables import write_model_table
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise click.ClickException(f"{path} exists; use --overwrite")
-    tmp = path.with_name(path.name + ".partial")
-    if path.suffix.lower() == ".csv":
-        names = list(columns)
-        data = np.column_stack([np.asarray(columns[k], float) for k in names])
-        header = "# " + json.dumps(attrs, sort_keys=True) + "\n" + ",".join(names)
-        np.savetxt(tmp, data, delimiter=",", header=header, comments="", fmt="%.10g")
-    elif path.suffix.lower() in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format"] = "qrspec-results"
-            h5.attrs["format_version"] = "1"
-            g = h5.create_group(group)
-            for k, v in attrs.items():
-                g.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
-            for k, v in columns.items():
-                ds = g.create_dataset(k, data=np.asarray(v))
-                ds.attrs["units"] = ("ns" if k.endswith("_ns") else
-                                     "1/ns" if k.endswith("_per_ns") else "1")
-                ds.attrs["description"] = k.replace("_", " ")
-    else:
-        raise click.BadParameter(f"output={str(path)!r} must end in .csv, .h5 or .hdf5")
-    tmp.replace(path)
+    try:
+        write_model_table(path, columns, attrs, group=group, overwrite=overwrite)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    except QrspecError as exc:
+        if "exists; use --overwrite" in str(exc):
+            raise click.ClickException(str(exc)) from None
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group("model")
@@ -123,27 +106,19 @@ def forward_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
 
 
 def _plot_forward(png, res):
-    try:
-        import matplotlib
+    _save_png(png, lambda plots: plots.forward_figure(res))
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def _save_png(png, make):
+    """Draw a model figure (qrspec.app.plots) and save it; a clear error without matplotlib."""
+    try:
+        from qrspec.app import plots
+
+        plots.save_figure(make(plots), png)
     except ImportError:
         raise click.ClickException("--png needs matplotlib (pip install qrspec[plot])") from None
-    fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
-    ax[0].semilogy(res.n, res.tau_x_ns, "o-", label="X$^{n-}$")
-    ax[0].semilogy(res.n, res.tau_xx_ns, "s-", label="XX$^{n-}$")
-    ax[0].semilogy(res.n, res.tau_a_xx_ns, "^-", label=r"$\tau_{A,XX^{n-}}$")
-    ax[0].set_xlabel("n")
-    ax[0].set_ylabel("lifetime (ns)")
-    ax[0].legend()
-    ax[1].plot(res.n, res.qy_x, "o-", label="QY X$^{n-}$")
-    ax[1].plot(res.n, res.qy_xx, "s-", label="QY XX$^{n-}$")
-    ax[1].set_xlabel("n")
-    ax[1].legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(f"{png}: cannot write the figure ({exc})") from None
 
 
 @model.command("inverse")
@@ -182,7 +157,6 @@ def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
                 tau_x_err_ns, tau_xx_ns, tau_xx_err_ns, g2, g2_err, rad_ratio, rad_ratio_err,
                 g2_0, g2_0_err, segments, free, n_max_fit, n_boot, seed, output, overwrite):
     """n_c and tau_A,XX^{nc-} from charged X/XX lifetimes and the neutral reference."""
-    import numpy as np
 
     from qrspec.charging.inverse import ChargedObservation, NeutralReference, infer_charging
     from qrspec.charging.trajectory import charging_trajectory
@@ -199,9 +173,9 @@ def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
             tau_a_xx0_err_ns=tau_a_xx0_err_ns, qy_x0=cfg.qy_x0, g2_0=g2_0, g2_0_err=g2_0_err)
         opts = dict(free=free, n_max=n_max_fit, n_boot=n_boot, seed=seed)
         if segments:
-            rows = np.genfromtxt(segments, delimiter=",", names=True, comments="#")
-            rows = np.atleast_1d(rows)
-            segs = [{k: float(r[k]) for k in rows.dtype.names} for r in rows]
+            from qrspec.store.tables import read_segments_table
+
+            segs = read_segments_table(segments)
             traj = charging_trajectory(segs, neutral, cfg, **opts)
             cols = {"t_start_s": traj.t_start_s, "t_stop_s": traj.t_stop_s, "n": traj.n,
                     "n_lo": traj.n_lo, "n_hi": traj.n_hi, "tau_a_xx_ns": traj.tau_a_xx_ns,
@@ -279,50 +253,17 @@ def threshold_map_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps,
                            criterion=criterion, gain_rate_per_ns=gain_rate_per_ns)
     except QrspecError as exc:
         raise click.BadParameter(str(exc)) from None
-    path = Path(output)
-    if path.suffix.lower() == ".csv":
+    from qrspec.store.tables import Column
+
+    if Path(output).suffix.lower() == ".csv":  # long format: one row per (n_c, tau) cell
         grid_nc, grid_tau = np.meshgrid(tm.mean_nc, tm.tau_a_xx_ns, indexing="ij")
         cols = {"mean_nc": grid_nc.ravel(), "tau_a_xx_ns": grid_tau.ravel(),
                 "n_las": tm.n_las.ravel()}
-        _write_table(path, cols, tm.settings, overwrite, group="threshold_map")
     else:
-        if path.exists() and not overwrite:
-            raise click.ClickException(f"{path} exists; use --overwrite")
-        if path.suffix.lower() not in (".h5", ".hdf5"):
-            raise click.BadParameter(f"output={output!r} must end in .csv, .h5 or .hdf5")
-        import h5py
-
-        tmp = path.with_name(path.name + ".partial")
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format"] = "qrspec-results"
-            h5.attrs["format_version"] = "1"
-            g = h5.create_group("threshold_map")
-            for k, v in tm.settings.items():
-                g.attrs[k] = v
-            for name, data, unit in (("mean_nc", tm.mean_nc, "1"),
-                                     ("tau_a_xx_ns", tm.tau_a_xx_ns, "ns"),
-                                     ("n_las", tm.n_las, "excitons per particle")):
-                ds = g.create_dataset(name, data=data)
-                ds.attrs["units"] = unit
-                ds.attrs["description"] = {"mean_nc": "mean charge number <n_c> (rows)",
-                                           "tau_a_xx_ns": "neutral tau_A,XX0 (columns)",
-                                           "n_las": "lasing threshold <N_las>, inf = none"}[name]
-        tmp.replace(path)
+        cols = {"mean_nc": Column(tm.mean_nc, "1", "mean charge number <n_c> (rows)"),
+                "tau_a_xx_ns": Column(tm.tau_a_xx_ns, "ns", "neutral tau_A,XX0 (columns)"),
+                "n_las": Column(tm.n_las, "excitons per particle",
+                                "lasing threshold <N_las>, inf = none")}
+    _write_table(output, cols, tm.settings, overwrite, group="threshold_map")
     if png:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise click.ClickException("--png needs matplotlib") from None
-        fig, ax = plt.subplots(figsize=(5, 4))
-        z = np.log10(np.where(np.isfinite(tm.n_las), tm.n_las, np.nan))
-        im = ax.pcolormesh(tm.mean_nc, tm.tau_a_xx_ns, z.T, shading="auto")
-        ax.set_yscale("log")
-        ax.set_xlabel(r"$\langle n_c\rangle$")
-        ax.set_ylabel(r"$\tau_{A,XX}$ (ns)")
-        fig.colorbar(im, label=r"log$_{10}\langle N_{las}\rangle$")
-        fig.tight_layout()
-        fig.savefig(png, dpi=120)
-        plt.close(fig)
+        _save_png(png, lambda plots: plots.threshold_map_figure(tm))

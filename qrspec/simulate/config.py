@@ -147,7 +147,7 @@ class EmitterConfig:
     def state_table(self, n_max: int) -> StateTable:
         """Lifetimes and QYs for charge states 0..n_max.
 
-        With ``charge_model`` set, ``ChargeModelConfig.state_table(n_max)`` of
+        With ``charge_model`` set, ``qrspec.charging.forward.state_table(model, n_max)`` of
         :mod:`qrspec.charging`. Otherwise:
 
         interim model (methods.md §1.5 Variant C with xi = 0; n >= 1)::
@@ -165,7 +165,9 @@ class EmitterConfig:
         n_max = int(n_max)
         _require(n_max >= 0, "n_max", n_max, "must be >= 0")
         if self.charge_model is not None:
-            return self._charge_model().state_table(n_max)
+            from qrspec.charging.forward import state_table
+
+            return state_table(self._charge_model(), n_max)
         if self.tau_ns is not None:
             tau = np.asarray(self.tau_ns, float)
             _require(tau.shape[0] > n_max, "n_max", n_max,

@@ -1,18 +1,29 @@
 """HDF5 results: per-particle files, the merged batch file, reading back, CSV of the summary.
 
-Layout of a results file (``format = "qrspec-results"``, ``format_version = "1"``)::
+Layout of a results file (``format = "qrspec-results"``, ``format_version = "2"``)::
 
     /  attrs: format, format_version, qrspec_version, created_utc, config (JSON)
-    /summary      compound, one row per particle (columns:
-                  qrspec.analysis.results.SUMMARY_COLUMNS);
-                  attrs units / description (JSON: column -> text)
-    /groups       compound, per-group statistics (mean, median, SEM of particle values)
-    /particles/<particle_id>/   attrs: source_path, source_sha256, group, status, error, traceback
-        trace/..., levels/..., decays/..., g2/..., g2_gated/..., fits/..., charging/...
-        (every dataset has `units` and `description` attributes)
+    /summary      compound, one row per particle (columns: qrspec.store.summary.SUMMARY_COLUMNS);
+                  attrs units / columns (JSON: column -> units / description)
+    /groups       compound, per-group statistics (qrspec.store.summary.group_statistics)
+    /particles/<particle_id>/   attrs: the ParticleAnalysis identity fields
+        trajectory/, alignment/, g2/{raw,gated}/, levels/segments/, states/{neutral,charged}/,
+        flid/, tau_xx/, charging/windows/   one group per stage (ParticleAnalysis field)
 
-Every file is written by :func:`qrspec.io.atomic.atomic_h5` (temp file, fsync, read back, rename),
-so a reader never sees a half-written file and a full disk is a clean error.
+Inside a stage group every array field is a dataset (chunked and gzip-compressed above 64 KiB)
+with ``units`` and ``description`` attributes; tuples are 1-d datasets; scalars and short
+strings are attributes of the group, described by its ``units`` and ``descriptions`` attributes
+(JSON); a nested result is a subgroup; a field that is None is absent. Units and descriptions
+come from :mod:`qrspec.store.schema`. NaN stands for an undefined value.
+
+Writing is crash-safe (:mod:`qrspec.io.atomic`): a temp file in the target folder, fsynced,
+reopened and read back, then renamed; on any error (disk full included) the temp file is
+removed and :class:`~qrspec.errors.OutputError` names the file and the cause.
+
+Reading is safe against crafted files: external links, soft links, external storage and virtual
+datasets are refused, sizes are checked against :data:`MAX_SUMMARY_ROWS` and
+:data:`MAX_DATASET_BYTES` before anything is read, and particle ids must be sanitised names
+(never a path).
 """
 
 from __future__ import annotations
@@ -21,24 +32,38 @@ import csv
 import datetime as _dt
 import json
 import os
+import re
+import types
+import typing
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from qrspec.analysis.results import SUMMARY_COLUMNS, ParticleResult, summary_dtype
+from qrspec.analysis.particle import STAGES, ParticleAnalysis
+from qrspec.errors import OutputError, QrspecError
 from qrspec.io.files import storable_text
+from qrspec.store.schema import FIELD_DOCS, IDENTITY_DOCS
+from qrspec.store.summary import (
+    SUMMARY_COLUMNS,
+    group_statistics,
+    summary_dtype,
+    summary_row,
+)
 
-__all__ = ["write_particle_file", "merge_results", "read_results", "Results",
-           "export_summary_csv", "group_statistics", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["write_particle_file", "merge_results", "merge_results_from", "read_results",
+           "read_particle", "Results", "export_summary_csv", "copy_particle_to_part",
+           "completed_particles", "valid_particle_id", "FORMAT",
+           "MODEL_FORMAT", "FORMAT_VERSION", "MAX_SUMMARY_ROWS", "MAX_DATASET_BYTES"]
 
 FORMAT = "qrspec-results"
-FORMAT_VERSION = "1"
-GROUP_STAT_COLUMNS = ["rate_cps", "g2_zero", "g2_zero_gated", "frac_time_neutral",
-                      "tau_x_neutral_ns", "tau_xx_neutral_ns", "tau_x_charged_ns",
-                      "tau_xx_charged_ns", "n_c_mean", "tau_a_xx_charged_ns"]
+FORMAT_VERSION = "2"
+MODEL_FORMAT = "qrspec-model"  # tables of `qrspec model` (qrspec.store.tables): not results
+MAX_SUMMARY_ROWS = 100_000  # a batch is ~250 particles; 100 k rows of /summary are ~150 MB
+MAX_DATASET_BYTES = 1 << 30  # one stored array; the grids are capped far below (issue 13)
+_COMPRESS_BYTES = 1 << 16  # arrays above this are chunked and compressed
+_ATTR_STR_MAX = 1024  # longer strings are datasets (HDF5 object headers are capped at 64 KiB)
 
 
 def _version() -> str:
@@ -47,19 +72,51 @@ def _version() -> str:
     return __version__
 
 
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f" ({exc.filename})" if exc.filename else "")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _text(v) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else ("" if v is None else str(v))
+
+
+def _verify(kind: str):
+    """Verification of a written temp file: readable HDF5 of the right format, every dataset
+    read back (:func:`qrspec.io.atomic.verify_h5`)."""
+    def verify(tmp):
+        import h5py
+
+        from qrspec.io.atomic import verify_h5
+
+        verify_h5(tmp)
+        with h5py.File(tmp, "r") as f:
+            if _text(f.attrs.get("format")) != kind:
+                raise OSError(f"written file does not read back as {kind}")
+    return verify
+
+
 @contextmanager
-def atomic_h5(path, *, inputs=()):
-    """Open a temp file for writing; publish it as ``path`` only if the block succeeds.
+def atomic_h5(path, kind: str = FORMAT, *, inputs=(), overwrite: bool = True):
+    """Write an HDF5 file of format ``kind`` crash-safely (:func:`qrspec.io.atomic.atomic_h5`:
+    temp file in the target folder, fsync, verify, rename) and yield the open h5py file. Any
+    error, also one inside HDF5 (an attribute too large, a type h5py cannot store), is an
+    :class:`~qrspec.errors.OutputError` naming the file and the cause; nothing is left."""
+    from qrspec.io import atomic
 
-    :func:`qrspec.io.atomic.atomic_h5`: temp file ``<name>.<pid>.<token>.partial`` in the same
-    folder, fsync, reopened and read back, renamed; a full disk or any other write error is an
-    :class:`~qrspec.errors.OutputError` naming ``path`` (never h5py's segfault), and ``path``
-    never replaces one of ``inputs``.
-    """
-    from qrspec.io.atomic import atomic_h5 as _atomic_h5
-
-    with _atomic_h5(path, inputs=inputs) as h:
-        yield h.file
+    path = Path(path)
+    try:
+        with atomic.atomic_h5(path, verify=_verify(kind), inputs=inputs,
+                              overwrite=overwrite) as out:
+            try:
+                yield out.file
+            except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+                if isinstance(exc, QrspecError):
+                    raise
+                raise OutputError(path, _cause(exc)) from exc
+    except OSError as exc:  # not turned into OutputError by atomic (e.g. raised by h5py)
+        raise OutputError(path, _cause(exc), exc.errno) from exc
 
 
 def _root_attrs(f, config_json: str, kind: str = FORMAT):
@@ -77,67 +134,6 @@ def _write_summary(f, rows: np.ndarray):
     ds.attrs["columns"] = json.dumps({n: d for n, _, _, d in SUMMARY_COLUMNS})
 
 
-def _write_particle_group(g, res: ParticleResult):
-    # storable_text: a file name with undecodable bytes is kept as \\xNN (h5py needs UTF-8)
-    g.attrs["source_path"] = storable_text(res.source)
-    g.attrs["source_sha256"] = res.source_sha256
-    g.attrs["group"] = storable_text(res.group)
-    g.attrs["status"] = res.status
-    g.attrs["error"] = storable_text(res.error)
-    g.attrs["traceback"] = storable_text(res.traceback)
-    for name, ds in res.datasets.items():
-        data = np.asarray(ds.data)
-        kw = {"compression": "gzip", "compression_opts": 1, "shuffle": True} \
-            if data.nbytes > 65536 else {}
-        d = g.create_dataset(name, data=data, **kw)
-        d.attrs["units"] = ds.units
-        d.attrs["description"] = ds.description
-        for k, v in ds.attrs.items():
-            d.attrs[k] = storable_text(v) if isinstance(v, str) else v
-    for gname, attrs in res.attrs.items():
-        sub = g.require_group(gname)
-        for k, v in attrs.items():
-            sub.attrs[k] = storable_text(v) if isinstance(v, str) else v
-
-
-def write_particle_file(path, res: ParticleResult, config_json: str = "{}", *,
-                        inputs=()) -> Path:
-    """Write one particle's results as a standalone results file (atomically; never onto one
-    of ``inputs``)."""
-    path = Path(path)
-    with atomic_h5(path, inputs=inputs) as f:
-        _root_attrs(f, config_json)
-        _write_summary(f, np.asarray([res.summary_row()], summary_dtype()))
-        _write_particle_group(f.create_group(f"particles/{res.particle_id}"), res)
-        _write_groups(f, np.asarray([res.summary_row()], summary_dtype()))
-    return path
-
-
-def group_statistics(rows: np.ndarray) -> np.ndarray:
-    """Per-group mean, median and SEM of particle values (ok particles, finite values)."""
-    fields = [("group", "S64"), ("n_particles", "i8"), ("n_ok", "i8"),
-              ("frac_single_emitter", "f8")]
-    for c in GROUP_STAT_COLUMNS:
-        fields += [(f"{c}_n", "i8"), (f"{c}_mean", "f8"), (f"{c}_median", "f8"),
-                   (f"{c}_sem", "f8")]
-    groups = sorted(set(rows["group"].tolist())) if rows.size else []
-    out = np.zeros(len(groups), np.dtype(fields))
-    for i, gname in enumerate(groups):
-        sel = rows[rows["group"] == gname]
-        ok = sel[sel["status"] == b"ok"]
-        out[i]["group"] = gname
-        out[i]["n_particles"] = sel.size
-        out[i]["n_ok"] = ok.size
-        out[i]["frac_single_emitter"] = ok["single_emitter"].mean() if ok.size else np.nan
-        for c in GROUP_STAT_COLUMNS:
-            v = ok[c][np.isfinite(ok[c])] if ok.size else np.zeros(0)
-            out[i][f"{c}_n"] = v.size
-            out[i][f"{c}_mean"] = v.mean() if v.size else np.nan
-            out[i][f"{c}_median"] = np.median(v) if v.size else np.nan
-            out[i][f"{c}_sem"] = v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else np.nan
-    return out
-
-
 def _write_groups(f, rows):
     ds = f.create_dataset("groups", data=group_statistics(rows))
     ds.attrs["units"] = "as the summary column of the same name"
@@ -145,52 +141,252 @@ def _write_groups(f, rows):
                                "median and standard error of the mean of each column")
 
 
-def merge_results(part_files, out_path, config_json: str = "{}") -> Path:
-    """Merge single-particle results files into one results file (atomically), in order."""
-    sources = []
-    for p in part_files:
-        with h5py.File(p, "r") as src:
-            sources.append((p, src["summary"][0]["particle_id"].decode()))
-    return merge_results_from(sources, out_path, config_json)
+# ------------------------------------------------------------------ typed results <-> groups
+def _dataset(g, name: str, data: np.ndarray, units: str, description: str):
+    data = np.asarray(data)
+    text = data.dtype.kind == "U"
+    text_dtype = data.dtype.str
+    if text:  # HDF5 has no UCS-4 strings: UTF-8 bytes, decoded on reading
+        data = np.char.encode(data, "utf-8") if data.size else data.astype("S1")
+    kw = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "chunks": True} \
+        if data.nbytes > _COMPRESS_BYTES else {}
+    d = g.create_dataset(name, data=data, **kw)
+    d.attrs["units"] = units
+    d.attrs["description"] = description
+    if text:
+        d.attrs["text_dtype"] = text_dtype  # e.g. "<U12": restored on reading
+    return d
 
 
-def merge_results_from(sources, out_path, config_json: str = "{}") -> Path:
-    """Write a results file from ``(file, particle_id)`` pairs (atomically), in the given order.
+def _write_object(g, obj) -> None:
+    """Write a result dataclass into group ``g`` (see the module docstring)."""
+    cls = type(obj).__name__
+    docs = FIELD_DOCS.get(cls)
+    if docs is None:
+        raise TypeError(f"{cls} has no entry in qrspec.store.schema.FIELD_DOCS")
+    g.attrs["type"] = cls
+    units, descriptions = {}, {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        unit, desc = docs[f.name]
+        if value is None:
+            continue
+        if isinstance(value, str):  # h5py stores UTF-8 only: undecodable bytes as \xNN
+            value = storable_text(value)
+        elif isinstance(value, tuple) and all(isinstance(x, str) for x in value):
+            value = tuple(storable_text(x) for x in value)
+        if is_dataclass(value):
+            _write_object(g.create_group(f.name), value)
+        elif isinstance(value, np.ndarray):
+            _dataset(g, f.name, value, unit, desc)
+        elif isinstance(value, tuple):
+            if all(isinstance(x, str) for x in value):
+                import h5py
 
-    Each file is a qrspec results file holding that particle under ``/particles/<id>`` and its
-    row in ``/summary``.
-    """
-    out_path = Path(out_path)
-    rows = []
-    with atomic_h5(out_path) as f:
-        _root_attrs(f, config_json)
-        parts = f.create_group("particles")
-        for path, pid in sources:
-            with h5py.File(path, "r") as src:
-                summ = src["summary"][()]
-                row = summ[summ["particle_id"] == pid.encode()]
-                if row.size != 1:
-                    raise KeyError(f"particle_id={pid!r} has {row.size} summary rows in {path}")
-                src.copy(src[f"particles/{pid}"], parts, name=pid)
-                rows.append(row[0])
-        arr = np.asarray(rows, summary_dtype()) if rows else np.zeros(0, summary_dtype())
-        _write_summary(f, arr)
-        _write_groups(f, arr)
-    return out_path
+                d = g.create_dataset(f.name, data=np.asarray(value, dtype=object),
+                                     dtype=h5py.string_dtype(), shape=(len(value),))
+                d.attrs["units"], d.attrs["description"] = unit, desc
+            else:
+                _dataset(g, f.name, np.asarray(value), unit, desc)
+        elif isinstance(value, str) and len(value) > _ATTR_STR_MAX:
+            import h5py
+
+            d = g.create_dataset(f.name, data=value, dtype=h5py.string_dtype())
+            d.attrs["units"], d.attrs["description"] = unit, desc
+        elif isinstance(value, bool | int | float | str | np.number | np.bool_):
+            g.attrs[f.name] = value
+            units[f.name], descriptions[f.name] = unit, desc
+        else:
+            raise TypeError(f"{cls}.{f.name}: cannot store a {type(value).__name__}")
+    g.attrs["units"] = json.dumps(units)
+    g.attrs["descriptions"] = json.dumps(descriptions)
 
 
-def copy_particle_to_part(results_path, particle_id: str, part_path) -> Path:
-    """Extract one particle of a results file into a single-particle file (atomically)."""
-    with h5py.File(results_path, "r") as src, atomic_h5(part_path) as f:
-        for k, v in src.attrs.items():
-            f.attrs[k] = v
-        summ = src["summary"][()]
-        row = summ[summ["particle_id"] == particle_id.encode()]
-        _write_summary(f, row)
-        _write_groups(f, row)
-        f.create_group("particles")
-        src.copy(src[f"particles/{particle_id}"], f["particles"], name=particle_id)
-    return Path(part_path)
+def _write_particle_group(g, a: ParticleAnalysis) -> None:
+    for name in IDENTITY_DOCS:
+        value = getattr(a, name)
+        if isinstance(value, str):  # a file name's bytes that are not UTF-8 become \xNN
+            value = storable_text(value)
+        if isinstance(value, str) and len(value) > _ATTR_STR_MAX:
+            import h5py
+
+            g.create_dataset(name, data=value, dtype=h5py.string_dtype())
+        else:
+            g.attrs[name] = value
+    g.attrs["units"] = json.dumps({k: u for k, (u, _) in IDENTITY_DOCS.items()})
+    g.attrs["descriptions"] = json.dumps({k: d for k, (_, d) in IDENTITY_DOCS.items()})
+    for name in STAGES:
+        stage = getattr(a, name)
+        if stage is not None:
+            _write_object(g.create_group(name), stage)
+
+
+def _base_type(t):
+    """``X | None`` -> ``(X, True)``; ``X`` -> ``(X, False)``."""
+    if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        return args[0], True
+    return t, False
+
+
+def _hints(cls) -> dict:
+    import sys
+
+    return typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+
+
+def _check_size(d, where: str) -> None:
+    nbytes = int(np.prod(d.shape, dtype=np.int64)) * d.dtype.itemsize if d.shape else \
+        d.dtype.itemsize
+    if nbytes > MAX_DATASET_BYTES:
+        raise QrspecError(f"{where}: dataset {d.name} holds {nbytes} bytes > "
+                          f"MAX_DATASET_BYTES={MAX_DATASET_BYTES}; not a qrspec results file")
+
+
+def _read_value(g, name: str, where: str):
+    import h5py
+
+    d = g[name]
+    if not isinstance(d, h5py.Dataset):
+        raise QrspecError(f"{where}: {g.name}/{name} is not a dataset")
+    _check_size(d, where)
+    text_dtype = d.attrs.get("text_dtype")
+    if text_dtype is not None:  # a str array stored as UTF-8 bytes
+        text_dtype = _text(text_dtype)
+        if not re.fullmatch(r"[<>|]U[0-9]{1,4}", text_dtype):
+            raise QrspecError(f"{where}: dataset {d.name} has text_dtype={text_dtype!r}")
+        data = d[()]
+        return np.char.decode(data, "utf-8", "replace").astype(_text(text_dtype)) \
+            if data.size else np.zeros(data.shape, _text(text_dtype))
+    info = h5py.check_string_dtype(d.dtype)
+    if info is not None and info.length is None:  # variable-length strings
+        return d.asstr()[()]
+    return d[()]
+
+
+def _read_object(g, cls, where: str):
+    """Read a result dataclass written by :func:`_write_object`."""
+    import h5py
+
+    kw = {}
+    for f in fields(cls):
+        t, optional = _base_type(_hints(cls)[f.name])
+        origin = typing.get_origin(t)
+        present_ds = f.name in g
+        if is_dataclass(t):
+            if present_ds:
+                sub = g[f.name]
+                if not isinstance(sub, h5py.Group):
+                    raise QrspecError(f"{where}: {sub.name} is not a group")
+                kw[f.name] = _read_object(sub, t, where)
+            elif optional:
+                kw[f.name] = None
+            else:
+                raise QrspecError(f"{where}: {g.name}/{f.name} is missing")
+        elif present_ds:
+            value = _read_value(g, f.name, where)
+            if origin is tuple:
+                elem = typing.get_args(t)[0] if typing.get_args(t) else float
+                value = tuple(elem(x) for x in np.atleast_1d(value))
+            elif t is str:
+                value = str(value)
+            kw[f.name] = value
+        elif f.name in g.attrs:
+            value = g.attrs[f.name]
+            if t is str:
+                value = _text(value)
+            elif t is bool:
+                value = bool(value)
+            elif t is int:
+                value = int(value)
+            elif t is float:
+                value = float(value)
+            kw[f.name] = value
+        elif optional or origin is tuple:
+            kw[f.name] = None if optional else ()
+        else:
+            raise QrspecError(f"{where}: {g.name} has no field {f.name!r}")
+    return cls(**kw)
+
+
+# ------------------------------------------------------------------ safe reading
+def valid_particle_id(pid: str) -> bool:
+    """True when ``pid`` is a particle id ``sanitize_id`` could have made (never a path)."""
+    from qrspec.io.files import check_particle_id
+
+    try:
+        check_particle_id(pid)
+    except QrspecError:
+        return False
+    return True
+
+
+def _check_links(g, where: str) -> None:
+    """Refuse external / soft links, external storage and virtual datasets under ``g``."""
+    import h5py
+
+    links, stores = [], []  # collected: raising inside h5py's visit callbacks is not safe
+
+    def check_link(name, link):
+        if isinstance(link, h5py.ExternalLink | h5py.SoftLink):
+            links.append((name, type(link).__name__))
+            return None
+        if not links:  # follow hard links only
+            obj = g[name]
+            if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+                stores.append(obj.name)
+        return None
+
+    g.visititems_links(check_link)
+    if links:
+        name, kind = links[0]
+        raise QrspecError(f"{where}: {g.name}/{name} is a {kind}; results files never hold "
+                          "links (refused)")
+    if stores:
+        raise QrspecError(f"{where}: dataset {stores[0]} has external or virtual storage "
+                          "(refused)")
+
+
+def _open_results(path):
+    """Open a results file for reading after the format and root-level checks."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, FileNotFoundError) as exc:
+        raise QrspecError(f"{path}: cannot open as HDF5 ({exc})") from None
+    try:
+        kind = _text(f.attrs.get("format"))
+        if kind != FORMAT:
+            hint = " (a `qrspec model` table, not analysis results)" \
+                if kind == MODEL_FORMAT else ""
+            raise QrspecError(f"{path}: not a qrspec results file (format={kind!r}){hint}")
+        version = _text(f.attrs.get("format_version"))
+        if version != FORMAT_VERSION:
+            raise QrspecError(f"{path}: results format_version={version!r}; this qrspec reads "
+                              f"{FORMAT_VERSION!r} (re-run the analysis)")
+        for name in ("summary", "groups", "particles"):
+            link = f.get(name, getlink=True)
+            if link is not None and not isinstance(link, h5py.HardLink):
+                raise QrspecError(f"{path}: /{name} is a {type(link).__name__} (refused)")
+        if "summary" not in f or not isinstance(f["summary"], h5py.Dataset):
+            raise QrspecError(f"{path}: results file without a /summary table")
+        for name in ("summary", "groups"):
+            if name in f:
+                d = f[name]
+                if d.external or d.is_virtual:
+                    raise QrspecError(f"{path}: /{name} has external or virtual storage "
+                                      "(refused)")
+        rows = f["summary"].shape[0] if f["summary"].shape else 0
+        if rows > MAX_SUMMARY_ROWS:
+            raise QrspecError(f"{path}: /summary has {rows} rows > MAX_SUMMARY_ROWS="
+                              f"{MAX_SUMMARY_ROWS}; not a qrspec results file")
+        if f["summary"].dtype != summary_dtype():
+            raise QrspecError(f"{path}: /summary columns are not those of this qrspec")
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _decode_struct(arr: np.ndarray) -> np.ndarray:
@@ -201,13 +397,200 @@ def _decode_struct(arr: np.ndarray) -> np.ndarray:
           for n in arr.dtype.names]
     out = np.zeros(arr.shape, dt)
     for n in arr.dtype.names:
-        out[n] = np.char.decode(arr[n], "utf-8") if arr.dtype[n].kind == "S" else arr[n]
+        out[n] = np.char.decode(arr[n], "utf-8", "replace") if arr.dtype[n].kind == "S" \
+            else arr[n]
     return out
+
+
+def _particle_ids(path, summary: np.ndarray) -> list[str]:
+    from qrspec.io.files import check_particle_id
+
+    return [check_particle_id(_text(x), str(path)) for x in summary["particle_id"]]
+
+
+def _read_particle_open(f, path, particle_id: str) -> ParticleAnalysis:
+    import h5py
+
+    from qrspec.io.files import check_particle_id
+
+    check_particle_id(particle_id, str(path))
+    parts = f.get("particles")
+    if parts is None or particle_id not in parts:
+        raise QrspecError(f"particle_id={particle_id!r} not in {path}")
+    link = parts.get(particle_id, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise QrspecError(f"{path}: /particles/{particle_id} is a {type(link).__name__} "
+                          "(refused)")
+    g = parts[particle_id]
+    _check_links(g, str(path))
+    kw = {}
+    hints = _hints(ParticleAnalysis)
+    for name in IDENTITY_DOCS:
+        if name in g:
+            kw[name] = str(_read_value(g, name, str(path)))
+        elif name in g.attrs:
+            t, _ = _base_type(hints[name])
+            kw[name] = _text(g.attrs[name]) if t is str else float(g.attrs[name])
+    for name in STAGES:
+        if name in g:
+            kw[name] = _read_object(g[name], _base_type(hints[name])[0], str(path))
+    try:
+        return ParticleAnalysis(**kw)
+    except TypeError as exc:
+        raise QrspecError(f"{path}: /particles/{particle_id} is incomplete ({exc})") from None
+
+
+# ------------------------------------------------------------------ public API
+def write_particle_file(path, analysis: ParticleAnalysis, config_json: str | None = None, *,
+                        inputs=(), overwrite: bool = True) -> Path:
+    """Write one particle's results as a standalone results file (crash-safe).
+
+    Parameters
+    ----------
+    path : str or Path
+        Results file to write (replaced if it exists).
+    analysis : ParticleAnalysis
+        The particle.
+    config_json : str, optional
+        Configuration recorded at the root (default: the particle's own ``config_json``).
+    inputs : iterable of path
+        Files the output must never replace (e.g. the particle's TTTR file).
+    overwrite : bool
+        Replace an existing ``path``.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written or is refused (the message names it and the cause);
+        nothing is left behind.
+    """
+    from qrspec.io.files import check_particle_id
+
+    check_particle_id(analysis.particle_id)
+    path = Path(path)
+    rows = np.asarray([summary_row(analysis)], summary_dtype())
+    with atomic_h5(path, inputs=inputs, overwrite=overwrite) as f:
+        _root_attrs(f, config_json if config_json is not None else analysis.config_json or "{}")
+        _write_summary(f, rows)
+        _write_particle_group(f.create_group(f"particles/{analysis.particle_id}"), analysis)
+        _write_groups(f, rows)
+    return path
+
+
+def merge_results(part_files, out_path, config_json: str = "{}") -> Path:
+    """Merge single-particle results files into one results file (crash-safe), in order.
+
+    Parameters
+    ----------
+    part_files : sequence of path
+        Results files of one particle each.
+    out_path : str or Path
+        Output results file.
+    config_json : str
+        Configuration recorded at the root.
+
+    Returns
+    -------
+    Path
+    """
+    sources = []
+    for p in part_files:
+        with _open_results(p) as src:
+            sources.append((p, _particle_ids(p, src["summary"][()])[0]))
+    return merge_results_from(sources, out_path, config_json)
+
+
+def merge_results_from(sources, out_path, config_json: str = "{}") -> Path:
+    """Write a results file from ``(file, particle_id)`` pairs (crash-safe), in the given order.
+
+    Each file is a qrspec results file holding that particle under ``/particles/<id>`` and its
+    row in ``/summary``.
+
+    Parameters
+    ----------
+    sources : sequence of (path, str)
+        Where each particle is.
+    out_path : str or Path
+        Output results file.
+    config_json : str
+        Configuration recorded at the root.
+
+    Returns
+    -------
+    Path
+    """
+    out_path = Path(out_path)
+    rows = []
+    with atomic_h5(out_path) as f:
+        _root_attrs(f, config_json)
+        parts = f.create_group("particles")
+        for path, pid in sources:
+            with _open_results(path) as src:
+                summ = src["summary"][()]
+                row = summ[summ["particle_id"] == pid.encode()]
+                if row.size != 1:
+                    raise QrspecError(f"particle_id={pid!r} has {row.size} summary rows in "
+                                      f"{path}")
+                _check_links(src[f"particles/{pid}"], str(path))
+                src.copy(src[f"particles/{pid}"], parts, name=pid)
+                rows.append(row[0])
+        arr = np.asarray(rows, summary_dtype()) if rows else np.zeros(0, summary_dtype())
+        _write_summary(f, arr)
+        _write_groups(f, arr)
+    return out_path
+
+
+def copy_particle_to_part(results_path, particle_id: str, part_path) -> Path:
+    """Extract one particle of a results file into a single-particle file (crash-safe).
+
+    Parameters
+    ----------
+    results_path : str or Path
+        Source results file.
+    particle_id : str
+        The particle to copy.
+    part_path : str or Path
+        Output single-particle file.
+
+    Returns
+    -------
+    Path
+    """
+    from qrspec.io.files import check_particle_id
+
+    check_particle_id(particle_id, str(results_path))
+    with _open_results(results_path) as src, atomic_h5(part_path) as f:
+        for k, v in src.attrs.items():
+            f.attrs[k] = v
+        summ = src["summary"][()]
+        row = summ[summ["particle_id"] == particle_id.encode()]
+        _write_summary(f, row)
+        _write_groups(f, row)
+        f.create_group("particles")
+        _check_links(src[f"particles/{particle_id}"], str(results_path))
+        src.copy(src[f"particles/{particle_id}"], f["particles"], name=particle_id)
+    return Path(part_path)
 
 
 @dataclass(frozen=True, eq=False)
 class Results:
-    """A results file read back: summary and group tables plus lazy access to particles."""
+    """A results file read back: summary and group tables plus access to each particle.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    attrs : dict
+        Root attributes (format, versions, config JSON).
+    summary : ndarray
+        ``/summary`` with str text columns.
+    groups : ndarray
+        ``/groups`` with str text columns.
+    """
 
     path: str
     attrs: dict
@@ -224,57 +607,117 @@ class Results:
         """Particle ids in summary order."""
         return [str(x) for x in self.summary["particle_id"]]
 
-    def particle(self, particle_id: str) -> dict:
-        """All arrays and attributes of one particle: ``{"trace/counts": array, ...,
-        "attrs": {...}}``."""
-        out: dict = {}
-        with h5py.File(self.path, "r") as f:
-            if f"particles/{particle_id}" not in f:
-                raise KeyError(f"particle_id={particle_id!r} not in {self.path}")
-            g = f[f"particles/{particle_id}"]
-            out["attrs"] = dict(g.attrs)
-
-            def visit(name, obj):
-                if isinstance(obj, h5py.Dataset):
-                    out[name] = obj[()]
-                elif obj.attrs:
-                    out[f"{name}/attrs"] = dict(obj.attrs)
-
-            g.visititems(visit)
-        return out
+    def particle(self, particle_id: str) -> ParticleAnalysis:
+        """One particle read back (:func:`read_particle`)."""
+        return read_particle(self.path, particle_id)
 
 
 def read_results(path) -> Results:
-    """Read a qrspec results file (batch or single particle)."""
-    from qrspec.errors import QrspecError
+    """Read the tables of a qrspec results file (batch or single particle).
 
+    Parameters
+    ----------
+    path : str or Path
+        A results file.
+
+    Returns
+    -------
+    Results
+
+    Raises
+    ------
+    QrspecError
+        Not a results file (or another version), links or external storage, a table larger
+        than the documented maxima, or an unsafe particle id.
+    """
     path = os.fspath(path)
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, FileNotFoundError) as exc:
-        raise QrspecError(f"{path}: cannot open as HDF5 ({exc})") from None
-    with f:
-        if f.attrs.get("format") != FORMAT:
-            raise QrspecError(f"{path}: not a qrspec results file "
-                              f"(format={f.attrs.get('format')!r})")
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    with _open_results(path) as f:
+        attrs = {k: _text(v) if isinstance(v, bytes | str) else v for k, v in f.attrs.items()}
         summary = _decode_struct(f["summary"][()])
-        groups = _decode_struct(f["groups"][()]) if "groups" in f else np.zeros(0)
+        _particle_ids(path, summary)
+        groups = np.zeros(0)
+        if "groups" in f:
+            _check_size(f["groups"], path)
+            groups = _decode_struct(f["groups"][()])
     return Results(path=path, attrs=attrs, summary=summary, groups=groups)
 
 
+def read_particle(path, particle_id: str | None = None) -> ParticleAnalysis:
+    """One particle of a results file, read back into the typed result.
+
+    Parameters
+    ----------
+    path : str or Path
+        A results file.
+    particle_id : str, optional
+        Needed when the file holds more than one particle.
+
+    Returns
+    -------
+    ParticleAnalysis
+        Equal field by field to the one written.
+
+    Raises
+    ------
+    QrspecError
+        Not a results file, unknown or ambiguous particle, or an unsafe file.
+    """
+    path = os.fspath(path)
+    with _open_results(path) as f:
+        ids = _particle_ids(path, _decode_struct(f["summary"][()]))
+        listed = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+        if particle_id is None:
+            if len(ids) != 1:
+                raise QrspecError(f"{path} holds {len(ids)} particles; give particle_id (one "
+                                  f"of {listed})")
+            particle_id = ids[0]
+        elif particle_id not in ids:
+            raise QrspecError(f"particle_id={particle_id!r} not in {path} ({len(ids)} "
+                              f"particles: {listed})")
+        return _read_particle_open(f, path, particle_id)
+
+
+def completed_particles(path) -> dict[str, str]:
+    """``particle_id -> status`` of the particles in a results file (ids validated).
+
+    Parameters
+    ----------
+    path : str or Path
+        A results file.
+
+    Returns
+    -------
+    dict
+    """
+    res = read_results(path)
+    return {pid: str(st) for pid, st in zip(res.particle_ids, res.summary["status"],
+                                            strict=True)}
+
+
 def export_summary_csv(results_path, csv_path) -> Path:
-    """Write ``/summary`` of a results file as CSV (atomically)."""
+    """Write ``/summary`` of a results file as CSV (crash-safe); NaN is written as ``nan``.
+
+    Parameters
+    ----------
+    results_path : str or Path
+        A results file.
+    csv_path : str or Path
+        The CSV file.
+
+    Returns
+    -------
+    Path
+    """
     from qrspec.io.atomic import atomic_output
 
     res = read_results(results_path)
     csv_path = Path(csv_path)
-    with atomic_output(csv_path, inputs=[results_path]) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
-            w = csv.writer(fh)
-            names = res.summary.dtype.names
-            w.writerow(names)
-            for row in res.summary:
-                w.writerow([row[n].item() if hasattr(row[n], "item") else row[n]
-                            for n in names])
+    with atomic_output(csv_path, inputs=[results_path]) as tmp, \
+            open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        names = res.summary.dtype.names
+        w.writerow(names)
+        for row in res.summary:
+            w.writerow([row[n].item() if hasattr(row[n], "item") else row[n] for n in names])
     return csv_path
+

@@ -1,0 +1,98 @@
+"""``ParticleAnalysis``: everything computed for one particle, one typed field per stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qrspec.analysis.alignment import Alignment
+from qrspec.analysis.charging import Charging
+from qrspec.analysis.flid import Flid
+from qrspec.analysis.g2 import G2Result
+from qrspec.analysis.levels import Levels
+from qrspec.analysis.states import States
+from qrspec.analysis.tau_xx import TauXXMethods
+from qrspec.analysis.trajectory import Trajectory
+
+__all__ = ["ParticleAnalysis", "STAGES"]
+
+# the stage fields of ParticleAnalysis, in pipeline order (their flags are joined in this order)
+STAGES = ("trajectory", "alignment", "g2", "levels", "states", "flid", "tau_xx", "charging")
+
+
+@dataclass(frozen=True, eq=False)
+class ParticleAnalysis:
+    """The analysis of one particle: identity, provenance, status and one result per stage.
+
+    A particle that could not be analysed has ``status == "failed"``, the reason in
+    ``failure`` (and ``traceback``) and every stage ``None``.
+
+    Attributes
+    ----------
+    particle_id : str
+        Identifier (sanitised file stem; safe as a file and HDF5 group name).
+    group : str
+        Sample group.
+    source : str
+        Path of the TTTR file ("" for photons given in memory).
+    source_sha256 : str
+        SHA-256 of the source file (provenance; "" when unknown).
+    status : str
+        ``"ok"`` or ``"failed"``.
+    failure : str
+        Why the particle failed ("" when ok).
+    traceback : str
+        Python traceback of a failure ("" when none).
+    config_json : str
+        The AnalysisConfig used, as JSON ("" when unknown).
+    analysis_s : float
+        Wall time of the analysis (NaN for a failure).
+    trajectory, alignment, g2, levels, states, flid, tau_xx, charging
+        Stage results (:mod:`qrspec.analysis.trajectory` ... :mod:`qrspec.analysis.charging`).
+    """
+
+    particle_id: str
+    group: str
+    source: str
+    source_sha256: str
+    status: str
+    failure: str = ""
+    traceback: str = ""
+    config_json: str = ""
+    analysis_s: float = float("nan")
+    trajectory: Trajectory | None = None
+    alignment: Alignment | None = None
+    g2: G2Result | None = None
+    levels: Levels | None = None
+    states: States | None = None
+    flid: Flid | None = None
+    tau_xx: TauXXMethods | None = None
+    charging: Charging | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the analysis ran."""
+        return self.status == "ok"
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Every stage's flags (what the data could not decide), in pipeline order."""
+        out: list[str] = []
+        for name in STAGES:
+            stage = getattr(self, name)
+            out += getattr(stage, "flags", ())
+        return tuple(out)
+
+    @property
+    def error(self) -> str:
+        """The failure (failed) or the joined flags (ok); "" when none."""
+        return self.failure if self.status != "ok" else "; ".join(self.flags)
+
+    @classmethod
+    def failed(cls, particle_id: str, group: str, source: str, failure: str, *,
+               source_sha256: str = "", traceback: str = "",
+               config_json: str = "") -> ParticleAnalysis:
+        """A failed particle (no stage results)."""
+        return cls(particle_id=particle_id, group=group, source=source,
+                   source_sha256=source_sha256, status="failed", failure=failure,
+                   traceback=traceback, config_json=config_json)
+

@@ -1,0 +1,260 @@
+"""Stage: decays, exciton and biexciton lifetimes and g2(0) of the neutral and charged states.
+
+:func:`measure_state` is shared with the charging stage (one state measurement per charging
+window).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from qrspec.analysis.alignment import Alignment
+from qrspec.analysis.config import AnalysisConfig
+from qrspec.analysis.decay_fits import (
+    FIT_BIN_NS,
+    NO_TAIL,
+    TAIL_START_NS,
+    fit_x,
+    merge_rows,
+)
+from qrspec.analysis.levels import Levels
+from qrspec.photons import Photons
+
+__all__ = ["StateResult", "States", "measure_states", "measure_state"]
+
+@dataclass(frozen=True, eq=False)
+class StateResult:
+    """Decay, lifetimes and g2(0) of the photons in one state's windows.
+
+    Attributes
+    ----------
+    label : str
+        ``"neutral"`` or ``"charged"``.
+    windows_s : ndarray of float64, shape (n, 2)
+        Merged ``(start, stop)`` windows of the state.
+    n_photons : int
+        Photons in the windows.
+    n_pairs : int
+        Same-period two-detector photon pairs in the windows (heralded tau_XX).
+    tau_x_ns, tau_x_err_ns : float
+        Exciton lifetime (tail fit) and its standard error.
+    tau_xx_ns, tau_xx_err_ns : float
+        Biexciton lifetime (heralded pairs) and its standard error.
+    g2_zero, g2_zero_err : float
+        Ungated g2(0) of the windows (NaN when not computed).
+    message : str
+        Why a value is NaN ("" when none).
+    decay_counts : ndarray of int64 or None
+        Aligned decay on ~``FIT_BIN_NS`` bins (None without photons).
+    decay_time_ns : ndarray of float64 or None
+        Left bin edges of ``decay_counts`` (the last bin may be shorter).
+    decay_bin_ns : float
+        Bin width of ``decay_counts``.
+    fit_model : str
+        Model of the exciton tail fit ("" when none).
+    fit_tau_ns : tuple of float
+        Lifetimes of that fit.
+    fit_model_counts : ndarray of float64 or None
+        Fitted model on the whole bins of ``decay_counts``.
+    fit_residuals : ndarray of float64 or None
+        Pearson residuals (NaN outside the fit range).
+    """
+
+    label: str
+    windows_s: np.ndarray
+    n_photons: int
+    n_pairs: int
+    tau_x_ns: float
+    tau_x_err_ns: float
+    tau_xx_ns: float
+    tau_xx_err_ns: float
+    g2_zero: float
+    g2_zero_err: float
+    message: str
+    decay_counts: np.ndarray | None
+    decay_time_ns: np.ndarray | None
+    decay_bin_ns: float
+    fit_model: str
+    fit_tau_ns: tuple[float, ...]
+    fit_model_counts: np.ndarray | None
+    fit_residuals: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False)
+class States:
+    """The neutral and charged states of one particle.
+
+    Attributes
+    ----------
+    neutral, charged : StateResult or None
+        None when the particle has no period of that label (flagged).
+    frac_time_neutral : float
+        Fraction of the segments' time labelled neutral (NaN without segments).
+    flags : tuple of str
+        Flags of this stage.
+    """
+
+    neutral: StateResult | None
+    charged: StateResult | None
+    frac_time_neutral: float
+    flags: tuple[str, ...]
+
+
+def in_windows_ticks(ticks, windows, unit: float) -> np.ndarray:
+    """Mask of sorted ``ticks`` inside half-open windows (s), edges as in select_windows."""
+    if windows is None:
+        return np.ones(ticks.size, bool)
+    a = np.ceil(windows[:, 0] / unit - 1e-9).astype(np.int64)
+    b = np.ceil(windows[:, 1] / unit - 1e-9).astype(np.int64)
+    k = np.searchsorted(a, ticks, "right") - 1  # last window starting at or before the tick
+    return (k >= 0) & (ticks < b[np.clip(k, 0, None)])
+
+
+def tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20):
+    """Biexciton lifetime from the first photon of same-period two-detector pairs.
+
+    For a single emitter every same-period pair of emitter photons is a cascade pair, so the
+    pairs k periods apart (the g2 side peaks) are not the accidentals of the centre peak; those
+    are signal x background pairs, whose first-photon histogram follows from each detector's
+    decay and background (:func:`qrspec.fitting.biexciton.accidental_first_photon_counts`).
+    It enters the fit with fixed shape and size. Always a Poisson MLE (a few pairs per bin:
+    least squares would be biased), whatever ``fit_method`` says.
+
+    Returns
+    -------
+    tuple of (float, float, str)
+        ``(tau_ns, tau_err_ns, message)``; NaN with the reason when it cannot be estimated.
+    """
+    from qrspec.fitting.biexciton import accidental_first_photon_counts, heralded_tau_xx
+
+    n = t1_ns.size
+    if n < min_pairs:
+        return math.nan, math.nan, f"{n} photon pairs < {min_pairs}"
+    n_bins = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
+    per_bin = np.asarray(background, float) * decay.bin_ns / decay.period_ns
+    cpd = decay.counts_per_detector[:, :n_bins]
+    acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=n_pulses,
+                                         background_a=per_bin[0], background_b=per_bin[1])
+    start = decay.t0_ns + TAIL_START_NS
+    if not start < n_bins * decay.bin_ns:
+        return math.nan, math.nan, NO_TAIL.format(start)
+    est = heralded_tau_xx(t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
+                          accidental_counts=acc, background=0.0,
+                          fit_range_ns=(start, n_bins * decay.bin_ns), intervals="hessian")
+    if not est.success:
+        return math.nan, math.nan, f"heralded tau_XX failed: {est.message}"
+    return est.tau_ns, est.tau_err_ns, ""
+
+
+def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
+                  config: AnalysisConfig, pairs, *, with_g2: bool = True) -> StateResult:
+    """Decay, lifetimes and g2(0) of the photons inside ``windows`` (None: all photons).
+
+    Parameters
+    ----------
+    photons : Photons
+        The particle's photons on the analysed detectors.
+    windows : ndarray, shape (n, 2), or None
+        Merged ``(start, stop)`` windows in seconds.
+    label : str
+        Name of the state (recorded in the result).
+    alignment : Alignment
+        Offsets and HBT delay.
+    config : AnalysisConfig
+        Analysis parameters.
+    pairs : qrspec.stats.pairs.PhotonPairs
+        Same-period photon pairs of all of ``photons`` (computed once); the pairs of the
+        windows are those whose period lies inside them.
+    with_g2 : bool
+        Compute g2(0) of the windows too.
+
+    Returns
+    -------
+    StateResult
+    """
+    from qrspec.stats.correlation import g2, g2_peaks
+    from qrspec.stats.decay import DecayAccumulator, background_counts
+
+    dets = config.detectors
+    offsets = alignment.offsets_ns
+    win = np.zeros((0, 2)) if windows is None else np.asarray(windows, float)
+    sub = photons if windows is None else photons.select_windows(windows)
+    if sub.size == 0:
+        return StateResult(label, win, 0, 0, *(math.nan,) * 6, "no photons", None, None,
+                           math.nan, "", (), None, None)
+    msgs = []
+    acc = DecayAccumulator(detectors=dets)  # one pass; two resolutions of the same counts
+    acc.add(sub)
+    full = acc.result(offsets_ns=offsets)
+    dec = acc.result(offsets_ns=offsets, bin_ns=FIT_BIN_NS)
+    x = fit_x(dec, config.min_decay_photons, method=config.fit_method)
+    if x.message:
+        msgs.append(f"tau_X: {x.message}")
+    t1_ns = pairs.t1_ns[in_windows_ticks(pairs.sync, windows, photons.timestamps_unit)]
+    span_s = sub.duration_s if windows is None else float(np.sum(windows[:, 1] - windows[:, 0]))
+    n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
+    txx, txx_err, m = tau_xx_heralded(t1_ns, dec, background_counts(full), n_pulses)
+    if m:
+        msgs.append(f"tau_XX: {m}")
+    g2_0 = g2_err = math.nan
+    if with_g2:
+        curve = g2(sub, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
+                   bin_ns=config.g2_bin_ns, delay_ns=alignment.delay_ns,
+                   time_windows_s=None if windows is None else windows)
+        pk = g2_peaks(curve, window_ns=config.g2_peak_window_ns)
+        g2_0, g2_err = pk.g2_0, pk.g2_0_err
+    fit = x.fit
+    return StateResult(
+        label=label, windows_s=win, n_photons=int(sub.size), n_pairs=int(t1_ns.size),
+        tau_x_ns=x.tau_ns, tau_x_err_ns=x.tau_err_ns, tau_xx_ns=txx, tau_xx_err_ns=txx_err,
+        g2_zero=g2_0, g2_zero_err=g2_err, message="; ".join(msgs),
+        decay_counts=dec.counts, decay_time_ns=dec.time_ns, decay_bin_ns=float(dec.bin_ns),
+        fit_model="" if fit is None else fit.model,
+        fit_tau_ns=() if fit is None else tuple(float(t) for t in fit.tau_ns),
+        fit_model_counts=None if fit is None else fit.model_counts,
+        fit_residuals=None if fit is None else fit.residuals)
+
+
+def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
+                   config: AnalysisConfig, pairs) -> States:
+    """Neutral and charged states: all photons of the segments with each label.
+
+    Parameters
+    ----------
+    photons : Photons
+        The particle's photons on the analysed detectors.
+    levels : Levels
+        Labelled segments.
+    alignment : Alignment
+        Offsets and HBT delay.
+    config : AnalysisConfig
+        Analysis parameters.
+    pairs : qrspec.stats.pairs.PhotonPairs
+        Same-period photon pairs of all of ``photons``.
+
+    Returns
+    -------
+    States
+    """
+    segs = levels.segments
+    total_time = float(np.sum(segs.stop_s - segs.start_s)) if segs.size else 0.0
+    flags: list[str] = []
+    found: dict[str, StateResult] = {}
+    for label in ("neutral", "charged"):
+        w = merge_rows(segs.windows(label=label))
+        if w.size == 0:
+            flags.append(f"no {label} period")
+            continue
+        st = measure_state(photons, w, label, alignment, config, pairs)
+        found[label] = st
+        if st.message:
+            flags.append(f"{label}: {st.message}")
+    neutral = found.get("neutral")
+    t_neutral = float(np.sum(neutral.windows_s[:, 1] - neutral.windows_s[:, 0])) \
+        if neutral is not None else 0.0
+    return States(neutral=neutral, charged=found.get("charged"),
+                  frac_time_neutral=t_neutral / total_time if total_time > 0 else math.nan,
+                  flags=tuple(flags))
