@@ -819,3 +819,52 @@ def test_issue_16_disk_full_batch_then_resume(population, reference, small_tmpfs
     r = _cli("batch", population, "-o", out, "-j", "2", "--no-progress", "--resume")
     assert r.returncode == 3, r.stderr[-3000:]
     assert_same_results(_rows(out), reference)
+
+
+# --------------------------------------------------------------------------- issue 16: errors
+
+
+def test_issue_16_workers_that_cannot_start(population, tmp_path, monkeypatch):
+    """Every new worker is dead before it gets its particle: a clear error, not a hang."""
+    import qrspec.app.batch as batch
+
+    def assign(self, item, part_path):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(batch._Worker, "assign", assign)
+    with pytest.raises(QrspecError, match=r"cannot start batch worker processes"):
+        run_batch([population / "a"], tmp_path / "out.h5")
+
+
+def test_issue_16_lock_file_cannot_be_created(population, tmp_path):
+    (tmp_path / "out.h5.lock").mkdir()  # a folder where the lock file belongs
+    with pytest.raises(QrspecError, match=r"out\.h5: cannot write: cannot create the lock file "
+                                          r".*out\.h5\.lock \(Is a directory\)"):
+        run_batch([population / "a"], tmp_path / "out.h5")
+
+
+def test_issue_16_resume_from_a_file_that_is_not_hdf5(population, tmp_path):
+    out = tmp_path / "out.h5"
+    out.write_bytes(b"these are not the results you are looking for")
+    with pytest.raises(QrspecError, match=r"out\.h5: not a readable HDF5 file .*refusing to "
+                                          r"resume from it \(move it away, or use --overwrite"):
+        run_batch([population / "a"], out, resume=True)
+    assert out.read_bytes().startswith(b"these are not")
+
+
+def test_issue_16_out_of_memory_is_a_clean_cli_error(population, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import qrspec.analysis.pipeline as pipeline
+    from qrspec.cli import main
+
+    def analyze_file(*a, **k):
+        raise MemoryError("Unable to allocate 298. GiB for an array")
+
+    monkeypatch.setattr(pipeline, "analyze_file", analyze_file)
+    r = CliRunner().invoke(main, ["analyze", str(population / "a" / "p0.ptu"), "-o",
+                                  str(tmp_path / "r.h5")])
+    assert r.exit_code == 1
+    assert "Error: out of memory (Unable to allocate 298. GiB for an array): this input or " \
+           "these options need more memory" in r.output
+    assert list(tmp_path.iterdir()) == []

@@ -390,3 +390,36 @@ def test_issue_16_undecodable_name_export(t3_file, tmp_path):
     assert d["/provenance/filename"] == b"caf\\xe9.ptu"
     assert sorted(os.listdir(os.fsencode(tmp_path))) == [b"ascii_link.hdf5", b"caf\xe9.hdf5",
                                                          b"caf\xe9.ptu", b"hh_t3.ptu"]
+
+
+def test_issue_16_write_errors_pytables_reports(t3_file, tmp_path, monkeypatch):
+    """An HDF5 error raised by PyTables while writing: OutputError with the system cause."""
+    import tables
+
+    import qrspec.io.photon_hdf5 as mod
+    from qrspec.errors import OutputError
+
+    def finish(*a, **k):
+        raise tables.HDF5ExtError("Problems writing (file write failed: errno = 28, error "
+                                  "message = 'No space left on device', buf = 0x1)")
+
+    monkeypatch.setattr(mod, "_finish", finish)
+    with pytest.raises(OutputError, match=r"o\.hdf5: cannot write: HDF5 write failed: No space "
+                                          r"left on device$"):
+        export_photon_hdf5(t3_file, tmp_path / "o.hdf5")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["hh_t3.ptu"]
+
+
+def test_issue_16_read_back_check_catches_wrong_data(t3_file, tmp_path):
+    """The check run before the rename: missing, reshaped or altered photon arrays fail."""
+    from qrspec.io.photon_hdf5 import _verify_written
+
+    out = export_photon_hdf5(t3_file, tmp_path / "o.hdf5")
+    ts = read_back(out)["/photon_data/timestamps"]
+    _verify_written(out, {"photon_data/timestamps": ts})
+    with pytest.raises(ValueError, match=r"photon_data/timestamps: rows from 0 differ"):
+        _verify_written(out, {"photon_data/timestamps": ts + 1})
+    with pytest.raises(ValueError, match=r"photon_data/timestamps: shape"):
+        _verify_written(out, {"photon_data/timestamps": ts[:-1]})
+    with pytest.raises(ValueError, match=r"arrays \['photon_data/extra'\] are missing"):
+        _verify_written(out, {"photon_data/extra": ts})

@@ -105,8 +105,6 @@ class BatchReport:
         return 3 if self.n_failed else 0
 
 
-
-
 def collect_inputs(inputs: Iterable, *, group_by: str = "folder") -> list[ParticleInput]:
     """Files and folders (searched recursively for TTTR files) -> particles with unique ids.
 
@@ -116,10 +114,10 @@ def collect_inputs(inputs: Iterable, *, group_by: str = "folder") -> list[Partic
         ``folder``: the group is the name of the file's parent folder; ``none``: one group "all".
     """
     if group_by not in ("folder", "none"):
-        raise ValueError(f"group_by={group_by!r} must be 'folder' or 'none'")
+        raise QrspecError(f"group_by={group_by!r} must be 'folder' or 'none'")
     files: list[Path] = []
     for item in inputs:
-        p = Path(item)
+        p = Path(os.fsdecode(os.fspath(item)))  # bytes names (not UTF-8) too
         if p.is_dir():
             found = sorted(q for q in p.rglob("*") if q.is_file()
                            and q.suffix.lower() in TTTR_SUFFIXES)
@@ -733,11 +731,22 @@ def _run_workers(items, config_json, parts_dir: Path, jobs: int, finish, tick, *
         return w
 
     def feed(w):
-        if queue:
-            it = queue.popleft()
-            w.assign(it, part(it))
-        else:
-            w.item = None
+        w.item = None
+        if not queue:
+            return
+        it = queue.popleft()
+        for attempt in range(2):
+            try:
+                w.assign(it, part(it))
+                return
+            except OSError:  # the idle worker is gone (killed from outside): replace it
+                w.kill()
+                workers.remove(w)
+                if attempt:
+                    queue.appendleft(it)
+                    raise QrspecError("cannot start batch worker processes (each one died "
+                                      "at once)") from None
+                w = start_worker()
 
     try:
         for _ in range(min(jobs, len(queue))):
