@@ -155,7 +155,7 @@ _HARNESS = textwrap.dedent("""
     from qrspec.cli import main
     main(prog_name="qrspec")
 """)
-SLOW_S = "0.7"  # with 6 particles on 2 workers the batch lasts > 2 s after the first part
+SLOW_S = "0.4"  # with 6 particles on 2 workers the batch lasts > 1.5 s after the first part
 
 
 def _batch_cmd(population, out, *extra):
