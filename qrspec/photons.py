@@ -16,6 +16,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from qrspec.errors import QrspecError
+from qrspec.validate import interval, interval_to_grid, to_grid
+
 __all__ = ["Markers", "Photons"]
 
 
@@ -274,11 +277,10 @@ class Photons:
             nt = self.nanotimes
             keep &= (nt >= lo) & (nt < hi)
         if time_window_s is not None:
-            t0, t1 = time_window_s
-            if not t0 < t1:
-                raise ValueError(f"time_window_s={time_window_s!r} must satisfy start < stop")
-            a = int(np.ceil(t0 / self.timestamps_unit))
-            b = int(np.ceil(t1 / self.timestamps_unit))
+            # the one seconds-to-ticks rule of qrspec.validate (tick k is in [t0, t1) iff
+            # t0 <= k * unit < t1)
+            t0, t1 = interval("time_window_s", time_window_s)
+            a, b = to_grid(t0, self.timestamps_unit), to_grid(t1, self.timestamps_unit)
             keep &= (self.timestamps >= a) & (self.timestamps < b)
         return replace(
             self,
@@ -294,15 +296,15 @@ class Photons:
         ----------
         windows_s : array_like, shape (n, 2)
             ``(start_s, stop_s)`` rows on ``timestamps * timestamps_unit``, sorted and
-            non-overlapping (as :meth:`qrspec.levels.Segments.windows` returns them); edges are
-            rounded up to whole ticks.
+            non-overlapping (as :meth:`qrspec.levels.Segments.windows` returns them); edges
+            follow the seconds-to-ticks rule of :mod:`qrspec.validate`.
         """
         w = np.asarray(windows_s, dtype=np.float64).reshape(-1, 2)
         if w.size and (np.any(w[:, 1] <= w[:, 0]) or np.any(w[1:, 0] < w[:-1, 1])):
-            raise ValueError("windows_s must be sorted, non-overlapping (start, stop) rows with "
-                             "start < stop")
-        a = np.ceil(w[:, 0] / self.timestamps_unit - 1e-9).astype(np.int64)
-        b = np.ceil(w[:, 1] / self.timestamps_unit - 1e-9).astype(np.int64)
+            raise QrspecError("windows_s must be sorted, non-overlapping (start, stop) rows "
+                              "with start < stop")
+        a = to_grid(w[:, 0], self.timestamps_unit)
+        b = to_grid(w[:, 1], self.timestamps_unit)
         lo = np.searchsorted(self.timestamps, a, "left")
         hi = np.searchsorted(self.timestamps, b, "left")
         lengths = hi - lo
@@ -324,15 +326,9 @@ class Photons:
 
 
 def _gate_bins(gate_ns, nanotimes_unit: float) -> tuple[int, int]:
-    """Convert a half-open gate in ns to half-open integer nanotime bins ``[lo, hi)``."""
-    try:
-        g0, g1 = (float(g) for g in gate_ns)
-    except (TypeError, ValueError):
-        raise ValueError(f"gate_ns={gate_ns!r} must be a (start, stop) pair in ns") from None
-    if not g0 < g1:
-        raise ValueError(f"gate_ns={gate_ns!r} must satisfy start < stop")
-    unit_ns = nanotimes_unit * 1e9
-    # bin k covers [k*unit, (k+1)*unit); keep bins whose start lies in [g0, g1)
-    lo = int(np.ceil(g0 / unit_ns - 1e-9))
-    hi = int(np.ceil(g1 / unit_ns - 1e-9))
-    return max(lo, 0), max(hi, 0)
+    """Convert a half-open gate in ns to half-open integer nanotime bins ``[lo, hi)``.
+
+    Bin k covers ``[k*unit, (k+1)*unit)``; bins whose start lies in the gate are kept (the rule
+    of :mod:`qrspec.validate`).
+    """
+    return interval_to_grid("gate_ns", gate_ns, nanotimes_unit * 1e9)

@@ -10,22 +10,13 @@ from numpy.testing import assert_allclose
 
 from qrspec.charging.config import ChargeModelConfig
 from qrspec.charging.engine import configurations, fill_levels, state_rates
-from qrspec.charging.forward import (
-    expected_g2_zero,
-    forward,
-    params_from_config,
-    rates,
-    state_table,
-)
-from qrspec.charging.inverse import (
-    ChargedObservation,
-    NeutralReference,
-    capped_closed_form,
-    infer_charging,
-)
+from qrspec.charging.forward import _rates_of, _state_rates, forward, state_table
+from qrspec.charging.inverse import ChargedObservation, capped_closed_form, infer_charging
+from qrspec.charging.neutral import NeutralReference
 from qrspec.charging.states import StateTable
-from qrspec.charging.trajectory import ChargedSegment, charging_trajectory
+from qrspec.charging.trajectory import charging_trajectory
 from qrspec.errors import QrspecError
+from qrspec.fitting.g2_analysis import g2_moments
 
 HUGE = ((10**6, 0.0),)  # one level of "infinite" degeneracy: no Pauli blocking (uncapped)
 
@@ -67,7 +58,6 @@ def test_config_trion_lifetimes_give_eps_and_k_axx():
      r"tau_a_xminus_ns=-3.0 must be a finite number > 0"),
     ({"tau_a_xx0_ns": None, "tau_a_xminus_ns": 3.0, "tau_a_xplus_ns": 0},
      r"tau_a_xplus_ns=0 must be a finite number > 0"),
-    ({"tau_a_xx0_ns": None}, r"tau_a_xx0_ns=None: give the neutral biexciton Auger lifetime"),
     ({"tau_a_xx0_ns": math.inf}, r"tau_a_xx0_ns=inf must be a finite number > 0"),
     ({"eps": 1.2}, r"eps=1.2 must be in \[0.0, 1.0\]"),
     ({"gamma": -1.0}, r"gamma=-1.0 must be in"),
@@ -135,7 +125,7 @@ def test_closed_forms_equal_engine(variant):
             kw.update(gamma=float(rng.uniform(0, 3)), gamma_h=float(rng.uniform(0, 3)),
                       xi_rad=float(rng.uniform(0, 1)))
         c = ChargeModelConfig(variant=variant, **kw)
-        p = params_from_config(c)
+        p = _rates_of(c)
         for m in (1, 2, 3):
             for n in range(31):
                 if variant == "capped":
@@ -146,7 +136,7 @@ def test_closed_forms_equal_engine(variant):
                     ref = state_rates(n, m, k_r=p.k_r, a_n=p.a_n, a_p=p.a_p, xi=1.0,
                                       beta_xminus=p.beta_xminus, beta_xx=p.beta_xx,
                                       levels_e=HUGE, levels_h=HUGE)
-                kr, ka = rates(p, n, m)
+                kr, ka = _state_rates(p, n, m)
                 assert_allclose([kr, ka], ref, rtol=1e-12, atol=1e-15)
 
 
@@ -301,12 +291,19 @@ def test_state_table_matches_forward():
                     rtol=1e-12)
 
 
-def test_expected_g2_zero_finite_n():
-    # methods.md §2.2: 0.887 at <N> = 0.2 with equal QYs (truncated at XX); 0.98 needs ~1.13
-    assert expected_g2_zero(1.0, 1.0, 0.2) == pytest.approx(0.887, abs=5e-4)
-    assert expected_g2_zero(1.0, 1.13, 0.2) == pytest.approx(0.98, abs=2e-3)
-    # low-<N> limit is the QY ratio
-    assert expected_g2_zero(0.9, 0.45, 1e-6) == pytest.approx(0.5, rel=1e-5)
+def _g2(qy, mean_excitations):
+    m1, m2 = g2_moments(mean_excitations, qy)  # the one factorial-moment g2(0) formula
+    return m2 / m1**2
+
+
+def test_finite_n_g2_of_model_qys():
+    # methods.md §2.2: 0.887 at <N> = 0.2 with equal QYs (truncated at XX)
+    assert _g2((1.0, 1.0), 0.2) == pytest.approx(0.887, abs=5e-4)
+    # low-<N> limit is the QY ratio: the forward model's g2_zero (P(N >= 2) ~ <N>^2/2 = 5e-13
+    # must not come from 1 - P(0) - P(1), which cancels to a 1e-4 relative error)
+    r = forward(ChargeModelConfig(tau_x0_ns=4.5), 6.0)
+    assert _g2((float(r.qy_x), float(r.qy_xx)), 1e-6) == pytest.approx(float(r.g2_zero),
+                                                                      rel=1e-5)
     # brute-force Monte Carlo of the cascade (N' = min(N, 3)) at <N> = 0.8
     rng = np.random.default_rng(20240611)
     n_pulse = 400_000
@@ -315,7 +312,7 @@ def test_expected_g2_zero_finite_n():
     m = sum((big_n >= j + 1) & (rng.random(n_pulse) < eta[j]) for j in range(3))
     g2_mc = np.mean(m * (m - 1)) / np.mean(m) ** 2
     # sd of the MC estimate ~ 0.005 at this size (pilot runs): 4 sigma
-    assert expected_g2_zero(0.9, 0.6, 0.8, qy_xxx=0.3) == pytest.approx(g2_mc, abs=0.02)
+    assert _g2((0.9, 0.6, 0.3), 0.8) == pytest.approx(g2_mc, abs=0.02)
 
 
 def test_forward_and_state_table_reject_bad_input():
@@ -325,8 +322,11 @@ def test_forward_and_state_table_reject_bad_input():
         forward({"variant": "capped"}, 1)
     with pytest.raises(QrspecError, match=r"n_max=-2 must be an integer >= 0"):
         state_table(ChargeModelConfig(), -2)
-    with pytest.raises(QrspecError, match=r"mean_excitations=0 must be > 0"):
-        expected_g2_zero(1, 1, 0)
+    # a parameter set without neutral lifetimes (the analysis' "measured") cannot be evaluated
+    with pytest.raises(QrspecError, match=r"tau_x0_ns=None: the neutral exciton lifetime"):
+        forward(ChargeModelConfig(tau_x0_ns=None), 1.0)
+    with pytest.raises(QrspecError, match=r"tau_a_xx0_ns=None: give the neutral biexciton"):
+        state_table(ChargeModelConfig(tau_a_xx0_ns=None), 2)
 
 
 # ----------------------------------------------------------------------------------- inverse
@@ -545,8 +545,13 @@ def test_inverse_rejects_bad_input():
         NeutralReference(tau_x0_ns=-1, tau_a_xx0_ns=13.9)
     with pytest.raises(QrspecError, match=r"give exactly one of them"):
         NeutralReference(tau_x0_ns=4.5)
-    with pytest.raises(QrspecError, match=r"qy_x0=0 must be in \(0, 1\]"):
-        NeutralReference(tau_x0_ns=4.5, tau_a_xx0_ns=13.9, qy_x0=0)
+    with pytest.raises(QrspecError, match=r"corr=1.0 must be in \(-1, 1\)"):
+        NeutralReference(tau_x0_ns=4.5, tau_x0_err_ns=0.1, tau_a_xx0_ns=13.9,
+                         tau_a_xx0_err_ns=1.0, corr=1.0)
+    with pytest.raises(QrspecError, match=r"corr=0.5 needs both errors > 0"):
+        NeutralReference(tau_x0_ns=4.5, tau_a_xx0_ns=13.9, corr=0.5)
+    with pytest.raises(QrspecError, match=r"source='paper' must be one of"):
+        NeutralReference(tau_x0_ns=4.5, tau_a_xx0_ns=13.9, source="paper")
     with pytest.raises(QrspecError, match=r"g2_0_err=0.0 must be > 0 when g2_0 is given"):
         NeutralReference(tau_x0_ns=4.5, tau_a_xx0_ns=13.9, g2_0=0.9)
     with pytest.raises(QrspecError, match=r"tau_x_err_ns=0 must be finite and > 0"):
@@ -598,8 +603,8 @@ def test_trajectory_recovers_decaying_charge():
     assert np.all(np.diff(traj.tau_a_xx_ns) > 0)  # tau_A lengthens as charges leave
     assert np.all(np.isfinite(traj.tau_a_xx_err_ns))
     # windows of two segments (overlapping, step 1)
-    traj2 = charging_trajectory([ChargedSegment(**s) for s in segs], NEUTRAL, cfg, window=2,
-                                step=1, profile=False)
+    traj2 = charging_trajectory([ChargedObservation(**s) for s in segs], NEUTRAL, cfg,
+                                window=2, step=1, profile=False)
     assert traj2.n.size == len(segs) - 1
     assert np.all((traj2.n > n_true[1:] - 0.5) & (traj2.n < n_true[:-1] + 0.5))
 
@@ -611,10 +616,12 @@ def test_trajectory_rejects_bad_input():
         charging_trajectory([], NEUTRAL)
     with pytest.raises(QrspecError, match=r"segments\[0\] has unknown keys \['foo'\]"):
         charging_trajectory([{**seg, "foo": 1}], NEUTRAL)
-    with pytest.raises(QrspecError, match=r"segments\[0\]=3 must be a ChargedSegment"):
+    with pytest.raises(QrspecError, match=r"segments\[0\]=3 must be a ChargedObservation"):
         charging_trajectory([3], NEUTRAL)
     with pytest.raises(QrspecError, match=r"t_start_s=1.0, t_stop_s=1.0 must be finite"):
-        ChargedSegment(**{**seg, "t_start_s": 1.0})
+        ChargedObservation(**{**seg, "t_start_s": 1.0})
+    with pytest.raises(QrspecError, match=r"segments\[0\] has no t_start_s/t_stop_s"):
+        charging_trajectory([ChargedObservation(2.0, 0.1, 1.0, 0.1)], NEUTRAL)
     with pytest.raises(QrspecError, match=r"window=0 must be an integer >= 1"):
         charging_trajectory([seg], NEUTRAL, window=0)
     with pytest.raises(QrspecError, match=r"step=0 must be an integer >= 1"):

@@ -57,15 +57,19 @@ from qrspec.errors import QrspecError
                                      r"\(0, 1\]$"),
     ({"fit_method": 3}, r"^fit_method=3 must be 'mle' or 'lsq'$"),
     ({"fit_method": ["mle"]}, r"^fit_method=\['mle'\] must be 'mle' or 'lsq'$"),
-    ({"charge_model": {"eps": True}}, r"^charge_model\.eps=True must be a finite number in "
-                                      r"\[0, 1\]$"),
+    ({"charge_model": {"eps": True}}, r"^charge_model\.eps=True must be a finite number$"),
+    ({"charge_model": {"eps": 2}}, r"^charge_model\.eps=2 must be in \[0\.0, 1\.0\]$"),
+    ({"charge_model": {"knr_all_states": 1}}, r"^charge_model\.knr_all_states=1 must be true "
+                                              r"or false$"),
+    ({"charge_model": {"sign": 1}}, r"^charge_model\.sign=1 must be"),
+    ({"charge_model": {"levels_e": 5}}, r"^charge_model=\{'levels_e': 5\} is malformed"),
     ({"charge_model": {"gamma": -1}}, r"^charge_model\.gamma=-1 must be"),
-    ({"charge_model": {"qy_x0": 0}}, r"^charge_model\.qy_x0=0 must be a finite number in "
-                                     r"\(0, 1\]$"),
+    ({"charge_model": {"qy_x0": 0}}, r"^charge_model\.qy_x0=0 must be in \(0, 1\]$"),
     ({"charge_model": {"beta_xx": "4"}}, r"^charge_model\.beta_xx='4' must be"),
     ({"charge_model": {"tau_a_xx0_ns": 0}}, r"^charge_model\.tau_a_xx0_ns=0 must be"),
-    ({"charge_model": {"variant": 5}}, r"^charge_model\.variant=5 must be one of 'capped', "
-                                       r"'uncapped', 'power_law'$"),
+    ({"charge_model": {"variant": 5}}, r"^charge_model\.variant=5 must be one of "),
+    ({"charge_model": {"variant": "levels"}}, r"^charge_model\.variant='levels' must be one of "
+                                              r"'capped', 'uncapped', 'power_law'$"),
     ({"charge_model": {"bogus": 1}}, r"^unknown charge_model keys \['bogus'\]"),
 ])
 def test_issue_16_config_field_types(bad, match):

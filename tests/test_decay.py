@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from qrspec.errors import QrspecError
 from qrspec.photons import Photons
 from qrspec.stats._kernels import histogram as kh
+from qrspec.stats._kernels import trace as kt
 from qrspec.stats.decay import (
     DecayAccumulator,
     background_counts,
@@ -105,19 +106,28 @@ def test_kernels_py_func_match_compiled(rng):
     b = kh.nanotime_counts.py_func(ph.detectors, ph.nanotimes, row, np.zeros((2, P), np.int64))
     assert_array_equal(a, b)
     seg = (np.array([0, 50_000]), np.array([40_000, 120_000]), np.array([1, 0]))
-    args = (ph.timestamps, ph.detectors, ph.nanotimes, row, *seg)
-    a = kh.segment_nanotime_counts(*args, np.zeros((2, 2, P), np.int64), np.zeros((2, P),
-                                                                                  np.int64))
-    b = kh.segment_nanotime_counts.py_func(*args, np.zeros((2, 2, P), np.int64),
-                                           np.zeros((2, P), np.int64))
-    assert_array_equal(a[0], b[0]) and assert_array_equal(a[1], b[1])
+    n_out = -(-P // 7)
+    raw = np.arange(1 << 16)
+    bin_of = np.stack([((raw - o) % P) // 7 for o in (3, 6000)]).astype(np.int32)
+    args = (ph.timestamps, ph.detectors, ph.nanotimes, row, bin_of, *seg)
+    a = kh.segment_aligned_counts(*args, np.zeros((2, n_out), np.int64),
+                                  np.zeros(n_out, np.int64))
+    b = kh.segment_aligned_counts.py_func(*args, np.zeros((2, n_out), np.int64),
+                                          np.zeros(n_out, np.int64))
+    assert_array_equal(a[0], b[0])
+    assert_array_equal(a[1], b[1])
+    assert a[0].sum() + a[1].sum() == ph.size
+    seen = kt.detectors_seen(ph.detectors, np.zeros(256, np.bool_))
+    assert_array_equal(seen, kt.detectors_seen.py_func(ph.detectors, np.zeros(256, np.bool_)))
+    assert_array_equal(np.flatnonzero(seen), np.unique(ph.detectors))
     shift = np.full(256, -1, np.int64)
     shift[[0, 1]] = [3, 6000]
     args = (ph.timestamps, ph.detectors, ph.nanotimes, shift, P, int(ph.timestamps[0]), 999)
     n = (ph.timestamps[-1] - ph.timestamps[0]) // 999 + 1
     a = kh.bin_delay_sums(*args, np.zeros(n, np.int64), np.zeros(n, np.int64))
     b = kh.bin_delay_sums.py_func(*args, np.zeros(n, np.int64), np.zeros(n, np.int64))
-    assert_array_equal(a[0], b[0]) and assert_array_equal(a[1], b[1])
+    assert_array_equal(a[0], b[0])
+    assert_array_equal(a[1], b[1])
 
 
 @settings(max_examples=25, deadline=None)

@@ -412,11 +412,18 @@ EXPLAINS = {
     "tau_x_neutral_err_ns": r"neutral: tau_X:|no neutral period",
     "tau_xx_neutral_ns": r"neutral: .*tau_XX:|no neutral period",
     "tau_xx_neutral_err_ns": r"neutral: .*tau_XX:|no neutral period",
-    "tau_a_xx_neutral_ns": r"no neutral Auger rate|neutral: .*tau_X|no neutral period",
 }
-CHARGED = r"no charged period|no usable neutral reference|charging window|charged: "
-for _c in ("tau_x_charged_ns", "tau_xx_charged_ns", "n_c_mean", "n_c_err",
-           "tau_a_xx_charged_ns", "tau_a_xx_charged_err_ns"):
+for _c in ("tau_a_xx_neutral_ns", "tau_a_xx_neutral_err_ns", "tau_a_xx_neutral_lo_ns",
+           "tau_a_xx_neutral_hi_ns"):
+    EXPLAINS[_c] = (r"no neutral Auger rate|neutral Auger rate consistent with 0|"
+                    r"neutral: .*tau_X|no neutral period")
+CHARGED = (r"no charged period|no usable neutral reference|charging window|charged: |"
+           r"particle charging: ")
+for _c in ("tau_x_charged_ns", "tau_xx_charged_ns", "tau_x_charged_err_ns",
+           "tau_xx_charged_err_ns", "n_c_mean", "n_c_err", "n_c_lo", "n_c_hi",
+           "tau_a_xx_charged_ns", "tau_a_xx_charged_err_ns", "tau_a_xx_charged_lo_ns",
+           "tau_a_xx_charged_hi_ns", "tau_a_xx_neutral_joint_ns", "tau_a_xx_neutral_joint_lo_ns",
+           "tau_a_xx_neutral_joint_hi_ns"):
     EXPLAINS[_c] = CHARGED
 
 

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1] / "qrspec"
 # module prefix -> rank; a module may import modules of its own or a lower rank
 LAYERS = [
     ("qrspec.errors", 0),
+    ("qrspec.validate", 0),  # argument checks and unit rules: imports only errors
     ("qrspec.photons", 1),  # the photon data type: the readers of io build it
     ("qrspec.io", 2),
     ("qrspec.stats", 3),

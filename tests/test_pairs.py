@@ -89,7 +89,8 @@ def test_period_matches_py_func_and_reference(rng):
         assert_array_equal(x, y)
     d = sb[None, :] - sa[:, None]
     ia, ib = np.nonzero(np.abs(d) <= 3)  # row-major: same order as the kernel
-    assert_array_equal(a[0], ia) and assert_array_equal(a[1], ib)
+    assert_array_equal(a[0], ia)  # (an "x and y" of two None-returning checks ran only x)
+    assert_array_equal(a[1], ib)
     assert_array_equal(a[2], d[ia, ib])
 
 

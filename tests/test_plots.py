@@ -90,6 +90,16 @@ def _state(rng, label):
                        fit_model_counts=fit.model_counts, fit_residuals=fit.residuals)
 
 
+def _charging(windows, **values):
+    """A Charging stage result: NaN (or "") for every value not given."""
+    import dataclasses
+
+    kw = {f.name: ("" if f.type in ("str", str) else NAN) for f in dataclasses.fields(Charging)
+          if f.name not in ("windows", "flags")}
+    kw.update(values)
+    return Charging(windows=windows, flags=(), **{**kw, "model_json": ""})
+
+
 def _full_particle(rng, pid="rod_full", group="doped", charging=True, g2_zero=(0.9, 0.3)):
     """A particle with every stage: two levels (neutral bright, charged dim)."""
     n_bins = int(DURATION_S / BIN_S)
@@ -138,15 +148,15 @@ def _full_particle(rng, pid="rod_full", group="doped", charging=True, g2_zero=(0
         if charging else np.zeros((0, 6))
     windows = ChargingWindows(*(rows[:, j] for j in range(6)), tau_x_ns=np.full(len(rows), NAN),
                               tau_xx_ns=np.full(len(rows), NAN),
+                              tau_x_err_ns=np.full(len(rows), NAN),
+                              tau_xx_err_ns=np.full(len(rows), NAN),
                               n_photons=np.full(len(rows), 1000),
                               flags=("", "at_upper_bound")[:len(rows)],
                               usable=np.array([True, False][:len(rows)]))
-    charging_result = Charging(windows=windows, model_json="", neutral_tau_x_ns=TAU["neutral"],
-                               tau_a_xx_neutral_ns=12.0, n_c_mean=6.0 if charging else NAN,
-                               n_c_err=0.8 if charging else NAN,
-                               tau_a_xx_charged_ns=1.5 if charging else NAN,
-                               tau_a_xx_charged_err_ns=NAN, tau_x_charged_ns=NAN,
-                               tau_xx_charged_ns=NAN, flags=())
+    charging_result = _charging(windows, neutral_tau_x_ns=TAU["neutral"],
+                                tau_a_xx_neutral_ns=12.0, n_c_mean=6.0 if charging else NAN,
+                                n_c_err=0.8 if charging else NAN,
+                                tau_a_xx_charged_ns=1.5 if charging else NAN)
     return ParticleAnalysis(
         pid, group, f"{pid}.ptu", "0" * 64, "ok",
         trajectory=Trajectory(counts, BIN_S, 0.0, (0, 1), int(counts.sum()), DURATION_S,
@@ -162,7 +172,7 @@ def _nan_particle():
     one = np.array([NAN])
     hist = _g2_hist(empty, np.zeros(0, np.int64), NAN)
     windows = ChargingWindows(np.array([0.0]), np.array([1.0]), one, one, one, one, one, one,
-                              np.array([0]), ("",), np.array([False]))
+                              one, one, np.array([0]), ("",), np.array([False]))
     return ParticleAnalysis(
         "rod_nan", "doped", "rod_nan.ptu", "0" * 64, "ok",
         trajectory=Trajectory(np.zeros((0, 2), np.uint32), BIN_S, 0.0, (0, 1), 0, NAN, NAN,
@@ -173,7 +183,7 @@ def _nan_particle():
         states=States(None, None, NAN, ("no neutral period",)),
         flid=Flid(np.zeros((3, 2), np.int64), np.arange(4.0), np.arange(3.0), BIN_S),
         tau_xx=NO_TAU_XX,
-        charging=Charging(windows, "", NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, ()))
+        charging=_charging(windows))
 
 
 @pytest.fixture(scope="module")

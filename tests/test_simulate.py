@@ -123,8 +123,10 @@ BAD_CONFIGS = [
     (lambda: SimulationConfig(resolution_s=1e-15), r"resolution_s=1e-15 gives .* at most 32768"),
     (lambda: SimulationConfig(emitter={}), r"emitter=\{\} must be a EmitterConfig"),
     (lambda: EmitterConfig(tau_x0_ns=0.0), r"tau_x0_ns=0.0 must be a finite number > 0"),
-    (lambda: EmitterConfig(qy_x0=1.5), r"qy_x0=1.5 must lie in \(0, 1\]"),
-    (lambda: EmitterConfig(gamma=-1.0), r"gamma=-1.0 must be >= 0"),
+    (lambda: EmitterConfig(qy_x0=1.5), r"qy_x0=1.5 must be in \(0, 1\]"),
+    (lambda: EmitterConfig(gamma=-1.0), r"gamma=-1.0 must be in \[0.0, 1000.0\]"),
+    (lambda: EmitterConfig(tau_x0_ns=None), r"tau_x0_ns=None, tau_a_xx0_ns=13.9: a simulated "
+                                            r"emitter needs both neutral lifetimes"),
     (lambda: EmitterConfig(tau_ns=((1.0, 1.0, 1.0),)), r"tau_ns=.* and qy must be given"),
     (lambda: EmitterConfig().state_table(-1), r"n_max=-1 must be >= 0"),
     (lambda: EmitterConfig(tau_ns=(TAU,), qy=(QY,)).state_table(2),
@@ -166,7 +168,7 @@ def test_config_rejects_bad_values(make, match):
         make()
 
 
-def test_interim_state_table_follows_variant_c():
+def test_emitter_state_table_follows_variant_c():
     em = EmitterConfig(tau_x0_ns=8.0, qy_x0=1.0, tau_a_xx0_ns=13.9, eps=0.5, gamma=1.0)
     t = em.state_table(6)
     k_r, k_axx = 1 / 8.0, 1 / 13.9
@@ -183,29 +185,35 @@ def test_interim_state_table_follows_variant_c():
     assert abs(1 / (1 / t6.tau_ns[6, 1] - 4 * k_r6) - 1.70) < 0.005
 
 
-def test_emitter_from_charge_model(monkeypatch):
-    import qrspec.charging.config as charging
-    model = charging.ChargeModelConfig(tau_x0_ns=9.0, gamma=2.0)
-    em = EmitterConfig(charge_model=model.to_dict())
-    cfg = preset("mn-doped", emitter=em)
-    assert SimulationConfig.from_json(cfg.to_json()) == cfg
+def test_emitter_is_the_charge_model():
+    # one parameter set: the emitter is a ChargeModelConfig, its table the model's state table
+    from qrspec.charging.config import ChargeModelConfig
     from qrspec.charging.forward import state_table
 
+    model = ChargeModelConfig(tau_x0_ns=9.0, gamma=2.0, qy_x0=0.8, knr_all_states=True)
+    em = EmitterConfig.from_dict(model.to_dict())
+    assert isinstance(em, ChargeModelConfig) and em.charge_model() == model
+    assert EmitterConfig().charge_model() == ChargeModelConfig()  # one set of defaults
+    cfg = preset("mn-doped", emitter=em)
+    assert SimulationConfig.from_json(cfg.to_json()) == cfg
     got, want = em.state_table(6), state_table(model, 6)
     np.testing.assert_array_equal(got.tau_ns, want.tau_ns)
     np.testing.assert_array_equal(got.qy, want.qy)
-    # X and XX of the interim closed form equal the model's capped variant
-    interim = EmitterConfig(tau_x0_ns=9.0, gamma=2.0).state_table(6)
-    np.testing.assert_allclose(interim.tau_ns[:, :2], want.tau_ns[:, :2], rtol=1e-12)
+    # sidecars written before the merge stored the model in "charge_model": still readable
+    old = {"tau_x0_ns": 10.0, "qy_x0": 1.0, "tau_a_xx0_ns": 13.9, "beta_xminus": 2.0,
+           "beta_xx": 4.0, "eps": 0.5, "gamma": 1.0, "tau_ns": None, "qy": None,
+           "charge_model": model.to_dict()}
+    assert EmitterConfig.from_dict(old).charge_model() == model
+    assert SimulationConfig.from_dict({"emitter": {**old, "charge_model": None}}).emitter \
+        == EmitterConfig()
     with pytest.raises(QrspecError, match=r"charge_model=1 must be a dict"):
-        EmitterConfig(charge_model=1)
-    with pytest.raises(QrspecError, match=r"and an explicit tau_ns/qy table exclude each other"):
-        EmitterConfig(charge_model=model.to_dict(), tau_ns=(TAU,), qy=(QY,))
+        EmitterConfig.from_dict({"charge_model": 1})
+    with pytest.raises(QrspecError, match=r"unknown EmitterConfig keys \['bogus'\]"):
+        EmitterConfig.from_dict({"bogus": 1})
+    # the population spreads the neutral lifetimes of the model
     pop = population_configs(cfg, 2, seed=3)
-    assert pop[0][0].emitter.charge_model["tau_x0_ns"] != 9.0
-    monkeypatch.setitem(__import__("sys").modules, "qrspec.charging.config", None)
-    with pytest.raises(QrspecError, match=r"charge_model needs qrspec.charging"):
-        EmitterConfig(charge_model=model.to_dict())
+    assert pop[0][0].emitter.tau_x0_ns != 9.0 and pop[0][0].emitter.tau_a_xx0_ns != 13.9
+    assert pop[0][0].emitter.knr_all_states
 
 
 # --------------------------------------------------------------------------- charge process

@@ -15,6 +15,7 @@ import os
 import stat
 from dataclasses import asdict, dataclass, field, fields
 
+from qrspec.charging.config import ChargeModelConfig
 from qrspec.errors import QrspecError
 
 __all__ = ["AnalysisConfig", "ChargeModelParams", "MAX_CONFIG_BYTES", "MAX_JSON_DEPTH",
@@ -29,21 +30,36 @@ MAX_DETECTOR = 255
 
 
 @dataclass(frozen=True)
-class ChargeModelParams:
-    """Charge-model defaults of methods.md §1.8 (capped variant, eps 0.5, gamma 1, QY 1,
-    radiative scalings 2 (trion) and 4 (biexciton)).
+class ChargeModelParams(ChargeModelConfig):
+    """The charge model of the analysis: :class:`qrspec.charging.ChargeModelConfig` (every
+    field, with its methods.md §1.8 defaults) with analysis defaults for the neutral lifetimes.
 
-    ``tau_a_xx0_ns`` (neutral biexciton Auger lifetime) is taken from the particle's neutral
-    periods when ``None``.
+    ``tau_x0_ns`` and ``tau_a_xx0_ns`` default to ``None``: measured in the particle's neutral
+    periods (tau_X0 from the decay, tau_A,XX0 from tau_X0 and the heralded tau_XX0). A value
+    given is a user's neutral reference (e.g. the paper's tau_A,XX0 = 13.9 ns) and replaces the
+    measurement, with the errors below (0 = exact).
+
+    Analysis-only fields
+    --------------------
+    tau_x0_err_ns, tau_a_xx0_err_ns : float
+        1-sigma errors of user-given neutral lifetimes, ns.
     """
 
-    variant: str = "capped"
-    eps: float = 0.5
-    gamma: float = 1.0
-    qy_x0: float = 1.0
-    beta_xminus: float = 2.0
-    beta_xx: float = 4.0
+    tau_x0_ns: float | None = None
     tau_a_xx0_ns: float | None = None
+    tau_x0_err_ns: float = 0.0
+    tau_a_xx0_err_ns: float = 0.0
+
+    def __post_init__(self):
+        try:
+            super().__post_init__()
+        except QrspecError as exc:
+            raise QrspecError(f"charge_model.{exc}") from None
+        for name in ("tau_x0_err_ns", "tau_a_xx0_err_ns"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
+                    or v < 0:
+                raise QrspecError(f"charge_model.{name}={v!r} must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,7 @@ class AnalysisConfig:
         """Plain dict (JSON-serialisable)."""
         d = asdict(self)
         d["detectors"] = list(self.detectors)
+        d["charge_model"] = self.charge_model.to_dict()
         return d
 
     def to_json(self) -> str:
@@ -237,14 +254,6 @@ _CHECKS: dict[str, tuple] = {
     "mean_excitations": ("real", 0.0, 50.0, True, True, True),
     "single_emitter_max_g2": ("real", 0.0, 1.0, True, False, False),
 }
-_CHARGE_MODEL_CHECKS: dict[str, tuple] = {
-    "eps": ("real", 0.0, 1.0, False, False, False),
-    "gamma": ("real", 0.0, 1e3, False, False, False),
-    "qy_x0": ("real", 0.0, 1.0, True, False, False),
-    "beta_xminus": ("real", 0.0, 1e3, True, False, False),
-    "beta_xx": ("real", 0.0, 1e3, True, False, False),
-    "tau_a_xx0_ns": ("real", 0.0, 1e6, True, False, True),
-}
 _VARIANTS = ("capped", "uncapped", "power_law")
 _CHARGE_MODEL_FIELDS = {f.name for f in fields(ChargeModelParams)}
 
@@ -253,29 +262,13 @@ def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _is_real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _check_field(name, v, kind, lo, hi, lo_open, hi_open, optional):
-    """``v`` as a plain int or float (numpy scalars too), or a QrspecError naming ``name``."""
-    if v is None and optional:
-        return None
-    ok = _is_int(v) if kind == "int" else _is_real(v)
-    if ok:
-        ok = (lo is None or (v > lo if lo_open else v >= lo)) and \
-             (hi is None or (v < hi if hi_open else v <= hi))
-    if not ok:
-        what = "an integer" if kind == "int" else "a finite number"
-        if lo is not None and hi is not None:
-            rng = f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        elif lo is not None:
-            rng = f" {'>' if lo_open else '>='} {lo:g}"
-        else:
-            rng = ""
-        none = " or null" if optional else ""
-        raise QrspecError(f"{name}={v!r} must be {what}{rng}{none}")
-    return int(v) if kind == "int" else float(v)
+    """``v`` as a plain int or float, or a QrspecError naming ``name``
+    (:func:`qrspec.validate.strict_number`)."""
+    from qrspec.validate import strict_number
+
+    return strict_number(name, v, kind=kind, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open,
+                         optional=optional)
 
 
 def _charge_model_from_dict(cm: dict) -> ChargeModelParams:
@@ -283,16 +276,35 @@ def _charge_model_from_dict(cm: dict) -> ChargeModelParams:
     if bad:
         raise QrspecError(f"unknown charge_model keys {bad}; known keys are "
                           f"{sorted(_CHARGE_MODEL_FIELDS)}")
-    return ChargeModelParams(**cm)
+    for f in fields(ChargeModelParams):  # checked before the model coerces them (bool(1))
+        if f.name in cm and f.type in ("bool", bool) and not isinstance(cm[f.name], bool):
+            raise QrspecError(f"charge_model.{f.name}={cm[f.name]!r} must be true or false")
+    try:
+        return ChargeModelParams.from_dict(cm)
+    except (TypeError, ValueError) as exc:  # e.g. levels_e that is not a list of pairs
+        if isinstance(exc, QrspecError):
+            raise
+        raise QrspecError(f"charge_model={cm!r} is malformed ({exc})") from None
 
 
 def _check_charge_model(cm: ChargeModelParams) -> ChargeModelParams:
+    """Types of every charge-model field (a bool is not a number, a number is not a flag);
+    the ranges are the charge model's own checks (qrspec.charging.config)."""
     if not isinstance(cm.variant, str) or cm.variant not in _VARIANTS:
         raise QrspecError(f"charge_model.variant={cm.variant!r} must be one of "
                           + ", ".join(repr(v) for v in _VARIANTS))
-    checked = {name: _check_field(f"charge_model.{name}", getattr(cm, name), *rule)
-               for name, rule in _CHARGE_MODEL_CHECKS.items() if name in _CHARGE_MODEL_FIELDS}
-    return dataclasses.replace(cm, **checked)
+    changes = {}
+    for f in fields(cm):
+        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        v = getattr(cm, f.name)
+        if t in ("float", "float | None"):
+            changes[f.name] = _check_field(f"charge_model.{f.name}", v, "real", None, None,
+                                           False, False, t.endswith("None"))
+        elif t == "bool" and not isinstance(v, bool):
+            raise QrspecError(f"charge_model.{f.name}={v!r} must be true or false")
+        elif t == "str" and not isinstance(v, str):
+            raise QrspecError(f"charge_model.{f.name}={v!r} must be a string")
+    return dataclasses.replace(cm, **changes)
 
 
 def _depth(obj, limit: int = MAX_JSON_DEPTH + 1) -> int:

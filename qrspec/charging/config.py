@@ -1,12 +1,25 @@
-"""Frozen, JSON-round-trippable configuration of the charging-associated Auger model.
+"""The one parameter set of the emitter and its charging-associated Auger model.
 
-One :class:`ChargeModelConfig` selects the variant (methods.md §1.5, §1.8) and holds every
-neutral input and scaling parameter. The defaults are those of methods.md §1.8: capped
-(band-edge) variant, electron-acceptor fraction ``eps = 0.5``, higher-level acceptor weight
-``gamma = 1``, neutral exciton QY 1, radiative scalings ``beta_xminus = 2`` and
-``beta_xx = 4``, radiative overlap ``xi_rad = 0``. The neutral lifetimes default to the
-simulator defaults of methods.md §6.1 (``tau_x0_ns = 6``, ``tau_a_xx0_ns = 13.9``, the paper's
-neutral biexciton Auger lifetime); override them per particle.
+:class:`ChargeModelConfig` is frozen and JSON-round-trippable. It selects the variant
+(methods.md §1.5, §1.8) and holds every neutral input and scaling parameter. The models
+(:mod:`qrspec.charging.forward`, :mod:`qrspec.charging.inverse`), the simulator
+(``qrspec.simulate.EmitterConfig`` subclasses it and adds an explicit lifetime table) and the
+analysis (``qrspec.analysis.config.ChargeModelParams`` subclasses it: there the two neutral
+lifetimes default to ``None``, "measured from the particle", and user values carry errors)
+all use it, so there is one set of defaults:
+
+* methods.md §1.8: capped (band-edge) variant, electron-acceptor fraction ``eps = 0.5``,
+  higher-level acceptor weight ``gamma = 1``, neutral exciton QY 1 (k_nr0 = 0), radiative
+  scalings ``beta_xminus = 2`` and ``beta_xx = 4``, radiative overlap ``xi_rad = 0``, k_nr0 on
+  X-type states only;
+* neutral lifetimes ``tau_x0_ns = 10`` and ``tau_a_xx0_ns = 13.9`` (the paper's neutral
+  biexciton Auger lifetime). Before the merge of the parameter sets the charge model said
+  6 ns (methods.md §6.1) and the simulator 10 ns; 10 ns is kept because every simulated
+  population, preset, data sample and demo was made with it, and it lies in the 7-10 ns range
+  that methods.md §9.5 quotes for neutral rods. Override both per particle.
+
+This module holds data only: it imports nothing from the model modules (the forward model is
+``qrspec.charging.forward.forward(config, n)``), so there is no import circle.
 
 Derived rates (all ns^-1) are properties: ``k_r_per_ns = qy_x0 / tau_x0_ns``,
 ``k_nr0_per_ns = (1 - qy_x0) / tau_x0_ns``, ``k_a_xx0_per_ns`` and the trion Auger rates
@@ -49,6 +62,8 @@ def _in_range(name, value, lo, hi):
 class ChargeModelConfig:
     """Charging-associated Auger model (methods.md §1.8), one frozen value object.
 
+    Every rate is in ns^-1 and every lifetime in ns. Derived rates are properties.
+
     Parameters
     ----------
     variant : {"capped", "uncapped", "power_law", "levels"}
@@ -58,14 +73,17 @@ class ChargeModelConfig:
         phenomenological ``k_A(XX^n-) = k_A,XX (1 + n/2)^p``, ``k_A(X^n-) = A_n n^q``.
         ``levels``: the general level-filling enumeration engine (§1.4) with ``levels_e``,
         ``levels_h`` and optional thermal averaging.
-    tau_x0_ns : float
-        Neutral exciton lifetime (same particle's neutral periods).
+    tau_x0_ns : float or None
+        Neutral exciton lifetime, ns (default 10). ``None``: not given (the analysis then
+        measures it in the particle's neutral periods); the model cannot be evaluated then.
     qy_x0 : float
-        Neutral exciton emission QY; ``k_r = qy_x0 / tau_x0_ns``.
+        Neutral exciton emission QY in (0, 1]; ``k_r = qy_x0 / tau_x0_ns`` and the
+        charge-independent loss ``k_nr0 = (1 - qy_x0) / tau_x0_ns``.
     tau_a_xx0_ns : float or None
-        Neutral biexciton Auger lifetime. Give either this or both trion Auger lifetimes.
+        Neutral biexciton Auger lifetime, ns (default 13.9). Give this or both trion Auger
+        lifetimes; ``None`` with no trion lifetimes: not given (measured by the analysis).
     tau_a_xminus_ns, tau_a_xplus_ns : float or None
-        Negative / positive trion Auger lifetimes (1/A_n, 1/A_p).
+        Negative / positive trion Auger lifetimes (1/A_n, 1/A_p), ns.
     eps : float
         Electron-acceptor fraction A_n / (A_n + A_p) in [0, 1].
     gamma : float
@@ -73,15 +91,17 @@ class ChargeModelConfig:
     gamma_h : float
         The same for a hole above the band edge (enters tri-excitons only).
     xi_rad : float
-        Relative oscillator strength of pairs that are not band-edge/band-edge (capped/levels).
+        Relative oscillator strength (0..1) of pairs that are not band-edge/band-edge
+        (capped/levels).
     beta_xminus, beta_xx : float
         Radiative rate of X^{n-} (n >= 1) and of XX relative to k_r (counting values 2 and 4).
     power_p, power_q : float
-        Exponents of the ``power_law`` variant.
+        Exponents of the ``power_law`` variant (dimensionless).
     levels_e, levels_h : tuple of (degeneracy, energy_meV)
-        Level ladders of the ``levels`` variant (filled in order).
+        Level ladders of the ``levels`` variant (filled in order; energies in meV).
     temperature_k : float or None
-        Thermal averaging over configurations (``levels`` only); None = ground configuration.
+        Thermal averaging over configurations (``levels`` only), kelvin; None = ground
+        configuration.
     sign : {"negative", "positive"}
         Sign of the extra charges; "positive" mirrors electrons and holes (eps -> 1 - eps).
     knr_all_states : bool
@@ -89,7 +109,7 @@ class ChargeModelConfig:
     """
 
     variant: str = "capped"
-    tau_x0_ns: float = 6.0
+    tau_x0_ns: float | None = 10.0
     qy_x0: float = 1.0
     tau_a_xx0_ns: float | None = 13.9
     tau_a_xminus_ns: float | None = None
@@ -111,7 +131,7 @@ class ChargeModelConfig:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise QrspecError(f"variant={self.variant!r} must be one of {VARIANTS}")
-        _positive("tau_x0_ns", self.tau_x0_ns)
+        _positive("tau_x0_ns", self.tau_x0_ns, allow_none=True)
         if not isinstance(self.qy_x0, (int, float)) or not 0 < self.qy_x0 <= 1:
             raise QrspecError(f"qy_x0={self.qy_x0!r} must be in (0, 1]")
         trions = (self.tau_a_xminus_ns, self.tau_a_xplus_ns)
@@ -126,11 +146,8 @@ class ChargeModelConfig:
                     "lifetimes; set tau_a_xx0_ns=None (it is 1/(2 A_n + 2 A_p))")
             _positive("tau_a_xminus_ns", self.tau_a_xminus_ns)
             _positive("tau_a_xplus_ns", self.tau_a_xplus_ns)
-        elif self.tau_a_xx0_ns is None:
-            raise QrspecError("tau_a_xx0_ns=None: give the neutral biexciton Auger lifetime "
-                              "or both tau_a_xminus_ns and tau_a_xplus_ns")
         else:
-            _positive("tau_a_xx0_ns", self.tau_a_xx0_ns)
+            _positive("tau_a_xx0_ns", self.tau_a_xx0_ns, allow_none=True)
         _in_range("eps", self.eps, 0.0, 1.0)
         _in_range("gamma", self.gamma, 0.0, 1e3)
         _in_range("gamma_h", self.gamma_h, 0.0, 1e3)
@@ -157,20 +174,39 @@ class ChargeModelConfig:
             object.__setattr__(self, name, lev)
         object.__setattr__(self, "knr_all_states", bool(self.knr_all_states))
 
+    # ---- completeness --------------------------------------------------------------------------
+    @property
+    def has_neutral_lifetimes(self) -> bool:
+        """True when ``tau_x0_ns`` and the neutral Auger input are given (model evaluable)."""
+        return self.tau_x0_ns is not None and (self.tau_a_xx0_ns is not None
+                                               or self.tau_a_xminus_ns is not None)
+
+    def require_neutral_lifetimes(self) -> None:
+        """Raise :class:`QrspecError` unless the model can be evaluated (see above)."""
+        if self.tau_x0_ns is None:
+            raise QrspecError("tau_x0_ns=None: the neutral exciton lifetime is needed to "
+                              "evaluate the charge model")
+        if self.tau_a_xx0_ns is None and self.tau_a_xminus_ns is None:
+            raise QrspecError("tau_a_xx0_ns=None: give the neutral biexciton Auger lifetime "
+                              "or both tau_a_xminus_ns and tau_a_xplus_ns")
+
     # ---- derived rates (ns^-1) ---------------------------------------------------------------
     @property
     def k_r_per_ns(self) -> float:
         """Neutral exciton radiative rate ``qy_x0 / tau_x0_ns``."""
+        self.require_neutral_lifetimes()
         return self.qy_x0 / self.tau_x0_ns
 
     @property
     def k_nr0_per_ns(self) -> float:
         """Charge-independent non-Auger loss ``(1 - qy_x0) / tau_x0_ns``."""
+        self.require_neutral_lifetimes()
         return (1.0 - self.qy_x0) / self.tau_x0_ns
 
     @property
     def a_n_per_ns(self) -> float:
         """Negative-trion Auger rate A_n (electron acceptor), before sign mirroring."""
+        self.require_neutral_lifetimes()
         if self.tau_a_xminus_ns is not None:
             return 1.0 / self.tau_a_xminus_ns
         return self.eps / (2.0 * self.tau_a_xx0_ns)
@@ -178,6 +214,7 @@ class ChargeModelConfig:
     @property
     def a_p_per_ns(self) -> float:
         """Positive-trion Auger rate A_p (hole acceptor), before sign mirroring."""
+        self.require_neutral_lifetimes()
         if self.tau_a_xplus_ns is not None:
             return 1.0 / self.tau_a_xplus_ns
         return (1.0 - self.eps) / (2.0 * self.tau_a_xx0_ns)
@@ -190,7 +227,14 @@ class ChargeModelConfig:
     @property
     def eps_effective(self) -> float:
         """A_n / (A_n + A_p) actually used (equals ``eps`` unless trion lifetimes are given)."""
+        if self.tau_a_xminus_ns is None:
+            return float(self.eps)
         return self.a_n_per_ns / (self.a_n_per_ns + self.a_p_per_ns)
+
+    def charge_model(self) -> ChargeModelConfig:
+        """This parameter set as a plain :class:`ChargeModelConfig` (drops subclass fields)."""
+        names = {f.name for f in fields(ChargeModelConfig)}
+        return ChargeModelConfig(**{k: getattr(self, k) for k in names})
 
     # ---- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -207,10 +251,12 @@ class ChargeModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> ChargeModelConfig:
         """Build from a dict; unknown keys raise."""
+        if not isinstance(data, dict):
+            raise QrspecError(f"{cls.__name__}={data!r} must be a dict")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise QrspecError(f"unknown ChargeModelConfig keys {unknown}; known: {sorted(names)}")
+            raise QrspecError(f"unknown {cls.__name__} keys {unknown}; known: {sorted(names)}")
         data = dict(data)
         for key in ("levels_e", "levels_h"):
             if key in data and data[key] is not None:
@@ -229,5 +275,8 @@ class ChargeModelConfig:
         return cls.from_dict(data)
 
     def replace(self, **changes) -> ChargeModelConfig:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again); unknown names raise."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise QrspecError(f"unknown {type(self).__name__} keys {unknown}")
         return replace(self, **changes)

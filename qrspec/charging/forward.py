@@ -3,8 +3,9 @@
 For a charge number n (continuous, >= 0; n extra electrons) the model gives radiative and
 Auger rates of X^{n-} (one pair), XX^{n-} (two pairs) and XXX^{n-} (three pairs), and from them
 ``tau = 1/(k_r + k_A + k_nr0)``, ``QY = k_r tau``, ``tau_A,XX^{n-} = 1/k_A(XX^{n-})`` and the
-low-<N> ``g2(0) = QY(XX^{n-})/QY(X^{n-})`` (Nair-Zhao-Bawendi; finite <N>:
-:func:`expected_g2_zero`). ``A_n = eps k_A,XX/2``, ``A_p = (1-eps) k_A,XX/2``.
+low-<N> ``g2(0) = QY(XX^{n-})/QY(X^{n-})`` (Nair-Zhao-Bawendi; at finite <N> the
+factorial-moment formula :func:`qrspec.fitting.g2_analysis.g2_moments` on the QYs of
+:func:`state_table`). ``A_n = eps k_A,XX/2``, ``A_p = (1-eps) k_A,XX/2``.
 
 Variant C, ``capped`` (default; Pauli filling of two-fold levels, only band-edge pairs
 recombine; derived from the engine and checked against it for n = 0..30)::
@@ -51,52 +52,64 @@ gamma <-> gamma_h).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from qrspec.charging.config import ChargeModelConfig
 from qrspec.errors import QrspecError
 
-__all__ = ["ForwardResult", "forward", "state_table", "rates", "expected_g2_zero",
-           "ModelParams", "params_from_config"]
+__all__ = ["ForwardResult", "forward", "state_table"]
 
 
 @dataclass(frozen=True)
-class ModelParams:
-    """Plain floats used by the vectorised rate functions (charge sign already mirrored)."""
+class _Rates:
+    """The rates of one :class:`ChargeModelConfig` as plain floats (ns^-1), charge sign mirrored.
+
+    Internal: built only by :func:`_rates_of` (or by the inverse fit, which varies k_r, A_n,
+    A_p and the free parameters); it is not a second parameter set and has no defaults.
+    """
 
     variant: str
     k_r: float
     k_nr0: float
     a_n: float
     a_p: float
-    gamma: float = 1.0
-    gamma_h: float = 1.0
-    xi: float = 0.0
-    beta_xminus: float = 2.0
-    beta_xx: float = 4.0
-    power_p: float = 1.5
-    power_q: float = 1.0
-    knr_all_states: bool = False
-    levels_e: tuple = ()
-    levels_h: tuple = ()
-    temperature_k: float | None = None
+    gamma: float
+    gamma_h: float
+    xi: float
+    beta_xminus: float
+    beta_xx: float
+    power_p: float
+    power_q: float
+    knr_all_states: bool
+    levels_e: tuple
+    levels_h: tuple
+    temperature_k: float | None
 
 
-def params_from_config(config: ChargeModelConfig) -> ModelParams:
-    """Rates of a config as :class:`ModelParams`, with electrons/holes mirrored for sign=+."""
-    a_n, a_p = config.a_n_per_ns, config.a_p_per_ns
+def _rates_of(config: ChargeModelConfig, **given) -> _Rates:
+    """Rates of a config, with electrons/holes mirrored for ``sign="positive"``.
+
+    ``given`` may hold ``k_r``, ``k_nr0``, ``a_n``, ``a_p`` (ns^-1, ``a_n``/``a_p`` before
+    mirroring) that replace the config's own values; the inverse fit passes all four, so the
+    config's neutral lifetimes are then not needed.
+    """
+    if not {"k_r", "k_nr0", "a_n", "a_p"} <= set(given):
+        config.require_neutral_lifetimes()
+    k_r = given["k_r"] if "k_r" in given else config.k_r_per_ns
+    k_nr0 = given["k_nr0"] if "k_nr0" in given else config.k_nr0_per_ns
+    a_n = given["a_n"] if "a_n" in given else config.a_n_per_ns
+    a_p = given["a_p"] if "a_p" in given else config.a_p_per_ns
     gamma, gamma_h = config.gamma, config.gamma_h
     lev_e, lev_h = config.levels_e, config.levels_h
     if config.sign == "positive":
         a_n, a_p, gamma, gamma_h, lev_e, lev_h = a_p, a_n, gamma_h, gamma, lev_h, lev_e
-    return ModelParams(variant=config.variant, k_r=config.k_r_per_ns,
-                       k_nr0=config.k_nr0_per_ns, a_n=a_n, a_p=a_p, gamma=gamma,
-                       gamma_h=gamma_h, xi=config.xi_rad, beta_xminus=config.beta_xminus,
-                       beta_xx=config.beta_xx, power_p=config.power_p,
-                       power_q=config.power_q, knr_all_states=config.knr_all_states,
-                       levels_e=lev_e, levels_h=lev_h, temperature_k=config.temperature_k)
+    return _Rates(variant=config.variant, k_r=k_r, k_nr0=k_nr0, a_n=a_n, a_p=a_p, gamma=gamma,
+                  gamma_h=gamma_h, xi=config.xi_rad, beta_xminus=config.beta_xminus,
+                  beta_xx=config.beta_xx, power_p=config.power_p, power_q=config.power_q,
+                  knr_all_states=config.knr_all_states, levels_e=lev_e, levels_h=lev_h,
+                  temperature_k=config.temperature_k)
 
 
 def _capped(p, n, m):
@@ -121,7 +134,7 @@ def _uncapped(p, n, m):
 
 
 def _power_law(p, n, m):
-    kr, _ = _capped(ModelParams(**{**p.__dict__, "xi": 0.0}), n, m)
+    kr, _ = _capped(replace(p, xi=0.0), n, m)
     growth = (1 + n / 2) ** p.power_p
     if m == 1:
         pos = n > 0
@@ -161,7 +174,7 @@ _VARIANT_FUNCS = {"capped": _capped, "uncapped": _uncapped, "power_law": _power_
                   "levels": _levels}
 
 
-def rates(params: ModelParams, n, m: int):
+def _state_rates(params: _Rates, n, m: int):
     """(k_r, k_A) of the m-pair state for charge numbers n (array), without k_nr0. ns^-1."""
     n = np.asarray(n, dtype=float)
     return _VARIANT_FUNCS[params.variant](params, n, m)
@@ -215,12 +228,12 @@ def _check_n(n):
     return arr
 
 
-def forward_params(params: ModelParams, n) -> ForwardResult:
-    """:func:`forward` on already-built :class:`ModelParams` (no validation; used by fits)."""
+def _forward_rates(params: _Rates, n) -> ForwardResult:
+    """:func:`forward` on already-built :class:`_Rates` (no validation)."""
     n = np.asarray(n, dtype=float)
     out = {}
     for m, tag in ((1, "x"), (2, "xx"), (3, "xxx")):
-        kr, ka = rates(params, n, m)
+        kr, ka = _state_rates(params, n, m)
         kr = np.broadcast_to(kr, n.shape).astype(float)
         ka = np.broadcast_to(ka, n.shape).astype(float)
         knr = params.k_nr0 if (m == 1 or params.knr_all_states) else 0.0
@@ -245,7 +258,7 @@ def forward(config: ChargeModelConfig, n) -> ForwardResult:
     Parameters
     ----------
     config : ChargeModelConfig
-        The model.
+        The model, with its neutral lifetimes given.
     n : float or array_like
         Charge numbers (>= 0, continuous allowed).
 
@@ -255,7 +268,7 @@ def forward(config: ChargeModelConfig, n) -> ForwardResult:
     """
     if not isinstance(config, ChargeModelConfig):
         raise QrspecError(f"config={config!r} must be a ChargeModelConfig")
-    return forward_params(params_from_config(config), _check_n(n))
+    return _forward_rates(_rates_of(config), _check_n(n))
 
 
 def state_table(config: ChargeModelConfig, n_max: int):
@@ -268,28 +281,3 @@ def state_table(config: ChargeModelConfig, n_max: int):
     tau = np.stack([res.tau_x_ns, res.tau_xx_ns, res.tau_xxx_ns], axis=1)
     qy = np.stack([res.qy_x, res.qy_xx, res.qy_xxx], axis=1)
     return StateTable(tau, qy)
-
-
-def expected_g2_zero(qy_x, qy_xx, mean_excitations, qy_xxx=None):
-    """Pulsed g2(0) = E[m(m-1)]/E[m]^2 of a cascade at finite <N> (methods.md §2.2 item 6).
-
-    Levels m -> m-1 emit with QY eta_m; N' = min(N, 3) (or 2 when ``qy_xxx`` is None, the
-    cascade truncated at XX). Independent of detection efficiency.
-    """
-    from scipy.stats import poisson
-
-    mu = float(mean_excitations)
-    if not np.isfinite(mu) or mu <= 0:
-        raise QrspecError(f"mean_excitations={mean_excitations!r} must be > 0")
-    etas = [float(qy_x), float(qy_xx)] + ([] if qy_xxx is None else [float(qy_xxx)])
-    top = len(etas)
-    p = [poisson.pmf(k, mu) for k in range(top)]
-    p_top = poisson.sf(top - 1, mu)  # P(N >= top)
-    e_m = 0.0
-    e_mm = 0.0
-    for k in range(1, top + 1):
-        pk = p_top if k == top else p[k]
-        s = sum(etas[:k])
-        e_m += pk * s
-        e_mm += pk * (s * s - sum(e * e for e in etas[:k]))
-    return e_mm / e_m**2

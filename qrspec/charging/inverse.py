@@ -3,14 +3,24 @@
 Method (methods.md §1.6 "General", implemented as a joint weighted least-squares fit):
 
 * observables (each with its 1-sigma error; an error of 0 means "fixed, not fitted"):
-  neutral ``tau_X0`` and either ``tau_XX0`` or ``tau_A,XX0`` (and optionally ``g2_0``, the
-  low-<N> QY ratio after the finite-<N> correction of §2.2); charged ``tau_X^c``,
-  ``tau_XX^c`` and optionally ``g2_c`` and the radiative ratio ``rho_rad`` (§2.8);
-* parameters: continuous ``n`` in [0, n_max] and the neutral rates ``k_r`` and ``k_A,XX``
-  (nuisance, fitted together so that their uncertainty propagates), plus any of ``eps``,
-  ``gamma``, ``power_p``, ``power_q``, ``beta_xx`` named in ``free``;
+  neutral ``tau_X0`` and either ``tau_XX0`` or ``tau_A,XX0`` from a
+  :class:`~qrspec.charging.neutral.NeutralReference` (their covariance, e.g. of a pooled
+  reference, is honoured by whitening), optionally ``g2_0`` (the low-<N> QY ratio after the
+  finite-<N> correction of §2.2); per charged window ``tau_X^c``, ``tau_XX^c`` and optionally
+  ``g2_c`` and the radiative ratio ``rho_rad`` (§2.8);
+* parameters: a continuous ``n`` in [0, n_max] per window and the shared neutral rates ``k_r``
+  and ``k_A,XX`` (fitted together with the windows, so that their uncertainty propagates and
+  is shared), plus any of ``eps``, ``gamma``, ``power_p``, ``power_q``, ``beta_xx`` named in
+  ``free`` (shared by all windows);
 * chi^2 = sum ((model - obs)/sigma)^2 in lifetime space; multi-start over n so that a second
   root (uncapped variant) is found and flagged.
+
+:func:`infer_charging` fits one window; :func:`qrspec.charging.particle.combine_windows` fits
+all windows of a particle together (the same problem with W windows).
+
+k_nr0 = (1 - QY_X0)/tau_X0 comes from the model's ``qy_x0`` and enters X-type states (all
+states with ``knr_all_states``) in the fit exactly as in the forward model: the neutral
+calibration is :func:`qrspec.charging.neutral.neutral_rates`.
 
 Uncertainties: delta method (Gauss-Newton covariance ``(J^T J)^-1`` of the weighted residuals;
 ``tau_A,XX^{nc-}`` by the gradient of ``1/k_A(XX^{n-})``), the profile-likelihood 68 % interval
@@ -28,8 +38,18 @@ eps*n is identifiable -> n is NaN and ``extras['eps_n']`` holds the product),
 ``multiple_solutions``,
 ``at_lower_bound`` / ``at_upper_bound`` (one-sided interval), ``poor_fit`` (chi^2 p < 0.01),
 ``no_dof`` (exactly determined: no goodness of fit; with chi^2 > 3.84 also ``poor_fit``: no
-solution inside the bounds), ``<param>_at_bound``, ``tau_ratio_below_2`` (tau_X^c/tau_XX^c < 2,
-methods.md condition 2), ``neutral_inconsistent`` (k_A,XX <= 0).
+solution inside the bounds), ``<param>_at_bound``, ``neutral_inconsistent`` (the neutral
+k_A,XX = 1/tau_XX0 - beta_xx k_r is more than 2 sigma below 0; a smaller excursion below 0 is
+noise, and the fit then starts at k_A,XX = sigma and lets the windows decide),
+``no_xx_auger`` (1/tau_XX^c <= beta_xx k_r: no charged Auger rate). Measured false-alarm rates
+are in docs/charging_model.md.
+
+The former ``tau_ratio_below_2`` flag (tau_X^c/tau_XX^c < 2, methods.md condition 2) is gone:
+in the capped model tau_X^c/tau_XX^c - 2 = [k_A,XX (1 - eps + eps gamma) - 2 k_nr0] tau_X^c
+(derived from §1.5), which tends to 0 as n grows, so the ratio of a correct model sits at
+2.1-2.2 for n >= 4 and falls below 2 legitimately when QY_X0 < 1; the point-estimate test fired
+on about half of such windows. A ratio the model cannot produce shows up in chi^2
+(``poor_fit``, false-alarm rate 1 %), and how well tau_XX is resolved is in its error.
 
 Note on methods.md §1.6: the closed-form estimates ``n = 1 + (Y/A_n - 1)/gamma`` (from X) and
 ``n = (Z/k_A,XX - 1)/(gamma eps)`` (from XX) and the pair ``(n, gamma)`` formulas are correct for
@@ -49,17 +69,22 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from qrspec.charging.config import ChargeModelConfig
-from qrspec.charging.forward import ModelParams, params_from_config, rates
+from qrspec.charging.forward import _rates_of, _state_rates
+from qrspec.charging.neutral import NeutralReference, neutral_rates
 from qrspec.errors import QrspecError
 
-__all__ = ["NeutralReference", "ChargedObservation", "ChargingFit", "infer_charging",
-           "capped_closed_form", "FREE_PARAMS"]
+__all__ = ["ChargedObservation", "ChargingFit", "infer_charging", "capped_closed_form",
+           "FREE_PARAMS", "UNUSABLE_FLAGS"]
 
 logger = logging.getLogger(__name__)
 
 FREE_PARAMS = ("eps", "gamma", "power_p", "power_q", "beta_xx")
 _BOUNDS = {"eps": (0.0, 1.0), "gamma": (0.0, 50.0), "power_p": (0.0, 10.0),
            "power_q": (0.0, 10.0), "beta_xx": (0.5, 8.0)}
+# a window with one of these flags has no n to average (only a bound, or none at all)
+UNUSABLE_FLAGS = frozenset({"degenerate", "underdetermined", "auger_signal_small", "trap_like",
+                            "at_upper_bound", "poor_fit", "neutral_inconsistent",
+                            "no_xx_auger"})
 
 
 def _num(name, value, *, positive=True, allow_none=False, allow_zero=False):
@@ -78,45 +103,20 @@ def _num(name, value, *, positive=True, allow_none=False, allow_zero=False):
 
 
 @dataclass(frozen=True)
-class NeutralReference:
-    """Neutral-period measurements of the same particle (the calibration of k_r and k_A,XX).
-
-    Give ``tau_xx0_ns`` (measured neutral biexciton lifetime) or ``tau_a_xx0_ns`` (its Auger
-    lifetime, e.g. the paper's 13.9 ns). Errors of 0 fix the value (not fitted).
-    ``g2_0`` is the low-<N> QY ratio QY_XX0/QY_X0 (finite-<N> corrected).
-    """
-
-    tau_x0_ns: float
-    tau_x0_err_ns: float = 0.0
-    tau_xx0_ns: float | None = None
-    tau_xx0_err_ns: float = 0.0
-    tau_a_xx0_ns: float | None = None
-    tau_a_xx0_err_ns: float = 0.0
-    qy_x0: float = 1.0
-    g2_0: float | None = None
-    g2_0_err: float = 0.0
-
-    def __post_init__(self):
-        _num("tau_x0_ns", self.tau_x0_ns)
-        _num("tau_x0_err_ns", self.tau_x0_err_ns, allow_zero=True)
-        if (self.tau_xx0_ns is None) == (self.tau_a_xx0_ns is None):
-            raise QrspecError(f"tau_xx0_ns={self.tau_xx0_ns!r}, tau_a_xx0_ns="
-                              f"{self.tau_a_xx0_ns!r}: give exactly one of them")
-        _num("tau_xx0_ns", self.tau_xx0_ns, allow_none=True)
-        _num("tau_a_xx0_ns", self.tau_a_xx0_ns, allow_none=True)
-        _num("tau_xx0_err_ns", self.tau_xx0_err_ns, allow_zero=True)
-        _num("tau_a_xx0_err_ns", self.tau_a_xx0_err_ns, allow_zero=True)
-        if not 0 < float(self.qy_x0) <= 1:
-            raise QrspecError(f"qy_x0={self.qy_x0!r} must be in (0, 1]")
-        _num("g2_0", self.g2_0, allow_none=True)
-        _num("g2_0_err", self.g2_0_err, allow_zero=True)
-        if self.g2_0 is not None and not self.g2_0_err > 0:
-            raise QrspecError(f"g2_0_err={self.g2_0_err!r} must be > 0 when g2_0 is given")
-
-
-@dataclass(frozen=True)
 class ChargedObservation:
-    """Measurements of one charged window: X^{nc-} and XX^{nc-} lifetimes (+ optional g2, rho)."""
+    """One charged window: X^{nc-} and XX^{nc-} lifetimes (+ optional g2, rho_rad) and times.
+
+    Parameters
+    ----------
+    tau_x_ns, tau_x_err_ns, tau_xx_ns, tau_xx_err_ns : float
+        Charged exciton and biexciton lifetimes and their 1-sigma errors, ns.
+    g2, g2_err : float or None, float
+        Low-<N> QY ratio of the window and error.
+    rad_ratio, rad_ratio_err : float or None, float
+        Radiative-rate ratio to neutral (methods.md §2.8) and error.
+    t_start_s, t_stop_s : float or None
+        The window's time span (needed by trajectories and for time weights).
+    """
 
     tau_x_ns: float
     tau_x_err_ns: float
@@ -126,6 +126,8 @@ class ChargedObservation:
     g2_err: float = 0.0
     rad_ratio: float | None = None
     rad_ratio_err: float = 0.0
+    t_start_s: float | None = None
+    t_stop_s: float | None = None
 
     def __post_init__(self):
         _num("tau_x_ns", self.tau_x_ns)
@@ -138,6 +140,19 @@ class ChargedObservation:
             _num("g2_err", self.g2_err)
         if self.rad_ratio is not None:
             _num("rad_ratio_err", self.rad_ratio_err)
+        times = (self.t_start_s, self.t_stop_s)
+        if any(t is not None for t in times):
+            ok = all(isinstance(t, int | float) and math.isfinite(t) for t in times)
+            if not (ok and self.t_stop_s > self.t_start_s):
+                raise QrspecError(f"t_start_s={self.t_start_s!r}, t_stop_s={self.t_stop_s!r} "
+                                  "must be finite with t_start_s < t_stop_s")
+
+    @property
+    def duration_s(self) -> float:
+        """``t_stop_s - t_start_s`` (NaN without times)."""
+        if self.t_start_s is None:
+            return math.nan
+        return float(self.t_stop_s - self.t_start_s)
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,6 +220,12 @@ class ChargingFit:
         """n_hi - n."""
         return self.n_hi - self.n
 
+    @property
+    def usable(self) -> bool:
+        """True when n is a number to average: a success, finite, no :data:`UNUSABLE_FLAGS`."""
+        return bool(self.success) and math.isfinite(self.n) \
+            and not (set(self.flags) & UNUSABLE_FLAGS)
+
 
 def capped_closed_form(y_per_ns, z_per_ns, *, k_a_xx0_per_ns, eps=0.5, gamma=1.0):
     """methods.md §1.6 closed forms of the capped variant (n >= 1 branch for the X estimate).
@@ -226,162 +247,304 @@ def capped_closed_form(y_per_ns, z_per_ns, *, k_a_xx0_per_ns, eps=0.5, gamma=1.0
 
 
 class _Problem:
-    """Observables, parameter layout and model predictions of one inversion."""
+    """Observables, parameter layout and model predictions of an inversion of W windows.
 
-    def __init__(self, config, neutral, obs, free, n_max):
+    Parameters are ``n`` of every window (first W entries), then the shared free parameters,
+    then the neutral nuisance rates ``k_r`` and ``k_a_xx0`` (each only when its neutral
+    observable has an error > 0; otherwise it is fixed).
+    """
+
+    def __init__(self, config: ChargeModelConfig, neutral: NeutralReference, windows, free,
+                 n_max, gamma_lifetimes: bool = True):
         self.config = config
-        self.base = params_from_config(config)
         self.positive = config.sign == "positive"
         self.neutral = neutral
-        self.obs = obs
-        self.n_max = n_max
-        qy = float(neutral.qy_x0)
-        self.qy = qy
+        self.windows = tuple(windows)
+        self.W = len(self.windows)
+        self.n_max = float(n_max)
+        self.qy = float(config.qy_x0)
         beta = config.beta_xx
         if "beta_xx" in free and neutral.g2_0 is not None and neutral.tau_xx0_ns is not None:
             # per-particle estimate (methods.md §1.6): g2_0 = beta tau_XX0/tau_X0
             beta = float(np.clip(neutral.g2_0 * neutral.tau_x0_ns / neutral.tau_xx0_ns,
                                  *_BOUNDS["beta_xx"]))
         self.beta0 = beta
-        k_r0 = qy / neutral.tau_x0_ns
-        k_nr0 = k_r0 * (1 - qy) / qy
-        if neutral.tau_a_xx0_ns is not None:
-            k_axx0 = 1.0 / neutral.tau_a_xx0_ns
-        else:
-            k_axx0 = 1.0 / neutral.tau_xx0_ns - beta * k_r0 - (
-                k_nr0 if config.knr_all_states else 0.0)
-        self.k_r0, self.k_axx0 = k_r0, k_axx0
+        rates = neutral_rates(neutral, config, beta_xx=beta)
+        # the neutral data alone exclude k_A,XX0 > 0 only when it lies 2 sigma below 0; a
+        # smaller or negative estimate is noise (a few hundred pairs: sigma ~ 30 % of k_A)
+        self.neutral_consistent = rates.consistent
+        self.k_axx0_measured = k_axx0 = rates.k_a_xx0_per_ns
+        k_axx0 = max(k_axx0, rates.k_a_xx0_err_per_ns)  # start (or fixed value): positive
+        k_r0 = rates.k_r_per_ns
+        self.k_r0, self.k_nr0, self.k_axx0 = k_r0, rates.k_nr0_per_ns, k_axx0
         self.eps0 = config.eps_effective
-        # parameter layout
-        self.names = ["n", *free]
+        self.n_names = ["n"] if self.W == 1 else [f"n{i}" for i in range(self.W)]
+        self.names = [*self.n_names, *free]
         if neutral.tau_x0_err_ns > 0:
             self.names.append("k_r")
-        if (neutral.tau_xx0_ns is not None and neutral.tau_xx0_err_ns > 0) or (
-                neutral.tau_a_xx0_ns is not None and neutral.tau_a_xx0_err_ns > 0):
+        if neutral.second_err_ns > 0:
             self.names.append("k_a_xx0")
-        fixed = {"k_r": k_r0, "k_a_xx0": k_axx0, "eps": self.eps0, "gamma": self.base.gamma,
-                 "power_p": config.power_p, "power_q": config.power_q, "beta_xx": beta}
-        self.fixed = fixed
+        self.shared = self.names[self.W:]
+        gamma = config.gamma_h if self.positive else config.gamma
+        self.fixed = {"k_r": k_r0, "k_a_xx0": k_axx0, "eps": self.eps0, "gamma": gamma,
+                      "power_p": config.power_p, "power_q": config.power_q, "beta_xx": beta}
         lo, hi, x0 = [], [], []
         for name in self.names:
-            if name == "n":
-                b = (0.0, float(n_max))
+            if name in self.n_names:
+                b, v = (0.0, self.n_max), 1.0
             elif name in ("k_r", "k_a_xx0"):
-                b = (1e-12, np.inf)
+                b, v = (1e-12, np.inf), self.fixed[name]
             else:
-                b = _BOUNDS[name]
+                b, v = _BOUNDS[name], self.fixed[name]
             lo.append(b[0])
             hi.append(b[1])
-            x0.append(fixed.get(name, 1.0))
+            x0.append(v)
         self.lo, self.hi, self.x0 = np.array(lo), np.array(hi), np.array(x0, float)
-        # observables
-        o, s, kinds = [], [], []
+        # ---- observables: the neutral block (whitened with its covariance), then windows
+        nk, nv, ns = [], [], []
+        if neutral.tau_x0_err_ns > 0:
+            nk.append("tau_x0")
+            nv.append(neutral.tau_x0_ns)
+            ns.append(neutral.tau_x0_err_ns)
+        if neutral.second_err_ns > 0:
+            nk.append(neutral.second_kind)
+            nv.append(neutral.second_ns)
+            ns.append(neutral.second_err_ns)
+        if len(nk) == 2:
+            cov = neutral.cov_ns2
+        else:
+            cov = np.diag(np.square(ns)) if ns else np.zeros((0, 0))
+        if neutral.g2_0 is not None:
+            nk.append("g2_0")
+            nv.append(neutral.g2_0)
+            cov = np.pad(cov, ((0, 1), (0, 1)))
+            cov[-1, -1] = neutral.g2_0_err**2
+        self.neutral_kinds = nk
+        self.neutral_vals = np.array(nv, float)
+        self.neutral_chol = np.linalg.cholesky(cov) if nk else np.zeros((0, 0))
+        self.neutral_errs = np.sqrt(np.diag(cov)) if nk else np.zeros(0)
+        wk, wv, ws, wi = [], [], [], []
+        for i, obs in enumerate(self.windows):
+            for kind, value, err in (("tau_x", obs.tau_x_ns, obs.tau_x_err_ns),
+                                     ("tau_xx", obs.tau_xx_ns, obs.tau_xx_err_ns),
+                                     ("g2", obs.g2, obs.g2_err),
+                                     ("rad_ratio", obs.rad_ratio, obs.rad_ratio_err)):
+                if value is not None and err > 0:
+                    wk.append(kind)
+                    wv.append(float(value))
+                    ws.append(float(err))
+                    wi.append(i)
+        self.window_kinds = np.array(wk)
+        self.window_vals = np.array(wv, float)
+        self.window_errs = np.array(ws, float)
+        self.window_of_row = np.array(wi, int)
+        self.kinds = [*nk, *wk]
+        self.n_obs = len(self.kinds)
+        # lifetimes: the exact likelihood of an exponential MLE from N_eff = (tau/sigma)^2
+        # arrivals (Gamma), as signed-root deviance residuals; a correlated neutral block
+        # (pooled reference) stays Gaussian
+        lifetimes = ("tau_x0", "tau_xx0", "tau_a_xx0", "tau_x", "tau_xx")
+        self.window_gamma = np.isin(self.window_kinds, lifetimes) if gamma_lifetimes \
+            else np.zeros(self.window_vals.size, bool)
+        self.window_n_eff = (self.window_vals / self.window_errs) ** 2
+        if len(nk) and neutral.corr == 0:
+            self.neutral_gamma = np.isin(np.array(nk), lifetimes) & gamma_lifetimes
+            self.neutral_n_eff = (self.neutral_vals / self.neutral_errs) ** 2
+        else:
+            self.neutral_gamma = None
+        self.obs_errs = np.concatenate([self.neutral_errs, self.window_errs])
 
-        def add(kind, value, err):
-            if value is not None and err > 0:
-                o.append(float(value))
-                s.append(float(err))
-                kinds.append(kind)
-
-        add("tau_x0", neutral.tau_x0_ns, neutral.tau_x0_err_ns)
-        add("tau_xx0", neutral.tau_xx0_ns, neutral.tau_xx0_err_ns)
-        add("tau_a_xx0", neutral.tau_a_xx0_ns, neutral.tau_a_xx0_err_ns)
-        add("g2_0", neutral.g2_0, neutral.g2_0_err)
-        add("tau_x", obs.tau_x_ns, obs.tau_x_err_ns)
-        add("tau_xx", obs.tau_xx_ns, obs.tau_xx_err_ns)
-        add("g2", obs.g2, obs.g2_err)
-        add("rad_ratio", obs.rad_ratio, obs.rad_ratio_err)
-        self.obs_vals, self.obs_errs, self.kinds = np.array(o), np.array(s), kinds
+    def with_observations(self, neutral_vals, window_vals) -> _Problem:
+        """A copy with other observed values (same errors): the bootstrap redraws."""
+        new = object.__new__(_Problem)
+        new.__dict__.update(self.__dict__)
+        new.neutral_vals = np.asarray(neutral_vals, float)
+        new.window_vals = np.asarray(window_vals, float)
+        return new
 
     def values(self, theta):
         d = dict(self.fixed)
-        d.update(zip(self.names, theta, strict=True))
+        d.update(zip(self.names[self.W:], theta[self.W:], strict=True))
+        d["n"] = np.asarray(theta[:self.W], float)
         return d
 
-    def params(self, d) -> ModelParams:
+    def params(self, d):
         k_r, k_axx, eps = d["k_r"], d["k_a_xx0"], d["eps"]
-        a_n, a_p = eps * k_axx / 2.0, (1.0 - eps) * k_axx / 2.0
-        if self.positive:
-            a_n, a_p = a_p, a_n
-        b = self.base
-        return replace(b, k_r=k_r, k_nr0=k_r * (1 - self.qy) / self.qy, a_n=a_n, a_p=a_p,
-                       beta_xx=d["beta_xx"], power_p=d["power_p"], power_q=d["power_q"],
+        p = _rates_of(self.config, k_r=k_r, k_nr0=k_r * (1 - self.qy) / self.qy,
+                      a_n=eps * k_axx / 2.0, a_p=(1.0 - eps) * k_axx / 2.0)
+        return replace(p, beta_xx=d["beta_xx"], power_p=d["power_p"], power_q=d["power_q"],
                        gamma=d["gamma"])
 
-    def predict(self, theta, values=None):
+    def predict(self, theta):
+        """(neutral predictions, window predictions per observable row, d, k_A(XX) per window)."""
         d = self.values(theta)
         p = self.params(d)
         n = d["n"]
-        kr1, ka1 = rates(p, n, 1)
-        kr2, ka2 = rates(p, n, 2)
+        kr1, ka1 = _state_rates(p, n, 1)
+        kr2, ka2 = _state_rates(p, n, 2)
+        kr1 = np.broadcast_to(kr1, n.shape)
+        kr2 = np.broadcast_to(kr2, n.shape)
+        ka2 = np.broadcast_to(ka2, n.shape)
         knr2 = p.k_nr0 if p.knr_all_states else 0.0
         tau_x = 1.0 / (kr1 + ka1 + p.k_nr0)
         tau_xx = 1.0 / (kr2 + ka2 + knr2)
         tau_xx0 = 1.0 / (p.beta_xx * p.k_r + d["k_a_xx0"] + knr2)
-        pred = {"tau_x0": self.qy / p.k_r, "tau_xx0": tau_xx0, "tau_a_xx0": 1.0 / d["k_a_xx0"],
-                "g2_0": p.beta_xx * p.k_r * tau_xx0 / self.qy, "tau_x": tau_x,
-                "tau_xx": tau_xx, "g2": kr2 * tau_xx / (kr1 * tau_x), "rad_ratio": kr1 / p.k_r}
-        return np.array([float(pred[k]) for k in self.kinds]), d, float(ka2)
+        neutral = {"tau_x0": self.qy / p.k_r, "tau_xx0": tau_xx0,
+                   "tau_a_xx0": 1.0 / d["k_a_xx0"],
+                   "g2_0": p.beta_xx * p.k_r * tau_xx0 / self.qy}
+        per_window = {"tau_x": tau_x, "tau_xx": tau_xx, "g2": kr2 * tau_xx / (kr1 * tau_x),
+                      "rad_ratio": kr1 / p.k_r}
+        pn = np.array([float(neutral[k]) for k in self.neutral_kinds])
+        pw = np.empty(self.window_vals.size)
+        for kind, arr in per_window.items():
+            m = self.window_kinds == kind
+            if m.any():
+                pw[m] = np.asarray(arr, float)[self.window_of_row[m]]
+        return pn, pw, d, np.asarray(ka2, float)
 
     def residuals(self, theta):
-        pred, _, _ = self.predict(theta)
-        return (pred - self.obs_vals) / self.obs_errs
+        pn, pw, _, _ = self.predict(theta)
+        if self.neutral_gamma is None:  # correlated neutral block: whitened Gaussian
+            rn = np.linalg.solve(self.neutral_chol, pn - self.neutral_vals) if pn.size else pn
+        else:
+            rn = (pn - self.neutral_vals) / self.neutral_errs
+            g = self.neutral_gamma
+            rn[g] = _gamma_residual(pn[g], self.neutral_vals[g], self.neutral_n_eff[g])
+        rw = (pw - self.window_vals) / self.window_errs
+        g = self.window_gamma
+        rw[g] = _gamma_residual(pw[g], self.window_vals[g], self.window_n_eff[g])
+        return np.concatenate([rn, rw])
 
     def tau_a(self, theta):
-        _, _, ka2 = self.predict(theta)
-        return 1.0 / ka2 if ka2 > 0 else math.inf
+        """tau_A,XX^{nc-} = 1/k_A(XX^{n-}) of every window (inf when k_A <= 0)."""
+        _, _, _, ka2 = self.predict(theta)
+        with np.errstate(divide="ignore"):
+            return np.where(ka2 > 0, 1.0 / np.maximum(ka2, 1e-300), np.inf)
+
+    def tau_a_mean_grad(self, theta, weights):
+        """Gradient of ``weights @ tau_a(theta)``: all n perturbed at once (tau_a of window i
+        depends on n_i only), central differences, one-sided at the bounds."""
+        theta = np.asarray(theta, float)
+        grad = np.zeros(theta.size)
+        groups = [np.arange(self.W)] + [np.array([j]) for j in range(self.W, theta.size)]
+        for g in groups:
+            h = 1e-5 * np.maximum(np.abs(theta[g]), 1e-3)
+            tp, tm = theta.copy(), theta.copy()
+            tp[g] = np.minimum(theta[g] + h, self.hi[g])
+            tm[g] = np.maximum(theta[g] - h, self.lo[g])
+            d = weights * (self.tau_a(tp) - self.tau_a(tm))
+            if g[0] < self.W:
+                grad[g] = d / (tp[g] - tm[g])
+            else:
+                grad[g[0]] = d.sum() / (tp[g[0]] - tm[g[0]])
+        return grad
+
+    def k_a_xx0(self, theta):
+        return float(self.values(theta)["k_a_xx0"])
+
+    def jacobian(self, theta):
+        """Central-difference Jacobian of the residuals; all n perturbed at once (window i's
+        rows depend on n_i only), one-sided at the bounds."""
+        theta = np.asarray(theta, float)
+        m = self.neutral_vals.size + self.window_vals.size
+        jac = np.zeros((m, theta.size))
+        rows_w = self.neutral_vals.size + np.arange(self.window_vals.size)
+        groups = [np.arange(self.W)] + [np.array([j]) for j in range(self.W, theta.size)]
+        for g in groups:
+            h = 1e-5 * np.maximum(np.abs(theta[g]), 1e-3)
+            tp, tm = theta.copy(), theta.copy()
+            tp[g] = np.minimum(theta[g] + h, self.hi[g])
+            tm[g] = np.maximum(theta[g] - h, self.lo[g])
+            diff = self.residuals(tp) - self.residuals(tm)
+            den = tp[g] - tm[g]
+            if g.size == 1 and g[0] >= self.W:
+                jac[:, g[0]] = diff / den[0]
+            else:  # the n block: window rows only, each from its own n
+                w = self.window_of_row
+                jac[rows_w, w] = diff[rows_w] / den[w]
+        return jac
 
 
-def _lsq(problem, x0, fix_n=None):
-    """Least-squares fit from x0 (n optionally fixed). Returns (theta, chi2, jac)."""
+def _gamma_residual(model, observed, n_eff):
+    """Signed root of the Gamma deviance of an exponential-lifetime MLE.
+
+    ``observed`` is the MLE of N = ``n_eff`` arrivals; ``-2 ln L(model)`` relative to its
+    maximum is ``2 N (x - 1 - ln x)``, ``x = observed/model``. The sign is that of
+    ``model - observed``; near the minimum the residual is ``(model - observed)/(model/sqrt N)``,
+    a Gaussian whose width follows the model (not the noisy estimate, which would give the
+    shorter estimates more weight and bias the fit).
+    """
+    u = observed / model - 1.0
+    dev = np.maximum(u - np.log1p(u), 0.0)
+    return np.sign(-u) * np.sqrt(2.0 * n_eff * dev)
+
+
+def _lsq(problem, x0, fix_n=None, penalty=None):
+    """Least-squares fit from x0. Returns (theta, chi2).
+
+    ``fix_n`` (W = 1 only) holds n fixed; ``penalty = (func, target, scale)`` adds the residual
+    ``(func(theta) - target)/scale`` (a profile constraint; ``func`` returns (value, grad)).
+    """
     from scipy.optimize import least_squares
 
-    if fix_n is None:
-        lo, hi = problem.lo, problem.hi
-        fun = problem.residuals
-        start = np.clip(x0, lo, hi)
-    else:
+    lo, hi = problem.lo, problem.hi
+    if fix_n is not None:
         if len(problem.names) == 1:
             th = np.array([fix_n])
             r = problem.residuals(th)
-            return th, float(r @ r), None
-        lo, hi = problem.lo[1:], problem.hi[1:]
+            return th, float(r @ r)
+        lo, hi = lo[1:], hi[1:]
 
         def fun(t):
             return problem.residuals(np.concatenate(([fix_n], t)))
 
+        def jac(t):
+            return problem.jacobian(np.concatenate(([fix_n], t)))[:, 1:]
+
         start = np.clip(x0[1:], lo, hi)
-    scale = np.where(np.isfinite(hi) & (hi < 1e3), 1.0, np.maximum(np.abs(start), 1e-3))
+    elif penalty is not None:
+        func, target, p_scale = penalty
+
+        def fun(t):
+            return np.append(problem.residuals(t), (func(t)[0] - target) / p_scale)
+
+        def jac(t):
+            return np.vstack([problem.jacobian(t), func(t)[1] / p_scale])
+
+        start = np.clip(x0, lo, hi)
+    else:
+        fun, jac = problem.residuals, problem.jacobian
+        start = np.clip(x0, lo, hi)
+    x_scale = np.where(np.isfinite(hi) & (hi < 1e3), 1.0, np.maximum(np.abs(start), 1e-3))
     with np.errstate(all="ignore"):
-        res = least_squares(fun, start, bounds=(lo, hi), x_scale=scale, method="trf",
+        res = least_squares(fun, start, jac=jac, bounds=(lo, hi), x_scale=x_scale, method="trf",
                             xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
     th = res.x if fix_n is None else np.concatenate(([fix_n], res.x))
-    chi2 = float(res.fun @ res.fun)
-    return th, chi2, res.jac
+    r = problem.residuals(th)
+    return th, float(r @ r)
 
 
-def _num_jac(problem, theta, func=None):
-    """Central-difference Jacobian of the weighted residuals (or of a scalar func)."""
-    f = problem.residuals if func is None else func
+def _scalar_jac(problem, theta, func):
+    """Central-difference gradient of a scalar or vector function of the parameters."""
     cols = []
     for i, t in enumerate(theta):
         h = 1e-5 * max(abs(t), 1e-3)
         tp, tm = theta.copy(), theta.copy()
-        tp[i] = t + h
-        tm[i] = t - h
-        if tm[i] < problem.lo[i]:
-            tm[i] = t
-            cols.append((np.atleast_1d(f(tp)) - np.atleast_1d(f(tm))) / h)
-        elif tp[i] > problem.hi[i]:
-            tp[i] = t
-            cols.append((np.atleast_1d(f(tp)) - np.atleast_1d(f(tm))) / h)
-        else:
-            cols.append((np.atleast_1d(f(tp)) - np.atleast_1d(f(tm))) / (2 * h))
+        tp[i] = min(t + h, problem.hi[i])
+        tm[i] = max(t - h, problem.lo[i])
+        cols.append((np.atleast_1d(func(tp)) - np.atleast_1d(func(tm))) / (tp[i] - tm[i]))
     return np.stack(cols, axis=-1)
 
 
+def _covariance(problem, theta):
+    """Gauss-Newton covariance (pinv of J^T J) and the singular values of J."""
+    jac = problem.jacobian(theta)
+    s = np.linalg.svd(jac, compute_uv=False)
+    return np.linalg.pinv(jac.T @ jac), s
+
+
 def _profile_interval(problem, theta_hat, chi2_min, n_grid):
-    """Profile chi^2 over n: 68 % interval, and whether it has separate regions."""
+    """Profile chi^2 over n (W = 1): 68 % interval, and whether it has separate regions."""
     from scipy.optimize import brentq
 
     cache = {}
@@ -389,8 +552,7 @@ def _profile_interval(problem, theta_hat, chi2_min, n_grid):
     def prof(n):
         key = round(float(n), 12)
         if key not in cache:
-            th, c, _ = _lsq(problem, theta_hat, fix_n=float(n))
-            cache[key] = c
+            cache[key] = _lsq(problem, theta_hat, fix_n=float(n))[1]
         return cache[key]
 
     grid = np.unique(np.concatenate([np.linspace(0, problem.n_max, n_grid), [theta_hat[0]]]))
@@ -417,7 +579,42 @@ def _profile_interval(problem, theta_hat, chi2_min, n_grid):
     n_lo = grid[0] if lo_i == 0 else edge(grid[lo_i - 1], grid[lo_i])
     n_hi = grid[-1] if hi_i == grid.size - 1 else edge(grid[hi_i], grid[hi_i + 1])
     separate = bool(np.any(inside[:lo_i]) or np.any(inside[hi_i + 1:]))
-    return float(n_lo), float(n_hi), separate, grid, vals
+    return float(n_lo), float(n_hi), separate
+
+
+def _check_common(neutral, config, free, n_max):
+    """Shared argument checks of the single-window and the joint inversion."""
+    config = ChargeModelConfig() if config is None else config
+    if not isinstance(config, ChargeModelConfig):
+        raise QrspecError(f"config={config!r} must be a ChargeModelConfig")
+    if not isinstance(neutral, NeutralReference):
+        raise QrspecError(f"neutral={neutral!r} must be a NeutralReference")
+    free = tuple(free)
+    bad = [f for f in free if f not in FREE_PARAMS]
+    if bad or len(set(free)) != len(free):
+        raise QrspecError(f"free={free!r}: each must be one of {FREE_PARAMS}, no repeats")
+    if config.variant == "levels":
+        raise QrspecError("variant='levels' is too slow to invert; use 'capped', 'uncapped' or "
+                          "'power_law' (the engine is their reference)")
+    if "eps" in free and config.tau_a_xminus_ns is not None:
+        raise QrspecError("free=('eps', ...) needs a config with tau_a_xx0_ns, not trion "
+                          "Auger lifetimes")
+    return config, free, _num("n_max", n_max)
+
+
+def _direct_tau_a(problem, obs, config, neutral):
+    """Model-free tau_A,XX^{nc-} = 1/(1/tau_XX^c - beta k_r [- k_nr0]) and its delta error."""
+    if not (config.variant in ("capped", "power_law") and config.xi_rad == 0):
+        return math.nan, math.nan
+    knr2 = problem.k_nr0 if config.knr_all_states else 0.0
+    z = 1.0 / obs.tau_xx_ns - problem.beta0 * problem.k_r0 - knr2
+    if not z > 0:
+        return math.nan, math.nan
+    direct = 1.0 / z
+    c = problem.beta0 * problem.qy + ((1.0 - problem.qy) if config.knr_all_states else 0.0)
+    s_k = c * neutral.tau_x0_err_ns / neutral.tau_x0_ns**2  # error of beta k_r [+ k_nr0]
+    err = direct**2 * math.sqrt(obs.tau_xx_err_ns**2 / obs.tau_xx_ns**4 + s_k**2)
+    return direct, err
 
 
 def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
@@ -429,12 +626,12 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
     Parameters
     ----------
     neutral : NeutralReference
-        Same particle's neutral periods.
+        The particle's neutral reference (its own, a user's or a group's).
     obs : ChargedObservation
         The charged window.
     config : ChargeModelConfig, optional
-        Variant and fixed parameters (default: methods.md §1.8 defaults). Its neutral lifetimes
-        are replaced by ``neutral``.
+        Variant and fixed parameters, QY_X0 included (default: methods.md §1.8 defaults). Its
+        neutral lifetimes are not used: ``neutral`` supplies them.
     free : sequence of str
         Extra fitted parameters among ``eps, gamma, power_p, power_q, beta_xx``.
     n_max : float
@@ -458,30 +655,15 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
     """
     from scipy.stats import chi2 as chi2_dist
 
-    config = ChargeModelConfig() if config is None else config
-    if not isinstance(config, ChargeModelConfig):
-        raise QrspecError(f"config={config!r} must be a ChargeModelConfig")
-    if not isinstance(neutral, NeutralReference):
-        raise QrspecError(f"neutral={neutral!r} must be a NeutralReference")
+    config, free, n_max = _check_common(neutral, config, free, n_max)
     if not isinstance(obs, ChargedObservation):
         raise QrspecError(f"obs={obs!r} must be a ChargedObservation")
-    free = tuple(free)
-    bad = [f for f in free if f not in FREE_PARAMS]
-    if bad or len(set(free)) != len(free):
-        raise QrspecError(f"free={free!r}: each must be one of {FREE_PARAMS}, no repeats")
-    if config.variant == "levels":
-        raise QrspecError("variant='levels' is too slow to invert; use 'capped', 'uncapped' or "
-                          "'power_law' (the engine is their reference)")
-    if "eps" in free and config.tau_a_xminus_ns is not None:
-        raise QrspecError("free=('eps', ...) needs a config with tau_a_xx0_ns, not trion "
-                          "Auger lifetimes")
-    n_max = _num("n_max", n_max)
     if int(n_grid) < 5:
         raise QrspecError(f"n_grid={n_grid!r} must be >= 5")
     if int(n_boot) < 0:
         raise QrspecError(f"n_boot={n_boot!r} must be >= 0")
 
-    problem = _Problem(config, neutral, obs, free, n_max)
+    problem = _Problem(config, neutral, [obs], free, n_max)
     nan = math.nan
     flags = []
     base = dict(n=nan, n_lo=nan, n_hi=nan, n_err_delta=nan, n_boot_lo=nan, n_boot_hi=nan,
@@ -489,29 +671,21 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
                 tau_a_xx_boot_hi_ns=nan, tau_a_xx_direct_ns=nan, tau_a_xx_direct_err_ns=nan,
                 free_params={}, chi2=nan, dof=0, p_value=nan, variant=config.variant)
 
-    if problem.k_axx0 <= 0:
+    if not problem.neutral_consistent:
         return ChargingFit(**base, flags=("neutral_inconsistent",), success=False,
-                           message=f"neutral k_A,XX = {problem.k_axx0:.4g} /ns <= 0: tau_xx0_ns "
-                                   f"is not shorter than the radiative 1/(beta_xx k_r)")
-    n_obs, n_par = problem.obs_vals.size, len(problem.names)
+                           message=f"neutral k_A,XX = {problem.k_axx0_measured:.4g} /ns is "
+                                   "significantly <= 0: tau_xx0_ns is not shorter than the "
+                                   "radiative 1/(beta_xx k_r)")
+    n_obs, n_par = problem.n_obs, len(problem.names)
     dof = n_obs - n_par
     if dof < 0:
         return ChargingFit(**base, flags=("underdetermined",), success=False,
                            message=f"{n_par} free parameters {problem.names} but only {n_obs} "
                                    f"observables {problem.kinds}")
 
-    # model-free tau_A,XX^{nc-} (capped, xi = 0: k_r(XX) = beta_xx k_r for every n)
-    direct, direct_err = nan, nan
-    if config.variant in ("capped", "power_law") and config.xi_rad == 0:
-        knr2 = problem.k_r0 * (1 - problem.qy) / problem.qy if config.knr_all_states else 0.0
-        z = 1.0 / obs.tau_xx_ns - problem.beta0 * problem.k_r0 - knr2
-        if z > 0:
-            direct = 1.0 / z
-            s_kr = problem.qy * neutral.tau_x0_err_ns / neutral.tau_x0_ns**2
-            direct_err = direct**2 * math.sqrt(obs.tau_xx_err_ns**2 / obs.tau_xx_ns**4
-                                               + (problem.beta0 * s_kr) ** 2)
-        else:
-            flags.append("no_xx_auger")
+    direct, direct_err = _direct_tau_a(problem, obs, config, neutral)
+    if config.variant in ("capped", "power_law") and config.xi_rad == 0 and math.isnan(direct):
+        flags.append("no_xx_auger")
     base.update(tau_a_xx_direct_ns=direct, tau_a_xx_direct_err_ns=direct_err)
 
     # trap-like dim state: radiative ratio consistent with 1 and not with charging
@@ -529,20 +703,14 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
     # (capped: exact for n >= 1) or, without them, the default start
     starts = list(np.linspace(0.0, n_max, int(n_starts))) if n_starts >= 2 else []
     if config.variant == "capped":
-        y = 1.0 / obs.tau_x_ns - config.beta_xminus * problem.k_r0 - problem.k_r0 * (
-            1 - problem.qy) / problem.qy
-        cf = capped_closed_form(y, 1.0 / obs.tau_xx_ns - problem.beta0 * problem.k_r0,
-                                k_a_xx0_per_ns=problem.k_axx0, eps=problem.eps0,
-                                gamma=config.gamma)
-        starts += [v for v in (cf["n_from_x"], cf["n_from_xx"]) if np.isfinite(v)]
+        starts += _closed_form_starts(problem, obs, config)
     if not starts:
         starts = [float(problem.x0[0])]
     fits = []
     for n0 in starts:
         x0 = problem.x0.copy()
         x0[0] = min(max(n0, 0.0), n_max)
-        th, c, _ = _lsq(problem, x0)
-        fits.append((c, th))
+        fits.append(_lsq(problem, x0)[::-1])
     fits.sort(key=lambda t: t[0])
     chi2_min, theta = fits[0]
     others = sorted({round(float(th[0]), 3) for c, th in fits[1:]
@@ -553,10 +721,8 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
         extras["other_minima"] = others
 
     # delta method and identifiability
-    jac = _num_jac(problem, theta)
-    s = np.linalg.svd(jac, compute_uv=False)
+    cov, s = _covariance(problem, theta)
     degenerate = s.size < n_par or s[-1] <= 1e-7 * s[0]
-    cov = np.linalg.pinv(jac.T @ jac)
     p_value = float(chi2_dist.sf(chi2_min, dof)) if dof > 0 else nan
     d = problem.values(theta)
     free_out = {}
@@ -570,7 +736,7 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
                f"{np.array2string(s, precision=3)})")
         if config.variant == "capped" and "eps" in free and "gamma" not in free \
                 and config.gamma == 1.0:
-            extras["eps_n"] = float(d["eps"] * d["n"])
+            extras["eps_n"] = float(d["eps"] * d["n"][0])
             msg = ("capped variant with gamma=1: only eps*n is identifiable "
                    f"(eps*n = {extras['eps_n']:.4g}); fix eps or calibrate A_n from an n=1 period")
         return ChargingFit(**base, flags=tuple(flags), extras=extras, success=False,
@@ -578,12 +744,12 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
 
     n_hat = float(theta[0])
     n_err = float(math.sqrt(max(cov[0, 0], 0.0)))
-    tau_a = problem.tau_a(theta)
-    g = _num_jac(problem, theta, func=problem.tau_a).ravel()
+    tau_a = float(problem.tau_a(theta)[0])
+    g = _scalar_jac(problem, theta, lambda t: problem.tau_a(t)[0]).ravel()
     tau_a_err = float(math.sqrt(max(g @ cov @ g, 0.0)))
 
     if profile:
-        n_lo, n_hi, separate, _, _ = _profile_interval(problem, theta, chi2_min, int(n_grid))
+        n_lo, n_hi, separate = _profile_interval(problem, theta, chi2_min, int(n_grid))
         if separate:
             flags.append("multiple_solutions")
     else:
@@ -596,20 +762,11 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
         flags.append("at_upper_bound")
 
     # Auger-signal test (methods.md §1.6 condition 1)
-    p_hat = problem.params(d)
-    kr1, _ = rates(p_hat, n_hat, 1)
-    y = 1.0 / obs.tau_x_ns - float(kr1) - p_hat.k_nr0
-    sig_y = obs.tau_x_err_ns / obs.tau_x_ns**2
-    kr2, _ = rates(p_hat, n_hat, 2)
-    knr2 = p_hat.k_nr0 if p_hat.knr_all_states else 0.0
-    zc = 1.0 / obs.tau_xx_ns - float(kr2) - knr2 - d["k_a_xx0"]
-    sig_z = obs.tau_xx_err_ns / obs.tau_xx_ns**2
+    y, sig_y, zc, sig_z = _auger_signal(problem, theta, obs)
     extras.update(auger_x_per_ns=y, auger_x_snr=y / sig_y, auger_xx_extra_per_ns=zc,
                   auger_xx_snr=zc / sig_z)
     if y / sig_y < 2.0 and zc / sig_z < 2.0:
         flags.append("auger_signal_small")
-    if obs.tau_x_ns / obs.tau_xx_ns < 2.0:
-        flags.append("tau_ratio_below_2")
     for i, name in enumerate(problem.names[1:], start=1):
         if name in _BOUNDS and (theta[i] <= problem.lo[i] + 1e-9
                                 or theta[i] >= problem.hi[i] - 1e-9):
@@ -622,27 +779,8 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
     elif p_value < 0.01:
         flags.append("poor_fit")
 
-    # bootstrap
-    n_boot = int(n_boot)
-    if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        ns, tas = [], []
-        vals0 = problem.obs_vals.copy()
-        for _ in range(n_boot):
-            draw = vals0 + rng.normal(0.0, problem.obs_errs)
-            if np.any(draw[[i for i, k in enumerate(problem.kinds) if k.startswith("tau")]]
-                      <= 0):
-                continue
-            problem.obs_vals = draw
-            th, _, _ = _lsq(problem, theta)
-            ns.append(th[0])
-            tas.append(problem.tau_a(th))
-        problem.obs_vals = vals0
-        if ns:
-            base.update(n_boot_lo=float(np.percentile(ns, 15.87)),
-                        n_boot_hi=float(np.percentile(ns, 84.13)),
-                        tau_a_xx_boot_lo_ns=float(np.percentile(tas, 15.87)),
-                        tau_a_xx_boot_hi_ns=float(np.percentile(tas, 84.13)))
+    if int(n_boot) > 0:
+        base.update(_bootstrap(problem, theta, int(n_boot), seed))
 
     msg = ""
     success = True
@@ -659,3 +797,52 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
                 tau_a_xx_err_ns=tau_a_err)
     return ChargingFit(**base, flags=tuple(flags), extras=extras, success=success,
                        message=msg)
+
+
+def _closed_form_starts(problem, obs, config):
+    """Capped closed-form estimates of n (from X and from XX) as fit starts."""
+    y = 1.0 / obs.tau_x_ns - config.beta_xminus * problem.k_r0 - problem.k_nr0
+    knr2 = problem.k_nr0 if config.knr_all_states else 0.0
+    cf = capped_closed_form(y, 1.0 / obs.tau_xx_ns - problem.beta0 * problem.k_r0 - knr2,
+                            k_a_xx0_per_ns=problem.k_axx0, eps=problem.eps0,
+                            gamma=config.gamma)
+    return [v for v in (cf["n_from_x"], cf["n_from_xx"]) if np.isfinite(v)]
+
+
+def _auger_signal(problem, theta, obs, i=0):
+    """Auger rate of X^{nc-} and charge-induced XX Auger rate of window i with their errors."""
+    d = problem.values(theta)
+    p = problem.params(d)
+    n_i = float(d["n"][i])
+    kr1, _ = _state_rates(p, n_i, 1)
+    y = 1.0 / obs.tau_x_ns - float(kr1) - p.k_nr0
+    sig_y = obs.tau_x_err_ns / obs.tau_x_ns**2
+    kr2, _ = _state_rates(p, n_i, 2)
+    knr2 = p.k_nr0 if p.knr_all_states else 0.0
+    zc = 1.0 / obs.tau_xx_ns - float(kr2) - knr2 - d["k_a_xx0"]
+    sig_z = obs.tau_xx_err_ns / obs.tau_xx_ns**2
+    return y, sig_y, zc, sig_z
+
+
+def _bootstrap(problem, theta, n_boot, seed):
+    """Parametric bootstrap: Gaussian redraw of every observable (correlated neutral block),
+    refit from the estimate; 16/84 percentiles of n and tau_A,XX^{nc-} (window 0)."""
+    rng = np.random.default_rng(seed)
+    ns, tas = [], []
+    tau_rows = np.array([k.startswith("tau") for k in problem.window_kinds], bool)
+    for _ in range(n_boot):
+        nv = problem.neutral_vals + problem.neutral_chol @ rng.normal(
+            size=problem.neutral_vals.size)
+        wv = problem.window_vals + rng.normal(0.0, problem.window_errs)
+        if np.any(wv[tau_rows] <= 0) or np.any(nv <= 0):
+            continue
+        th, _ = _lsq(problem.with_observations(nv, wv), theta)
+        ns.append(th[0])
+        tas.append(problem.tau_a(th)[0])
+    nan = math.nan
+    if not ns:
+        return {}
+    return dict(n_boot_lo=float(np.percentile(ns, 15.87)),
+                n_boot_hi=float(np.percentile(ns, 84.13)),
+                tau_a_xx_boot_lo_ns=float(np.percentile(tas, 15.87)) if tas else nan,
+                tau_a_xx_boot_hi_ns=float(np.percentile(tas, 84.13)) if tas else nan)

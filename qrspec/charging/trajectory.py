@@ -16,44 +16,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from qrspec.charging.config import ChargeModelConfig
-from qrspec.charging.inverse import (
-    ChargedObservation,
-    ChargingFit,
-    NeutralReference,
-    infer_charging,
-)
+from qrspec.charging.inverse import ChargedObservation, ChargingFit, infer_charging
+from qrspec.charging.neutral import NeutralReference
 from qrspec.errors import QrspecError
 
-__all__ = ["ChargedSegment", "ChargingTrajectory", "charging_trajectory"]
-
-
-@dataclass(frozen=True)
-class ChargedSegment:
-    """One charged time segment with its fitted X and XX lifetimes (errors 1 sigma)."""
-
-    t_start_s: float
-    t_stop_s: float
-    tau_x_ns: float
-    tau_x_err_ns: float
-    tau_xx_ns: float
-    tau_xx_err_ns: float
-    g2: float | None = None
-    g2_err: float = 0.0
-    rad_ratio: float | None = None
-    rad_ratio_err: float = 0.0
-
-    def __post_init__(self):
-        if not (math.isfinite(self.t_start_s) and math.isfinite(self.t_stop_s)
-                and self.t_stop_s > self.t_start_s):
-            raise QrspecError(f"t_start_s={self.t_start_s!r}, t_stop_s={self.t_stop_s!r} must "
-                              "be finite with t_start_s < t_stop_s")
-        self.observation()  # validates the lifetimes
-
-    def observation(self) -> ChargedObservation:
-        """The inverse-problem input of this segment."""
-        return ChargedObservation(self.tau_x_ns, self.tau_x_err_ns, self.tau_xx_ns,
-                                  self.tau_xx_err_ns, self.g2, self.g2_err, self.rad_ratio,
-                                  self.rad_ratio_err)
+__all__ = ["ChargingTrajectory", "charging_trajectory"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,22 +60,24 @@ class ChargingTrajectory:
     fits: tuple
 
 
-def _as_segment(item, i) -> ChargedSegment:
-    if isinstance(item, ChargedSegment):
-        return item
+def _as_window(item, i) -> ChargedObservation:
     if isinstance(item, Mapping):
-        names = {f.name for f in fields(ChargedSegment)}
+        names = {f.name for f in fields(ChargedObservation)}
         unknown = sorted(set(item) - names)
         if unknown:
             raise QrspecError(f"segments[{i}] has unknown keys {unknown}; known: {sorted(names)}")
-        return ChargedSegment(**item)
-    raise QrspecError(f"segments[{i}]={item!r} must be a ChargedSegment or a mapping")
+        item = ChargedObservation(**item)
+    if not isinstance(item, ChargedObservation):
+        raise QrspecError(f"segments[{i}]={item!r} must be a ChargedObservation or a mapping")
+    if item.t_start_s is None:
+        raise QrspecError(f"segments[{i}] has no t_start_s/t_stop_s: a trajectory needs times")
+    return item
 
 
 def _combine(segs):
     """Inverse-variance weighted lifetimes of several segments (same charge state assumed)."""
     if len(segs) == 1:
-        return segs[0].observation()
+        return segs[0]
 
     def wmean(vals, errs):
         w = 1.0 / np.square(errs)
@@ -121,7 +90,8 @@ def _combine(segs):
     rs = [s for s in segs if s.rad_ratio is not None]
     rr, rre = (wmean([s.rad_ratio for s in rs], [s.rad_ratio_err for s in rs]) if rs
                else (None, 0.0))
-    return ChargedObservation(tx, sx, txx, sxx, g2, g2e, rr, rre)
+    return ChargedObservation(tx, sx, txx, sxx, g2, g2e, rr, rre, t_start_s=segs[0].t_start_s,
+                              t_stop_s=segs[-1].t_stop_s)
 
 
 def charging_trajectory(segments, neutral: NeutralReference,
@@ -131,8 +101,9 @@ def charging_trajectory(segments, neutral: NeutralReference,
 
     Parameters
     ----------
-    segments : sequence of ChargedSegment or dict
-        Charged segments in time order (keys as :class:`ChargedSegment` fields).
+    segments : sequence of ChargedObservation or dict
+        Charged segments in time order, with ``t_start_s`` and ``t_stop_s`` (dict keys as the
+        :class:`~qrspec.charging.inverse.ChargedObservation` fields).
     neutral : NeutralReference
         The same particle's neutral reference.
     config : ChargeModelConfig, optional
@@ -148,7 +119,7 @@ def charging_trajectory(segments, neutral: NeutralReference,
     -------
     ChargingTrajectory
     """
-    segs = [_as_segment(s, i) for i, s in enumerate(segments)]
+    segs = [_as_window(s, i) for i, s in enumerate(segments)]
     if not segs:
         raise QrspecError("segments=[] is empty; need at least one charged segment")
     if isinstance(window, bool) or int(window) != window or window < 1:

@@ -45,6 +45,14 @@ _MODEL_FIELDS = [
     ("--beta-xx", "beta_xx", float, "Radiative scaling of the biexciton."),
     ("--tau-a-xx0-ns", "tau_a_xx0_ns", float,
      "Neutral biexciton Auger lifetime [ns] (default: from the neutral periods)."),
+    ("--tau-a-xx0-err-ns", "tau_a_xx0_err_ns", float,
+     "Error of a given --tau-a-xx0-ns [ns] (default 0: exact)."),
+    ("--tau-x0-ns", "tau_x0_ns", float,
+     "Neutral exciton lifetime [ns] (default: from the neutral periods)."),
+    ("--tau-x0-err-ns", "tau_x0_err_ns", float,
+     "Error of a given --tau-x0-ns [ns] (default 0: exact)."),
+    ("--knr-all-states", "knr_all_states", bool,
+     "Apply k_nr0 = (1 - QY_X0)/tau_X0 to biexcitons too (default: excitons only)."),
 ]
 
 

@@ -158,7 +158,8 @@ def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
                 g2_0, g2_0_err, segments, free, n_max_fit, n_boot, seed, output, overwrite):
     """n_c and tau_A,XX^{nc-} from charged X/XX lifetimes and the neutral reference."""
 
-    from qrspec.charging.inverse import ChargedObservation, NeutralReference, infer_charging
+    from qrspec.charging.inverse import ChargedObservation, infer_charging
+    from qrspec.charging.neutral import NeutralReference
     from qrspec.charging.trajectory import charging_trajectory
     from qrspec.errors import QrspecError
 
@@ -170,7 +171,7 @@ def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
             tau_x0_ns=cfg.tau_x0_ns, tau_x0_err_ns=tau_x0_err_ns, tau_xx0_ns=tau_xx0_ns,
             tau_xx0_err_ns=tau_xx0_err_ns,
             tau_a_xx0_ns=None if tau_xx0_ns is not None else cfg.tau_a_xx0_ns,
-            tau_a_xx0_err_ns=tau_a_xx0_err_ns, qy_x0=cfg.qy_x0, g2_0=g2_0, g2_0_err=g2_0_err)
+            tau_a_xx0_err_ns=tau_a_xx0_err_ns, g2_0=g2_0, g2_0_err=g2_0_err)
         opts = dict(free=free, n_max=n_max_fit, n_boot=n_boot, seed=seed)
         if segments:
             from qrspec.store.tables import read_segments_table

@@ -6,6 +6,7 @@ Pipeline::
     levels = cluster_levels(cps, max_levels=5)                        # AHC + EM + BIC
     labels = label_levels(levels, lifetimes=fit_callable)             # neutral/charged/trap/off
     windows = labels.segments.windows(label="charged")                # (start_s, stop_s) rows
+    stats = blinking_statistics(labels.segments)                      # on/off dwell-time laws
 
 ``threshold_levels`` is the binned threshold/hysteresis alternative. The names are loaded lazily
 (numba and scipy are imported only when a function is first called).
@@ -30,6 +31,13 @@ _LAZY = {
     "LevelLabels": "qrspec.levels.labels",
     "label_levels": "qrspec.levels.labels",
     "mean_delay_lifetime": "qrspec.levels.labels",
+    "BlinkingStatistics": "qrspec.levels.dwell",
+    "DwellSequence": "qrspec.levels.dwell",
+    "blinking_statistics": "qrspec.levels.dwell",
+    "dwell_sequence": "qrspec.levels.dwell",
+    "pooled_dwell_law": "qrspec.levels.dwell",
+    "DwellLaw": "qrspec.levels.dwell_laws",
+    "fit_dwell_law": "qrspec.levels.dwell_laws",
 }
 
 __all__ = sorted(_LAZY)

@@ -12,11 +12,11 @@ Presets (:func:`preset`):
   one by one (pure-death process, E[n(t)] = n0 exp(-mu t)), with telegraph excursions to neutral.
 * ``"mn-doped"``: a Mn-doped rod that holds n = 6 and blinks to neutral (telegraph).
 
-The emitter's per-charge-state lifetimes come from :meth:`EmitterConfig.state_table`: the
-charge-kinetics model of :mod:`qrspec.charging` (``EmitterConfig(charge_model=...)``), an
-explicit table, or by default an interim closed form (methods.md §1.5 Variant C, capped; its X
-and XX values equal ``qrspec.charging``'s "capped" variant, its XXX is simpler). Any callable
-``n_max -> StateTable`` can also be passed to :func:`qrspec.simulate.simulate_particle`.
+The emitter (:class:`EmitterConfig`) is the charge model of :mod:`qrspec.charging` itself (it
+subclasses ``ChargeModelConfig``: one parameter set, one set of defaults), so its
+per-charge-state lifetimes (:meth:`EmitterConfig.state_table`) are the model's; an explicit
+table can replace them. Any callable ``n_max -> StateTable`` can also be passed to
+:func:`qrspec.simulate.simulate_particle`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qrspec.charging.config import ChargeModelConfig
 from qrspec.charging.states import StateTable
 from qrspec.errors import QrspecError
 
@@ -73,121 +74,71 @@ def _pair(name: str, value, *, lo=0.0, hi=np.inf, lo_open=False) -> tuple[float,
 
 
 @dataclass(frozen=True)
-class EmitterConfig:
-    """Lifetimes and quantum yields of X, XX, XXX in every charge state.
+class EmitterConfig(ChargeModelConfig):
+    """The simulated emitter: the charge model plus, optionally, an explicit lifetime table.
 
-    If ``tau_ns`` and ``qy`` are given (rows n = 0..n_max, columns X, XX, XXX) they are used as
-    they are. Otherwise :meth:`state_table` evaluates an *interim* closed form (methods.md §1.5,
-    Variant C "capped", xi = 0) from the neutral parameters below; it is a stand-in until the
-    charge-kinetics model (``qrspec.charging``) lands.
+    Every field of :class:`qrspec.charging.ChargeModelConfig` (variant, neutral lifetimes
+    ``tau_x0_ns`` and ``tau_a_xx0_ns``, ``qy_x0``, ``eps``, ``gamma``, radiative scalings, ...)
+    with the same defaults: one parameter set for simulator, models and analysis. The table of
+    lifetimes and QYs per charge state is :func:`qrspec.charging.forward.state_table` of these
+    parameters (all variants; XXX from the level-filling engine), so the simulated photons
+    follow exactly the model the inverse fit assumes, ``knr_all_states`` included.
 
-    Attributes
-    ----------
-    tau_x0_ns : float
-        Neutral exciton lifetime (ns).
-    qy_x0 : float
-        Neutral exciton QY; ``k_r = qy_x0/tau_x0_ns``, ``k_nr0 = (1 - qy_x0)/tau_x0_ns``
-        (applied to X-type states only).
-    tau_a_xx0_ns : float
-        Neutral biexciton Auger lifetime (paper: 13.9 ns).
-    beta_xminus, beta_xx : float
-        Radiative-rate scaling of the charged exciton and of the biexciton (2 and 4).
-    eps : float
-        Electron-acceptor fraction A_n/(A_n + A_p) (1/2 for m_e ~ m_h).
-    gamma : float
-        Auger weight of an electron above the band edge (1 = parameter-free).
+    Simulation-only fields
+    ----------------------
     tau_ns, qy : tuple of tuple of float, optional
-        Explicit table, shape (n_max + 1, 3); overrides the closed form.
-    charge_model : dict, optional
-        A :class:`qrspec.charging.ChargeModelConfig` as a dict (its ``to_dict()``); when given,
-        the table comes from the charge-kinetics model (all its variants, XXX included) and the
-        neutral parameters above are ignored. Stored in canonical form.
+        Explicit table, shape (n_max + 1, 3) (rows n = 0..n_max; columns X, XX, XXX; ns and
+        emission probabilities); overrides the model when given.
     """
 
-    tau_x0_ns: float = 10.0
-    qy_x0: float = 1.0
-    tau_a_xx0_ns: float = 13.9
-    beta_xminus: float = 2.0
-    beta_xx: float = 4.0
-    eps: float = 0.5
-    gamma: float = 1.0
     tau_ns: tuple | None = None
     qy: tuple | None = None
-    charge_model: dict | None = None
 
     def __post_init__(self):
-        for name in ("tau_x0_ns", "tau_a_xx0_ns", "beta_xminus", "beta_xx"):
-            v = getattr(self, name)
-            _require(_finite(v) and float(v) > 0, name, v, "must be a finite number > 0")
-        for name in ("qy_x0", "eps"):
-            v = getattr(self, name)
-            _require(_finite(v) and 0 < float(v) <= 1, name, v, "must lie in (0, 1]")
-        _require(_finite(self.gamma) and self.gamma >= 0, "gamma", self.gamma, "must be >= 0")
+        super().__post_init__()
+        if self.tau_x0_ns is None or not self.has_neutral_lifetimes:
+            raise QrspecError(f"tau_x0_ns={self.tau_x0_ns!r}, tau_a_xx0_ns="
+                              f"{self.tau_a_xx0_ns!r}: a simulated emitter needs both neutral "
+                              "lifetimes (or the trion Auger lifetimes)")
         _require((self.tau_ns is None) == (self.qy is None), "tau_ns", self.tau_ns,
                  "and qy must be given together")
-        if self.charge_model is not None:
-            _require(isinstance(self.charge_model, dict), "charge_model", self.charge_model,
-                     "must be a dict (ChargeModelConfig.to_dict())")
-            _require(self.tau_ns is None, "charge_model", "...",
-                     "and an explicit tau_ns/qy table exclude each other")
-            object.__setattr__(self, "charge_model", self._charge_model().to_dict())
         if self.tau_ns is not None:
             table = StateTable(np.asarray(self.tau_ns, float), np.asarray(self.qy, float))
             object.__setattr__(self, "tau_ns", _nested_tuple(table.tau_ns))
             object.__setattr__(self, "qy", _nested_tuple(table.qy))
 
-    def _charge_model(self):
-        try:
-            from qrspec.charging.config import ChargeModelConfig
-        except ImportError:
-            raise QrspecError("charge_model needs qrspec.charging, which is not available"
-                              ) from None
-        return ChargeModelConfig.from_dict(self.charge_model)
+    @classmethod
+    def from_dict(cls, data: dict) -> EmitterConfig:
+        """Build from a dict; also reads the layout before the parameter sets were merged.
+
+        Old sidecars stored ``charge_model`` (a ChargeModelConfig dict that replaced the
+        emitter's own neutral parameters); its fields are taken over. Old files without it used
+        the interim closed form, whose X and XX values equal the capped variant's.
+        """
+        if not isinstance(data, dict):
+            raise QrspecError(f"emitter={data!r} must be a JSON object / dict")
+        data = dict(data)
+        legacy = data.pop("charge_model", None)
+        if legacy is not None:
+            if not isinstance(legacy, dict):
+                raise QrspecError(f"charge_model={legacy!r} must be a dict")
+            data.update(legacy)
+        return super().from_dict(data)
 
     def state_table(self, n_max: int) -> StateTable:
-        """Lifetimes and QYs for charge states 0..n_max.
+        """Lifetimes and QYs for charge states 0..n_max (the explicit table when given)."""
+        from qrspec.charging.forward import state_table
 
-        With ``charge_model`` set, ``qrspec.charging.forward.state_table(model, n_max)`` of
-        :mod:`qrspec.charging`. Otherwise:
-
-        interim model (methods.md §1.5 Variant C with xi = 0; n >= 1)::
-
-            k_r(X^n-)  = beta_xminus k_r            k_A(X^n-)  = A_n [1 + gamma (n - 1)]
-            k_r(XX^n-) = beta_xx k_r                k_A(XX^n-) = k_A,XX (1 + gamma eps n)
-            A_n = eps k_A,XX / 2,  k_A,XX = 1/tau_a_xx0_ns,  k_nr0 on X-type states only.
-
-        XXX (three e-h pairs, reached only for N >= 3) is not specified by methods.md; here all
-        its rates are 9/4 of the XX rates (the number of e-h pairs N_e N_h grows from 4 to 9),
-        which keeps QY_XXX = QY_XX and tau_XXX = 4/9 tau_XX.
-
-        With an explicit table, rows 0..n_max are returned (an error if the table is shorter).
-        """
+        if isinstance(n_max, bool) or not isinstance(n_max, int | np.integer):
+            raise QrspecError(f"n_max={n_max!r} must be an integer >= 0")
         n_max = int(n_max)
         _require(n_max >= 0, "n_max", n_max, "must be >= 0")
-        if self.charge_model is not None:
-            from qrspec.charging.forward import state_table
-
-            return state_table(self._charge_model(), n_max)
         if self.tau_ns is not None:
             tau = np.asarray(self.tau_ns, float)
             _require(tau.shape[0] > n_max, "n_max", n_max,
                      f"exceeds the explicit table's largest charge state {tau.shape[0] - 1}")
             return StateTable(tau[: n_max + 1], np.asarray(self.qy, float)[: n_max + 1])
-        n = np.arange(n_max + 1, dtype=float)
-        k_r = self.qy_x0 / self.tau_x0_ns
-        k_nr0 = (1.0 - self.qy_x0) / self.tau_x0_ns
-        k_axx = 1.0 / self.tau_a_xx0_ns
-        a_n = self.eps * k_axx / 2.0
-        charged = n >= 1
-        kr_x = np.where(charged, self.beta_xminus * k_r, k_r)
-        ka_x = np.where(charged, a_n * (1.0 + self.gamma * (n - 1.0)), 0.0)
-        kr_xx = np.full_like(n, self.beta_xx * k_r)
-        ka_xx = k_axx * (1.0 + self.gamma * self.eps * n)
-        k_x = kr_x + ka_x + k_nr0
-        k_xx = kr_xx + ka_xx
-        tau = np.column_stack([1.0 / k_x, 1.0 / k_xx, 4.0 / 9.0 / k_xx])
-        qy = np.column_stack([kr_x / k_x, kr_xx / k_xx, kr_xx / k_xx])
-        return StateTable(tau, qy)
+        return state_table(self, n_max)
 
 
 @dataclass(frozen=True)
@@ -460,7 +411,11 @@ class SimulationConfig:
         """Build from a (possibly partial) dict; unknown keys raise ``QrspecError``."""
         _require(isinstance(d, dict), "config", d, "must be a JSON object / dict")
         d = dict(d)
-        subs = {"emitter": EmitterConfig, "charge": ChargeConfig, "detection": DetectionConfig}
+        if "emitter" in d and not isinstance(d["emitter"], EmitterConfig):
+            em = d["emitter"]
+            _require(isinstance(em, dict), "emitter", em, "must be a JSON object / dict")
+            d["emitter"] = EmitterConfig.from_dict({k: _tupled(v) for k, v in em.items()})
+        subs = {"charge": ChargeConfig, "detection": DetectionConfig}
         for key, typ in subs.items():
             if key in d and not isinstance(d[key], typ):
                 d[key] = _build(typ, d[key], key)

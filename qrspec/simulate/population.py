@@ -2,8 +2,8 @@
 
 Each particle's config is the base config with multiplicative log-normal factors (mean 1,
 coefficient of variation ``*_cv``) on brightness (``eta_collection``), excitation
-(``mean_excitations``), lifetimes (``tau_x0_ns``, also inside a ``charge_model``, or the whole
-explicit table), the neutral Auger lifetimes (``tau_a_xx0_ns`` or the trion ones) and charging
+(``mean_excitations``), lifetimes (``tau_x0_ns``, or the whole explicit table), the neutral
+Auger lifetimes (``tau_a_xx0_ns`` or the trion ones) and charging
 (charge numbers, rounded, and the discharge rate and dwell times of the charge process).
 """
 
@@ -65,19 +65,14 @@ def population_configs(base: SimulationConfig, n_particles: int, seed: int,
         em = base.emitter
         f_tau = _lognormal(rng, spread.tau_cv)
         f_aug = _lognormal(rng, spread.auger_cv)
-        if em.charge_model is not None:
-            cm = dict(em.charge_model)
-            cm["tau_x0_ns"] = cm["tau_x0_ns"] * f_tau
-            for key in ("tau_a_xx0_ns", "tau_a_xminus_ns", "tau_a_xplus_ns"):
-                if cm.get(key) is not None:
-                    cm[key] = cm[key] * f_aug
-            em = dataclasses.replace(em, charge_model=cm)
-        elif em.tau_ns is not None:
+        if em.tau_ns is not None:
             em = dataclasses.replace(em, tau_ns=tuple(tuple(t * f_tau for t in row)
                                                       for row in em.tau_ns))
         else:
-            em = dataclasses.replace(em, tau_x0_ns=em.tau_x0_ns * f_tau,
-                                     tau_a_xx0_ns=em.tau_a_xx0_ns * f_aug)
+            auger = {key: getattr(em, key) * f_aug
+                     for key in ("tau_a_xx0_ns", "tau_a_xminus_ns", "tau_a_xplus_ns")
+                     if getattr(em, key) is not None}
+            em = dataclasses.replace(em, tau_x0_ns=em.tau_x0_ns * f_tau, **auger)
         det = dataclasses.replace(
             base.detection,
             eta_collection=min(1.0, base.detection.eta_collection

@@ -8,6 +8,10 @@ QY_XXX)`` and lifetimes ``tau_ns``, Poisson excitation with mean <N> and the cas
 * ``E[m(m-1)] = sum_k P(N'=k) [(sum_{j<=k} QY_j)^2 - sum_{j<=k} QY_j^2]``
 * pulsed ``g2(0) = E[m(m-1)] / E[m]^2`` (methods.md §2.2; independent of detection
   efficiencies and split, which thin both factorial moments by p_0 p_1).
+
+These factorial moments are computed in one place, :func:`qrspec.fitting.g2_analysis.g2_moments`
+(the cascade truncated at ``n_max_cascade`` levels is the QY list cut to that length);
+:func:`photon_number_moments` and :func:`expected_g2_zero` are its simulator-facing wrappers.
 * time-gated g2(0; T_g): every photon with emission time < T_g is discarded. The photon of
   level j, reached from N' = k, leaves at the sum of the dwell times of levels k..j, a
   hypo-exponential with survival ``S_kj(T)``; a pair (j, j') survives iff the *earlier* photon
@@ -41,15 +45,13 @@ def _levels(qy, n_max_cascade):
 
 def photon_number_moments(mean_excitations: float, qy, n_max_cascade: int = 3
                           ) -> tuple[float, float]:
-    """(E[m], E[m(m-1)]) of the number of photons emitted per pulse."""
+    """(E[m], E[m(m-1)]) of the number of photons emitted per pulse (0, 0 at <N> = 0)."""
+    from qrspec.fitting.g2_analysis import g2_moments
+
     q = _levels(qy, n_max_cascade)
-    pmf = cascade_pmf(mean_excitations, n_max_cascade)
-    m1 = m2 = 0.0
-    for k in range(1, n_max_cascade + 1):
-        s = q[:k].sum()
-        m1 += pmf[k] * s
-        m2 += pmf[k] * (s * s - (q[:k] ** 2).sum())
-    return float(m1), float(m2)
+    if mean_excitations == 0:
+        return 0.0, 0.0
+    return g2_moments(mean_excitations, q)
 
 
 def expected_g2_zero(mean_excitations: float, qy, n_max_cascade: int = 3) -> float:

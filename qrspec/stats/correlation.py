@@ -22,20 +22,38 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from qrspec.errors import QrspecError
-from qrspec.photons import Photons, _gate_bins
-from qrspec.stats.trace import _N_DET, _chunks, _detector_list, _pair, _positive_float
+from qrspec.photons import Photons
+from qrspec.stats._input import N_DET, NO_GATE_HI, check_chunk, chunks
+from qrspec.validate import (
+    detector_list,
+    finite_float,
+    in_windows,
+    integer,
+    interval,
+    interval_to_grid,
+    positive_float,
+    shift_to_grid,
+    to_grid,
+    windows_to_ticks,
+)
 
 __all__ = [
+    "aligned_gate",
+    "MAX_G2_BINS",
+    "MAX_GATE_SCAN_CELLS",
+    "MAX_PAIRS_PER_PHOTON",
+    "MIN_G2_BINS_PER_PERIOD",
     "G2Accumulator",
     "G2Curve",
     "G2GateScan",
     "G2Peaks",
     "find_comb_period_ns",
+    "refine_comb",
     "g2",
     "g2_gate_scan",
     "g2_peaks",
@@ -44,6 +62,23 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _INT_LIMIT = 1 << 62
+
+#: Largest g2 histogram, in lag bins (8 MiB of int64). Past it the bin is widened (whole time
+#: quanta) until the lag range fits; ``G2Curve.coarsened_from_ns`` records the request.
+MAX_G2_BINS = 1 << 20
+#: A pulsed curve must keep at least this many bins per laser period (peaks are told apart by
+#: their bins); a lag range that would need wider bins to fit :data:`MAX_G2_BINS` is refused.
+MIN_G2_BINS_PER_PERIOD = 8
+#: The pair kernels compare every photon with every photon within the lag reach, so their time
+#: grows as photons x (mean rate x reach). A lag range that would compare each photon with more
+#: than this many others (at the data's mean rate) is refused, unless the total is below
+#: :data:`MIN_PAIR_BUDGET`: 1000 per photon keeps a 5 M-photon particle near 5 s.
+MAX_PAIRS_PER_PHOTON = 1000
+#: Pair comparisons always allowed (a small data set with a long lag range is cheap).
+MIN_PAIR_BUDGET = 10**8
+#: Largest gate-scan table (peaks x 65536 nanotimes, 128 MiB of int64); more peaks (a larger
+#: ``max_lag_periods``) are refused.
+MAX_GATE_SCAN_CELLS = 1 << 24
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +115,9 @@ class G2Curve:
         peaks for the pairs a window edge removes.
     quantum_s : float
         Integer time quantum.
+    coarsened_from_ns : float or None
+        The requested bin when the lag range needed more than :data:`MAX_G2_BINS` bins and
+        the bin was widened (``bin_ns`` is the bin used); None otherwise.
     """
 
     counts: np.ndarray
@@ -95,6 +133,15 @@ class G2Curve:
     duration_s: float
     window_lengths_s: np.ndarray
     quantum_s: float
+    coarsened_from_ns: float | None = None
+
+    @property
+    def coarsening_note(self) -> str:
+        """A flag text when the bin was widened to fit :data:`MAX_G2_BINS`, else ``""``."""
+        if self.coarsened_from_ns is None:
+            return ""
+        return (f"g2 coarsened: bin_ns={self.coarsened_from_ns:.6g} would need more than "
+                f"{MAX_G2_BINS} lag bins; {self.bin_ns:.6g} ns used")
 
     @property
     def lag_ns(self) -> np.ndarray:
@@ -147,13 +194,18 @@ class G2Peaks:
     g2_0 : float
         ``C0 / S``.
     g2_0_err : float
-        Poisson standard error ``g2_0 * sqrt(1 / C0 + 1 / sum(raw side areas))`` (NaN if C0 = 0).
+        Poisson standard error ``g2_0 * sqrt(1 / C0 + 1 / sum(raw side areas))``; NaN (and
+        flagged) when C0 = 0, where ``g2_0_ci95`` is the statement to use.
     g2_0_ci95 : tuple of float
         Clopper-Pearson 95 % interval of ``C0 / (C0 + sum side)`` mapped to g2(0).
     window_ns : float
         Peak window width.
     period_ns : float
         Period used.
+    flag : str
+        Why ``g2_0`` (with its error and interval) is NaN: no photons on a detector ("g2 not
+        applicable"), no pairs, or no side-peak pairs; or why only its error is NaN (no pair in
+        the centre peak); ``""`` when both are defined.
     """
 
     peaks: np.ndarray
@@ -167,6 +219,7 @@ class G2Peaks:
     g2_0_ci95: tuple
     window_ns: float
     period_ns: float
+    flag: str = ""
 
     @property
     def side_areas(self) -> np.ndarray:
@@ -200,6 +253,8 @@ class G2GateScan:
         Clopper-Pearson 95 % intervals.
     curve : G2Curve
         The ungated (stop-gated only) curve of the same pairs.
+    flags : tuple of str
+        Per gate, as ``G2Peaks.flag`` (``""`` where g2(0) is defined).
     """
 
     gates_ns: np.ndarray
@@ -211,6 +266,7 @@ class G2GateScan:
     g2_0_err: np.ndarray
     g2_0_ci95: np.ndarray
     curve: G2Curve
+    flags: tuple = ()
 
 
 # ------------------------------------------------------------------ time base
@@ -235,20 +291,18 @@ class _PairScanner:
                  gate_offsets_ns, delay_ns, time_windows_s, period_ns, need_nanotimes=False):
         if mode not in ("cross", "auto"):
             raise QrspecError(f"mode={mode!r} must be 'cross' or 'auto'")
-        dets = _detector_list(detectors)
+        dets = detector_list("detectors", detectors)
         if mode == "cross" and len(dets) != 2:
             raise QrspecError(f"detectors={detectors!r} must be two distinct detectors in "
                               "cross mode")
         self.detectors = tuple(dets)
         self.mode = mode
-        self.bin_ns_req = _positive_float("bin_ns", bin_ns)
+        self.bin_ns_req = positive_float("bin_ns", bin_ns)
         if max_lag_ns is not None:
-            _positive_float("max_lag_ns", max_lag_ns)
-        if not (isinstance(max_lag_periods, int | np.integer) and max_lag_periods >= 1):
-            raise QrspecError(f"max_lag_periods={max_lag_periods!r} must be an integer >= 1")
+            positive_float("max_lag_ns", max_lag_ns)
         self.max_lag_ns = max_lag_ns
-        self.max_lag_periods = int(max_lag_periods)
-        self.gate_ns = None if gate_ns is None else _pair("gate_ns", gate_ns)
+        self.max_lag_periods = integer("max_lag_periods", max_lag_periods, minimum=1)
+        self.gate_ns = None if gate_ns is None else interval("gate_ns", gate_ns)
         if gate_offsets_ns is not None:
             off = np.asarray(gate_offsets_ns, dtype=np.float64)
             if off.shape != (len(dets),) or not np.all(np.isfinite(off)):
@@ -257,16 +311,11 @@ class _PairScanner:
             self.gate_offsets_ns = tuple(float(x) for x in off)
         else:
             self.gate_offsets_ns = None
-        try:
-            self.delay_ns = float(delay_ns)
-        except (TypeError, ValueError):
-            raise QrspecError(f"delay_ns={delay_ns!r} must be a number") from None
-        if not math.isfinite(self.delay_ns):
-            raise QrspecError(f"delay_ns={delay_ns!r} must be finite")
+        self.delay_ns = finite_float("delay_ns", delay_ns)
         if mode == "auto" and self.delay_ns != 0:
             raise QrspecError(f"delay_ns={delay_ns!r} must be 0 in auto mode")
         if period_ns is not None:
-            _positive_float("period_ns", period_ns)
+            positive_float("period_ns", period_ns)
         self.period_ns_req = period_ns
         self.windows_s = time_windows_s
         self.need_nanotimes = need_nanotimes
@@ -299,36 +348,51 @@ class _PairScanner:
         self.bin_q = max(1, int(round(self.bin_ns_req / q_ns)))
         if self.max_lag_ns is not None:
             half = float(self.max_lag_ns)
+            self.lag_name = f"max_lag_ns={self.max_lag_ns!r}"
         else:
             if not math.isfinite(self.period_ns):
                 raise QrspecError("max_lag_periods needs the laser period: pass period_ns= or "
                                   "max_lag_ns= (T2 data without sync_rate_hz)")
             half = (self.max_lag_periods + 0.5) * self.period_ns
-        self.n_half = max(1, math.ceil(half / q_ns / self.bin_q - 1e-9))
+            self.lag_name = f"max_lag_periods={self.max_lag_periods!r}"
+        half_q = half / q_ns
+        self.coarsened_from_ns = None
+        if 2 * math.ceil(half_q / self.bin_q - 1e-9) > MAX_G2_BINS:
+            self.bin_q = max(self.bin_q, math.ceil(half_q / (MAX_G2_BINS // 2)))
+            self.coarsened_from_ns = self.bin_ns_req
+            if math.isfinite(self.period_ns) and \
+                    self.bin_q * q_ns > self.period_ns / MIN_G2_BINS_PER_PERIOD:
+                raise QrspecError(
+                    f"{self.lag_name} (lag range +-{half:.6g} ns) needs more than {MAX_G2_BINS} "
+                    f"lag bins even at {self.period_ns / MIN_G2_BINS_PER_PERIOD:.4g} ns "
+                    f"(period / {MIN_G2_BINS_PER_PERIOD}): choose a shorter lag range")
+            logger.info("g2 bin coarsened from bin_ns=%g to %g ns (MAX_G2_BINS=%d)",
+                        self.bin_ns_req, self.bin_q * q_ns, MAX_G2_BINS)
+        self.n_half = max(1, math.ceil(half_q / self.bin_q - 1e-9))
         self.lag_lo_q = -self.n_half * self.bin_q
         self.delay_q = int(round(self.delay_ns / q_ns))
-        self.role = np.full(_N_DET, -1, np.int64)
+        self.role = np.full(N_DET, -1, np.int64)
         if self.mode == "cross":
             self.role[self.detectors[0]] = 0
             self.role[self.detectors[1]] = 1
         else:
             self.role[list(self.detectors)] = 0
-        self.gate_lo = np.zeros(_N_DET, np.int64)
-        self.gate_hi = np.full(_N_DET, 1 << 20, np.int64)
-        self.offsets_bins = np.zeros(_N_DET, np.int64)
+        self.gate_lo = np.zeros(N_DET, np.int64)
+        self.gate_hi = np.full(N_DET, NO_GATE_HI, np.int64)
+        self.offsets_bins = np.zeros(N_DET, np.int64)
         if self.gate_offsets_ns is not None:
             if not ph.is_t3:
                 raise QrspecError("gate_offsets_ns needs T3 data (nanotimes)")
             res_ns = ph.nanotimes_unit * 1e9
-            self.offsets_bins[list(self.detectors)] = np.rint(
-                np.asarray(self.gate_offsets_ns) / res_ns).astype(np.int64)
+            self.offsets_bins[list(self.detectors)] = shift_to_grid(
+                np.asarray(self.gate_offsets_ns), res_ns)
         if self.gate_ns is not None:
-            g0, g1 = _gate_bins(self.gate_ns, ph.nanotimes_unit)
+            g0, g1 = interval_to_grid("gate_ns", self.gate_ns, ph.nanotimes_unit * 1e9)
             self.gate_lo[:] = g0 + self.offsets_bins
-            self.gate_hi[:] = g1 + self.offsets_bins
+            self.gate_hi[:] = min(g1, NO_GATE_HI) + self.offsets_bins
         self.win = None
         if self.windows_s is not None:
-            self.win = _merge_windows(self.windows_s, self.unit)
+            self.win = windows_to_ticks("time_windows_s", self.windows_s, self.unit, merge=True)
         self.ts0 = int(ph.timestamps[0])
         ntmax_q = 65535 * self.nt_q
         self.reach_q = max(-self.lag_lo_q, self.lag_lo_q + self.n_bins * self.bin_q) \
@@ -348,8 +412,7 @@ class _PairScanner:
         carried tail followed by the chunk's photons within reach of it (``j_start`` = tail
         length, counting only tail-chunk pairs). The chunk is never copied.
         """
-        if not isinstance(ph, Photons):
-            raise QrspecError(f"photons={type(ph).__name__} must be a Photons chunk")
+        check_chunk(ph)
         if not self._ready:
             if ph.size == 0:
                 return []
@@ -365,9 +428,13 @@ class _PairScanner:
         self.ts_last = int(ts[-1])
         span_q = (self.ts_last - self.ts0 + 1) * self.tick_q + 65536 * self.nt_q
         if span_q >= _INT_LIMIT:
-            raise QrspecError(f"measurement too long for the integer time base "
-                              f"(quantum {self.q_s:.3g} s)")
-        mask = _in_windows(ts, *self.win) if self.win is not None else np.zeros(0, np.bool_)
+            span_s = (self.ts_last - self.ts0) * self.unit
+            limit_s = _INT_LIMIT * self.q_s
+            raise QrspecError(f"measurement too long for the integer time base: span "
+                              f"{span_s:.4g} s exceeds {limit_s:.4g} s at the time quantum "
+                              f"{self.q_s:.3g} s (2**62 quanta)")
+        self._check_pair_load(ts)
+        mask = in_windows(ts, *self.win) if self.win is not None else np.zeros(0, np.bool_)
         out = [(ts, nt, det, mask, 0, (int(nt.max()) if nt.size else 0) * self.nt_q)]
         tail = self._tail
         if tail is not None:
@@ -390,6 +457,21 @@ class _PairScanner:
                            np.concatenate([p[i] for p in parts]) for i in range(4))
         return out
 
+    def _check_pair_load(self, ts: np.ndarray) -> None:
+        """Refuse a lag reach that would compare each photon with too many others."""
+        n = ts.size
+        span = int(ts[-1]) - int(ts[0]) if n else 0
+        if n < 2:
+            return
+        per_photon = min(n - 1, (n - 1) / max(span, 1) * self.reach_ticks)
+        if per_photon > MAX_PAIRS_PER_PHOTON and n * per_photon > MIN_PAIR_BUDGET:
+            reach_ns = self.reach_ticks * self.unit * 1e9
+            raise QrspecError(
+                f"{self.lag_name} (reach {reach_ns:.4g} ns) would compare each photon with "
+                f"~{per_photon:.3g} others at this data's mean rate; at most "
+                f"{MAX_PAIRS_PER_PHOTON} are allowed (time grows as photons x that number): "
+                "choose a shorter lag range")
+
     def curve(self, counts: np.ndarray) -> G2Curve:
         q_ns = self.q_s * 1e9
         edges = (self.lag_lo_q + self.bin_q * np.arange(self.n_bins + 1)) * q_ns
@@ -407,43 +489,99 @@ class _PairScanner:
             n1 = n0
         return G2Curve(counts, edges, self.bin_q * q_ns, self.period_ns, self.detectors,
                        self.mode, self.gate_ns, self.gate_offsets_ns, self.delay_ns, (n0, n1),
-                       float(lengths.sum()), lengths, self.q_s)
-
-
-def _merge_windows(windows_s, unit):
-    from qrspec.stats.decay import _windows_ticks
-
-    lo, hi = _windows_ticks(windows_s, unit)
-    order = np.argsort(lo, kind="stable")
-    lo, hi = lo[order], hi[order]
-    out_lo, out_hi = [int(lo[0])], [int(hi[0])]
-    for a, b in zip(lo[1:], hi[1:], strict=True):
-        if a <= out_hi[-1]:  # overlapping or adjacent: one window
-            out_hi[-1] = max(out_hi[-1], int(b))
-        else:
-            out_lo.append(int(a))
-            out_hi.append(int(b))
-    return np.array(out_lo, np.int64), np.array(out_hi, np.int64)
-
-
-def _in_windows(ts, lo, hi) -> np.ndarray:
-    idx = np.searchsorted(lo, ts, side="right") - 1
-    ok = idx >= 0
-    return ok & (ts < hi[np.maximum(idx, 0)])
+                       float(lengths.sum()), lengths, self.q_s, self.coarsened_from_ns)
 
 
 # ------------------------------------------------------------------ g2
+def aligned_gate(photons, detectors, *, gate_ns=None, gate_after_rise_ns=None, offsets_ns=None
+                 ) -> tuple[tuple | None, tuple | None]:
+    """Resolve a nanotime gate to ``(gate_ns, offsets_ns)`` on the aligned nanotime axis.
+
+    The one gate convention of qrspec: ``gate_ns=(start, stop)`` is absolute on the aligned
+    axis of :func:`~qrspec.stats.decay.decay_histogram` (detector ``d``'s nanotime minus its
+    offset); ``gate_after_rise_ns=g`` means ``gate_ns = (t0 + g, period)`` with ``t0`` the rise
+    of the aligned decay (``Decay.t0_ns``), the pipeline's gated g2 (``AnalysisConfig.gate_ns``
+    today, to be renamed ``gate_after_rise_ns``).
+
+    Parameters
+    ----------
+    photons : Photons or iterable of Photons
+        The photons (offsets and the rise are estimated only from a Photons object).
+    detectors : sequence of int
+        Detectors whose offsets are returned (in this order).
+    gate_ns : (float, float), optional
+        Absolute aligned gate.
+    gate_after_rise_ns : float, optional
+        Gate start after the rise (exclusive with ``gate_ns``).
+    offsets_ns : sequence of float, optional
+        Per-detector offsets (default: estimated, relative to the lowest detector).
+
+    Returns
+    -------
+    gate_ns : tuple of float or None
+    offsets_ns : tuple of float or None
+        ``None`` when there is no gate and no offsets were given.
+    """
+    if gate_ns is not None and gate_after_rise_ns is not None:
+        raise QrspecError(f"give gate_ns={gate_ns!r} or gate_after_rise_ns="
+                          f"{gate_after_rise_ns!r}, not both")
+    if gate_ns is None and gate_after_rise_ns is None:
+        return None, None if offsets_ns is None else tuple(np.atleast_1d(offsets_ns).tolist())
+    if gate_ns is not None:
+        gate_ns = interval("gate_ns", gate_ns)
+        if offsets_ns is not None:
+            return gate_ns, tuple(float(x) for x in np.atleast_1d(offsets_ns))
+    else:
+        g = finite_float("gate_after_rise_ns", gate_after_rise_ns)
+        if g < 0:
+            raise QrspecError(f"gate_after_rise_ns={gate_after_rise_ns!r} must be >= 0")
+    from qrspec.stats.decay import decay_histogram
+
+    name = "gate_ns" if gate_ns is not None else "gate_after_rise_ns"
+    if not isinstance(photons, Photons):
+        raise QrspecError(f"{name} needs a Photons object to estimate the detector offsets and "
+                          "the rise; with chunks pass gate_ns= and gate_offsets_ns= (e.g. from "
+                          "a DecayAccumulator)")
+    if not photons.is_t3:
+        value = gate_ns if gate_ns is not None else gate_after_rise_ns
+        raise QrspecError(f"{name}={value!r} needs T3 data (nanotimes); this is T2 data")
+    dets = detector_list("detectors", detectors)
+    order = sorted(dets)
+    given = None
+    if offsets_ns is not None:
+        off = np.atleast_1d(np.asarray(offsets_ns, np.float64))
+        if off.shape != (len(dets),):
+            raise QrspecError(f"gate_offsets_ns={offsets_ns!r} must hold one finite offset per "
+                              f"detector ({len(dets)})")
+        given = [float(off[dets.index(d)]) for d in order]
+    dec = decay_histogram(photons, detectors=order, offsets_ns=given)
+    by_det = dict(zip(order, dec.offsets_ns.tolist(), strict=True))
+    offsets = tuple(float(by_det[d]) for d in dets)
+    if gate_ns is None:
+        gate_ns = (dec.t0_ns + g, dec.period_ns)
+        if not gate_ns[0] < gate_ns[1]:
+            raise QrspecError(f"gate_after_rise_ns={gate_after_rise_ns!r}: the gate start t0 + "
+                              f"g = {gate_ns[0]:.4g} ns is not inside the aligned axis "
+                              f"({dec.period_ns:.4g} ns)")
+    return gate_ns, offsets
+
+
 class G2Accumulator:
     """Build a :class:`G2Curve` from time-ordered photon chunks (bounded memory).
 
     The photons of a chunk that can still pair with later photons (within the lag range) are
     carried to the next chunk, so the result equals :func:`g2` on all photons. Parameters are
-    those of :func:`g2`.
+    those of :func:`g2`, except that a ``gate_ns`` needs explicit ``gate_offsets_ns`` (they
+    cannot be estimated from a stream before it is read; e.g. from a
+    :class:`~qrspec.stats.decay.DecayAccumulator` pass).
     """
 
     def __init__(self, *, detectors=(0, 1), mode="cross", max_lag_periods=5, max_lag_ns=None,
                  bin_ns=0.5, gate_ns=None, gate_offsets_ns=None, delay_ns=0.0,
                  time_windows_s=None, period_ns=None):
+        if gate_ns is not None and gate_offsets_ns is None:
+            raise QrspecError(f"gate_ns={gate_ns!r} needs gate_offsets_ns= with chunked photons "
+                              "(the aligned axis needs a first pass; zeros gate raw nanotimes)")
         self._scan = _PairScanner(detectors=detectors, mode=mode,
                                   max_lag_periods=max_lag_periods, max_lag_ns=max_lag_ns,
                                   bin_ns=bin_ns, gate_ns=gate_ns, gate_offsets_ns=gate_offsets_ns,
@@ -471,8 +609,8 @@ class G2Accumulator:
 
 
 def g2(photons, *, detectors=(0, 1), mode="cross", max_lag_periods=5, max_lag_ns=None,
-       bin_ns=0.5, gate_ns=None, gate_offsets_ns=None, delay_ns=0.0, time_windows_s=None,
-       period_ns=None) -> G2Curve:
+       bin_ns=0.5, gate_ns=None, gate_after_rise_ns=None, gate_offsets_ns=None, delay_ns=0.0,
+       time_windows_s=None, period_ns=None) -> G2Curve:
     """Histogram of photon-pair lags (pulsed or CW g2) on exact linear bins.
 
     Parameters
@@ -490,17 +628,28 @@ def g2(photons, *, detectors=(0, 1), mode="cross", max_lag_periods=5, max_lag_ns
     max_lag_ns : float, optional
         Lag range ``+-max_lag_ns`` (rounded up to whole bins); overrides ``max_lag_periods``.
     bin_ns : float
-        Bin width, rounded to whole time quanta (the width used is ``G2Curve.bin_ns``).
+        Bin width, rounded to whole time quanta (the width used is ``G2Curve.bin_ns``); widened
+        past :data:`MAX_G2_BINS` lag bins (``G2Curve.coarsened_from_ns``).
     gate_ns : (float, float), optional
-        Keep only photons with ``start <= nanotime - offset_d < stop`` on both detectors (T3).
+        Absolute time gate on the *aligned* nanotime axis (the axis of
+        :func:`~qrspec.stats.decay.decay_histogram`): keep only photons with ``start <=
+        nanotime - offset_d < stop`` on both detectors (T3).
+    gate_after_rise_ns : float, optional
+        Gate relative to the rise instead: ``gate_ns = (t0 + gate_after_rise_ns, period)`` with
+        ``t0`` the rise of the aligned summed decay of ``detectors`` (``Decay.t0_ns``), as the
+        pipeline's gated g2. Exclusive with ``gate_ns``.
     gate_offsets_ns : sequence of float, optional
-        Per-detector shift of the gate (e.g. ``Decay.offsets_ns``), one per detector.
+        Per-detector offsets ``offset_d`` of the aligned axis (e.g. ``Decay.offsets_ns``), one
+        per detector. Default with a gate: estimated from the data as
+        :func:`~qrspec.stats.decay.decay_histogram` does (needs a Photons object; pass them with
+        chunks). Zeros gate the raw nanotimes.
     delay_ns : float
-        Cable delay subtracted from every lag so the centre peak sits at 0 (cross mode).
+        Cable delay subtracted from every lag so the centre peak sits at 0 (cross mode); see
+        :func:`qrspec.stats.hbt.find_zero_peak` for delays of whole laser periods.
     time_windows_s : sequence of (float, float), optional
         Use only photons (both of a pair) inside these half-open windows on ``timestamps *
-        timestamps_unit`` (edges rounded to the nearest tick), e.g. charged periods; side peaks
-        then come from the same windows.
+        timestamps_unit`` (edges by the seconds-to-ticks rule of :mod:`qrspec.validate`), e.g.
+        charged periods; side peaks then come from the same windows.
     period_ns : float, optional
         Laser period (default: T3 sync period; T2: ``1 / sync_rate_hz``).
 
@@ -508,11 +657,14 @@ def g2(photons, *, detectors=(0, 1), mode="cross", max_lag_periods=5, max_lag_ns
     -------
     G2Curve
     """
+    gate_ns, gate_offsets_ns = aligned_gate(photons, detectors, gate_ns=gate_ns,
+                                            gate_after_rise_ns=gate_after_rise_ns,
+                                            offsets_ns=gate_offsets_ns)
     acc = G2Accumulator(detectors=detectors, mode=mode, max_lag_periods=max_lag_periods,
                         max_lag_ns=max_lag_ns, bin_ns=bin_ns, gate_ns=gate_ns,
                         gate_offsets_ns=gate_offsets_ns, delay_ns=delay_ns,
                         time_windows_s=time_windows_s, period_ns=period_ns)
-    for chunk in _chunks(photons):
+    for chunk in chunks(photons):
         acc.add(chunk)
     return acc.result()
 
@@ -576,6 +728,7 @@ def _peak_stats(c0, side_raw, side_factors):
     with np.errstate(divide="ignore", invalid="ignore"):
         side_mean = s_corr / m
         g = np.where(side_mean > 0, c0 / np.where(side_mean > 0, side_mean, 1), np.nan)
+        # C0 = 0: the Poisson error is undefined (NaN, flagged); g2_0_ci95 bounds g2(0) there
         err = np.where((c0 > 0) & (s_tot > 0),
                        g * np.sqrt(1 / np.maximum(c0, 1) + 1 / np.maximum(s_tot, 1)), np.nan)
         n = c0 + s_tot
@@ -589,12 +742,29 @@ def _peak_stats(c0, side_raw, side_factors):
     return side_mean, g, err, lo, hi
 
 
+def _g2_flag(c0: int, s_tot: float, curve: G2Curve) -> str:
+    """Why g2(0) is undefined ("" when it is defined)."""
+    n0, n1 = curve.n_photons
+    if curve.mode == "cross" and (n0 == 0 or n1 == 0):
+        missing = [d for d, n in zip(curve.detectors, (n0, n1), strict=True) if n == 0]
+        return (f"g2 not applicable: no (gated) photons on detector "
+                f"{', '.join(map(str, missing))}")
+    if c0 + s_tot == 0:
+        return "g2(0) undefined: no photon pairs in the peak windows"
+    if s_tot == 0:
+        return "g2(0) undefined: no side-peak pairs to normalise the centre peak"
+    if c0 == 0:
+        return ("g2(0) error undefined: no pairs in the centre peak (g2(0) = 0; g2_0_ci95 "
+                "bounds it)")
+    return ""
+
+
 def _check_window(window_ns, period_ns):
     if not (period_ns > 0 and math.isfinite(period_ns)):
         raise QrspecError(f"period_ns={period_ns!r} unknown or invalid: pass period_ns=")
     if window_ns is None:
         return period_ns
-    w = _positive_float("window_ns", window_ns)
+    w = positive_float("window_ns", window_ns)
     if w > period_ns * (1 + 1e-12):
         raise QrspecError(f"window_ns={window_ns!r} must not exceed the period "
                           f"({period_ns:.6g} ns)")
@@ -622,7 +792,7 @@ def g2_peaks(curve: G2Curve, *, window_ns=None, side_peaks=None, period_ns=None)
     """
     if not isinstance(curve, G2Curve):
         raise QrspecError(f"curve={type(curve).__name__} must be a G2Curve")
-    period = curve.period_ns if period_ns is None else _positive_float("period_ns", period_ns)
+    period = curve.period_ns if period_ns is None else positive_float("period_ns", period_ns)
     w = _check_window(window_ns, period)
     bin_peak, peaks = _peak_assignment(curve.edges_ns, period, w, side_peaks)
     areas = np.bincount(bin_peak[bin_peak >= 0], weights=curve.counts[bin_peak >= 0],
@@ -631,8 +801,11 @@ def g2_peaks(curve: G2Curve, *, window_ns=None, side_peaks=None, period_ns=None)
     side = peaks != 0
     c0 = int(areas[~side][0])
     side_mean, g, err, lo, hi = _peak_stats(c0, areas[side], factors[side])
+    flag = _g2_flag(c0, float(areas[side].sum()), curve)
+    if not np.isfinite(g):
+        g = err = lo = hi = math.nan
     return G2Peaks(peaks, areas, factors, c0, float(side_mean), int(side.sum()), float(g),
-                   float(err), (float(lo), float(hi)), w, period)
+                   float(err), (float(lo), float(hi)), w, period, flag)
 
 
 def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
@@ -648,16 +821,22 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
     photons : Photons or iterable of Photons
         T3 photons or chunks.
     gates_ns : sequence of float
-        Gate starts T (ns, aligned nanotime ``nanotime - offset_d``), rounded up to whole TCSPC
-        bins.
+        Gate starts T (ns, on the aligned nanotime axis ``nanotime - offset_d`` as ``gate_ns``
+        of :func:`g2`), rounded up to whole TCSPC bins.
     gate_stop_ns : float, optional
         Common gate stop (default: none).
     gate_offsets_ns : sequence of float, optional
-        Per-detector offsets (e.g. ``Decay.offsets_ns``).
+        Per-detector offsets (e.g. ``Decay.offsets_ns``). Default: estimated as in :func:`g2`
+        (a Photons object is needed; pass them with chunks).
     window_ns, side_peaks
         As in :func:`g2_peaks`.
     detectors, max_lag_periods, bin_ns, delay_ns, time_windows_s, period_ns
-        As in :func:`g2` (cross mode).
+        As in :func:`g2` (cross mode). The table of peaks x 65536 nanotimes holds at most
+        :data:`MAX_GATE_SCAN_CELLS` cells (a larger ``max_lag_periods`` is refused).
+
+    Returns
+    -------
+    G2GateScan
     """
     from qrspec.stats._kernels import correlate as _kc
 
@@ -672,6 +851,10 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
         gate = (float(gates.min()) - 1e9, stop)  # placeholder start: the scan sets the starts
     else:
         gate = None
+    if isinstance(photons, Photons) and not photons.is_t3:
+        raise QrspecError("a gate scan needs T3 data (nanotimes); this is T2 data")
+    if gate_offsets_ns is None:
+        _, gate_offsets_ns = aligned_gate(photons, detectors, gate_ns=(0.0, math.inf))
     scan = _PairScanner(detectors=detectors, mode="cross", max_lag_periods=max_lag_periods,
                         max_lag_ns=None, bin_ns=bin_ns, gate_ns=gate,
                         gate_offsets_ns=gate_offsets_ns, delay_ns=delay_ns,
@@ -679,7 +862,7 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
                         need_nanotimes=True)
     hist = counts = peaks = bin_peak = None
     m_lo = 0
-    for chunk in _chunks(photons):
+    for chunk in chunks(photons):
         calls = scan.calls(chunk)
         if calls and hist is None:
             scan.gate_lo[:] = 0  # starts are scanned, only the stop filters photons
@@ -687,6 +870,11 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
                 * scan.q_s * 1e9
             w = _check_window(window_ns, scan.period_ns)
             bin_peak, peaks = _peak_assignment(edges_ns, scan.period_ns, w, side_peaks)
+            if peaks.size * (1 << 16) > MAX_GATE_SCAN_CELLS:
+                raise QrspecError(f"max_lag_periods={max_lag_periods!r} gives {peaks.size} "
+                                  f"peaks; a gate scan holds at most "
+                                  f"{MAX_GATE_SCAN_CELLS >> 16} (MAX_GATE_SCAN_CELLS): choose "
+                                  "fewer side peaks")
             off = scan.offsets_bins
             m_lo = -int(off.max())
             hist = np.zeros((peaks.size, 65536 + int(off.max() - off.min())), np.int64)
@@ -702,14 +890,10 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
     if hist is None:
         raise QrspecError("no photons: the gate scan needs at least one non-empty chunk")
     curve = scan.curve(counts)
-    curve = G2Curve(curve.counts, curve.edges_ns, curve.bin_ns, curve.period_ns,
-                    curve.detectors, curve.mode,
-                    None if gate is None else (float("-inf"), gate[1]), curve.gate_offsets_ns,
-                    curve.delay_ns, curve.n_photons, curve.duration_s, curve.window_lengths_s,
-                    curve.quantum_s)
+    curve = replace(curve, gate_ns=None if gate is None else (float("-inf"), gate[1]))
     res_ns = scan.nt_unit * 1e9
-    # same rounding as Photons.select / g2(gate_ns=...): the first bin starting at or after T
-    g_bins = np.array([math.ceil(g / res_ns - 1e-9) for g in gates], np.int64)
+    # the gate rule of qrspec.validate (as g2(gate_ns=...)): the first bin starting at or after T
+    g_bins = np.atleast_1d(to_grid(gates, res_ns)).astype(np.int64)
     rev = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # rev[:, m] = pairs with min >= m + m_lo
     idx = g_bins - m_lo
     above = np.zeros((peaks.size, idx.size), np.int64)
@@ -720,17 +904,99 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
     side = peaks != 0
     c0 = areas[:, ~side][:, 0]
     side_mean, g, err, lo, hi = _peak_stats(c0, areas[:, side], factors[side])
+    # the scan's curve has no gate start: the photon counts per gate are unknown, so "not
+    # applicable" is judged on the curve, the rest per gate
+    flags = tuple(_g2_flag(int(c), float(a.sum()), curve) for c, a in zip(c0, areas[:, side],
+                                                                             strict=True))
+    bad = ~np.isfinite(g)
+    g, err, lo, hi = (np.where(bad, np.nan, x) for x in (g, err, lo, hi))
     return G2GateScan(g_bins * res_ns, c0, areas[:, side], peaks[side], side_mean, g, err,
-                      np.stack([lo, hi], axis=1), curve)
+                      np.stack([lo, hi], axis=1), curve, flags)
 
 
 # ------------------------------------------------------------------ comb period
+def _lowest_strong_line(power: np.ndarray, band: np.ndarray) -> int:
+    """Index of the comb's fundamental: the lowest line in ``band`` at least half the band's
+    strongest, climbed to its local maximum."""
+    strong = band[power[band] >= 0.5 * power[band].max()]
+    i = int(strong[0])
+    while i + 1 < power.size and power[i + 1] > power[i]:
+        i += 1
+    return i
+
+
+def refine_comb(curve: G2Curve, period_ns: float, phase_ns: float | None = None
+                ) -> tuple[float, float, int]:
+    """Refine a comb's period and phase: straight line through the peak centroids.
+
+    Each complete window ``[k P + phase - P/2, k P + phase + P/2)`` gives the count-weighted
+    centroid of its counts above the window minimum; ``centroid_k = P k + phase`` is fitted.
+    The fit starts with the peaks ``|k| <= 4`` and doubles that range each round (a starting
+    period off by ``dP`` misplaces window ``k`` by ``k dP``, so far windows join only once the
+    period is good enough to place them).
+
+    Parameters
+    ----------
+    curve : G2Curve
+        The curve.
+    period_ns : float
+        Starting period (e.g. from a periodogram line).
+    phase_ns : float, optional
+        Starting phase (default: the phase of the counts' Fourier component at the period).
+
+    Returns
+    -------
+    period_ns, phase_ns : float
+        Phase in ``(-P/2, P/2]``.
+    n_peaks : int
+        Peaks used in the last fit (0: the starting values came back).
+    """
+    c = curve.counts.astype(np.float64)
+    lag = curve.lag_ns
+    period = float(period_ns)
+    if phase_ns is None:
+        phase = float(-np.angle((c * np.exp(-2j * np.pi * lag / period)).sum()) * period
+                      / (2 * np.pi))
+    else:
+        phase = float(phase_ns)
+    used_n = 0
+    k_lim = 4
+    n_total = int((curve.edges_ns[-1] - curve.edges_ns[0]) / period) + 2
+    while True:
+        for _ in range(2):  # windows move with the estimate
+            k = np.floor((lag - phase) / period + 0.5)
+            ks = np.unique(k)
+            ks = ks[(np.abs(ks) <= k_lim)
+                    & (ks * period + phase - period / 2 >= curve.edges_ns[0])
+                    & (ks * period + phase + period / 2 <= curve.edges_ns[-1])]
+            cent, used = [], []
+            for kk in ks:
+                m = k == kk
+                wts = c[m] - c[m].min()
+                if wts.sum() > 0:
+                    cent.append(float((wts * lag[m]).sum() / wts.sum()))
+                    used.append(kk)
+            if len(used) < 2:
+                break
+            period, phase = (float(x) for x in np.polyfit(np.asarray(used), np.asarray(cent),
+                                                          1))
+            used_n = len(used)
+        if k_lim >= n_total:
+            break
+        k_lim *= 2
+    phase = phase - period * math.floor(phase / period + 0.5)
+    if phase <= -period / 2:
+        phase += period
+    return period, phase, used_n
+
+
 def find_comb_period_ns(curve: G2Curve, *, min_period_ns=None, max_period_ns=None) -> float:
     """Period of the pulsed-peak comb of a g2 curve (e.g. when the laser rate is unknown).
 
     The lowest-frequency strong line (>= half the strongest) of the power spectrum of the
-    counts gives a rough period, refined by a straight-line fit of the count-weighted
-    centroid of each peak window against its index.
+    counts gives a rough period, refined by :func:`refine_comb` (a straight-line fit of the
+    peak centroids against their index). To decide first whether there is a comb at all, use
+    :func:`qrspec.stats.hbt.detect_comb`.
 
     Parameters
     ----------
@@ -738,6 +1004,10 @@ def find_comb_period_ns(curve: G2Curve, *, min_period_ns=None, max_period_ns=Non
         A curve spanning several periods.
     min_period_ns, max_period_ns : float, optional
         Search range (default: 4 bins to a third of the lag range).
+
+    Returns
+    -------
+    float
     """
     if not isinstance(curve, G2Curve):
         raise QrspecError(f"curve={type(curve).__name__} must be a G2Curve")
@@ -753,34 +1023,8 @@ def find_comb_period_ns(curve: G2Curve, *, min_period_ns=None, max_period_ns=Non
         raise QrspecError("the curve holds no pairs")
     power = np.abs(np.fft.rfft(c - c.mean())) ** 2
     freq = np.fft.rfftfreq(n, d=curve.bin_ns)
-    sel = (freq >= 1 / hi_p) & (freq <= 1 / lo_p)
-    if not sel.any():
+    band = np.flatnonzero((freq >= 1 / hi_p) & (freq <= 1 / lo_p))
+    if band.size == 0:
         raise QrspecError("no frequency in the search range: widen the curve's lag range")
-    idx = np.flatnonzero(sel)
-    strong = idx[power[idx] >= 0.5 * power[idx].max()]
-    # first local maximum among the strong lines
-    i = int(strong[0])
-    while i + 1 < power.size and power[i + 1] > power[i]:
-        i += 1
-    period = 1 / freq[i]
-    lag = curve.lag_ns
-    for _ in range(2):  # refine: centroid of each peak window vs peak index
-        k = np.floor(lag / period + 0.5)
-        ks = np.unique(k)
-        ks = ks[(ks * period - period / 2 >= lag[0]) & (ks * period + period / 2 <= lag[-1])]
-        if ks.size < 2:
-            break
-        cent, used = [], []
-        for kk in ks:
-            m = k == kk
-            wsum = c[m].sum()
-            if wsum > 0:
-                base = c[m].min()
-                wts = c[m] - base
-                if wts.sum() > 0:
-                    cent.append((wts * lag[m]).sum() / wts.sum())
-                    used.append(kk)
-        if len(used) < 2:
-            break
-        period = float(np.polyfit(np.asarray(used), np.asarray(cent), 1)[0])
+    period, _, _ = refine_comb(curve, 1.0 / freq[_lowest_strong_line(power, band)])
     return float(period)

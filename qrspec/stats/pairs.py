@@ -26,9 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from qrspec.errors import QrspecError
-from qrspec.stats.trace import _N_DET, _check_photons, _detector_list, _gate_tables
+from qrspec.stats._input import N_DET, check_photons, gate_tables, require_t3
+from qrspec.validate import detector_list, integer, shift_to_grid
 
-__all__ = ["PhotonPairs", "photon_pairs"]
+__all__ = ["MAX_PAIR_SHIFT", "PhotonPairs", "photon_pairs"]
+
+#: Largest reference shift (periods). The shifted pairs of each period are listed, so memory
+#: grows as periods with photons x (2 max_shift + 1); 1000 shifts are far more than the few
+#: tens a side-peak reference needs.
+MAX_PAIR_SHIFT = 1000
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +129,8 @@ def photon_pairs(photons, *, detectors=(0, 1), gate_ns=None, offsets_ns=None,
         estimated from the decays (:func:`qrspec.stats.decay.decay_histogram`, relative to
         ``detectors[0]``).
     max_shift : int
-        Reference pairs use shifts ``k = +-1 .. +-max_shift`` periods.
+        Reference pairs use shifts ``k = +-1 .. +-max_shift`` periods (at most
+        :data:`MAX_PAIR_SHIFT`).
     background_window_ns : (float, float), optional
         Aligned-nanotime window holding only flat background (see
         :func:`qrspec.stats.decay.background_counts`; default: a pre-rise window).
@@ -135,14 +142,12 @@ def photon_pairs(photons, *, detectors=(0, 1), gate_ns=None, offsets_ns=None,
     from qrspec.stats._kernels import correlate as _kc
     from qrspec.stats.decay import background_counts, decay_histogram
 
-    photons = _check_photons(photons)
-    if not photons.is_t3:
-        raise QrspecError("photon pairs need T3 data (nanotimes); this is T2 data")
-    dets = _detector_list(detectors)
+    photons = check_photons(photons)
+    require_t3(photons, "photon pairs need")
+    dets = detector_list("detectors", detectors)
     if len(dets) != 2:
         raise QrspecError(f"detectors={detectors!r} must be two distinct detectors")
-    if not (isinstance(max_shift, int | np.integer) and max_shift >= 1):
-        raise QrspecError(f"max_shift={max_shift!r} must be an integer >= 1")
+    max_shift = integer("max_shift", max_shift, minimum=1, maximum=MAX_PAIR_SHIFT)
     res_ns = photons.nanotimes_unit * 1e9
     if offsets_ns is not None:
         off_ns = np.asarray(offsets_ns, dtype=np.float64)
@@ -152,13 +157,13 @@ def photon_pairs(photons, *, detectors=(0, 1), gate_ns=None, offsets_ns=None,
     if offsets_ns is None:
         off_ns = decay.offsets_ns
     bg_counts = background_counts(decay, background_window_ns)
-    off_bins = np.rint(off_ns / res_ns).astype(np.int64)
-    shift = np.zeros(_N_DET, np.int64)
+    off_bins = shift_to_grid(off_ns, res_ns)
+    shift = np.zeros(N_DET, np.int64)
     shift[dets] = off_bins
-    role = np.full(_N_DET, -1, np.int64)
+    role = np.full(N_DET, -1, np.int64)
     role[dets[0]], role[dets[1]] = 0, 1
-    lo, hi = _gate_tables(photons, gate_ns, shift)
-    per_det = np.bincount(photons.detectors, minlength=_N_DET)
+    lo, hi = gate_tables(photons, gate_ns, shift)
+    per_det = np.bincount(photons.detectors, minlength=N_DET)
     cap = int(max(per_det[dets[0]], per_det[dets[1]]))
     sync, first, mult, cnt = _kc.first_per_period(photons.timestamps, photons.nanotimes,
                                                   photons.detectors, role, lo, hi, shift, cap)

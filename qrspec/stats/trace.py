@@ -2,26 +2,43 @@
 
 ``intensity_trace`` takes a :class:`~qrspec.photons.Photons` object or an iterable of the
 streaming chunks of :func:`qrspec.io.iter_tttr` (bounded memory); both give identical results.
-The private helpers at the bottom (detector tables, gates, chunk handling) are shared by
-``decay``, ``correlation`` and ``pairs``.
+
+Size cap: a trajectory holds at most :data:`MAX_TRACE_BINS` bins. A longer one (span / bin
+width) is *coarsened*: the bin width is multiplied by the smallest power of two that makes it
+fit, the width used is ``IntensityTrace.bin_width_s`` and the requested one
+``IntensityTrace.coarsened_from_s``. Memory is then bounded by the cap and the photons, never by
+the span (a 10 ms sync period with a long overflow span) or a tiny bin width.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from qrspec.errors import QrspecError
-from qrspec.photons import Photons, _gate_bins
+from qrspec.photons import Photons
+from qrspec.stats._input import (
+    N_DET,
+    check_chunk,
+    check_same_units,
+    chunks,
+    column_table,
+    detectors_present,
+    gate_tables,
+)
+from qrspec.validate import detector_list, interval, positive_float
 
-__all__ = ["IntensityTrace", "TraceAccumulator", "intensity_trace"]
+__all__ = ["MAX_TRACE_BINS", "IntensityTrace", "TraceAccumulator", "intensity_trace"]
 
 logger = logging.getLogger(__name__)
 
-_N_DET = 256  # detectors are uint8: per-detector lookup tables have 256 entries
+#: Largest number of trajectory bins. 2**21 bins is 5.8 h at the default 10 ms bin (far beyond
+#: a single-particle measurement) and 16 MiB per detector row (int64); level finding still
+#: runs on it in seconds. Past it the bin width is doubled until the trajectory fits (powers of
+#: two keep streamed and whole-file results identical).
+MAX_TRACE_BINS = 1 << 21
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +67,10 @@ class IntensityTrace:
         Seconds per tick.
     gate_ns : tuple of float or None
         Nanotime gate applied (half-open, ns), or None.
+    coarsened_from_s : float or None
+        The requested bin width when the trajectory was coarsened to fit
+        :data:`MAX_TRACE_BINS` (None when the requested width, rounded to whole ticks, was
+        used).
     """
 
     counts: np.ndarray
@@ -60,6 +81,7 @@ class IntensityTrace:
     start_tick: int
     timestamps_unit: float
     gate_ns: tuple | None = None
+    coarsened_from_s: float | None = None
 
     @property
     def n_bins(self) -> int:
@@ -86,6 +108,26 @@ class IntensityTrace:
         """Count rate per bin (counts / bin_width_s)."""
         return self.counts / self.bin_width_s
 
+    @property
+    def coarsening_note(self) -> str:
+        """A flag text when the trajectory was coarsened, else ``""``."""
+        if self.coarsened_from_s is None:
+            return ""
+        return (f"trajectory coarsened: bin_width_s={self.coarsened_from_s:.6g} would need more "
+                f"than {MAX_TRACE_BINS} bins; {self.bin_width_s:.6g} s used")
+
+
+def _coarsen_rows(k0: int, counts: np.ndarray, m: int) -> tuple[int, np.ndarray]:
+    """Merge groups of ``m`` bins of a part starting at bin ``k0`` (bin k -> k // m)."""
+    if m == 1:
+        return k0, counts
+    pad_front = k0 % m
+    n = counts.shape[0] + pad_front
+    n_out = -(-n // m)
+    pad = np.zeros((n_out * m,) + counts.shape[1:], counts.dtype)
+    pad[pad_front:pad_front + counts.shape[0]] = counts
+    return k0 // m, pad.reshape((n_out, m) + counts.shape[1:]).sum(axis=1)
+
 
 class TraceAccumulator:
     """Build an :class:`IntensityTrace` from photon chunks (bounded memory).
@@ -93,7 +135,8 @@ class TraceAccumulator:
     Parameters
     ----------
     bin_width_s : float
-        Requested bin width, rounded to whole ticks of the first chunk's ``timestamps_unit``.
+        Requested bin width, rounded to whole ticks of the first chunk's ``timestamps_unit``
+        (and coarsened by a power of two past :data:`MAX_TRACE_BINS` bins).
     gate_ns : (float, float), optional
         Half-open nanotime gate (T3 only).
     detectors : sequence of int, optional
@@ -108,20 +151,18 @@ class TraceAccumulator:
     """
 
     def __init__(self, bin_width_s: float, *, gate_ns=None, detectors=None):
-        self.bin_width_s = _positive_float("bin_width_s", bin_width_s)
-        self.gate_ns = None if gate_ns is None else tuple(float(g) for g in _pair("gate_ns",
-                                                                                   gate_ns))
-        self.detectors = _detector_list(detectors)
-        self._first = None  # (unit, bin_ticks, start)
-        self._parts = []  # (first bin index, counts[n, 256-col subset])
-        self._seen = np.zeros(_N_DET, bool)
+        self.bin_width_s = positive_float("bin_width_s", bin_width_s)
+        self.gate_ns = None if gate_ns is None else interval("gate_ns", gate_ns)
+        self.detectors = detector_list("detectors", detectors)
+        self._first = None  # (unit, requested bin_ticks, start tick)
+        self._factor = 1  # power-of-two coarsening of the requested bin
+        self._parts = []  # (first bin index, counts[n, n_cols], detectors of the columns)
 
     def add(self, photons: Photons) -> None:
         """Count the photons of one chunk (chunks must be in time order)."""
         from qrspec.stats._kernels import trace as _kt
 
-        if not isinstance(photons, Photons):
-            raise QrspecError(f"photons={type(photons).__name__} must be a Photons chunk")
+        photons = check_chunk(photons)
         if self._first is None:
             if photons.size == 0:
                 return
@@ -130,29 +171,37 @@ class TraceAccumulator:
             if bin_ticks < 1:
                 raise QrspecError(f"bin_width_s={self.bin_width_s!r} is shorter than one "
                                   f"timestamp tick ({unit:.4g} s)")
-            self._first = (unit, bin_ticks, int(photons.timestamps[0]), photons.is_t3)
             if self.gate_ns is not None and not photons.is_t3:
                 raise QrspecError(f"gate_ns={self.gate_ns!r} needs T3 data (nanotimes); "
                                   "this is T2 data")
+            self._first = (unit, bin_ticks, int(photons.timestamps[0]))
         if photons.size == 0:
             return
-        unit, bin_ticks, start, _ = self._first
-        _check_same_units(photons, unit)
+        unit, req_ticks, start = self._first
+        check_same_units(photons, unit)
         ts = photons.timestamps
-        column = _column_table(self.detectors)
-        lo, hi = _gate_tables(photons, self.gate_ns)
+        last = int(ts[-1]) - start
+        while last // (req_ticks * self._factor) + 1 > MAX_TRACE_BINS:
+            self._coarsen(2)
+        bin_ticks = req_ticks * self._factor
+        if self.detectors is None:  # columns: the detectors present in this chunk
+            dets = tuple(int(d) for d in detectors_present(photons))
+        else:
+            dets = tuple(self.detectors)
+        column = column_table(dets)
+        lo, hi = gate_tables(photons, self.gate_ns)
         k0 = (int(ts[0]) - start) // bin_ticks
-        k1 = (int(ts[-1]) - start) // bin_ticks
-        n_cols = (int(photons.detectors.max()) + 1 if self.detectors is None
-                  else len(self.detectors))
-        counts = np.zeros((k1 - k0 + 1, n_cols), np.int64)
+        k1 = last // bin_ticks
+        counts = np.zeros((k1 - k0 + 1, len(dets)), np.int64)
         # nanotimes are read only when gating
         nt = photons.nanotimes if self.gate_ns is not None else np.zeros(0, np.uint16)
         _kt.bin_counts(ts, photons.detectors, nt, column, lo, hi, start + k0 * bin_ticks,
                        bin_ticks, counts)
-        if self.detectors is None:
-            self._seen[:n_cols] |= counts.any(axis=0)
-        self._parts.append((k0, counts))
+        self._parts.append((k0, counts, dets))
+
+    def _coarsen(self, m: int) -> None:
+        self._factor *= m
+        self._parts = [(*_coarsen_rows(k0, c, m), d) for k0, c, d in self._parts]
 
     def result(self) -> IntensityTrace:
         """Return the trace of every chunk added so far."""
@@ -160,20 +209,28 @@ class TraceAccumulator:
             dets = tuple(self.detectors or ())
             return IntensityTrace(np.zeros(0, np.int64), np.zeros((len(dets), 0), np.int64),
                                   dets, float("nan"), 0, 0, float("nan"), self.gate_ns)
-        unit, bin_ticks, start, _ = self._first
-        n_bins = max(k0 + c.shape[0] for k0, c in self._parts)
+        unit, req_ticks, start = self._first
+        bin_ticks = req_ticks * self._factor
+        n_bins = max(k0 + c.shape[0] for k0, c, _ in self._parts)
         if self.detectors is None:
-            cols = np.flatnonzero(self._seen)
-            dets = tuple(int(d) for d in cols)
+            seen = np.zeros(N_DET, bool)
+            for _, c, d in self._parts:
+                seen[list(d)] |= c.any(axis=0)
+            dets = tuple(int(d) for d in np.flatnonzero(seen))
         else:
-            cols = np.arange(len(self.detectors))
             dets = tuple(self.detectors)
+        row = column_table(dets)
         per_det = np.zeros((len(dets), n_bins), np.int64)
-        for k0, c in self._parts:
-            use = cols < c.shape[1]  # a chunk has columns up to its own largest detector
-            per_det[use, k0:k0 + c.shape[0]] += c[:, cols[use]].T
+        for k0, c, d in self._parts:
+            r = row[list(d)]
+            use = r >= 0
+            per_det[r[use], k0:k0 + c.shape[0]] += c[:, use].T
+        coarsened = self.bin_width_s if self._factor > 1 else None
+        if coarsened is not None:
+            logger.info("trajectory coarsened from bin_width_s=%g to %g s (MAX_TRACE_BINS=%d)",
+                        self.bin_width_s, bin_ticks * unit, MAX_TRACE_BINS)
         return IntensityTrace(per_det.sum(axis=0), per_det, dets, bin_ticks * unit, bin_ticks,
-                              start, unit, self.gate_ns)
+                              start, unit, self.gate_ns, coarsened)
 
 
 def intensity_trace(photons, bin_width_s: float, *, gate_ns=None,
@@ -186,7 +243,8 @@ def intensity_trace(photons, bin_width_s: float, *, gate_ns=None,
         All photons, or the time-ordered chunks of :func:`qrspec.io.iter_tttr`.
     bin_width_s : float
         Requested bin width in seconds, rounded to whole timestamp ticks (a T3 tick is one sync
-        period); the width actually used is ``IntensityTrace.bin_width_s``.
+        period) and coarsened by a power of two past :data:`MAX_TRACE_BINS` bins; the width
+        actually used is ``IntensityTrace.bin_width_s``.
     gate_ns : (float, float), optional
         Count only photons with ``start <= nanotime < stop`` (ns, half-open; T3 only).
     detectors : sequence of int, optional
@@ -198,92 +256,6 @@ def intensity_trace(photons, bin_width_s: float, *, gate_ns=None,
         Bin 0 starts at the first photon; ``counts.sum()`` equals the number of counted photons.
     """
     acc = TraceAccumulator(bin_width_s, gate_ns=gate_ns, detectors=detectors)
-    for chunk in _chunks(photons):
+    for chunk in chunks(photons):
         acc.add(chunk)
     return acc.result()
-
-
-# ------------------------------------------------------------------ shared private helpers
-def _chunks(photons) -> Iterable[Photons]:
-    """A Photons object as a one-chunk list; an iterable of chunks unchanged."""
-    if isinstance(photons, Photons):
-        return (photons,)
-    if isinstance(photons, Iterable) and not isinstance(photons, str | bytes | np.ndarray):
-        return photons
-    raise QrspecError(f"photons={type(photons).__name__} must be Photons or an iterable of "
-                      "Photons chunks")
-
-
-def _check_photons(photons) -> Photons:
-    if not isinstance(photons, Photons):
-        raise QrspecError(f"photons={type(photons).__name__} must be a Photons object")
-    return photons
-
-
-def _check_same_units(photons: Photons, unit: float) -> None:
-    if photons.timestamps_unit != unit:
-        raise QrspecError(f"chunk timestamps_unit={photons.timestamps_unit!r} differs from the "
-                          f"first chunk's {unit!r}")
-
-
-def _positive_float(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise QrspecError(f"{name}={value!r} must be a number") from None
-    if not (v > 0 and np.isfinite(v)):
-        raise QrspecError(f"{name}={value!r} must be a finite number > 0")
-    return v
-
-
-def _pair(name: str, value) -> tuple[float, float]:
-    try:
-        a, b = (float(x) for x in value)
-    except (TypeError, ValueError):
-        raise QrspecError(f"{name}={value!r} must be a (start, stop) pair") from None
-    if not a < b:
-        raise QrspecError(f"{name}={value!r} must satisfy start < stop")
-    return a, b
-
-
-def _detector_list(detectors) -> list[int] | None:
-    if detectors is None:
-        return None
-    dets = [int(d) for d in np.atleast_1d(np.asarray(detectors))]
-    if not dets or any(d < 0 or d > 255 for d in dets) or len(set(dets)) != len(dets):
-        raise QrspecError(f"detectors={detectors!r} must be distinct 0-based detectors in 0..255")
-    return dets
-
-
-def _column_table(detectors) -> np.ndarray:
-    """column[det] = output column of a detector, -1 if not counted (None: column = det)."""
-    if detectors is None:
-        return np.arange(_N_DET, dtype=np.int64)
-    col = np.full(_N_DET, -1, np.int64)
-    col[detectors] = np.arange(len(detectors))
-    return col
-
-
-def _gate_tables(photons: Photons, gate_ns, offsets_bins=None):
-    """Per-detector half-open nanotime gates [lo, hi) in TCSPC bins (whole range if no gate).
-
-    ``offsets_bins`` (per detector) shift the gate of each detector by its offset.
-    """
-    lo = np.zeros(_N_DET, np.int64)
-    hi = np.full(_N_DET, 1 << 20, np.int64)
-    if gate_ns is None:
-        return lo, hi
-    gate_ns = _pair("gate_ns", gate_ns)
-    if not photons.is_t3:
-        raise QrspecError(f"gate_ns={gate_ns!r} needs T3 data (nanotimes); this is T2 data")
-    g0, g1 = _gate_bins(gate_ns, photons.nanotimes_unit)
-    lo[:] = g0
-    hi[:] = g1
-    if offsets_bins is not None:
-        lo += offsets_bins
-        hi += offsets_bins
-    return lo, hi
-
-
-def _nanotimes_or_empty(photons: Photons) -> np.ndarray:
-    return photons.nanotimes if photons.is_t3 else np.zeros(0, np.uint16)

@@ -125,21 +125,45 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "tau_a_xx_err_ns": ("ns", "error of tau_a_xx_ns"),
         "tau_x_ns": ("ns", "charged exciton lifetime"),
         "tau_xx_ns": ("ns", "charged biexciton lifetime (heralded)"),
+        "tau_x_err_ns": ("ns", "standard error of tau_x_ns"),
+        "tau_xx_err_ns": ("ns", "standard error of tau_xx_ns"),
         "n_photons": ("counts", "photons in the window"),
         "flags": ("", "identifiability / quality flags of each window's inversion"),
-        "usable": ("", "the window counts in the particle's means"),
+        "usable": ("", "the window counts in the particle's values"),
     },
     "Charging": {
         "windows": ("", "one row per inverted charging window"),
         "model_json": ("", "charge model used (ChargeModelConfig JSON)"),
-        "neutral_tau_x_ns": ("ns", "neutral exciton lifetime used as reference"),
-        "tau_a_xx_neutral_ns": ("ns", "neutral biexciton Auger lifetime (model)"),
-        "n_c_mean": ("", "time-weighted mean charging number over usable windows"),
-        "n_c_err": ("", "standard error of n_c_mean"),
-        "tau_a_xx_charged_ns": ("ns", "time-weighted mean charged biexciton Auger lifetime"),
-        "tau_a_xx_charged_err_ns": ("ns", "standard error of tau_a_xx_charged_ns"),
+        "neutral_tau_x_ns": ("ns", "the particle's neutral exciton lifetime"),
+        "neutral_reference_source": ("", "neutral reference of the inversion: particle, user "
+                                         "or group"),
+        "neutral_reference_note": ("", "how the neutral reference was put together"),
+        "tau_a_xx_neutral_ns": ("ns", "neutral biexciton Auger lifetime from the neutral "
+                                      "periods (model)"),
+        "tau_a_xx_neutral_err_ns": ("ns", "delta-method error of tau_a_xx_neutral_ns"),
+        "tau_a_xx_neutral_lo_ns": ("ns", "68 % interval of tau_a_xx_neutral_ns: lower"),
+        "tau_a_xx_neutral_hi_ns": ("ns", "68 % interval of tau_a_xx_neutral_ns: upper (inf: "
+                                         "open)"),
+        "n_c_mean": ("", "time-weighted charging number over usable windows (joint fit)"),
+        "n_c_err": ("", "half-width of the 68 % interval of n_c_mean"),
+        "n_c_lo": ("", "profile-likelihood 68 % interval of n_c_mean: lower"),
+        "n_c_hi": ("", "profile-likelihood 68 % interval of n_c_mean: upper"),
+        "tau_a_xx_charged_ns": ("ns", "time-weighted charged biexciton Auger lifetime (joint "
+                                      "fit)"),
+        "tau_a_xx_charged_err_ns": ("ns", "half-width of the 68 % interval of "
+                                          "tau_a_xx_charged_ns"),
+        "tau_a_xx_charged_lo_ns": ("ns", "68 % interval of tau_a_xx_charged_ns: lower"),
+        "tau_a_xx_charged_hi_ns": ("ns", "68 % interval of tau_a_xx_charged_ns: upper"),
+        "tau_a_xx_neutral_joint_ns": ("ns", "neutral biexciton Auger lifetime of the joint fit "
+                                            "of the neutral reference and all windows"),
+        "tau_a_xx_neutral_joint_lo_ns": ("ns", "68 % interval of tau_a_xx_neutral_joint_ns: "
+                                               "lower"),
+        "tau_a_xx_neutral_joint_hi_ns": ("ns", "68 % interval of tau_a_xx_neutral_joint_ns: "
+                                               "upper"),
         "tau_x_charged_ns": ("ns", "time-weighted mean exciton lifetime of usable windows"),
+        "tau_x_charged_err_ns": ("ns", "standard error of tau_x_charged_ns"),
         "tau_xx_charged_ns": ("ns", "time-weighted mean biexciton lifetime of usable windows"),
+        "tau_xx_charged_err_ns": ("ns", "standard error of tau_xx_charged_ns"),
         "flags": ("", "flags of the charging stage"),
     },
 }

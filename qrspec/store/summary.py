@@ -39,17 +39,36 @@ SUMMARY_COLUMNS: list[tuple[str, str, str, str]] = [
     ("tau_xx_neutral_ns", "f8", "ns", "biexciton lifetime in neutral periods"),
     ("tau_xx_neutral_err_ns", "f8", "ns", "standard error of tau_xx_neutral_ns"),
     ("tau_a_xx_neutral_ns", "f8", "ns", "neutral biexciton Auger lifetime (model)"),
+    ("tau_a_xx_neutral_err_ns", "f8", "ns", "delta-method error of tau_a_xx_neutral_ns"),
+    ("tau_a_xx_neutral_lo_ns", "f8", "ns", "68 % interval of tau_a_xx_neutral_ns: lower"),
+    ("tau_a_xx_neutral_hi_ns", "f8", "ns", "68 % interval of tau_a_xx_neutral_ns: upper (inf: "
+     "open)"),
+    ("neutral_reference_source", "S8", "", "neutral reference of the inversion: particle, "
+     "user or group"),
     ("tau_xx_neutral_gate_scan_ns", "f8", "ns", "neutral tau_XX from the g2(0; gate) scan"),
     ("tau_xx_neutral_gate_scan_err_ns", "f8", "ns", "error of the gate-scan tau_XX"),
     ("tau_xx_neutral_cascade_ns", "f8", "ns", "neutral tau_XX from the cascade decay fit"),
     ("tau_xx_neutral_cascade_err_ns", "f8", "ns", "error of the cascade tau_XX"),
     ("tau_xx_methods_p", "f8", "", "p-value of the tau_XX methods' consistency (chi2)"),
     ("tau_x_charged_ns", "f8", "ns", "time-weighted mean exciton lifetime in charged periods"),
+    ("tau_x_charged_err_ns", "f8", "ns", "standard error of tau_x_charged_ns"),
     ("tau_xx_charged_ns", "f8", "ns", "time-weighted mean biexciton lifetime in charged periods"),
-    ("n_c_mean", "f8", "", "time-weighted mean charging number over charged periods"),
-    ("n_c_err", "f8", "", "standard error of n_c_mean"),
-    ("tau_a_xx_charged_ns", "f8", "ns", "time-weighted mean charged biexciton Auger lifetime"),
-    ("tau_a_xx_charged_err_ns", "f8", "ns", "standard error of tau_a_xx_charged_ns"),
+    ("tau_xx_charged_err_ns", "f8", "ns", "standard error of tau_xx_charged_ns"),
+    ("n_c_mean", "f8", "", "time-weighted charging number over charged periods (joint fit)"),
+    ("n_c_err", "f8", "", "half-width of the 68 % interval of n_c_mean"),
+    ("n_c_lo", "f8", "", "profile-likelihood 68 % interval of n_c_mean: lower"),
+    ("n_c_hi", "f8", "", "profile-likelihood 68 % interval of n_c_mean: upper"),
+    ("tau_a_xx_charged_ns", "f8", "ns", "time-weighted charged biexciton Auger lifetime"),
+    ("tau_a_xx_charged_err_ns", "f8", "ns", "half-width of the 68 % interval of "
+     "tau_a_xx_charged_ns"),
+    ("tau_a_xx_charged_lo_ns", "f8", "ns", "68 % interval of tau_a_xx_charged_ns: lower"),
+    ("tau_a_xx_charged_hi_ns", "f8", "ns", "68 % interval of tau_a_xx_charged_ns: upper"),
+    ("tau_a_xx_neutral_joint_ns", "f8", "ns", "neutral biexciton Auger lifetime of the joint "
+     "fit of the neutral reference and all charging windows"),
+    ("tau_a_xx_neutral_joint_lo_ns", "f8", "ns", "68 % interval of tau_a_xx_neutral_joint_ns: "
+     "lower"),
+    ("tau_a_xx_neutral_joint_hi_ns", "f8", "ns", "68 % interval of tau_a_xx_neutral_joint_ns: "
+     "upper"),
     ("n_levels", "i8", "", "number of intensity levels found by change-point analysis"),
     ("n_change_points", "i8", "", "number of change points"),
     ("analysis_s", "f8", "s", "wall time of the particle's analysis"),
@@ -101,10 +120,13 @@ def summary_values(analysis: ParticleAnalysis) -> dict:
                  tau_xx_neutral_cascade_err_ns=x.cascade_err_ns, tau_xx_methods_p=x.p_value)
     if a.charging is not None:
         c = a.charging
-        v.update(tau_a_xx_neutral_ns=c.tau_a_xx_neutral_ns, tau_x_charged_ns=c.tau_x_charged_ns,
-                 tau_xx_charged_ns=c.tau_xx_charged_ns, n_c_mean=c.n_c_mean, n_c_err=c.n_c_err,
-                 tau_a_xx_charged_ns=c.tau_a_xx_charged_ns,
-                 tau_a_xx_charged_err_ns=c.tau_a_xx_charged_err_ns)
+        v.update({name: getattr(c, name) for name in (
+            "tau_a_xx_neutral_ns", "tau_a_xx_neutral_err_ns", "tau_a_xx_neutral_lo_ns",
+            "tau_a_xx_neutral_hi_ns", "neutral_reference_source", "tau_x_charged_ns",
+            "tau_x_charged_err_ns", "tau_xx_charged_ns", "tau_xx_charged_err_ns", "n_c_mean",
+            "n_c_err", "n_c_lo", "n_c_hi", "tau_a_xx_charged_ns", "tau_a_xx_charged_err_ns",
+            "tau_a_xx_charged_lo_ns", "tau_a_xx_charged_hi_ns", "tau_a_xx_neutral_joint_ns",
+            "tau_a_xx_neutral_joint_lo_ns", "tau_a_xx_neutral_joint_hi_ns")})
     if a.levels is not None:
         v.update(n_levels=int(a.levels.label.size),
                  n_change_points=int(a.levels.change_points_s.size))

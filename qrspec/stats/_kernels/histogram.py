@@ -17,27 +17,6 @@ def nanotime_counts(detectors, nanotimes, row, counts):
 
 
 @numba.njit(cache=True, nogil=True)
-def segment_nanotime_counts(timestamps, detectors, nanotimes, row, seg_lo, seg_hi, seg_label,
-                            counts, unassigned):
-    """Add photon i to counts[seg_label[p], row[det], nanotime] if seg_lo[p] <= ts < seg_hi[p]
-    for a segment p (sorted, disjoint; ts sorted), else to unassigned[row[det], nanotime]."""
-    n_seg = seg_lo.size
-    p = 0
-    for i in range(timestamps.size):
-        r = row[detectors[i]]
-        if r < 0:
-            continue
-        t = timestamps[i]
-        while p < n_seg and seg_hi[p] <= t:
-            p += 1
-        if p < n_seg and seg_lo[p] <= t and seg_label[p] >= 0:
-            counts[seg_label[p], r, nanotimes[i]] += 1
-        else:
-            unassigned[r, nanotimes[i]] += 1
-    return counts, unassigned
-
-
-@numba.njit(cache=True, nogil=True)
 def bin_delay_sums(timestamps, detectors, nanotimes, shift, period_bins, start, bin_ticks,
                    counts, sums):
     """Per time bin k = (ts - start) // bin_ticks: photon count and sum of the aligned nanotime
@@ -61,3 +40,27 @@ def bin_delay_sums(timestamps, detectors, nanotimes, shift, period_bins, start, 
         counts[k] += 1
         sums[k] += a
     return counts, sums
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_aligned_counts(timestamps, detectors, nanotimes, row, bin_of, seg_lo, seg_hi,
+                           seg_label, counts, unassigned):
+    """Add photon i (row[det] >= 0) to counts[seg_label[p], bin_of[row[det], nanotime]] if
+    seg_lo[p] <= ts < seg_hi[p] for a segment p with a label >= 0 (sorted, disjoint; ts
+    sorted), else to unassigned[...] at the same bin (bin_of: the aligned, rebinned output
+    bin of each raw nanotime, one row per detector)."""
+    n_seg = seg_lo.size
+    p = 0
+    for i in range(timestamps.size):
+        r = row[detectors[i]]
+        if r < 0:
+            continue
+        b = bin_of[r, nanotimes[i]]
+        t = timestamps[i]
+        while p < n_seg and seg_hi[p] <= t:
+            p += 1
+        if p < n_seg and seg_lo[p] <= t and seg_label[p] >= 0:
+            counts[seg_label[p], b] += 1
+        else:
+            unassigned[b] += 1
+    return counts, unassigned

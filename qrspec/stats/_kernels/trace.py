@@ -33,3 +33,11 @@ def bin_counts(timestamps, detectors, nanotimes, column, gate_lo, gate_hi, start
                 continue
         counts[k, c] += 1
     return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def detectors_seen(detectors, seen):
+    """Set seen[det] for every photon (stores only: no read-modify-write chain as in a count)."""
+    for i in range(detectors.size):
+        seen[detectors[i]] = True
+    return seen
