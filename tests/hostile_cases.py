@@ -687,7 +687,7 @@ def _config_case(name, content, expect, exit=(2,)):
 
 for _name, _content, _expect in [
     ("cpa_alpha_string", '{"cpa_alpha": "x"}', r"cpa_alpha='x' must be a finite number"),
-    ("charge_model_int", '{"charge_model": 5}', r"charge_model=5 must be an object"),
+    ("charge_model_int", '{"charge_model": 5}', r"charge_model=5 must be a ChargeModelParams"),
     ("detectors_string", '{"detectors": "ab"}', r"detectors='ab' must be two different"),
     ("detectors_fractions", '{"detectors": [0.7, 1.2]}', r"detectors=\[0\.7, 1\.2\] must be"),
     ("mean_excitations_bool", '{"mean_excitations": true}', r"mean_excitations=True must be"),

@@ -126,8 +126,9 @@ class AnalysisConfig:
         if isinstance(cm, dict):
             cm = _charge_model_from_dict(cm)
         elif not isinstance(cm, ChargeModelParams):
-            raise QrspecError(f"charge_model={cm!r} must be an object of charge-model "
-                              f"parameters (keys {sorted(_CHARGE_MODEL_FIELDS)})")
+            raise QrspecError(f"charge_model={cm!r} must be a ChargeModelParams (or a dict of "
+                              "its fields): a plain ChargeModelConfig would turn its default "
+                              "neutral lifetimes into user values")
         cm = _check_charge_model(cm)
         object.__setattr__(self, "charge_model", cm)
         d = self.detectors
