@@ -451,7 +451,7 @@ def undecodable_missing_analyze(work, base):
 @case("FIFO", cheap=True)
 def fifo_config(work, base):
     return Run(["analyze", base, "-o", work / "r.h5", "--config", _fifo(work / "c.json")],
-               exit=(2,), expect=r"c\.json: config is not a regular file")
+               exit=(2,), expect=r"c\.json: cannot read config: is a FIFO")
 
 
 @case("FIFO", owner="io")
@@ -479,7 +479,7 @@ def fifo_input_batch(work, base):
 
     def check(work, proc):
         s = _summary(work, "r.h5")
-        ok = s.get("good", ("",))[0] == "ok" and "not a regular file" in s.get("x", ("", ""))[1]
+        ok = s.get("good", ("",))[0] == "ok" and "FIFO" in s.get("x", ("", ""))[1]
         return [] if ok else [f"summary {s}"]
 
     return Run(["batch", work / "in", fifo, "-o", work / "r.h5", "--no-progress"], exit=(3,),

@@ -103,9 +103,11 @@ def test_issue_16_config_json_shape(text, match):
 def test_issue_16_config_file_checks(tmp_path):
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)  # opening it for reading would block for ever without a writer
-    with pytest.raises(QrspecError, match=r"fifo\.json: config is not a regular file"):
+    with pytest.raises(QrspecError, match=r"fifo\.json: cannot read config: is a FIFO \(named "
+                                          r"pipe\), not a config file"):
         AnalysisConfig.from_file(fifo)
-    with pytest.raises(QrspecError, match=r"config is not a regular file"):
+    with pytest.raises(QrspecError, match=r"cannot read config: is a directory, not a config "
+                                          r"file"):
         AnalysisConfig.from_file(tmp_path)
     big = tmp_path / "big.json"
     big.write_text('{"x": "' + "a" * MAX_CONFIG_BYTES + '"}')

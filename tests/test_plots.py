@@ -455,17 +455,19 @@ def test_cli_report(results, tmp_path):
     r = CliRunner().invoke(report, [str(results), "-o", str(tmp_path / "f"), "--particles",
                                     "rod_failed"])
     assert r.exit_code == 0, r.output
+    batch = ["batch_auger_charge.png", "batch_g2_histograms.png", "batch_group_summary.png"]
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [
-        "batch_summary.png", "particle_rod_failed.png"]
+        *batch, "batch_summary.png", "batch_threshold_map.png", "particle_rod_failed.png"]
     assert str(tmp_path / "f" / "particle_rod_failed.png") in r.output.splitlines()
-    assert "2 figures" in r.output
+    assert "6 figures" in r.output
     # the default 300 dpi: 7.2 x 5.4 in
     assert _pixels(tmp_path / "f" / "batch_summary.png").shape == (1620, 2160)
     r = CliRunner().invoke(report, [str(results), "-o", str(tmp_path / "g"), "--particles",
                                     "rod_nan,rod_c", "--dpi", "20", "--format", "png"])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
-        "batch_summary.png", "particle_rod_c.png", "particle_rod_nan.png"]
+        *batch, "batch_summary.png", "batch_threshold_map.png", "particle_rod_c.png",
+        "particle_rod_nan.png"]
 
 
 @pytest.mark.parametrize("fresh_import", [False, True])

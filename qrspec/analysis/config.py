@@ -12,7 +12,6 @@ import json
 import math
 import numbers
 import os
-import stat
 from dataclasses import asdict, dataclass, field, fields
 
 from qrspec.charging.config import ChargeModelConfig
@@ -193,28 +192,18 @@ class AnalysisConfig:
         """Read a JSON config file: a regular file of at most :data:`MAX_CONFIG_BYTES`, UTF-8.
 
         A FIFO, device or folder is refused without reading (a FIFO would block for ever)."""
+        from qrspec.io.files import open_regular
+
         name = os.fsdecode(os.fspath(path))
-        try:
-            # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-                         | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise QrspecError(f"{name}: cannot read config ({exc.strerror})") from None
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise QrspecError(f"{name}: config is not a regular file (a folder, FIFO or "
-                                  "device)")
-            if st.st_size > MAX_CONFIG_BYTES:
-                raise QrspecError(f"{name}: config file size={st.st_size} bytes exceeds "
-                                  f"{MAX_CONFIG_BYTES}")
-            os.set_blocking(fd, True)
-            with os.fdopen(fd, "rb", closefd=False) as fh:
+        try:  # a FIFO, device or folder is refused before reading (a FIFO would block)
+            with open_regular(path, error=_config_error, kind="config file") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size > MAX_CONFIG_BYTES:
+                    raise QrspecError(f"{name}: config file size={size} bytes exceeds "
+                                      f"{MAX_CONFIG_BYTES}")
                 raw = fh.read(MAX_CONFIG_BYTES + 1)
         except OSError as exc:
             raise QrspecError(f"{name}: cannot read config ({exc.strerror})") from None
-        finally:
-            os.close(fd)
         if len(raw) > MAX_CONFIG_BYTES:
             raise QrspecError(f"{name}: config file exceeds {MAX_CONFIG_BYTES} bytes")
         try:
@@ -306,6 +295,10 @@ def _check_charge_model(cm: ChargeModelParams) -> ChargeModelParams:
         elif t == "str" and not isinstance(v, str):
             raise QrspecError(f"charge_model.{f.name}={v!r} must be a string")
     return dataclasses.replace(cm, **changes)
+
+
+def _config_error(path, problem: str) -> QrspecError:
+    return QrspecError(f"{os.fsdecode(os.fspath(path))}: cannot read config: {problem}")
 
 
 def _depth(obj, limit: int = MAX_JSON_DEPTH + 1) -> int:

@@ -37,7 +37,6 @@ import os
 import shutil
 import signal
 import socket
-import stat
 import time
 import traceback
 from collections import deque
@@ -57,7 +56,7 @@ from qrspec.io.atomic import (
     remove_stale_temps,
     remove_stale_temps_in,
 )
-from qrspec.io.files import check_particle_id, sanitize_id, sha256_file, storable_text
+from qrspec.io.files import check_particle_id, sanitize_id, sha256_file
 from qrspec.store.hdf5 import (
     MAX_DATASET_BYTES,
     MAX_SUMMARY_ROWS,
@@ -160,9 +159,6 @@ def _analyze_result(item: ParticleInput, config_json: str) -> ParticleAnalysis:
         # no cleanup) to check that the batch records the particle as failed
         os._exit(139)
     try:
-        if not _is_regular(item.path):  # a FIFO would block the worker (until its timeout)
-            return failed_result(item, f"{storable_text(item.path)}: not a regular file (a "
-                                       "FIFO, device or socket)")
         config = AnalysisConfig.from_json(config_json)
         return analyze_file(item.path, config, particle_id=item.particle_id, group=item.group)
     except Exception as exc:  # one bad particle must never stop the batch: record it
@@ -208,8 +204,8 @@ def _analyze_one(item: ParticleInput, config_json: str, part_path: str) -> tuple
 def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleAnalysis:
     """A ParticleAnalysis recording a failure."""
     try:
-        sha = sha256_file(item.path) if _is_regular(item.path) else ""
-    except OSError:
+        sha = sha256_file(item.path)
+    except (OSError, QrspecError):  # missing, unreadable or not a regular file (a FIFO)
         sha = ""
     return ParticleAnalysis.failed(item.particle_id, item.group, item.path, error,
                                    source_sha256=sha, traceback=tb)
@@ -256,13 +252,6 @@ def _summary_ids(f: h5py.File, path: Path) -> list[tuple[str, str]]:
         pid = check_particle_id(r["particle_id"], str(path))
         out.append((pid, r["status"].decode("utf-8", "replace")))
     return out
-
-
-def _is_regular(path) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return True  # missing or unreadable: the reader says so, naming the file
 
 
 def _complete_in_output(output: Path) -> dict[str, str]:
