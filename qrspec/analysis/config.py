@@ -10,22 +10,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 
 from qrspec.charging.config import ChargeModelConfig
 from qrspec.errors import QrspecError
+from qrspec.validate import detector_list
 
-__all__ = ["AnalysisConfig", "ChargeModelParams", "MAX_CONFIG_BYTES", "MAX_JSON_DEPTH",
-           "MAX_DETECTOR"]
+__all__ = ["AnalysisConfig", "ChargeModelParams", "MAX_CONFIG_BYTES", "MAX_JSON_DEPTH"]
 
 #: a config file larger than this is refused (a real one is about 1 kB)
 MAX_CONFIG_BYTES = 1 << 20
 #: JSON nesting deeper than this is refused (a config is 2 levels deep)
 MAX_JSON_DEPTH = 16
-#: highest detector index (the decoded detector ids are uint8)
-MAX_DETECTOR = 255
 
 
 @dataclass(frozen=True)
@@ -67,8 +64,15 @@ class AnalysisConfig:
 
     Attributes
     ----------
-    detectors : tuple of int
-        The two 0-based HBT detectors (g2 lag = t(det[1]) - t(det[0])).
+    detectors : tuple of int or None
+        One or two 0-based detectors to analyse; ``None`` (default): the two with most
+        photons, or the only one (:func:`qrspec.stats.hbt.choose_detectors`). Two detectors
+        are the HBT pair (g2 lag = t(higher) - t(lower)); one detector gives the trajectory,
+        levels and decays, and g2 is not applicable.
+    hbt_delay_ns : float or None
+        HBT delay t(higher detector) - t(lower) subtracted from every g2 lag, whole laser
+        periods included (e.g. a cable longer than a period). ``None``: found from the data
+        (the suppressed peak of an antibunched emitter; flagged when the data cannot decide).
     bin_width_s : float
         Intensity-trajectory bin width.
     g2_max_lag_periods : int
@@ -77,8 +81,9 @@ class AnalysisConfig:
         g2 histogram bin width.
     g2_peak_window_ns : float or None
         Full width of the window integrated around each g2 peak; ``None``: the whole period.
-    gate_ns : float
-        Time gate for the gated g2: photons with aligned nanotime >= gate_ns are kept.
+    gate_after_rise_ns : float
+        Time gate of the gated g2: both photons at least this long after the rise t0 of the
+        aligned decay.
     cpa_alpha : float
         False-positive rate of each change-point test.
     cpa_confidence : float
@@ -100,16 +105,27 @@ class AnalysisConfig:
         the heralded value; None: heralded only.
     single_emitter_max_g2 : float
         Gated g2(0) must be significantly below this for a single-emitter verdict.
+    irf_path : str or None
+        Measured IRF (a TTTR file of scattered laser light, or a histogram as text / ``.npy``;
+        :func:`qrspec.io.irf.read_irf`): the state decays are fitted by reconvolution with it
+        (with a fitted shift). ``None``: tail fits.
+    irf_bin_ns : float or None
+        Bin width of a one-column IRF histogram (required there, ignored otherwise).
+    allow_scan : bool
+        Analyse a scan image (FLIM image, line scan: the header says so) as one particle
+        anyway (flagged). Default: refused, since qrspec analyses single-particle point
+        measurements.
     charge_model : ChargeModelParams
         Charge-model parameters.
     """
 
-    detectors: tuple = (0, 1)
+    detectors: tuple | None = None
+    hbt_delay_ns: float | None = None
     bin_width_s: float = 0.01
     g2_max_lag_periods: int = 5
     g2_bin_ns: float = 0.5
     g2_peak_window_ns: float | None = None
-    gate_ns: float = 3.0
+    gate_after_rise_ns: float = 3.0
     cpa_alpha: float = 0.05
     cpa_confidence: float = 0.69
     max_levels: int = 8
@@ -118,6 +134,9 @@ class AnalysisConfig:
     charging_window_s: float = 5.0
     mean_excitations: float | None = None
     single_emitter_max_g2: float = 0.5
+    irf_path: str | None = None
+    irf_bin_ns: float | None = None
+    allow_scan: bool = False
     charge_model: ChargeModelParams = field(default_factory=ChargeModelParams)
 
     def __post_init__(self):
@@ -130,14 +149,18 @@ class AnalysisConfig:
                               "neutral lifetimes into user values")
         cm = _check_charge_model(cm)
         object.__setattr__(self, "charge_model", cm)
-        d = self.detectors
-        if hasattr(d, "tolist") and getattr(d, "ndim", None) == 1:  # a numpy array
-            d = d.tolist()
-        if not isinstance(d, list | tuple) or len(d) != 2 \
-                or not all(_is_int(x) and 0 <= x <= MAX_DETECTOR for x in d) or d[0] == d[1]:
-            raise QrspecError(f"detectors={d!r} must be two different 0-based detector "
-                              f"indices (integers 0..{MAX_DETECTOR})")
-        object.__setattr__(self, "detectors", tuple(int(x) for x in d))
+        if self.detectors is not None:  # integers only (not 0.7, not true), distinct, 0..255
+            dets = detector_list("detectors", self.detectors)
+            if len(dets) > 2:
+                raise QrspecError(f"detectors={self.detectors!r} must be one or two 0-based "
+                                  "detectors (None: the two with most photons)")
+            object.__setattr__(self, "detectors", tuple(dets))
+        if self.irf_path is not None:
+            if not isinstance(self.irf_path, str | os.PathLike) or not os.fspath(self.irf_path):
+                raise QrspecError(f"irf_path={self.irf_path!r} must be a file path")
+            object.__setattr__(self, "irf_path", os.fspath(self.irf_path))
+        if not isinstance(self.allow_scan, bool):
+            raise QrspecError(f"allow_scan={self.allow_scan!r} must be true or false")
         for name, rule in _CHECKS.items():
             object.__setattr__(self, name, _check_field(name, getattr(self, name), *rule))
         if self.fit_method not in ("mle", "lsq"):
@@ -147,7 +170,7 @@ class AnalysisConfig:
     def to_dict(self) -> dict:
         """Plain dict (JSON-serialisable)."""
         d = asdict(self)
-        d["detectors"] = list(self.detectors)
+        d["detectors"] = None if self.detectors is None else list(self.detectors)
         d["charge_model"] = self.charge_model.to_dict()
         return d
 
@@ -163,6 +186,9 @@ class AnalysisConfig:
             raise QrspecError(f"config must be an object (a JSON dict), not {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known, key=str)
+        if "gate_ns" in unknown:  # renamed (issue 13): an old config must not pass silently
+            raise QrspecError("config key gate_ns was renamed gate_after_rise_ns (the gate "
+                              "start after the rise t0 of the aligned decay)")
         if unknown:
             raise QrspecError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
         d = dict(d)
@@ -235,7 +261,9 @@ _CHECKS: dict[str, tuple] = {
     "g2_max_lag_periods": ("int", 2, None, False, False, False),
     "g2_bin_ns": ("real", 0.0, 1e9, True, False, False),
     "g2_peak_window_ns": ("real", 0.0, 1e9, True, False, True),
-    "gate_ns": ("real", 0.0, 1e9, False, False, False),
+    "gate_after_rise_ns": ("real", 0.0, 1e9, False, False, False),
+    "hbt_delay_ns": ("real", -1e9, 1e9, False, False, True),
+    "irf_bin_ns": ("real", 0.0, 1e6, True, False, True),
     "cpa_alpha": ("real", 0.0, 0.5, True, True, False),
     "cpa_confidence": ("real", 0.0, 1.0, True, True, False),
     "max_levels": ("int", 1, 20, False, False, False),
@@ -246,10 +274,6 @@ _CHECKS: dict[str, tuple] = {
 }
 _VARIANTS = ("capped", "uncapped", "power_law")
 _CHARGE_MODEL_FIELDS = {f.name for f in fields(ChargeModelParams)}
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _check_field(name, v, kind, lo, hi, lo_open, hi_open, optional):

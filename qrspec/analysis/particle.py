@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qrspec.analysis.acquisition import Acquisition
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.charging import Charging
 from qrspec.analysis.flid import Flid
@@ -16,7 +17,8 @@ from qrspec.analysis.trajectory import Trajectory
 __all__ = ["ParticleAnalysis", "STAGES"]
 
 # the stage fields of ParticleAnalysis, in pipeline order (their flags are joined in this order)
-STAGES = ("trajectory", "alignment", "g2", "levels", "states", "flid", "tau_xx", "charging")
+STAGES = ("acquisition", "trajectory", "alignment", "g2", "levels", "states", "flid", "tau_xx",
+          "charging")
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,8 +48,10 @@ class ParticleAnalysis:
         The AnalysisConfig used, as JSON ("" when unknown).
     analysis_s : float
         Wall time of the analysis (NaN for a failure).
-    trajectory, alignment, g2, levels, states, flid, tau_xx, charging
-        Stage results (:mod:`qrspec.analysis.trajectory` ... :mod:`qrspec.analysis.charging`).
+    acquisition, trajectory, alignment, g2, levels, states, flid, tau_xx, charging
+        Stage results (:mod:`qrspec.analysis.acquisition` ... :mod:`qrspec.analysis.charging`).
+        A stage that does not apply (T2 data without sync: no decays; one detector: no g2) is
+        None, and the acquisition's flags say so.
     """
 
     particle_id: str
@@ -59,6 +63,7 @@ class ParticleAnalysis:
     traceback: str = ""
     config_json: str = ""
     analysis_s: float = float("nan")
+    acquisition: Acquisition | None = None
     trajectory: Trajectory | None = None
     alignment: Alignment | None = None
     g2: G2Result | None = None
@@ -75,12 +80,13 @@ class ParticleAnalysis:
 
     @property
     def flags(self) -> tuple[str, ...]:
-        """Every stage's flags (what the data could not decide), in pipeline order."""
+        """Every stage's flags (what the data could not decide), in pipeline order, each once
+        (a coarsened trajectory is flagged by the trajectory and the FLID built on it)."""
         out: list[str] = []
         for name in STAGES:
             stage = getattr(self, name)
             out += getattr(stage, "flags", ())
-        return tuple(out)
+        return tuple(dict.fromkeys(out))
 
     @property
     def error(self) -> str:
