@@ -19,6 +19,7 @@ from qrspec.analysis.decay_fits import (
     fit_bin_ns,
     fit_stop_ns,
     fit_x,
+    late_tail_start_ns,
     merge_rows,
 )
 from qrspec.analysis.levels import Levels
@@ -141,7 +142,8 @@ def state_irf(alignment: Alignment, decay) -> np.ndarray | None:
 
 
 def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
-                  config: AnalysisConfig, pairs, *, with_g2: bool = True) -> StateResult:
+                  config: AnalysisConfig, pairs, *, with_g2: bool = True,
+                  late_tail: bool = False) -> StateResult:
     """Decay, lifetimes and g2(0) of the photons inside ``windows`` (None: all photons).
 
     Parameters
@@ -162,6 +164,11 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         no g2.
     with_g2 : bool
         Compute g2(0) of the windows too (two detectors only).
+    late_tail : bool
+        With a heralded tau_XX, fit the exciton's late tail (mono-exponential from
+        :func:`~qrspec.analysis.decay_fits.late_tail_start_ns`: no biexciton cascade left)
+        instead of the bi-exponential tail from 0.3 ns (the states; the charging windows keep
+        the early fit, whose photons the inversion needs).
 
     Returns
     -------
@@ -178,20 +185,15 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     if sub.size == 0:
         return StateResult(label, win, 0, 0, *(math.nan,) * 6, "no photons", None, None,
                            math.nan, "", (), None, None)
-    msgs = []
     acc = DecayAccumulator(detectors=dets)  # one pass; two resolutions of the same counts
     acc.add(sub)
     dec = acc.result(offsets_ns=offsets, bin_ns=fit_bin_ns(photons))
-    irf = state_irf(alignment, dec)
-    bounds = IRF_SHIFT_BOUNDS_NS if not alignment.irf_roll_ns else TEXT_IRF_SHIFT_BOUNDS_NS
-    x = fit_x(dec, config.min_decay_photons, method=config.fit_method, irf=irf,
-              shift_bounds_ns=bounds)
-    if x.message:
-        msgs.append(f"tau_X: {x.message}")
+    msgs = []
     if pairs is None:  # one detector: no pairs, no g2 (flagged by the acquisition)
         t1_ns = np.zeros(0)
         txx = txx_err = math.nan
         with_g2 = False
+        m_xx = ""
     else:
         inside = np.full(pairs.sync.size, windows is None) if windows is None \
             or windows.size == 0 else pairs.in_windows(windows, photons.timestamps_unit)
@@ -200,11 +202,20 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
                                                                      - windows[:, 0]))
         n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
         full = acc.result(offsets_ns=offsets)
-        txx, txx_err, m = heralded_tau_xx_of_decay(t1_ns, dec, background_counts(full),
-                                                   n_pulses, start_ns=TAIL_START_NS,
-                                                   stop_ns=fit_stop_ns(dec))
-        if m:
-            msgs.append(f"tau_XX: {m}")
+        txx, txx_err, m_xx = heralded_tau_xx_of_decay(t1_ns, dec, background_counts(full),
+                                                      n_pulses, start_ns=TAIL_START_NS,
+                                                      stop_ns=fit_stop_ns(dec))
+    irf = state_irf(alignment, dec)
+    bounds = IRF_SHIFT_BOUNDS_NS if not alignment.irf_roll_ns else TEXT_IRF_SHIFT_BOUNDS_NS
+    # with a heralded tau_XX the exciton tail is fitted where the biexciton cascade is over
+    late = late_tail_start_ns(txx, txx_err) if irf is None and late_tail else None
+    x = fit_x(dec, config.min_decay_photons, method=config.fit_method, irf=irf,
+              shift_bounds_ns=bounds, start_ns=late,
+              models=("mono",) if late is not None else ("bi", "mono"))
+    if x.message:
+        msgs.append(f"tau_X: {x.message}")
+    if m_xx:
+        msgs.append(f"tau_XX: {m_xx}")
     g2_0 = g2_err = math.nan
     if with_g2:
         curve = g2(sub, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
@@ -271,7 +282,7 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
-        st = measure_state(photons, w, label, alignment, config, pairs)
+        st = measure_state(photons, w, label, alignment, config, pairs, late_tail=True)
         if label == "neutral":
             st = _triexciton_corrected(st, config)
         found[label] = st
