@@ -21,7 +21,12 @@ For every level of a :class:`~qrspec.levels.LevelClustering` (or labelled
   minor component carries at least ``LabelRules.shape_min_fraction`` of the tail photons at a
   lifetime differing by at least ``LabelRules.shape_min_tau_ratio``.
 * ``tau_x_heralded_ns``: the exciton lifetime from the delays ``t2 - t1`` of the same pairs
-  (:func:`qrspec.fitting.biexciton.heralded_tau_x`, 0.5-50 ns, flat accidental pedestal).
+  (:func:`qrspec.fitting.biexciton.heralded_tau_x`, flat accidental pedestal) from
+  ``HERALD_MIN_DELAY_XX`` tau_XX (at least 0.5 ns) to 50 ns. At finite <N> a triexciton pulse
+  gives XXX -> XX pairs whose delay is ~Exp(tau_XX): from 0.5 ns on they made the heralded
+  tau_X of a single neutral rod 4.7 % short at <N> = 0.3 (2-3 of its standard errors for 30 s,
+  which the verdict then read as a second emitter); from 3 tau_XX on it is -1 +- 1 % (6
+  simulated rods each; without triexcitons, n_max_cascade = 2: +1 +- 1 %).
   For one emitter in one state the X photon follows its XX photon after ``Exp(tau_X)``, the
   same lifetime as the late tail; pairs of two emitters, or of two merged states, add a faster
   component (the second photon of a cross pair from a short-lived partner), so a heralded
@@ -49,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 TAIL_START_NS = 0.3  # past the IRF peak (~0.1 ns): the tail fits start this far after the rise
 MIN_RATIO_X_XX = 1.7  # smallest tau_X/tau_XX of any charge state (module docstring)
+HERALD_MIN_DELAY_XX = 3.0  # heralded tau_X from delays >= this many tau_XX (module docstring)
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,16 +234,19 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
         in_level = pairs.in_windows(w, ph.timestamps_unit)
         t1 = pairs.t1_ns[in_level]
         n_pairs[k] = t1.size
-        if t1.size >= min_pairs:
-            her = heralded_tau_x(pairs.delay_ns[in_level])
-            if her.success:
-                out["txh"][k], out["txhe"][k] = her.tau_ns, her.tau_err_ns
         span_s = float(np.sum(w[:, 1] - w[:, 0]))
         n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
         txx, txxe, m = heralded_tau_xx_of_decay(t1, dec, background_counts(full), n_pulses,
                                                 min_pairs=int(min_pairs),
                                                 start_ns=TAIL_START_NS)
         out["txx"][k], out["txxe"][k] = txx, txxe
+        if t1.size >= min_pairs:
+            # delays from HERALD_MIN_DELAY_XX tau_XX on: the XXX -> XX delays of triexciton
+            # pulses (~Exp(tau_XX)) are gone there (module docstring)
+            d_min = max(0.5, HERALD_MIN_DELAY_XX * txx) if np.isfinite(txx) else 0.5
+            her = heralded_tau_x(pairs.delay_ns[in_level], min_delay_ns=d_min)
+            if her.success:
+                out["txh"][k], out["txhe"][k] = her.tau_ns, her.tau_err_ns
         notes = [f"tau_XX: {m}"] if m else []
         counts, time_ns, n_bins = _whole_bins(dec)
         period = n_bins * dec.bin_ns
