@@ -91,6 +91,38 @@ class AnalysisConfig:
         Gated g2(0) must be significantly below this for a single-emitter verdict.
     charge_model : ChargeModelParams
         Charge-model parameters.
+
+    Photon hygiene and blinking statistics (issue 18; ``docs/blinking_and_hygiene.md``)
+    ------------------------------------------------------------------------------------
+    remove_bursts : bool
+        Remove photon bursts (bins far above every level) before the trajectory; False: find
+        and flag them only.
+    burst_bin_width_s : float
+        Bin width of the burst search (short: a 300-photon burst is lost in a 10 ms bin).
+    burst_alpha : float
+        False-alarm probability of a burst per particle.
+    trim_bleaching : bool
+        Analyse only the time before a detected bleaching (g2, states, FLID, tau_XX, charging,
+        dwell laws); False: detect and flag only.
+    bleach_p_threshold : float
+        A final off stay is bleaching when a blink that long is less probable than this.
+    bleach_prior_alpha : float
+        Off-time exponent assumed for the bleaching test when the particle has too few off
+        stays for its own law.
+    dwell_off_labels : tuple of str
+        Level labels counted as "off" in the on/off dwell-time laws; every other label is
+        "on". Default: every label but ``neutral`` (on = the bright neutral state, off = any
+        dimmer state), because a quantum rod's charged (trion) and trap states emit and an
+        undoped rod has no background-level ``off`` state at all; with ``("off",)`` only
+        periods at the background count as off (the quantum-dot convention).
+    dwell_min_events : int
+        Fewest complete stays above t_min for a dwell-time exponent (else NaN, flagged).
+    afterpulse_max_lag_s : float
+        Afterpulses counted up to this delay after their parent (whole laser periods).
+    correct_afterpulsing : bool
+        Correct g2(0) (always, by the estimated afterpulse probabilities) and the decay fits
+        (when the afterpulsing is significant: its measured nanotime profile as a fixed
+        background) for afterpulsing; False: estimate and flag only.
     """
 
     detectors: tuple = (0, 1)
@@ -108,9 +140,20 @@ class AnalysisConfig:
     mean_excitations: float | None = None
     single_emitter_max_g2: float = 0.5
     charge_model: ChargeModelParams = field(default_factory=ChargeModelParams)
+    remove_bursts: bool = True
+    burst_bin_width_s: float = 1e-3
+    burst_alpha: float = 0.01
+    trim_bleaching: bool = True
+    bleach_p_threshold: float = 0.01
+    bleach_prior_alpha: float = 1.5
+    dwell_off_labels: tuple = ("charged", "trap", "off", "unclassified")
+    dwell_min_events: int = 15
+    afterpulse_max_lag_s: float = 1e-5
+    correct_afterpulsing: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "detectors", tuple(int(d) for d in self.detectors))
+        self._check_hygiene()
         if isinstance(self.charge_model, dict):
             object.__setattr__(self, "charge_model",
                                ChargeModelParams.from_dict(self.charge_model))
@@ -146,11 +189,55 @@ class AnalysisConfig:
             raise QrspecError(f"charge_model.variant={self.charge_model.variant!r} must be "
                               "'capped', 'uncapped' or 'power_law'")
 
+    def _check_hygiene(self):
+        """Checks of the burst, bleaching, dwell-law and afterpulsing fields (issue 18)."""
+        from qrspec.levels.labels import LABELS
+
+        labels = self.dwell_off_labels
+        if isinstance(labels, str):  # "off,trap" (CLI)
+            labels = tuple(x.strip() for x in labels.split(",") if x.strip())
+        if not isinstance(labels, list | tuple) or not all(isinstance(x, str) for x in labels):
+            raise QrspecError(f"dwell_off_labels={self.dwell_off_labels!r} must be a list of "
+                              f"labels out of {list(LABELS)}")
+        labels = tuple(dict.fromkeys(labels))
+        bad = [x for x in labels if x not in LABELS]
+        if bad or not labels:
+            raise QrspecError(f"dwell_off_labels={self.dwell_off_labels!r} must be a non-empty "
+                              f"list of labels out of {list(LABELS)}")
+        if set(labels) == set(LABELS):
+            raise QrspecError(f"dwell_off_labels={self.dwell_off_labels!r} leaves no label "
+                              "for the on state")
+        object.__setattr__(self, "dwell_off_labels", labels)
+        for name in ("remove_bursts", "trim_bleaching", "correct_afterpulsing"):
+            if not isinstance(getattr(self, name), bool):
+                raise QrspecError(f"{name}={getattr(self, name)!r} must be true or false")
+
+        def number(name):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise QrspecError(f"{name}={v!r} must be a finite number")
+            return v
+
+        if not number("burst_bin_width_s") > 0:
+            raise QrspecError(f"burst_bin_width_s={self.burst_bin_width_s!r} must be > 0")
+        for name in ("burst_alpha", "bleach_p_threshold"):
+            if not 0 < number(name) < 1:
+                raise QrspecError(f"{name}={getattr(self, name)!r} must be in (0, 1)")
+        if not number("bleach_prior_alpha") > 1:
+            raise QrspecError(f"bleach_prior_alpha={self.bleach_prior_alpha!r} must be > 1 "
+                              "(a power law normalisable above its lower cut)")
+        if not number("afterpulse_max_lag_s") > 0:
+            raise QrspecError(f"afterpulse_max_lag_s={self.afterpulse_max_lag_s!r} must be > 0")
+        v = self.dwell_min_events
+        if isinstance(v, bool) or not isinstance(v, int) or v < 3:
+            raise QrspecError(f"dwell_min_events={v!r} must be an integer >= 3")
+
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
         """Plain dict (JSON-serialisable)."""
         d = asdict(self)
         d["detectors"] = list(self.detectors)
+        d["dwell_off_labels"] = list(self.dwell_off_labels)
         d["charge_model"] = self.charge_model.to_dict()
         return d
 

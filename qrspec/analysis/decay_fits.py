@@ -47,7 +47,8 @@ def merge_rows(rows: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
-def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle") -> ExcitonFit:
+def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle", *,
+          fixed_background=None) -> ExcitonFit:
     """Exciton lifetime of an aligned decay: bi-exponential tail fit (the short component
     absorbs the biexciton), mono-exponential when the bi fit cannot separate two components.
 
@@ -62,6 +63,9 @@ def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle") -
     method : {"mle", "lsq"}
         Poisson maximum likelihood or Neyman-weighted least squares
         (:func:`qrspec.fitting.lifetime.fit_decay`).
+    fixed_background : ndarray, optional
+        Known expected counts per bin of ``decay`` added to the model besides the fitted flat
+        background (the afterpulse profile, :mod:`qrspec.analysis.detector`).
 
     Returns
     -------
@@ -78,6 +82,8 @@ def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle") -
         return ExcitonFit(math.nan, math.nan, NO_TAIL.format(start), None)
     kw = dict(time_ns=time_ns, period_ns=decay.period_ns, fit_range_ns=(start, decay.period_ns),
               irf=None, background="fit", method=method)
+    if fixed_background is not None:
+        kw["fixed_background"] = np.asarray(fixed_background, np.float64)[:counts.size]
     bi = fit_decay(counts, model="bi", **kw) if "bi" in models else None
     if bi is not None and bi.success and bi.tau_ns[0] < 0.8 * bi.tau_ns[1]:
         # the exciton carries most photons (the biexciton share is ~<N>/2 at low <N>); a minor

@@ -9,6 +9,7 @@ import numpy as np
 
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
+from qrspec.analysis.detector import G2Afterpulse
 from qrspec.photons import Photons
 
 __all__ = ["G2Histogram", "G2Result", "measure_g2", "g2_flags"]
@@ -63,8 +64,12 @@ class G2Result:
         not fit in the period, ``gated`` holds no pairs and NaN g2(0) (flagged).
     single_emitter : bool
         Gated g2(0) significantly below ``single_emitter_max_g2``; False when undecided.
+        With an applied afterpulse correction, the corrected gated g2(0) decides.
     flags : tuple of str
         Flags of this stage.
+    afterpulse : G2Afterpulse or None
+        g2(0) corrected for afterpulsing (:mod:`qrspec.analysis.detector`; the histograms and
+        their ``g2_zero`` stay as measured); None when afterpulsing was not estimated.
     """
 
     detectors: tuple[int, ...]
@@ -74,6 +79,7 @@ class G2Result:
     gated: G2Histogram
     single_emitter: bool
     flags: tuple[str, ...]
+    afterpulse: G2Afterpulse | None = None
 
 
 def g2_flags(label: str, pk) -> list[str]:
@@ -93,7 +99,8 @@ def _histogram(curve, pk, gate) -> G2Histogram:
                        gate_window_ns=None if gate is None else tuple(map(float, gate)))
 
 
-def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig) -> G2Result:
+def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *,
+               afterpulsing=None) -> G2Result:
     """Raw and gated g2 and the single-emitter verdict.
 
     Parameters
@@ -103,7 +110,11 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig) -
     alignment : Alignment
         Offsets, rise and HBT delay (:func:`qrspec.analysis.alignment.align_detectors`).
     config : AnalysisConfig
-        Uses ``detectors``, ``g2_*``, ``gate_ns`` and ``single_emitter_max_g2``.
+        Uses ``detectors``, ``g2_*``, ``gate_ns``, ``single_emitter_max_g2`` and
+        ``correct_afterpulsing``.
+    afterpulsing : AfterpulseEstimate, optional
+        Afterpulse probabilities of the two detectors, estimated from ``photons``
+        (:func:`qrspec.analysis.detector.estimate_detector_afterpulsing`): g2(0) corrected.
 
     Returns
     -------
@@ -137,9 +148,19 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig) -
                             peaks=raw.peaks, peak_areas=np.zeros_like(raw.peak_areas),
                             g2_zero=math.nan, g2_zero_err=math.nan, window_ns=raw.window_ns,
                             gate_window_ns=None)
-    if np.isfinite(gated.g2_zero) and np.isfinite(gated.g2_zero_err):
-        verdict = single_emitter_verdict(gated.g2_zero, gated.g2_zero_err,
-                                         threshold=config.single_emitter_max_g2)
+    ap = None
+    if afterpulsing is not None:  # afterpulse pairs removed from g2(0) (issue 18)
+        from qrspec.analysis.detector import g2_afterpulse_correction, g2_afterpulse_flags
+
+        frac = (np.asarray(g2_gated.n_photons, float) / np.asarray(g2_raw.n_photons, float)
+                if gate is not None else None)
+        ap = g2_afterpulse_correction(afterpulsing, raw, gated, gate, frac,
+                                      apply=config.correct_afterpulsing)
+        flags += g2_afterpulse_flags(ap)
+    g_zero, g_err = (ap.g2_zero_gated, ap.g2_zero_gated_err) if ap is not None and ap.applied \
+        else (gated.g2_zero, gated.g2_zero_err)
+    if np.isfinite(g_zero) and np.isfinite(g_err):
+        verdict = single_emitter_verdict(g_zero, g_err, threshold=config.single_emitter_max_g2)
         single = bool(verdict.single)
     else:  # no pairs (few photons, gate removed everything): undecided, not single
         single = False
@@ -148,4 +169,4 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig) -
                       for f in g2_flags("gated g2(0)", pk_gated)]
     return G2Result(detectors=tuple(dets), delay_ns=alignment.delay_ns,
                     gate_ns=float(config.gate_ns), raw=raw, gated=gated,
-                    single_emitter=single, flags=tuple(flags))
+                    single_emitter=single, flags=tuple(flags), afterpulse=ap)

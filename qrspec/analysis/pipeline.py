@@ -1,4 +1,6 @@
-"""The per-particle pipeline: reader -> trajectory -> alignment -> g2 raw and gated -> levels ->
+"""The per-particle pipeline: reader -> bursts (found, removed) -> trajectory -> alignment ->
+levels -> blinking (bleaching, dwell-time laws) -> [the analysed part: everything, or the time
+before a bleach] -> detector artefacts (afterpulsing) -> g2 raw and gated -> dead-time check ->
 states (decays, lifetimes) -> FLID -> tau_XX three ways -> charging n_c(t), tau_A(t).
 
 Each stage is a function of its own module returning a frozen dataclass; this module only
@@ -118,7 +120,15 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         The photons cannot be analysed (T2 data, missing detector, too few photons).
     """
     from qrspec.analysis.alignment import align_detectors
+    from qrspec.analysis.blinking import analysed_part, measure_blinking
+    from qrspec.analysis.bursts import remove_photon_bursts
     from qrspec.analysis.charging import invert_charging
+    from qrspec.analysis.detector import (
+        afterpulse_background,
+        check_dead_time,
+        detector_artefacts,
+        estimate_detector_afterpulsing,
+    )
     from qrspec.analysis.flid import measure_flid
     from qrspec.analysis.g2 import measure_g2
     from qrspec.analysis.levels import find_levels
@@ -130,18 +140,29 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     t_start = time.perf_counter()
     config = config or AnalysisConfig()
     ph = _check_input(photons, config, source or particle_id)
+    # photon bursts out first: change points would cut them out as short bright levels
+    bursts, ph = remove_photon_bursts(ph, config)
     traj = trajectory(ph, config.bin_width_s)
     alignment = align_detectors(ph, config.detectors)
-    # same-period photon pairs once per particle; each state takes those of its windows
-    pairs = photon_pairs(ph, detectors=config.detectors, offsets_ns=alignment.offsets_ns)
-    g2 = measure_g2(ph, alignment, config)
     levels = find_levels(ph, alignment, config)
-    states = measure_states(ph, levels, alignment, config, pairs)
-    fl = measure_flid(ph, alignment, config)
-    tau_xx = compare_tau_xx_methods(ph, states, alignment, config)
-    charging = invert_charging(ph, levels, states, alignment, config, pairs)
+    blinking = measure_blinking(levels, config)
+    # everything below analyses the part before a bleach (the whole trace when none)
+    ph_a, levels_a = analysed_part(ph, levels, blinking)
+    ap, ap_why = estimate_detector_afterpulsing(ph_a, config)
+    g2 = measure_g2(ph_a, alignment, config, afterpulsing=ap)
+    dead, dead_why = check_dead_time(ph_a, g2.single_emitter, config)
+    background = afterpulse_background(ph_a, ap, config)
+    detector = detector_artefacts(ap, ap_why, background, dead, dead_why, config)
+    # same-period photon pairs once per particle; each state takes those of its windows
+    pairs = photon_pairs(ph_a, detectors=config.detectors, offsets_ns=alignment.offsets_ns)
+    states = measure_states(ph_a, levels_a, alignment, config, pairs, afterpulse=background)
+    fl = measure_flid(ph_a, alignment, config)
+    tau_xx = compare_tau_xx_methods(ph_a, states, alignment, config)
+    charging = invert_charging(ph_a, levels_a, states, alignment, config, pairs,
+                               afterpulse=background)
     return ParticleAnalysis(
         particle_id=particle_id, group=group, source=source, source_sha256=source_sha256,
         status="ok", config_json=config.to_json(),
-        analysis_s=time.perf_counter() - t_start, trajectory=traj, alignment=alignment,
-        g2=g2, levels=levels, states=states, flid=fl, tau_xx=tau_xx, charging=charging)
+        analysis_s=time.perf_counter() - t_start, bursts=bursts, trajectory=traj,
+        alignment=alignment, levels=levels, blinking=blinking, detector=detector, g2=g2,
+        states=states, flid=fl, tau_xx=tau_xx, charging=charging)

@@ -150,7 +150,8 @@ def tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20
 
 
 def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
-                  config: AnalysisConfig, pairs, *, with_g2: bool = True) -> StateResult:
+                  config: AnalysisConfig, pairs, *, with_g2: bool = True,
+                  afterpulse=None) -> StateResult:
     """Decay, lifetimes and g2(0) of the photons inside ``windows`` (None: all photons).
 
     Parameters
@@ -170,6 +171,9 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         windows are those whose period lies inside them.
     with_g2 : bool
         Compute g2(0) of the windows too.
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse nanotime profile of ``photons``: scaled to the windows' photons, a fixed
+        background of the exciton fit.
 
     Returns
     -------
@@ -190,7 +194,8 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     acc.add(sub)
     full = acc.result(offsets_ns=offsets)
     dec = acc.result(offsets_ns=offsets, bin_ns=FIT_BIN_NS)
-    x = fit_x(dec, config.min_decay_photons, method=config.fit_method)
+    fixed = None if afterpulse is None else afterpulse.for_decay(dec, sub.size)
+    x = fit_x(dec, config.min_decay_photons, method=config.fit_method, fixed_background=fixed)
     if x.message:
         msgs.append(f"tau_X: {x.message}")
     t1_ns = pairs.t1_ns[in_windows_ticks(pairs.sync, windows, photons.timestamps_unit)]
@@ -219,7 +224,7 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
 
 
 def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
-                   config: AnalysisConfig, pairs) -> States:
+                   config: AnalysisConfig, pairs, *, afterpulse=None) -> States:
     """Neutral and charged states: all photons of the segments with each label.
 
     Parameters
@@ -234,6 +239,8 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         Analysis parameters.
     pairs : qrspec.stats.pairs.PhotonPairs
         Same-period photon pairs of all of ``photons``.
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse profile for the decay fits (:func:`measure_state`).
 
     Returns
     -------
@@ -248,7 +255,7 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
-        st = measure_state(photons, w, label, alignment, config, pairs)
+        st = measure_state(photons, w, label, alignment, config, pairs, afterpulse=afterpulse)
         found[label] = st
         if st.message:
             flags.append(f"{label}: {st.message}")
