@@ -118,11 +118,11 @@ _HARNESS = textwrap.dedent("""
     elif kind == "mid_merge":
         real_groups = qrspec.store.hdf5._write_groups
 
-        def write_groups(f, rows):
+        def write_groups(f, rows, *args):
             # the main process writes only merges (workers write the part files; hit() counts
             # the main process only): f.filename is no path under qrspec.io.atomic's fileobj
             hit()
-            return real_groups(f, rows)
+            return real_groups(f, rows, *args)
 
         qrspec.store.hdf5._write_groups = write_groups
     qrspec.app.batch.run_batch = functools.partial(qrspec.app.batch.run_batch, checkpoint_s=0.0)
@@ -294,13 +294,13 @@ def test_issue_10_enospc_while_writing_merge_keeps_earlier_results(population, s
     real = qrspec.store.hdf5._write_groups
     main_pid = os.getpid()
 
-    def write_groups(f, rows):
+    def write_groups(f, rows, *args):
         # a merge: in this process (forked workers write the part files) and with more than
         # one particle (staging a resumed particle writes one); f.filename is no path under
         # qrspec.io.atomic's fileobj driver
         if os.getpid() == main_pid and len(rows) > 1:
             raise _enospc(str(out))
-        return real(f, rows)
+        return real(f, rows, *args)
 
     monkeypatch.setattr(qrspec.store.hdf5, "_write_groups", write_groups)
     with pytest.raises(QrspecError, match=r"cannot write results: No space left on device"):

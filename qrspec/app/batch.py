@@ -30,6 +30,7 @@ from qrspec.analysis.particle import ParticleAnalysis
 from qrspec.errors import OutputError, QrspecError
 from qrspec.io.files import sanitize_id, sha256_file
 from qrspec.store.hdf5 import (
+    GroupSelection,
     completed_particles,
     copy_particle_to_part,
     merge_results_from,
@@ -195,11 +196,14 @@ def _valid_part(path: Path) -> str | None:
         return None
 
 
-def _merge(output: Path, sources: dict, order: list[str], config_json: str):
-    """Atomically write ``output`` from ``sources`` (pid -> h5 file holding that particle)."""
+def _merge(output: Path, sources: dict, order: list[str], config_json: str,
+           selection: GroupSelection | None = None):
+    """Atomically write ``output`` from ``sources`` (pid -> h5 file holding that particle);
+    ``selection``: the particle filter and pooled dwell laws of ``/groups``."""
     pids = [p for p in order if p in sources]
     with _io_errors(output):
-        merge_results_from([(sources[p], p) for p in pids], output, config_json)
+        merge_results_from([(sources[p], p) for p in pids], output, config_json,
+                           selection=selection)
 
 
 @contextmanager
@@ -235,6 +239,7 @@ def run_batch(
     progress: Callable[[str, str], None] | None = None,
     checkpoint_s: float = 30.0,
     executor=None,
+    particle_filter: str | None = None,
 ) -> BatchReport:
     """Analyse every particle in ``inputs`` and write one results file.
 
@@ -261,6 +266,12 @@ def run_batch(
         cluster, :func:`qrspec.app.dask_backend.dask_executor`); workers return results and this
         process alone writes them, with the same outputs and resume semantics. ``jobs`` is
         then ignored.
+    particle_filter : str, optional
+        Filter expression over the summary columns (:mod:`qrspec.app.filters`, e.g.
+        ``"single_emitter and rate_cps > 5000"``): every particle is analysed and stored, the
+        group statistics and pooled dwell laws of ``/groups`` use the selected ones, and the
+        expression is recorded (attribute ``filter`` of the file and of ``/groups``). Checked
+        before any particle is analysed.
 
     Returns
     -------
@@ -282,6 +293,13 @@ def run_batch(
         raise ValueError("resume=True and overwrite=True are mutually exclusive")
     config = config or AnalysisConfig()
     config_json = config.to_json()
+    pf = None
+    if particle_filter is not None:
+        from qrspec.app.filters import parse_filter
+        from qrspec.store.summary import SUMMARY_COLUMNS
+
+        pf = parse_filter(particle_filter, [c[0] for c in SUMMARY_COLUMNS])
+    checkpoint_sel = GroupSelection(particle_filter=pf)
     output = Path(output)
     items = collect_inputs(inputs, group_by=group_by)
     if not items:
@@ -332,8 +350,10 @@ def run_batch(
 
     def tick():
         if time.monotonic() - last[0] >= checkpoint_s:
-            _merge(output, sources, order, config_json)
+            _merge(output, sources, order, config_json, checkpoint_sel)
             last[0] = time.monotonic()
+
+    finished = False  # the final merge fits the pooled dwell laws (seconds: not at checkpoints)
 
     try:
         with _io_errors(output):  # e.g. a worker could not write its part file (disk full)
@@ -349,9 +369,11 @@ def run_batch(
                                         "particle (crash or killed)")
                     write_particle_file(parts_dir / f"{it.particle_id}.h5", res, config_json)
                     finish(it.particle_id, "failed")
+        finished = True
     finally:
         if sources:
-            _merge(output, sources, order, config_json)
+            _merge(output, sources, order, config_json,
+                   GroupSelection(particle_filter=pf, pooled_dwell=finished))
     shutil.rmtree(parts_dir, ignore_errors=True)
     failed = [(pid, err) for pid, st, err in _summary_status(output) if st != "ok"
               and pid in wanted]

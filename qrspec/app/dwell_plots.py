@@ -53,8 +53,8 @@ def draw_dwell(ax, curve) -> None:
         ax.text(curve.t_min_s, 0.93, " t_min", color="0.4", fontsize=6, va="top",
                 transform=ax.get_xaxis_transform())
     else:
-        ax.text(0.5, 0.06, "too few stays for a law", transform=ax.transAxes, ha="center",
-                fontsize=6.5, color="0.4")
+        ax.text(0.97, 0.95, "too few stays for a law", transform=ax.transAxes, ha="right",
+                va="top", fontsize=6.5, color="0.4")
     ax.set_xlabel("duration (s)")
     ax.set_ylabel(f"P(T ≥ t), {curve.state}")
     positive = curve.survival[curve.survival > 0]

@@ -19,7 +19,11 @@ import click
               show_default=True, help="Figure file format.")
 @click.option("--dpi", type=click.IntRange(10, 2400), default=300, show_default=True,
               help="Resolution of PNG figures.")
-def report(results, output_dir, particles, fmt, dpi):
+@click.option("--filter", "particle_filter", metavar="EXPR",
+              help="Only the particles this expression selects, e.g. \"single_emitter and "
+                   "rate_cps > 5000\": group statistics recomputed on them (the expression is "
+                   "shown in the batch figure), particle figures of them only.")
+def report(results, output_dir, particles, fmt, dpi, particle_filter):
     """Draw the figures of the results file RESULTS into OUTPUT_DIR: batch_summary.<fmt>
     (g2(0), lifetimes and n_c per group; intensity and n_c versus group) and
     particle_<ID>.<fmt> per particle (trajectory with levels, n_c(t) and tau_A(t), decays per
@@ -37,7 +41,8 @@ def report(results, output_dir, particles, fmt, dpi):
         raise click.ClickException(str(exc)) from None
     ids = [x.strip() for item in particles for x in item.split(",") if x.strip()] or None
     try:
-        paths = write_figures(results, output_dir, particles=ids, fmt=fmt, dpi=dpi)
+        paths = write_figures(results, output_dir, particles=ids, fmt=fmt, dpi=dpi,
+                              particle_filter=particle_filter)
     except (QrspecError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
     for p in paths:
