@@ -222,7 +222,11 @@ def measure_blinking(levels: Levels, config: AnalysisConfig) -> Blinking:
     part = bl.trim(segs) if trimmed else segs
     stats = blinking_statistics(part, off_labels=config.dwell_off_labels,
                                 min_events=config.dwell_min_events, censor_last=not trimmed)
-    flags += list(stats.flags)
+    if np.any(stats.sequence.state == 0):
+        flags += list(stats.flags)
+    else:  # one flag says why both laws are undefined (a particle that never blinked off)
+        flags.append(f"no off stays (no segment labelled {'/'.join(config.dwell_off_labels)}"
+                     "): no dwell-time laws")
     lv = _level_laws(part, int(np.size(levels.intensity_cps)), config.dwell_min_events)
     return Blinking(
         bleaching=bl, trimmed=trimmed,
