@@ -11,14 +11,8 @@ are imported only when a function that needs them is first used).
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("qrspec")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
-
-from qrspec.errors import QrspecError, TTTRFormatError  # noqa: E402  (light, no numerics)
+from qrspec.errors import QrspecError, TTTRFormatError  # light, no numerics
 
 # public name -> module that defines it
 _LAZY = {
@@ -61,7 +55,20 @@ _LAZY = {
 __all__ = ["__version__", "QrspecError", "TTTRFormatError", *sorted(_LAZY)]
 
 
+def _package_version() -> str:
+    # importlib.metadata imports email & co. (~50 ms): only when the version is asked for
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qrspec")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str):
+    if name == "__version__":
+        value = globals()["__version__"] = _package_version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'qrspec' has no attribute {name!r}")

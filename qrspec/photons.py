@@ -7,7 +7,8 @@ Conventions (Photon-HDF5 names):
 * ``nanotimes`` uint16 TCSPC bins of ``nanotimes_unit`` seconds (T3 only; ``None`` in T2).
 * ``detectors`` uint8, 0-based: HydraHarp/TimeHarp/MultiHarp input 1 -> 0, PicoHarp T3
   channel 1 -> 0; PicoHarp T2 channel 0 (the sync input used as a detector) -> 0.
-* Markers never enter the photon arrays; T2 sync events are kept in ``sync_timestamps``.
+* Markers never enter the photon arrays; T2 sync events are kept in ``sync_timestamps``;
+  :meth:`Photons.with_sync_nanotimes` turns T2 photons with sync events into T3-like photons.
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ class Photons:
         Acquisition time stated by the header (often unreliable; see ``duration_s``).
     n_overflows : int
         Number of time-tag overflows (wraps) decoded.
+    n_invalid_records : int
+        Records a valid file cannot hold: reserved record codes (skipped), all-zero records
+        (a zero-filled region), photons earlier than the photon before them and photons on a
+        detector the header does not list. The reader tolerates a few (at most
+        ``max(16, records / 10000)`` of the first three kinds: every real file we know has
+        none) and reports them here and in ``warnings``; more make the file corrupt (an error).
     warnings : tuple of str
         Recoverable problems found while decoding (also logged).
     source : str or None
@@ -109,6 +116,7 @@ class Photons:
     sync_rate_hz: float = 0.0
     acquisition_s: float | None = None
     n_overflows: int = 0
+    n_invalid_records: int = 0
     warnings: tuple = ()
     source: str | None = None
 
@@ -252,6 +260,117 @@ class Photons:
         if self.is_t3:
             t = t + self.nanotimes.astype(np.float64) * self.nanotimes_unit
         return t
+
+    # ---------------------------------------------------------------- T2 with sync events
+    def with_sync_nanotimes(self, *, sync_divider: int = 1) -> Photons:
+        """T2 photons with recorded sync events -> T3-like photons: nanotimes from the last
+        sync, timestamps counting laser pulses.
+
+        HydraHarp / MultiHarp / TimeHarp 260 / Generic T2 files can record the laser sync as
+        events (``sync_timestamps``). For every photon at T2 tick ``t`` after the last sync
+        event ``s``: ``nanotime = t - s`` and ``timestamp = number of that sync event``, so that
+        every analysis written for T3 data (decays, pulsed g2, gating, FLID) applies unchanged:
+
+        * ``timestamps_unit`` becomes the laser period measured from the sync events (the mean
+          of the regular sync intervals, divided by ``sync_divider``); ``timestamps`` count
+          laser pulses from the first sync event. (Keeping T2 ticks as timestamps, with
+          nanotimes on top, would break the T3 convention every consumer relies on:
+          ``time = timestamp * timestamps_unit + nanotime * nanotimes_unit`` and
+          ``timestamps_unit / nanotimes_unit`` bins per period.)
+        * ``nanotimes`` are uint16 like T3 nanotimes: bins of ``k`` T2 ticks, ``k`` the
+          smallest integer that fits 1.5 laser periods into 65536 bins (1 ps ticks: ``k = 1``
+          at 80 MHz, 3 at 10 MHz, 23 at 1 MHz); ``nanotimes_unit = k * tick`` records it.
+          Widening the dtype instead would double the memory of the largest array after
+          ``timestamps`` and give every numba kernel a second specialisation to compile, to
+          gain a resolution far below any detector's timing jitter.
+        * With ``sync_divider = D`` (the hardware records every D-th pulse) a sync interval
+          is split into D laser periods (``j = floor((t - s) / T)``, ``T`` the laser period in
+          ticks, at most ``D - 1``); the nanotime is ``t - s - j T`` rounded down to bins.
+
+        Photons before the first sync event, and photons more than 1.5 laser periods after
+        their pulse (a sync event missing), are dropped; both counts, and irregular sync
+        intervals, are reported in ``warnings``.
+
+        Parameters
+        ----------
+        sync_divider : int
+            Laser pulses per recorded sync event (the sync divider; default 1). The header's
+            ``HWSync_Divider`` / ``SyncDivider`` is not trusted blindly: a value different
+            from ``sync_divider`` gives a warning.
+
+        Returns
+        -------
+        Photons
+            With ``nanotimes``; ``sync_timestamps`` is None (consumed), ``measurement_mode``
+            stays 2 and ``record_type`` names the file's T2 record type.
+
+        Raises
+        ------
+        QrspecError
+            Not T2 data with at least two sync events, or a bad ``sync_divider``.
+        """
+        if self.is_t3:
+            raise QrspecError("with_sync_nanotimes needs T2 photons; these have nanotimes")
+        sync = None if self.sync_timestamps is None else np.asarray(self.sync_timestamps,
+                                                                     np.int64)
+        if sync is None or sync.size < 2:
+            n = 0 if sync is None else int(sync.size)
+            raise QrspecError(f"T2 data ({self.record_type}) has {n} sync events; nanotimes "
+                              "from the sync need at least 2 (a file recorded with sync "
+                              "events: HydraHarp/MultiHarp/TimeHarp 260/Generic T2)")
+        if isinstance(sync_divider, bool) or not isinstance(sync_divider, int | np.integer) \
+                or not 1 <= sync_divider <= 1 << 16:
+            raise QrspecError(f"sync_divider={sync_divider!r} must be an integer in 1..65536")
+        d_sync = int(sync_divider)
+        warnings = list(self.warnings)
+        hdr = self.header.get("HWSync_Divider", self.header.get("SyncDivider"))
+        if isinstance(hdr, int) and not isinstance(hdr, bool) and hdr != d_sync:
+            warnings.append(f"header sync divider {hdr} differs from sync_divider={d_sync}; "
+                            "nanotimes assume a sync event every "
+                            f"{d_sync} laser pulse{'s' if d_sync > 1 else ''}")
+        gaps = np.diff(sync)
+        med = float(np.median(gaps))
+        if not med > 0:
+            raise QrspecError(f"T2 sync events of {self.source or 'these photons'} do not "
+                              f"advance in time (median interval {med} ticks)")
+        regular = (gaps > 0.5 * med) & (gaps < 1.5 * med)
+        n_irregular = int(gaps.size - np.count_nonzero(regular))
+        if n_irregular:
+            warnings.append(f"{n_irregular} of {gaps.size} sync intervals differ from the median "
+                            f"{med:.6g} ticks by more than half (sync events missing or extra)")
+        p_sync = float(gaps[regular].mean())  # ticks per sync event
+        period = p_sync / d_sync  # ticks per laser pulse
+        k = max(1, int(np.ceil(1.5 * period / 65536)))
+        ts = self.timestamps
+        idx = np.searchsorted(sync, ts, side="right") - 1
+        before = idx < 0
+        n_before = int(np.count_nonzero(before))
+        idx = np.maximum(idx, 0)
+        delta = ts - sync[idx]
+        j = np.minimum(np.floor(delta / period), d_sync - 1).astype(np.int64)
+        nt_ticks = delta - j * period
+        late = nt_ticks >= 1.5 * period
+        keep = ~(before | late)
+        n_late = int(np.count_nonzero(late & ~before))
+        if n_before:
+            warnings.append(f"{n_before} photons before the first sync event dropped")
+        if n_late:
+            warnings.append(f"{n_late} photons more than 1.5 laser periods after their sync "
+                            "event (a sync event missing) dropped")
+        nt = np.floor(nt_ticks[keep] / k).astype(np.uint16)
+        pulse = idx[keep] * d_sync + j[keep]
+        unit = period * self.timestamps_unit
+        return replace(
+            self,
+            timestamps=pulse,
+            timestamps_unit=unit,
+            detectors=self.detectors[keep],
+            nanotimes=nt,
+            nanotimes_unit=k * self.timestamps_unit,
+            sync_timestamps=None,
+            sync_rate_hz=1.0 / unit,
+            warnings=tuple(warnings),
+        )
 
     # ---------------------------------------------------------------- selection
     def select(self, *, detectors=None, gate_ns=None, time_window_s=None) -> Photons:

@@ -15,7 +15,8 @@ import atheris
 
 logging.disable(logging.CRITICAL)
 
-import qrspec.io.records  # noqa: F401  numba kernels: must not be instrumented
+import qrspec.io._kernels  # noqa: F401  numba kernels: must not be instrumented
+import qrspec.io.records  # noqa: F401
 import qrspec.io.writer  # noqa: F401
 import qrspec.photons  # noqa: F401
 
@@ -24,18 +25,20 @@ with atheris.instrument_imports(include=["qrspec.io.ptu_header", "qrspec.io.lega
                                          "qrspec.errors"]):
     import qrspec.io.legacy  # noqa: F401
     from qrspec.errors import QrspecError
-    from qrspec.io.reader import iter_tttr, read_tttr
+    from qrspec.io.reader import iter_tttr, read_tttr, summarize_tttr
 
 import inspect
 
 import numpy as np
 
+import qrspec.io.files
 import qrspec.io.ptu_header
 import qrspec.io.reader
 
-# qrspec.io.{ptu_header,reader} were imported (uninstrumented) with the package: instrument their
-# plain-Python functions and methods in place (never the numba kernels of qrspec.io.records)
-for _mod in (qrspec.io.ptu_header, qrspec.io.reader):
+# qrspec.io.{ptu_header,reader,records,files} were imported (uninstrumented) with the package:
+# instrument their plain-Python functions and methods in place (never the numba kernels of
+# qrspec.io._kernels)
+for _mod in (qrspec.io.ptu_header, qrspec.io.reader, qrspec.io.records, qrspec.io.files):
     for _obj in list(vars(_mod).values()):
         if inspect.isfunction(_obj) and _obj.__module__ == _mod.__name__:
             atheris.instrument_func(_obj)
@@ -53,7 +56,11 @@ def TestOneInput(data: bytes):
     try:
         ph = read_tttr(PATH, chunk_records=64)
     except QrspecError:
-        return
+        try:  # `qrspec info` (numpy summary) refuses what the reader refuses
+            summarize_tttr(PATH, chunk_records=64)
+        except QrspecError:
+            return
+        raise AssertionError("summarize_tttr accepted a file read_tttr refused") from None
     ts = ph.timestamps
     assert ts.dtype == np.int64 and ph.detectors.shape == ts.shape
     if ts.size:
@@ -63,6 +70,9 @@ def TestOneInput(data: bytes):
         assert ph.nanotimes.shape == ts.shape
     n = sum(c.size for c in iter_tttr(PATH, chunk_records=7))
     assert n == ph.size, (n, ph.size)
+    s = summarize_tttr(PATH, chunk_records=64)
+    assert (s.n_photons, s.n_invalid_records, s.n_overflows) == (
+        ph.size, ph.n_invalid_records, ph.n_overflows)
 
 
 atheris.Setup(sys.argv, TestOneInput)

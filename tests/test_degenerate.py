@@ -304,9 +304,9 @@ CATALOGUE = {
     "sync rate 0, no global resolution": (
         _sync_rate_0_no_glob, ("error", r"T3 file without a valid MeasDesc_GlobalResolution "
                                         r"\(0.0\) or TTResult_SyncRate \(0\)"), None),
-    "TCSPC bin 1e-18 s": (_absurd_units, ("ok", ""),
-                          ("error", r"laser period / TCSPC bin = 1e-07 s / 1e-18 s = 1e\+11 "
-                                    r"bins per period; the pipeline needs 1..4194304")),
+    # no device has attosecond bins: the reader refuses the header (issue 16)
+    "TCSPC bin 1e-18 s": (_absurd_units, ("error", r"MeasDesc_Resolution=1e-18 s is not a "
+                                                   r"plausible T3 TCSPC bin width"), None),
     "T2 file": (_t2, ("ok", ""), ("error", r"T2 data \(record type HydraHarp2T2\) has no "
                                            r"nanotimes")),
     "overflow records past int64": (_overflow_int64,

@@ -505,3 +505,50 @@ def test_invalid_arguments_raise(kwargs, match):
 def test_invalid_axes_raise(args, kwargs, match):
     with pytest.raises(QrspecError, match=match):
         fit_decay(*args, **kwargs)
+
+
+def _same_fit(a, b):
+    assert (a.success, a.message, a.n_iter, a.model) == (b.success, b.message, b.n_iter, b.model)
+    for name in ("tau_ns", "tau_err_ns", "amplitudes", "fractions", "fraction_errs"):
+        assert getattr(a, name) == getattr(b, name), name
+    for name in ("background", "shift_ns", "deviance", "chi2"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x == y or (np.isnan(x) and np.isnan(y)), name
+    if a.model_counts is not None:
+        np.testing.assert_array_equal(a.model_counts, b.model_counts)
+
+
+@pytest.mark.parametrize(("model", "with_irf"), [("mono", True), ("bi", True), ("mono", False)])
+def test_fit_decays_equal_single_fits(model, with_irf):
+    """The batched API fits every row as fit_decay does: identical results (issue 19)."""
+    from qrspec.fitting import ModelIRF, fit_decays
+
+    rng = np.random.default_rng(7)
+    n_bins, bin_ns = 400, 0.25
+    irf = ModelIRF(5.0, 0.1).histogram(n_bins, bin_ns) if with_irf else None
+    rows = []
+    for n_ph in (20, 300, 3000, 30000, 3000, 500):
+        tau = np.where(rng.random(n_ph) < 0.4, 1.0, 5.0) if model == "bi" else np.full(n_ph, 3.0)
+        t = 5.0 + rng.normal(0, 0.1, n_ph) + rng.exponential(tau)
+        rows.append(np.bincount(np.minimum((np.mod(t, 100.0) / bin_ns).astype(int),
+                                           n_bins - 1), minlength=n_bins))
+    kw = dict(bin_ns=bin_ns, model=model, period_ns=100.0,
+              fit_range_ns=None if with_irf else (6.0, 100.0))
+    batch = fit_decays(np.array(rows), irf=irf, n_threads=3, **kw)
+    assert len(batch) == len(rows)
+    assert not batch[0].success and "min_photons" in batch[0].message  # 20 photons
+    for row, b in zip(rows, batch, strict=True):
+        _same_fit(b, fit_decay(row, irf=irf, **kw))
+    assert all(f.success for f in batch[1:])
+
+
+def test_fit_decays_errors():
+    from qrspec.fitting import fit_decays
+
+    with pytest.raises(QrspecError, match=r"counts.shape=\(5,\) must be \(n_decays, n_bins\)"):
+        fit_decays(np.ones(5), bin_ns=1.0)
+    with pytest.raises(QrspecError, match=r"n_threads=0 must be a positive integer"):
+        fit_decays(np.ones((2, 5)), bin_ns=1.0, n_threads=0)
+    with pytest.raises(QrspecError, match=r"fit_decays does not take rng="):
+        fit_decays(np.ones((2, 5)), bin_ns=1.0, rng=np.random.default_rng())
+    assert fit_decays(np.zeros((0, 5)), bin_ns=1.0) == []

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 from conftest import raw_ptu
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
@@ -271,6 +271,12 @@ def test_property_random_streams_survive_encode_decode(tmp_path, name, data):
     if rt.mode == 3:
         nt = np.asarray(data.draw(st.lists(st.integers(0, rt.n_dtime_bins - 1), min_size=n,
                                            max_size=n)), np.int64)
+    # more than 16 all-zero records right after an all-zero record (photons on detector 0 at
+    # the same time field 0 and dtime 0: one detector cannot record them, its dead time is
+    # longer than a tick) are a zero-filled region to the reader: a corrupt file (tested in
+    # test_issue_16_*)
+    zero = encode_records(rt, ts, det, nt) == 0
+    assume(np.count_nonzero(zero[1:] & zero[:-1]) <= 16)
     path = write_ptu(tmp_path / f"{name}.ptu", record_type=name, timestamps=ts, detectors=det,
                      nanotimes=nt, timestamps_unit=1e-7 if rt.mode == 3 else 1e-12,
                      nanotimes_unit=4e-12)
@@ -492,7 +498,7 @@ def test_encode_records_rejects_bad_input():
 
 @pytest.mark.parametrize("name", [n for n, rt in RECORD_TYPES.items() if not rt.code])
 def test_round_trip_legacy_only_record_types(rng, name):
-    from qrspec.io.records import decode_chunk
+    from qrspec.io.records import decode_chunk, scan_chunk
 
     rt = RECORD_TYPES[name]
     ts, det, nt = _random_stream(rng, rt, 3000)
@@ -500,10 +506,14 @@ def test_round_trip_legacy_only_record_types(rng, name):
     mts = np.sort(rng.integers(0, ts[-1], 10))
     mbits = rng.integers(1, 8, 10)
     recs = encode_records(rt, ts, det, nt, marker_timestamps=mts, marker_bits=mbits)
-    n = recs.size
-    bufs = (np.empty(n, np.int64), np.empty(n, np.uint8), np.empty(n, np.uint16),
-            np.empty(n, np.int64), np.empty(n, np.uint16), np.empty(0, np.int64))
-    ofl, n_ph, n_mk, *_ = decode_chunk(rt, recs, 0, *bufs)
+    sc = scan_chunk(rt, recs)
+    assert (sc.n_photons, sc.n_markers) == (ts.size, mts.size)
+    n_ph, n_mk = sc.n_photons, sc.n_markers
+    bufs = (np.empty(n_ph, np.int64), np.empty(n_ph, np.uint8), np.empty(n_ph, np.uint16),
+            np.empty(n_mk, np.int64), np.empty(n_mk, np.uint16), np.empty(0, np.int64))
+    r = decode_chunk(rt, recs, 0, *bufs)
+    assert (r.n_photons, r.n_markers, r.n_invalid, r.n_backwards) == (n_ph, n_mk, 0, 0)
+    assert r.ofl == sc.n_wraps * rt.wrap
     assert_array_equal(bufs[0][:n_ph], ts)
     assert_array_equal(bufs[1][:n_ph], det)
     assert_array_equal(bufs[2][:n_ph], nt)

@@ -171,7 +171,7 @@ def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleAnal
     """A ParticleAnalysis recording a failure."""
     try:
         sha = sha256_file(item.path)
-    except OSError:
+    except (OSError, QrspecError):  # missing, unreadable or not a regular file (a FIFO)
         sha = ""
     return ParticleAnalysis.failed(item.particle_id, item.group, item.path, error,
                                    source_sha256=sha, traceback=tb)

@@ -55,14 +55,8 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-def _version() -> str:
-    from qrspec import __version__
-
-    return __version__
-
-
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(version=_version(), prog_name="qrspec")
+@click.version_option(package_name="qrspec", prog_name="qrspec")  # resolved on --version only
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 def main(verbose: int, quiet: bool) -> None:

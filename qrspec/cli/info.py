@@ -8,30 +8,35 @@ import click
 
 
 def describe(path) -> dict:
-    """Summary of one TTTR file as a JSON-serialisable dict."""
-    from qrspec.io import read_tttr
+    """Summary of one TTTR file as a JSON-serialisable dict.
 
-    p = read_tttr(path)
-    counts = p.counts_per_detector
-    out = {
+    Counted with numpy on the raw records (:func:`qrspec.io.reader.summarize_tttr`): ``qrspec
+    info`` imports neither numba nor scipy nor h5py, and gives the counts ``read_tttr`` gives.
+    """
+    from qrspec.io.reader import summarize_tttr
+
+    s = summarize_tttr(path)
+    lay = s.layout
+    duration = s.duration_s
+    return {
         "path": str(path),
-        "record_type": p.record_type,
-        "mode": f"T{p.measurement_mode}",
-        "sync_rate_hz": p.sync_rate_hz,
-        "timestamps_unit_s": p.timestamps_unit,
-        "nanotimes_unit_s": p.nanotimes_unit,
-        "duration_s": p.duration_s,
-        "acquisition_s_header": p.acquisition_s,
-        "n_photons": p.size,
-        "photons_per_detector": {int(d): int(counts[d]) for d in p.detector_ids},
-        "rate_cps": None if p.duration_s == 0 else p.rate_cps,
-        "n_markers": p.markers.size,
-        "markers_per_input": p.markers.counts_per_bit(),
-        "n_sync_events": None if p.sync_timestamps is None else int(p.sync_timestamps.size),
-        "n_overflows": p.n_overflows,
-        "warnings": list(p.warnings),
+        "record_type": lay.record_type.name,
+        "mode": f"T{lay.mode}",
+        "sync_rate_hz": lay.sync_rate_hz,
+        "timestamps_unit_s": lay.timestamps_unit,
+        "nanotimes_unit_s": lay.nanotimes_unit,
+        "duration_s": duration,
+        "acquisition_s_header": lay.acquisition_s,
+        "n_photons": s.n_photons,
+        "photons_per_detector": s.counts_per_detector,
+        "rate_cps": None if duration == 0 else s.n_photons / duration,
+        "n_markers": s.n_markers,
+        "markers_per_input": s.markers_per_input,
+        "n_sync_events": s.n_sync,
+        "n_overflows": s.n_overflows,
+        "n_invalid_records": s.n_invalid_records,
+        "warnings": list(s.warnings),
     }
-    return out
 
 
 def _fmt(d: dict) -> str:
@@ -60,6 +65,8 @@ def _fmt(d: dict) -> str:
     if d["n_sync_events"] is not None:
         lines.append(f"  sync events (T2)   {d['n_sync_events']}")
     lines.append(f"  overflows          {d['n_overflows']}")
+    if d["n_invalid_records"]:
+        lines.append(f"  invalid records    {d['n_invalid_records']}")
     for w in d["warnings"]:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)

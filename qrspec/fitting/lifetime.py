@@ -28,7 +28,7 @@ from qrspec.fitting.models import GlobalModel, ReconvolutionModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LifetimeFit", "fit_decay", "fit_decay_global"]
+__all__ = ["LifetimeFit", "fit_decay", "fit_decays", "fit_decay_global"]
 
 _MODELS = ("mono", "bi", "tri", "cascade")
 MULTI_EXP = ("mono", "bi", "tri")
@@ -299,6 +299,67 @@ def fit_decay(counts, time_ns=None, *, bin_ns: float | None = None, model: str =
         return setup
     return _run(setup, intervals=intervals, n_bootstrap=n_bootstrap, rng=rng,
                 max_iter=max_iter)
+
+
+def fit_decays(counts, time_ns=None, *, irf=None, n_threads: int | None = None,
+               **kwargs) -> list[LifetimeFit]:
+    """Fit many decay histograms on the same bins (e.g. one per intensity level) in one call.
+
+    Every row is fitted exactly as ``fit_decay(counts[i], time_ns, irf=irf, **kwargs)`` does
+    (the same code on the same inputs: the results are identical), with the rows spread over
+    threads. Only the numba kernels (model, objective) release the GIL, so threads overlap
+    them and little else: this is the one-call interface for the per-level case, not a
+    parallel speed-up (a fully compiled optimiser, tried, was 2.5x faster per fit but added
+    ~4 s of numba compilation to every cold start; see ``scripts/bench_fit.py``).
+
+    Parameters
+    ----------
+    counts : array_like, shape (n_decays, n_bins)
+        One histogram per row.
+    time_ns, irf
+        As :func:`fit_decay`, shared by all rows (a measured IRF is normalised once).
+    n_threads : int, optional
+        Worker threads (default: the CPUs this process may use, at most 8; 1 fits in this
+        thread).
+    **kwargs
+        Any other argument of :func:`fit_decay` (``bin_ns``, ``model``, ``period_ns``, ...),
+        shared by all rows; ``rng`` (bootstrap) is not accepted (the order of draws would
+        depend on the threads).
+
+    Returns
+    -------
+    list of LifetimeFit
+        One per row, in order.
+    """
+    c = np.asarray(counts, dtype=float)
+    if c.ndim != 2:
+        raise QrspecError(f"counts.shape={c.shape} must be (n_decays, n_bins)")
+    if "rng" in kwargs:
+        raise QrspecError("fit_decays does not take rng=: fit bootstrapped decays one by one "
+                          "with fit_decay")
+    if n_threads is None:
+        try:
+            import os
+
+            n_threads = min(8, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            n_threads = 1
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise QrspecError(f"n_threads={n_threads!r} must be a positive integer")
+    if c.shape[0] == 0:
+        return []
+    if irf is not None and not isinstance(irf, ModelIRF):
+        irf = np.asarray(irf, dtype=float)  # converted once, shared read-only by the threads
+
+    def one(row):
+        return fit_decay(row, time_ns, irf=irf, **kwargs)
+
+    if n_threads == 1 or c.shape[0] == 1:
+        return [one(row) for row in c]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(n_threads, c.shape[0])) as pool:
+        return list(pool.map(one, c))
 
 
 class _Setup:

@@ -1,11 +1,16 @@
-"""File identity: particle ids made from file names, and file checksums (provenance)."""
+"""Input files: opening them safely (regular files only), particle ids made from file names,
+and file checksums (provenance)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 
-__all__ = ["sanitize_id", "check_particle_id", "sha256_file"]
+from qrspec.errors import QrspecError
+
+__all__ = ["sanitize_id", "check_particle_id", "sha256_file", "open_regular"]
 
 _MAX_ID = 60
 
@@ -41,8 +46,6 @@ def check_particle_id(pid, source="") -> str:
     QrspecError
         ``particle_id=...`` is not 1-60 characters of [A-Za-z0-9_.-] not starting with '.'.
     """
-    from qrspec.errors import QrspecError
-
     if isinstance(pid, bytes):
         pid = pid.decode("utf-8", "backslashreplace")
     if not (isinstance(pid, str) and _ID_RE.fullmatch(pid) and not pid.startswith(".")):
@@ -53,9 +56,86 @@ def check_particle_id(pid, source="") -> str:
 
 
 def sha256_file(path) -> str:
-    """Hex SHA-256 of a file (provenance)."""
+    """Hex SHA-256 of a file (provenance).
+
+    Raises
+    ------
+    QrspecError
+        The path is missing or not a regular file (see :func:`open_regular`).
+    OSError
+        Reading failed.
+    """
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> str | None:
+    """What a non-regular file is (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in _KINDS:
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _default_error(path, problem):
+    return QrspecError(f"{path}: {problem}")
+
+
+def open_regular(path, error=_default_error, kind: str = "regular file"):
+    """Open an input file for binary reading, refusing anything but a regular file.
+
+    A FIFO, a device, a socket or a directory given as input would hang (a FIFO without a
+    writer blocks ``open``; a device or a pipe never ends) or fail obscurely. The type is checked
+    before opening, and again on the open descriptor (the path may be swapped in between), which
+    is opened non-blocking so that even a FIFO swapped in cannot block.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The input.
+    error : callable, optional
+        ``error(path, problem)`` builds the exception raised (default: :class:`QrspecError`
+        with ``"path: problem"``), so that callers raise their own error type.
+    kind : str, optional
+        What the input should be, for messages (``"... is a FIFO (named pipe), not a TTTR
+        file"``).
+
+    Returns
+    -------
+    file object
+        Open in ``"rb"`` mode; the caller closes it.
+    """
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(path, "no such file") from None
+    except OSError as exc:
+        raise error(path, f"cannot open: {exc.strerror or exc}") from None
+    what = _not_regular(st.st_mode)
+    if what is not None:
+        raise error(path, f"is {what}, not a {kind}")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise error(path, f"cannot open: {exc.strerror or exc}") from None
+    try:
+        what = _not_regular(os.fstat(fd).st_mode)
+        if what is not None:
+            raise error(path, f"is {what}, not a {kind}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -1,10 +1,32 @@
-"""What a container parser (PTU or legacy) tells the record decoder about a file."""
+"""What a container parser (PTU or legacy) tells the record decoder about a file, and the
+plausible ranges of its time units."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from qrspec.errors import TTTRFormatError
 from qrspec.io.records import RecordType
+
+# Plausible time units (s). Every PicoQuant device lies well inside: TCSPC bins and T2 tags of
+# 1 ps (HydraHarp, PicoHarp 330) to 250 ps (TimeHarp 260 N), sync periods of 5 ns (200 MHz) to
+# 100 ns+ (pulse pickers, 10 ms in slow phosphorescence work); a header outside them is corrupt
+# or hostile (1e-288 s, 1e300 s, 5e-324 s), and would make every time downstream overflow or
+# vanish.
+BIN_WIDTH_S = (1e-14, 1e-6)  # T3 TCSPC bin, T2 time tag
+SYNC_PERIOD_S = (1e-11, 10.0)  # T3 timestamp unit (the sync period; the 100 ns .t3r clock)
+SYNC_RATE_HZ = (0.1, 1e11)
+
+
+def check_unit(path, name: str, value: float, bounds: tuple[float, float], what: str) -> float:
+    """``value`` (s) if it lies in ``bounds``, else a :class:`TTTRFormatError` naming the
+    header field ``name=value``."""
+    lo, hi = bounds
+    if not (isinstance(value, int | float) and math.isfinite(value) and lo <= value <= hi):
+        raise TTTRFormatError(path, f"{name}={value!r} s is not a plausible {what} (expected "
+                              f"{lo:g}..{hi:g} s)")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -37,6 +59,11 @@ class FileLayout:
         Acquisition time the header states.
     warnings : tuple of str
         Recoverable problems found while parsing the header.
+    detector_limit : int or None
+        Photons on detectors ``>= detector_limit`` are not on an input the header lists (PTU:
+        ``HW_InpChannels + 1``, as HydraHarp-family headers count the sync input there and
+        PicoHarp T2 records the sync input as detector 0; HT3/HT2: ``InputChannelsPresent``);
+        None when the header does not say (the record layout bounds the detector then).
     """
 
     path: str
@@ -51,6 +78,7 @@ class FileLayout:
     sync_rate_hz: float
     acquisition_s: float | None
     warnings: tuple = ()
+    detector_limit: int | None = None
 
     @property
     def mode(self) -> int:

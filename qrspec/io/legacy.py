@@ -67,7 +67,7 @@ import struct
 import numpy as np
 
 from qrspec.errors import TTTRFormatError
-from qrspec.io.layout import FileLayout
+from qrspec.io.layout import BIN_WIDTH_S, SYNC_PERIOD_S, FileLayout
 from qrspec.io.records import RECORD_TYPES
 
 __all__ = ["parse_legacy", "LEGACY_IDENTS"]
@@ -255,6 +255,25 @@ def _positive(r: _Reader, name: str, value, why: str):
     return value
 
 
+def _unit_s(r: _Reader, name: str, value, per_s: float, unit: str, bounds, why: str) -> float:
+    """A positive header time field in ``unit`` (``per_s`` of them per second) -> seconds,
+    within ``bounds`` (s)."""
+    _positive(r, name, value, why)
+    lo, hi = bounds
+    seconds = value / per_s
+    if not lo <= seconds <= hi:
+        raise r.error(f"{name}={value!r} {unit} is outside the plausible {lo * per_s:g}.."
+                      f"{hi * per_s:g} {unit} ({why})")
+    return seconds
+
+
+def _sync_period_s(r: _Reader, name: str, rate_hz) -> float:
+    """A sync rate field (Hz) -> the T3 timestamp unit (s), within ``SYNC_PERIOD_S``."""
+    _unit_s(r, name, rate_hz, 1.0, "Hz", (1 / SYNC_PERIOD_S[1], 1 / SYNC_PERIOD_S[0]),
+            "the sync period is the T3 timestamp unit")
+    return 1.0 / rate_hz
+
+
 def _reconcile(r: _Reader, n_header: int, count_name: str) -> tuple[int, list[str]]:
     """Number of whole records to decode, and warnings, from header count and file size."""
     warnings = []
@@ -278,7 +297,7 @@ def _reconcile(r: _Reader, n_header: int, count_name: str) -> tuple[int, list[st
 
 
 def _layout(r: _Reader, container, rt_name, n_header, count_name, ts_unit, nt_unit, sync_rate,
-            acq_ms, warnings=()) -> FileLayout:
+            acq_ms, warnings=(), detector_limit=None) -> FileLayout:
     n, w = _reconcile(r, n_header, count_name)
     return FileLayout(
         path=r.path,
@@ -293,6 +312,7 @@ def _layout(r: _Reader, container, rt_name, n_header, count_name, ts_unit, nt_un
         sync_rate_hz=float(sync_rate),
         acquisition_s=acq_ms / 1e3 if acq_ms is not None else None,
         warnings=tuple(w) + tuple(warnings),
+        detector_limit=detector_limit,
     )
 
 
@@ -365,9 +385,9 @@ def _parse_hydraharp(r: _Reader, version: str) -> FileLayout:
     warnings = []
     if mode == 3:
         container = "HT3"
-        _positive(r, "SyncRate", sync_rate, "the sync period is the T3 timestamp unit")
-        _positive(r, "Resolution", res_ps, "the T3 nanotime bin width in ps")
-        ts_unit, nt_unit = 1.0 / sync_rate, res_ps / 1e12
+        ts_unit = _sync_period_s(r, "SyncRate", sync_rate)
+        nt_unit = _unit_s(r, "Resolution", res_ps, 1e12, "ps", BIN_WIDTH_S,
+                          "the T3 nanotime bin width in ps")
         if version == "2.0":
             rt_name = "HydraHarp2T3"
         else:
@@ -384,11 +404,12 @@ def _parse_hydraharp(r: _Reader, version: str) -> FileLayout:
                                 "low 24 bits overflows")
     else:
         container = "HT2"
-        _positive(r, "Resolution", res_ps, "the T2 time tag resolution in ps")
-        ts_unit, nt_unit = res_ps / 1e12, None
+        ts_unit = _unit_s(r, "Resolution", res_ps, 1e12, "ps", BIN_WIDTH_S,
+                          "the T2 time tag resolution in ps")
+        nt_unit = None
         rt_name = "HydraHarp2T2" if version == "2.0" else "HydraHarpT2"
     return _layout(r, container, rt_name, n_header, "NumRecords", ts_unit, nt_unit,
-                   max(sync_rate, 0), acq_ms, warnings)
+                   max(sync_rate, 0), acq_ms, warnings, detector_limit=n_inp)
 
 
 def _has_counted_overflows(r: _Reader, n_header: int) -> bool:
@@ -469,10 +490,11 @@ def _parse_picoharp(r: _Reader, version: str) -> FileLayout:
     r.int_array("ImgHdr", n_img, "ImgHdrSize")
     res_ns = r.header["Brd[0].Resolution"]
     if mode == 3:
-        _positive(r, "CntRate0", cnt0, "the sync period is the T3 timestamp unit")
-        _positive(r, "Brd[0].Resolution", res_ns, "the T3 nanotime bin width in ns")
-        return _layout(r, "PT3", "PicoHarpT3", n_header, "NumRecords", 1.0 / cnt0,
-                       res_ns / 1e9, cnt0, acq_ms)
+        period = _sync_period_s(r, "CntRate0", cnt0)
+        res = _unit_s(r, "Brd[0].Resolution", res_ns, 1e9, "ns", BIN_WIDTH_S,
+                      "the T3 nanotime bin width in ns")
+        return _layout(r, "PT3", "PicoHarpT3", n_header, "NumRecords", period, res, cnt0,
+                       acq_ms)
     return _layout(r, "PT2", "PicoHarpT2", n_header, "NumRecords", _PT2_TICK_S, None,
                    max(cnt0, 0), acq_ms)
 
@@ -548,7 +570,9 @@ def _parse_timeharp(r: _Reader, version: str) -> FileLayout:
         n_spec = r.i32("SpecHeaderLength")  # int32 words of special (imaging) header
         r.int_array("SpecHeader", n_spec, "SpecHeaderLength")
     res_ns = r.header["Brd[0].Resolution"]
-    _positive(r, "TTTRGlobClock", glob_ns, "the T3R time tag unit in ns")
-    _positive(r, "Brd[0].Resolution", res_ns, "the nanotime bin width in ns")
-    return _layout(r, "T3R", "TimeHarp200T3R", n_header, "NumberOfRecords", glob_ns / 1e9,
-                   res_ns / 1e9, max(sync_rate, 0), acq_ms)
+    clock = _unit_s(r, "TTTRGlobClock", glob_ns, 1e9, "ns", SYNC_PERIOD_S,
+                    "the T3R time tag unit in ns")
+    res = _unit_s(r, "Brd[0].Resolution", res_ns, 1e9, "ns", BIN_WIDTH_S,
+                  "the nanotime bin width in ns")
+    return _layout(r, "T3R", "TimeHarp200T3R", n_header, "NumberOfRecords", clock, res,
+                   max(sync_rate, 0), acq_ms)

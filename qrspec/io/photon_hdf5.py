@@ -97,9 +97,9 @@ def _phconvert_hdf5():
 
     mod = sys.modules.get("phconvert.hdf5")
     if mod is not None:
-        return mod
+        return _fix_ordinals(mod)
     if "phconvert" in sys.modules:
-        return importlib.import_module("phconvert.hdf5")
+        return _fix_ordinals(importlib.import_module("phconvert.hdf5"))
     spec = importlib.util.find_spec("phconvert")
     if spec is None or not spec.submodule_search_locations:
         raise QrspecError("Photon-HDF5 export needs phconvert (pip install phconvert)")
@@ -108,10 +108,23 @@ def _phconvert_hdf5():
     stub.__spec__ = spec
     sys.modules["phconvert"] = stub
     try:
-        return importlib.import_module("phconvert.hdf5")
+        return _fix_ordinals(importlib.import_module("phconvert.hdf5"))
     finally:
         if sys.modules.get("phconvert") is stub:
             del sys.modules["phconvert"]
+
+
+def _fix_ordinals(mod):
+    """Work around a phconvert 0.10 bug: the descriptions of ``split_chN`` fields look up the
+    ordinal suffix of N by ``N`` instead of ``N % 10``, so the 11th..13th, 21st.. channel raised
+    ``KeyError: 11`` (12 or more detectors, e.g. a MultiHarp). Completing its suffix table
+    gives the right English ordinals for every detector id."""
+    table = getattr(mod, "_NTH_suffix", None)
+    if isinstance(table, dict) and 11 not in table:
+        for n in range(4, 256):
+            if n % 10 in (1, 2, 3):
+                table[n] = "th" if n % 100 in (11, 12, 13) else table[n % 10]
+    return mod
 
 
 def _json_header(header: dict) -> str:

@@ -10,7 +10,7 @@ import struct
 import numpy as np
 
 from qrspec.errors import TTTRFormatError
-from qrspec.io.layout import FileLayout
+from qrspec.io.layout import BIN_WIDTH_S, SYNC_PERIOD_S, SYNC_RATE_HZ, FileLayout, check_unit
 from qrspec.io.records import record_type_from_code
 
 logger = logging.getLogger(__name__)
@@ -91,13 +91,23 @@ def parse_ptu_tags(path: str, f, file_size: int) -> tuple[dict, int, list[str]]:
         if ident == "File_CreatingTime" and type_name == "Float8":
             decoded = _float_date(decoded, warnings)
         key = ident if idx < 0 else f"{ident}[{idx}]"
-        if key in tags and tags[key] != decoded and ident != "Header_End":
+        if key in tags and not _same_value(tags[key], decoded) and ident != "Header_End":
             warnings.append(f"tag {key!r} repeated with a different value; keeping the first")
         else:
             tags.setdefault(key, decoded)
         if ident == "Header_End":
             return tags, offset, warnings
     raise TTTRFormatError(path, f"more than {_MAX_TAGS} header tags without Header_End", offset)
+
+
+def _same_value(a, b) -> bool:
+    """Tag values equal (arrays element-wise, NaN equal to NaN)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and bool(np.array_equal(a, b, equal_nan=True)))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
 
 
 def _float_date(value: float, warnings: list[str]):
@@ -199,6 +209,10 @@ def ptu_layout(path: str, f, file_size: int) -> FileLayout:
     res = _number(tags, "MeasDesc_Resolution")
     sync = _number(tags, "TTResult_SyncRate")
     sync_rate = float(sync) if sync is not None and math.isfinite(sync) and sync > 0 else 0.0
+    if sync_rate and not SYNC_RATE_HZ[0] <= sync_rate <= SYNC_RATE_HZ[1]:
+        warnings.append(f"TTResult_SyncRate={sync!r} Hz is outside {SYNC_RATE_HZ[0]:g}.."
+                        f"{SYNC_RATE_HZ[1]:g} Hz; ignored")
+        sync_rate = 0.0
     if res is not None and res > 1e-6 and rt.mode == 3:
         warnings.append(f"MeasDesc_Resolution={res} looks like picoseconds; using {res}e-12 s")
         res = res * 1e-12
@@ -213,15 +227,24 @@ def ptu_layout(path: str, f, file_size: int) -> FileLayout:
                                       f"({glob!r}) or TTResult_SyncRate ({sync!r})")
         if res is None or not (math.isfinite(res) and res > 0):
             raise TTTRFormatError(path, f"T3 file without a valid MeasDesc_Resolution ({res!r})")
+        check_unit(path, "MeasDesc_GlobalResolution", glob, SYNC_PERIOD_S, "T3 sync period")
+        check_unit(path, "MeasDesc_Resolution", res, BIN_WIDTH_S, "T3 TCSPC bin width")
         if sync_rate == 0:
             warnings.append(f"TTResult_SyncRate={sync!r}; using 1/MeasDesc_GlobalResolution")
             sync_rate = 1.0 / glob
         timestamps_unit, nanotimes_unit = float(glob), float(res)
     else:
-        unit = glob if glob is not None and math.isfinite(glob) and glob > 0 else res
+        name = "MeasDesc_GlobalResolution"
+        unit = glob
+        if unit is None or not (math.isfinite(unit) and unit > 0):
+            name, unit = "MeasDesc_Resolution", res
+            if unit is not None and math.isfinite(unit) and unit > 0:
+                warnings.append(f"MeasDesc_GlobalResolution={glob!r} invalid; using "
+                                f"MeasDesc_Resolution={res!r} s as the T2 time tag unit")
         if unit is None or not (math.isfinite(unit) and unit > 0):
             raise TTTRFormatError(path, "T2 file without a valid MeasDesc_GlobalResolution or "
                                   f"MeasDesc_Resolution ({glob!r}, {res!r})")
+        check_unit(path, name, unit, BIN_WIDTH_S, "T2 time tag resolution")
         timestamps_unit, nanotimes_unit = float(unit), None
 
     # ---- record count
@@ -233,6 +256,9 @@ def ptu_layout(path: str, f, file_size: int) -> FileLayout:
     n_records = reconcile_record_count(path, n_header, file_size - data_offset, warnings)
 
     acq = _number(tags, "MeasDesc_AcquisitionTime")
+    n_inp = _number(tags, "HW_InpChannels")
+    limit = int(n_inp) + 1 if n_inp is not None and _is_integral(n_inp) and 0 < n_inp < 256 \
+        else None
     return FileLayout(
         path=path,
         container="PTU",
@@ -246,6 +272,7 @@ def ptu_layout(path: str, f, file_size: int) -> FileLayout:
         sync_rate_hz=sync_rate,
         acquisition_s=None if acq is None else float(acq) / 1000.0,
         warnings=tuple(warnings),
+        detector_limit=limit,
     )
 
 

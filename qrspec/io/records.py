@@ -1,16 +1,22 @@
 """TTTR record types and their numba decoders (the only module that knows record bit layouts).
 
-Every decoder has the same signature and decodes one chunk of 32-bit records, carrying the
-overflow accumulator in and out so that chunked decoding equals whole-file decoding::
+Decoding a run of 32-bit records takes two passes, so that the parts of a chunk can be decoded
+concurrently (numba kernels release the GIL) straight into the final output arrays:
 
-    kernel(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out)
-        -> (ofl, n_photons, n_markers, n_sync, n_overflows, n_invalid, first_ts, sorted_ok)
+* :func:`scan_chunk` (read-only, cheap) counts photons, markers, sync events and overflows;
+  prefix sums of these counts give each part its starting overflow accumulator and its
+  offsets in the outputs;
+* :func:`decode_chunk` decodes a part, carrying the overflow accumulator (ticks) in and out,
+  so that chunked and parallel decoding equal whole-file decoding exactly::
 
-``records`` uint32; ``ofl`` int64 overflow accumulator (ticks) before the first record;
-``ts_out`` int64, ``det_out`` uint8, ``nt_out`` uint16 (unused in T2), ``mk_ts`` int64,
-``mk_bits`` uint16 and ``sync_out`` int64 are output buffers at least ``records.size`` long.
-``first_ts`` is the first photon's timestamp (-1 if none) and ``sorted_ok`` is False when a
-photon time decreased inside the chunk (never for valid files).
+    kernel(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode)
+        -> (ofl, n_photons, n_markers, n_sync, n_invalid, n_backwards)
+
+``records`` uint32; ``ts_out`` int64, ``det_out`` uint8, ``nt_out`` uint16 (unused in T2),
+``mk_ts`` int64, ``mk_bits`` uint16 and ``sync_out`` int64 hold exactly the counts the scan
+reports; nothing is written beyond them. ``n_invalid`` counts records with reserved codes
+(skipped) and ``n_backwards`` photons earlier than the photon before them (neither occurs in a
+valid file).
 
 Record layouts (PicoQuant ``apx_tttrrecords``; fields listed from the MSB):
 
@@ -37,13 +43,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
-__all__ = ["RecordType", "RECORD_TYPES", "record_type_from_code", "decode_chunk"]
-
-_cache = {"cache": True, "nogil": True, "boundscheck": False}
-
+__all__ = ["RecordType", "RECORD_TYPES", "record_type_from_code", "scan_chunk", "decode_chunk",
+           "ScanCounts", "DecodeCounts", "summarize_chunk", "ChunkSummary"]
 
 @dataclass(frozen=True)
 class RecordType:
@@ -86,226 +89,148 @@ def record_type_from_code(code: int) -> RecordType | None:
     return _BY_CODE.get(int(code))
 
 
-# --------------------------------------------------------------------------- T3 kernels
+@dataclass(frozen=True)
+class ScanCounts:
+    """What a run of records holds (from :func:`scan_chunk`)."""
+
+    n_photons: int
+    n_markers: int
+    n_sync: int
+    n_wraps: int  # overflows: the run advances the overflow accumulator by n_wraps * wrap
+    n_invalid: int  # records with reserved codes
+    n_zero: int  # all-zero records after an all-zero record of the run (a zero-filled region)
 
 
-@numba.njit(**_cache)
-def _decode_hh_t3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
-    """HydraHarp-family T3. Overflow records count: mode 0 (V2, TimeHarp 260, Generic) ``nsync``
-    overflows, 0 meaning 1; mode 1 (HydraHarp V1) always one; mode 2 (SF-compressed legacy
-    HT3, tttrlib's ``PQ_RECORD_TYPE_SF_HT3``) 1 + the low 24 bits."""
-    n_ph = 0
-    n_mk = 0
-    n_ovf = 0
-    n_bad = 0
-    last = np.int64(-1)
-    ok = True
-    for i in range(records.size):
-        r = records[i]
-        nsync = np.int64(r & 1023)
-        ch = (r >> 25) & 63
-        if r & 0x80000000:
-            if ch == 63:
-                if mode == 0:
-                    k = nsync if nsync > 0 else np.int64(1)
-                elif mode == 1:
-                    k = np.int64(1)
-                else:
-                    k = np.int64(r & 0xFFFFFF) + 1
-                ofl += 1024 * k
-                n_ovf += k
-            elif ch >= 1 and ch <= 15:
-                mk_ts[n_mk] = ofl + nsync
-                mk_bits[n_mk] = ch
-                n_mk += 1
-            else:
-                n_bad += 1
-        else:
-            t = ofl + nsync
-            if t < last:
-                ok = False
-            last = t
-            ts_out[n_ph] = t
-            det_out[n_ph] = ch
-            nt_out[n_ph] = (r >> 10) & 32767
-            n_ph += 1
-    first = ts_out[0] if n_ph > 0 else np.int64(-1)
-    return ofl, n_ph, n_mk, 0, n_ovf, n_bad, first, ok
+@dataclass(frozen=True)
+class DecodeCounts:
+    """What :func:`decode_chunk` wrote and found."""
+
+    ofl: int  # overflow accumulator (ticks) after the last record
+    n_photons: int
+    n_markers: int
+    n_sync: int
+    n_invalid: int  # records with reserved/invalid codes (skipped)
+    n_backwards: int  # photons earlier than the photon before them (corrupt data)
 
 
-@numba.njit(**_cache)
-def _decode_pt3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
-    """PicoHarp 300 T3: channels 1..4 are photons (dtime 0 is a valid photon)."""
-    n_ph = 0
-    n_mk = 0
-    n_ovf = 0
-    n_bad = 0
-    last = np.int64(-1)
-    ok = True
-    for i in range(records.size):
-        r = records[i]
-        nsync = np.int64(r & 0xFFFF)
-        dtime = (r >> 16) & 0xFFF
-        ch = (r >> 28) & 0xF
-        if ch == 15:
-            if dtime == 0:
-                ofl += 65536
-                n_ovf += 1
-            else:
-                mk_ts[n_mk] = ofl + nsync
-                mk_bits[n_mk] = dtime & 0xF
-                n_mk += 1
-        elif ch >= 1 and ch <= 4:
-            t = ofl + nsync
-            if t < last:
-                ok = False
-            last = t
-            ts_out[n_ph] = t
-            det_out[n_ph] = ch - 1
-            nt_out[n_ph] = dtime
-            n_ph += 1
-        else:
-            n_bad += 1
-    first = ts_out[0] if n_ph > 0 else np.int64(-1)
-    return ofl, n_ph, n_mk, 0, n_ovf, n_bad, first, ok
+def scan_chunk(record_type: RecordType, records) -> ScanCounts:
+    """Count photons, markers, sync events and overflows in ``records`` (read-only pass)."""
+    from qrspec.io._kernels import KERNELS
 
-
-@numba.njit(**_cache)
-def _decode_t3r(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
-    """TimeHarp 200 .t3r: valid bit 30, route bits 28-29, data 16-27, nsync 0-15."""
-    n_ph = 0
-    n_mk = 0
-    n_ovf = 0
-    n_bad = 0
-    last = np.int64(-1)
-    ok = True
-    for i in range(records.size):
-        r = records[i]
-        nsync = np.int64(r & 0xFFFF)
-        data = (r >> 16) & 0xFFF
-        route = (r >> 28) & 3
-        if (r >> 30) & 1:
-            t = ofl + nsync
-            if t < last:
-                ok = False
-            last = t
-            ts_out[n_ph] = t
-            det_out[n_ph] = route
-            nt_out[n_ph] = data
-            n_ph += 1
-        elif data & 0x800:
-            ofl += 65536
-            n_ovf += 1
-        elif data & 0x7:
-            mk_ts[n_mk] = ofl + nsync
-            mk_bits[n_mk] = data & 0x7
-            n_mk += 1
-        else:
-            n_bad += 1
-    first = ts_out[0] if n_ph > 0 else np.int64(-1)
-    return ofl, n_ph, n_mk, 0, n_ovf, n_bad, first, ok
-
-
-# --------------------------------------------------------------------------- T2 kernels
-
-
-@numba.njit(**_cache)
-def _decode_hh_t2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
-    """HydraHarp-family T2. Overflow records: mode 0 (V2, TimeHarp 260, Generic) count x 2**25,
-    0 meaning 1; mode 1 (HydraHarp V1) one overflow of 33,552,000 ticks."""
-    n_ph = 0
-    n_mk = 0
-    n_sy = 0
-    n_ovf = 0
-    n_bad = 0
-    last = np.int64(-1)
-    ok = True
-    for i in range(records.size):
-        r = records[i]
-        tt = np.int64(r & 0x1FFFFFF)
-        ch = (r >> 25) & 63
-        if r & 0x80000000:
-            if ch == 63:
-                if mode == 0:
-                    k = tt if tt > 0 else np.int64(1)
-                    ofl += 33554432 * k
-                else:
-                    k = np.int64(1)
-                    ofl += 33552000
-                n_ovf += k
-            elif ch == 0:
-                sync_out[n_sy] = ofl + tt
-                n_sy += 1
-            elif ch <= 15:
-                mk_ts[n_mk] = ofl + tt
-                mk_bits[n_mk] = ch
-                n_mk += 1
-            else:
-                n_bad += 1
-        else:
-            t = ofl + tt
-            if t < last:
-                ok = False
-            last = t
-            ts_out[n_ph] = t
-            det_out[n_ph] = ch
-            n_ph += 1
-    first = ts_out[0] if n_ph > 0 else np.int64(-1)
-    return ofl, n_ph, n_mk, n_sy, n_ovf, n_bad, first, ok
-
-
-@numba.njit(**_cache)
-def _decode_pt2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
-    """PicoHarp 300 T2: overflow 210,698,240 ticks; channels 0..4 are photons."""
-    n_ph = 0
-    n_mk = 0
-    n_ovf = 0
-    n_bad = 0
-    last = np.int64(-1)
-    ok = True
-    for i in range(records.size):
-        r = records[i]
-        tt = np.int64(r & 0x0FFFFFFF)
-        ch = (r >> 28) & 0xF
-        if ch == 15:
-            m = tt & 0xF
-            if m == 0:
-                ofl += 210698240
-                n_ovf += 1
-            else:
-                mk_ts[n_mk] = ofl + (tt & ~np.int64(0xF))
-                mk_bits[n_mk] = m
-                n_mk += 1
-        elif ch <= 4:
-            t = ofl + tt
-            if t < last:
-                ok = False
-            last = t
-            ts_out[n_ph] = t
-            det_out[n_ph] = ch
-            n_ph += 1
-        else:
-            n_bad += 1
-    first = ts_out[0] if n_ph > 0 else np.int64(-1)
-    return ofl, n_ph, n_mk, 0, n_ovf, n_bad, first, ok
-
-
-# family -> (kernel, mode)
-_KERNELS = {
-    "ht3": (_decode_hh_t3, 0),
-    "ht3v1": (_decode_hh_t3, 1),
-    "ht3sf": (_decode_hh_t3, 2),
-    "pt3": (_decode_pt3, 0),
-    "t3r": (_decode_t3r, 0),
-    "ht2": (_decode_hh_t2, 0),
-    "ht2v1": (_decode_hh_t2, 1),
-    "pt2": (_decode_pt2, 0),
-}
+    scan, _, mode = KERNELS[record_type.family]
+    return ScanCounts(*(int(v) for v in scan(records, mode)))
 
 
 def decode_chunk(record_type: RecordType, records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits,
-                 sync_out):
-    """Decode one chunk of records with the kernel of ``record_type`` (see module docstring)."""
-    kernel, mode = _KERNELS[record_type.family]
-    return kernel(records, np.int64(ofl), ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                  mode)
+                 sync_out) -> DecodeCounts:
+    """Decode ``records`` with the kernel of ``record_type`` (see the module docstring).
+
+    ``ofl`` is the overflow accumulator (ticks) before the first record. The output buffers
+    must hold the counts :func:`scan_chunk` reports for ``records`` (``nt_out`` may be empty
+    in T2, ``sync_out`` outside HydraHarp-family T2); nothing is written beyond them.
+    """
+    from qrspec.io._kernels import KERNELS
+
+    _, kernel, mode = KERNELS[record_type.family]
+    return DecodeCounts(*(int(v) for v in kernel(records, np.int64(ofl), ts_out, det_out,
+                                                 nt_out, mk_ts, mk_bits, sync_out, mode)))
+
+
+# --------------------------------------------------------------------------- numpy summary
+# ``qrspec info`` must not import numba (start-up time): this numpy version of the record
+# layouts counts what the numba decoder decodes (tests compare the two on every record type).
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkSummary:
+    """Counts of a run of records (from :func:`summarize_chunk`), without decoding photons."""
+
+    n_photons: int
+    counts_per_detector: np.ndarray  # int64, 256 entries
+    marker_bit_counts: np.ndarray  # int64, 16 entries: records in which marker input k+1 fired
+    n_markers: int
+    n_sync: int
+    n_wraps: int
+    n_invalid: int
+    n_zero: int  # all-zero records right after an all-zero record (the first of the run too)
+    n_backwards: int  # photons earlier than the photon before them (the first vs last_ts too)
+    first_ts: int  # -1 without photons
+    last_ts: int  # -1 without photons
+    last_record: int
+
+
+def _fields(family: str, r: np.ndarray):
+    """Per-record masks and fields of ``r`` (int64): ``(photon, detector, time field, overflow,
+    overflows counted, marker, marker bits, sync)``; every other record is invalid."""
+    none = np.zeros(r.shape, bool)
+    if family in ("ht3", "ht3v1", "ht3sf", "ht2", "ht2v1"):
+        t3 = family.startswith("ht3")
+        top = r >> 25
+        field = r & (1023 if t3 else 0x1FFFFFF)
+        if family in ("ht3", "ht2"):
+            k = np.maximum(field, 1)
+        elif family == "ht3sf":
+            k = (r & 0xFFFFFF) + 1
+        else:
+            k = np.ones_like(r)
+        return (top < 64, top, field, top == 127, k, (top >= 65) & (top <= 79), top - 64,
+                none if t3 else top == 64)
+    if family == "pt3":
+        ch = r >> 28
+        ovf = (r >> 16) == 0xF000
+        return ((ch >= 1) & (ch <= 4), ch - 1, r & 0xFFFF, ovf, np.ones_like(r),
+                (ch == 15) & ~ovf, (r >> 16) & 0xF, none)
+    if family == "t3r":
+        ph = ((r >> 30) & 1) == 1
+        data = (r >> 16) & 0xFFF
+        ovf = ~ph & ((data & 0x800) != 0)
+        return (ph, (r >> 28) & 3, r & 0xFFFF, ovf, np.ones_like(r),
+                ~ph & ~ovf & ((data & 7) != 0), data & 7, none)
+    if family == "pt2":
+        ch = r >> 28
+        ovf = (ch == 15) & ((r & 0xF) == 0)
+        return (ch <= 4, ch, r & 0x0FFFFFFF, ovf, np.ones_like(r), (ch == 15) & ~ovf, r & 0xF,
+                none)
+    raise ValueError(f"unknown record family={family!r}")
+
+
+def summarize_chunk(record_type: RecordType, records, ofl: int, last_ts: int = -1,
+                    prev_record: int = -1, max_ticks: int = 1 << 62) -> ChunkSummary:
+    """Count photons per detector, markers per input, sync events, overflows and invalid
+    records of ``records`` with numpy only (what :func:`decode_chunk` would decode).
+
+    ``ofl`` is the overflow accumulator (ticks) before the first record, ``last_ts`` the last
+    photon time before it and ``prev_record`` the record before it (for runs of zero records).
+    Raises ``OverflowError`` when the overflows would take times past ``max_ticks``.
+    """
+    r = np.asarray(records).astype(np.int64)
+    ph, det, field, ovf, k, mk, mk_bits, sync = _fields(record_type.family, r)
+    invalid = ~(ph | ovf | mk | sync)
+    cum = np.cumsum(np.where(ovf, k, 0))
+    n_wraps = int(cum[-1]) if cum.size else 0
+    if ofl + n_wraps * record_type.wrap > max_ticks:
+        raise OverflowError(n_wraps)
+    zero = r == 0
+    n_zero = int(np.count_nonzero(zero[1:] & zero[:-1]))
+    if zero.size and zero[0] and prev_record == 0:
+        n_zero += 1
+    t = ofl + cum[ph] * record_type.wrap + field[ph]
+    n_back = int(np.count_nonzero(t[1:] < t[:-1]))
+    if t.size and t[0] < last_ts:
+        n_back += 1
+    b = mk_bits[mk]
+    return ChunkSummary(
+        n_photons=int(t.size),
+        counts_per_detector=np.bincount(det[ph], minlength=256)[:256],
+        marker_bit_counts=np.array([np.count_nonzero(b & (1 << j)) for j in range(16)],
+                                   np.int64),
+        n_markers=int(b.size),
+        n_sync=int(np.count_nonzero(sync)),
+        n_wraps=n_wraps,
+        n_invalid=int(np.count_nonzero(invalid)),
+        n_zero=n_zero,
+        n_backwards=n_back,
+        first_ts=int(t[0]) if t.size else -1,
+        last_ts=int(t[-1]) if t.size else -1,
+        last_record=int(r[-1]) if r.size else prev_record,
+    )

@@ -12,7 +12,6 @@ import os
 import struct
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from qrspec.io.records import RECORD_TYPES, RecordType
@@ -40,70 +39,6 @@ _FAMILY_ID = {"ht3": 0, "ht3v1": 1, "pt3": 2, "t3r": 3, "ht2": 4, "ht2v1": 5, "p
               "ht3sf": 7}
 _MAX_OVF_PER_RECORD = {"ht3": 1023, "ht3v1": 1, "pt3": 1, "t3r": 1, "ht2": (1 << 25) - 1,
                        "ht2v1": 1, "pt2": 1, "ht3sf": 1 << 24}
-
-
-@numba.njit(cache=True, nogil=True)
-def _encode(times, kinds, values, nts, family, wrap, max_ovf, out):
-    """Write records for time-sorted events; kinds 0 photon, 1 marker, 2 sync; returns count."""
-    n = 0
-    wraps = np.int64(0)  # number of overflows written so far
-    for i in range(times.size):
-        t = times[i]
-        need = t // wrap
-        while wraps < need:
-            k = need - wraps
-            if k > max_ovf:
-                k = max_ovf
-            if family == 0:
-                out[n] = 0x80000000 | (63 << 25) | k
-            elif family == 1:
-                out[n] = 0x80000000 | (63 << 25)
-            elif family == 2:
-                out[n] = 15 << 28
-            elif family == 3:
-                out[n] = 0x800 << 16
-            elif family == 4:
-                out[n] = 0x80000000 | (63 << 25) | k
-            elif family == 5:
-                out[n] = 0x80000000 | (63 << 25)
-            elif family == 6:
-                out[n] = 15 << 28
-            else:
-                out[n] = 0xFE000000 | (k - 1)
-            n += 1
-            wraps += k
-        tt = np.uint32(t - wraps * wrap)
-        kind = kinds[i]
-        v = np.uint32(values[i])
-        if family <= 1 or family == 7:  # HydraHarp-family T3
-            if kind == 0:
-                out[n] = (v << 25) | (np.uint32(nts[i]) << 10) | tt
-            else:
-                out[n] = 0x80000000 | (v << 25) | tt
-        elif family == 2:  # PicoHarp T3
-            if kind == 0:
-                out[n] = ((v + 1) << 28) | (np.uint32(nts[i]) << 16) | tt
-            else:
-                out[n] = (15 << 28) | (v << 16) | tt
-        elif family == 3:  # TimeHarp 200 t3r
-            if kind == 0:
-                out[n] = (1 << 30) | (v << 28) | (np.uint32(nts[i]) << 16) | tt
-            else:
-                out[n] = (v << 16) | tt
-        elif family == 4 or family == 5:  # HydraHarp-family T2
-            if kind == 0:
-                out[n] = (v << 25) | tt
-            elif kind == 1:
-                out[n] = 0x80000000 | (v << 25) | tt
-            else:
-                out[n] = 0x80000000 | tt
-        else:  # PicoHarp T2
-            if kind == 0:
-                out[n] = (v << 28) | tt
-            else:
-                out[n] = (15 << 28) | (tt & 0x0FFFFFF0) | (v & 0xF)
-        n += 1
-    return n
 
 
 def encode_records(
@@ -175,8 +110,10 @@ def encode_records(
     t_max = int(times[-1]) if times.size else 0
     n_ovf_upper = t_max // rt.wrap // max_ovf + times.size + 1
     out = np.empty(times.size + n_ovf_upper, np.uint32)
-    n = _encode(times, kinds, values, nts, _FAMILY_ID[rt.family], np.int64(rt.wrap),
-                np.int64(max_ovf), out)
+    from qrspec.io._kernels import encode
+
+    n = encode(times, kinds, values, nts, _FAMILY_ID[rt.family], np.int64(rt.wrap),
+               np.int64(max_ovf), out)
     return out[:n].copy()
 
 
@@ -285,6 +222,10 @@ def write_ptu(
     if nanotimes_unit is None:
         nanotimes_unit = timestamps_unit
     ts = np.asarray(timestamps)
+    det = np.asarray(detectors)
+    # inputs + the sync input, as HydraHarp-family PTU headers count them (the reader flags
+    # photons on detectors >= HW_InpChannels + 1)
+    n_inp_channels = max(3, int(det.max()) + 2 if det.size else 3)
     if acquisition_s is None:
         acquisition_s = float(ts.max() * timestamps_unit) if ts.size else 0.0
     tags = [
@@ -304,7 +245,7 @@ def write_ptu(
         ("TTResult_NumberOfRecords", int(records.size if n_records_tag is None
                                          else n_records_tag)),
         ("HW_Type", _HW_NAMES.get(rt.name[:-2], "MultiHarp 150")),
-        ("HW_InpChannels", 3),
+        ("HW_InpChannels", n_inp_channels),
     ]
     blob = bytearray(b"PQTTTR\0\0" + b"1.0.00\0\0")
     for name, value in tags:

@@ -176,7 +176,8 @@ def read_truth(path) -> SidecarData:
 
 
 def write_particle(sim: SimulatedParticle, path, *, record_type: str | None = None,
-                   sidecar: bool = True, comment: str = "") -> tuple[Path, Path | None]:
+                   sidecar: bool = True, comment: str = "",
+                   sync_divider: int | None = None) -> tuple[Path, Path | None]:
     """Write the particle to a PTU file (and its truth sidecar next to it).
 
     Parameters
@@ -192,6 +193,10 @@ def write_particle(sim: SimulatedParticle, path, *, record_type: str | None = No
         Also write ``<stem>.truth.npz``.
     comment : str
         Prepended to the ``File_Comment`` tag (which always holds the seed and config hash).
+    sync_divider : int, optional
+        T2 only: also record the laser sync as T2 sync events, one every ``sync_divider``
+        pulses (pulse 0, D, 2D, ... at tick ``floor(pulse * period / t2_resolution)``), as a
+        HydraHarp-family card does with its sync input enabled. Default: no sync events.
 
     Returns
     -------
@@ -214,6 +219,17 @@ def write_particle(sim: SimulatedParticle, path, *, record_type: str | None = No
                                  sim.photons.detectors, record_type=rt)
         if not np.array_equal(perm, np.arange(perm.size)):
             truth = _take(truth, perm)
+    sync_ticks = None
+    if sync_divider is not None:
+        if rt not in T2_RECORD_TYPES:
+            raise QrspecError(f"sync_divider={sync_divider!r}: sync events exist only in T2 "
+                              f"record types, not record_type={rt!r}")
+        if isinstance(sync_divider, bool) or not isinstance(sync_divider, int | np.integer) \
+                or sync_divider < 1:
+            raise QrspecError(f"sync_divider={sync_divider!r} must be an integer >= 1")
+        pulses = np.arange(0, cfg.n_pulses, int(sync_divider), dtype=np.int64)
+        sync_ticks = np.floor(pulses * cfg.period_ns / (cfg.t2_resolution_s * 1e9)).astype(
+            np.int64)
     path = Path(path)
     text = (f"{comment + '; ' if comment else ''}qrspec simulation seed={sim.seed} "
             f"config_hash={cfg.config_hash()} preset={cfg.name}")
@@ -221,7 +237,9 @@ def write_particle(sim: SimulatedParticle, path, *, record_type: str | None = No
               nanotimes=photons.nanotimes, timestamps_unit=photons.timestamps_unit,
               nanotimes_unit=photons.nanotimes_unit, sync_rate_hz=cfg.sync_rate_hz,
               acquisition_s=cfg.n_pulses / cfg.sync_rate_hz, comment=text,
-              extra_tags=[("qrspec_SimConfig", cfg.to_json())])
+              sync_timestamps=sync_ticks,
+              extra_tags=[("qrspec_SimConfig", cfg.to_json())]
+              + ([("HWSync_Divider", int(sync_divider))] if sync_ticks is not None else []))
     side = None
     if sidecar:
         side = write_truth(sidecar_path(path), truth, cfg, sim.seed, record_type=rt,
