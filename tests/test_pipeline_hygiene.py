@@ -379,3 +379,18 @@ def test_report_filter(batch_results, tmp_path):
     r = CliRunner().invoke(main, ["report", str(out), "-o", str(tmp_path), "--filter",
                                   "group = 'rods'"])
     assert r.exit_code == 1 and "is not a valid expression" in r.output
+
+
+def test_every_config_field_has_a_cli_option(tmp_path):
+    from dataclasses import fields
+
+    from qrspec.cli import main
+    from qrspec.cli._options import _FIELDS
+
+    assert {n for _, n, _, _ in _FIELDS} | {"charge_model"} == \
+        {f.name for f in fields(AnalysisConfig)}
+    # the options reach the config (a bad value is the config's error, before any work)
+    r = CliRunner().invoke(main, ["batch", str(tmp_path), "-o", str(tmp_path / "o.h5"),
+                                  "--dwell-off-labels", "off,grey"])
+    assert r.exit_code == 2 and "dwell_off_labels='off,grey' must be a non-empty list" in \
+        r.output
