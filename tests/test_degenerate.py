@@ -437,11 +437,31 @@ EXPLAINS.update({k: r"neutral tau_XX (gate scan|cascade|methods)|neutral: .*tau_
                     r"no neutral period" for k in XX_METHODS})
 
 
+# issue 18: dwell-time laws, memory, afterpulsing, pile-up
+for _s in ("on", "off"):
+    for _c in (f"alpha_{_s}", f"alpha_{_s}_err", f"t_min_{_s}_s"):
+        EXPLAINS[_c] = rf"alpha_{_s}: |no off stays"
+for _c in ("memory_on", "memory_off", "memory_on_off"):
+    EXPLAINS[_c] = EXPLAINS[f"{_c}_err"] = r"alpha_(on|off): too few events|no off stays|" \
+                                             rf"{_c} undefined"
+EXPLAINS["dwell_resolution_s"] = r"no off stays|alpha_on: "
+for _c in ("afterpulse_prob_start", "afterpulse_prob_start_err", "afterpulse_prob_stop",
+           "afterpulse_prob_stop_err"):
+    EXPLAINS[_c] = r"afterpulsing not estimated"
+EXPLAINS["g2_zero_afterpulse_bias"] = r"afterpulsing not estimated|" + \
+    EXPLAINS["g2_zero_err"]
+EXPLAINS["g2_zero_gated_afterpulse_bias"] = r"afterpulsing not estimated|" + \
+    EXPLAINS["g2_zero_gated_err"]
+EXPLAINS["p_det_max"] = r"dead time not checked"
+
+
 def assert_nan_explained(res):
     for k, v in summary_values(res).items():
         if k in XX_METHODS and not res.tau_xx.run:
             assert res.tau_xx.reason
             continue
+        if k == "bleach_time_s" and not res.blinking.bleaching.bleached:
+            continue  # NaN by definition: the bleached column says why
         if isinstance(v, float) and math.isnan(v):
             assert k in EXPLAINS, f"summary {k} is NaN and no flag can explain it"
             assert re.search(EXPLAINS[k], res.error), \
@@ -494,7 +514,9 @@ def degenerate(tmp_path_factory, particle):
 DEGENERATE = {
     "only background": r"neutral: tau_X: lifetime fit failed",
     "charged only": r"no charged period",
-    "single level": r"^no charged period$",
+    # one level: nothing but the missing charged period and the dwell laws it implies
+    "single level": r"^no off stays \(no segment labelled [a-z/]+\): no dwell-time laws; "
+                    r"no charged period$",
     "detector 1 dead half the time": r"no charged period",
     "all photons in bin 0": r"gate start t0 \+ gate_ns = .* not inside the laser period",
     "all photons in bin 300": r"gated g2\(0\) undefined .*neutral: tau_X: lifetime fit failed",

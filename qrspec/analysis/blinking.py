@@ -227,14 +227,21 @@ def measure_blinking(levels: Levels, config: AnalysisConfig) -> Blinking:
     else:  # one flag says why both laws are undefined (a particle that never blinked off)
         flags.append(f"no off stays (no segment labelled {'/'.join(config.dwell_off_labels)}"
                      "): no dwell-time laws")
+    memory = {key: stats.memory_of(a, b) for key, a, b in (
+        ("memory_on", "on", "on"), ("memory_off", "off", "off"), ("memory_on_off", "on", "off"))}
+    if not any("too few events" in f or f.startswith("no off stays") for f in flags):
+        for key, m in memory.items():  # else those flags already say why
+            if not np.isfinite(m.r):
+                flags.append(f"{key} undefined: {m.n_pairs} pairs of complete stays (< 4) or "
+                             "no spread of their durations")
     lv = _level_laws(part, int(np.size(levels.intensity_cps)), config.dwell_min_events)
     return Blinking(
         bleaching=bl, trimmed=trimmed,
         window_s=(whole[0], float(bl.bleach_time_s)) if trimmed else whole,
         off_labels=tuple(config.dwell_off_labels), sequence=stats.sequence,
         resolution_s=float(stats.resolution_s), on=_dwell_state(stats, "on"),
-        off=_dwell_state(stats, "off"), memory_on=stats.memory_of("on", "on"),
-        memory_off=stats.memory_of("off", "off"), memory_on_off=stats.memory_of("on", "off"),
+        off=_dwell_state(stats, "off"), memory_on=memory["memory_on"],
+        memory_off=memory["memory_off"], memory_on_off=memory["memory_on_off"],
         level_alpha=lv["alpha"], level_alpha_err=lv["alpha_err"], level_t_min_s=lv["t_min_s"],
         level_n_events=lv["n_events"], level_best_model=lv["best_model"], flags=tuple(flags))
 

@@ -157,7 +157,8 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
         ap = g2_afterpulse_correction(afterpulsing, raw, gated, gate, frac,
                                       apply=config.correct_afterpulsing)
         flags += g2_afterpulse_flags(ap)
-    g_zero, g_err = (ap.g2_zero_gated, ap.g2_zero_gated_err) if ap is not None and ap.applied \
+    g_zero, g_err = (ap.g2_zero_gated, ap.g2_zero_gated_err) \
+        if ap is not None and ap.applied and np.isfinite(ap.g2_zero_gated) \
         else (gated.g2_zero, gated.g2_zero_err)
     if np.isfinite(g_zero) and np.isfinite(g_err):
         verdict = single_emitter_verdict(g_zero, g_err, threshold=config.single_emitter_max_g2)

@@ -147,9 +147,10 @@ def summary_values(analysis: ParticleAnalysis) -> dict:
         c = g.afterpulse
         if c is not None:
             v.update(g2_zero_afterpulse_bias=c.bias, g2_zero_gated_afterpulse_bias=c.bias_gated)
-            if c.applied:
-                v.update(g2_zero=c.g2_zero, g2_zero_err=c.g2_zero_err,
-                         g2_zero_gated=c.g2_zero_gated, g2_zero_gated_err=c.g2_zero_gated_err)
+            if c.applied and math.isfinite(c.g2_zero):  # else not correctable: measured
+                v.update(g2_zero=c.g2_zero, g2_zero_err=c.g2_zero_err)
+            if c.applied and math.isfinite(c.g2_zero_gated):
+                v.update(g2_zero_gated=c.g2_zero_gated, g2_zero_gated_err=c.g2_zero_gated_err)
     v.update(_hygiene_values(a))
     if a.states is not None:
         n = a.states.neutral
