@@ -15,8 +15,14 @@ particle once after a warm-up, and prints the paired per-particle ratio (median 
 particles), plus the share of this tree's time spent in the issue-18 stages (bursts, blinking and
 bleaching, afterpulsing, dead time), timed inside the same runs.
 
+``--stages-ab`` measures the same in one warm process, robust to the load of a shared machine:
+for every particle, the pipeline with the issue-18 stages and with them stubbed out (no burst
+search, no bleaching or dwell laws, no afterpulse estimate or correction, no dead-time check),
+in ABBA order (``--rounds`` times), in CPU time of the process (``time.process_time``: other
+processes' load does not enter it), and prints the median paired ratio.
+
 Usage: ``python scripts/bench_batch.py [--n 50] [--duration-s 60] [--data DIR]
-[--compare SRC --rounds 3]``.
+[--compare SRC | --stages-ab] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -122,17 +128,86 @@ def compare(files, src: str, rounds: int):
           f"{100 * statistics.quantiles(shares, n=4)[2]:.1f} %)")
 
 
+def stages_ab(files, rounds: int):
+    """The pipeline with and without the issue-18 stages, paired per particle (ABBA)."""
+    import contextlib
+
+    import numpy as np
+
+    import qrspec.analysis.blinking as bl
+    import qrspec.analysis.bursts as bu
+    import qrspec.analysis.detector as de
+    from qrspec.analysis.pipeline import analyze_photons
+    from qrspec.io import read_tttr
+    from qrspec.levels.bleaching import Bleaching
+
+    nan = float("nan")
+
+    class NoBlinking:  # what analysed_part reads
+        trimmed = False
+        bleaching = Bleaching(False, nan, nan, nan, "stub", (nan, nan), 0.01)
+
+    stubs = {
+        (bu, "remove_photon_bursts"): lambda ph, cfg: (None, ph),
+        (bl, "measure_blinking"): lambda levels, cfg: NoBlinking(),
+        (de, "estimate_detector_afterpulsing"): lambda ph, cfg: (None, "stub"),
+        (de, "afterpulse_background"): lambda ph, est, cfg: None,
+        (de, "check_dead_time"): lambda ph, single, cfg: (None, "stub"),
+        (de, "detector_artefacts"): lambda *a: None,
+    }
+
+    @contextlib.contextmanager
+    def stubbed():
+        saved = {k: getattr(*k) for k in stubs}
+        for (mod, name), f in stubs.items():
+            setattr(mod, name, f)
+        try:
+            yield
+        finally:
+            for (mod, name), f in saved.items():
+                setattr(mod, name, f)
+
+    def run(ph, stub):
+        # CPU time of this process: the other tenants of a shared machine do not enter it
+        with stubbed() if stub else contextlib.nullcontext():
+            t = time.process_time()
+            analyze_photons(ph)
+            return time.process_time() - t
+
+    photons = [read_tttr(f) for f in files]
+    run(photons[0], True)
+    run(photons[0], False)
+    ratios, before, after = [], [], []
+    for _ in range(rounds):
+        for ph in photons:
+            a1, b1 = run(ph, True), run(ph, False)
+            b2, a2 = run(ph, False), run(ph, True)
+            before += [a1, a2]
+            after += [b1, b2]
+            ratios.append((b1 + b2) / (a1 + a2))
+    q = np.quantile(ratios, [0.25, 0.5, 0.75])
+    print(f"in one process, CPU time, ABBA x {rounds} rounds x {len(files)} particles: "
+          f"without the issue-18 stages median {statistics.median(before):.3f} s, with them "
+          f"{statistics.median(after):.3f} s; paired ratio median {q[1]:.3f} (quartiles "
+          f"{q[0]:.3f}, {q[2]:.3f})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--duration-s", type=float, default=60.0)
     ap.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "qrspec_bench_batch"))
     ap.add_argument("--compare", metavar="SRC", help="source tree of the version to compare")
+    ap.add_argument("--stages-ab", action="store_true",
+                    help="with / without the issue-18 stages in one process")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     files = simulate(Path(args.data), args.n, args.duration_s)
     if args.compare:
         compare(files, args.compare, args.rounds)
+        return
+    if args.stages_ab:
+        stages_ab(files, args.rounds)
         return
 
     from qrspec.analysis.pipeline import analyze_file, analyze_photons
