@@ -166,7 +166,7 @@ def test_results_round_trip_datasets(population, tmp_path):
     assert p.g2.raw.counts.shape == p.g2.raw.lag_ns.shape
     assert p.alignment.counts.sum() == res.summary["n_photons"][0]
     assert p.status == "ok" and len(p.source_sha256) == 64
-    assert res.config["detectors"] == [0, 1]
+    assert res.config["detectors"] is None  # the user's config: the two with most photons
     assert set(res.groups["group"]) == {"undoped"}
 
 
@@ -174,10 +174,11 @@ def test_cli_analyze_and_batch(population, tmp_path):
     f = population / "neutral" / "p0.ptu"
     out = tmp_path / "one.h5"
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(out), "--json",
-                                  "--gate-ns", "2.5"])
+                                  "--gate-after-rise-ns", "2.5"])
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)
-    assert row["status"] == "ok" and row["gate_ns"] == 2.5 and row["n_photons"] > 10000
+    assert row["status"] == "ok" and row["gate_after_rise_ns"] == 2.5
+    assert row["n_photons"] > 10000
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(out)])
     assert r.exit_code == 1 and "exists; use --overwrite" in r.output
     r = CliRunner().invoke(main, ["analyze", str(population / "neutral" / "corrupt.ptu"),

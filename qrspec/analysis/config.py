@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 
 from qrspec.charging.config import ChargeModelConfig
 from qrspec.errors import QrspecError
+from qrspec.validate import detector_list, finite_float, positive_float
 
 __all__ = ["AnalysisConfig", "ChargeModelParams"]
 
@@ -56,8 +58,15 @@ class AnalysisConfig:
 
     Attributes
     ----------
-    detectors : tuple of int
-        The two 0-based HBT detectors (g2 lag = t(det[1]) - t(det[0])).
+    detectors : tuple of int or None
+        One or two 0-based detectors to analyse; ``None`` (default): the two with most
+        photons, or the only one (:func:`qrspec.stats.hbt.choose_detectors`). Two detectors
+        are the HBT pair (g2 lag = t(higher) - t(lower)); one detector gives the trajectory,
+        levels and decays, and g2 is not applicable.
+    hbt_delay_ns : float or None
+        HBT delay t(higher detector) - t(lower) subtracted from every g2 lag, whole laser
+        periods included (e.g. a cable longer than a period). ``None``: found from the data
+        (the suppressed peak of an antibunched emitter; flagged when the data cannot decide).
     bin_width_s : float
         Intensity-trajectory bin width.
     g2_max_lag_periods : int
@@ -66,8 +75,9 @@ class AnalysisConfig:
         g2 histogram bin width.
     g2_peak_window_ns : float or None
         Full width of the window integrated around each g2 peak; ``None``: the whole period.
-    gate_ns : float
-        Time gate for the gated g2: photons with aligned nanotime >= gate_ns are kept.
+    gate_after_rise_ns : float
+        Time gate of the gated g2: both photons at least this long after the rise t0 of the
+        aligned decay.
     cpa_alpha : float
         False-positive rate of each change-point test.
     cpa_confidence : float
@@ -89,6 +99,16 @@ class AnalysisConfig:
         the heralded value; None: heralded only.
     single_emitter_max_g2 : float
         Gated g2(0) must be significantly below this for a single-emitter verdict.
+    irf_path : str or None
+        Measured IRF (a TTTR file of scattered laser light, or a histogram as text / ``.npy``;
+        :func:`qrspec.io.irf.read_irf`): the state decays are fitted by reconvolution with it
+        (with a fitted shift). ``None``: tail fits.
+    irf_bin_ns : float or None
+        Bin width of a one-column IRF histogram (required there, ignored otherwise).
+    allow_scan : bool
+        Analyse a scan image (FLIM image, line scan: the header says so) as one particle
+        anyway (flagged). Default: refused, since qrspec analyses single-particle point
+        measurements.
     charge_model : ChargeModelParams
         Charge-model parameters.
 
@@ -125,12 +145,13 @@ class AnalysisConfig:
         background) for afterpulsing; False: estimate and flag only.
     """
 
-    detectors: tuple = (0, 1)
+    detectors: tuple | None = None
+    hbt_delay_ns: float | None = None
     bin_width_s: float = 0.01
     g2_max_lag_periods: int = 5
     g2_bin_ns: float = 0.5
     g2_peak_window_ns: float | None = None
-    gate_ns: float = 3.0
+    gate_after_rise_ns: float = 3.0
     cpa_alpha: float = 0.05
     cpa_confidence: float = 0.69
     max_levels: int = 8
@@ -139,6 +160,9 @@ class AnalysisConfig:
     charging_window_s: float = 5.0
     mean_excitations: float | None = None
     single_emitter_max_g2: float = 0.5
+    irf_path: str | None = None
+    irf_bin_ns: float | None = None
+    allow_scan: bool = False
     charge_model: ChargeModelParams = field(default_factory=ChargeModelParams)
     remove_bursts: bool = True
     burst_bin_width_s: float = 1e-3
@@ -152,7 +176,12 @@ class AnalysisConfig:
     correct_afterpulsing: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "detectors", tuple(int(d) for d in self.detectors))
+        if self.detectors is not None:
+            dets = detector_list("detectors", self.detectors)
+            if len(dets) > 2:
+                raise QrspecError(f"detectors={self.detectors!r} must be one or two 0-based "
+                                  "detectors (None: the two with most photons)")
+            object.__setattr__(self, "detectors", tuple(dets))
         self._check_hygiene()
         if isinstance(self.charge_model, dict):
             object.__setattr__(self, "charge_model",
@@ -161,10 +190,17 @@ class AnalysisConfig:
             raise QrspecError(f"charge_model={self.charge_model!r} must be a ChargeModelParams "
                               "(or a dict): a plain ChargeModelConfig would turn its default "
                               "neutral lifetimes into user values")
-        if len(self.detectors) != 2 or self.detectors[0] == self.detectors[1] \
-                or min(self.detectors) < 0:
-            raise QrspecError(f"detectors={self.detectors} must be two different 0-based "
-                              "detectors")
+        if self.hbt_delay_ns is not None:
+            object.__setattr__(self, "hbt_delay_ns",
+                               finite_float("hbt_delay_ns", self.hbt_delay_ns))
+        if self.irf_path is not None:
+            if not isinstance(self.irf_path, str | os.PathLike) or not os.fspath(self.irf_path):
+                raise QrspecError(f"irf_path={self.irf_path!r} must be a file path")
+            object.__setattr__(self, "irf_path", os.fspath(self.irf_path))
+        if self.irf_bin_ns is not None:
+            object.__setattr__(self, "irf_bin_ns", positive_float("irf_bin_ns", self.irf_bin_ns))
+        if not isinstance(self.allow_scan, bool):
+            raise QrspecError(f"allow_scan={self.allow_scan!r} must be true or false")
         for name in ("bin_width_s", "g2_bin_ns"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
@@ -181,8 +217,10 @@ class AnalysisConfig:
             raise QrspecError(f"mean_excitations={self.mean_excitations!r} must be in (0, 50)")
         if self.fit_method not in ("mle", "lsq"):
             raise QrspecError(f"fit_method={self.fit_method!r} must be 'mle' or 'lsq'")
-        if not (isinstance(self.gate_ns, int | float) and self.gate_ns >= 0):
-            raise QrspecError(f"gate_ns={self.gate_ns!r} must be >= 0")
+        if not (isinstance(self.gate_after_rise_ns, int | float)
+                and math.isfinite(self.gate_after_rise_ns) and self.gate_after_rise_ns >= 0):
+            raise QrspecError(f"gate_after_rise_ns={self.gate_after_rise_ns!r} must be a "
+                              "finite number >= 0")
         if not (isinstance(self.charging_window_s, int | float) and self.charging_window_s > 0):
             raise QrspecError(f"charging_window_s={self.charging_window_s!r} must be > 0")
         if self.charge_model.variant not in ("capped", "uncapped", "power_law"):
@@ -236,7 +274,7 @@ class AnalysisConfig:
     def to_dict(self) -> dict:
         """Plain dict (JSON-serialisable)."""
         d = asdict(self)
-        d["detectors"] = list(self.detectors)
+        d["detectors"] = None if self.detectors is None else list(self.detectors)
         d["dwell_off_labels"] = list(self.dwell_off_labels)
         d["charge_model"] = self.charge_model.to_dict()
         return d
@@ -250,6 +288,9 @@ class AnalysisConfig:
         """Build from a dict; unknown keys are an error (typos must not pass silently)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
+        if "gate_ns" in unknown:  # renamed (issue 13): an old config must not pass silently
+            raise QrspecError("config key gate_ns was renamed gate_after_rise_ns (the gate "
+                              "start after the rise t0 of the aligned decay)")
         if unknown:
             raise QrspecError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
         d = dict(d)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qrspec.analysis.acquisition import Acquisition
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.blinking import Blinking
 from qrspec.analysis.bursts import Bursts
@@ -19,8 +20,8 @@ from qrspec.analysis.trajectory import Trajectory
 __all__ = ["ParticleAnalysis", "STAGES"]
 
 # the stage fields of ParticleAnalysis, in pipeline order (their flags are joined in this order)
-STAGES = ("bursts", "trajectory", "alignment", "levels", "blinking", "detector", "g2",
-          "states", "flid", "tau_xx", "charging")
+STAGES = ("acquisition", "bursts", "trajectory", "alignment", "levels", "blinking", "detector",
+          "g2", "states", "flid", "tau_xx", "charging")
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,8 +51,10 @@ class ParticleAnalysis:
         The AnalysisConfig used, as JSON ("" when unknown).
     analysis_s : float
         Wall time of the analysis (NaN for a failure).
-    trajectory, alignment, g2, levels, states, flid, tau_xx, charging
-        Stage results (:mod:`qrspec.analysis.trajectory` ... :mod:`qrspec.analysis.charging`).
+    acquisition, trajectory, alignment, g2, levels, states, flid, tau_xx, charging
+        Stage results (:mod:`qrspec.analysis.acquisition` ... :mod:`qrspec.analysis.charging`).
+        A stage that does not apply (T2 data without sync: no decays; one detector: no g2) is
+        None, and the acquisition's flags say so.
     bursts, blinking, detector
         Photon bursts (:mod:`qrspec.analysis.bursts`), bleaching and dwell-time laws
         (:mod:`qrspec.analysis.blinking`), afterpulsing and dead time
@@ -69,6 +72,7 @@ class ParticleAnalysis:
     traceback: str = ""
     config_json: str = ""
     analysis_s: float = float("nan")
+    acquisition: Acquisition | None = None
     bursts: Bursts | None = None
     trajectory: Trajectory | None = None
     alignment: Alignment | None = None
@@ -88,12 +92,13 @@ class ParticleAnalysis:
 
     @property
     def flags(self) -> tuple[str, ...]:
-        """Every stage's flags (what the data could not decide), in pipeline order."""
+        """Every stage's flags (what the data could not decide), in pipeline order, each once
+        (a coarsened trajectory is flagged by the trajectory and the FLID built on it)."""
         out: list[str] = []
         for name in STAGES:
             stage = getattr(self, name)
             out += getattr(stage, "flags", ())
-        return tuple(out)
+        return tuple(dict.fromkeys(out))
 
     @property
     def error(self) -> str:

@@ -232,6 +232,13 @@ class _Particle:
         analysis flag that explains it, else that the results hold no such data."""
         if self.failed:
             return "particle analysis failed"
+        acq = self.a.acquisition
+        if acq is not None and not acq.has_nanotimes and what in (
+                "gated g2", "decays", "FLID", "charging windows"):
+            return "T2 data without sync: no nanotimes"
+        if acq is not None and len(acq.detectors) == 1 and (
+                "g2" in what or what == "charging windows"):
+            return f"one detector ({acq.detectors[0]}): g2 not applicable"
         if charging:
             for key, text in (("no charged period", "no charged period"),
                               ("no usable neutral reference", "no usable neutral reference: "
@@ -479,21 +486,58 @@ def _draw_decays(ax, ax_res, p: _Particle):
     ax_res.set_xlabel(r"Delay $t - t_0$ (ns)")
 
 
+def _zero_peak_note(p: _Particle) -> str:
+    """Which peak is lag zero and why (one line)."""
+    al = p.a.alignment
+    if al is None or al.g2_mode != "pulsed":
+        return ""
+    src = al.delay_source
+    if src == "data":
+        return f"lag 0: peak k = {al.zero_peak_index} (suppressed, z = {al.zero_peak_z:.1f})"
+    if src == "user":
+        return f"lag 0: user delay {al.delay_ns:.4g} ns"
+    return "lag 0: sub-period delay (zero peak undecided)"
+
+
+def _g2_value_text(name: str, h) -> str:
+    """g2(0) with its error; with an empty centre peak its 95 % upper bound; nothing drawn
+    for an undefined value."""
+    g, e = h.g2_zero, h.g2_zero_err
+    hi = h.g2_zero_ci95[1] if h.g2_zero_ci95 is not None and len(h.g2_zero_ci95) == 2 \
+        else math.nan
+    if _finite(g) and not _finite(e) and _finite(hi):
+        return rf"{name}: $g^{{(2)}}(0)$ < {hi:.2f} (95 %, no centre pairs)"
+    return rf"{name}: $g^{{(2)}}(0)$ = {_pm(g, e, digits=2)}"
+
+
 def _draw_g2(ax, p: _Particle, key: str):
     raw = key == "g2"
-    h = None if p.a.g2 is None else (p.a.g2.raw if raw else p.a.g2.gated)
+    g2 = p.a.g2
+    h = None if g2 is None else (g2.raw if raw else g2.gated)
     color = COLORS["g2_raw"] if raw else COLORS["g2_gated"]
     name = "raw" if raw else "gated"
+    if g2 is not None and g2.g2_mode == "cw":
+        name = "CW"
     if h is None or np.size(h.lag_ns) < 2:
-        _no_data(ax, p.why_missing(f"{name} g2"))
+        _no_data(ax, p.why_missing("g2" if raw else "gated g2"))
         return
     lag = np.asarray(h.lag_ns, float)
     counts = np.asarray(h.counts, float)
     bin_ns = float(lag[1] - lag[0])
-    period = p.a.alignment.period_ns if p.a.alignment is not None else None
+    al = p.a.alignment
+    period = al.g2_period_ns if al is not None and _finite(al.g2_period_ns) else (
+        al.period_ns if al is not None and g2.g2_mode == "pulsed" else None)
     window = h.window_ns
     peaks = h.peaks
-    if period is not None:
+    if g2.g2_mode == "cw":
+        ab = g2.antibunching
+        tr = ab.rise_time_ns if ab is not None and _finite(ab.rise_time_ns) else 10.0
+        lim = min(float(np.abs(lag).max()), max(10.0, 8.0 * tr))
+        ax.set_xlim(-lim, lim)
+        if ab is not None and ab.success and ab.model_counts is not None:
+            ax.plot(ab.lag_ns, ab.model_counts, color=COLORS["g2_gated"], lw=1.0, zorder=4,
+                    label="dip fit")
+    elif period is not None and _finite(period):
         k_max = 3
         if peaks is not None and np.size(peaks):
             k_max = int(min(3, np.max(np.abs(peaks))))
@@ -508,17 +552,22 @@ def _draw_g2(ax, p: _Particle, key: str):
                            color=color if k == 0 else "0.5",
                            alpha=0.16 if k == 0 else (0.09 if k % 2 else 0.04), zorder=0)
     ax.plot(lag, counts, color=color, lw=0.6, drawstyle="steps-mid")
-    text = rf"{name}: $g^{{(2)}}(0)$ = {_pm(h.g2_zero, h.g2_zero_err, digits=2)}"
-    c = p.a.g2.afterpulse
+    text = _g2_value_text(name, h)
+    c = g2.afterpulse
     if c is not None and c.applied:  # the particle's value: afterpulse pairs removed
         v, e = (c.g2_zero, c.g2_zero_err) if raw else (c.g2_zero_gated, c.g2_zero_gated_err)
         if _finite(v):
             text = (rf"{name}: $g^{{(2)}}(0)$ = {_pm(v, e, digits=3)}"
                     f"\n(afterpulse-corrected; measured {_pm(h.g2_zero, math.nan, digits=3)})")
+    if g2.g2_mode == "cw" and g2.antibunching is not None:
+        ab = g2.antibunching
+        text += "\n" + r"$\tau_r$ = " + _pm(ab.rise_time_ns, ab.rise_time_err_ns, "ns")
     if not raw:
-        gate = p.a.g2.gate_ns
+        gate = g2.gate_after_rise_ns
         if _finite(gate):
             text += f"\ngate $t - t_0 \\geq$ {gate:g} ns"
+    elif _zero_peak_note(p):
+        text += "\n" + _zero_peak_note(p)
     ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
             bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
     ax.set_ylim(0, max(counts.max() * (1.35 if raw else 1.5), 1.0))  # room for the text

@@ -6,15 +6,21 @@ import functools
 
 import click
 
-# option name -> (config field, click type, help)
+# option name -> (config field, click type or "flag", help)
 _FIELDS = [
-    ("--detectors", "detectors", (int, int), "The two 0-based HBT detectors."),
+    ("--detectors", "detectors", (int, int),
+     "The two 0-based HBT detectors (default: the two with most photons; a file with one "
+     "detector is analysed without g2)."),
+    ("--hbt-delay-ns", "hbt_delay_ns", float,
+     "HBT delay t(second detector) - t(first) [ns], whole laser periods included (default: "
+     "the suppressed zero peak found in the data, flagged when undecidable)."),
     ("--bin-width-s", "bin_width_s", float, "Intensity trajectory bin width [s]."),
     ("--g2-bin-ns", "g2_bin_ns", float, "g2 histogram bin width [ns]."),
     ("--g2-max-lag-periods", "g2_max_lag_periods", int, "g2 range in laser periods."),
     ("--g2-peak-window-ns", "g2_peak_window_ns", float,
      "Window integrated around each g2 peak [ns] (default: whole period)."),
-    ("--gate-ns", "gate_ns", float, "Nanotime gate start for the gated g2 [ns after the rise]."),
+    ("--gate-after-rise-ns", "gate_after_rise_ns", float,
+     "Nanotime gate start of the gated g2 [ns after the rise of the decay]."),
     ("--cpa-alpha", "cpa_alpha", float, "False-positive rate of each change-point test."),
     ("--cpa-confidence", "cpa_confidence", float, "Confidence level of change-point regions."),
     ("--max-levels", "max_levels", int, "Maximum number of intensity levels."),
@@ -26,6 +32,13 @@ _FIELDS = [
      "Mean excitons per pulse <N>: enables the gate-scan and cascade tau_XX estimates."),
     ("--single-emitter-max-g2", "single_emitter_max_g2", float,
      "Gated g2(0) must be significantly below this for a single-emitter verdict."),
+    ("--irf", "irf_path", click.Path(),
+     "Measured IRF: a TTTR file of scattered laser light, or a histogram (text: counts or "
+     "time_ns,counts; .npy). State decays are then fitted by reconvolution (default: tail "
+     "fits)."),
+    ("--irf-bin-ns", "irf_bin_ns", float, "Bin width of a one-column IRF histogram [ns]."),
+    ("--allow-scan", "allow_scan", "flag",
+     "Analyse a scan image (FLIM, line scan) as one particle anyway (default: refused)."),
     ("--remove-bursts", "remove_bursts", bool,
      "Remove photon bursts before the analysis (false: find and flag only)."),
     ("--burst-bin-width-s", "burst_bin_width_s", float, "Bin width of the burst search [s]."),
@@ -70,7 +83,11 @@ _MODEL_FIELDS = [
 def analysis_options(func):
     """Add ``--config`` and every AnalysisConfig option to a command."""
     for opt, name, typ, help_ in reversed(_FIELDS + _MODEL_FIELDS):
-        func = click.option(opt, name, type=typ, default=None, help=help_)(func)
+        if typ == "flag":  # a flag: absent leaves the config's value
+            func = click.option(opt, name, is_flag=True, flag_value=True, default=None,
+                                help=help_)(func)
+        else:
+            func = click.option(opt, name, type=typ, default=None, help=help_)(func)
     func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                         help="JSON AnalysisConfig; options given here override it.")(func)
 
@@ -87,7 +104,11 @@ def analysis_options(func):
             d = cfg.to_dict()
             d.update({k: v for k, v in overrides.items() if v is not None})
             d["charge_model"].update({k: v for k, v in model.items() if v is not None})
-            kwargs["config"] = AnalysisConfig.from_dict(d)
+            cfg = kwargs["config"] = AnalysisConfig.from_dict(d)
+            if cfg.irf_path is not None:  # refuse an unusable IRF before any particle
+                from qrspec.io.irf import read_irf
+
+                read_irf(cfg.irf_path, bin_ns=cfg.irf_bin_ns)
         except QrspecError as exc:
             raise click.BadParameter(str(exc), param_hint="options") from None
         return func(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""``qrspec report``: figures of a results file (per particle and per batch)."""
+"""``qrspec report``: figures and the browsable HTML report of a results file."""
 
 from __future__ import annotations
 
@@ -9,42 +9,94 @@ import click
 
 @click.command()
 @click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output-dir", "output_dir", required=True,
+@click.option("-o", "--output-dir", "output_dir",
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the figures (created if needed).")
+@click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the HTML report into this folder (new, empty, or a previous "
+                   "report, which is replaced; its figures are reused when still valid).")
+@click.option("--exclude", "exclude", type=click.Path(dir_okay=False, path_type=Path),
+              help="Exclusion list (JSON saved from the HTML report): group statistics and "
+                   "batch figures without these particles.")
 @click.option("--particles", "particles", multiple=True, metavar="ID",
               help="Only these particles (repeat the option or give a comma-separated list) "
-                   "[default: all].")
+                   "[default: all]; -o only.")
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png",
-              show_default=True, help="Figure file format.")
-@click.option("--dpi", type=click.IntRange(10, 2400), default=300, show_default=True,
-              help="Resolution of PNG figures.")
+              show_default=True, help="Figure file format (-o).")
+@click.option("--dpi", type=click.IntRange(10, 2400), default=None,
+              help="Resolution of PNG figures [default: 300 for -o, 100 for --html].")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes drawing the HTML report's figures.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--filter", "particle_filter", metavar="EXPR",
               help="Only the particles this expression selects, e.g. \"single_emitter and "
-                   "rate_cps > 5000\": group statistics recomputed on them (the expression is "
-                   "shown in the batch figure), particle figures of them only.")
-def report(results, output_dir, particles, fmt, dpi, particle_filter):
-    """Draw the figures of the results file RESULTS into OUTPUT_DIR: batch_summary.<fmt>
-    (g2(0), lifetimes and n_c per group; intensity and n_c versus group) and
-    particle_<ID>.<fmt> per particle (trajectory with levels, n_c(t) and tau_A(t), decays per
-    state with fits, g2 raw and gated, FLID). Needs matplotlib (extra 'plot').
-    Prints the paths of the figures.
+                   "rate_cps > 5000\" (summary columns, numbers, comparisons, and/or/not): "
+                   "the others are excluded (as by --exclude) from the group statistics and "
+                   "the batch figures, the expression is shown in batch_summary, and -o "
+                   "draws the selected particles only.")
+@click.pass_context
+def report(ctx, results, output_dir, html_dir, exclude, particles, fmt, dpi, jobs,
+           no_progress, particle_filter):
+    """Draw the figures of the results file RESULTS.
 
-    Exit code 0 on success, 1 when RESULTS is not a results file, a particle id is unknown
-    or matplotlib is missing.
+    With -o DIR: batch_summary.<fmt>, the batch figures batch_<name>.<fmt> (group means of
+    intensity and n_c, tau_A,XX against n_c with the charge model, gated g2(0) histograms,
+    the lasing-threshold map with the groups) and particle_<ID>.<fmt> per particle
+    (trajectory with levels, n_c(t) and tau_A(t), decays with fits, g2 raw and gated, FLID);
+    prints their paths.
+
+    With --html DIR: a static site (open DIR/index.html, no server) with a sortable,
+    filterable table of all particles, a page per particle and per group, and exclusion
+    checkboxes whose list can be saved and given back with --exclude; prints the index path.
+
+    Needs matplotlib (extra 'plot'). Exit code 0 on success, 1 when RESULTS is not a results
+    file, a particle id or the exclusion list is bad, an output cannot be written or
+    matplotlib is missing; 2 on a usage error.
     """
     from qrspec.errors import QrspecError
 
+    if output_dir is None and html_dir is None:
+        raise click.UsageError("give -o/--output-dir, --html or both")
+    if particles and output_dir is None:
+        raise click.UsageError("--particles applies to -o/--output-dir only")
     try:
-        from qrspec.app.plots import write_figures
+        from qrspec.app import batch_figures, html_report, plots
     except ImportError as exc:  # matplotlib is not installed
         raise click.ClickException(str(exc)) from None
+    from qrspec.app.batch_tables import load_batch_tables
+    from qrspec.app.exclude import exclude_from_tables, read_exclusion_file
+    from qrspec.app.progress import ProgressBar, progress_enabled
+
+    quiet = bool(ctx.find_root().params.get("quiet"))
     ids = [x.strip() for item in particles for x in item.split(",") if x.strip()] or None
     try:
-        paths = write_figures(results, output_dir, particles=ids, fmt=fmt, dpi=dpi,
-                              particle_filter=particle_filter)
+        tables = load_batch_tables(results)
+        excl = read_exclusion_file(exclude) if exclude is not None else None
+        if particle_filter is not None:  # the particles it leaves out are excluded
+            from qrspec.app.filters import filter_exclusion
+
+            excl = filter_exclusion(tables.summary, particle_filter, excl)
+        if output_dir is not None:
+            paths = plots.write_figures(results, output_dir, particles=ids, fmt=fmt,
+                                        dpi=dpi or 300, particle_filter=particle_filter)
+            shown = exclude_from_tables(tables, excl) if excl is not None else tables
+            paths[1:1] = batch_figures.write_batch_figures(shown, output_dir, fmt=fmt,
+                                                           dpi=dpi or 300).values()
+            for p in paths:
+                click.echo(p)
+            if not quiet:
+                click.echo(f"{len(paths)} figures -> {output_dir}", err=True)
+        if html_dir is not None:
+            n = len(tables.particle_ids) + 1
+            with ProgressBar(n, "figures", enabled=progress_enabled(quiet, no_progress)) as bar:
+                rep = html_report.write_html_report(results, html_dir, jobs=jobs,
+                                                    progress=bar, exclude=excl,
+                                                    dpi=dpi or 100)
+            click.echo(rep.index)
+            if not quiet:
+                click.echo(f"HTML report of {rep.n_particles} particles -> {rep.index} "
+                           f"({rep.n_drawn} figures drawn, {rep.n_reused} reused, "
+                           f"{rep.n_failed} failed; {rep.n_excluded} excluded; "
+                           f"{rep.seconds:.1f} s)", err=True)
     except (QrspecError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
-    for p in paths:
-        click.echo(p)
-    click.echo(f"{len(paths)} figures -> {output_dir}", err=True)

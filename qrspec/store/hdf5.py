@@ -338,7 +338,7 @@ def _read_object(g, cls, where: str):
                 raise QrspecError(f"{where}: {g.name}/{f.name} is missing")
         elif present_ds:
             value = _read_value(g, f.name, where)
-            if origin is tuple:
+            if origin is tuple or t is tuple:  # tuple[float, ...], or a bare ``tuple``
                 elem = typing.get_args(t)[0] if typing.get_args(t) else float
                 value = tuple(elem(x) for x in np.atleast_1d(value))
             elif t is str:
@@ -355,7 +355,7 @@ def _read_object(g, cls, where: str):
             elif t is float:
                 value = float(value)
             kw[f.name] = value
-        elif optional or origin is tuple:
+        elif optional or origin is tuple or t is tuple:
             kw[f.name] = None if optional else ()
         else:
             raise QrspecError(f"{where}: {g.name} has no field {f.name!r}")

@@ -28,14 +28,37 @@ SUMMARY_COLUMNS: list[tuple[str, str, str, str]] = [
     ("n_photons", "i8", "counts", "photons on the analysed detectors"),
     ("duration_s", "f8", "s", "span of the photon stream"),
     ("rate_cps", "f8", "counts/s", "mean detected photon rate"),
-    ("g2_zero", "f8", "", "pulsed g2(0): centre / mean side peak area, no gate (corrected for "
-     "afterpulsing: measured = g2_zero + g2_zero_afterpulse_bias)"),
-    ("g2_zero_err", "f8", "", "standard error of g2_zero"),
-    ("g2_zero_gated", "f8", "", "g2(0) with both photons in the nanotime gate (corrected for "
-     "afterpulsing)"),
+    ("timing", "S8", "", "t3, t2_sync (T2 with sync events) or t2 (T2 without: no nanotimes)"),
+    ("detectors", "S16", "", "analysed detectors, e.g. '0 1' (the HBT pair) or '0'"),
+    ("n_photons_left_out", "i8", "counts", "photons on detectors that are not analysed"),
+    ("n_markers", "i8", "counts", "marker records in the file (ignored)"),
+    ("g2_mode", "S16", "", "pulsed, cw (T2 without a comb) or not_applicable (one detector)"),
+    ("g2_period_ns", "f8", "ns", "period of the g2 comb: sync period, or found in a T2 "
+     "correlation"),
+    ("hbt_delay_ns", "f8", "ns", "HBT delay subtracted from every g2 lag, whole periods "
+     "included"),
+    ("hbt_delay_source", "S8", "", "data (the suppressed peak), user, default (undecided: "
+     "flagged) or empty"),
+    ("zero_peak_index", "f8", "", "chosen comb peak k: delay = sub-period delay + k periods"),
+    ("zero_peak_z", "f8", "", "Poisson z-score of the chosen peak's suppression (>= 5 to "
+     "decide)"),
+    ("zero_peak_second_z", "f8", "", "z-score of the next most suppressed peak (<= 4 to "
+     "decide)"),
+    ("g2_zero", "f8", "", "g2(0), no gate: pulsed centre / mean side peak area, or the CW "
+     "dip fit; afterpulse-corrected when pulsed (measured = g2_zero + "
+     "g2_zero_afterpulse_bias)"),
+    ("g2_zero_err", "f8", "", "standard error of g2_zero (NaN without centre-peak pairs)"),
+    ("g2_zero_ci95_hi", "f8", "", "upper end of the 95 % interval of g2_zero (Clopper-Pearson "
+     "when pulsed)"),
+    ("g2_zero_gated", "f8", "", "g2(0) with both photons in the nanotime gate "
+     "(afterpulse-corrected)"),
     ("g2_zero_gated_err", "f8", "", "standard error of g2_zero_gated"),
-    ("gate_ns", "f8", "ns", "nanotime gate start after the aligned decay zero"),
-    ("single_emitter", "?", "", "gated g2(0) significantly below 0.5"),
+    ("g2_zero_gated_ci95_hi", "f8", "", "upper end of the 95 % interval of g2_zero_gated"),
+    ("gate_after_rise_ns", "f8", "ns", "gate start after the rise of the aligned decay"),
+    ("g2_rise_time_ns", "f8", "ns", "CW: fitted antibunching rise time"),
+    ("g2_rise_time_err_ns", "f8", "ns", "standard error of g2_rise_time_ns"),
+    ("single_emitter", "?", "", "g2(0) (gated when gated) significantly below 0.5"),
+    ("decay_fit", "S16", "", "lifetime fits: tail, or reconvolution with a measured IRF"),
     ("frac_time_neutral", "f8", "", "fraction of time in neutral-labelled segments"),
     ("tau_x_neutral_ns", "f8", "ns", "exciton lifetime in neutral periods"),
     ("tau_x_neutral_err_ns", "f8", "ns", "standard error of tau_x_neutral_ns"),
@@ -136,25 +159,42 @@ def summary_values(analysis: ParticleAnalysis) -> dict:
     a = analysis
     v: dict = {"particle_id": a.particle_id, "group": a.group, "source": a.source,
                "status": a.status, "error": a.error, "analysis_s": a.analysis_s}
+    if a.acquisition is not None:
+        q = a.acquisition
+        v.update(timing=q.timing, detectors=" ".join(map(str, q.detectors)),
+                 n_photons_left_out=q.n_photons_left_out, n_markers=q.n_markers)
     if a.trajectory is not None:
         t = a.trajectory
         v.update(n_photons=t.n_photons, duration_s=t.duration_s, rate_cps=t.rate_cps)
+    if a.alignment is not None and a.alignment.g2_mode != "not_applicable":
+        al = a.alignment
+        v.update(g2_mode=al.g2_mode, hbt_delay_ns=al.delay_ns,
+                 hbt_delay_source=al.delay_source)
+        if al.g2_mode == "pulsed":
+            v.update(g2_period_ns=al.g2_period_ns, zero_peak_index=al.zero_peak_index,
+                     zero_peak_z=al.zero_peak_z, zero_peak_second_z=al.zero_peak_second_z)
+    elif a.alignment is not None:
+        v.update(g2_mode="not_applicable")
     if a.g2 is not None:
         g = a.g2
         v.update(g2_zero=g.raw.g2_zero, g2_zero_err=g.raw.g2_zero_err,
-                 g2_zero_gated=g.gated.g2_zero, g2_zero_gated_err=g.gated.g2_zero_err,
-                 gate_ns=g.gate_ns, single_emitter=g.single_emitter)
+                 g2_zero_ci95_hi=g.raw.g2_zero_ci95[1], single_emitter=g.single_emitter)
+        if g.gated is not None:
+            v.update(gate_after_rise_ns=g.gate_after_rise_ns, g2_zero_gated=g.gated.g2_zero,
+                     g2_zero_gated_err=g.gated.g2_zero_err,
+                     g2_zero_gated_ci95_hi=g.gated.g2_zero_ci95[1])
+        if g.antibunching is not None:
+            v.update(g2_rise_time_ns=g.antibunching.rise_time_ns,
+                     g2_rise_time_err_ns=g.antibunching.rise_time_err_ns)
         c = g.afterpulse
         if c is not None:
-            v.update(g2_zero_afterpulse_bias=c.bias, g2_zero_gated_afterpulse_bias=c.bias_gated)
-            if c.applied and math.isfinite(c.g2_zero):  # else not correctable: measured
-                v.update(g2_zero=c.g2_zero, g2_zero_err=c.g2_zero_err)
-            if c.applied and math.isfinite(c.g2_zero_gated):
-                v.update(g2_zero_gated=c.g2_zero_gated, g2_zero_gated_err=c.g2_zero_gated_err)
+            v.update(_afterpulse_corrected(g, c))
     v.update(_hygiene_values(a))
     if a.states is not None:
         n = a.states.neutral
+        kinds = {s.fit_kind for s in (n, a.states.charged) if s is not None and s.fit_kind}
         nan = math.nan
+        v.update(decay_fit=" ".join(sorted(kinds)))
         v.update(frac_time_neutral=a.states.frac_time_neutral,
                  tau_x_neutral_ns=n.tau_x_ns if n else nan,
                  tau_x_neutral_err_ns=n.tau_x_err_ns if n else nan,
@@ -178,6 +218,24 @@ def summary_values(analysis: ParticleAnalysis) -> dict:
     if a.levels is not None:
         v.update(n_levels=int(a.levels.label.size),
                  n_change_points=int(a.levels.change_points_s.size))
+    return v
+
+
+def _afterpulse_corrected(g, c) -> dict:
+    """The afterpulse-corrected g2(0) columns (measured values where not correctable: a
+    g2(0) without an error); the 95 % upper ends mapped by the same monotonic correction
+    ``g (1 + p) - p``."""
+    v: dict = {"g2_zero_afterpulse_bias": c.bias, "g2_zero_gated_afterpulse_bias": c.bias_gated}
+    if not c.applied:
+        return v
+    if math.isfinite(c.g2_zero):
+        p = float(np.sum(c.probability))
+        v.update(g2_zero=c.g2_zero, g2_zero_err=c.g2_zero_err,
+                 g2_zero_ci95_hi=g.raw.g2_zero_ci95[1] * (1.0 + p) - p)
+    if g.gated is not None and math.isfinite(c.g2_zero_gated):
+        p = float(np.sum(c.probability_gated))
+        v.update(g2_zero_gated=c.g2_zero_gated, g2_zero_gated_err=c.g2_zero_gated_err,
+                 g2_zero_gated_ci95_hi=g.gated.g2_zero_ci95[1] * (1.0 + p) - p)
     return v
 
 
