@@ -394,3 +394,19 @@ def test_every_config_field_has_a_cli_option(tmp_path):
                                   "--dwell-off-labels", "off,grey"])
     assert r.exit_code == 2 and "dwell_off_labels='off,grey' must be a non-empty list" in \
         r.output
+
+
+def test_filter_exclusion_merges_with_a_given_exclusion():
+    from qrspec.app.exclude import ExclusionList
+    from qrspec.app.filters import filter_exclusion
+    from qrspec.store.summary import summary_dtype, summary_row
+
+    rows = np.asarray([summary_row(dict(particle_id=p, group="g", status="ok", rate_cps=r))
+                       for p, r in (("a", 1e4), ("b", 2e3), ("c", 5e3))], summary_dtype())
+    given = ExclusionList(particles=("c",), reason={"c": "two emitters"})
+    ex = filter_exclusion(rows, "rate_cps > 4000", given)
+    assert ex.particles == ("c", "b")
+    assert ex.reason == {"c": "two emitters", "b": "not selected by --filter 'rate_cps > 4000'"}
+    assert ex.extra["filter"] == "rate_cps > 4000"
+    with pytest.raises(QrspecError, match=r"filter='rate_hz > 1': unknown column 'rate_hz'"):
+        filter_exclusion(rows, "rate_hz > 1")
