@@ -260,12 +260,15 @@ def test_hygiene_stages_round_trip(bleached, tmp_path):
     ("dwell_off_labels", ["neutral", "charged", "trap", "off", "unclassified"],
      r"leaves no label for the on state"),
     ("remove_bursts", 1, r"remove_bursts=1 must be true or false"),
-    ("burst_bin_width_s", 0.0, r"burst_bin_width_s=0.0 must be > 0"),
+    ("trim_bleaching", "yes", r"trim_bleaching='yes' must be true or false"),
+    ("correct_afterpulsing", None, r"correct_afterpulsing=None must be true or false"),
+    ("burst_bin_width_s", 0.0, r"burst_bin_width_s=0.0 must be a finite number in \(0, "),
     ("burst_bin_width_s", "x", r"burst_bin_width_s='x' must be a finite number"),
-    ("burst_alpha", 1.0, r"burst_alpha=1.0 must be in \(0, 1\)"),
-    ("bleach_p_threshold", 0.0, r"bleach_p_threshold=0.0 must be in \(0, 1\)"),
-    ("bleach_prior_alpha", 1.0, r"bleach_prior_alpha=1.0 must be > 1"),
-    ("afterpulse_max_lag_s", -1.0, r"afterpulse_max_lag_s=-1.0 must be > 0"),
+    ("burst_alpha", 1.0, r"burst_alpha=1.0 must be a finite number in \(0, 1\)"),
+    ("bleach_p_threshold", 0.0, r"bleach_p_threshold=0.0 must be a finite number in \(0, 1\)"),
+    ("bleach_prior_alpha", 1.0, r"bleach_prior_alpha=1.0 must be a finite number in \(1, "),
+    ("afterpulse_max_lag_s", -1.0, r"afterpulse_max_lag_s=-1.0 must be a finite number in "
+                                   r"\(0, 1\]"),
     ("dwell_min_events", 2, r"dwell_min_events=2 must be an integer >= 3"),
 ])
 def test_config_rejects_bad_hygiene_fields(field, value, match):

@@ -1,4 +1,12 @@
-"""Options shared by ``analyze`` and ``batch``: each maps to one ``AnalysisConfig`` field."""
+"""Options shared by ``analyze`` and ``batch`` (each maps to one ``AnalysisConfig`` field), and
+the CLI's input/output checks.
+
+Exit codes (README): 0 ok; 1 unreadable input or refused output (``click.ClickException``);
+2 usage error (``click.UsageError`` / ``BadParameter``: bad options, bad config); 3 batch
+finished with failed particles. Inputs and outputs are therefore plain ``click.Path()``
+arguments: a folder given as the input FILE, or as ``-o``, is the library's clean error (exit
+1), not click's usage error.
+"""
 
 from __future__ import annotations
 
@@ -88,7 +96,7 @@ def analysis_options(func):
                                 help=help_)(func)
         else:
             func = click.option(opt, name, type=typ, default=None, help=help_)(func)
-    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+    func = click.option("--config", "config_path", type=click.Path(),
                         help="JSON AnalysisConfig; options given here override it.")(func)
 
     @functools.wraps(func)
@@ -109,8 +117,30 @@ def analysis_options(func):
                 from qrspec.io.irf import read_irf
 
                 read_irf(cfg.irf_path, bin_ns=cfg.irf_bin_ns)
-        except QrspecError as exc:
-            raise click.BadParameter(str(exc), param_hint="options") from None
+        except QrspecError as exc:  # names the field; a usage error (exit 2)
+            raise click.BadParameter(display(str(exc)),
+                                     param_hint="--config" if path else "options") from None
         return func(*args, **kwargs)
 
     return wrapper
+
+
+def display(text) -> str:
+    """Text for the terminal: undecodable file-name bytes shown as ``\\xNN`` (stdout may be
+    strict UTF-8, where they would raise UnicodeEncodeError)."""
+    from qrspec.io.files import storable_text
+
+    return storable_text(text)
+
+
+def check_output(output, *, inputs=(), overwrite: bool = False) -> None:
+    """Refuse an output before any work: a folder, a device, an input file (by identity),
+    an existing file without ``--overwrite``, a missing or unwritable folder. Exit 1 with the
+    reason."""
+    from qrspec.errors import QrspecError
+    from qrspec.io.atomic import check_output_path
+
+    try:
+        check_output_path(output, inputs=inputs, overwrite=overwrite, probe=True)
+    except QrspecError as exc:
+        raise click.ClickException(display(str(exc))) from None

@@ -43,6 +43,7 @@ import numpy as np
 
 from qrspec.analysis.particle import STAGES, ParticleAnalysis
 from qrspec.errors import OutputError, QrspecError
+from qrspec.io.files import storable_text
 from qrspec.store.schema import FIELD_DOCS, IDENTITY_DOCS
 from qrspec.store.summary import (
     SUMMARY_COLUMNS,
@@ -230,6 +231,10 @@ def _write_object(g, obj) -> None:
         unit, desc = docs[f.name]
         if value is None:
             continue
+        if isinstance(value, str):  # h5py stores UTF-8 only: undecodable bytes as \xNN
+            value = storable_text(value)
+        elif isinstance(value, tuple) and all(isinstance(x, str) for x in value):
+            value = tuple(storable_text(x) for x in value)
         if is_dataclass(value):
             _write_object(g.create_group(f.name), value)
         elif isinstance(value, np.ndarray):
@@ -260,6 +265,8 @@ def _write_object(g, obj) -> None:
 def _write_particle_group(g, a: ParticleAnalysis) -> None:
     for name in IDENTITY_DOCS:
         value = getattr(a, name)
+        if isinstance(value, str):  # a file name's bytes that are not UTF-8 become \xNN
+            value = storable_text(value)
         if isinstance(value, str) and len(value) > _ATTR_STR_MAX:
             import h5py
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from qrspec.analysis.particle import ParticleAnalysis
 from qrspec.errors import QrspecError
+from qrspec.io.files import storable_text
 
 __all__ = ["SUMMARY_COLUMNS", "GROUP_STAT_COLUMNS", "summary_values", "summary_dtype",
            "summary_row", "row_to_dict", "group_statistics", "pooled_dwell_laws",
@@ -284,8 +285,9 @@ def summary_row(values) -> np.ndarray:
     for name, kind, _, _ in SUMMARY_COLUMNS:
         v = values.get(name)
         if kind.startswith("S"):
-            s = "" if v is None else str(v)
-            row[name] = s.encode("utf-8", errors="replace")[: int(kind[1:])]
+            # undecodable file-name bytes as \\xNN; never cut a UTF-8 character in two
+            b = storable_text("" if v is None else v).encode("utf-8")[: int(kind[1:])]
+            row[name] = b.decode("utf-8", "ignore").encode("utf-8")
         elif kind == "f8":
             row[name] = math.nan if v is None else float(v)
         elif kind == "i8":
