@@ -75,14 +75,15 @@ def remove_photon_bursts(photons: Photons, config: AnalysisConfig) -> tuple[Burs
     """
     from qrspec.levels.bursts import find_bursts, remove_bursts
 
-    found = find_bursts(photons, bin_width_s=config.burst_bin_width_s, alpha=config.burst_alpha)
+    # never below one timestamp tick (a coarse T2 clock); the trace is also size-capped
+    # (qrspec.stats.trace.MAX_TRACE_BINS): a long acquisition is searched on coarser bins
+    bin_s = max(float(config.burst_bin_width_s), float(photons.timestamps_unit))
+    found = find_bursts(photons, bin_width_s=bin_s, alpha=config.burst_alpha)
     flags = []
     if found.bin_width_s > 1.5 * config.burst_bin_width_s:
-        # the trace is size-capped (qrspec.stats.trace.MAX_TRACE_BINS): a long acquisition is
-        # searched on coarser bins, where short bursts are diluted
         flags.append(f"burst search on {found.bin_width_s:.3g} s bins instead of "
-                     f"burst_bin_width_s={config.burst_bin_width_s:g} (trace size cap): short "
-                     "bursts may be missed")
+                     f"burst_bin_width_s={config.burst_bin_width_s:g} (timestamp tick or trace "
+                     "size cap): short bursts may be missed")
     removed = bool(config.remove_bursts)
     if found.n_bursts:
         what = "removed" if removed else "not removed (remove_bursts=False)"

@@ -28,7 +28,8 @@ import numpy as np
 from qrspec.errors import QrspecError
 
 __all__ = ["plot_particle", "plot_batch", "write_figures", "particle_figure", "batch_figure",
-           "forward_figure", "threshold_map_figure", "save_figure", "LABEL_COLORS", "COLORS"]
+           "forward_figure", "threshold_map_figure", "save_figure", "draw_dwell", "LABEL_COLORS",
+           "COLORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -623,11 +624,54 @@ def _draw_flid(ax, p: _Particle, fig):
     ax.set_ylabel(f"Intensity (counts / {unit})")
 
 
-def _draw_dwell_state(ax, p: _Particle, state: str):
-    """The stored dwell-time curve of the on or off stays (:func:`qrspec.app.dwell_plots.
-    draw_dwell`), log-log."""
-    from qrspec.app.dwell_plots import draw_dwell
+DWELL_STATE_COLORS = {"on": "#0072B2", "off": "#7F7F7F"}
+DWELL_MODEL_STYLES = {"power_law": "-", "truncated": "-.", "exponential": ":", "cutoff": "--"}
+DWELL_MODEL_NAMES = {"power_law": "power law", "truncated": "truncated power law",
+               "exponential": "exponential", "cutoff": "power law × exp. cut-off"}
 
+
+def draw_dwell(ax, curve) -> None:
+    """Draw one :class:`~qrspec.levels.dwell.DwellCurve` on a matplotlib axis: the
+    Kaplan-Meier ``P(T >= t)`` of the stays, the fitted power law (solid) and the preferred
+    law when it is another one, from ``t_min`` on; the region below the change-point time
+    resolution shaded (:mod:`qrspec.app.dwell_plots` has the two-panel figure)."""
+    color = DWELL_STATE_COLORS.get(curve.state, "0.3")
+    if curve.t_s.size == 0:
+        _no_data(ax, f"no complete {curve.state} stays")
+        return
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.step(curve.t_s, curve.survival, where="post", color=color, lw=1.0,
+            label=f"{curve.state} stays ({curve.t_s.size})")
+    if np.isfinite(curve.resolution_s):
+        ax.axvspan(min(curve.t_s.min(), curve.resolution_s) / 2, curve.resolution_s,
+                   color="0.9", lw=0, zorder=0, label="below resolution")
+    shown = []
+    for k, model in enumerate(curve.models):
+        if model == "power_law" or model == curve.best_model:
+            shown.append(model)
+            lab = DWELL_MODEL_NAMES[model]
+            if model == "power_law" and math.isfinite(curve.alpha):
+                lab += f", α = {_pm(curve.alpha, curve.alpha_err)}"
+            ax.plot(curve.model_t_s, curve.model_survival[k], DWELL_MODEL_STYLES[model],
+                    color="black", lw=0.9, label=lab)
+    if math.isfinite(curve.t_min_s):
+        ax.axvline(curve.t_min_s, color="0.5", lw=0.6, ls=":")
+        ax.text(curve.t_min_s, 0.93, " t_min", color="0.4", fontsize=6, va="top",
+                transform=ax.get_xaxis_transform())
+    else:
+        ax.text(0.97, 0.95, "too few stays for a law", transform=ax.transAxes, ha="right",
+                va="top", fontsize=6.5, color="0.4")
+    ax.set_xlabel("duration (s)")
+    ax.set_ylabel(f"P(T ≥ t), {curve.state}")
+    positive = curve.survival[curve.survival > 0]
+    if positive.size:
+        ax.set_ylim(positive.min() / 2, 1.5)
+    ax.legend(loc="lower left")
+
+
+def _draw_dwell_state(ax, p: _Particle, state: str):
+    """The stored dwell-time curve of the on or off stays (:func:`draw_dwell`), log-log."""
     bl = p.a.blinking
     if bl is None:
         _no_data(ax, p.why_missing("dwell times"))
