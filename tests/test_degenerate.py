@@ -456,10 +456,10 @@ EXPLAINS["dwell_resolution_s"] = r"no off stays|alpha_on: "
 for _c in ("afterpulse_prob_start", "afterpulse_prob_start_err", "afterpulse_prob_stop",
            "afterpulse_prob_stop_err"):
     EXPLAINS[_c] = r"afterpulsing not estimated"
-EXPLAINS["g2_zero_afterpulse_bias"] = r"afterpulsing not estimated|" + \
-    EXPLAINS["g2_zero_err"]
-EXPLAINS["g2_zero_gated_afterpulse_bias"] = r"afterpulsing not estimated|" + \
-    EXPLAINS["g2_zero_gated_err"]
+EXPLAINS["g2_zero_afterpulse_bias"] = r"afterpulsing not estimated|no afterpulse correction|" \
+    + EXPLAINS["g2_zero_err"]
+EXPLAINS["g2_zero_gated_afterpulse_bias"] = r"afterpulsing not estimated|" \
+    r"no afterpulse correction|" + EXPLAINS["g2_zero_gated_err"]
 EXPLAINS["p_det_max"] = r"dead time not checked"
 
 

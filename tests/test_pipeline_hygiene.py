@@ -413,3 +413,28 @@ def test_filter_exclusion_merges_with_a_given_exclusion():
     assert ex.extra["filter"] == "rate_cps > 4000"
     with pytest.raises(QrspecError, match=r"filter='rate_hz > 1': unknown column 'rate_hz'"):
         filter_exclusion(rows, "rate_hz > 1")
+
+
+def test_significantly_negative_afterpulsing_is_not_used():
+    from qrspec.analysis.detector import (
+        afterpulse_background,
+        afterpulse_inconsistency,
+        detector_artefacts,
+        usable_afterpulsing,
+    )
+    from qrspec.stats.afterpulsing import AfterpulseEstimate
+
+    def est(p0, e0):
+        return AfterpulseEstimate((0, 1), np.array([p0, 0.01]), np.array([e0, 0.002]),
+                                  np.array([1000, 1000]), np.zeros((2, 3)), np.zeros(2, int),
+                                  3, 1e-7)
+
+    # -3.5 errors: by chance 0.02 % of the time; the real file libpicoquant_hh_v20.ht3 has -7
+    bad, ok = est(-0.007, 0.002), est(-0.005, 0.002)  # -2.5 errors: noise, used as is
+    assert usable_afterpulsing(bad) is None and usable_afterpulsing(ok) is ok
+    assert afterpulse_inconsistency(ok) == ""
+    cfg = AnalysisConfig()
+    assert afterpulse_background(None, bad, cfg) is None
+    d = detector_artefacts(bad, "", None, None, "test", cfg)
+    assert any("afterpulse estimate of detector 0 is significantly negative (-0.007 ± 0.002)"
+               in f and f.endswith("no afterpulse correction applied") for f in d.flags)

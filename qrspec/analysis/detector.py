@@ -50,6 +50,7 @@ AFTERPULSE_MAX_PHOTONS = 1 << 20
 
 __all__ = ["AFTERPULSE_MAX_PHOTONS", "DetectorArtefacts", "AfterpulseBackground", "G2Afterpulse",
            "estimate_detector_afterpulsing", "afterpulse_photons", "afterpulse_background",
+           "afterpulse_inconsistency", "usable_afterpulsing", "NEGATIVE_Z",
            "g2_afterpulse_correction",
            "g2_afterpulse_flags", "check_dead_time", "detector_artefacts"]
 
@@ -183,6 +184,37 @@ def estimate_detector_afterpulsing(photons: Photons, config: AnalysisConfig
     return estimate_afterpulsing(sub, detectors=config.detectors, max_lag_s=max_lag), ""
 
 
+#: an afterpulse estimate this many errors below 0 contradicts the estimator's assumption (both
+#: detectors see the same photon statistics); its corrections are then not applied
+NEGATIVE_Z = 3.0
+
+
+def afterpulse_inconsistency(estimate: AfterpulseEstimate | None) -> str:
+    """Why an estimate cannot be used for corrections ("" when it can).
+
+    Afterpulses only add same-detector pairs, so a probability significantly below 0
+    (< -:data:`NEGATIVE_Z` errors; by chance 0.13 % per detector) means the auto- and cross-pairs
+    differ for another reason: cross-talk, unequal dead times, a detector split that changes
+    during the measurement. Seen on a real file (libpicoquant_hh_v20.ht3: -0.015 +- 0.002).
+    """
+    if estimate is None:
+        return ""
+    neg = estimate.probability < -NEGATIVE_Z * estimate.probability_err
+    if not np.any(neg):
+        return ""
+    k = int(np.argmax(neg))
+    return (f"afterpulse estimate of detector {estimate.detectors[k]} is significantly "
+            f"negative ({estimate.probability[k]:.3g} ± {estimate.probability_err[k]:.2g}): the "
+            "two detectors do not see the same photon statistics (cross-talk, unequal dead "
+            "times, a changing split); no afterpulse correction applied")
+
+
+def usable_afterpulsing(estimate: AfterpulseEstimate | None) -> AfterpulseEstimate | None:
+    """``estimate`` when it can correct g2(0) and decays, else None
+    (:func:`afterpulse_inconsistency`)."""
+    return None if estimate is None or afterpulse_inconsistency(estimate) else estimate
+
+
 def afterpulse_photons(photons: Photons) -> Photons:
     """The photons the afterpulse estimate uses: all, or the first
     :data:`AFTERPULSE_MAX_PHOTONS` (a contiguous block: afterpulses stay with their parents)."""
@@ -214,7 +246,7 @@ def afterpulse_background(photons: Photons, estimate: AfterpulseEstimate | None,
     """
     from qrspec.stats.afterpulsing import afterpulse_nanotime_profile
 
-    if estimate is None or not config.correct_afterpulsing or \
+    if usable_afterpulsing(estimate) is None or not config.correct_afterpulsing or \
             not bool(np.any(estimate.significant())):
         return None
     sub = afterpulse_photons(photons)  # the photons of the estimate
@@ -336,7 +368,9 @@ def detector_artefacts(estimate: AfterpulseEstimate | None, why_not: str,
         significant = np.zeros(0, bool)
     else:
         significant = np.asarray(estimate.significant(), bool)
-        if significant.any() and not config.correct_afterpulsing:
+        if afterpulse_inconsistency(estimate):
+            flags.append(afterpulse_inconsistency(estimate))
+        elif significant.any() and not config.correct_afterpulsing:
             p = ", ".join(f"{v:.2g} ± {e:.1g}" for v, e in
                           zip(estimate.probability, estimate.probability_err, strict=True))
             flags.append(f"significant afterpulsing (p = {p}) not corrected in the decay fits "

@@ -110,6 +110,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         check_dead_time,
         detector_artefacts,
         estimate_detector_afterpulsing,
+        usable_afterpulsing,
     )
     from qrspec.analysis.flid import measure_flid
     from qrspec.analysis.g2 import measure_g2
@@ -136,7 +137,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     ap, ap_why = estimate_detector_afterpulsing(ph, cfg)
     single = False
     if acq.hbt:
-        stages["g2"] = measure_g2(ph, alignment, cfg, afterpulsing=ap)
+        stages["g2"] = measure_g2(ph, alignment, cfg, afterpulsing=usable_afterpulsing(ap))
         single = stages["g2"].single_emitter
     dead, dead_why = check_dead_time(ph, single, cfg)
     background = afterpulse_background(ph, ap, cfg) if acq.has_nanotimes else None
