@@ -146,8 +146,9 @@ class G2Afterpulse:
 def _reason_not_estimable(photons: Photons, detectors) -> str:
     if not photons.is_t3:
         return "T2 data (afterpulse delays are counted in laser periods)"
-    if len(detectors) != 2:
-        return "one detector (the estimate compares a detector's pairs with the other's)"
+    if detectors is None or len(detectors) != 2:
+        return ("not two analysed detectors (the estimate compares a detector's pairs with the "
+                "other's)")
     counts = photons.counts_per_detector
     empty = [d for d in detectors if d >= counts.size or counts[d] == 0]
     if empty:
