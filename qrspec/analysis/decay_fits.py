@@ -65,7 +65,7 @@ def merge_rows(rows: np.ndarray) -> np.ndarray:
 
 
 def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle", *, irf=None,
-          shift_bounds_ns=IRF_SHIFT_BOUNDS_NS) -> ExcitonFit:
+          shift_bounds_ns=IRF_SHIFT_BOUNDS_NS, fixed_background=None) -> ExcitonFit:
     """Exciton lifetime of an aligned decay: bi-exponential fit (the short component absorbs
     the biexciton), mono-exponential when the bi fit cannot separate two components.
 
@@ -88,6 +88,9 @@ def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle", *
         Measured IRF on the decay's bins (background subtracted; normalised by the fit).
     shift_bounds_ns : (float, float)
         Bounds of the fitted IRF shift.
+    fixed_background : ndarray, optional
+        Known expected counts per bin of ``decay`` added to the model besides the fitted flat
+        background (the afterpulse profile, :mod:`qrspec.analysis.detector`).
 
     Returns
     -------
@@ -109,6 +112,8 @@ def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle", *
         kw = dict(fit_range_ns=(0.0, stop), irf=np.asarray(irf, float)[:counts.size],
                   shift_bounds_ns=shift_bounds_ns)
     kw.update(time_ns=time_ns, period_ns=decay.period_ns, background="fit", method=method)
+    if fixed_background is not None:
+        kw["fixed_background"] = np.asarray(fixed_background, np.float64)[:counts.size]
     bi = fit_decay(counts, model="bi", **kw) if "bi" in models else None
     if bi is not None and bi.success and bi.tau_ns[0] < 0.8 * bi.tau_ns[1]:
         # the exciton carries most photons (the biexciton share is ~<N>/2 at low <N>); a minor

@@ -21,6 +21,7 @@ import numpy as np
 
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
+from qrspec.analysis.detector import G2Afterpulse
 from qrspec.fitting.antibunching import AntibunchingFit
 from qrspec.photons import Photons
 
@@ -88,13 +89,17 @@ class G2Result:
         the gate does not fit in the period it holds no pairs and NaN g2(0) (flagged).
     single_emitter : bool
         g2(0) significantly below ``single_emitter_max_g2`` (gated when there is a gate);
-        False when undecided.
+        False when undecided. With an applied afterpulse correction, the corrected gated g2(0)
+        decides.
     flags : tuple of str
         Flags of this stage.
     g2_mode : str
         ``"pulsed"`` or ``"cw"``.
     antibunching : AntibunchingFit or None
         The CW dip fit (None when pulsed).
+    afterpulse : G2Afterpulse or None
+        g2(0) corrected for afterpulsing (:mod:`qrspec.analysis.detector`; the histograms and
+        their ``g2_zero`` stay as measured); None when afterpulsing was not estimated.
     """
 
     detectors: tuple[int, ...]
@@ -106,6 +111,7 @@ class G2Result:
     flags: tuple[str, ...]
     g2_mode: str = "pulsed"
     antibunching: AntibunchingFit | None = None
+    afterpulse: G2Afterpulse | None = None
 
 
 def _histogram(curve, pk, gate) -> G2Histogram:
@@ -161,7 +167,8 @@ def _cw(photons: Photons, alignment: Alignment, config: AnalysisConfig) -> G2Res
                     flags=tuple(flags), g2_mode="cw", antibunching=fit)
 
 
-def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig) -> G2Result:
+def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *,
+               afterpulsing=None) -> G2Result:
     """Raw and gated (pulsed) or fitted (CW) g2 and the single-emitter verdict.
 
     Parameters
@@ -171,8 +178,12 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig) -
     alignment : Alignment
         g2 mode, lag zero, offsets and rise (:func:`qrspec.analysis.alignment.align_detectors`).
     config : AnalysisConfig
-        Uses ``detectors`` (the two analysed), ``g2_*``, ``gate_after_rise_ns`` and
-        ``single_emitter_max_g2``.
+        Uses ``detectors`` (the two analysed), ``g2_*``, ``gate_after_rise_ns``,
+        ``single_emitter_max_g2`` and ``correct_afterpulsing``.
+    afterpulsing : AfterpulseEstimate, optional
+        Afterpulse probabilities of the two detectors, estimated from ``photons``
+        (:func:`qrspec.analysis.detector.estimate_detector_afterpulsing`): g2(0) corrected
+        (pulsed T3 only).
 
     Returns
     -------
@@ -205,6 +216,7 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig) -
                             peaks=raw.peaks, peak_areas=np.zeros_like(raw.peak_areas),
                             g2_zero=math.nan, g2_zero_err=math.nan, window_ns=raw.window_ns,
                             gate_window_ns=None)
+        g2_gated = None
     else:
         g2_gated = g2(photons, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
                       bin_ns=config.g2_bin_ns, delay_ns=alignment.delay_ns, gate_ns=gate,
@@ -213,7 +225,22 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig) -
         if _peak_flag(pk_gated):  # "gated g2(0) undefined: ...", "gated g2 not applicable: ..."
             flags.append(f"gated {_peak_flag(pk_gated)}")
         gated = _histogram(g2_gated, pk_gated, gate)
-    single = _verdict(gated, config, "gated g2(0)", flags)
+    ap = None
+    decide = gated
+    if afterpulsing is not None:  # afterpulse pairs removed from g2(0) (issue 18)
+        from dataclasses import replace
+
+        from qrspec.analysis.detector import g2_afterpulse_correction, g2_afterpulse_flags
+
+        frac = None if g2_gated is None else \
+            np.asarray(g2_gated.n_photons, float) / np.asarray(g2_raw.n_photons, float)
+        ap = g2_afterpulse_correction(afterpulsing, raw, gated,
+                                      None if g2_gated is None else gate, frac,
+                                      apply=config.correct_afterpulsing)
+        flags += g2_afterpulse_flags(ap)
+        if ap.applied and np.isfinite(ap.g2_zero_gated):
+            decide = replace(gated, g2_zero=ap.g2_zero_gated, g2_zero_err=ap.g2_zero_gated_err)
+    single = _verdict(decide, config, "gated g2(0)", flags)
     return G2Result(detectors=tuple(dets), delay_ns=float(alignment.delay_ns),
                     gate_after_rise_ns=float(config.gate_after_rise_ns), raw=raw, gated=gated,
-                    single_emitter=single, flags=tuple(flags))
+                    single_emitter=single, flags=tuple(flags), afterpulse=ap)

@@ -176,7 +176,8 @@ def tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20
 
 
 def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
-                  config: AnalysisConfig, pairs, *, with_g2: bool = True) -> StateResult:
+                  config: AnalysisConfig, pairs, *, with_g2: bool = True,
+                  afterpulse=None) -> StateResult:
     """Decay, lifetimes and g2(0) of the photons inside ``windows`` (None: all photons).
 
     Parameters
@@ -197,6 +198,9 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         no g2.
     with_g2 : bool
         Compute g2(0) of the windows too (two detectors only).
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse nanotime profile of ``photons``: scaled to the windows' photons, a fixed
+        background of the exciton fit.
 
     Returns
     -------
@@ -218,8 +222,9 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     dec = acc.result(offsets_ns=offsets, bin_ns=fit_bin_ns(photons))
     irf = state_irf(alignment, dec)
     bounds = IRF_SHIFT_BOUNDS_NS if not alignment.irf_roll_ns else TEXT_IRF_SHIFT_BOUNDS_NS
+    fixed = None if afterpulse is None else afterpulse.for_decay(dec, sub.size)
     x = fit_x(dec, config.min_decay_photons, method=config.fit_method, irf=irf,
-              shift_bounds_ns=bounds)
+              shift_bounds_ns=bounds, fixed_background=fixed)
     if x.message:
         msgs.append(f"tau_X: {x.message}")
     if pairs is None:  # one detector: no pairs, no g2 (flagged by the acquisition)
@@ -265,7 +270,7 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
 
 
 def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
-                   config: AnalysisConfig, pairs) -> States:
+                   config: AnalysisConfig, pairs, *, afterpulse=None) -> States:
     """Neutral and charged states: all photons of the segments with each label.
 
     Parameters
@@ -280,6 +285,8 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         Analysis parameters.
     pairs : qrspec.stats.pairs.PhotonPairs
         Same-period photon pairs of all of ``photons``.
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse profile for the decay fits (:func:`measure_state`).
 
     Returns
     -------
@@ -294,7 +301,7 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
-        st = measure_state(photons, w, label, alignment, config, pairs)
+        st = measure_state(photons, w, label, alignment, config, pairs, afterpulse=afterpulse)
         found[label] = st
         if st.message:
             flags.append(f"{label}: {st.message}")
