@@ -248,7 +248,7 @@ def test_write_figures_all_particles_non_trivial_pngs(figures):
         # an all-white image has std 0; axes, text and data lines give far more
         assert grey.std() > 0.05, p
     full, failed = _pixels(paths[1]), _pixels(paths[-1])
-    assert full.shape == (round(8.6 * 150), round(7.2 * 150))  # 7.2 x 8.6 in
+    assert full.shape == (round(10.8 * 150), round(7.2 * 150))  # 7.2 x 10.8 in
     # the full particle draws data (dark pixels) far beyond the frame-and-text failed one
     assert (full < 0.5).mean() > 2 * (failed < 0.5).mean()
 

@@ -215,7 +215,8 @@ def test_scan_image_analysed_only_when_allowed(tmp_path):
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout.strip().splitlines()[-1])
     assert "analysed as one particle (allow_scan)" in row["error"]
-    assert row["detectors"] == "0" and row["n_photons"] == 726942
+    # all photons: those analysed and the bright pixels taken out as photon bursts (issue 18)
+    assert row["detectors"] == "0" and row["n_photons"] + row["n_burst_photons"] == 726942
 
 
 def test_batch_over_the_folder(analysed, tmp_path):

@@ -313,7 +313,7 @@ def _reference(states: States, own_ref, cm, flags: list):
     return own_ref
 
 
-def _measure_windows(photons, levels, alignment, config, pairs):
+def _measure_windows(photons, levels, alignment, config, pairs, afterpulse=None):
     """Cut the charged segments into windows and measure both lifetimes in each.
 
     Returns ``(n_cut, observations, table)``: the windows with both lifetimes as
@@ -338,7 +338,8 @@ def _measure_windows(photons, levels, alignment, config, pairs):
     obs, rows = [], []
     for win in windows:
         w = merge_rows(win)
-        st = measure_state(photons, w, "charged", alignment, config, pairs, with_g2=False)
+        st = measure_state(photons, w, "charged", alignment, config, pairs, with_g2=False,
+                           afterpulse=afterpulse)
         ok = all(np.isfinite([st.tau_x_ns, st.tau_x_err_ns, st.tau_xx_ns, st.tau_xx_err_ns])) \
             and st.tau_x_err_ns > 0 and st.tau_xx_err_ns > 0
         if not ok:
@@ -466,7 +467,7 @@ NO_REFERENCE = ("no usable neutral reference: n_c and tau_A not inverted (give t
 
 
 def invert_charging(photons: Photons, levels: Levels, states: States, alignment: Alignment,
-                    config: AnalysisConfig, pairs) -> Charging:
+                    config: AnalysisConfig, pairs, *, afterpulse=None) -> Charging:
     """Neutral reference, then n_c and tau_A,XX of every charging window.
 
     Parameters
@@ -484,6 +485,9 @@ def invert_charging(photons: Photons, levels: Levels, states: States, alignment:
         ``charging_window_s`` and the state parameters.
     pairs : qrspec.stats.pairs.PhotonPairs
         Same-period photon pairs of all of ``photons``.
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse profile for the windows' decay fits
+        (:func:`qrspec.analysis.states.measure_state`).
 
     Returns
     -------
@@ -501,7 +505,8 @@ def invert_charging(photons: Photons, levels: Levels, states: States, alignment:
     lifetimes = (math.nan,) * 4
     n_cut = 0
     if levels.segments.size and np.any(levels.segments.label == "charged"):
-        n_cut, obs, table = _measure_windows(photons, levels, alignment, config, pairs)
+        n_cut, obs, table = _measure_windows(photons, levels, alignment, config, pairs,
+                                             afterpulse)
         if len(obs) < n_cut:
             flags.append(f"{n_cut - len(obs)} of {n_cut} charging windows had too few photons "
                          "or pairs for both lifetimes")

@@ -155,6 +155,38 @@ class AnalysisConfig:
         measurements.
     charge_model : ChargeModelParams
         Charge-model parameters.
+
+    Photon hygiene and blinking statistics (issue 18; ``docs/blinking_and_hygiene.md``)
+    ------------------------------------------------------------------------------------
+    remove_bursts : bool
+        Remove photon bursts (bins far above every level) before the trajectory; False: find
+        and flag them only.
+    burst_bin_width_s : float
+        Bin width of the burst search (short: a 300-photon burst is lost in a 10 ms bin).
+    burst_alpha : float
+        False-alarm probability of a burst per particle.
+    trim_bleaching : bool
+        Analyse only the time before a detected bleaching (g2, states, FLID, tau_XX, charging,
+        dwell laws); False: detect and flag only.
+    bleach_p_threshold : float
+        A final off stay is bleaching when a blink that long is less probable than this.
+    bleach_prior_alpha : float
+        Off-time exponent assumed for the bleaching test when the particle has too few off
+        stays for its own law.
+    dwell_off_labels : tuple of str
+        Level labels counted as "off" in the on/off dwell-time laws; every other label is
+        "on". Default: every label but ``neutral`` (on = the bright neutral state, off = any
+        dimmer state), because a quantum rod's charged (trion) and trap states emit and an
+        undoped rod has no background-level ``off`` state at all; with ``("off",)`` only
+        periods at the background count as off (the quantum-dot convention).
+    dwell_min_events : int
+        Fewest complete stays above t_min for a dwell-time exponent (else NaN, flagged).
+    afterpulse_max_lag_s : float
+        Afterpulses counted up to this delay after their parent (whole laser periods).
+    correct_afterpulsing : bool
+        Correct g2(0) (always, by the estimated afterpulse probabilities) and the decay fits
+        (when the afterpulsing is significant: its measured nanotime profile as a fixed
+        background) for afterpulsing; False: estimate and flag only.
     """
 
     detectors: tuple | None = None
@@ -186,6 +218,16 @@ class AnalysisConfig:
     irf_bin_ns: float | None = None
     allow_scan: bool = False
     charge_model: ChargeModelParams = field(default_factory=ChargeModelParams)
+    remove_bursts: bool = True
+    burst_bin_width_s: float = 1e-3
+    burst_alpha: float = 0.01
+    trim_bleaching: bool = True
+    bleach_p_threshold: float = 0.01
+    bleach_prior_alpha: float = 1.5
+    dwell_off_labels: tuple = ("charged", "trap", "off", "unclassified")
+    dwell_min_events: int = 15
+    afterpulse_max_lag_s: float = 1e-5
+    correct_afterpulsing: bool = True
 
     def __post_init__(self):
         cm = self.charge_model
@@ -214,6 +256,7 @@ class AnalysisConfig:
         if self.fit_method not in ("mle", "lsq"):
             raise QrspecError(f"fit_method={self.fit_method!r} must be 'mle' or 'lsq'")
         self._check_levels_and_charging()
+        self._check_hygiene()
 
     def _check_levels_and_charging(self):
         """Checks of the change-point, label, verdict and charging-window fields (issue 15/17)."""
@@ -279,11 +322,35 @@ class AnalysisConfig:
         return {(row[0] if len(row) == 2 else (row[0], row[1])): row[-1]
                 for row in self.label_overrides}
 
+    def _check_hygiene(self):
+        """Checks of the burst, bleaching, dwell-law and afterpulsing fields (issue 18)."""
+        from qrspec.levels.labels import LABELS
+
+        labels = self.dwell_off_labels
+        if isinstance(labels, str):  # "off,trap" (CLI)
+            labels = tuple(x.strip() for x in labels.split(",") if x.strip())
+        if not isinstance(labels, list | tuple) or not all(isinstance(x, str) for x in labels):
+            raise QrspecError(f"dwell_off_labels={self.dwell_off_labels!r} must be a list of "
+                              f"labels out of {list(LABELS)}")
+        labels = tuple(dict.fromkeys(labels))
+        bad = [x for x in labels if x not in LABELS]
+        if bad or not labels:
+            raise QrspecError(f"dwell_off_labels={self.dwell_off_labels!r} must be a non-empty "
+                              f"list of labels out of {list(LABELS)}")
+        if set(labels) == set(LABELS):
+            raise QrspecError(f"dwell_off_labels={self.dwell_off_labels!r} leaves no label "
+                              "for the on state")
+        object.__setattr__(self, "dwell_off_labels", labels)
+        for name in ("remove_bursts", "trim_bleaching", "correct_afterpulsing"):
+            if not isinstance(getattr(self, name), bool):
+                raise QrspecError(f"{name}={getattr(self, name)!r} must be true or false")
+
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
         """Plain dict (JSON-serialisable)."""
         d = asdict(self)
         d["detectors"] = None if self.detectors is None else list(self.detectors)
+        d["dwell_off_labels"] = list(self.dwell_off_labels)
         d["charge_model"] = self.charge_model.to_dict()
         return d
 
@@ -390,6 +457,13 @@ _CHECKS: dict[str, tuple] = {
     "charging_window_pairs": ("int", MIN_WINDOW_PAIRS, None, False, False, False),
     "charging_max_windows": ("int", 1, None, False, False, False),
     "verdict_alpha": ("real", 0.0, 0.5, True, True, False),
+    # issue 18: bursts, bleaching, dwell laws, afterpulsing
+    "burst_bin_width_s": ("real", 0.0, 86400.0, True, False, False),
+    "burst_alpha": ("real", 0.0, 1.0, True, True, False),
+    "bleach_p_threshold": ("real", 0.0, 1.0, True, True, False),
+    "bleach_prior_alpha": ("real", 1.0, 100.0, True, False, False),  # > 1: normalisable law
+    "dwell_min_events": ("int", 3, None, False, False, False),
+    "afterpulse_max_lag_s": ("real", 0.0, 1.0, True, False, False),
 }
 _VARIANTS = ("capped", "uncapped", "power_law")
 _CHARGE_MODEL_FIELDS = {f.name for f in fields(ChargeModelParams)}

@@ -86,7 +86,8 @@ def late_tail_start_ns(tau_xx_ns: float, tau_xx_err_ns: float = 0.0) -> float | 
 
 
 def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle", *, irf=None,
-          shift_bounds_ns=IRF_SHIFT_BOUNDS_NS, start_ns: float | None = None) -> ExcitonFit:
+          shift_bounds_ns=IRF_SHIFT_BOUNDS_NS, start_ns: float | None = None,
+          fixed_background=None) -> ExcitonFit:
     """Exciton lifetime of an aligned decay: bi-exponential fit (the short component absorbs
     the biexciton), mono-exponential when the bi fit cannot separate two components.
 
@@ -112,6 +113,9 @@ def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle", *
     start_ns : float, optional
         Tail fit start after the rise (default ``TAIL_START_NS``; a late tail, e.g. three
         biexciton lifetimes, is mono-exponential: :func:`late_tail_start_ns`).
+    fixed_background : ndarray, optional
+        Known expected counts per bin of ``decay`` added to the model besides the fitted flat
+        background (the afterpulse profile, :mod:`qrspec.analysis.detector`).
 
     Returns
     -------
@@ -135,6 +139,8 @@ def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle", *
         kw = dict(fit_range_ns=(0.0, stop), irf=np.asarray(irf, float)[:counts.size],
                   shift_bounds_ns=shift_bounds_ns)
     kw.update(time_ns=time_ns, period_ns=decay.period_ns, background="fit", method=method)
+    if fixed_background is not None:
+        kw["fixed_background"] = np.asarray(fixed_background, np.float64)[:counts.size]
     bi = fit_decay(counts, model="bi", **kw) if "bi" in models else None
     if bi is not None and bi.success and bi.tau_ns[0] < 0.8 * bi.tau_ns[1]:
         # the exciton carries most photons (the biexciton share is ~<N>/2 at low <N>); a minor

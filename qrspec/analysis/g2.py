@@ -31,6 +31,7 @@ import numpy as np
 
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
+from qrspec.analysis.detector import G2Afterpulse
 from qrspec.errors import QrspecError
 from qrspec.fitting.antibunching import AntibunchingFit
 from qrspec.photons import Photons
@@ -98,13 +99,18 @@ class G2Result:
         Both photons in ``[t0 + gate_after_rise_ns, period)`` (None without nanotimes). When
         the gate does not fit in the period it holds no pairs and NaN g2(0) (flagged).
     single_emitter : bool
-        ``verdict == "single"``.
+        ``verdict == "single"`` (the verdict's g2 is not afterpulse-corrected: afterpulse
+        pairs only raise it, so the verdict stays conservative; ``afterpulse`` holds the
+        corrected gated g2(0)).
     flags : tuple of str
         Flags of this stage.
     g2_mode : str
         ``"pulsed"`` or ``"cw"``.
     antibunching : AntibunchingFit or None
         The CW dip fit (None when pulsed).
+    afterpulse : G2Afterpulse or None
+        g2(0) corrected for afterpulsing (:mod:`qrspec.analysis.detector`; the histograms and
+        their ``g2_zero`` stay as measured); None when afterpulsing was not estimated.
     verdict : str
         ``"single"``, ``"not_single"`` or ``"undecidable"`` (module docstring).
     verdict_reason : str
@@ -126,6 +132,7 @@ class G2Result:
     flags: tuple[str, ...]
     g2_mode: str = "pulsed"
     antibunching: AntibunchingFit | None = None
+    afterpulse: G2Afterpulse | None = None
     verdict: str = "undecidable"
     verdict_reason: str = ""
     verdict_gate_ns: float = math.nan
@@ -281,7 +288,7 @@ def _cw(photons: Photons, alignment: Alignment, config: AnalysisConfig) -> G2Res
 
 
 def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *,
-               labels=None) -> G2Result:
+               labels=None, afterpulsing=None) -> G2Result:
     """Raw and gated (pulsed) or fitted (CW) g2 and the single-emitter verdict.
 
     Parameters
@@ -292,10 +299,15 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
         g2 mode, lag zero, offsets and rise (:func:`qrspec.analysis.alignment.align_detectors`).
     config : AnalysisConfig
         Uses ``detectors`` (the two analysed), ``g2_*``, ``gate_after_rise_ns``,
-        ``single_emitter_max_g2``, ``verdict_alpha`` and ``mean_excitations``.
+        ``single_emitter_max_g2``, ``verdict_alpha``, ``mean_excitations`` and
+        ``correct_afterpulsing``.
     labels : qrspec.levels.LevelLabels, optional
         The particle's labelled levels with evidence (T3: the verdict needs them; without
         them a T3 particle is undecidable).
+    afterpulsing : AfterpulseEstimate, optional
+        Afterpulse probabilities of the two detectors, estimated from ``photons``
+        (:func:`qrspec.analysis.detector.estimate_detector_afterpulsing`): g2(0) corrected
+        (pulsed T3 only).
 
     Returns
     -------
@@ -329,6 +341,7 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
                             peaks=raw.peaks, peak_areas=np.zeros_like(raw.peak_areas),
                             g2_zero=math.nan, g2_zero_err=math.nan, window_ns=raw.window_ns,
                             gate_window_ns=None)
+        g2_gated = None
     else:
         g2_gated = g2(photons, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
                       bin_ns=config.g2_bin_ns, delay_ns=alignment.delay_ns, gate_ns=gate,
@@ -337,7 +350,17 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
         if _peak_flag(pk_gated):  # "gated g2(0) undefined: ...", "gated g2 not applicable: ..."
             flags.append(f"gated {_peak_flag(pk_gated)}")
         gated = _histogram(g2_gated, pk_gated, gate)
+    ap = None
+    if afterpulsing is not None:  # afterpulse pairs removed from g2(0) (issue 18)
+        from qrspec.analysis.detector import g2_afterpulse_correction, g2_afterpulse_flags
+
+        frac = None if g2_gated is None else \
+            np.asarray(g2_gated.n_photons, float) / np.asarray(g2_raw.n_photons, float)
+        ap = g2_afterpulse_correction(afterpulsing, raw, gated,
+                                      None if g2_gated is None else gate, frac,
+                                      apply=config.correct_afterpulsing)
+        flags += g2_afterpulse_flags(ap)
     verdict = particle_verdict(photons, labels, alignment, config, raw, pk_raw)
     return G2Result(detectors=tuple(dets), delay_ns=float(alignment.delay_ns),
                     gate_after_rise_ns=float(config.gate_after_rise_ns), raw=raw, gated=gated,
-                    flags=tuple(flags), **verdict)
+                    flags=tuple(flags), afterpulse=ap, **verdict)

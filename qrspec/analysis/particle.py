@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from qrspec.analysis.acquisition import Acquisition
 from qrspec.analysis.alignment import Alignment
+from qrspec.analysis.blinking import Blinking
+from qrspec.analysis.bursts import Bursts
 from qrspec.analysis.charging import Charging
+from qrspec.analysis.detector import DetectorArtefacts
 from qrspec.analysis.flid import Flid
 from qrspec.analysis.g2 import G2Result
 from qrspec.analysis.levels import Levels
@@ -17,8 +20,8 @@ from qrspec.analysis.trajectory import Trajectory
 __all__ = ["ParticleAnalysis", "STAGES"]
 
 # the stage fields of ParticleAnalysis, in pipeline order (their flags are joined in this order)
-STAGES = ("acquisition", "trajectory", "alignment", "levels", "g2", "states", "flid", "tau_xx",
-          "charging")
+STAGES = ("acquisition", "bursts", "trajectory", "alignment", "levels", "blinking", "detector",
+          "g2", "states", "flid", "tau_xx", "charging")
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +55,12 @@ class ParticleAnalysis:
         Stage results (:mod:`qrspec.analysis.acquisition` ... :mod:`qrspec.analysis.charging`).
         A stage that does not apply (T2 data without sync: no decays; one detector: no g2) is
         None, and the acquisition's flags say so.
+    bursts, blinking, detector
+        Photon bursts (:mod:`qrspec.analysis.bursts`), bleaching and dwell-time laws
+        (:mod:`qrspec.analysis.blinking`), afterpulsing and dead time
+        (:mod:`qrspec.analysis.detector`). Times of every stage after ``bursts`` are on the
+        analysis clock (burst windows removed; :meth:`Bursts.to_file_s` maps them back); g2,
+        detector, states, flid, tau_xx and charging analyse ``blinking.window_s`` only.
     """
 
     particle_id: str
@@ -64,9 +73,12 @@ class ParticleAnalysis:
     config_json: str = ""
     analysis_s: float = float("nan")
     acquisition: Acquisition | None = None
+    bursts: Bursts | None = None
     trajectory: Trajectory | None = None
     alignment: Alignment | None = None
     levels: Levels | None = None
+    blinking: Blinking | None = None
+    detector: DetectorArtefacts | None = None
     g2: G2Result | None = None
     states: States | None = None
     flid: Flid | None = None

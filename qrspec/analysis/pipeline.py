@@ -1,7 +1,9 @@
-"""The per-particle pipeline: reader -> acquisition (detectors, timing mode) -> trajectory ->
-alignment (decay, offsets, lag zero of the g2, IRF) -> levels (change points, labels from
-physics) -> g2 (raw, gated; the single-emitter verdict needs the labelled levels) -> states
-(decays, lifetimes) -> FLID -> tau_XX three ways -> charging n_c(t), tau_A(t).
+"""The per-particle pipeline: reader -> acquisition (detectors, timing mode) -> bursts (found,
+removed) -> trajectory -> alignment (decay, offsets, lag zero of the g2, IRF) -> levels (change
+points, labels from physics) -> blinking (bleaching, dwell-time laws) -> [the analysed part:
+everything, or the time before a bleach] -> detector artefacts (afterpulsing) -> g2
+(afterpulse-corrected; the single-emitter verdict needs the labelled levels) -> dead-time check
+-> states (decays, lifetimes) -> FLID -> tau_XX three ways -> charging n_c(t), tau_A(t).
 
 Each stage is a function of its own module returning a frozen dataclass; this module only
 calls them in order, skipping those that do not apply (see
@@ -101,7 +103,16 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     """
     from qrspec.analysis.acquisition import prepare
     from qrspec.analysis.alignment import align_detectors
+    from qrspec.analysis.blinking import analysed_part, measure_blinking
+    from qrspec.analysis.bursts import remove_photon_bursts
     from qrspec.analysis.charging import invert_charging
+    from qrspec.analysis.detector import (
+        afterpulse_background,
+        check_dead_time,
+        detector_artefacts,
+        estimate_detector_afterpulsing,
+        usable_afterpulsing,
+    )
     from qrspec.analysis.flid import measure_flid
     from qrspec.analysis.g2 import measure_g2
     from qrspec.analysis.levels import find_labelled_levels
@@ -116,6 +127,8 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     # the stages see the detectors actually analysed; the result records the user's config
     cfg = config.replace(detectors=list(acq.detectors))
     stages: dict = {"acquisition": acq}
+    # photon bursts out first: change points would cut them out as short bright levels
+    stages["bursts"], ph = remove_photon_bursts(ph, cfg)
     stages["trajectory"] = trajectory(ph, cfg.bin_width_s)
     alignment = stages["alignment"] = align_detectors(ph, acq, cfg)
     # same-period photon pairs once per particle; each level and state takes those of its
@@ -124,14 +137,28 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
         if acq.hbt and acq.has_nanotimes else None
     levels, labels = find_labelled_levels(ph, alignment, cfg, pairs)
     stages["levels"] = levels
+    blinking = stages["blinking"] = measure_blinking(levels, cfg)
+    # everything below analyses the part before a bleach (the whole trace when none)
+    ph, levels = analysed_part(ph, levels, blinking)
+    if blinking.trimmed and pairs is not None:  # the pairs of the analysed part only
+        pairs = photon_pairs(ph, detectors=cfg.detectors, offsets_ns=alignment.offsets_ns)
+    ap, ap_why = estimate_detector_afterpulsing(ph, cfg)
+    single = False
     if acq.hbt:
-        stages["g2"] = measure_g2(ph, alignment, cfg, labels=labels)
+        stages["g2"] = measure_g2(ph, alignment, cfg, labels=labels,
+                                  afterpulsing=usable_afterpulsing(ap))
+        single = stages["g2"].single_emitter
+    dead, dead_why = check_dead_time(ph, single, cfg)
+    background = afterpulse_background(ph, ap, cfg) if acq.has_nanotimes else None
+    stages["detector"] = detector_artefacts(ap, ap_why, background, dead, dead_why, cfg)
     if acq.has_nanotimes:
-        states = stages["states"] = measure_states(ph, levels, alignment, cfg, pairs)
+        states = stages["states"] = measure_states(ph, levels, alignment, cfg, pairs,
+                                                   afterpulse=background)
         stages["flid"] = measure_flid(ph, alignment, cfg)
         if acq.hbt:
             stages["tau_xx"] = compare_tau_xx_methods(ph, states, alignment, cfg)
-            stages["charging"] = invert_charging(ph, levels, states, alignment, cfg, pairs)
+            stages["charging"] = invert_charging(ph, levels, states, alignment, cfg, pairs,
+                                                 afterpulse=background)
     return ParticleAnalysis(
         particle_id=particle_id, group=group, source=source, source_sha256=source_sha256,
         status="ok", config_json=config.to_json(),

@@ -143,7 +143,7 @@ def state_irf(alignment: Alignment, decay) -> np.ndarray | None:
 
 def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
                   config: AnalysisConfig, pairs, *, with_g2: bool = True,
-                  late_tail: bool = False) -> StateResult:
+                  late_tail: bool = False, afterpulse=None) -> StateResult:
     """Decay, lifetimes and g2(0) of the photons inside ``windows`` (None: all photons).
 
     Parameters
@@ -169,6 +169,9 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         :func:`~qrspec.analysis.decay_fits.late_tail_start_ns`: no biexciton cascade left)
         instead of the bi-exponential tail from 0.3 ns (the states; the charging windows keep
         the early fit, whose photons the inversion needs).
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse nanotime profile of ``photons``: scaled to the windows' photons, a fixed
+        background of the exciton fit.
 
     Returns
     -------
@@ -209,8 +212,9 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     bounds = IRF_SHIFT_BOUNDS_NS if not alignment.irf_roll_ns else TEXT_IRF_SHIFT_BOUNDS_NS
     # with a heralded tau_XX the exciton tail is fitted where the biexciton cascade is over
     late = late_tail_start_ns(txx, txx_err) if irf is None and late_tail else None
+    fixed = None if afterpulse is None else afterpulse.for_decay(dec, sub.size)
     x = fit_x(dec, config.min_decay_photons, method=config.fit_method, irf=irf,
-              shift_bounds_ns=bounds, start_ns=late,
+              shift_bounds_ns=bounds, start_ns=late, fixed_background=fixed,
               models=("mono",) if late is not None else ("bi", "mono"))
     if x.message:
         msgs.append(f"tau_X: {x.message}")
@@ -253,7 +257,7 @@ def _triexciton_corrected(st: StateResult, config: AnalysisConfig) -> StateResul
 
 
 def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
-                   config: AnalysisConfig, pairs) -> States:
+                   config: AnalysisConfig, pairs, *, afterpulse=None) -> States:
     """Neutral and charged states: all photons of the segments with each label.
 
     Parameters
@@ -268,6 +272,8 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         Analysis parameters.
     pairs : qrspec.stats.pairs.PhotonPairs
         Same-period photon pairs of all of ``photons``.
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse profile for the decay fits (:func:`measure_state`).
 
     Returns
     -------
@@ -282,7 +288,8 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
-        st = measure_state(photons, w, label, alignment, config, pairs, late_tail=True)
+        st = measure_state(photons, w, label, alignment, config, pairs, late_tail=True,
+                           afterpulse=afterpulse)
         if label == "neutral":
             st = _triexciton_corrected(st, config)
         found[label] = st

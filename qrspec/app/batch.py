@@ -60,6 +60,7 @@ from qrspec.io.files import check_particle_id, sanitize_id, sha256_file
 from qrspec.store.hdf5 import (
     MAX_DATASET_BYTES,
     MAX_SUMMARY_ROWS,
+    GroupSelection,
     completed_particles,
     copy_particle_to_part,
     merge_results_from,
@@ -294,11 +295,14 @@ def _valid_part(path: Path) -> str | None:
         return None
 
 
-def _merge(output: Path, sources: dict, order: list[str], config_json: str):
-    """Atomically write ``output`` from ``sources`` (pid -> h5 file holding that particle)."""
+def _merge(output: Path, sources: dict, order: list[str], config_json: str,
+           selection: GroupSelection | None = None):
+    """Atomically write ``output`` from ``sources`` (pid -> h5 file holding that particle);
+    ``selection``: the particle filter and pooled dwell laws of ``/groups``."""
     pids = [p for p in order if p in sources]
     with _io_errors(output):
-        merge_results_from([(sources[p], p) for p in pids], output, config_json)
+        merge_results_from([(sources[p], p) for p in pids], output, config_json,
+                           selection=selection)
 
 
 @contextmanager
@@ -337,6 +341,7 @@ def run_batch(
     executor=None,
     timeout_s: float | None = DEFAULT_TIMEOUT_S,
     memory_limit_mb: int | None = None,
+    particle_filter: str | None = None,
 ) -> BatchReport:
     """Analyse every particle in ``inputs`` and write one results file.
 
@@ -372,6 +377,12 @@ def run_batch(
         Address-space limit of each worker (``RLIMIT_AS``) in MiB; a particle needing more
         fails with a MemoryError. None: :func:`default_memory_limit_mb` (80 % of the RAM
         shared by the workers); 0: no limit.
+    particle_filter : str, optional
+        Filter expression over the summary columns (:mod:`qrspec.app.filters`, e.g.
+        ``"single_emitter and rate_cps > 5000"``): every particle is analysed and stored, the
+        group statistics and pooled dwell laws of ``/groups`` use the selected ones, and the
+        expression is recorded (attribute ``filter`` of the file and of ``/groups``). Checked
+        before any particle is analysed.
 
     Returns
     -------
@@ -407,6 +418,12 @@ def run_batch(
                           "(MiB), or 0 for no limit")
     config = config or AnalysisConfig()
     config_json = config.to_json()
+    pf = None
+    if particle_filter is not None:
+        from qrspec.app.filters import parse_filter
+        from qrspec.store.summary import SUMMARY_COLUMNS
+
+        pf = parse_filter(particle_filter, [c[0] for c in SUMMARY_COLUMNS])
     output = Path(os.fsdecode(os.fspath(output)))
     items = collect_inputs(inputs, group_by=group_by)
     if not items:
@@ -425,12 +442,14 @@ def run_batch(
             remove_stale_temps_in(parts_dir)  # of workers killed with an earlier batch
         report = _run_locked(items, output, parts_dir, config_json, jobs=jobs, resume=resume,
                              progress=progress, checkpoint_s=checkpoint_s, executor=executor,
-                             timeout_s=timeout_s, memory_limit_mb=memory_limit_mb)
+                             timeout_s=timeout_s, memory_limit_mb=memory_limit_mb,
+                             particle_filter=pf)
     return BatchReport(**{**report, "wall_s": time.perf_counter() - t0})
 
 
 def _run_locked(items, output: Path, parts_dir: Path, config_json: str, *, jobs, resume,
-                progress, checkpoint_s, executor, timeout_s, memory_limit_mb) -> dict:
+                progress, checkpoint_s, executor, timeout_s, memory_limit_mb,
+                particle_filter=None) -> dict:
     sources: dict[str, str] = {}  # pid -> file holding its finished result
     statuses: dict[str, str] = {}
     if resume:
@@ -463,11 +482,14 @@ def _run_locked(items, output: Path, parts_dir: Path, config_json: str, *, jobs,
 
     last = [time.monotonic()]
 
+    checkpoint_sel = GroupSelection(particle_filter=particle_filter)
+
     def tick():
         if time.monotonic() - last[0] >= checkpoint_s:
-            _merge(output, sources, order, config_json)
+            _merge(output, sources, order, config_json, checkpoint_sel)
             last[0] = time.monotonic()
 
+    finished = False  # the final merge fits the pooled dwell laws (seconds: not at checkpoints)
     try:
         with _io_errors(output):  # e.g. a worker could not write its part file (disk full)
             if executor is not None:
@@ -475,15 +497,18 @@ def _run_locked(items, output: Path, parts_dir: Path, config_json: str, *, jobs,
             elif todo:
                 _run_workers(todo, config_json, parts_dir, jobs, finish, tick,
                              timeout_s=timeout_s, memory_limit_mb=memory_limit_mb)
+        finished = True
     finally:
         if sources:
-            _merge(output, sources, order, config_json)
+            _merge(output, sources, order, config_json,
+                   GroupSelection(particle_filter=particle_filter, pooled_dwell=finished))
     # second pass: rods without a neutral period get their group's pooled reference
     from qrspec.app.pooled import apply_group_references
 
     with _io_errors(output):
         if sources and apply_group_references(output, sources, parts_dir, config_json):
-            _merge(output, sources, order, config_json)
+            _merge(output, sources, order, config_json,
+                   GroupSelection(particle_filter=particle_filter, pooled_dwell=finished))
     shutil.rmtree(parts_dir, ignore_errors=True)
     failed = [(pid, err) for pid, st, err in _summary_status(output) if st != "ok"
               and pid in wanted]

@@ -11,8 +11,26 @@ arguments: a folder given as the input FILE, or as ``-o``, is the library's clea
 from __future__ import annotations
 
 import functools
+import json
 
 import click
+
+
+class _JsonRows(click.ParamType):
+    """A JSON list on the command line (``label_overrides``: ``'[[0, "neutral"]]'``); the
+    config checks the rows."""
+
+    name = "JSON"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            rows = json.loads(value)
+        except json.JSONDecodeError as exc:
+            self.fail(f"{value!r} is not JSON ({exc.msg}); e.g. '[[0, \"neutral\"], "
+                      f"[10.0, 20.0, \"charged\"]]'", param, ctx)
+        return rows
 
 # option name -> (config field, click type or "flag", help)
 _FIELDS = [
@@ -40,7 +58,10 @@ _FIELDS = [
     ("--cpa-max-sweeps", "cpa_max_sweeps", int, "Most change-point refinement sweeps."),
     ("--neutral-tau-x-ns", "neutral_tau_x_ns", float,
      "A neutral exciton lifetime known from elsewhere [ns]: a level significantly shorter "
-     "than 0.75 of it is not labelled neutral (level overrides: label_overrides in --config)."),
+     "than 0.75 of it is not labelled neutral."),
+    ("--label-overrides", "label_overrides", _JsonRows(),
+     "Labels set by hand, a JSON list of [level, label] or [start_s, stop_s, label] rows, e.g. "
+     "'[[0, \"neutral\"], [10.0, 20.0, \"charged\"]]'."),
     ("--max-levels", "max_levels", int, "Maximum number of intensity levels."),
     ("--min-decay-photons", "min_decay_photons", int, "Minimum photons for a lifetime fit."),
     ("--fit-method", "fit_method", click.Choice(["mle", "lsq"]), "Lifetime estimator."),
@@ -68,6 +89,25 @@ _FIELDS = [
     ("--irf-bin-ns", "irf_bin_ns", float, "Bin width of a one-column IRF histogram [ns]."),
     ("--allow-scan", "allow_scan", "flag",
      "Analyse a scan image (FLIM, line scan) as one particle anyway (default: refused)."),
+    ("--remove-bursts", "remove_bursts", bool,
+     "Remove photon bursts before the analysis (false: find and flag only)."),
+    ("--burst-bin-width-s", "burst_bin_width_s", float, "Bin width of the burst search [s]."),
+    ("--burst-alpha", "burst_alpha", float, "False-alarm probability of a burst per particle."),
+    ("--trim-bleaching", "trim_bleaching", bool,
+     "Analyse only the time before a detected bleaching (false: flag only)."),
+    ("--bleach-p-threshold", "bleach_p_threshold", float,
+     "A final off stay less probable than this as a blink is bleaching."),
+    ("--bleach-prior-alpha", "bleach_prior_alpha", float,
+     "Off-time exponent assumed for the bleaching test without an own off-time law."),
+    ("--dwell-off-labels", "dwell_off_labels", str,
+     "Comma-separated level labels counted as off in the dwell-time laws "
+     "[default: charged,trap,off,unclassified; 'off': the quantum-dot convention]."),
+    ("--dwell-min-events", "dwell_min_events", int,
+     "Fewest stays above t_min for a dwell-time exponent."),
+    ("--afterpulse-max-lag-s", "afterpulse_max_lag_s", float,
+     "Longest afterpulse delay counted [s]."),
+    ("--correct-afterpulsing", "correct_afterpulsing", bool,
+     "Correct g2(0) and the decay fits for afterpulsing (false: estimate and flag only)."),
 ]
 _MODEL_FIELDS = [
     ("--charge-model", "variant", click.Choice(["capped", "uncapped", "power_law"]),

@@ -32,9 +32,14 @@ from qrspec.cli._options import analysis_options
               help="Run on a dask.distributed cluster (extra 'dask'), e.g. tcp://host:8786.")
 @click.option("--dask-local", type=click.IntRange(min=1), metavar="N",
               help="Run on a local dask cluster of N worker processes (extra 'dask').")
+@click.option("--filter", "particle_filter", metavar="EXPR",
+              help="Group statistics over the particles this expression selects, e.g. "
+                   "\"single_emitter and rate_cps > 5000\" (summary columns, numbers, "
+                   "comparisons, and/or/not); every particle is still analysed and stored, "
+                   "the expression is recorded in OUTPUT.")
 @analysis_options
 def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_path, timeout_s,
-          memory_limit_mb, scheduler, dask_local, config):
+          memory_limit_mb, scheduler, dask_local, particle_filter, config):
     """Analyse every TTTR file in INPUTS (files or folders, searched recursively) into one
     results file. A failing particle (unreadable, crashing, hung, out of memory) is recorded
     and never stops the batch. OUTPUT is locked while the batch runs.
@@ -56,6 +61,11 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
                                  param_hint="--memory-limit-mb")
     show = not no_progress and sys.stderr.isatty()
     try:
+        if particle_filter is not None:  # a bad expression fails before any work
+            from qrspec.app.filters import parse_filter
+            from qrspec.store.summary import SUMMARY_COLUMNS
+
+            parse_filter(particle_filter, [c[0] for c in SUMMARY_COLUMNS])
         items = collect_inputs(inputs, group_by=group_by)
     except QrspecError as exc:
         raise click.ClickException(display(str(exc))) from None
@@ -84,7 +94,7 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
                                overwrite=overwrite, group_by=group_by, progress=progress,
                                executor=executor,
                                timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
-                               memory_limit_mb=memory_limit_mb)
+                               memory_limit_mb=memory_limit_mb, particle_filter=particle_filter)
     except QrspecError as exc:
         raise click.ClickException(display(str(exc))) from None
     finally:
