@@ -205,7 +205,7 @@ def no_data(ax, why: str = "", *, keep_axes: bool = False, what: str = "") -> No
         What is missing ("decays"), put after "no".
     """
     head = f"no {what}" if what else "no data"
-    width = max(24, int(ax.get_position().width * ax.figure.get_figwidth() * 15))
+    width = max(24, int(ax.get_position().width * ax.figure.get_figwidth() * 18))
     text = head + (f"\n{textwrap.fill(why, width)}" if why else "")
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
             fontsize=6.5, color="0.35", gid="no_data")

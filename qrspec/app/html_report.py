@@ -591,7 +591,7 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
         The site cannot be written (disk full, permissions); a previous report in
         ``outdir`` is then left as it was.
     """
-    from qrspec.app.exclude import _as_exclusion, exclude_from_tables
+    from qrspec.app.exclude import as_exclusion, exclude_from_tables
     from qrspec.io.files import sha256_file
 
     t_start = time.perf_counter()
@@ -612,7 +612,7 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
     old = _check_outdir(outdir)
     figure = functools.partial(default_particle_figure, dpi=dpi) if figure is None else figure
     sha = sha256_file(results_path)
-    excl = _as_exclusion(exclude) if exclude is not None else None
+    excl = as_exclusion(exclude) if exclude is not None else None
     gtables = exclude_from_tables(tables, excl) if excl is not None else tables
     ids = tables.particle_ids
     excluded = set(excl.particles) if excl else set()

@@ -603,23 +603,21 @@ def _draw_flid(ax, p: _Particle, cax):
     h = np.asarray(fl.histogram, float)
     ce, de = np.asarray(fl.count_edges, float), np.asarray(fl.delay_edges_ns, float)
     n_total = h.sum()
-    # the delay axis: the physical range of a mean delay after the rise, within which the
-    # columns holding 99.5 % of the trace bins (scattered dim bins beyond are counted)
+    # the delay axis: every column with trace bins whose mean delay after the rise is
+    # physical, [FLID_MIN_DELAY_NS, period - t0] (the clusters are never cropped; dim bins of
+    # an over-subtracted background beyond are counted, not drawn)
     al = p.a.alignment
     phys_hi = (al.period_ns - al.t0_ns) if al is not None and is_finite(
         al.period_ns, al.t0_ns) else de[-1]
-    col_mass = h.sum(axis=0)
     centres = 0.5 * (de[:-1] + de[1:])
-    in_phys = (centres >= FLID_MIN_DELAY_NS) & (centres <= phys_hi)
-    cum = np.cumsum(np.where(in_phys, col_mass, 0.0))
-    if cum[-1] <= 0:
+    cols = np.flatnonzero(h.sum(axis=0) * ((centres >= FLID_MIN_DELAY_NS)
+                                           & (centres <= phys_hi)))
+    if cols.size == 0:
         no_data(ax, "every trace bin has a mean delay outside "
                 f"[{FLID_MIN_DELAY_NS:g}, {phys_hi:.4g}] ns", what="FLID")
         cax.set_visible(False)
         return
-    c0 = int(np.searchsorted(cum, 0.0025 * cum[-1], side="right"))
-    c1 = int(np.searchsorted(cum, 0.9975 * cum[-1], side="left")) + 1
-    c0 = max(c0, int(np.argmax(in_phys)))
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
     h_cols = h[:, c0:c1]
     rows = np.flatnonzero(h_cols.sum(axis=1))
     r0, r1 = rows[0], rows[-1] + 1
@@ -955,9 +953,15 @@ def plot_particle(analysis_or_path, particle_id: str | None, out_path, *,
 
 
 # ------------------------------------------------------------------ many figures
+def _write_batch_task(tables, out_dir, fmt, dpi) -> list[Path]:
+    from qrspec.app.batch_figures import write_batch_figures
+
+    return list(write_batch_figures(tables, out_dir, fmt=fmt, dpi=dpi).values())
+
+
 def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
                   dpi: int = DPI, particle_filter: str | None = None, exclude=None,
-                  batch: bool = True, progress=None) -> list[Path]:
+                  batch: bool = True, jobs: int = 1, progress=None) -> list[Path]:
     """Write the batch figures and one figure per particle into ``out_dir`` (``report -o``).
 
     Parameters
@@ -981,6 +985,8 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
         their particle figures are still drawn.
     batch : bool
         Write the batch figures (False: particle figures only).
+    jobs : int
+        Processes drawing the figures (1: in this process; the batch figures are one task).
     progress : callable, optional
         ``progress(item, status)`` after each figure ("batch figures", then each particle id,
         with "drawn"), the signature of :class:`qrspec.app.progress.ProgressBar`.
@@ -1004,6 +1010,8 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
     require_matplotlib()
     fmt = check_format(fmt)
     check_dpi(dpi)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise QrspecError(f"jobs={jobs!r} must be an integer >= 1")
     tables = load_batch_tables(results_path)
     ids = tables.particle_ids
     if particles is None:
@@ -1015,9 +1023,9 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
             raise QrspecError(f"particles={unknown!r} not in {tables.path}")
     excl = None
     if exclude is not None:
-        from qrspec.app.exclude import _as_exclusion
+        from qrspec.app.exclude import as_exclusion
 
-        excl = _as_exclusion(exclude)
+        excl = as_exclusion(exclude)
     if particle_filter is not None:
         from qrspec.app.filters import apply_filter, filter_exclusion
 
@@ -1026,22 +1034,52 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
         chosen = [x for x in chosen if x in keep]
         excl = filter_exclusion(tables.summary, particle_filter, excl)
     out_dir = Path(out_dir)
-    paths: list[Path] = []
+    shown = None
     if batch:
-        from qrspec.app.batch_figures import write_batch_figures
         from qrspec.app.exclude import exclude_from_tables
 
         shown = exclude_from_tables(tables, excl) if excl is not None else tables
-        paths += write_batch_figures(shown, out_dir, fmt=fmt, dpi=dpi).values()
-        if progress:
-            progress("batch figures", "ok")
-    for pid in chosen:
-        paths.append(plot_particle(tables.path, pid, out_dir / f"particle_{pid}.{fmt}",
-                                   fmt=fmt, dpi=dpi))
-        logger.info("figure of particle %s written", pid)
-        if progress:
-            progress(pid, "drawn")
-    return paths
+    batch_paths: list[Path] = []
+    done: dict[str, Path] = {}
+    outs = {pid: out_dir / f"particle_{pid}.{fmt}" for pid in chosen}
+    if jobs == 1 or len(chosen) + batch <= 1:
+        if batch:
+            batch_paths = _write_batch_task(shown, out_dir, fmt, dpi)
+            if progress:
+                progress("batch figures", "ok")
+        for pid in chosen:
+            done[pid] = plot_particle(tables.path, pid, outs[pid], fmt=fmt, dpi=dpi)
+            logger.info("figure of particle %s written", pid)
+            if progress:
+                progress(pid, "drawn")
+    else:
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chosen) + batch)) as ex:
+            futs = {ex.submit(plot_particle, tables.path, pid, outs[pid], fmt=fmt, dpi=dpi): pid
+                    for pid in chosen}
+            if batch:
+                futs[ex.submit(_write_batch_task, shown, out_dir, fmt, dpi)] = None
+            pending = set(futs)
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fu in finished:
+                        pid = futs[fu]
+                        if pid is None:
+                            batch_paths = fu.result()
+                            if progress:
+                                progress("batch figures", "ok")
+                            continue
+                        done[pid] = fu.result()
+                        logger.info("figure of particle %s written", pid)
+                        if progress:
+                            progress(pid, "drawn")
+            except BaseException:  # an error or Ctrl-C: do not draw the rest
+                for fu in pending:
+                    fu.cancel()
+                raise
+    return batch_paths + [done[pid] for pid in chosen]
 
 
 # ------------------------------------------------------------------ charge-model figure
