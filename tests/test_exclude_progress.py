@@ -212,11 +212,11 @@ def test_store_selection_records_and_recomputes_exclusions(results, tmp_path):
         f.attrs["exclude"] = "{not json"
     with pytest.raises(QrspecError, match=r"r\.h5: attribute exclude='\{not json' is not the "
                                           r"JSON record of an exclusion list"):
-        read_results(copy).excluded
+        _ = read_results(copy).excluded
     with h5py.File(copy, "a") as f:
         f.attrs["exclude"] = json.dumps({"particles": [1, 2]})
     with pytest.raises(QrspecError, match=r"attribute exclude has no list of particle ids"):
-        read_results(copy).excluded
+        _ = read_results(copy).excluded
 
 
 def test_group_table_of_a_selection_says_so(results):
