@@ -120,6 +120,15 @@ def _errorbar(ax, x, y, xerr=None, yerr=None, *, gid, label=None, **kw):
             cap.set_data(np.asarray(cx)[np.isfinite(e)], np.asarray(cy)[np.isfinite(e)])
 
 
+def _always_neutral(tables: BatchTables, group: str) -> bool:
+    """Every ok particle of the group with a value of ``frac_time_neutral`` was neutral all
+    the time: the group was observed uncharged (n_c = 0), which is not an undefined n_c."""
+    fn = column_values(tables, "frac_time_neutral", group)
+    fn = fn[np.isfinite(fn)]
+    # frac_time_neutral is a ratio of summed durations: 1 up to rounding
+    return bool(fn.size) and bool(np.all(fn >= 1.0 - 1e-9))
+
+
 def _jitter(n: int, rng, width: float = 0.08) -> np.ndarray:
     return rng.uniform(-width, width, n)
 
@@ -202,7 +211,7 @@ def group_summary_figure(results, *, groups=None):
                 if v.size:
                     line, = axis.plot(i + dx + _jitter(v.size, rng), v, ls="none",
                                       marker=marker, ms=2.6, mfc=color, mec="none",
-                                      alpha=0.35, zorder=2)
+                                      alpha=0.5, zorder=2)
                     line.set_gid(f"{gid}_particles")
             si, sn = _stat(tables, g, "rate_cps"), _stat(tables, g, "n_c_mean")
             stats_i.append(si)
@@ -217,10 +226,13 @@ def group_summary_figure(results, *, groups=None):
                   label="intensity", **kw)
         _errorbar(tw, x + off, mn, yerr=en, gid="n_c_mean", fmt="s", color=c_n,
                   label=r"$\langle n_c\rangle$", **kw)
-        for i in range(len(groups)):
+        for i, g in enumerate(groups):
             for val, axis, dx, color in ((mi[i], ax, -off, c_i), (mn[i], tw, off, c_n)):
                 if not np.isfinite(val):
-                    axis.text(i + dx, 0.03, "n/a", transform=matplotlib.transforms.
+                    # a never-charged group has n_c = 0 by observation, not an undefined one
+                    text = "0: always\nneutral" if axis is tw and _always_neutral(tables, g) \
+                        else "n/a"
+                    axis.text(i + dx, 0.03, text, transform=matplotlib.transforms.
                               blended_transform_factory(axis.transData, axis.transAxes),
                               ha="center", va="bottom", fontsize=6.5, color=color)
         ax.set_xticks(x)
@@ -325,7 +337,7 @@ def auger_charge_figure(results, *, groups=None):
     _check_tables(tables)
     groups = _select_groups(tables, groups)
     with matplotlib.rc_context(RC):
-        fig = new_figure(4.8, 3.6)
+        fig = new_figure(4.8, 4.4)
         ax = fig.add_subplot()
         ax.set_label("tau_a_vs_n_c")
         any_points = False
@@ -365,7 +377,7 @@ def auger_charge_figure(results, *, groups=None):
                 t0e = cols[t0_err][g][np.isfinite(t0)] if t0_err else None
                 _errorbar(ax, _jitter(t0f.size, rng, 0.012 * x_hi), t0f, yerr=t0e,
                           gid=f"neutral:{g}", fmt=marker, ms=4.5, mfc="none", mec=color,
-                          mew=0.8, color=color, lw=0.6, capsize=1.5, zorder=3,
+                          mew=0.8, color=color, lw=0.4, capsize=1.0, zorder=3,
                           label=f"{lab}: neutral, $n_c$ = 0 (n = {t0f.size})")
                 any_points = True
             if sel.any() and t0f.size:
@@ -388,16 +400,21 @@ def auger_charge_figure(results, *, groups=None):
             model_title = _model_label(cfg)
         ax.set_yscale("log")
         plain_log_labels(ax.yaxis)
-        lo, hi = ax.get_ylim()
-        ax.set_ylim(lo, hi * (hi / lo) ** 0.45)  # legend room above the data
+        # the axis spans the values (points and model), not their error bars: a neutral
+        # reference with an open 68 % interval would otherwise squash 1-2 ns against 1000 ns
+        ys = np.concatenate([np.asarray(ln.get_ydata(), float) for ln in ax.lines
+                             if str(ln.get_gid()).split(":")[0] in ("charged", "neutral")])
+        ys = ys[np.isfinite(ys) & (ys > 0)]
+        ax.set_ylim(ys.min() / 2.0, ys.max() * 2.5)
         ax.set_xlim(-0.04 * n_grid[-1] - 0.3, n_grid[-1] * 1.02)
         ax.set_xlabel(r"Charging number $n_c$ (particle mean over charged periods)")
         ax.set_ylabel(r"Biexciton Auger lifetime $\tau_{\mathrm{A,XX}}$ (ns)")
         handles, labels = ax.get_legend_handles_labels()
         order = sorted(range(len(labels)), key=lambda k: (
             [i for i, g in enumerate(groups) if labels[k].startswith(f"{_label(g)}:")] or [0])[0])
-        ax.legend([handles[k] for k in order], [labels[k] for k in order], loc="upper right",
-                  ncol=1 if len(groups) <= 3 else 2, fontsize=6, handlelength=1.6,
+        # below the axes: the points may be anywhere on it
+        ax.legend([handles[k] for k in order], [labels[k] for k in order], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=6, handlelength=1.6,
                   title=model_title, title_fontsize=6)
         if notes:
             ax.text(0.01, 0.01, "; ".join(notes), transform=ax.transAxes, fontsize=6,
@@ -624,12 +641,8 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
             if n_t0 == 0:  # not aggregated by this store version: same convention here
                 m_t0, e_t0, n_t0 = _mean_sem(column_values(tables, "tau_a_xx_neutral_ns", g))
             hollow = False
-            if n_nc == 0:
-                fn = column_values(tables, "frac_time_neutral", g)
-                fn = fn[np.isfinite(fn)]
-                # frac_time_neutral is a ratio of summed durations: 1 up to rounding
-                if fn.size and np.all(fn >= 1.0 - 1e-9):
-                    m_nc, e_nc, hollow = 0.0, math.nan, True
+            if n_nc == 0 and _always_neutral(tables, g):
+                m_nc, e_nc, hollow = 0.0, math.nan, True
             if not (math.isfinite(m_nc) and math.isfinite(m_t0)):
                 notes.append(f"{_label(g)}: " + ("no n_c" if not math.isfinite(m_nc)
                                                 else "no tau_A,XX0"))

@@ -722,6 +722,8 @@ def draw_dwell(ax, curve) -> None:
 
     ax.xaxis.set_major_locator(LogLocator(base=10, numticks=8))
     ax.xaxis.set_minor_formatter(_null_formatter())
+    if curve.t_s.max() / curve.t_s.min() > 1e4:  # minor ticks over many decades: noise
+        ax.xaxis.set_minor_locator(_null_locator())
     ax.legend(loc="lower left")
 
 
@@ -729,6 +731,12 @@ def _null_formatter():
     from matplotlib.ticker import NullFormatter
 
     return NullFormatter()
+
+
+def _null_locator():
+    from matplotlib.ticker import NullLocator
+
+    return NullLocator()
 
 
 def _draw_dwell_state(ax, p: _Particle, state: str):
