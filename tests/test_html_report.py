@@ -476,8 +476,10 @@ def test_cli_report_html_and_exclude(results, tmp_path, no_batch_figures, monkey
                         lambda results_path, pid, out, *, dpi: stub_figure(results_path, pid,
                                                                            out))
     excl = write_exclusion_file(tmp_path / "x.json", ["doped_02"])
+    # -j 1: the stand-ins live in this process only (the default, -j 2 on 2+ cores, would
+    # send them to pool workers, which cannot pickle them and would not see the patch)
     r = CliRunner().invoke(report, [str(results), "--html", str(tmp_path / "site"),
-                                    "--exclude", str(excl)])
+                                    "--exclude", str(excl), "-j", "1"])
     assert r.exit_code == 0, r.output
     assert str(tmp_path / "site" / "index.html") in r.output.splitlines()
     assert "HTML report of 11 particles" in r.output and "1 excluded" in r.output
