@@ -546,6 +546,44 @@ def test_cli_report(results, tmp_path):
         *BATCH_PNGS, "particle_rod_c.png", "particle_rod_nan.png"]
 
 
+def test_report_o_leaves_excluded_and_filtered_particles_out_of_the_batch_figures(
+        results, tmp_path, monkeypatch):
+    """``report -o --exclude/--filter``: the batch figures get the store's statistics without
+    the excluded particles; a filter also limits the particle figures; an exclusion list
+    naming an unknown particle is an error before anything is written."""
+    from qrspec.app import batch_figures
+    from qrspec.app.exclude import write_exclusion_file
+    from qrspec.cli import main
+
+    seen = []
+
+    def fake(tables, out_dir, **kw):
+        seen.append(tables)
+        return {}
+
+    monkeypatch.setattr(batch_figures, "write_batch_figures", fake)
+    excl = write_exclusion_file(tmp_path / "x.json", ["rod_b"])
+    r = CliRunner().invoke(main, ["report", str(results), "-o", str(tmp_path / "f"),
+                                  "--exclude", str(excl), "--particles", "rod_c", "--dpi", "20",
+                                  "-j", "1"])
+    assert r.exit_code == 0, r.output
+    (tables,) = seen
+    assert "rod_b" not in tables.particle_ids and len(tables.particle_ids) == 4
+    doped = tables.groups[tables.groups["group"] == "doped"][0]
+    assert doped["n_ok"] == 2  # rod_a and rod_nan
+    r = CliRunner().invoke(main, ["report", str(results), "-o", str(tmp_path / "g"),
+                                  "--filter", "group == \"undoped\"", "--dpi", "20", "-j", "1"])
+    assert r.exit_code == 0, r.output
+    assert sorted(seen[-1].particle_ids) == ["rod_c", "rod_failed"]
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
+        "particle_rod_c.png", "particle_rod_failed.png"]
+    bad = write_exclusion_file(tmp_path / "bad.json", ["nope"])
+    r = CliRunner().invoke(main, ["report", str(results), "-o", str(tmp_path / "h"),
+                                  "--exclude", str(bad)])
+    assert r.exit_code == 1 and "1 particle ids are not in" in r.output
+    assert not (tmp_path / "h").exists()
+
+
 def test_cli_report_progress_on_a_terminal(results, tmp_path, monkeypatch):
     """The bar is drawn when stderr is a terminal (a fake TTY stream here), never with -q or
     --no-progress."""
