@@ -57,20 +57,10 @@ F_SIZE = 5
 # fit_rows stats columns
 R_F = 0  # objective at the optimum
 R_NITER = 1  # optimiser iterations
-R_FLAGS = 2  # FLAG_* bits of the checks that fail
+R_CONVERGED = 2  # 1.0 when the optimiser converged
 R_DEVIANCE = 3  # Poisson deviance over the fitted bins
 R_CHI2 = 4  # Pearson chi2 over the fitted bins
-R_CONVERGED = 5  # 1.0 when the optimiser converged
-R_SIZE = 6
-# fit_rows flag bits; a fit fails with the first in this order (the shift bit is a candidate:
-# the wrapper refits with wider bounds to tell a misaligned IRF from a wandering shift)
-FLAG_NOT_FINITE = 1  # objective not finite at the start values (no other bit is set)
-FLAG_NOT_CONVERGED = 2
-FLAG_SINGULAR = 4  # Fisher information not positive definite to working precision
-FLAG_TAU_AT_BOUND = 8
-FLAG_SHIFT_AT_BOUND = 16  # an IRF shift at its bound
-FLAG_AMPLITUDE_ZERO = 32
-FLAG_TAU_UNDETERMINED = 64  # relative error of a lifetime > 10
+R_SIZE = 5
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", no_cfunc_wrapper=True)
 
@@ -360,23 +350,36 @@ def chol_solve(a, mask, lw, b, x):
 
 
 @numba.njit(**_OPTS)
-def lm_optimize(theta, lo, hi, fixed, c, idx, irf, fixed_bg, pmap, spec, fpar, m, h):
-    """Projected Levenberg-Marquardt on the objective; returns ``(f, n_iter, converged)``.
+def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar,
+             theta_out, h_out, m_out, resid_out, stats_out):
+    """Fit each row of ``counts`` (n_rows, n_det * n_data) from its start vector.
 
-    ``theta`` holds the start on entry and the optimum on return; ``m`` and ``h`` are the model
-    and the objective's Hessian there; ``fixed`` is 1.0 for fixed parameters. With
-    ``spec[S_SCALE_STARTS]`` the start amplitudes are first scaled so that the model matches
-    the counts in the fit range (the background keeps its start value). Each iteration solves
+    The optimiser is a projected Levenberg-Marquardt iteration: each step solves
     ``(H_ff + lam diag(H_ff)) step = -g_f`` over the free parameters (not fixed, not at a bound
     that the gradient pushes against), projects the step onto the bounds (cascade: also
     tau_XX <= 0.98 tau_X) and accepts it when the objective does not increase (then
     ``lam /= 10``, else ``lam *= 10``). Converged: the predicted decrement ``-g.step`` or the
-    achieved decrease is below the tolerance with little damping, no free parameter is left,
-    or (at ``lam > 1e12``) the decrement is below 1e-4.
+    achieved decrease is below ``fpar[F_TOL]`` with little damping, no free parameter is left,
+    or (at ``lam > 1e12``) the decrement is below 1e-4. With ``spec[S_SCALE_STARTS]`` the start
+    amplitudes are first scaled so that the model matches the counts in the fit range (the
+    background keeps its start value; single-detector problems).
 
-    Written around one projection and one model evaluation (each pass evaluates a candidate:
-    the start to scale, the start, then each step) to keep the compiled code small.
+    ``starts`` (n_rows, n_params); ``fixed`` is 1.0 for fixed parameters. Writes per row the
+    optimum (``theta_out``), the objective's Hessian there (``h_out``: twice the Fisher
+    information for the Poisson deviance), the model on every bin (``m_out``), the Pearson
+    residuals ``(c - m) / sqrt(m)`` on the fitted bins (NaN elsewhere) and ``stats_out``
+    (``R_*`` columns: objective, iterations, convergence, Poisson deviance
+    ``2 sum(m - c + c ln(c/m))`` and Pearson chi2 ``sum (c - m)^2 / m`` over the fitted bins,
+    the model floored at ``fpar[F_TINY]`` in logs and denominators). The objective is not
+    finite (and the iteration count 0) when the start gives a non-finite objective.
+
+    One function with one projection, one model evaluation and one objective call (each pass
+    of the loop evaluates a candidate: the start to scale, the start, then each step): called
+    functions are compiled again inside their callers, so this keeps the compilation of a
+    cold cache short; the covariance and the checks of the optimum are the caller's (NumPy).
     """
+    n_total = counts.shape[1]
+    p = lo.size
     kind = spec[S_OBJECTIVE]
     mkind = spec[S_KIND]
     nt = spec[S_NTAU]
@@ -385,228 +388,143 @@ def lm_optimize(theta, lo, hi, fixed, c, idx, irf, fixed_bg, pmap, spec, fpar, m
     max_iter = spec[S_MAXITER]
     tiny = fpar[F_TINY]
     tol = fpar[F_TOL]
-    p = theta.size
-    n_total = m.size
     work = np.empty((4 + 3 * nt, irf.shape[1]))
     m2 = np.empty(n_total)
     jac = np.empty((n_total, p))
-    g = np.empty(p)
-    g2 = np.empty(p)
     h2 = np.empty((p, p))
     mat = np.empty((p, p))
     lw = np.empty((p, p))
+    g = np.empty(p)
+    g2 = np.empty(p)
     new = np.empty(p)
     span = np.empty(p)
     mask = np.empty(p)
     rhs = np.empty(p)
     step = np.empty(p)
     for a in range(p):
-        new[a] = theta[a]
         s = hi[a] - lo[a]
         span[a] = s if math.isfinite(s) else 1.0
-    phase = 1  # 0: scale the start amplitudes, 1: evaluate the start, 2: evaluate a step
-    b0 = new[i_bg]
-    if spec[S_SCALE_STARTS] != 0:
-        phase = 0
-        new[i_bg] = 0.0
-        if i_scat >= 0:
-            new[i_scat] = 0.0
-    f = math.inf
-    lam = 1e-3
-    ok = False
-    n_iter = 0
-    decrement = 0.0
-    while True:
-        for a in range(p):  # project onto the bounds (NaN stays NaN)
-            v = new[a]
-            if v < lo[a]:
-                v = lo[a]
-            if v > hi[a]:
-                v = hi[a]
-            new[a] = v
-        if mkind == 1 and new[1] > new[0] + math.log(0.98):
-            new[1] = new[0] + math.log(0.98)
-        model_jacobian(new, irf, fixed_bg, pmap, spec, fpar, m2, jac, work)
-        if phase == 0:
-            total = 0.0
-            unit = 0.0
-            fixed_sum = 0.0
-            for ii in range(idx.size):
-                i = idx[ii]
-                total += c[i]
-                unit += m2[i] - fixed_bg[0, i]
-                fixed_sum += fixed_bg[0, i]
-            scale = max(total - b0 * idx.size - fixed_sum, 1.0) / max(unit, 1e-12)
-            for k in range(1 if mkind == 1 else nt):
-                new[nt + k] *= scale  # cascade: the total amplitude is parameter 2 = nt
-            new[i_bg] = b0
-            phase = 1
-            continue
-        f2 = objective_terms(m2, jac, c, idx, kind, tiny, g2, h2)
-        accept = phase == 1 or (math.isfinite(f2) and f2 <= f)
-        df = f - f2
-        if accept:
-            for a in range(p):  # loops: slice assignment costs seconds of compilation
-                theta[a] = new[a]
-                g[a] = g2[a]
-                for b in range(p):
-                    h[a, b] = h2[a, b]
-            for i in range(n_total):
-                m[i] = m2[i]
-            f = f2
-        if phase == 1:
-            if not math.isfinite(f):
-                return f, 0, False
-            phase = 2
-        elif accept:
-            lam = max(lam * 0.1, 1e-9)
-            if df < tol and lam <= 1e-2:
-                ok = True
-                break
-        else:
-            lam *= 10.0
-            if lam > 1e12:
-                # no descent possible: at a (constrained) minimum if the decrement is tiny
-                ok = decrement < 1e-4
-                break
-        # the next step (a system that cannot be solved raises the damping and tries again)
-        stepped = False
-        while n_iter < max_iter:
-            n_iter += 1
-            n_free = 0
-            for a in range(p):
-                at_lo = theta[a] <= lo[a] + 1e-12 * span[a] and g[a] > 0
-                at_hi = theta[a] >= hi[a] - 1e-12 * span[a] and g[a] < 0
-                mask[a] = 0.0 if fixed[a] != 0.0 or at_lo or at_hi else 1.0
-                n_free += int(mask[a])
-                rhs[a] = -g[a]
-                for b in range(p):
-                    mat[a, b] = h[a, b]
-                dia = h[a, a]
-                mat[a, a] = dia + lam * (dia if dia > 0 else 1.0)
-            if n_free == 0:
-                ok = True
-                break
-            if not chol_solve(mat, mask, lw, rhs, step):
+    for r in range(counts.shape[0]):
+        c = counts[r]
+        theta = theta_out[r]
+        h = h_out[r]
+        m = m_out[r]
+        for a in range(p):
+            new[a] = starts[r, a]
+        phase = 1  # 0: scale the start amplitudes, 1: evaluate the start, 2: evaluate a step
+        b0 = new[i_bg]
+        if spec[S_SCALE_STARTS] != 0:
+            phase = 0
+            new[i_bg] = 0.0
+            if i_scat >= 0:
+                new[i_scat] = 0.0
+        f = math.inf
+        lam = 1e-3
+        ok = False
+        n_iter = 0
+        decrement = 0.0
+        while True:
+            for a in range(p):  # project onto the bounds (NaN stays NaN)
+                v = new[a]
+                if v < lo[a]:
+                    v = lo[a]
+                if v > hi[a]:
+                    v = hi[a]
+                new[a] = v
+            if mkind == 1 and new[1] > new[0] + math.log(0.98):
+                new[1] = new[0] + math.log(0.98)
+            model_jacobian(new, irf, fixed_bg, pmap, spec, fpar, m2, jac, work)
+            if phase == 0:
+                total = 0.0
+                unit = 0.0
+                fixed_sum = 0.0
+                for ii in range(idx.size):
+                    i = idx[ii]
+                    total += c[i]
+                    unit += m2[i] - fixed_bg[0, i]
+                    fixed_sum += fixed_bg[0, i]
+                scale = max(total - b0 * idx.size - fixed_sum, 1.0) / max(unit, 1e-12)
+                for k in range(1 if mkind == 1 else nt):
+                    new[nt + k] *= scale  # cascade: the total amplitude, parameter 2
+                new[i_bg] = b0
+                phase = 1
+                continue
+            f2 = objective_terms(m2, jac, c, idx, kind, tiny, g2, h2)
+            accept = phase == 1 or (math.isfinite(f2) and f2 <= f)
+            df = f - f2
+            if accept:
+                for a in range(p):  # loops: slice assignment costs seconds to compile
+                    theta[a] = new[a]
+                    g[a] = g2[a]
+                    for b in range(p):
+                        h[a, b] = h2[a, b]
+                for i in range(n_total):
+                    m[i] = m2[i]
+                f = f2
+            if phase == 1:
+                if not math.isfinite(f):
+                    break
+                phase = 2
+            elif accept:
+                lam = max(lam * 0.1, 1e-9)
+                if df < tol and lam <= 1e-2:
+                    ok = True
+                    break
+            else:
                 lam *= 10.0
                 if lam > 1e12:
+                    # no descent possible: at a (constrained) minimum if the decrement is tiny
+                    ok = decrement < 1e-4
                     break
-                continue
-            decrement = 0.0
-            for a in range(p):
-                decrement += rhs[a] * step[a]
-                new[a] = theta[a] + step[a]
-            if 0 <= decrement < tol and lam <= 1e-2:
-                ok = True
-                break
-            stepped = True
-            break
-        if not stepped:
-            break
-    return f, n_iter, ok
-
-
-@numba.njit(**_OPTS)
-def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar,
-             theta_out, cov_out, m_out, resid_out, stats_out):
-    """Fit each row of ``counts`` (n_rows, n_det * n_data) from its start vectors.
-
-    ``starts`` (n_rows, n_starts, n_params): a later start is tried only when the best fit so
-    far did not converge or has a lifetime at a bound. ``fixed`` is 1.0 for fixed parameters.
-    Per row, writes the optimum (``theta_out``), the covariance (inverse Fisher information
-    over the free parameters, not fixed and not at a bound; NaN elsewhere), the model on every
-    bin, the Pearson residuals ``(c - m) / sqrt(m)`` on the fitted bins (NaN elsewhere) and
-    ``stats_out`` (``R_*`` columns: objective, iterations, ``FLAG_*`` bits of the failed
-    checks, Poisson deviance and Pearson chi2 over the fitted bins, convergence). The model is
-    floored at ``fpar[F_TINY]`` in logs and denominators.
-    """
-    n_rows = counts.shape[0]
-    n_starts = starts.shape[1]
-    p = lo.size
-    nt = spec[S_NTAU]
-    i_shift = spec[S_ISHIFT]
-    tiny = fpar[F_TINY]
-    n_total = counts.shape[1]
-    m = np.empty(n_total)
-    h = np.empty((p, p))
-    fisher = np.empty((p, p))
-    lw = np.empty((p, p))
-    theta = np.empty(p)
-    span = np.empty(p)
-    mask = np.empty(p)
-    unit = np.empty(p)
-    col = np.empty(p)
-    no_jac = np.empty((n_total, 0))
-    no_g = np.empty(0)
-    no_h = np.empty((0, 0))
-    for a in range(p):
-        s = hi[a] - lo[a]
-        span[a] = s if math.isfinite(s) else 1.0
-    for r in range(n_rows):
-        c = counts[r]
-        th = theta_out[r]
-        mr = m_out[r]
-        stats = stats_out[r]
-        cov = cov_out[r]
-        res = resid_out[r]
-        best_f = math.inf
-        best_ok = False
-        for s in range(n_starts):
-            for a in range(p):
-                theta[a] = starts[r, s, a]
-            f, n_iter, ok = lm_optimize(theta, lo, hi, fixed, c, idx, irf, fixed_bg, pmap,
-                                        spec, fpar, m, h)
-            if s == 0 or (math.isfinite(f) and f < best_f):
-                best_f = f
-                best_ok = ok
-                stats[R_NITER] = n_iter
+            # the next step (a system that cannot be solved raises the damping)
+            stepped = False
+            while n_iter < max_iter:
+                n_iter += 1
+                n_free = 0
                 for a in range(p):
-                    th[a] = theta[a]
+                    at_lo = theta[a] <= lo[a] + 1e-12 * span[a] and g[a] > 0
+                    at_hi = theta[a] >= hi[a] - 1e-12 * span[a] and g[a] < 0
+                    mask[a] = 0.0 if fixed[a] != 0.0 or at_lo or at_hi else 1.0
+                    n_free += int(mask[a])
+                    rhs[a] = -g[a]
                     for b in range(p):
-                        fisher[a, b] = 0.5 * h[a, b]
-                for i in range(n_total):
-                    mr[i] = m[i]
-            tau_bound = False
-            for k in range(nt):
-                if th[k] <= lo[k] + 1e-9 or th[k] >= hi[k] - 1e-9:
-                    tau_bound = True
-            if best_ok and not tau_bound:
+                        mat[a, b] = h[a, b]
+                    dia = h[a, a]
+                    mat[a, a] = dia + lam * (dia if dia > 0 else 1.0)
+                if n_free == 0:
+                    ok = True
+                    break
+                if not chol_solve(mat, mask, lw, rhs, step):
+                    lam *= 10.0
+                    if lam > 1e12:
+                        break
+                    continue
+                decrement = 0.0
+                for a in range(p):
+                    decrement += rhs[a] * step[a]
+                    new[a] = theta[a] + step[a]
+                if 0 <= decrement < tol and lam <= 1e-2:
+                    ok = True
+                    break
+                stepped = True
                 break
-        stats[R_F] = best_f
-        stats[R_CONVERGED] = 1.0 if best_ok else 0.0
-        flags = 0 if best_ok else FLAG_NOT_CONVERGED
-        if not math.isfinite(best_f):
-            flags = FLAG_NOT_FINITE
-        # covariance: inverse of the Fisher information (h / 2) over the free parameters
-        for a in range(p):
-            at_bound = th[a] <= lo[a] + 1e-9 * span[a] or th[a] >= hi[a] - 1e-9 * span[a]
-            mask[a] = 0.0 if fixed[a] != 0.0 or at_bound else 1.0
-            if a < nt and at_bound:
-                flags |= FLAG_TAU_AT_BOUND
-            unit[a] = 0.0
-        for b in range(p):
-            unit[b] = 1.0
-            solved = chol_solve(fisher, mask, lw, unit, col)
-            unit[b] = 0.0
-            for a in range(p):
-                cov[a, b] = col[a] if solved and mask[a] * mask[b] != 0.0 else np.nan
-            if not solved:
-                flags |= FLAG_SINGULAR
-        for k in range(nt):
-            if not math.sqrt(abs(cov[k, k])) < 10.0:
-                flags |= FLAG_TAU_UNDETERMINED
-        for d in range(irf.shape[0]):
-            if i_shift >= 0 and mask[pmap[d, i_shift]] == 0.0 and fixed[pmap[d, i_shift]] == 0:
-                flags |= FLAG_SHIFT_AT_BOUND
-            for k in range(1 if spec[S_KIND] == 1 else nt):
-                if th[pmap[d, nt + k]] <= 0:  # cascade: the total amplitude, parameter 2 = nt
-                    flags |= FLAG_AMPLITUDE_ZERO
-        stats[R_FLAGS] = flags
-        # diagnostics on the fitted bins
-        stats[R_DEVIANCE] = objective_terms(mr, no_jac, c, idx, 0, tiny, no_g, no_h)
-        stats[R_CHI2] = objective_terms(mr, no_jac, c, idx, 2, tiny, no_g, no_h)
+            if not stepped:
+                break
+        stats_out[r, R_F] = f
+        stats_out[r, R_NITER] = n_iter
+        stats_out[r, R_CONVERGED] = 1.0 if ok else 0.0
+        dev = 0.0
+        chi2 = 0.0
+        res = resid_out[r]
         for i in range(n_total):
             res[i] = np.nan
         for ii in range(idx.size):
             i = idx[ii]
-            res[i] = (c[i] - mr[i]) / math.sqrt(max(mr[i], tiny))
+            mm = max(m[i], tiny)
+            if c[i] > 0:
+                dev += c[i] * math.log(c[i] / mm)
+            dev += mm - c[i]
+            chi2 += (c[i] - m[i]) ** 2 / mm
+            res[i] = (c[i] - m[i]) / math.sqrt(mm)
+        stats_out[r, R_DEVIANCE] = 2.0 * dev
+        stats_out[r, R_CHI2] = chi2

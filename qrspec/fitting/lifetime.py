@@ -479,6 +479,15 @@ def _data_failures(prob, c):
     return out
 
 
+def _row_sums(x):
+    """Sum of each row, accumulated in order: the same numbers for a row alone or in a batch
+    (numpy's ``sum(axis=1)`` may sum rows pairwise or column by column depending on the shape,
+    which would make a batched fit differ from a single one in the last digit)."""
+    if x.shape[1] == 0:
+        return np.zeros(x.shape[0])
+    return np.cumsum(x, axis=1)[:, -1]
+
+
 def _start_rows(prob, c):
     """Start vectors ``(n_rows, n_starts, n_params)`` (amplitudes scaled in the kernel)."""
     idx, mdl, nt = prob.idx, prob.mdl, prob.mdl.n_tau
@@ -489,7 +498,7 @@ def _start_rows(prob, c):
         low = np.partition(ci, n_low - 1, axis=1)[:, :n_low]
         # start above 0: from b = 0 the Fisher step of b is tiny (sum 1/m is huge where the
         # model is ~0) and b creeps up for many iterations; from above it reaches 0 in one step
-        b0 = np.maximum(low.mean(axis=1), 0.1 * ci.mean(axis=1))
+        b0 = np.maximum(_row_sums(low) / n_low, 0.1 * _row_sums(ci) / idx.size)
     else:
         b0 = np.full(n_rows, prob.bg_fixed)
     if prob.tau0 is None:
@@ -497,8 +506,8 @@ def _start_rows(prob, c):
         rel = idx - prob.origin
         after = rel >= 0
         w = np.clip(ci[:, after] - b0[:, None], 0.0, None)
-        w_sum = w.sum(axis=1)
-        moment = (w * (rel[after] + 0.5)).sum(axis=1)
+        w_sum = _row_sums(w)
+        moment = _row_sums(w * (rel[after] + 0.5))
         tau_mean = np.full(n_rows, 10.0 * bin_ns)
         pos = w_sum > 0
         tau_mean[pos] = moment[pos] / w_sum[pos] * bin_ns
@@ -513,33 +522,37 @@ def _start_rows(prob, c):
     return starts
 
 
-def _run_kernel(prob, c, starts, n_threads, lo=None, hi=None, fixed=None, spec=None):
-    """:func:`qrspec.fitting._kernels.fit_rows` over the rows of ``c`` (threads: row chunks);
-    ``lo``, ``hi``, ``fixed``, ``spec`` replace the problem's."""
+def _run_kernel(prob, c, starts, n_threads=1, lo=None, hi=None, fixed=None, spec=None):
+    """:func:`qrspec.fitting._kernels.fit_rows` on the rows of ``c`` from ``starts``
+    (n_rows, n_params), in row chunks on ``n_threads`` threads; ``lo``, ``hi``, ``fixed``,
+    ``spec`` replace the problem's."""
     lo = prob.lo if lo is None else lo
     hi = prob.hi if hi is None else hi
     fixed = prob.fixed if fixed is None else fixed
     spec = prob.spec if spec is None else spec
     n_rows, p = c.shape[0], lo.size
-    out = _Problem(theta=np.empty((n_rows, p)), cov=np.empty((n_rows, p, p)),
-                   m=np.empty(c.shape), resid=np.empty(c.shape),
-                   stats=np.empty((n_rows, _kernels.R_SIZE)))
+    out = _Problem(theta=np.empty((n_rows, p)), h=np.empty((n_rows, p, p)), m=np.empty(c.shape),
+                   resid=np.empty(c.shape), stats=np.empty((n_rows, _kernels.R_SIZE)))
 
     def run(a, b):
         _kernels.fit_rows(c[a:b], starts[a:b], lo, hi, fixed, prob.idx, prob.irf2, prob.fixed2,
-                          prob.pmap, spec, prob.fpar, out.theta[a:b], out.cov[a:b], out.m[a:b],
+                          prob.pmap, spec, prob.fpar, out.theta[a:b], out.h[a:b], out.m[a:b],
                           out.resid[a:b], out.stats[a:b])
 
     n_threads = min(n_threads, n_rows)
     if n_threads <= 1:
         run(0, n_rows)
-        return out
-    from concurrent.futures import ThreadPoolExecutor
+    else:
+        from concurrent.futures import ThreadPoolExecutor
 
-    edges = np.linspace(0, n_rows, n_threads + 1).round().astype(int)
-    with ThreadPoolExecutor(n_threads) as pool:
-        for fut in [pool.submit(run, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]:
-            fut.result()
+        edges = np.linspace(0, n_rows, n_threads + 1).round().astype(int)
+        with ThreadPoolExecutor(n_threads) as pool:
+            for fut in [pool.submit(run, a, b) for a, b in zip(edges[:-1], edges[1:],
+                                                                strict=True)]:
+                fut.result()
+    out.f = out.stats[:, _kernels.R_F]
+    out.n_iter = out.stats[:, _kernels.R_NITER].astype(int)
+    out.ok = out.stats[:, _kernels.R_CONVERGED] != 0
     return out
 
 
@@ -551,46 +564,107 @@ def _optimize(prob, c, theta0, lo, hi, fixed, *, scale=False, max_iter=None):
     if max_iter is not None:
         spec[_kernels.S_MAXITER] = max_iter
     out = _run_kernel(prob, np.ascontiguousarray(c, dtype=float)[None, :],
-                      np.asarray(theta0, dtype=float)[None, None, :], 1, lo, hi, fixed, spec)
-    stats = out.stats[0]
-    return out.theta[0], float(stats[_kernels.R_F]), bool(stats[_kernels.R_CONVERGED])
+                      np.asarray(theta0, dtype=float)[None, :], 1, lo, hi, fixed, spec)
+    return out.theta[0], float(out.f[0]), bool(out.ok[0])
 
 
-_FLAG_MESSAGES = (  # in the order of the checks: a fit fails with the first
-    (_kernels.FLAG_NOT_CONVERGED, "optimiser did not converge in {n_iter} iterations"),
-    (_kernels.FLAG_SINGULAR, "singular Fisher information (parameters not identifiable)"),
-    (_kernels.FLAG_TAU_AT_BOUND, "a lifetime sits at its bound"),
-    (_kernels.FLAG_SHIFT_AT_BOUND, "IRF shift at its bound (shift_bounds_ns=({lo_b:g}, "
-                                   "{hi_b:g})): align the IRF or widen the bounds"),
-    (_kernels.FLAG_AMPLITUDE_ZERO, "a component amplitude is 0: its lifetime is undetermined"),
-    (_kernels.FLAG_TAU_UNDETERMINED, "a lifetime is undetermined (relative error > 10; no "
-                                     "decay in the data?)"),
-)
+def _tau_at_bound(prob, theta):
+    """Rows of ``theta`` with a lifetime within 1e-9 of its bound (in log tau)."""
+    nt = prob.mdl.n_tau
+    t = theta[:, :nt]
+    return ((t <= prob.lo[:nt] + 1e-9) | (t >= prob.hi[:nt] - 1e-9)).any(axis=1)
 
 
-def _failure_message(prob, c, theta, f, flags, n_iter):
-    """Why a fit with these ``FLAG_*`` bits fails ("" when it does not)."""
-    for bit, text in _FLAG_MESSAGES:
-        if not flags & bit:
-            continue
-        if bit == _kernels.FLAG_SHIFT_AT_BOUND and not _shift_misaligned(prob, c, theta, f):
-            continue
-        lo_b, hi_b = prob.shift_bounds
-        return text.format(n_iter=n_iter, lo_b=lo_b, hi_b=hi_b)
-    return ""
+def _fit_rows(prob, c, starts, n_threads):
+    """Optimise every row of ``c`` from ``starts`` (n_rows, n_starts, n_params): a later start
+    only for the rows whose best fit so far did not converge or has a lifetime at a bound."""
+    out = _run_kernel(prob, c, np.ascontiguousarray(starts[:, 0]), n_threads)
+    for s in range(1, starts.shape[1]):
+        again = np.flatnonzero(~out.ok | _tau_at_bound(prob, out.theta))
+        if again.size == 0:
+            break
+        alt = _run_kernel(prob, np.ascontiguousarray(c[again]),
+                          np.ascontiguousarray(starts[again, s]), n_threads)
+        better = np.isfinite(alt.f) & (alt.f < out.f[again])
+        rows, sel = again[better], np.flatnonzero(better)
+        for name in ("theta", "h", "m", "resid", "stats", "f", "n_iter", "ok"):
+            getattr(out, name)[rows] = getattr(alt, name)[sel]
+    return out
 
 
-def _shift_misaligned(prob, c, theta, f):
+def _outcomes(prob, c, out):
+    """Check the optima of :func:`_fit_rows` (in this order: convergence, Fisher information,
+    lifetimes and IRF shift at a bound, zero amplitudes, undetermined lifetimes) and compute
+    the covariance (inverse Fisher information over the free parameters: not fixed, not at a
+    bound; NaN elsewhere). Returns per row ``(message, covariance)``; the message is "" for a
+    fit that succeeded."""
+    mdl, lo, hi = prob.mdl, prob.lo, prob.hi
+    theta = out.theta
+    n_rows, p = theta.shape
+    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    at_bound = (theta <= lo + 1e-9 * span) | (theta >= hi - 1e-9 * span)
+    free = (prob.fixed == 0) & ~at_bound
+    finite = np.isfinite(out.f)
+    cov = np.full((n_rows, p, p), np.nan)
+    singular = np.zeros(n_rows, dtype=bool)
+    groups = {}  # rows with the same free parameters are inverted together
+    for r in np.flatnonzero(finite):
+        groups.setdefault(free[r].tobytes(), []).append(r)
+    for rows in groups.values():
+        k = np.flatnonzero(free[rows[0]])
+        block = np.ix_(rows, k, k)
+        try:
+            cov[block] = np.linalg.inv(0.5 * out.h[block])
+        except np.linalg.LinAlgError:  # a singular matrix: invert the others one by one
+            for r in rows:
+                one = np.ix_([r], k, k)
+                try:
+                    cov[one] = np.linalg.inv(0.5 * out.h[one])
+                except np.linalg.LinAlgError:
+                    singular[r] = True
+    var = np.diagonal(cov, axis1=1, axis2=2)
+    nt = mdl.n_tau
+    with np.errstate(invalid="ignore"):
+        not_pd = (np.where(free, var, 0.0) < 0).any(axis=1)
+        undetermined = ~(np.sqrt(np.abs(var[:, :nt])) < 10.0).all(axis=1)
+    tau_bound = at_bound[:, :nt].any(axis=1)
+    amp_zero = (theta[:, mdl.amp_indices] <= 0).any(axis=1)
+    shift_bound = at_bound[:, mdl.shift_indices].any(axis=1)
+    lo_b, hi_b = prob.shift_bounds
+    results = []
+    for r in range(n_rows):
+        if not finite[r]:
+            message = "objective is not finite at the start values"
+        elif not out.ok[r]:
+            message = f"optimiser did not converge in {out.n_iter[r]} iterations"
+        elif singular[r]:
+            message = "singular Fisher information (parameters not identifiable)"
+        elif not_pd[r]:
+            message = "Fisher information is not positive definite"
+        elif tau_bound[r]:
+            message = "a lifetime sits at its bound"
+        elif shift_bound[r] and _shift_misaligned(prob, c[r], theta[r], out.f[r], at_bound[r]):
+            message = (f"IRF shift at its bound (shift_bounds_ns=({lo_b:g}, {hi_b:g})): align "
+                       "the IRF or widen the bounds")
+        elif amp_zero[r]:
+            message = "a component amplitude is 0: its lifetime is undetermined"
+        elif undetermined[r]:
+            message = "a lifetime is undetermined (relative error > 10; no decay in the data?)"
+        else:
+            message = ""
+        results.append((message, cov[r]))
+    return results
+
+
+def _shift_misaligned(prob, c, theta, f, at_bound):
     """An IRF shift at its bound: a misaligned IRF if the likelihood clearly prefers a shift
     beyond it (likelihood ratio against a refit with 3x wider bounds: Delta D > 9, i.e. 3
     sigma); at low counts the shift merely wanders to the bound."""
-    lo, hi = prob.lo, prob.hi
-    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
     for i in prob.mdl.shift_indices:
-        if lo[i] + 1e-9 * span[i] < theta[i] < hi[i] - 1e-9 * span[i]:
+        if not at_bound[i]:
             continue
-        lo_w, hi_w = lo.copy(), hi.copy()
-        lo_w[i], hi_w[i] = 3 * lo[i], 3 * hi[i]
+        lo_w, hi_w = prob.lo.copy(), prob.hi.copy()
+        lo_w[i], hi_w[i] = 3 * prob.lo[i], 3 * prob.hi[i]
         f_wide = _optimize(prob, c, theta, lo_w, hi_w, prob.fixed)[1]
         if f - f_wide > 9.0:
             return True
@@ -605,32 +679,26 @@ def _fit_many(prob, c, *, rng, n_threads):
     rows = [r for r, f in enumerate(fails) if f is None]
     if not rows:
         return results
-    cf = c if len(rows) == c.shape[0] else c[rows]
-    cf = np.ascontiguousarray(cf)
-    out = _run_kernel(prob, cf, _start_rows(prob, cf), n_threads)
-    n_ph = cf[:, prob.idx].sum(axis=1).tolist()
-    stats = out.stats.tolist()
-    for j, r in enumerate(rows):
-        f, n_iter, flags, dev, chi2, _ = stats[j]
-        flags, n_iter = int(flags), int(n_iter)
-        if flags:
-            if flags & _kernels.FLAG_NOT_FINITE:
-                results[r] = _failed(model, method, "objective is not finite at the start "
-                                     "values", n_ph[j])
-                continue
-            message = _failure_message(prob, cf[j], out.theta[j], f, flags, n_iter)
-            if message:
-                results[r] = _failed(model, method, message, n_ph[j], n_iter)
-                continue
-        theta, cov = out.theta[j], out.cov[j]
+    cf = np.ascontiguousarray(c if len(rows) == c.shape[0] else c[rows])
+    out = _fit_rows(prob, cf, _start_rows(prob, cf), n_threads)
+    n_ph = _row_sums(cf[:, prob.idx]).tolist()
+    dev = out.stats[:, _kernels.R_DEVIANCE].tolist()
+    chi2 = out.stats[:, _kernels.R_CHI2].tolist()
+    for j, (message, cov) in enumerate(_outcomes(prob, cf, out)):
+        r, n_iter = rows[j], int(out.n_iter[j])
+        if message:
+            n_it = 0 if message.startswith("objective is not finite") else n_iter
+            results[r] = _failed(model, method, message, n_ph[j], n_it)
+            continue
+        theta, f = out.theta[j], float(out.f[j])
         profile = boot = None
         if prob.intervals == "profile":
             profile = [_profile_interval(prob, cf[j], theta, f, k, cov)
                        for k in range(prob.mdl.n_tau)]
         if prob.n_bootstrap > 0:
             boot = _bootstrap(prob, cf[j], theta, out.m[j], prob.n_bootstrap, rng)
-        results[r] = _assemble(prob, theta, cov, out.m[j], out.resid[j], dev, chi2, n_iter,
-                               n_ph[j], profile, boot)
+        results[r] = _assemble(prob, theta, cov, out.m[j], out.resid[j], dev[j], chi2[j],
+                               n_iter, n_ph[j], profile, boot)
     return results
 
 
@@ -858,21 +926,20 @@ def fit_decay_global(counts, time_ns=None, *, irf, model: str = "mono",
     g = _Problem(mdl=gm, lo=lo, hi=hi, fixed=fixed, irf2=irf2, fixed2=fixed2, pmap=pmap,
                  spec=spec, fpar=fpar, idx=idx, n_free=n_free, dof=int(idx.size - n_free),
                  model=model, method=method, shift_bounds=probs[0].shift_bounds)
-    out = _run_kernel(g, c, starts, 1)
-    f, n_iter, flags, dev, chi2, _ = out.stats[0].tolist()
+    out = _fit_rows(g, c, starts, 1)
     n_ph = float(w.sum())
-    flags, n_iter = int(flags), int(n_iter)
-    if flags & _kernels.FLAG_NOT_FINITE:
-        return _failed(model, method, "objective is not finite at the start values", n_ph)
-    message = _failure_message(g, c[0], out.theta[0], f, flags, n_iter)
+    message, cov = _outcomes(g, c, out)[0]
+    n_iter = int(out.n_iter[0])
     if message:
-        return _failed(model, method, message, n_ph, n_iter)
-    theta, cov = out.theta[0], out.cov[0]
+        n_it = 0 if message.startswith("objective is not finite") else n_iter
+        return _failed(model, method, message, n_ph, n_it)
+    theta, f = out.theta[0], float(out.f[0])
     profile = boot = None
     if intervals == "profile":
         profile = [_profile_interval(g, c[0], theta, f, k, cov) for k in range(gm.n_tau)]
     if n_bootstrap > 0:
         boot = _bootstrap(g, c[0], theta, out.m[0], n_bootstrap, rng)
+    dev, chi2 = (float(out.stats[0, k]) for k in (_kernels.R_DEVIANCE, _kernels.R_CHI2))
     return _assemble_global(g, theta, cov, out.m[0], out.resid[0], dev, chi2, n_iter, n_ph,
                             profile, boot)
 
