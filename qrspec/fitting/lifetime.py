@@ -35,6 +35,7 @@ MULTI_EXP = ("mono", "bi", "tri")
 _METHODS = ("mle", "lsq")
 _TINY = 1e-10  # floor of the model (counts/bin) inside logs and weights
 _TOL = 1e-6  # convergence tolerance on the objective (deviance or chi2)
+_BINS_PER_THREAD = 20_000  # fit_decays: histogram bins (rows x period) per extra thread
 
 
 @dataclass(frozen=True, eq=False)
@@ -421,10 +422,12 @@ def _problem(n, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, method,
     fpar[_kernels.F_TINY] = _TINY
     fpar[_kernels.F_TOL] = _TOL
     n_free = int((fixed == 0).sum())
+    after = idx - origin >= 0  # fitted bins after the IRF centroid: the first moment
     return _Problem(mdl=mdl, lo=lo, hi=hi, fixed=fixed, irf2=irf2, fixed2=fixed2, pmap=pmap,
-                    spec=spec, fpar=fpar, bg_fixed=bg_fixed, origin=origin, tau0=tau0,
+                    spec=spec, fpar=fpar, bg_fixed=bg_fixed, tau0=tau0,
                     tau_factors=tau_factors, theta0=theta0, n_free=n_free,
-                    dof=int(idx.size - n_free), **base)
+                    dof=int(idx.size - n_free), after=after,
+                    after_bins=idx[after] - origin + 0.5, **base)
 
 
 def _prepare_irf(irf, n, period_bins, bin_ns, t_first):
@@ -502,17 +505,14 @@ def _start_rows(prob, c):
     else:
         b0 = np.full(n_rows, prob.bg_fixed)
     if prob.tau0 is None:
-        bin_ns = prob.bin_ns
-        rel = idx - prob.origin
-        after = rel >= 0
-        w = np.clip(ci[:, after] - b0[:, None], 0.0, None)
+        # the first moment of the counts above b0 after the IRF centroid
+        w = np.maximum(ci[:, prob.after] - b0[:, None], 0.0)
         w_sum = _row_sums(w)
-        moment = _row_sums(w * (rel[after] + 0.5))
-        tau_mean = np.full(n_rows, 10.0 * bin_ns)
-        pos = w_sum > 0
-        tau_mean[pos] = moment[pos] / w_sum[pos] * bin_ns
-        tau_mean = np.minimum(np.maximum(tau_mean, 2.0 * bin_ns), 0.5 * prob.period)
-        taus = tau_mean[:, None, None] * prob.tau_factors[None, :, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tau_mean = _row_sums(w * prob.after_bins) / w_sum * prob.bin_ns
+        tau_mean[~(w_sum > 0)] = 10.0 * prob.bin_ns
+        tau_mean = np.minimum(np.maximum(tau_mean, 2.0 * prob.bin_ns), 0.5 * prob.period)
+        taus = tau_mean[:, None, None] * prob.tau_factors
     else:
         taus = np.broadcast_to(np.asarray(prob.tau0), (n_rows, 1, nt))
     starts = np.empty((n_rows, taus.shape[1], mdl.n_params))
@@ -539,7 +539,9 @@ def _run_kernel(prob, c, starts, n_threads=1, lo=None, hi=None, fixed=None, spec
                           prob.pmap, spec, prob.fpar, out.theta[a:b], out.h[a:b], out.m[a:b],
                           out.resid[a:b], out.stats[a:b])
 
-    n_threads = min(n_threads, n_rows)
+    # a thread is worth starting for >= ~20000 bins of histograms (about a millisecond of
+    # fitting): smaller batches run in this thread
+    n_threads = min(n_threads, n_rows * prob.irf2.shape[1] // _BINS_PER_THREAD)
     if n_threads <= 1:
         run(0, n_rows)
     else:
@@ -608,7 +610,7 @@ def _outcomes(prob, c, out):
     cov = np.full((n_rows, p, p), np.nan)
     singular = np.zeros(n_rows, dtype=bool)
     groups = {}  # rows with the same free parameters are inverted together
-    for r in np.flatnonzero(finite):
+    for r in np.flatnonzero(finite).tolist():
         groups.setdefault(free[r].tobytes(), []).append(r)
     for rows in groups.values():
         k = np.flatnonzero(free[rows[0]])
