@@ -42,6 +42,7 @@ __all__ = [
     "merge_intervals",
     "positive_float",
     "shift_to_grid",
+    "strict_number",
     "to_grid",
     "windows_to_ticks",
 ]
@@ -124,6 +125,55 @@ def integer(name: str, value, *, minimum: int | None = None, maximum: int | None
     if maximum is not None and v > maximum:
         raise QrspecError(f"{name}={value!r} must be an integer <= {maximum}")
     return int(v)
+
+
+def strict_number(name: str, value, *, kind: str = "real", lo=None, hi=None,
+                  lo_open: bool = False, hi_open: bool = False, optional: bool = False):
+    """A number from a user's config: a bool, a string or a non-finite value is refused (no
+    coercion: ``"0.5"`` and ``true`` are not numbers here), and so is a value outside the
+    bounds.
+
+    Parameters
+    ----------
+    name : str
+        Parameter name used in the message (``charge_model.eps``).
+    value : object
+        The value to check.
+    kind : {"real", "int"}
+        ``"int"`` accepts integers only (not ``2.0``).
+    lo, hi : number, optional
+        Bounds; ``lo_open`` / ``hi_open`` make them exclusive.
+    optional : bool
+        ``None`` is allowed (and returned).
+
+    Returns
+    -------
+    int or float or None
+        A plain Python ``int`` / ``float`` (numpy scalars are converted).
+    """
+    import numbers
+
+    if value is None and optional:
+        return None
+    if kind == "int":
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+    else:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_) \
+            and math.isfinite(value)
+    if ok:
+        ok = (lo is None or (value > lo if lo_open else value >= lo)) and \
+             (hi is None or (value < hi if hi_open else value <= hi))
+    if not ok:
+        what = "an integer" if kind == "int" else "a finite number"
+        if lo is not None and hi is not None:
+            rng = f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        elif lo is not None:
+            rng = f" {'>' if lo_open else '>='} {lo:g}"
+        else:
+            rng = ""
+        raise QrspecError(f"{name}={value!r} must be {what}{rng}"
+                          + (" or null" if optional else ""))
+    return int(value) if kind == "int" else float(value)
 
 
 def interval(name: str, value) -> tuple[float, float]:

@@ -39,20 +39,32 @@ UNPINNED = {"analysis_s", "particle_id", "group", "source", "status", "error"}
 # small arrays worth pinning: key in the npz (the results path of format 1) -> where the
 # array is in the ParticleAnalysis
 ARRAYS = {
-    "levels/segments_start_s": lambda a: a.levels.segments.start_s,
-    "levels/segments_stop_s": lambda a: a.levels.segments.stop_s,
-    "levels/segments_label": lambda a: np.asarray(a.levels.segments.label, dtype="S12"),
-    "levels/intensity_cps": lambda a: a.levels.intensity_cps,
-    "levels/tau_ns": lambda a: a.levels.tau_ns,
-    "charging/n_c": lambda a: a.charging.windows.n_c,
-    "charging/n_c_err": lambda a: a.charging.windows.n_c_err,
-    "charging/tau_a_xx_ns": lambda a: a.charging.windows.tau_a_xx_ns,
-    "charging/tau_a_xx_err_ns": lambda a: a.charging.windows.tau_a_xx_err_ns,
-    "g2/counts": lambda a: a.g2.raw.counts,
-    "g2_gated/counts": lambda a: a.g2.gated.counts,
-    "decays/total": lambda a: a.alignment.counts,
-    "trace/counts": lambda a: a.trajectory.counts,
+    "levels/segments_start_s": "levels.segments.start_s",
+    "levels/segments_stop_s": "levels.segments.stop_s",
+    "levels/segments_label": "levels.segments.label",
+    "levels/intensity_cps": "levels.intensity_cps",
+    "levels/tau_ns": "levels.tau_ns",
+    "charging/n_c": "charging.windows.n_c",
+    "charging/n_c_err": "charging.windows.n_c_err",
+    "charging/tau_a_xx_ns": "charging.windows.tau_a_xx_ns",
+    "charging/tau_a_xx_err_ns": "charging.windows.tau_a_xx_err_ns",
+    "g2/counts": "g2.raw.counts",
+    "g2_gated/counts": "g2.gated.counts",
+    "decays/total": "alignment.counts",
+    "trace/counts": "trajectory.counts",
 }
+
+
+def _array(analysis, where: str) -> np.ndarray:
+    """The array at a dotted path of a ParticleAnalysis; empty where a stage did not apply
+    (T2 data without sync: no decays; one detector: no g2)."""
+    obj = analysis
+    for name in where.split("."):
+        obj = getattr(obj, name, None)
+        if obj is None:
+            return np.zeros(0)
+    arr = np.asarray(obj)
+    return arr.astype("S12") if arr.dtype.kind == "U" else arr
 
 
 def run_case(name: str) -> dict:
@@ -70,8 +82,8 @@ def run_case(name: str) -> dict:
     summary = {k: v for k, v in summary_values(res).items() if k not in UNPINNED}
     out = {"summary": np.asarray(json.dumps(summary, sort_keys=True, default=float)),
            "flags": np.asarray(res.error)}
-    for key, get in ARRAYS.items():
-        out[key.replace("/", "__")] = np.asarray(get(res))
+    for key, where in ARRAYS.items():
+        out[key.replace("/", "__")] = _array(res, where)
     return out
 
 

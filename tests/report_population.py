@@ -22,7 +22,7 @@ NAN = math.nan
 # the charge model stored in the file's config (as the pipeline writes it)
 CONFIG = {"charge_model": {"variant": "capped", "eps": 0.5, "gamma": 1.0, "qy_x0": 1.0,
                            "beta_xminus": 2.0, "beta_xx": 4.0, "tau_a_xx0_ns": None},
-          "gate_ns": 3.0}
+          "gate_after_rise_ns": 3.0}
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Particle:
 def _p(pid, group, *, status="ok", error="", **values):
     base = {"n_photons": 500_000, "duration_s": 20.0, "rate_cps": NAN, "g2_zero": NAN,
             "g2_zero_err": NAN, "g2_zero_gated": NAN, "g2_zero_gated_err": NAN,
-            "gate_ns": 3.0, "single_emitter": False, "frac_time_neutral": NAN,
+            "gate_after_rise_ns": 3.0, "single_emitter": False, "frac_time_neutral": NAN,
             "tau_x_neutral_ns": NAN, "tau_x_neutral_err_ns": NAN, "tau_xx_neutral_ns": NAN,
             "tau_a_xx_neutral_ns": NAN, "tau_a_xx_neutral_err_ns": NAN, "n_c_mean": NAN,
             "n_c_err": NAN,

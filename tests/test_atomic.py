@@ -148,7 +148,8 @@ def test_unwritable_folder_is_an_output_error():
 def test_overwrite_false_never_clobbers(tmp_path):
     out = tmp_path / "a.txt"
     out.write_text("old")
-    with pytest.raises(OutputError, match=r"exists \(use --overwrite to replace it\)"):
+    with pytest.raises(OutputError, match=r"a\.txt: cannot write: exists; pass "
+                                          r"overwrite=True \(CLI: --overwrite\)"):
         atomic_write_bytes(out, b"new", overwrite=False)
     out.unlink()
     with pytest.raises(OutputError, match=r"exists"):
@@ -343,3 +344,23 @@ def test_check_particle_id_refuses_escaping_ids(pid):
 
     with pytest.raises(QrspecError, match=r"^r\.h5: particle_id=.* is not a valid particle id"):
         check_particle_id(pid, "r.h5")
+
+
+def test_verify_h5_compares_expected_datasets(tmp_path):
+    p = tmp_path / "r.h5"
+    x = np.arange(1000)
+    with h5py.File(p, "w") as f:
+        f["g/x"] = x
+    verify_h5(p, expected={"g/x": x}, block_bytes=800)  # 100 rows per block
+    with pytest.raises(ValueError, match=r"g/x: rows from 900 differ"):
+        verify_h5(p, expected={"g/x": np.r_[x[:-1], -1]}, block_bytes=800)
+    with pytest.raises(ValueError, match=r"g/x: shape \(1000,\) != \(999,\)"):
+        verify_h5(p, expected={"g/x": x[:-1]})
+    with pytest.raises(ValueError, match=r"datasets \['g/y'\] are missing"):
+        verify_h5(p, expected={"g/y": x})
+
+
+def test_probe_refuses_an_unwritable_folder():
+    with pytest.raises(OutputError, match=r"/proc/x\.h5: cannot write: "):
+        check_output_path("/proc/x.h5", probe=True)
+    check_output_path("/proc/x.h5")  # without the probe the folder merely exists

@@ -149,10 +149,16 @@ def test_resume_never_follows_a_path_particle_id(population, tmp_path):
         f["summary"][...] = s
     with pytest.raises(QrspecError, match=r"particle_id='\.\./\.\./evil' is not a valid"):
         read_results(out)
-    rep = run_batch([population / "undoped"], out, resume=True)
-    assert rep.n_ok == 2 and rep.n_skipped == 0  # nothing taken from the untrusted file
+    before = out.read_bytes()
+    # refused, not silently replaced: --resume rewrites the output, and a file it cannot
+    # trust (or read: another format version) must not be lost by resuming into it
+    with pytest.raises(QrspecError, match=r"r\.h5: particle_id='\.\./\.\./evil' is not a "
+                                          r"valid particle id"):
+        run_batch([population / "undoped"], out, resume=True)
+    assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["r.h5"]
-    assert read_results(out).particle_ids == ["p0", "p1"]
+    rep = run_batch([population / "undoped"], out, overwrite=True)
+    assert rep.n_ok == 2 and read_results(out).particle_ids == ["p0", "p1"]
 
 
 def test_results_round_trip_datasets(population, tmp_path):
@@ -166,7 +172,7 @@ def test_results_round_trip_datasets(population, tmp_path):
     assert p.g2.raw.counts.shape == p.g2.raw.lag_ns.shape
     assert p.alignment.counts.sum() == res.summary["n_photons"][0]
     assert p.status == "ok" and len(p.source_sha256) == 64
-    assert res.config["detectors"] == [0, 1]
+    assert res.config["detectors"] is None  # the user's config: the two with most photons
     assert set(res.groups["group"]) == {"undoped"}
 
 
@@ -174,19 +180,21 @@ def test_cli_analyze_and_batch(population, tmp_path):
     f = population / "neutral" / "p0.ptu"
     out = tmp_path / "one.h5"
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(out), "--json",
-                                  "--gate-ns", "2.5"])
+                                  "--gate-after-rise-ns", "2.5"])
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)
-    assert row["status"] == "ok" and row["gate_ns"] == 2.5 and row["n_photons"] > 10000
+    assert row["status"] == "ok" and row["gate_after_rise_ns"] == 2.5
+    assert row["n_photons"] > 10000
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(out)])
-    assert r.exit_code == 1 and "exists; use --overwrite" in r.output
+    assert r.exit_code == 1 and "exists; pass overwrite=True (CLI: --overwrite)" in r.output
     r = CliRunner().invoke(main, ["analyze", str(population / "neutral" / "corrupt.ptu"),
                                   "-o", str(tmp_path / "c.h5")])
     assert r.exit_code == 1 and "not a PTU file" in r.output
     assert not (tmp_path / "c.h5").exists()
     r = CliRunner().invoke(main, ["analyze", str(f), "-o", str(tmp_path / "x.h5"),
                                   "--bin-width-s", "-1"])
-    assert r.exit_code == 2 and "bin_width_s=-1.0 must be a positive number" in r.output
+    assert r.exit_code == 2 and "bin_width_s=-1.0 must be a finite number in (0, 86400]" \
+        in r.output
     res = tmp_path / "b.h5"
     r = CliRunner().invoke(main, ["batch", str(population), "-o", str(res), "--jobs", "2",
                                   "--csv", str(tmp_path / "s.csv"), "--no-progress"])

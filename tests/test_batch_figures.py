@@ -58,7 +58,7 @@ def test_error_columns_pair_values_with_their_errors(tables):
     assert error_column("tau_x_neutral_ns", names) == "tau_x_neutral_err_ns"
     assert error_column("g2_zero_gated", names) == "g2_zero_gated_err"
     assert error_column("n_c_mean", names) == "n_c_err"
-    assert error_column("gate_ns", names) is None  # a setting, no error
+    assert error_column("gate_after_rise_ns", names) is None  # a setting, no error
     pairs = dict(value_columns(names))
     assert "n_c_err" not in pairs and "g2_zero_err" not in pairs  # shown with their values
     assert set(pairs) | {e for e in pairs.values() if e} == set(names)  # every column kept

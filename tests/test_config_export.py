@@ -25,8 +25,9 @@ from qrspec.store.summary import group_statistics, summary_dtype, summary_row
 
 
 def test_config_json_round_trip():
-    cfg = AnalysisConfig(bin_width_s=0.005, gate_ns=2.5, detectors=(1, 0),
-                         charging_window_s=2.0)
+    cfg = AnalysisConfig(bin_width_s=0.005, gate_after_rise_ns=2.5, detectors=(1, 0),
+                         charging_window_s=2.0, hbt_delay_ns=-25.0, irf_path="irf.ptu",
+                         allow_scan=True)
     again = AnalysisConfig.from_json(cfg.to_json())
     assert again == cfg
     assert again.charge_model.variant == "capped" and again.charge_model.eps == 0.5
@@ -34,10 +35,19 @@ def test_config_json_round_trip():
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"bin_width_s": 0}, r"bin_width_s=0 must be a positive number"),
-    ({"detectors": [0, 0]}, r"detectors=\(0, 0\) must be two different 0-based detectors"),
+    ({"bin_width_s": 0}, r"bin_width_s=0 must be a finite number in \(0, 86400\]"),
+    ({"detectors": [0, 0]}, r"detectors=\[0, 0\] must be distinct 0-based detectors"),
+    ({"detectors": [0, 1, 2]}, r"detectors=\[0, 1, 2\] must be one or two 0-based detectors"),
+    ({"detectors": []}, r"detectors=\[\] must be distinct 0-based detectors"),
+    ({"hbt_delay_ns": float("nan")}, r"hbt_delay_ns=nan must be a finite number"),
+    ({"irf_path": ""}, r"irf_path='' must be a file path"),
+    ({"irf_bin_ns": 0}, r"irf_bin_ns=0 must be a finite number in \(0, 1e\+06\] or null"),
+    ({"allow_scan": "yes"}, r"allow_scan='yes' must be true or false"),
+    ({"gate_after_rise_ns": -1}, r"gate_after_rise_ns=-1 must be a finite number in "
+                                 r"\[0, 1e\+09\]"),
+    ({"gate_ns": 3.0}, r"config key gate_ns was renamed gate_after_rise_ns"),
     ({"fit_method": "chi"}, r"fit_method='chi' must be 'mle' or 'lsq'"),
-    ({"cpa_alpha": 0.7}, r"cpa_alpha=0.7 must be in \(0, 0.5\)"),
+    ({"cpa_alpha": 0.7}, r"cpa_alpha=0.7 must be a finite number in \(0, 0.5\)"),
     ({"g2_max_lag_periods": 1}, r"g2_max_lag_periods=1 must be an integer >= 2"),
     ({"bogus": 1}, r"unknown config keys \['bogus'\]"),
     ({"charge_model": {"epsilon": 1}}, r"unknown charge_model keys \[.epsilon.\]"),
@@ -160,4 +170,4 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
     with pytest.raises(OutputError, match=r"bad.h5: cannot write: TypeError"):
         write_particle_file(tmp_path / "bad.h5", bad)
     assert list(tmp_path.iterdir()) == []
-    assert json.loads(AnalysisConfig().to_json())["detectors"] == [0, 1]
+    assert json.loads(AnalysisConfig().to_json())["detectors"] is None

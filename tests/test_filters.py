@@ -93,8 +93,8 @@ def test_rejects_non_string_and_non_table(rows):
         parse_filter(5)
     with pytest.raises(QrspecError, match=r"rows must be a 1-D structured array"):
         apply_filter(np.zeros(3), "single_emitter")
-    f = parse_filter("alpha_on > 1")
-    with pytest.raises(QrspecError, match=r"unknown column 'alpha_on'"):
+    f = parse_filter("alpha_grey > 1")  # alpha_on / alpha_off are columns, this is not
+    with pytest.raises(QrspecError, match=r"unknown column 'alpha_grey'"):
         f.mask(rows)
     with pytest.raises(QrspecError, match=r"unknown column 'x'"):
         parse_filter("x > 1", columns=["rate_cps"])

@@ -99,10 +99,40 @@ def test_ahc_merges_closest_intensities_first():
     assert len(set(parts[1])) == 1
 
 
-def test_fixed_number_of_levels(rng):
-    t, _, _ = multilevel(rng, (2e4, 8e3, 2e3), (0.03, 0.08), 30)
-    cl = cluster_levels(find_change_points(t), n_levels=2)
+def test_fixed_number_of_levels_merges_the_cheapest_pair(rng):
+    # three true levels; forcing two must merge the adjacent pair whose merge loses the least
+    # Poisson likelihood (computed here from the true states), not just report n_levels=2
+    rates = (2e4, 8e3, 2e3)
+    t, edges, seq = multilevel(rng, rates, (0.03, 0.08), 30)
+    cps = find_change_points(t)
+    # BIC alone resolves the three (here also a 92-photon upward fluctuation, z = 4.8, as a
+    # fourth level: the change points are right, the clustering keeps it)
+    assert cluster_levels(cps).n_levels >= 3
+    cl = cluster_levels(cps, n_levels=2)
     assert cl.n_levels == 2
+    d = np.diff(edges)
+    n_true = np.array([np.sum(rng_counts) for rng_counts in
+                       [np.diff(np.searchsorted(t, edges))[seq == k] for k in range(3)]])
+    t_true = np.array([d[seq == k].sum() for k in range(3)])
+
+    def loss(i, j):
+        nn, tt = n_true[[i, j]], t_true[[i, j]]
+        return float(np.sum(nn * np.log(nn / tt)) - nn.sum() * np.log(nn.sum() / tt.sum()))
+
+    # states by rate: 0 = 2e4, 1 = 8e3, 2 = 2e3; merge {0, 1} or {1, 2}
+    merged = (0, 1) if loss(0, 1) < loss(1, 2) else (1, 2)
+    seg = cl.segments
+    mid = t[(seg.start_index + seg.stop_index) // 2]
+    state = seq[np.searchsorted(edges, mid, side="right") - 1]
+    # level 1 (brighter) holds state 0 with or without state 1
+    expect = np.where(np.isin(state, merged), 0 in merged, 0 not in merged).astype(int)
+    agree = np.sum(seg.n_photons[seg.level == expect]) / seg.n_photons.sum()
+    assert agree > 0.99
+    # each level's intensity is photons / time of its segments
+    for k in range(2):
+        m = seg.level == k
+        assert cl.intensity_cps[k] == pytest.approx(seg.n_photons[m].sum()
+                                                    / seg.duration_s[m].sum(), rel=1e-12)
 
 
 def test_min_separation_zero_is_plain_bic(rng):

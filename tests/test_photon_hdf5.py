@@ -266,7 +266,7 @@ def test_real_files_validate_and_round_trip(realdata, tmp_path, name):
 def test_refuses_existing_output_unless_overwrite(t3_file, tmp_path):
     out = tmp_path / "o.hdf5"
     out.write_bytes(b"keep me")
-    with pytest.raises(QrspecError, match=r"o\.hdf5: output file exists; pass overwrite=True"):
+    with pytest.raises(QrspecError, match=r"o\.hdf5: cannot write: exists; pass overwrite=True"):
         export_photon_hdf5(t3_file, out)
     assert out.read_bytes() == b"keep me"
     export_photon_hdf5(t3_file, out, overwrite=True)
@@ -275,7 +275,7 @@ def test_refuses_existing_output_unless_overwrite(t3_file, tmp_path):
 
 
 def test_refuses_to_overwrite_its_input(t3_file):
-    with pytest.raises(QrspecError, match=r"hh_t3\.ptu: output would overwrite the input file"):
+    with pytest.raises(QrspecError, match=r"hh_t3\.ptu: cannot write: is the input file"):
         export_photon_hdf5(t3_file, t3_file, overwrite=True)
 
 
@@ -308,7 +308,7 @@ def test_bad_arguments(t3_file, tmp_path, rng):
         export_photon_hdf5(t3_file, out, markers="x")
     with pytest.raises(QrspecError, match=r"compression='lzf' must be one of"):
         export_photon_hdf5(t3_file, out, compression="lzf")
-    with pytest.raises(QrspecError, match=r"output path is a directory"):
+    with pytest.raises(QrspecError, match=r"cannot write: is a directory"):
         export_photon_hdf5(t3_file, tmp_path)
     with pytest.raises(QrspecError, match=r"output folder .*nodir does not exist"):
         export_photon_hdf5(t3_file, tmp_path / "nodir" / "o.hdf5")
@@ -346,7 +346,7 @@ def test_cli(t3_file, tmp_path):
     assert res.output.strip() == str(tmp_path / "c.hdf5")
     assert_valid(tmp_path / "c.hdf5")
     res = runner.invoke(cmd, [str(t3_file), "-o", str(tmp_path / "c.hdf5")])
-    assert res.exit_code == 1 and "output file exists" in res.output
+    assert res.exit_code == 1 and "exists; pass overwrite=True" in res.output
     res = runner.invoke(cmd, [str(t3_file), "-o", str(tmp_path / "c.hdf5"), "--overwrite",
                               "--markers", "non_photon_id"])
     assert res.exit_code == 0, res.output
@@ -356,3 +356,70 @@ def test_cli(t3_file, tmp_path):
     assert res.exit_code == 1 and "nope.ptu" in res.output
     res = runner.invoke(cmd, [str(t3_file), "--compression", "lzf"])
     assert res.exit_code == 2  # click usage error
+
+
+def test_issue_16_twelve_detectors_export(tmp_path):
+    """A Generic T3 file with 12 detectors: phconvert's KeyError for split_ch11 is worked
+    around; all 12 detectors are exported and the file validates."""
+    rng = np.random.default_rng(16)
+    n = 1200
+    det = np.repeat(np.arange(12), n // 12).astype(np.uint8)
+    p = Photons.from_arrays(np.sort(rng.integers(0, 10**6, n)), det,
+                            nanotimes=rng.integers(0, 3000, n).astype(np.uint16),
+                            timestamps_unit=1e-7, nanotimes_unit=16e-12)
+    out = export_photon_hdf5(p, tmp_path / "g12.hdf5")
+    assert_valid(out)
+    d = read_back(out)
+    assert_array_equal(np.unique(d["/photon_data/detectors"]), np.arange(12))
+
+
+def test_issue_16_undecodable_name_export(t3_file, tmp_path):
+    """A source and output name with a byte that is not UTF-8: exported, named as \\xNN in
+    /identity and /provenance, no stray file (PyTables would write 'caf?.hdf5')."""
+    import os
+
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.ptu")
+    with open(raw, "wb") as fh:
+        fh.write(t3_file.read_bytes())
+    out = export_photon_hdf5(os.fsdecode(raw), os.fsdecode(raw[:-4] + b".hdf5"))
+    link = tmp_path / "ascii_link.hdf5"  # PyTables (used by assert_valid) needs UTF-8 names
+    os.symlink(out, link)
+    assert_valid(link)
+    d = read_back(link)
+    assert d["/identity/filename"] == b"caf\\xe9.hdf5"
+    assert d["/provenance/filename"] == b"caf\\xe9.ptu"
+    assert sorted(os.listdir(os.fsencode(tmp_path))) == [b"ascii_link.hdf5", b"caf\xe9.hdf5",
+                                                         b"caf\xe9.ptu", b"hh_t3.ptu"]
+
+
+def test_issue_16_write_errors_pytables_reports(t3_file, tmp_path, monkeypatch):
+    """An HDF5 error raised by PyTables while writing: OutputError with the system cause."""
+    import tables
+
+    import qrspec.io.photon_hdf5 as mod
+    from qrspec.errors import OutputError
+
+    def finish(*a, **k):
+        raise tables.HDF5ExtError("Problems writing (file write failed: errno = 28, error "
+                                  "message = 'No space left on device', buf = 0x1)")
+
+    monkeypatch.setattr(mod, "_finish", finish)
+    with pytest.raises(OutputError, match=r"o\.hdf5: cannot write: HDF5 write failed: No space "
+                                          r"left on device$"):
+        export_photon_hdf5(t3_file, tmp_path / "o.hdf5")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["hh_t3.ptu"]
+
+
+def test_issue_16_read_back_check_catches_wrong_data(t3_file, tmp_path):
+    """The check run before the rename: missing, reshaped or altered photon arrays fail."""
+    from qrspec.io.photon_hdf5 import _verify_written
+
+    out = export_photon_hdf5(t3_file, tmp_path / "o.hdf5")
+    ts = read_back(out)["/photon_data/timestamps"]
+    _verify_written(out, {"photon_data/timestamps": ts})
+    with pytest.raises(ValueError, match=r"photon_data/timestamps: rows from 0 differ"):
+        _verify_written(out, {"photon_data/timestamps": ts + 1})
+    with pytest.raises(ValueError, match=r"photon_data/timestamps: shape"):
+        _verify_written(out, {"photon_data/timestamps": ts[:-1]})
+    with pytest.raises(ValueError, match=r"arrays \['photon_data/extra'\] are missing"):
+        _verify_written(out, {"photon_data/extra": ts})

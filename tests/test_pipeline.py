@@ -90,17 +90,16 @@ def test_neutral_particle_g2_matches_theory(tmp_path):
 
 
 def test_pipeline_rejects_unusable_input(tmp_path, rng):
+    """What cannot be analysed at all is refused, naming the file and the reason (issue 13:
+    T2 data and single-detector files are analysed now: tests/test_realdata.py,
+    test_t2_and_single_detector_modes)."""
     ts = np.sort(rng.integers(0, 10**7, 5000))
-    t2 = write_ptu(tmp_path / "t2.ptu", record_type="GenericT2", timestamps=ts,
-                   detectors=rng.integers(0, 2, 5000), timestamps_unit=1e-12)
-    with pytest.raises(QrspecError, match=r"t2.ptu: T2 data .* needs T3 data"):
-        analyze_file(t2)
     one = write_ptu(tmp_path / "one.ptu", record_type="HydraHarp2T3", timestamps=ts,
                     detectors=np.zeros(5000, int), nanotimes=rng.integers(0, 6000, 5000),
                     timestamps_unit=1e-7, nanotimes_unit=16e-12)
-    with pytest.raises(QrspecError, match=r"one.ptu: detector 1 has no photons; active "
-                       r"detectors are \[0\]"):
-        analyze_file(one)
+    with pytest.raises(QrspecError, match=r"one.ptu: detectors=\(0, 1\): detector 1 has no "
+                       r"photons; detectors with photons: \[0\]"):
+        analyze_file(one, AnalysisConfig(detectors=(0, 1)))
     few = write_ptu(tmp_path / "few.ptu", record_type="HydraHarp2T3", timestamps=ts[:50],
                     detectors=np.arange(50) % 2, nanotimes=rng.integers(0, 6000, 50),
                     timestamps_unit=1e-7, nanotimes_unit=16e-12)

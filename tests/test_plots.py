@@ -132,7 +132,7 @@ def _full_particle(rng, pid="rod_full", group="doped", charging=True, g2_zero=(0
                           offsets_ns=np.zeros(2), period_ns=N_FINE * RES_NS, bin_ns=RES_NS,
                           delay_ns=0.0)
     (lag, c_raw), (_, c_gated) = _g2(rng, g2_zero[0], 400), _g2(rng, g2_zero[1], 400)
-    g2 = G2Result(detectors=(0, 1), delay_ns=0.0, gate_ns=3.0,
+    g2 = G2Result(detectors=(0, 1), delay_ns=0.0, gate_after_rise_ns=3.0,
                   raw=_g2_hist(lag, c_raw, g2_zero[0]),
                   gated=_g2_hist(lag, c_gated, g2_zero[1], (T0_NS + 3, PERIOD_NS)),
                   single_emitter=True, flags=())
@@ -248,7 +248,7 @@ def test_write_figures_all_particles_non_trivial_pngs(figures):
         # an all-white image has std 0; axes, text and data lines give far more
         assert grey.std() > 0.05, p
     full, failed = _pixels(paths[1]), _pixels(paths[-1])
-    assert full.shape == (round(8.6 * 150), round(7.2 * 150))  # 7.2 x 8.6 in
+    assert full.shape == (round(10.8 * 150), round(7.2 * 150))  # 7.2 x 10.8 in
     # the full particle draws data (dark pixels) far beyond the frame-and-text failed one
     assert (full < 0.5).mean() > 2 * (failed < 0.5).mean()
 
@@ -495,3 +495,46 @@ def test_cli_report_errors(results, tmp_path):
     bad.write_text("x")
     r = runner.invoke(report, [str(bad), "-o", str(tmp_path / "g")])
     assert r.exit_code == 1 and "cannot open as HDF5" in r.output
+
+
+def test_g2_panels_of_t2_cw_single_detector_and_zero_peak(tmp_path, rng):
+    """The g2 panels follow the acquisition: CW dip with its fit and rise time; T2 without
+    sync: no gated panel (why said); one detector: no g2 (why said); pulsed: which peak is lag
+    zero; an undefined g2(0) is not drawn as a number."""
+    from test_hbt import PERIOD_NS, pulsed_hbt
+
+    from qrspec.analysis.config import AnalysisConfig
+    from qrspec.analysis.pipeline import analyze_photons
+    from qrspec.simulate.cw import simulate_cw_hbt
+
+    ph, _ = simulate_cw_hbt(5, duration_s=0.4, k_exc_per_ns=0.005, k_rad_per_ns=0.1,
+                            eta=(0.1, 0.1), background_cps=(5000.0, 5000.0))
+    cw = analyze_photons(ph, particle_id="cw")
+    fig = plots.particle_figure(cw)
+    g = _axes(fig, "g2")
+    assert "CW: $g^{(2)}(0)$ = " in _texts(g) and r"$\tau_r$ = " in _texts(g)
+    assert any(line.get_label() == "dip fit" for line in g.lines)
+    assert "T2 data without sync: no nanotimes" in _texts(_axes(fig, "g2_gated"))
+    assert "T2 data without sync: no nanotimes" in _texts(_axes(fig, "decays"))
+    single = analyze_photons(ph, AnalysisConfig(detectors=[0]), particle_id="one")
+    fig = plots.particle_figure(single)
+    assert "one detector (0): g2 not applicable" in _texts(_axes(fig, "g2"))
+    t3 = pulsed_hbt(rng, n_pulses=200_000, p_photon=0.06, g2_zero=None,
+                    delay_ns=2 * PERIOD_NS + 3.3)
+    fig = plots.particle_figure(analyze_photons(t3, particle_id="classical"))
+    assert "lag 0: sub-period delay (zero peak undecided)" in _texts(_axes(fig, "g2"))
+    # no coincidences: the panel says n/a, no number
+    empty = analyze_photons(_two_far_detectors(), particle_id="nopairs")
+    assert math.isnan(empty.g2.raw.g2_zero)
+    fig = plots.particle_figure(empty)
+    assert "$g^{(2)}(0)$ = n/a" in _texts(_axes(fig, "g2"))
+
+
+def _two_far_detectors():
+    """Two detectors whose photons are never within 6 laser periods: no pair at all."""
+    from qrspec.photons import Photons
+
+    ts = np.concatenate([np.arange(0, 10**6, 1000), np.arange(10**6 + 10**5, 2 * 10**6, 1000)])
+    det = np.repeat([0, 1], [1000, ts.size - 1000])
+    nt = (300 + np.arange(ts.size) % 200).astype(np.int64)
+    return Photons.from_arrays(ts, det, nt, timestamps_unit=1e-7, nanotimes_unit=16e-12)

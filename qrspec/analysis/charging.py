@@ -184,7 +184,7 @@ def _empty_windows() -> ChargingWindows:
 
 
 def invert_charging(photons: Photons, levels: Levels, states: States, alignment: Alignment,
-                    config: AnalysisConfig, pairs) -> Charging:
+                    config: AnalysisConfig, pairs, *, afterpulse=None) -> Charging:
     """Neutral reference, then n_c and tau_A,XX of every charging window.
 
     Parameters
@@ -202,6 +202,9 @@ def invert_charging(photons: Photons, levels: Levels, states: States, alignment:
         Uses ``charge_model``, ``charging_window_s`` and the state parameters.
     pairs : qrspec.stats.pairs.PhotonPairs
         Same-period photon pairs of all of ``photons``.
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse profile for the windows' decay fits
+        (:func:`qrspec.analysis.states.measure_state`).
 
     Returns
     -------
@@ -276,7 +279,7 @@ def invert_charging(photons: Photons, levels: Levels, states: States, alignment:
         windows = charging_windows(levels.segments, "charged", config.charging_window_s)
         for win in windows:
             st = measure_state(photons, merge_rows(win), "charged", alignment, config, pairs,
-                               with_g2=False)
+                               with_g2=False, afterpulse=afterpulse)
             ok = all(np.isfinite([st.tau_x_ns, st.tau_x_err_ns, st.tau_xx_ns,
                                   st.tau_xx_err_ns])) and st.tau_x_err_ns > 0 \
                 and st.tau_xx_err_ns > 0

@@ -7,14 +7,22 @@ from the file when the field is ``None``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 
 from qrspec.charging.config import ChargeModelConfig
 from qrspec.errors import QrspecError
+from qrspec.validate import detector_list
 
-__all__ = ["AnalysisConfig", "ChargeModelParams"]
+__all__ = ["AnalysisConfig", "ChargeModelParams", "MAX_CONFIG_BYTES", "MAX_JSON_DEPTH"]
+
+#: a config file larger than this is refused (a real one is about 1 kB)
+MAX_CONFIG_BYTES = 1 << 20
+#: JSON nesting deeper than this is refused (a config is 2 levels deep)
+MAX_JSON_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,15 @@ class AnalysisConfig:
 
     Attributes
     ----------
-    detectors : tuple of int
-        The two 0-based HBT detectors (g2 lag = t(det[1]) - t(det[0])).
+    detectors : tuple of int or None
+        One or two 0-based detectors to analyse; ``None`` (default): the two with most
+        photons, or the only one (:func:`qrspec.stats.hbt.choose_detectors`). Two detectors
+        are the HBT pair (g2 lag = t(higher) - t(lower)); one detector gives the trajectory,
+        levels and decays, and g2 is not applicable.
+    hbt_delay_ns : float or None
+        HBT delay t(higher detector) - t(lower) subtracted from every g2 lag, whole laser
+        periods included (e.g. a cable longer than a period). ``None``: found from the data
+        (the suppressed peak of an antibunched emitter; flagged when the data cannot decide).
     bin_width_s : float
         Intensity-trajectory bin width.
     g2_max_lag_periods : int
@@ -66,8 +81,9 @@ class AnalysisConfig:
         g2 histogram bin width.
     g2_peak_window_ns : float or None
         Full width of the window integrated around each g2 peak; ``None``: the whole period.
-    gate_ns : float
-        Time gate for the gated g2: photons with aligned nanotime >= gate_ns are kept.
+    gate_after_rise_ns : float
+        Time gate of the gated g2: both photons at least this long after the rise t0 of the
+        aligned decay.
     cpa_alpha : float
         False-positive rate of each change-point test.
     cpa_confidence : float
@@ -89,16 +105,59 @@ class AnalysisConfig:
         the heralded value; None: heralded only.
     single_emitter_max_g2 : float
         Gated g2(0) must be significantly below this for a single-emitter verdict.
+    irf_path : str or None
+        Measured IRF (a TTTR file of scattered laser light, or a histogram as text / ``.npy``;
+        :func:`qrspec.io.irf.read_irf`): the state decays are fitted by reconvolution with it
+        (with a fitted shift). ``None``: tail fits.
+    irf_bin_ns : float or None
+        Bin width of a one-column IRF histogram (required there, ignored otherwise).
+    allow_scan : bool
+        Analyse a scan image (FLIM image, line scan: the header says so) as one particle
+        anyway (flagged). Default: refused, since qrspec analyses single-particle point
+        measurements.
     charge_model : ChargeModelParams
         Charge-model parameters.
+
+    Photon hygiene and blinking statistics (issue 18; ``docs/blinking_and_hygiene.md``)
+    ------------------------------------------------------------------------------------
+    remove_bursts : bool
+        Remove photon bursts (bins far above every level) before the trajectory; False: find
+        and flag them only.
+    burst_bin_width_s : float
+        Bin width of the burst search (short: a 300-photon burst is lost in a 10 ms bin).
+    burst_alpha : float
+        False-alarm probability of a burst per particle.
+    trim_bleaching : bool
+        Analyse only the time before a detected bleaching (g2, states, FLID, tau_XX, charging,
+        dwell laws); False: detect and flag only.
+    bleach_p_threshold : float
+        A final off stay is bleaching when a blink that long is less probable than this.
+    bleach_prior_alpha : float
+        Off-time exponent assumed for the bleaching test when the particle has too few off
+        stays for its own law.
+    dwell_off_labels : tuple of str
+        Level labels counted as "off" in the on/off dwell-time laws; every other label is
+        "on". Default: every label but ``neutral`` (on = the bright neutral state, off = any
+        dimmer state), because a quantum rod's charged (trion) and trap states emit and an
+        undoped rod has no background-level ``off`` state at all; with ``("off",)`` only
+        periods at the background count as off (the quantum-dot convention).
+    dwell_min_events : int
+        Fewest complete stays above t_min for a dwell-time exponent (else NaN, flagged).
+    afterpulse_max_lag_s : float
+        Afterpulses counted up to this delay after their parent (whole laser periods).
+    correct_afterpulsing : bool
+        Correct g2(0) (always, by the estimated afterpulse probabilities) and the decay fits
+        (when the afterpulsing is significant: its measured nanotime profile as a fixed
+        background) for afterpulsing; False: estimate and flag only.
     """
 
-    detectors: tuple = (0, 1)
+    detectors: tuple | None = None
+    hbt_delay_ns: float | None = None
     bin_width_s: float = 0.01
     g2_max_lag_periods: int = 5
     g2_bin_ns: float = 0.5
     g2_peak_window_ns: float | None = None
-    gate_ns: float = 3.0
+    gate_after_rise_ns: float = 3.0
     cpa_alpha: float = 0.05
     cpa_confidence: float = 0.69
     max_levels: int = 8
@@ -107,50 +166,78 @@ class AnalysisConfig:
     charging_window_s: float = 5.0
     mean_excitations: float | None = None
     single_emitter_max_g2: float = 0.5
+    irf_path: str | None = None
+    irf_bin_ns: float | None = None
+    allow_scan: bool = False
     charge_model: ChargeModelParams = field(default_factory=ChargeModelParams)
+    remove_bursts: bool = True
+    burst_bin_width_s: float = 1e-3
+    burst_alpha: float = 0.01
+    trim_bleaching: bool = True
+    bleach_p_threshold: float = 0.01
+    bleach_prior_alpha: float = 1.5
+    dwell_off_labels: tuple = ("charged", "trap", "off", "unclassified")
+    dwell_min_events: int = 15
+    afterpulse_max_lag_s: float = 1e-5
+    correct_afterpulsing: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "detectors", tuple(int(d) for d in self.detectors))
-        if isinstance(self.charge_model, dict):
-            object.__setattr__(self, "charge_model",
-                               ChargeModelParams.from_dict(self.charge_model))
-        if not isinstance(self.charge_model, ChargeModelParams):
-            raise QrspecError(f"charge_model={self.charge_model!r} must be a ChargeModelParams "
-                              "(or a dict): a plain ChargeModelConfig would turn its default "
+        cm = self.charge_model
+        if isinstance(cm, dict):
+            cm = _charge_model_from_dict(cm)
+        elif not isinstance(cm, ChargeModelParams):
+            raise QrspecError(f"charge_model={cm!r} must be a ChargeModelParams (or a dict of "
+                              "its fields): a plain ChargeModelConfig would turn its default "
                               "neutral lifetimes into user values")
-        if len(self.detectors) != 2 or self.detectors[0] == self.detectors[1] \
-                or min(self.detectors) < 0:
-            raise QrspecError(f"detectors={self.detectors} must be two different 0-based "
-                              "detectors")
-        for name in ("bin_width_s", "g2_bin_ns"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise QrspecError(f"{name}={v!r} must be a positive number")
-        if not (isinstance(self.g2_max_lag_periods, int) and self.g2_max_lag_periods >= 2):
-            raise QrspecError(f"g2_max_lag_periods={self.g2_max_lag_periods!r} must be an "
-                              "integer >= 2 (side peaks normalise g2)")
-        if not (0 < self.cpa_alpha < 0.5):
-            raise QrspecError(f"cpa_alpha={self.cpa_alpha!r} must be in (0, 0.5)")
-        if not (0 < self.cpa_confidence < 1):
-            raise QrspecError(f"cpa_confidence={self.cpa_confidence!r} must be in (0, 1)")
-        if self.mean_excitations is not None and not (
-                isinstance(self.mean_excitations, int | float) and 0 < self.mean_excitations < 50):
-            raise QrspecError(f"mean_excitations={self.mean_excitations!r} must be in (0, 50)")
+        cm = _check_charge_model(cm)
+        object.__setattr__(self, "charge_model", cm)
+        if self.detectors is not None:  # integers only (not 0.7, not true), distinct, 0..255
+            dets = detector_list("detectors", self.detectors)
+            if len(dets) > 2:
+                raise QrspecError(f"detectors={self.detectors!r} must be one or two 0-based "
+                                  "detectors (None: the two with most photons)")
+            object.__setattr__(self, "detectors", tuple(dets))
+        if self.irf_path is not None:
+            if not isinstance(self.irf_path, str | os.PathLike) or not os.fspath(self.irf_path):
+                raise QrspecError(f"irf_path={self.irf_path!r} must be a file path")
+            object.__setattr__(self, "irf_path", os.fspath(self.irf_path))
+        if not isinstance(self.allow_scan, bool):
+            raise QrspecError(f"allow_scan={self.allow_scan!r} must be true or false")
+        for name, rule in _CHECKS.items():
+            object.__setattr__(self, name, _check_field(name, getattr(self, name), *rule))
         if self.fit_method not in ("mle", "lsq"):
             raise QrspecError(f"fit_method={self.fit_method!r} must be 'mle' or 'lsq'")
-        if not (isinstance(self.gate_ns, int | float) and self.gate_ns >= 0):
-            raise QrspecError(f"gate_ns={self.gate_ns!r} must be >= 0")
-        if not (isinstance(self.charging_window_s, int | float) and self.charging_window_s > 0):
-            raise QrspecError(f"charging_window_s={self.charging_window_s!r} must be > 0")
-        if self.charge_model.variant not in ("capped", "uncapped", "power_law"):
-            raise QrspecError(f"charge_model.variant={self.charge_model.variant!r} must be "
-                              "'capped', 'uncapped' or 'power_law'")
+        self._check_hygiene()
+
+    def _check_hygiene(self):
+        """Checks of the burst, bleaching, dwell-law and afterpulsing fields (issue 18)."""
+        from qrspec.levels.labels import LABELS
+
+        labels = self.dwell_off_labels
+        if isinstance(labels, str):  # "off,trap" (CLI)
+            labels = tuple(x.strip() for x in labels.split(",") if x.strip())
+        if not isinstance(labels, list | tuple) or not all(isinstance(x, str) for x in labels):
+            raise QrspecError(f"dwell_off_labels={self.dwell_off_labels!r} must be a list of "
+                              f"labels out of {list(LABELS)}")
+        labels = tuple(dict.fromkeys(labels))
+        bad = [x for x in labels if x not in LABELS]
+        if bad or not labels:
+            raise QrspecError(f"dwell_off_labels={self.dwell_off_labels!r} must be a non-empty "
+                              f"list of labels out of {list(LABELS)}")
+        if set(labels) == set(LABELS):
+            raise QrspecError(f"dwell_off_labels={self.dwell_off_labels!r} leaves no label "
+                              "for the on state")
+        object.__setattr__(self, "dwell_off_labels", labels)
+        for name in ("remove_bursts", "trim_bleaching", "correct_afterpulsing"):
+            if not isinstance(getattr(self, name), bool):
+                raise QrspecError(f"{name}={getattr(self, name)!r} must be true or false")
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
         """Plain dict (JSON-serialisable)."""
         d = asdict(self)
-        d["detectors"] = list(self.detectors)
+        d["detectors"] = None if self.detectors is None else list(self.detectors)
+        d["dwell_off_labels"] = list(self.dwell_off_labels)
         d["charge_model"] = self.charge_model.to_dict()
         return d
 
@@ -160,48 +247,166 @@ class AnalysisConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> AnalysisConfig:
-        """Build from a dict; unknown keys are an error (typos must not pass silently)."""
+        """Build from a dict; unknown keys and values of the wrong type are errors naming the
+        field (typos and nonsense must not pass silently)."""
+        if not isinstance(d, dict):
+            raise QrspecError(f"config must be an object (a JSON dict), not {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(set(d) - known, key=str)
+        if "gate_ns" in unknown:  # renamed (issue 13): an old config must not pass silently
+            raise QrspecError("config key gate_ns was renamed gate_after_rise_ns (the gate "
+                              "start after the rise t0 of the aligned decay)")
         if unknown:
             raise QrspecError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
         d = dict(d)
-        if "charge_model" in d:
-            cm = dict(d["charge_model"])
-            known_cm = {f.name for f in fields(ChargeModelParams)}
-            bad = sorted(set(cm) - known_cm)
-            if bad:
-                raise QrspecError(f"unknown charge_model keys {bad}; known keys are "
-                                  f"{sorted(known_cm)}")
-            d["charge_model"] = ChargeModelParams.from_dict(cm)
+        if "charge_model" in d and isinstance(d["charge_model"], dict):
+            d["charge_model"] = _charge_model_from_dict(d["charge_model"])
         return cls(**d)
 
     @classmethod
     def from_json(cls, text: str) -> AnalysisConfig:
-        """Parse JSON text (see :meth:`to_json`)."""
+        """Parse JSON text (see :meth:`to_json`); nesting deeper than :data:`MAX_JSON_DEPTH`
+        is refused."""
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
             raise QrspecError(f"config is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise QrspecError(f"config JSON is nested deeper than {MAX_JSON_DEPTH} levels") \
+                from None
+        if _depth(d) > MAX_JSON_DEPTH:
+            raise QrspecError(f"config JSON is nested deeper than {MAX_JSON_DEPTH} levels")
         if not isinstance(d, dict):
             raise QrspecError("config JSON must be an object")
         return cls.from_dict(d)
 
     @classmethod
     def from_file(cls, path) -> AnalysisConfig:
-        """Read a JSON config file."""
-        try:
-            with open(path) as fh:
-                text = fh.read()
+        """Read a JSON config file: a regular file of at most :data:`MAX_CONFIG_BYTES`, UTF-8.
+
+        A FIFO, device or folder is refused without reading (a FIFO would block for ever)."""
+        from qrspec.io.files import open_regular
+
+        name = os.fsdecode(os.fspath(path))
+        try:  # a FIFO, device or folder is refused before reading (a FIFO would block)
+            with open_regular(path, error=_config_error, kind="config file") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size > MAX_CONFIG_BYTES:
+                    raise QrspecError(f"{name}: config file size={size} bytes exceeds "
+                                      f"{MAX_CONFIG_BYTES}")
+                raw = fh.read(MAX_CONFIG_BYTES + 1)
         except OSError as exc:
-            raise QrspecError(f"{path}: cannot read config ({exc.strerror})") from None
+            raise QrspecError(f"{name}: cannot read config ({exc.strerror})") from None
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise QrspecError(f"{name}: config file exceeds {MAX_CONFIG_BYTES} bytes")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise QrspecError(f"{name}: config is not UTF-8 text ({exc.reason} at byte "
+                              f"{exc.start})") from None
         try:
             return cls.from_json(text)
         except QrspecError as exc:
-            raise QrspecError(f"{path}: {exc}") from None
+            raise QrspecError(f"{name}: {exc}") from None
 
     def replace(self, **changes) -> AnalysisConfig:
         """A copy with some fields changed."""
         d = self.to_dict()
         d.update(changes)
         return AnalysisConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------------- validation
+# Typed checks of every field (issue 16): a bool is not a number, a fraction is not a detector
+# index, a string is not a number. Each rule: field -> (kind, lo, hi, lo_open, hi_open,
+# optional); kind "real" accepts int/float (not bool) and must be finite, "int" accepts
+# integers only. The ranges refuse nonsense; grid-size caps (bin width vs span, g2 range) are
+# checked where the data is known.
+_INF = math.inf
+_CHECKS: dict[str, tuple] = {
+    "bin_width_s": ("real", 0.0, 86400.0, True, False, False),
+    "g2_max_lag_periods": ("int", 2, None, False, False, False),
+    "g2_bin_ns": ("real", 0.0, 1e9, True, False, False),
+    "g2_peak_window_ns": ("real", 0.0, 1e9, True, False, True),
+    "gate_after_rise_ns": ("real", 0.0, 1e9, False, False, False),
+    "hbt_delay_ns": ("real", -1e9, 1e9, False, False, True),
+    "irf_bin_ns": ("real", 0.0, 1e6, True, False, True),
+    "cpa_alpha": ("real", 0.0, 0.5, True, True, False),
+    "cpa_confidence": ("real", 0.0, 1.0, True, True, False),
+    "max_levels": ("int", 1, 20, False, False, False),
+    "min_decay_photons": ("int", 1, None, False, False, False),
+    "charging_window_s": ("real", 0.0, 1e9, True, False, False),
+    "mean_excitations": ("real", 0.0, 50.0, True, True, True),
+    "single_emitter_max_g2": ("real", 0.0, 1.0, True, False, False),
+    # issue 18: bursts, bleaching, dwell laws, afterpulsing
+    "burst_bin_width_s": ("real", 0.0, 86400.0, True, False, False),
+    "burst_alpha": ("real", 0.0, 1.0, True, True, False),
+    "bleach_p_threshold": ("real", 0.0, 1.0, True, True, False),
+    "bleach_prior_alpha": ("real", 1.0, 100.0, True, False, False),  # > 1: normalisable law
+    "dwell_min_events": ("int", 3, None, False, False, False),
+    "afterpulse_max_lag_s": ("real", 0.0, 1.0, True, False, False),
+}
+_VARIANTS = ("capped", "uncapped", "power_law")
+_CHARGE_MODEL_FIELDS = {f.name for f in fields(ChargeModelParams)}
+
+
+def _check_field(name, v, kind, lo, hi, lo_open, hi_open, optional):
+    """``v`` as a plain int or float, or a QrspecError naming ``name``
+    (:func:`qrspec.validate.strict_number`)."""
+    from qrspec.validate import strict_number
+
+    return strict_number(name, v, kind=kind, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open,
+                         optional=optional)
+
+
+def _charge_model_from_dict(cm: dict) -> ChargeModelParams:
+    bad = sorted(set(cm) - _CHARGE_MODEL_FIELDS, key=str)
+    if bad:
+        raise QrspecError(f"unknown charge_model keys {bad}; known keys are "
+                          f"{sorted(_CHARGE_MODEL_FIELDS)}")
+    for f in fields(ChargeModelParams):  # checked before the model coerces them (bool(1))
+        if f.name in cm and f.type in ("bool", bool) and not isinstance(cm[f.name], bool):
+            raise QrspecError(f"charge_model.{f.name}={cm[f.name]!r} must be true or false")
+    try:
+        return ChargeModelParams.from_dict(cm)
+    except (TypeError, ValueError) as exc:  # e.g. levels_e that is not a list of pairs
+        if isinstance(exc, QrspecError):
+            raise
+        raise QrspecError(f"charge_model={cm!r} is malformed ({exc})") from None
+
+
+def _check_charge_model(cm: ChargeModelParams) -> ChargeModelParams:
+    """Types of every charge-model field (a bool is not a number, a number is not a flag);
+    the ranges are the charge model's own checks (qrspec.charging.config)."""
+    if not isinstance(cm.variant, str) or cm.variant not in _VARIANTS:
+        raise QrspecError(f"charge_model.variant={cm.variant!r} must be one of "
+                          + ", ".join(repr(v) for v in _VARIANTS))
+    changes = {}
+    for f in fields(cm):
+        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        v = getattr(cm, f.name)
+        if t in ("float", "float | None"):
+            changes[f.name] = _check_field(f"charge_model.{f.name}", v, "real", None, None,
+                                           False, False, t.endswith("None"))
+        elif t == "bool" and not isinstance(v, bool):
+            raise QrspecError(f"charge_model.{f.name}={v!r} must be true or false")
+        elif t == "str" and not isinstance(v, str):
+            raise QrspecError(f"charge_model.{f.name}={v!r} must be a string")
+    return dataclasses.replace(cm, **changes)
+
+
+def _config_error(path, problem: str) -> QrspecError:
+    return QrspecError(f"{os.fsdecode(os.fspath(path))}: cannot read config: {problem}")
+
+
+def _depth(obj, limit: int = MAX_JSON_DEPTH + 1) -> int:
+    """Nesting depth of parsed JSON, counted up to ``limit`` (iterative: no recursion)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, dict | list):
+            deepest = max(deepest, d)
+            if d >= limit:
+                return d
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ExcitonFit", "fit_x", "whole_bins", "merge_rows", "TAIL_START_NS", "FIT_BIN_NS",
-           "NO_TAIL"]
+__all__ = ["ExcitonFit", "fit_x", "fit_bin_ns", "fit_stop_ns", "whole_bins", "merge_rows",
+           "TAIL_START_NS", "FIT_BIN_NS", "NO_TAIL", "IRF_SHIFT_BOUNDS_NS"]
 
 TAIL_START_NS = 0.3  # tail fits start this far after the rise: past the IRF peak (~0.1 ns)
 FIT_BIN_NS = 0.1  # decays are fitted on ~0.1 ns bins (whole TCSPC bins): 6x fewer than 16 ps
+IRF_SHIFT_BOUNDS_NS = (-0.2, 0.2)  # TTTR IRF: same cables and offsets, only a colour shift
 NO_TAIL = ("tail fit start t0 + 0.3 ns = {:.4g} ns is past the end of the period (rise at "
            "the period end or a one-bin decay)")
 
@@ -34,22 +35,43 @@ def whole_bins(decay):
     return decay.counts[:n], decay.time_ns[:n]
 
 
+def fit_bin_ns(photons) -> float:
+    """Bin of the fitted decays: ``FIT_BIN_NS``, or one TCSPC bin when that is coarser (some
+    instruments bin at 0.25-4 ns; a decay cannot be finer than its data)."""
+    res_ns = photons.nanotimes_unit * 1e9
+    return FIT_BIN_NS if res_ns <= FIT_BIN_NS else res_ns
+
+
+def fit_stop_ns(decay) -> float:
+    """End of the fit range on a decay's aligned axis: the period, or, when the TCSPC range is
+    shorter than the period (``Decay.recorded_ns``), the end of the range every detector
+    records (``recorded - max(offset)``: detector d records aligned times ``[-off_d,
+    recorded - off_d)``)."""
+    rec = decay.recorded_ns
+    if rec is None or not rec < decay.period_ns - 0.5 * decay.resolution_ns:
+        return float(decay.period_ns)
+    off = np.asarray(decay.offsets_ns, float)
+    return float(rec - max(0.0, float(off.max()) if off.size else 0.0))
+
+
 def merge_rows(rows: np.ndarray) -> np.ndarray:
-    """Merge touching (start, stop) rows (segments of one label can be adjacent)."""
-    if rows.size == 0:
-        return rows.reshape(0, 2)
-    out = [list(rows[0])]
-    for a, b in rows[1:]:
-        if a <= out[-1][1] + 1e-12:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return np.asarray(out)
+    """Merge touching or overlapping (start, stop) rows (segments of one label can be
+    adjacent): :func:`qrspec.validate.merge_intervals` on an ``(n, 2)`` array."""
+    from qrspec.validate import merge_intervals
+
+    rows = np.asarray(rows, np.float64).reshape(-1, 2)
+    lo, hi = merge_intervals(rows[:, 0], rows[:, 1])
+    return np.column_stack([lo, hi])
 
 
-def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle") -> ExcitonFit:
-    """Exciton lifetime of an aligned decay: bi-exponential tail fit (the short component
-    absorbs the biexciton), mono-exponential when the bi fit cannot separate two components.
+def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle", *, irf=None,
+          shift_bounds_ns=IRF_SHIFT_BOUNDS_NS, fixed_background=None) -> ExcitonFit:
+    """Exciton lifetime of an aligned decay: bi-exponential fit (the short component absorbs
+    the biexciton), mono-exponential when the bi fit cannot separate two components.
+
+    Without ``irf`` a tail fit from ``t0 + TAIL_START_NS``; with a measured IRF a
+    reconvolution fit of the whole recorded range with a fitted IRF shift. Either ends at
+    :func:`fit_stop_ns` (before the end of a TCSPC range shorter than the period).
 
     Parameters
     ----------
@@ -62,6 +84,13 @@ def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle") -
     method : {"mle", "lsq"}
         Poisson maximum likelihood or Neyman-weighted least squares
         (:func:`qrspec.fitting.lifetime.fit_decay`).
+    irf : ndarray, optional
+        Measured IRF on the decay's bins (background subtracted; normalised by the fit).
+    shift_bounds_ns : (float, float)
+        Bounds of the fitted IRF shift.
+    fixed_background : ndarray, optional
+        Known expected counts per bin of ``decay`` added to the model besides the fitted flat
+        background (the afterpulse profile, :mod:`qrspec.analysis.detector`).
 
     Returns
     -------
@@ -74,10 +103,17 @@ def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle") -
                           None)
     start = decay.t0_ns + TAIL_START_NS
     counts, time_ns = whole_bins(decay)
-    if not start < time_ns.size * decay.bin_ns:
-        return ExcitonFit(math.nan, math.nan, NO_TAIL.format(start), None)
-    kw = dict(time_ns=time_ns, period_ns=decay.period_ns, fit_range_ns=(start, decay.period_ns),
-              irf=None, background="fit", method=method)
+    stop = min(fit_stop_ns(decay), time_ns.size * decay.bin_ns)
+    if irf is None:
+        if not start < stop:
+            return ExcitonFit(math.nan, math.nan, NO_TAIL.format(start), None)
+        kw = dict(fit_range_ns=(start, stop), irf=None)
+    else:
+        kw = dict(fit_range_ns=(0.0, stop), irf=np.asarray(irf, float)[:counts.size],
+                  shift_bounds_ns=shift_bounds_ns)
+    kw.update(time_ns=time_ns, period_ns=decay.period_ns, background="fit", method=method)
+    if fixed_background is not None:
+        kw["fixed_background"] = np.asarray(fixed_background, np.float64)[:counts.size]
     bi = fit_decay(counts, model="bi", **kw) if "bi" in models else None
     if bi is not None and bi.success and bi.tau_ns[0] < 0.8 * bi.tau_ns[1]:
         # the exciton carries most photons (the biexciton share is ~<N>/2 at low <N>); a minor

@@ -27,12 +27,15 @@ class Flid:
         Edges of the mean-delay axis.
     bin_width_s : float
         Trajectory bin width used.
+    flags : tuple of str
+        Flags of this stage (grids coarsened to fit their caps).
     """
 
     histogram: np.ndarray
     count_edges: np.ndarray
     delay_edges_ns: np.ndarray
     bin_width_s: float
+    flags: tuple[str, ...] = ()
 
 
 def measure_flid(photons: Photons, alignment: Alignment, config: AnalysisConfig) -> Flid:
@@ -56,4 +59,14 @@ def measure_flid(photons: Photons, alignment: Alignment, config: AnalysisConfig)
     fl = flid(photons, config.bin_width_s, detectors=config.detectors,
               offsets_ns=alignment.offsets_ns)
     return Flid(histogram=fl.histogram, count_edges=fl.count_edges,
-                delay_edges_ns=fl.delay_edges_ns, bin_width_s=float(fl.bin_width_s))
+                delay_edges_ns=fl.delay_edges_ns, bin_width_s=float(fl.bin_width_s),
+                flags=_notes(fl.coarsening_note))
+
+
+def _notes(note: str) -> tuple[str, ...]:
+    """The FLID's coarsening note as flags: its own axes' notes ("FLID ...") and, as one flag,
+    the note of the trajectory it was built on (the trajectory stage's flag, counted once)."""
+    parts = [p for p in note.split("; ") if p]
+    own = [p for p in parts if p.startswith("FLID ")]
+    trace = "; ".join(p for p in parts if not p.startswith("FLID "))
+    return tuple(([trace] if trace else []) + own)

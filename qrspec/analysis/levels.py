@@ -57,7 +57,7 @@ def find_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig) 
     photons : Photons
         The particle's photons on the analysed detectors.
     alignment : Alignment
-        Detector offsets for the per-level decays.
+        Detector offsets for the per-level decays (T2 without nanotimes: no lifetimes).
     config : AnalysisConfig
         Uses ``cpa_alpha``, ``cpa_confidence``, ``max_levels``, ``min_decay_photons``,
         ``fit_method`` and ``detectors``.
@@ -66,7 +66,7 @@ def find_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig) 
     -------
     Levels
     """
-    from qrspec.analysis.decay_fits import FIT_BIN_NS, fit_x, merge_rows
+    from qrspec.analysis.decay_fits import fit_bin_ns, fit_x, merge_rows
     from qrspec.levels import cluster_levels, find_change_points, label_levels
     from qrspec.stats.decay import decay_histogram
 
@@ -76,12 +76,14 @@ def find_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig) 
     def lifetime_of(windows):
         sub = photons.select_windows(merge_rows(np.asarray(windows)))
         d = decay_histogram(sub, detectors=config.detectors, offsets_ns=alignment.offsets_ns,
-                            bin_ns=FIT_BIN_NS)
+                            bin_ns=fit_bin_ns(photons))
         # labelling only compares levels: one mono-exponential tail fit per level
         fit = fit_x(d, config.min_decay_photons, models=("mono",), method=config.fit_method)
         return fit.tau_ns, fit.tau_err_ns
 
-    labels = label_levels(clus, lifetimes=lifetime_of)
+    # T2 data without sync have no nanotimes: levels by intensity only (lifetimes NaN)
+    labels = label_levels(clus, lifetimes=lifetime_of if photons.is_t3 else
+                          np.full(clus.n_levels, np.nan))
     ci = np.column_stack([cp.ci_start_s, cp.ci_stop_s]) if cp.size else np.zeros((0, 2))
     return Levels(segments=labels.segments, change_points_s=cp.time_s, change_points_ci_s=ci,
                   cpa_alpha=float(config.cpa_alpha), cpa_confidence=float(config.cpa_confidence),

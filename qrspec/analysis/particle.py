@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qrspec.analysis.acquisition import Acquisition
 from qrspec.analysis.alignment import Alignment
+from qrspec.analysis.blinking import Blinking
+from qrspec.analysis.bursts import Bursts
 from qrspec.analysis.charging import Charging
+from qrspec.analysis.detector import DetectorArtefacts
 from qrspec.analysis.flid import Flid
 from qrspec.analysis.g2 import G2Result
 from qrspec.analysis.levels import Levels
@@ -16,7 +20,8 @@ from qrspec.analysis.trajectory import Trajectory
 __all__ = ["ParticleAnalysis", "STAGES"]
 
 # the stage fields of ParticleAnalysis, in pipeline order (their flags are joined in this order)
-STAGES = ("trajectory", "alignment", "g2", "levels", "states", "flid", "tau_xx", "charging")
+STAGES = ("acquisition", "bursts", "trajectory", "alignment", "levels", "blinking", "detector",
+          "g2", "states", "flid", "tau_xx", "charging")
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,8 +51,16 @@ class ParticleAnalysis:
         The AnalysisConfig used, as JSON ("" when unknown).
     analysis_s : float
         Wall time of the analysis (NaN for a failure).
-    trajectory, alignment, g2, levels, states, flid, tau_xx, charging
-        Stage results (:mod:`qrspec.analysis.trajectory` ... :mod:`qrspec.analysis.charging`).
+    acquisition, trajectory, alignment, g2, levels, states, flid, tau_xx, charging
+        Stage results (:mod:`qrspec.analysis.acquisition` ... :mod:`qrspec.analysis.charging`).
+        A stage that does not apply (T2 data without sync: no decays; one detector: no g2) is
+        None, and the acquisition's flags say so.
+    bursts, blinking, detector
+        Photon bursts (:mod:`qrspec.analysis.bursts`), bleaching and dwell-time laws
+        (:mod:`qrspec.analysis.blinking`), afterpulsing and dead time
+        (:mod:`qrspec.analysis.detector`). Times of every stage after ``bursts`` are on the
+        analysis clock (burst windows removed; :meth:`Bursts.to_file_s` maps them back); g2,
+        detector, states, flid, tau_xx and charging analyse ``blinking.window_s`` only.
     """
 
     particle_id: str
@@ -59,10 +72,14 @@ class ParticleAnalysis:
     traceback: str = ""
     config_json: str = ""
     analysis_s: float = float("nan")
+    acquisition: Acquisition | None = None
+    bursts: Bursts | None = None
     trajectory: Trajectory | None = None
     alignment: Alignment | None = None
-    g2: G2Result | None = None
     levels: Levels | None = None
+    blinking: Blinking | None = None
+    detector: DetectorArtefacts | None = None
+    g2: G2Result | None = None
     states: States | None = None
     flid: Flid | None = None
     tau_xx: TauXXMethods | None = None
@@ -75,12 +92,13 @@ class ParticleAnalysis:
 
     @property
     def flags(self) -> tuple[str, ...]:
-        """Every stage's flags (what the data could not decide), in pipeline order."""
+        """Every stage's flags (what the data could not decide), in pipeline order, each once
+        (a coarsened trajectory is flagged by the trajectory and the FLID built on it)."""
         out: list[str] = []
         for name in STAGES:
             stage = getattr(self, name)
             out += getattr(stage, "flags", ())
-        return tuple(out)
+        return tuple(dict.fromkeys(out))
 
     @property
     def error(self) -> str:

@@ -1,12 +1,18 @@
-"""The per-particle pipeline: reader -> trajectory -> alignment -> g2 raw and gated -> levels ->
+"""The per-particle pipeline: reader -> acquisition (detectors, timing mode) -> bursts (found,
+removed) -> trajectory -> alignment (decay, offsets, lag zero of the g2, IRF) -> levels ->
+blinking (bleaching, dwell-time laws) -> [the analysed part: everything, or the time before a
+bleach] -> detector artefacts (afterpulsing) -> g2 (afterpulse-corrected) -> dead-time check ->
 states (decays, lifetimes) -> FLID -> tau_XX three ways -> charging n_c(t), tau_A(t).
 
 Each stage is a function of its own module returning a frozen dataclass; this module only
-checks the input and calls them in order. :func:`analyze_file` returns a
+calls them in order, skipping those that do not apply (see
+:mod:`qrspec.analysis.acquisition`: T2 data without sync events have no decays; one detector
+has no g2). :func:`analyze_file` returns a
 :class:`~qrspec.analysis.particle.ParticleAnalysis`; it raises
 :class:`~qrspec.errors.QrspecError` only when the file cannot be analysed at all (unreadable,
-T2 data, a detector without photons). Anything the data cannot decide (no neutral period, too
-few photon pairs, a failed fit) gives NaN values with a flag, never a silent number.
+a scan image without ``allow_scan``, a missing detector, too few photons). Anything the data
+cannot decide (no neutral period, too few photon pairs, a failed fit, a zero peak the data
+cannot find) gives NaN values with a flag, never a silent number.
 
 Adding a stage: write its module (a function returning a frozen dataclass with a ``flags``
 field), add a field to ``ParticleAnalysis`` (and its name to ``STAGES``), describe its fields
@@ -16,10 +22,10 @@ in :mod:`qrspec.store.schema`, and call it here.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 
+from qrspec.analysis.acquisition import MAX_PERIOD_BINS, MIN_PHOTONS
 from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.particle import ParticleAnalysis
 from qrspec.errors import QrspecError
@@ -29,10 +35,6 @@ __all__ = ["analyze_file", "analyze_photons", "MAX_PERIOD_BINS", "MIN_PHOTONS"]
 
 logger = logging.getLogger(__name__)
 
-MAX_PERIOD_BINS = 1 << 22  # TCSPC bins per laser period (10 MHz, 16 ps: 6250; 100 kHz, 4 ps:
-# 2.5e6); above this every per-period histogram costs > 32 MB per row
-MIN_PHOTONS = 1000  # fewer photons on the HBT pair: nothing of the pipeline is meaningful
-
 
 def analyze_file(path, config: AnalysisConfig | None = None, *, particle_id: str | None = None,
                  group: str = "") -> ParticleAnalysis:
@@ -41,7 +43,7 @@ def analyze_file(path, config: AnalysisConfig | None = None, *, particle_id: str
     Parameters
     ----------
     path : str or Path
-        T3 TTTR file of one particle (two HBT detectors).
+        TTTR file of one particle (T3, or T2 with or without sync events).
     config : AnalysisConfig, optional
         Parameters (defaults when None).
     particle_id : str, optional
@@ -56,7 +58,8 @@ def analyze_file(path, config: AnalysisConfig | None = None, *, particle_id: str
     Raises
     ------
     QrspecError
-        The file cannot be read or cannot be analysed (T2 data, missing detector, no photons).
+        The file cannot be read or cannot be analysed (a scan image without ``allow_scan``,
+        a missing detector, too few photons).
     """
     from qrspec.io import read_tttr
     from qrspec.io.files import sanitize_id, sha256_file
@@ -64,34 +67,13 @@ def analyze_file(path, config: AnalysisConfig | None = None, *, particle_id: str
     path = os.fspath(path)
     photons = read_tttr(path)
     pid = particle_id or sanitize_id(os.path.splitext(os.path.basename(path))[0])
-    return analyze_photons(photons, config, particle_id=pid, group=group, source=path,
-                           source_sha256=sha256_file(path))
-
-
-def _check_input(photons: Photons, config: AnalysisConfig, name: str) -> Photons:
-    """The photons of the HBT pair, or a QrspecError saying why the pipeline cannot run."""
-    if not photons.is_t3:
-        raise QrspecError(f"{name}: T2 data (record type {photons.record_type}) has no "
-                          "nanotimes; the particle pipeline needs T3 data")
-    # units from a corrupt or unusual header must not reach the histogram code: a period of
-    # 1e11 TCSPC bins would allocate terabytes, less than one bin divides by zero
-    bins = photons.timestamps_unit / photons.nanotimes_unit
-    if not (math.isfinite(bins) and 1 <= round(bins) <= MAX_PERIOD_BINS):
-        raise QrspecError(f"{name}: laser period / TCSPC bin = {photons.timestamps_unit:.4g} s / "
-                          f"{photons.nanotimes_unit:.4g} s = {bins:.4g} bins per period; the "
-                          f"pipeline needs 1..{MAX_PERIOD_BINS} (check MeasDesc_GlobalResolution "
-                          "and MeasDesc_Resolution)")
-    dets = config.detectors
-    counts = photons.counts_per_detector
-    for d in dets:
-        if d >= counts.size or counts[d] == 0:
-            raise QrspecError(f"{name}: detector {d} has no photons; active detectors are "
-                              f"{photons.detector_ids.tolist()} (set detectors=)")
-    ph = photons.select(detectors=list(dets))
-    if ph.size < MIN_PHOTONS:
-        raise QrspecError(f"{name}: only {ph.size} photons on detectors {list(dets)}; at least "
-                          f"{MIN_PHOTONS} are needed for the particle pipeline")
-    return ph
+    try:
+        return analyze_photons(photons, config, particle_id=pid, group=group, source=path,
+                               source_sha256=sha256_file(path))
+    except QrspecError as exc:  # every refusal names the file (subclasses name their own)
+        if type(exc) is not QrspecError or str(exc).startswith(path):
+            raise
+        raise QrspecError(f"{path}: {exc}") from None
 
 
 def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
@@ -102,7 +84,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     Parameters
     ----------
     photons : Photons
-        Decoded T3 photons of one particle.
+        Decoded photons of one particle.
     config : AnalysisConfig, optional
         Parameters (defaults when None).
     particle_id, group, source, source_sha256 : str
@@ -115,10 +97,21 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     Raises
     ------
     QrspecError
-        The photons cannot be analysed (T2 data, missing detector, too few photons).
+        The photons cannot be analysed (a scan image without ``allow_scan``, a missing
+        detector, too few photons).
     """
+    from qrspec.analysis.acquisition import prepare
     from qrspec.analysis.alignment import align_detectors
+    from qrspec.analysis.blinking import analysed_part, measure_blinking
+    from qrspec.analysis.bursts import remove_photon_bursts
     from qrspec.analysis.charging import invert_charging
+    from qrspec.analysis.detector import (
+        afterpulse_background,
+        check_dead_time,
+        detector_artefacts,
+        estimate_detector_afterpulsing,
+        usable_afterpulsing,
+    )
     from qrspec.analysis.flid import measure_flid
     from qrspec.analysis.g2 import measure_g2
     from qrspec.analysis.levels import find_levels
@@ -129,19 +122,38 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
 
     t_start = time.perf_counter()
     config = config or AnalysisConfig()
-    ph = _check_input(photons, config, source or particle_id)
-    traj = trajectory(ph, config.bin_width_s)
-    alignment = align_detectors(ph, config.detectors)
-    # same-period photon pairs once per particle; each state takes those of its windows
-    pairs = photon_pairs(ph, detectors=config.detectors, offsets_ns=alignment.offsets_ns)
-    g2 = measure_g2(ph, alignment, config)
-    levels = find_levels(ph, alignment, config)
-    states = measure_states(ph, levels, alignment, config, pairs)
-    fl = measure_flid(ph, alignment, config)
-    tau_xx = compare_tau_xx_methods(ph, states, alignment, config)
-    charging = invert_charging(ph, levels, states, alignment, config, pairs)
+    acq, ph = prepare(photons, config, source or particle_id)
+    # the stages see the detectors actually analysed; the result records the user's config
+    cfg = config.replace(detectors=list(acq.detectors))
+    stages: dict = {"acquisition": acq}
+    # photon bursts out first: change points would cut them out as short bright levels
+    stages["bursts"], ph = remove_photon_bursts(ph, cfg)
+    stages["trajectory"] = trajectory(ph, cfg.bin_width_s)
+    alignment = stages["alignment"] = align_detectors(ph, acq, cfg)
+    levels = stages["levels"] = find_levels(ph, alignment, cfg)
+    blinking = stages["blinking"] = measure_blinking(levels, cfg)
+    # everything below analyses the part before a bleach (the whole trace when none)
+    ph, levels = analysed_part(ph, levels, blinking)
+    ap, ap_why = estimate_detector_afterpulsing(ph, cfg)
+    single = False
+    if acq.hbt:
+        stages["g2"] = measure_g2(ph, alignment, cfg, afterpulsing=usable_afterpulsing(ap))
+        single = stages["g2"].single_emitter
+    dead, dead_why = check_dead_time(ph, single, cfg)
+    background = afterpulse_background(ph, ap, cfg) if acq.has_nanotimes else None
+    stages["detector"] = detector_artefacts(ap, ap_why, background, dead, dead_why, cfg)
+    if acq.has_nanotimes:
+        # same-period photon pairs once per particle; each state takes those of its windows
+        pairs = photon_pairs(ph, detectors=cfg.detectors, offsets_ns=alignment.offsets_ns) \
+            if acq.hbt else None
+        states = stages["states"] = measure_states(ph, levels, alignment, cfg, pairs,
+                                                   afterpulse=background)
+        stages["flid"] = measure_flid(ph, alignment, cfg)
+        if acq.hbt:
+            stages["tau_xx"] = compare_tau_xx_methods(ph, states, alignment, cfg)
+            stages["charging"] = invert_charging(ph, levels, states, alignment, cfg, pairs,
+                                                 afterpulse=background)
     return ParticleAnalysis(
         particle_id=particle_id, group=group, source=source, source_sha256=source_sha256,
         status="ok", config_json=config.to_json(),
-        analysis_s=time.perf_counter() - t_start, trajectory=traj, alignment=alignment,
-        g2=g2, levels=levels, states=states, flid=fl, tau_xx=tau_xx, charging=charging)
+        analysis_s=time.perf_counter() - t_start, **stages)

@@ -14,16 +14,21 @@ import numpy as np
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.decay_fits import (
-    FIT_BIN_NS,
+    IRF_SHIFT_BOUNDS_NS,
     NO_TAIL,
     TAIL_START_NS,
+    fit_bin_ns,
+    fit_stop_ns,
     fit_x,
     merge_rows,
 )
 from qrspec.analysis.levels import Levels
 from qrspec.photons import Photons
 
-__all__ = ["StateResult", "States", "measure_states", "measure_state"]
+__all__ = ["StateResult", "States", "measure_states", "measure_state", "state_irf"]
+
+TEXT_IRF_SHIFT_BOUNDS_NS = (-0.5, 0.5)  # a text / npy IRF placed on the rise by its median
+# (alignment.py): for a decay much longer than the IRF the rise is within ~FWHM/2 of it
 
 @dataclass(frozen=True, eq=False)
 class StateResult:
@@ -40,7 +45,8 @@ class StateResult:
     n_pairs : int
         Same-period two-detector photon pairs in the windows (heralded tau_XX).
     tau_x_ns, tau_x_err_ns : float
-        Exciton lifetime (tail fit) and its standard error.
+        Exciton lifetime (tail or IRF-reconvolution fit: ``fit_kind``) and its standard
+        error.
     tau_xx_ns, tau_xx_err_ns : float
         Biexciton lifetime (heralded pairs) and its standard error.
     g2_zero, g2_zero_err : float
@@ -48,7 +54,8 @@ class StateResult:
     message : str
         Why a value is NaN ("" when none).
     decay_counts : ndarray of int64 or None
-        Aligned decay on ~``FIT_BIN_NS`` bins (None without photons).
+        Aligned decay on ~``FIT_BIN_NS`` bins, or TCSPC bins when coarser (None without
+        photons).
     decay_time_ns : ndarray of float64 or None
         Left bin edges of ``decay_counts`` (the last bin may be shorter).
     decay_bin_ns : float
@@ -61,6 +68,11 @@ class StateResult:
         Fitted model on the whole bins of ``decay_counts``.
     fit_residuals : ndarray of float64 or None
         Pearson residuals (NaN outside the fit range).
+    fit_kind : str
+        ``"tail"`` (from ``t0 + 0.3 ns``, no IRF) or ``"reconvolution"`` (measured IRF,
+        ``AnalysisConfig.irf_path``, with a fitted shift); "" when no fit was made.
+    fit_shift_ns : float
+        Fitted IRF shift of a reconvolution fit (NaN otherwise).
     """
 
     label: str
@@ -81,6 +93,8 @@ class StateResult:
     fit_tau_ns: tuple[float, ...]
     fit_model_counts: np.ndarray | None
     fit_residuals: np.ndarray | None
+    fit_kind: str = ""
+    fit_shift_ns: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,17 +117,27 @@ class States:
     flags: tuple[str, ...]
 
 
-def in_windows_ticks(ticks, windows, unit: float) -> np.ndarray:
-    """Mask of sorted ``ticks`` inside half-open windows (s), edges as in select_windows."""
-    if windows is None:
-        return np.ones(ticks.size, bool)
-    a = np.ceil(windows[:, 0] / unit - 1e-9).astype(np.int64)
-    b = np.ceil(windows[:, 1] / unit - 1e-9).astype(np.int64)
-    k = np.searchsorted(a, ticks, "right") - 1  # last window starting at or before the tick
-    return (k >= 0) & (ticks < b[np.clip(k, 0, None)])
+def state_irf(alignment: Alignment, decay) -> np.ndarray | None:
+    """The measured IRF of a state's decay: each detector's IRF (on the aligned axis,
+    background subtracted, unit area) weighted by that detector's share of the decay's photons,
+    rebinned to the decay's bins. None without a measured IRF."""
+    from qrspec.fitting.irf import normalize_irf
+
+    rows = alignment.irf_counts
+    if rows is None:
+        return None
+    r = int(round(decay.bin_ns / decay.resolution_ns))
+    n_fine = rows.shape[1]
+    share = decay.counts_per_detector.sum(axis=1).astype(np.float64)
+    share = share / share.sum() if share.sum() > 0 else np.full(share.size, 1 / share.size)
+    fine = sum(w * normalize_irf(row) for w, row in zip(share, rows, strict=True))
+    pad = np.zeros(-(-n_fine // r) * r)
+    pad[:n_fine] = fine
+    return pad.reshape(-1, r).sum(axis=1)
 
 
-def tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20):
+def tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20,
+                    stop_ns: float | None = None):
     """Biexciton lifetime from the first photon of same-period two-detector pairs.
 
     For a single emitter every same-period pair of emitter photons is a cascade pair, so the
@@ -121,7 +145,8 @@ def tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20
     are signal x background pairs, whose first-photon histogram follows from each detector's
     decay and background (:func:`qrspec.fitting.biexciton.accidental_first_photon_counts`).
     It enters the fit with fixed shape and size. Always a Poisson MLE (a few pairs per bin:
-    least squares would be biased), whatever ``fit_method`` says.
+    least squares would be biased), whatever ``fit_method`` says. The fit ends at ``stop_ns``
+    (default: the last whole bin of the period).
 
     Returns
     -------
@@ -139,18 +164,20 @@ def tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20
     acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=n_pulses,
                                          background_a=per_bin[0], background_b=per_bin[1])
     start = decay.t0_ns + TAIL_START_NS
-    if not start < n_bins * decay.bin_ns:
+    stop = n_bins * decay.bin_ns if stop_ns is None else min(stop_ns, n_bins * decay.bin_ns)
+    if not start < stop:
         return math.nan, math.nan, NO_TAIL.format(start)
     est = heralded_tau_xx(t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
                           accidental_counts=acc, background=0.0,
-                          fit_range_ns=(start, n_bins * decay.bin_ns), intervals="hessian")
+                          fit_range_ns=(start, stop), intervals="hessian")
     if not est.success:
         return math.nan, math.nan, f"heralded tau_XX failed: {est.message}"
     return est.tau_ns, est.tau_err_ns, ""
 
 
 def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
-                  config: AnalysisConfig, pairs, *, with_g2: bool = True) -> StateResult:
+                  config: AnalysisConfig, pairs, *, with_g2: bool = True,
+                  afterpulse=None) -> StateResult:
     """Decay, lifetimes and g2(0) of the photons inside ``windows`` (None: all photons).
 
     Parameters
@@ -165,11 +192,15 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         Offsets and HBT delay.
     config : AnalysisConfig
         Analysis parameters.
-    pairs : qrspec.stats.pairs.PhotonPairs
+    pairs : qrspec.stats.pairs.PhotonPairs or None
         Same-period photon pairs of all of ``photons`` (computed once); the pairs of the
-        windows are those whose period lies inside them.
+        windows are those whose period lies inside them. None with one detector: no tau_XX,
+        no g2.
     with_g2 : bool
-        Compute g2(0) of the windows too.
+        Compute g2(0) of the windows too (two detectors only).
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse nanotime profile of ``photons``: scaled to the windows' photons, a fixed
+        background of the exciton fit.
 
     Returns
     -------
@@ -188,17 +219,35 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     msgs = []
     acc = DecayAccumulator(detectors=dets)  # one pass; two resolutions of the same counts
     acc.add(sub)
-    full = acc.result(offsets_ns=offsets)
-    dec = acc.result(offsets_ns=offsets, bin_ns=FIT_BIN_NS)
-    x = fit_x(dec, config.min_decay_photons, method=config.fit_method)
+    dec = acc.result(offsets_ns=offsets, bin_ns=fit_bin_ns(photons))
+    irf = state_irf(alignment, dec)
+    bounds = IRF_SHIFT_BOUNDS_NS if not alignment.irf_roll_ns else TEXT_IRF_SHIFT_BOUNDS_NS
+    fixed = None if afterpulse is None else afterpulse.for_decay(dec, sub.size)
+    x = fit_x(dec, config.min_decay_photons, method=config.fit_method, irf=irf,
+              shift_bounds_ns=bounds, fixed_background=fixed)
     if x.message:
         msgs.append(f"tau_X: {x.message}")
-    t1_ns = pairs.t1_ns[in_windows_ticks(pairs.sync, windows, photons.timestamps_unit)]
-    span_s = sub.duration_s if windows is None else float(np.sum(windows[:, 1] - windows[:, 0]))
-    n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
-    txx, txx_err, m = tau_xx_heralded(t1_ns, dec, background_counts(full), n_pulses)
-    if m:
-        msgs.append(f"tau_XX: {m}")
+    if pairs is None:  # one detector: no pairs, no g2 (flagged by the acquisition)
+        t1_ns = np.zeros(0)
+        txx = txx_err = math.nan
+        with_g2 = False
+    else:
+        from qrspec.validate import in_windows, windows_to_ticks
+
+        if windows is None or windows.size == 0:
+            inside = np.full(pairs.sync.size, windows is None)
+        else:
+            lo, hi = windows_to_ticks("windows", windows, photons.timestamps_unit, merge=True)
+            inside = in_windows(pairs.sync, lo, hi)
+        t1_ns = pairs.t1_ns[inside]
+        span_s = sub.duration_s if windows is None else float(np.sum(windows[:, 1]
+                                                                     - windows[:, 0]))
+        n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
+        full = acc.result(offsets_ns=offsets)
+        txx, txx_err, m = tau_xx_heralded(t1_ns, dec, background_counts(full), n_pulses,
+                                          stop_ns=fit_stop_ns(dec))
+        if m:
+            msgs.append(f"tau_XX: {m}")
     g2_0 = g2_err = math.nan
     if with_g2:
         curve = g2(sub, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
@@ -215,11 +264,13 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         fit_model="" if fit is None else fit.model,
         fit_tau_ns=() if fit is None else tuple(float(t) for t in fit.tau_ns),
         fit_model_counts=None if fit is None else fit.model_counts,
-        fit_residuals=None if fit is None else fit.residuals)
+        fit_residuals=None if fit is None else fit.residuals,
+        fit_kind="" if fit is None else ("tail" if irf is None else "reconvolution"),
+        fit_shift_ns=math.nan if fit is None or irf is None else float(fit.shift_ns))
 
 
 def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
-                   config: AnalysisConfig, pairs) -> States:
+                   config: AnalysisConfig, pairs, *, afterpulse=None) -> States:
     """Neutral and charged states: all photons of the segments with each label.
 
     Parameters
@@ -234,6 +285,8 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         Analysis parameters.
     pairs : qrspec.stats.pairs.PhotonPairs
         Same-period photon pairs of all of ``photons``.
+    afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
+        Afterpulse profile for the decay fits (:func:`measure_state`).
 
     Returns
     -------
@@ -248,7 +301,7 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
-        st = measure_state(photons, w, label, alignment, config, pairs)
+        st = measure_state(photons, w, label, alignment, config, pairs, afterpulse=afterpulse)
         found[label] = st
         if st.message:
             flags.append(f"{label}: {st.message}")

@@ -62,11 +62,13 @@ def trajectory(photons: Photons, bin_width_s: float) -> Trajectory:
     from qrspec.stats.trace import intensity_trace
 
     trace = intensity_trace(photons, bin_width_s)
-    flags = () if photons.duration_s > 0 else (
-        "all photons share one timestamp: duration and rate undefined",)
+    flags = [] if photons.duration_s > 0 else [
+        "all photons share one timestamp: duration and rate undefined"]
+    if trace.coarsening_note:  # more bins than MAX_TRACE_BINS: a wider bin, flagged
+        flags.append(trace.coarsening_note)
     return Trajectory(counts=trace.counts_per_detector.T.astype(np.uint32),
                       bin_width_s=float(trace.bin_width_s),
                       start_s=float(trace.start_tick * trace.timestamps_unit),
                       detectors=tuple(int(d) for d in trace.detectors),
                       n_photons=int(photons.size), duration_s=float(photons.duration_s),
-                      rate_cps=float(photons.rate_cps), flags=flags)
+                      rate_cps=float(photons.rate_cps), flags=tuple(flags))

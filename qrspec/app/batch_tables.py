@@ -130,16 +130,19 @@ def store_group_statistics(summary: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray
-        :func:`qrspec.store.hdf5.group_statistics` of the rows, ``group`` as ``str``.
+        :func:`qrspec.store.hdf5.group_statistics` of the rows, text columns (``group``,
+        ``dwell_model_*_pooled``) as ``str``.
     """
     from qrspec.store.hdf5 import group_statistics
 
     stats = group_statistics(store_rows(summary))
-    if stats.dtype.names and stats.dtype["group"].kind == "S":
-        dt = [(n, "U64" if n == "group" else stats.dtype[n]) for n in stats.dtype.names]
+    text = [n for n in stats.dtype.names or () if stats.dtype[n].kind == "S"]
+    if text:  # the group name and the text columns (e.g. dwell_model_on_pooled) as str
+        dt = [(n, f"U{stats.dtype[n].itemsize}" if n in text else stats.dtype[n])
+              for n in stats.dtype.names]
         out = np.zeros(stats.shape, dt)
         for n in stats.dtype.names:
-            out[n] = np.char.decode(stats[n], "utf-8") if n == "group" else stats[n]
+            out[n] = np.char.decode(stats[n], "utf-8") if n in text else stats[n]
         return out
     return stats
 

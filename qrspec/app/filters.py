@@ -31,7 +31,7 @@ import numpy as np
 
 from qrspec.errors import QrspecError
 
-__all__ = ["ParticleFilter", "parse_filter", "apply_filter", "MAX_LENGTH"]
+__all__ = ["ParticleFilter", "parse_filter", "apply_filter", "filter_exclusion", "MAX_LENGTH"]
 
 MAX_LENGTH = 2000  # characters; longer expressions are refused (parser depth, readability)
 
@@ -262,3 +262,39 @@ def apply_filter(rows: np.ndarray, expression: str) -> np.ndarray:
     """Mask of the summary rows selected by ``expression`` (see :func:`parse_filter`)."""
     rows = _check_rows(rows, expression)
     return parse_filter(expression, rows.dtype.names).mask(rows)
+
+
+def filter_exclusion(rows: np.ndarray, expression: str, exclusion=None):
+    """An exclusion list (:class:`qrspec.app.exclude.ExclusionList`) of the summary rows that
+    ``expression`` does not select, merged with ``exclusion`` (its ids and reasons kept):
+    ``qrspec report --filter`` feeds it to the report's exclusion machinery, so the group
+    statistics are recomputed by the store on the selected particles.
+
+    Parameters
+    ----------
+    rows : ndarray
+        The ``/summary`` table.
+    expression : str
+        The filter (:func:`parse_filter`).
+    exclusion : ExclusionList, optional
+        Particles excluded already (``--exclude``).
+
+    Returns
+    -------
+    ExclusionList
+    """
+    from qrspec.app.exclude import ExclusionList
+
+    mask = apply_filter(rows, expression)
+    ids = [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
+           for x in np.asarray(rows["particle_id"]).tolist()]
+    before = tuple(exclusion.particles) if exclusion is not None else ()
+    reason = dict(exclusion.reason) if exclusion is not None else {}
+    dropped = [pid for pid, keep in zip(ids, mask, strict=True) if not keep]
+    for pid in dropped:
+        reason.setdefault(pid, f"not selected by --filter {expression!r}")
+    return ExclusionList(particles=tuple(dict.fromkeys(before + tuple(dropped))),
+                         reason=reason,
+                         extra={**(exclusion.extra if exclusion is not None else {}),
+                                "filter": expression},
+                         source=exclusion.source if exclusion is not None else "")

@@ -28,7 +28,8 @@ import numpy as np
 from qrspec.errors import QrspecError
 
 __all__ = ["plot_particle", "plot_batch", "write_figures", "particle_figure", "batch_figure",
-           "forward_figure", "threshold_map_figure", "save_figure", "LABEL_COLORS", "COLORS"]
+           "forward_figure", "threshold_map_figure", "save_figure", "draw_dwell", "LABEL_COLORS",
+           "COLORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ LABEL_COLORS = {"neutral": "#0072B2", "charged": "#D55E00", "trap": "#009E73",
                 "off": "#7F7F7F", "unclassified": "#CC79A7"}
 COLORS = {"trace": "0.30", "total": "0.55", "g2_raw": "0.15", "g2_gated": "#CC79A7",
           "tau_x": "#0072B2", "tau_xx": "#56B4E9", "n_c": "#D55E00", "tau_a": "#882255",
-          "intensity": "0.45", "fit": "black"}
+          "intensity": "0.45", "fit": "black", "burst": "#CC3311", "alpha_on": "#0072B2",
+          "alpha_off": "0.35"}
 FORMATS = ("png", "pdf")
 DPI = 300
 WIDTH_IN = 7.2  # double-column width (183 mm)
@@ -202,6 +204,12 @@ class _Particle:
         self.id = analysis.particle_id
         self.row = summary_values(analysis)
 
+    def file_s(self, time_s) -> np.ndarray:
+        """File-clock times of the stages' analysis-clock times (burst windows put back)."""
+        b = self.a.bursts
+        t = np.asarray(time_s, float)
+        return t.copy() if b is None else b.to_file_s(t)
+
     def value(self, col) -> float:
         try:
             return float(self.row[col])
@@ -225,6 +233,13 @@ class _Particle:
         analysis flag that explains it, else that the results hold no such data."""
         if self.failed:
             return "particle analysis failed"
+        acq = self.a.acquisition
+        if acq is not None and not acq.has_nanotimes and what in (
+                "gated g2", "decays", "FLID", "charging windows"):
+            return "T2 data without sync: no nanotimes"
+        if acq is not None and len(acq.detectors) == 1 and (
+                "g2" in what or what == "charging windows"):
+            return f"one detector ({acq.detectors[0]}): g2 not applicable"
         if charging:
             for key, text in (("no charged period", "no charged period"),
                               ("no usable neutral reference", "no usable neutral reference: "
@@ -256,7 +271,7 @@ def _trace_axis(p: _Particle):
     counts = np.asarray(tr.counts)
     total = counts.sum(axis=1) if counts.ndim == 2 else counts
     bw, start = float(tr.bin_width_s), float(tr.start_s)
-    t = start + (np.arange(total.size) + 0.5) * bw
+    t = p.file_s(start + (np.arange(total.size) + 0.5) * bw)
     return t, total.astype(np.float64), bw, start
 
 
@@ -265,8 +280,8 @@ def _segments(p: _Particle):
     if lv is None or lv.segments.size == 0:
         return None
     seg = lv.segments
-    return (np.asarray(seg.start_s, float), np.asarray(seg.stop_s, float),
-            [str(x) for x in seg.label], seg.n_photons)
+    return (p.file_s(seg.start_s), p.file_s(seg.stop_s), [str(x) for x in seg.label],
+            seg.n_photons)
 
 
 def _draw_trace(ax, p: _Particle, ax_hist):
@@ -282,7 +297,7 @@ def _draw_trace(ax, p: _Particle, ax_hist):
         return
     t, counts, bw, start = tr
     ax.plot(t, counts, color=COLORS["trace"], lw=0.45, zorder=2)
-    ax.set_xlim(start, start + counts.size * bw)
+    ax.set_xlim(start, float(p.file_s(start + counts.size * bw)))
     ymax = counts.max() * 1.12 if counts.max() > 0 else 1.0
     ax.set_ylim(0, ymax)
     seg = _segments(p)
@@ -306,14 +321,17 @@ def _draw_trace(ax, p: _Particle, ax_hist):
     cps = p.a.levels.change_points_s if p.a.levels is not None else None
     if cps is not None and np.size(cps):
         blend = blended_transform_factory(ax.transData, ax.transAxes)
+        cps = p.file_s(cps)
         ci = p.a.levels.change_points_ci_s
         if ci is not None and np.shape(ci) == (np.size(cps), 2):
+            ci = p.file_s(ci)
             ax.hlines(np.full(np.size(cps), 0.985), ci[:, 0], ci[:, 1], color="black", lw=0.8,
                       transform=blend, zorder=4)
         ax.plot(cps, np.full(np.size(cps), 0.985), linestyle="none", marker="v", ms=3,
                 color="black", transform=blend, zorder=4, clip_on=False)
         handles.append(Line2D([], [], linestyle="none", marker="v", ms=3, color="black",
                               label=f"change point ({np.size(cps)})"))
+    handles += _draw_hygiene(ax, p, float(ax.get_xlim()[1]))
     if handles:
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6,
                   borderaxespad=0.1, handlelength=1.2, columnspacing=1.0)
@@ -328,6 +346,35 @@ def _draw_trace(ax, p: _Particle, ax_hist):
     ax_hist.tick_params(labelleft=False)
 
 
+def _draw_hygiene(ax, p: _Particle, t_end: float) -> list:
+    """Burst windows (shaded red, at least 0.2 % of the axis wide so a 1 ms burst shows) and
+    the bleach time (line, the trimmed part greyed) on the trajectory; legend handles."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = []
+    b = p.a.bursts
+    if b is not None and b.n_bursts:
+        lo, hi = ax.get_xlim()
+        min_w = 0.002 * (hi - lo)
+        for a, z in b.removal.windows_s:
+            c, w = 0.5 * (a + z), max(z - a, min_w)
+            ax.axvspan(c - w / 2, c + w / 2, color=COLORS["burst"], alpha=0.5, lw=0, zorder=1.5)
+        what = "removed" if b.removed else "kept"
+        handles.append(Patch(facecolor=COLORS["burst"], alpha=0.5,
+                             label=f"burst ({b.n_bursts}, {what})"))
+    bl = p.a.blinking
+    if bl is not None and bl.bleaching.bleached:
+        t_b = float(p.file_s(bl.bleaching.bleach_time_s))
+        ax.axvline(t_b, color="black", ls="--", lw=0.9, zorder=4)
+        if bl.trimmed:
+            ax.axvspan(t_b, t_end, color="0.55", alpha=0.35, lw=0, zorder=1.6)
+        handles.append(Line2D([], [], color="black", ls="--", lw=0.9,
+                              label=f"bleached at {t_b:.3g} s"
+                              + (" (not analysed after)" if bl.trimmed else "")))
+    return handles
+
+
 def _charging_rows(p: _Particle):
     """The charging windows as columns, with the pipeline's usable flag per window."""
     ch = p.a.charging
@@ -337,6 +384,7 @@ def _charging_rows(p: _Particle):
     cols = {c: np.asarray(getattr(w, c), float) for c in ("t_start_s", "t_stop_s", "n_c",
                                                         "n_c_err", "tau_a_xx_ns",
                                                         "tau_a_xx_err_ns")}
+    cols["t_start_s"], cols["t_stop_s"] = p.file_s(cols["t_start_s"]), p.file_s(cols["t_stop_s"])
     cols["good"] = np.asarray(w.usable, bool)
     return cols
 
@@ -439,21 +487,58 @@ def _draw_decays(ax, ax_res, p: _Particle):
     ax_res.set_xlabel(r"Delay $t - t_0$ (ns)")
 
 
+def _zero_peak_note(p: _Particle) -> str:
+    """Which peak is lag zero and why (one line)."""
+    al = p.a.alignment
+    if al is None or al.g2_mode != "pulsed":
+        return ""
+    src = al.delay_source
+    if src == "data":
+        return f"lag 0: peak k = {al.zero_peak_index} (suppressed, z = {al.zero_peak_z:.1f})"
+    if src == "user":
+        return f"lag 0: user delay {al.delay_ns:.4g} ns"
+    return "lag 0: sub-period delay (zero peak undecided)"
+
+
+def _g2_value_text(name: str, h) -> str:
+    """g2(0) with its error; with an empty centre peak its 95 % upper bound; nothing drawn
+    for an undefined value."""
+    g, e = h.g2_zero, h.g2_zero_err
+    hi = h.g2_zero_ci95[1] if h.g2_zero_ci95 is not None and len(h.g2_zero_ci95) == 2 \
+        else math.nan
+    if _finite(g) and not _finite(e) and _finite(hi):
+        return rf"{name}: $g^{{(2)}}(0)$ < {hi:.2f} (95 %, no centre pairs)"
+    return rf"{name}: $g^{{(2)}}(0)$ = {_pm(g, e, digits=2)}"
+
+
 def _draw_g2(ax, p: _Particle, key: str):
     raw = key == "g2"
-    h = None if p.a.g2 is None else (p.a.g2.raw if raw else p.a.g2.gated)
+    g2 = p.a.g2
+    h = None if g2 is None else (g2.raw if raw else g2.gated)
     color = COLORS["g2_raw"] if raw else COLORS["g2_gated"]
     name = "raw" if raw else "gated"
+    if g2 is not None and g2.g2_mode == "cw":
+        name = "CW"
     if h is None or np.size(h.lag_ns) < 2:
-        _no_data(ax, p.why_missing(f"{name} g2"))
+        _no_data(ax, p.why_missing("g2" if raw else "gated g2"))
         return
     lag = np.asarray(h.lag_ns, float)
     counts = np.asarray(h.counts, float)
     bin_ns = float(lag[1] - lag[0])
-    period = p.a.alignment.period_ns if p.a.alignment is not None else None
+    al = p.a.alignment
+    period = al.g2_period_ns if al is not None and _finite(al.g2_period_ns) else (
+        al.period_ns if al is not None and g2.g2_mode == "pulsed" else None)
     window = h.window_ns
     peaks = h.peaks
-    if period is not None:
+    if g2.g2_mode == "cw":
+        ab = g2.antibunching
+        tr = ab.rise_time_ns if ab is not None and _finite(ab.rise_time_ns) else 10.0
+        lim = min(float(np.abs(lag).max()), max(10.0, 8.0 * tr))
+        ax.set_xlim(-lim, lim)
+        if ab is not None and ab.success and ab.model_counts is not None:
+            ax.plot(ab.lag_ns, ab.model_counts, color=COLORS["g2_gated"], lw=1.0, zorder=4,
+                    label="dip fit")
+    elif period is not None and _finite(period):
         k_max = 3
         if peaks is not None and np.size(peaks):
             k_max = int(min(3, np.max(np.abs(peaks))))
@@ -468,11 +553,22 @@ def _draw_g2(ax, p: _Particle, key: str):
                            color=color if k == 0 else "0.5",
                            alpha=0.16 if k == 0 else (0.09 if k % 2 else 0.04), zorder=0)
     ax.plot(lag, counts, color=color, lw=0.6, drawstyle="steps-mid")
-    text = rf"{name}: $g^{{(2)}}(0)$ = {_pm(h.g2_zero, h.g2_zero_err, digits=2)}"
+    text = _g2_value_text(name, h)
+    c = g2.afterpulse
+    if c is not None and c.applied:  # the particle's value: afterpulse pairs removed
+        v, e = (c.g2_zero, c.g2_zero_err) if raw else (c.g2_zero_gated, c.g2_zero_gated_err)
+        if _finite(v):
+            text = (rf"{name}: $g^{{(2)}}(0)$ = {_pm(v, e, digits=3)}"
+                    f"\n(afterpulse-corrected; measured {_pm(h.g2_zero, math.nan, digits=3)})")
+    if g2.g2_mode == "cw" and g2.antibunching is not None:
+        ab = g2.antibunching
+        text += "\n" + r"$\tau_r$ = " + _pm(ab.rise_time_ns, ab.rise_time_err_ns, "ns")
     if not raw:
-        gate = p.a.g2.gate_ns
+        gate = g2.gate_after_rise_ns
         if _finite(gate):
             text += f"\ngate $t - t_0 \\geq$ {gate:g} ns"
+    elif _zero_peak_note(p):
+        text += "\n" + _zero_peak_note(p)
     ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
             bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
     ax.set_ylim(0, max(counts.max() * (1.35 if raw else 1.5), 1.0))  # room for the text
@@ -528,6 +624,61 @@ def _draw_flid(ax, p: _Particle, fig):
     ax.set_ylabel(f"Intensity (counts / {unit})")
 
 
+DWELL_STATE_COLORS = {"on": "#0072B2", "off": "#7F7F7F"}
+DWELL_MODEL_STYLES = {"power_law": "-", "truncated": "-.", "exponential": ":", "cutoff": "--"}
+DWELL_MODEL_NAMES = {"power_law": "power law", "truncated": "truncated power law",
+               "exponential": "exponential", "cutoff": "power law × exp. cut-off"}
+
+
+def draw_dwell(ax, curve) -> None:
+    """Draw one :class:`~qrspec.levels.dwell.DwellCurve` on a matplotlib axis: the
+    Kaplan-Meier ``P(T >= t)`` of the stays, the fitted power law (solid) and the preferred
+    law when it is another one, from ``t_min`` on; the region below the change-point time
+    resolution shaded (:mod:`qrspec.app.dwell_plots` has the two-panel figure)."""
+    color = DWELL_STATE_COLORS.get(curve.state, "0.3")
+    if curve.t_s.size == 0:
+        _no_data(ax, f"no complete {curve.state} stays")
+        return
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.step(curve.t_s, curve.survival, where="post", color=color, lw=1.0,
+            label=f"{curve.state} stays ({curve.t_s.size})")
+    if np.isfinite(curve.resolution_s):
+        ax.axvspan(min(curve.t_s.min(), curve.resolution_s) / 2, curve.resolution_s,
+                   color="0.9", lw=0, zorder=0, label="below resolution")
+    shown = []
+    for k, model in enumerate(curve.models):
+        if model == "power_law" or model == curve.best_model:
+            shown.append(model)
+            lab = DWELL_MODEL_NAMES[model]
+            if model == "power_law" and math.isfinite(curve.alpha):
+                lab += f", α = {_pm(curve.alpha, curve.alpha_err)}"
+            ax.plot(curve.model_t_s, curve.model_survival[k], DWELL_MODEL_STYLES[model],
+                    color="black", lw=0.9, label=lab)
+    if math.isfinite(curve.t_min_s):
+        ax.axvline(curve.t_min_s, color="0.5", lw=0.6, ls=":")
+        ax.text(curve.t_min_s, 0.93, " t_min", color="0.4", fontsize=6, va="top",
+                transform=ax.get_xaxis_transform())
+    else:
+        ax.text(0.97, 0.95, "too few stays for a law", transform=ax.transAxes, ha="right",
+                va="top", fontsize=6.5, color="0.4")
+    ax.set_xlabel("duration (s)")
+    ax.set_ylabel(f"P(T ≥ t), {curve.state}")
+    positive = curve.survival[curve.survival > 0]
+    if positive.size:
+        ax.set_ylim(positive.min() / 2, 1.5)
+    ax.legend(loc="lower left")
+
+
+def _draw_dwell_state(ax, p: _Particle, state: str):
+    """The stored dwell-time curve of the on or off stays (:func:`draw_dwell`), log-log."""
+    bl = p.a.blinking
+    if bl is None:
+        _no_data(ax, p.why_missing("dwell times"))
+        return
+    draw_dwell(ax, (bl.on if state == "on" else bl.off).curve)
+
+
 def _info_text(ax, p: _Particle):
     ax.axis("off")
     lines = [
@@ -546,6 +697,8 @@ def _info_text(ax, p: _Particle):
                                         p.value("tau_a_xx_charged_err_ns"), "ns")),
         ("levels", f"{int(p.value('n_levels'))}" if _finite(p.value("n_levels")) and
          p.value("n_levels") >= 0 else "n/a"),
+        (r"$\alpha_\mathrm{on}$", _pm(p.value("alpha_on"), p.value("alpha_on_err"))),
+        (r"$\alpha_\mathrm{off}$", _pm(p.value("alpha_off"), p.value("alpha_off_err"))),
     ]
     y = 1.0
     for k, v in lines:
@@ -559,14 +712,17 @@ def particle_figure(analysis_or_path, particle_id: str | None = None):
     """Multi-panel figure of one particle, as a :class:`matplotlib.figure.Figure`.
 
     Panels: (a) intensity trajectory with the levels coloured by label (neutral, charged,
-    trap, off) and the change points with their confidence regions, plus the intensity
+    trap, off) and the change points with their confidence regions, the removed photon bursts
+    (red) and a bleach (dashed line, the part not analysed greyed), plus the intensity
     histogram; (b) n_c(t) and (c) tau_A,XX(t) per charging window with error bars, on the
     trajectory's time axis (open markers: windows flagged as bounds or not identifiable);
     (d) decays per state (log scale, normalised to their maximum) with the pipeline's stored
     exciton tail fit, its lifetimes in the legend and Pearson residuals; (e) g2 raw and
-    (f) gated with the peak windows shaded and g2(0);
-    (g) FLID with the levels marked. Axes carry labels ("trajectory", "n_c", "tau_a",
-    "decays", "residuals", "g2", "g2_gated", "flid", "histogram").
+    (f) gated with the peak windows shaded and g2(0) (afterpulse-corrected when it was);
+    (g) FLID with the levels marked; (h) on and (i) off dwell-time distributions (log-log)
+    with the fitted laws. Times are on the file's clock (the stages' analysis clock with the burst
+    windows put back). Axes carry labels ("trajectory", "n_c", "tau_a", "decays",
+    "residuals", "g2", "g2_gated", "flid", "histogram", "dwell_on", "dwell_off").
 
     Parameters
     ----------
@@ -591,8 +747,8 @@ def particle_figure(analysis_or_path, particle_id: str | None = None):
     matplotlib = _mpl()
     p = _Particle(_analysis(analysis_or_path, particle_id))
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(WIDTH_IN, 8.6)
-        outer = fig.add_gridspec(3, 1, height_ratios=[4.4, 3.4, 0.35])
+        fig = _new_figure(WIDTH_IN, 10.8)
+        outer = fig.add_gridspec(4, 1, height_ratios=[4.4, 3.4, 2.2, 0.35])
         top = outer[0].subgridspec(3, 2, height_ratios=[2.0, 1.0, 1.0], width_ratios=[5.3, 1.2])
         ax_tr = fig.add_subplot(top[0, 0])
         ax_h = fig.add_subplot(top[0, 1], sharey=ax_tr)
@@ -607,12 +763,16 @@ def particle_figure(analysis_or_path, particle_id: str | None = None):
         ax_g2 = fig.add_subplot(g2g[0])
         ax_g2g = fig.add_subplot(g2g[1], sharex=ax_g2)
         ax_fl = fig.add_subplot(bottom[2])
-        ax_note = fig.add_subplot(outer[2])
+        dw = outer[2].subgridspec(1, 2)
+        ax_on = fig.add_subplot(dw[0])
+        ax_off = fig.add_subplot(dw[1])
+        ax_note = fig.add_subplot(outer[3])
         ax_note.axis("off")
 
         for ax, name in ((ax_tr, "trajectory"), (ax_h, "histogram"), (ax_nc, "n_c"),
                          (ax_ta, "tau_a"), (ax_dec, "decays"), (ax_res, "residuals"),
-                         (ax_g2, "g2"), (ax_g2g, "g2_gated"), (ax_fl, "flid")):
+                         (ax_g2, "g2"), (ax_g2g, "g2_gated"), (ax_fl, "flid"),
+                         (ax_on, "dwell_on"), (ax_off, "dwell_off")):
             ax.set_label(name)
         _guard(ax_tr, _draw_trace, p, ax_h)
         _guard(ax_nc, _draw_charging, p, "n_c")
@@ -627,8 +787,11 @@ def particle_figure(analysis_or_path, particle_id: str | None = None):
         ax_g2.tick_params(labelbottom=False)
         ax_g2g.set_xlabel(r"Lag $\tau$ (ns)")
         _guard(ax_fl, _draw_flid, p, fig)
+        _guard(ax_on, _draw_dwell_state, p, "on")
+        _guard(ax_off, _draw_dwell_state, p, "off")
         for ax, letter in ((ax_tr, "a"), (ax_nc, "b"), (ax_ta, "c"), (ax_dec, "d"),
-                           (ax_g2, "e"), (ax_g2g, "f"), (ax_fl, "g")):
+                           (ax_g2, "e"), (ax_g2g, "f"), (ax_fl, "g"), (ax_on, "h"),
+                           (ax_off, "i")):
             _letter(ax, letter, x=-0.01 if ax in (ax_tr, ax_nc, ax_ta) else -0.04)
 
         title = f"{p.id}   group: {p.a.group or '(none)'}"
@@ -744,15 +907,17 @@ def _group_axis(ax, groups, counts):
             t.set_horizontalalignment("right")
 
 
-def batch_figure(results_path, *, groups=None):
+def batch_figure(results_path, *, groups=None, particle_filter: str | None = None):
     """Per-batch figure: per-group distributions and the group comparison (paper Fig. 2h).
 
     Panels: (a) g2(0) raw and gated, (b) neutral exciton and biexciton lifetimes, (c) mean
     charging number n_c, (d) intensity (bars) and n_c (points) versus group, (e) neutral and
-    charged biexciton Auger lifetimes. Every panel shows the particles (status ok, finite
-    value) as jittered dots and the group mean ± standard error of the mean (the statistics
-    of ``/groups``: ddof = 1, no error bar for a single particle). Axes carry labels ("g2",
-    "lifetimes", "n_c", "intensity", "tau_a").
+    charged biexciton Auger lifetimes, (f) on- and off-time dwell exponents. Every panel shows
+    the particles (status ok, finite value) as jittered dots and the group mean ± standard
+    error of the mean (the statistics of ``/groups``: ddof = 1, no error bar for a single
+    particle); panel (f) shows the group's pooled dwell law (all stays of its particles, one
+    fit) ± its error instead, when the file holds it (a finished batch). Axes carry labels
+    ("g2", "lifetimes", "n_c", "intensity", "tau_a", "alpha").
 
     Parameters
     ----------
@@ -760,6 +925,11 @@ def batch_figure(results_path, *, groups=None):
         A qrspec results file.
     groups : sequence of str, optional
         Groups to show, in this order (default: every group, sorted).
+    particle_filter : str, optional
+        Show and summarise only the particles this expression selects
+        (:mod:`qrspec.app.filters`); the group statistics and pooled laws are recomputed by the
+        store on them (:func:`qrspec.store.hdf5.recompute_groups`) and the expression is shown
+        in the title.
 
     Returns
     -------
@@ -776,7 +946,7 @@ def batch_figure(results_path, *, groups=None):
 
     matplotlib = _mpl()
     res = read_results(results_path)
-    summ = res.summary
+    summ, table, shown = _selected_tables(res, particle_filter)
     present = sorted(set(summ["group"].tolist())) if summ.size else []
     if groups is None:
         groups = present
@@ -793,7 +963,7 @@ def batch_figure(results_path, *, groups=None):
         return _group_values(summ, groups, col)
 
     def stats(col):
-        return _group_stats(res.groups, groups, col)
+        return _group_stats(table, groups, col)
 
     def strip(ax, col, *args):
         return _strip(ax, vals(col), stats(col), *args)
@@ -804,10 +974,11 @@ def batch_figure(results_path, *, groups=None):
         ax_g2 = fig.add_subplot(gs[0, 0])
         ax_tau = fig.add_subplot(gs[0, 1])
         ax_nc = fig.add_subplot(gs[0, 2])
-        ax_h = fig.add_subplot(gs[1, 0:2])
+        ax_h = fig.add_subplot(gs[1, 0])
+        ax_al = fig.add_subplot(gs[1, 1])
         ax_ta = fig.add_subplot(gs[1, 2])
         for ax, name in ((ax_g2, "g2"), (ax_tau, "lifetimes"), (ax_nc, "n_c"),
-                         (ax_h, "intensity"), (ax_ta, "tau_a")):
+                         (ax_h, "intensity"), (ax_al, "alpha"), (ax_ta, "tau_a")):
             ax.set_label(name)
 
         def panel_g2(ax):
@@ -899,9 +1070,23 @@ def batch_figure(results_path, *, groups=None):
             _headroom(ax, 0.3)
             ax.legend(loc="upper center", ncol=2)
 
+        def panel_alpha(ax):
+            pooled = {s: _pooled_stats(table, groups, s) for s in ("on", "off")}
+            a = _strip(ax, vals("alpha_on"), pooled["on"], -0.17, COLORS["alpha_on"], "o",
+                       "on", rng)
+            b = _strip(ax, vals("alpha_off"), pooled["off"], 0.17, COLORS["alpha_off"], "s",
+                       "off", rng)
+            if not (a or b):
+                _no_data(ax, "no dwell-time exponents")
+                return
+            ax.set_ylabel(r"Dwell exponent $\alpha$")
+            _headroom(ax, 0.25)
+            ax.legend(loc="upper center", ncol=2, title="markers: pooled law", fontsize=6,
+                      title_fontsize=6)
+
         for ax, draw, letter in ((ax_g2, panel_g2, "a"), (ax_tau, panel_tau, "b"),
                                  (ax_nc, panel_nc, "c"), (ax_h, panel_h, "d"),
-                                 (ax_ta, panel_ta, "e")):
+                                 (ax_al, panel_alpha, "f"), (ax_ta, panel_ta, "e")):
             _guard(ax, draw)
             if groups:
                 _group_axis(ax, groups, n_ok)
@@ -910,12 +1095,41 @@ def batch_figure(results_path, *, groups=None):
         title = (f"{Path(res.path).name}: {sum(n_all)} particles in {len(groups)} groups"
                  + (f", {n_failed} failed (not shown)" if n_failed else "")
                  + "; dots: particles, markers: mean ± SEM")
+        if shown:
+            title += f"\n{shown}"
         fig.suptitle(title, x=0.01, ha="left", fontsize=9, fontweight="bold")
         return fig
 
 
+def _selected_tables(res, particle_filter):
+    """``(summary rows shown, group table, title note)``: everything and the stored ``/groups``,
+    or the rows a filter selects and the groups recomputed by the store for them."""
+    if particle_filter is None:
+        note = f"group statistics of the batch filter: {res.filter}" if res.filter else ""
+        return res.summary, res.groups, note
+    from qrspec.app.filters import parse_filter
+    from qrspec.store.hdf5 import GroupSelection, recompute_groups
+
+    pf = parse_filter(particle_filter, res.summary.dtype.names)
+    mask = pf.mask(res.summary)
+    table = recompute_groups(res.path, GroupSelection(particle_filter=pf, pooled_dwell=True))
+    note = f"filter: {particle_filter} ({int(mask.sum())} of {mask.size} particles)"
+    return res.summary[mask], table, note
+
+
+def _pooled_stats(table, groups, state):
+    """``(alpha, alpha_err)`` of each group's pooled dwell law (NaN when not stored)."""
+    out = []
+    for g in groups:
+        row = table[table["group"] == g] if table.size else table
+        ok = row.size and f"alpha_{state}_pooled" in (table.dtype.names or ())
+        out.append((float(row[f"alpha_{state}_pooled"][0]),
+                    float(row[f"alpha_{state}_pooled_err"][0])) if ok else (math.nan, math.nan))
+    return out
+
+
 def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
-               dpi: int = DPI) -> Path:
+               dpi: int = DPI, particle_filter: str | None = None) -> Path:
     """Write the batch figure (:func:`batch_figure`) atomically.
 
     Parameters
@@ -930,6 +1144,8 @@ def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
         Default: from the suffix of ``out_path``.
     dpi : int
         Resolution of raster output.
+    particle_filter : str, optional
+        Only the particles this expression selects (:func:`batch_figure`).
 
     Returns
     -------
@@ -941,19 +1157,20 @@ def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
     ImportError
         matplotlib is not installed.
     QrspecError
-        Not a results file, or a requested group is not in it.
+        Not a results file, a requested group is not in it, or a bad filter.
     ValueError
         Unknown format or dpi.
     """
     _mpl()
     out, fmt = _out_fmt(out_path, fmt)
     _check_dpi(dpi)
-    return _save(batch_figure(results_path, groups=groups), out, fmt, dpi)
+    return _save(batch_figure(results_path, groups=groups, particle_filter=particle_filter),
+                 out, fmt, dpi)
 
 
 # ------------------------------------------------------------------ many figures
 def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
-                  dpi: int = DPI) -> list[Path]:
+                  dpi: int = DPI, particle_filter: str | None = None) -> list[Path]:
     """Write the batch figure and one figure per particle into ``out_dir``.
 
     Parameters
@@ -967,6 +1184,10 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
     fmt : {"png", "pdf"}
     dpi : int
         Resolution of raster output.
+    particle_filter : str, optional
+        Filter expression over the summary columns (:mod:`qrspec.app.filters`): the batch
+        figure summarises the selected particles (group statistics recomputed by the store)
+        and only their particle figures are drawn.
 
     Returns
     -------
@@ -996,9 +1217,16 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
         unknown = [x for x in chosen if x not in ids]
         if unknown:
             raise QrspecError(f"particles={unknown!r} not in {res.path}")
+    if particle_filter is not None:
+        from qrspec.app.filters import apply_filter
+
+        keep = set(np.asarray(res.summary["particle_id"])[apply_filter(res.summary,
+                                                                        particle_filter)])
+        chosen = [x for x in chosen if x in keep]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [plot_batch(res.path, out_dir / f"batch_summary.{fmt}", fmt=fmt, dpi=dpi)]
+    paths = [plot_batch(res.path, out_dir / f"batch_summary.{fmt}", fmt=fmt, dpi=dpi,
+                        particle_filter=particle_filter)]
     for pid in chosen:
         paths.append(plot_particle(res.path, pid, out_dir / f"particle_{pid}.{fmt}", fmt=fmt,
                                    dpi=dpi))

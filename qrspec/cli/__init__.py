@@ -48,6 +48,16 @@ class LazyGroup(click.Group):
         module, attr, _ = entry
         return getattr(importlib.import_module(module), attr)
 
+    def invoke(self, ctx):
+        """Run the command; running out of memory is a clean error (exit 1), not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except MemoryError as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            raise click.ClickException(
+                f"out of memory{detail}: this input or these options need more memory than "
+                "is available (or than the memory limit allows)") from None
+
     def format_commands(self, ctx, formatter):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         if rows:

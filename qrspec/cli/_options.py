@@ -1,4 +1,12 @@
-"""Options shared by ``analyze`` and ``batch``: each maps to one ``AnalysisConfig`` field."""
+"""Options shared by ``analyze`` and ``batch`` (each maps to one ``AnalysisConfig`` field), and
+the CLI's input/output checks.
+
+Exit codes (README): 0 ok; 1 unreadable input or refused output (``click.ClickException``);
+2 usage error (``click.UsageError`` / ``BadParameter``: bad options, bad config); 3 batch
+finished with failed particles. Inputs and outputs are therefore plain ``click.Path()``
+arguments: a folder given as the input FILE, or as ``-o``, is the library's clean error (exit
+1), not click's usage error.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +14,21 @@ import functools
 
 import click
 
-# option name -> (config field, click type, help)
+# option name -> (config field, click type or "flag", help)
 _FIELDS = [
-    ("--detectors", "detectors", (int, int), "The two 0-based HBT detectors."),
+    ("--detectors", "detectors", (int, int),
+     "The two 0-based HBT detectors (default: the two with most photons; a file with one "
+     "detector is analysed without g2)."),
+    ("--hbt-delay-ns", "hbt_delay_ns", float,
+     "HBT delay t(second detector) - t(first) [ns], whole laser periods included (default: "
+     "the suppressed zero peak found in the data, flagged when undecidable)."),
     ("--bin-width-s", "bin_width_s", float, "Intensity trajectory bin width [s]."),
     ("--g2-bin-ns", "g2_bin_ns", float, "g2 histogram bin width [ns]."),
     ("--g2-max-lag-periods", "g2_max_lag_periods", int, "g2 range in laser periods."),
     ("--g2-peak-window-ns", "g2_peak_window_ns", float,
      "Window integrated around each g2 peak [ns] (default: whole period)."),
-    ("--gate-ns", "gate_ns", float, "Nanotime gate start for the gated g2 [ns after the rise]."),
+    ("--gate-after-rise-ns", "gate_after_rise_ns", float,
+     "Nanotime gate start of the gated g2 [ns after the rise of the decay]."),
     ("--cpa-alpha", "cpa_alpha", float, "False-positive rate of each change-point test."),
     ("--cpa-confidence", "cpa_confidence", float, "Confidence level of change-point regions."),
     ("--max-levels", "max_levels", int, "Maximum number of intensity levels."),
@@ -26,6 +40,32 @@ _FIELDS = [
      "Mean excitons per pulse <N>: enables the gate-scan and cascade tau_XX estimates."),
     ("--single-emitter-max-g2", "single_emitter_max_g2", float,
      "Gated g2(0) must be significantly below this for a single-emitter verdict."),
+    ("--irf", "irf_path", click.Path(),
+     "Measured IRF: a TTTR file of scattered laser light, or a histogram (text: counts or "
+     "time_ns,counts; .npy). State decays are then fitted by reconvolution (default: tail "
+     "fits)."),
+    ("--irf-bin-ns", "irf_bin_ns", float, "Bin width of a one-column IRF histogram [ns]."),
+    ("--allow-scan", "allow_scan", "flag",
+     "Analyse a scan image (FLIM, line scan) as one particle anyway (default: refused)."),
+    ("--remove-bursts", "remove_bursts", bool,
+     "Remove photon bursts before the analysis (false: find and flag only)."),
+    ("--burst-bin-width-s", "burst_bin_width_s", float, "Bin width of the burst search [s]."),
+    ("--burst-alpha", "burst_alpha", float, "False-alarm probability of a burst per particle."),
+    ("--trim-bleaching", "trim_bleaching", bool,
+     "Analyse only the time before a detected bleaching (false: flag only)."),
+    ("--bleach-p-threshold", "bleach_p_threshold", float,
+     "A final off stay less probable than this as a blink is bleaching."),
+    ("--bleach-prior-alpha", "bleach_prior_alpha", float,
+     "Off-time exponent assumed for the bleaching test without an own off-time law."),
+    ("--dwell-off-labels", "dwell_off_labels", str,
+     "Comma-separated level labels counted as off in the dwell-time laws "
+     "[default: charged,trap,off,unclassified; 'off': the quantum-dot convention]."),
+    ("--dwell-min-events", "dwell_min_events", int,
+     "Fewest stays above t_min for a dwell-time exponent."),
+    ("--afterpulse-max-lag-s", "afterpulse_max_lag_s", float,
+     "Longest afterpulse delay counted [s]."),
+    ("--correct-afterpulsing", "correct_afterpulsing", bool,
+     "Correct g2(0) and the decay fits for afterpulsing (false: estimate and flag only)."),
 ]
 _MODEL_FIELDS = [
     ("--charge-model", "variant", click.Choice(["capped", "uncapped", "power_law"]),
@@ -51,8 +91,12 @@ _MODEL_FIELDS = [
 def analysis_options(func):
     """Add ``--config`` and every AnalysisConfig option to a command."""
     for opt, name, typ, help_ in reversed(_FIELDS + _MODEL_FIELDS):
-        func = click.option(opt, name, type=typ, default=None, help=help_)(func)
-    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+        if typ == "flag":  # a flag: absent leaves the config's value
+            func = click.option(opt, name, is_flag=True, flag_value=True, default=None,
+                                help=help_)(func)
+        else:
+            func = click.option(opt, name, type=typ, default=None, help=help_)(func)
+    func = click.option("--config", "config_path", type=click.Path(),
                         help="JSON AnalysisConfig; options given here override it.")(func)
 
     @functools.wraps(func)
@@ -68,9 +112,35 @@ def analysis_options(func):
             d = cfg.to_dict()
             d.update({k: v for k, v in overrides.items() if v is not None})
             d["charge_model"].update({k: v for k, v in model.items() if v is not None})
-            kwargs["config"] = AnalysisConfig.from_dict(d)
-        except QrspecError as exc:
-            raise click.BadParameter(str(exc), param_hint="options") from None
+            cfg = kwargs["config"] = AnalysisConfig.from_dict(d)
+            if cfg.irf_path is not None:  # refuse an unusable IRF before any particle
+                from qrspec.io.irf import read_irf
+
+                read_irf(cfg.irf_path, bin_ns=cfg.irf_bin_ns)
+        except QrspecError as exc:  # names the field; a usage error (exit 2)
+            raise click.BadParameter(display(str(exc)),
+                                     param_hint="--config" if path else "options") from None
         return func(*args, **kwargs)
 
     return wrapper
+
+
+def display(text) -> str:
+    """Text for the terminal: undecodable file-name bytes shown as ``\\xNN`` (stdout may be
+    strict UTF-8, where they would raise UnicodeEncodeError)."""
+    from qrspec.io.files import storable_text
+
+    return storable_text(text)
+
+
+def check_output(output, *, inputs=(), overwrite: bool = False) -> None:
+    """Refuse an output before any work: a folder, a device, an input file (by identity),
+    an existing file without ``--overwrite``, a missing or unwritable folder. Exit 1 with the
+    reason."""
+    from qrspec.errors import QrspecError
+    from qrspec.io.atomic import check_output_path
+
+    try:
+        check_output_path(output, inputs=inputs, overwrite=overwrite, probe=True)
+    except QrspecError as exc:
+        raise click.ClickException(display(str(exc))) from None

@@ -12,8 +12,7 @@ from qrspec.cli._options import analysis_options
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
-              help="Results HDF5 file.")
+@click.option("-o", "--output", type=click.Path(), required=True, help="Results HDF5 file.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted batch in OUTPUT.")
@@ -21,21 +20,35 @@ from qrspec.cli._options import analysis_options
 @click.option("--group-by", type=click.Choice(["folder", "none"]), default="folder",
               show_default=True, help="Sample group of each particle.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
+@click.option("--csv", "csv_path", type=click.Path(),
               help="Also write /summary as CSV here.")
+@click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time limit per particle [s]; a worker past it (hung or stopped) is killed "
+                   "and the particle recorded as failed.  [default: 1800]")
+@click.option("--memory-limit-mb", type=click.IntRange(min=0), default=None,
+              help="Address-space limit per worker [MiB]; 0 = none.  [default: 80 % of the "
+                   "RAM divided among the workers]")
 @click.option("--scheduler", metavar="ADDRESS",
               help="Run on a dask.distributed cluster (extra 'dask'), e.g. tcp://host:8786.")
 @click.option("--dask-local", type=click.IntRange(min=1), metavar="N",
               help="Run on a local dask cluster of N worker processes (extra 'dask').")
+@click.option("--filter", "particle_filter", metavar="EXPR",
+              help="Group statistics over the particles this expression selects, e.g. "
+                   "\"single_emitter and rate_cps > 5000\" (summary columns, numbers, "
+                   "comparisons, and/or/not); every particle is still analysed and stored, "
+                   "the expression is recorded in OUTPUT.")
 @analysis_options
-def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_path, scheduler,
-          dask_local, config):
+def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_path, timeout_s,
+          memory_limit_mb, scheduler, dask_local, particle_filter, config):
     """Analyse every TTTR file in INPUTS (files or folders, searched recursively) into one
-    results file. A failing particle is recorded and never stops the batch.
+    results file. A failing particle (unreadable, crashing, hung, out of memory) is recorded
+    and never stops the batch. OUTPUT is locked while the batch runs.
 
-    Exit code 0 when all particles succeeded, 3 when some failed, 1 on unusable input/output.
+    Exit code 0 when all particles succeeded, 3 when some failed, 1 on unusable input or
+    output (exists, is an input, locked by another batch, cannot be written), 2 on bad options.
     """
-    from qrspec.app.batch import collect_inputs, run_batch
+    from qrspec.app.batch import DEFAULT_TIMEOUT_S, collect_inputs, run_batch
+    from qrspec.cli._options import check_output, display
     from qrspec.errors import QrspecError
     from qrspec.store.hdf5 import export_summary_csv
 
@@ -43,11 +56,24 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
         raise click.UsageError("--resume and --overwrite are mutually exclusive")
     if scheduler and dask_local:
         raise click.UsageError("--scheduler and --dask-local are mutually exclusive")
+    if memory_limit_mb is not None and 0 < memory_limit_mb < 256:
+        raise click.BadParameter(f"{memory_limit_mb} is below 256 MiB (0 = no limit)",
+                                 param_hint="--memory-limit-mb")
     show = not no_progress and sys.stderr.isatty()
     try:
-        n = len(collect_inputs(inputs, group_by=group_by))
+        if particle_filter is not None:  # a bad expression fails before any work
+            from qrspec.app.filters import parse_filter
+            from qrspec.store.summary import SUMMARY_COLUMNS
+
+            parse_filter(particle_filter, [c[0] for c in SUMMARY_COLUMNS])
+        items = collect_inputs(inputs, group_by=group_by)
     except QrspecError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(display(str(exc))) from None
+    n = len(items)
+    files = [it.path for it in items]
+    check_output(output, inputs=files, overwrite=True)
+    if csv_path:
+        check_output(csv_path, inputs=[*files, output], overwrite=True)
     bar = click.progressbar(length=n, file=sys.stderr, label="particles") if show else None
 
     def progress(pid, status):
@@ -66,9 +92,11 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
                                                              local_workers=dask_local))
             report = run_batch(inputs, output, config, jobs=jobs, resume=resume,
                                overwrite=overwrite, group_by=group_by, progress=progress,
-                               executor=executor)
+                               executor=executor,
+                               timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
+                               memory_limit_mb=memory_limit_mb, particle_filter=particle_filter)
     except QrspecError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(display(str(exc))) from None
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -76,10 +104,11 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
         try:
             export_summary_csv(report.output, csv_path)
         except QrspecError as exc:  # the results file is complete; only the CSV copy failed
-            raise click.ClickException(f"{exc}; {report.output} is complete") from None
-    click.echo(f"{report.n_ok} ok, {report.n_failed} failed, {report.n_skipped} resumed "
-               f"of {report.n_particles} particles in {report.wall_s:.1f} s -> {report.output}",
-               err=True)
+            raise click.ClickException(display(f"{exc}; {report.output} is complete")) \
+                from None
+    click.echo(display(f"{report.n_ok} ok, {report.n_failed} failed, {report.n_skipped} "
+                       f"resumed of {report.n_particles} particles in {report.wall_s:.1f} s -> "
+                       f"{report.output}"), err=True)
     for pid, err in report.failed:
-        click.echo(f"failed: {pid}: {err}", err=True)
+        click.echo(display(f"failed: {pid}: {err}"), err=True)
     sys.exit(report.exit_code)

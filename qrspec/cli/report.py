@@ -28,9 +28,15 @@ import click
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes drawing the HTML report's figures.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--filter", "particle_filter", metavar="EXPR",
+              help="Only the particles this expression selects, e.g. \"single_emitter and "
+                   "rate_cps > 5000\" (summary columns, numbers, comparisons, and/or/not): "
+                   "the others are excluded (as by --exclude) from the group statistics and "
+                   "the batch figures, the expression is shown in batch_summary, and -o "
+                   "draws the selected particles only.")
 @click.pass_context
 def report(ctx, results, output_dir, html_dir, exclude, particles, fmt, dpi, jobs,
-           no_progress):
+           no_progress, particle_filter):
     """Draw the figures of the results file RESULTS.
 
     With -o DIR: batch_summary.<fmt>, the batch figures batch_<name>.<fmt> (group means of
@@ -66,9 +72,13 @@ def report(ctx, results, output_dir, html_dir, exclude, particles, fmt, dpi, job
     try:
         tables = load_batch_tables(results)
         excl = read_exclusion_file(exclude) if exclude is not None else None
+        if particle_filter is not None:  # the particles it leaves out are excluded
+            from qrspec.app.filters import filter_exclusion
+
+            excl = filter_exclusion(tables.summary, particle_filter, excl)
         if output_dir is not None:
             paths = plots.write_figures(results, output_dir, particles=ids, fmt=fmt,
-                                        dpi=dpi or 300)
+                                        dpi=dpi or 300, particle_filter=particle_filter)
             shown = exclude_from_tables(tables, excl) if excl is not None else tables
             paths[1:1] = batch_figures.write_batch_figures(shown, output_dir, fmt=fmt,
                                                            dpi=dpi or 300).values()

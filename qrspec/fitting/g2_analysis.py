@@ -29,9 +29,11 @@ from qrspec.errors import QrspecError
 from qrspec.fitting.models import poisson_probabilities
 
 __all__ = [
-    "G2Zero", "QYRatioEstimate", "EmitterVerdict", "g2_moments", "g2_zero_cascade",
-    "g2_gated_cascade", "g2_from_peak_counts", "qy_ratio_from_g2", "single_emitter_verdict",
-    "two_emitter_g2", "brightness_ratio_for_g2",
+    "G2Zero", "QYRatioEstimate", "EmitterVerdict", "EmitterTest", "g2_moments",
+    "g2_zero_cascade", "g2_gated_cascade", "g2_from_peak_counts", "qy_ratio_from_g2",
+    "single_emitter_verdict", "single_emitter_test", "single_emitter_test_scan",
+    "single_emitter_test_photons",
+    "gated_background_fraction", "two_emitter_g2", "brightness_ratio_for_g2",
 ]
 
 
@@ -294,6 +296,10 @@ def single_emitter_verdict(g2_gated: float, g2_err: float, *, threshold: float =
                            n_sigma: float = 2.0) -> EmitterVerdict:
     """Declare a single emitter when the gated g2(0) is below ``threshold`` at ``n_sigma``.
 
+    Superseded by :func:`single_emitter_test` (gate chosen from the lifetimes, three-way
+    outcome) and :func:`qrspec.levels.emitter_verdict`: at a fixed gate this two-way verdict
+    calls long-lived-biexciton single emitters "not single" (issue 15).
+
     The default is the textbook g2(0) < 0.5 criterion (two equal emitters give 0.5) at a
     one-sided 2 sigma (97.7 %); gate the g2 so that the XX photons are removed first
     (T_g >= 3 tau_XX). Because two *unequal* emitters give less than 0.5, the verdict reports
@@ -315,3 +321,311 @@ def single_emitter_verdict(g2_gated: float, g2_err: float, *, threshold: float =
     else:
         msg = f"not shown single: g2 + {n_sigma:g} sigma = {upper:.3g} >= {threshold:g}"
     return EmitterVerdict(single, upper, threshold, n_sigma, ratio, msg)
+
+
+# ------------------------------------------------------------------ gated single-emitter test
+OUTCOMES = ("single", "not_single", "undecidable")
+
+
+@dataclass(frozen=True, slots=True)
+class EmitterTest:
+    """Three-way single-emitter decision from a gated g2(0) (see :func:`single_emitter_test`).
+
+    Attributes
+    ----------
+    outcome : str
+        ``"single"``, ``"not_single"`` or ``"undecidable"``.
+    reason : str
+        Why, with the numbers.
+    gate_ns : float
+        Gate start after the rise used for the decision (NaN when none was usable).
+    g2, g2_lower, g2_upper : float
+        Gated g2(0) and its one-sided exact bounds at ``confidence`` (Clopper-Pearson).
+    single_max : float
+        Largest gated g2(0) one emitter with these lifetimes can give at ``gate_ns`` (upper
+        bound: ungated g2 bound x the largest gate suppression factor + background).
+    threshold : float
+        Smallest g2(0) of two emitters the test excludes (two equal emitters: 0.5).
+    confidence : float
+        One-sided confidence of each bound (``1 - alpha``).
+    tau_ratio, tau_ratio_err : float
+        tau_X / tau_XX of the periods used, and its error.
+    suppression : float
+        Single-emitter factor g2(gate)/g2(0) at the central lifetimes (low <N>).
+    min_brightness_ratio : float
+        A two-emitter explanation of ``g2_upper`` needs at least this brightness ratio.
+    centre : int
+        Centre-peak pairs at the gate.
+    side_mean : float
+        Mean side-peak pairs at the gate.
+    """
+
+    outcome: str
+    reason: str
+    gate_ns: float
+    g2: float
+    g2_lower: float
+    g2_upper: float
+    single_max: float
+    threshold: float
+    confidence: float
+    tau_ratio: float
+    tau_ratio_err: float
+    suppression: float
+    min_brightness_ratio: float
+    centre: int
+    side_mean: float
+
+    @property
+    def single(self) -> bool:
+        """True only for the outcome ``"single"``."""
+        return self.outcome == "single"
+
+
+def _bounds(c0, s_tot, side_mean, alpha):
+    """One-sided Clopper-Pearson bounds of g2 = c0 / side_mean at level 1 - alpha."""
+    from scipy.stats import beta
+
+    if not (s_tot > 0 and side_mean > 0):
+        return math.nan, math.nan
+    scale = s_tot / side_mean  # g2 = p / (1 - p) * scale with p = c0 / (c0 + s_tot)
+    p_lo = 0.0 if c0 == 0 else float(beta.ppf(alpha, c0, s_tot + 1))
+    p_hi = float(beta.ppf(1.0 - alpha, c0 + 1, s_tot))
+    lo = p_lo / (1.0 - p_lo) * scale
+    hi = p_hi / (1.0 - p_hi) * scale if p_hi < 1 else math.inf
+    return lo, hi
+
+
+def single_emitter_test(gates_ns, centre, side_areas, side_mean, *, t0_ns: float,
+                        tau_x_ns: float, tau_x_err_ns: float, tau_xx_ns: float,
+                        tau_xx_err_ns: float, background_fraction=None, threshold: float = 0.5,
+                        alpha: float = 0.01, max_mean_excitations: float = 1.0,
+                        max_qy_ratio: float = 2.0) -> EmitterTest:
+    """Single emitter, not single, or undecidable, from a gate scan and the lifetimes.
+
+    Physics (methods.md §2.3, §9.5, checked): gating both photons to ``t >= g`` after the rise
+    scales the centre peak of one emitter by ``exp(-g/tau_XX)`` and the side peaks by
+    ``exp(-2g/tau_X)``, so ``g2(g) ~ g2(0) exp(-g (1/tau_XX - 2/tau_X))`` at low <N> (at finite
+    <N> the decay is slower: the singles lose their fast XX share; the exact cascade ratio is
+    used below). Gating helps only where ``tau_X > 2 tau_XX``: neutral periods
+    (``tau_X/tau_XX ~ 3-6``), not charged ones (2.0-2.4). Two independent emitters with
+    brightness ratio r and own g2 values s1, s2 give ``(s1 r^2 + s2 + 2r) / (1 + r)^2 >=
+    2r/(1+r)^2`` at every gate, 0.5 + s/2 for equal ones.
+
+    Decision (the gate is chosen without looking at the centre peak):
+
+    1. Gate: among the scanned gates, the one minimising the expected upper bound
+       ``(lam + z sqrt(lam) + z^2) / S(g)`` of a single emitter with ungated g2 = 1, where
+       ``lam = D(g) S(g)``, ``D(g) = exp(-g (1/tau_XX - 2/tau_X))``, ``S(g)`` the measured mean
+       side peak at that gate (side peaks do not depend on the hypothesis) and ``z`` the
+       normal quantile of ``1 - alpha``: a longer gate suppresses the biexciton but leaves
+       fewer pairs.
+    2. ``single`` when the upper bound of g2(gate) is below ``threshold``: two emitters of
+       comparable brightness are excluded (``min_brightness_ratio`` says how unequal a pair
+       would have to be).
+    3. ``not_single`` when the lower bound of g2(gate) exceeds ``single_max``: the upper bound
+       of the ungated g2 (first gate) times the single-emitter suppression at the gate,
+       evaluated at ``tau_X - z sigma``, ``tau_XX + z sigma``, ``<N> = max_mean_excitations`` and
+       ``eta_XX/eta_X = max_qy_ratio`` (each makes the suppression weaker), plus the
+       background term ``1 - rho_0 rho_1`` (``background_fraction``).
+    4. ``undecidable`` otherwise, with the reason (too few pairs, or lifetimes for which the
+       gate cannot remove the biexciton).
+
+    The bounds are one-sided at ``1 - alpha`` each, so a single emitter is called not single,
+    and two equal emitters single, with probability <= alpha (plus the model error of the
+    suppression bound). Rates on simulated populations: ``scripts/validate_levels.py``.
+
+    Parameters
+    ----------
+    gates_ns : array_like
+        Gate starts on the aligned nanotime axis (e.g. :class:`qrspec.stats.correlation.
+        G2GateScan.gates_ns`); the first should sit at or before the rise ``t0_ns``.
+    centre : array_like of int
+        Centre-peak pairs per gate.
+    side_areas : array_like of int, shape (n_gates, n_side)
+        Raw side-peak pairs per gate.
+    side_mean : array_like of float
+        Mean exposure-corrected side-peak area per gate.
+    t0_ns : float
+        Rise of the decay on the same axis.
+    tau_x_ns, tau_x_err_ns, tau_xx_ns, tau_xx_err_ns : float
+        Exciton and biexciton lifetimes of the periods scanned (e.g. neutral periods: late-tail
+        and heralded, :func:`qrspec.levels.level_evidence`).
+    background_fraction : array_like, optional
+        ``1 - rho_0 rho_1`` per gate (rho_d: signal fraction of detector d's gated photons);
+        default 0.
+    threshold : float
+        g2 level two emitters cannot go below (0.5: two equal emitters; a pair with brightness
+        ratio r reaches ``2r/(1+r)^2``).
+    alpha : float
+        One-sided error probability of each bound.
+    max_mean_excitations : float
+        Largest <N> considered for the single-emitter suppression bound.
+    max_qy_ratio : float
+        Largest eta_XX/eta_X considered for it.
+
+    Returns
+    -------
+    EmitterTest
+    """
+    from scipy.stats import norm
+
+    gates = np.asarray(gates_ns, dtype=np.float64)
+    c0 = np.asarray(centre, dtype=np.int64)
+    side = np.asarray(side_areas, dtype=np.float64)
+    smean = np.asarray(side_mean, dtype=np.float64)
+    n = gates.size
+    if gates.ndim != 1 or n == 0 or c0.shape != (n,) or smean.shape != (n,) \
+            or side.ndim != 2 or side.shape[0] != n:
+        raise QrspecError(f"gates_ns ({gates.shape}), centre ({c0.shape}), side_areas "
+                          f"({side.shape}) and side_mean ({smean.shape}) must describe the "
+                          "same gates")
+    if not 0 < alpha < 0.5:
+        raise QrspecError(f"alpha={alpha!r} must be in (0, 0.5)")
+    if not 0 < threshold <= 1:
+        raise QrspecError(f"threshold={threshold!r} must be in (0, 1]")
+    if not (np.isfinite(max_mean_excitations) and max_mean_excitations > 0):
+        raise QrspecError(f"max_mean_excitations={max_mean_excitations!r} must be > 0")
+    if not (np.isfinite(max_qy_ratio) and max_qy_ratio > 0):
+        raise QrspecError(f"max_qy_ratio={max_qy_ratio!r} must be > 0")
+    bg = np.zeros(n) if background_fraction is None else np.asarray(background_fraction, float)
+    if bg.shape != (n,) or np.any(~np.isfinite(bg)) or np.any(bg < 0) or np.any(bg > 1):
+        raise QrspecError(f"background_fraction must hold {n} values in [0, 1]")
+    g = gates - float(t0_ns)
+    s_tot = side.sum(axis=1)
+    z = float(norm.ppf(1.0 - alpha))
+    lt = (tau_x_ns, tau_x_err_ns, tau_xx_ns, tau_xx_err_ns)
+    have_tau = all(np.isfinite(v) for v in lt) and tau_x_ns > 0 and tau_xx_ns > 0
+    ratio = tau_x_ns / tau_xx_ns if have_tau else math.nan
+    ratio_err = ratio * math.hypot(tau_x_err_ns / tau_x_ns, tau_xx_err_ns / tau_xx_ns) \
+        if have_tau else math.nan
+    usable = (smean > 0) & (s_tot > 0) & (g >= -1e-9)
+    if not usable.any():
+        return EmitterTest("undecidable", "no side-peak pairs: g2(0) undefined", math.nan,
+                           math.nan, math.nan, math.nan, math.nan, threshold, 1 - alpha, ratio,
+                           ratio_err, math.nan, math.nan, 0, math.nan)
+    first = int(np.flatnonzero(usable)[0])
+    if have_tau:
+        rate = 1.0 / tau_xx_ns - 2.0 / tau_x_ns
+        d = np.exp(-np.maximum(g, 0.0) * rate)
+        # expected upper bound of g2 for one emitter with ungated g2 = 1: centre ~ Poisson
+        # (lam = D S), bound ~ (lam + z sqrt(lam) + z^2) / S
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = d * smean
+            u_exp = np.where(usable, (lam + z * np.sqrt(lam) + z * z) / smean, np.inf)
+        best = int(np.argmin(u_exp))
+    else:
+        best = first
+        d = np.ones(n)
+    gb = float(g[best])
+    lo, hi = _bounds(int(c0[best]), float(s_tot[best]), float(smean[best]), alpha)
+    g2v = c0[best] / smean[best]
+    ratio_needed = brightness_ratio_for_g2(hi) if np.isfinite(hi) else 1.0
+    # single-emitter maximum at the gate
+    single_max = math.inf
+    if have_tau:
+        _, u0 = _bounds(int(c0[first]), float(s_tot[first]), float(smean[first]), alpha)
+        tx_lo = max(tau_x_ns - z * tau_x_err_ns, 1e-3)
+        txx_hi = tau_xx_ns + z * tau_xx_err_ns
+        if tx_lo > txx_hi * 1.001:
+            g0 = max(float(g[first]), 0.0)
+            num = g2_gated_cascade(max(gb, 0.0), tx_lo, txx_hi, max_qy_ratio,
+                                   max_mean_excitations)
+            den = g2_gated_cascade(g0, tx_lo, txx_hi, max_qy_ratio, max_mean_excitations)
+            single_max = float(u0 * num / den + bg[best])
+    common = (gb, float(g2v), lo, hi, single_max, threshold, 1.0 - alpha, ratio, ratio_err,
+              float(d[best]), ratio_needed, int(c0[best]), float(smean[best]))
+    if hi < threshold:
+        reason = (f"g2({gb:.3g} ns) = {g2v:.3g} <= {hi:.3g} < {threshold:g} "
+                  f"({1 - alpha:.0%}): two emitters would need a brightness ratio >= "
+                  f"{ratio_needed:.3g}")
+        return EmitterTest("single", reason, *common)
+    if lo > single_max:
+        reason = (f"g2({gb:.3g} ns) = {g2v:.3g} >= {lo:.3g} > {single_max:.3g}, the most one "
+                  f"emitter with tau_X/tau_XX = {ratio:.3g} can give at this gate")
+        return EmitterTest("not_single", reason, *common)
+    if not have_tau:
+        why = "no tau_X/tau_XX for these periods: the gate cannot be chosen"
+    elif not (1.0 / tau_xx_ns - 2.0 / tau_x_ns) > z * math.hypot(
+            tau_xx_err_ns / tau_xx_ns**2, 2 * tau_x_err_ns / tau_x_ns**2):
+        why = (f"tau_X/tau_XX = {ratio:.3g} ± {ratio_err:.2g} is not significantly above 2: "
+               "the gate cannot remove the biexciton")
+    else:
+        why = (f"too few pairs: g2({gb:.3g} ns) = {g2v:.3g} in [{lo:.3g}, {hi:.3g}] overlaps "
+               f"both one emitter (<= {single_max:.3g}) and two (>= {threshold:g})")
+    return EmitterTest("undecidable", why, *common)
+
+
+def single_emitter_test_scan(scan, **kwargs) -> EmitterTest:
+    """:func:`single_emitter_test` on a :class:`qrspec.stats.correlation.G2GateScan`."""
+    return single_emitter_test(scan.gates_ns, scan.centre, scan.side_areas, scan.side_mean,
+                               **kwargs)
+
+
+def gated_background_fraction(decay, gates_ns) -> np.ndarray:
+    """``1 - rho_0 rho_1`` per gate from a full-resolution two-detector decay.
+
+    ``rho_d`` is the signal fraction of detector d's photons at aligned nanotimes >= gate, with
+    the flat background of :func:`qrspec.stats.decay.background_counts`. Uncorrelated
+    background adds ``1 - rho_0 rho_1`` to a measured g2(0) (methods.md §9.2).
+    """
+    from qrspec.stats.decay import background_counts
+
+    cpd = np.asarray(decay.counts_per_detector, dtype=np.float64)
+    if cpd.shape[0] != 2:
+        raise QrspecError(f"decay has {cpd.shape[0]} detectors; the background fraction needs 2")
+    bg = background_counts(decay)
+    res = decay.resolution_ns
+    p_bins = cpd.shape[1]
+    rev = np.cumsum(cpd[:, ::-1], axis=1)[:, ::-1]
+    out = []
+    for gate in np.atleast_1d(np.asarray(gates_ns, dtype=np.float64)):
+        k = min(max(int(math.ceil(gate / res - 1e-9)), 0), p_bins - 1)
+        kept = rev[:, k]
+        b = bg * (p_bins - k) / p_bins
+        rho = np.where(kept > 0, 1.0 - np.minimum(b / np.maximum(kept, 1.0), 1.0), 0.0)
+        out.append(1.0 - float(rho[0] * rho[1]))
+    return np.asarray(out)
+
+
+def single_emitter_test_photons(photons, *, time_windows_s, tau_x_ns: float,
+                                tau_x_err_ns: float, tau_xx_ns: float, tau_xx_err_ns: float,
+                                detectors=(0, 1), offsets_ns=None, gate_step_ns: float = 0.5,
+                                max_gate_tau_xx: float = 8.0, max_lag_periods: int = 5,
+                                bin_ns: float = 0.5, **kwargs) -> EmitterTest:
+    """:func:`single_emitter_test` on the photons inside ``time_windows_s``.
+
+    Scans gates from the rise to ``max_gate_tau_xx * tau_XX`` (at most half the period) in
+    steps of ``gate_step_ns`` with :func:`qrspec.stats.correlation.g2_gate_scan` (both photons
+    of a pair inside the windows, side peaks from the same windows) and takes the background
+    from the windows' decay. ``time_windows_s`` are the periods whose lifetimes are given,
+    normally the neutral ones (:meth:`qrspec.levels.Segments.windows`); ``None`` uses all
+    photons. ``kwargs`` go to :func:`single_emitter_test`.
+    """
+    from qrspec.stats.correlation import g2_gate_scan
+    from qrspec.stats.decay import decay_histogram
+
+    dets = [int(d) for d in detectors]
+    ph = photons.select(detectors=dets)
+    if time_windows_s is not None:
+        w = np.asarray(time_windows_s, dtype=np.float64).reshape(-1, 2)
+        sub = ph.select_windows(w)
+    else:
+        w, sub = None, ph
+    if sub.size == 0:
+        raise QrspecError("time_windows_s hold no photons: nothing to test")
+    full = decay_histogram(sub, detectors=dets, offsets_ns=offsets_ns)
+    offsets = full.offsets_ns
+    t0 = full.t0_ns
+    span = 0.5 * full.period_ns
+    if np.isfinite(tau_xx_ns) and tau_xx_ns > 0:
+        span = min(span, max_gate_tau_xx * tau_xx_ns)
+    gates = t0 + np.arange(0.0, span + 1e-9, float(gate_step_ns))
+    scan = g2_gate_scan(sub, gates, detectors=dets, gate_offsets_ns=offsets,
+                        max_lag_periods=max_lag_periods, bin_ns=bin_ns,
+                        delay_ns=float(offsets[1] - offsets[0]), time_windows_s=w)
+    bg = gated_background_fraction(full, scan.gates_ns)
+    return single_emitter_test_scan(scan, t0_ns=t0, tau_x_ns=tau_x_ns,
+                                    tau_x_err_ns=tau_x_err_ns, tau_xx_ns=tau_xx_ns,
+                                    tau_xx_err_ns=tau_xx_err_ns, background_fraction=bg,
+                                    **kwargs)

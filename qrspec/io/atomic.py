@@ -59,7 +59,8 @@ from pathlib import Path
 from qrspec.errors import OutputError
 
 __all__ = ["atomic_output", "atomic_h5", "atomic_write_bytes", "AtomicH5", "check_output_path",
-           "same_file", "remove_stale_temps", "verify_h5", "TEMP_SUFFIX", "ENVIRONMENT_ERRNOS"]
+           "same_file", "remove_stale_temps", "remove_stale_temps_in", "verify_h5",
+           "TEMP_SUFFIX", "ENVIRONMENT_ERRNOS"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.E
                                 errno.EPERM, errno.EIO, errno.ENOENT, errno.ENOTDIR,
                                 errno.EFBIG})
 _NAME_MAX = 255
+_EXISTS = "exists; pass overwrite=True (CLI: --overwrite) to replace it"
 
 
 def _fs(path) -> str:
@@ -89,7 +91,8 @@ def same_file(a, b) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True) -> Path:
+def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True,
+                      probe: bool = False) -> Path:
     """Refuse an output path that must not be written (before any work is done).
 
     Parameters
@@ -100,6 +103,9 @@ def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True) ->
         Files the output must never replace (compared by identity, :func:`same_file`).
     overwrite : bool
         When False, an existing ``path`` is refused too.
+    probe : bool
+        Also create and remove a temp file next to ``path``: proves that the folder is
+        writable (not ``/proc``, not read-only, permissions) before hours of work.
 
     Returns
     -------
@@ -109,7 +115,8 @@ def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True) ->
     ------
     OutputError
         ``path`` is a directory or another non-regular file (device, FIFO, socket), is one of
-        ``inputs``, exists while ``overwrite`` is False, or its folder does not exist.
+        ``inputs``, exists while ``overwrite`` is False, its folder does not exist, or (with
+        ``probe``) no file can be created there.
     """
     path = Path(_fs(path))
     try:
@@ -129,20 +136,35 @@ def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True) ->
                 raise OutputError(path, f"is the input file {_fs(inp)}; refusing to replace "
                                         "an input with results")
         if not overwrite:
-            raise OutputError(path, "exists (use --overwrite to replace it)", errno.EEXIST)
+            raise OutputError(path, _EXISTS, errno.EEXIST)
     parent = path.parent
     if not parent.is_dir():
         raise OutputError(path, f"output folder {_fs(parent)} does not exist", errno.ENOENT)
+    if probe:
+        try:
+            os.unlink(_create_temp(path))
+        except OSError as exc:
+            raise OutputError(path, _reason(exc, path, parent), exc.errno) from None
     return path
+
+
+def _temp_stem(name: str) -> str:
+    """The target's name as used in its temp file names: bytes that are not UTF-8 become '_'
+    (libraries that encode file names as UTF-8, PyTables, would otherwise write elsewhere)."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return "".join("_" if "\udc80" <= ch <= "\udcff" else ch for ch in name)
 
 
 def _temp_name(path: Path) -> Path:
     tail = f".{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-    name = os.fsencode(path.name)
+    name = _temp_stem(path.name).encode("utf-8")
     room = _NAME_MAX - len(tail)
     if len(name) > room:  # keep the temp name within NAME_MAX (the target name itself fits)
-        name = name[:room]
-    return path.with_name(os.fsdecode(name) + tail)
+        name = name[:room].decode("utf-8", "ignore").encode("utf-8")
+    return path.with_name(name.decode("utf-8") + tail)
 
 
 def _create_temp(path: Path) -> Path:
@@ -177,10 +199,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _reason(exc: OSError, tmp: Path | None) -> str:
+def _disk_full(folder: Path) -> bool:
+    """True when the file system of ``folder`` has less than 64 KiB left for us."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 16)
+
+
+def _reason(exc: OSError, *ours: Path) -> str:
+    """The cause of ``exc``; the file it names is added unless it is the target or its temp."""
     what = exc.strerror or str(exc) or type(exc).__name__
     other = exc.filename
-    if other is not None and (tmp is None or _fs(other) != _fs(tmp)):
+    if other is not None and _fs(other) not in {_fs(p) for p in ours}:
         what += f" ({_fs(other)})"
     return what
 
@@ -191,8 +223,11 @@ def _commit(tmp: Path, path: Path, *, verify, inputs, overwrite: bool) -> None:
         try:
             verify(tmp)
         except Exception as exc:
-            raise OutputError(path, f"the written file failed verification "
-                                    f"({type(exc).__name__}: {exc})") from exc
+            what = f"the written file failed verification ({type(exc).__name__}: {exc})"
+            if _disk_full(path.parent):  # a writer lost the ENOSPC (PyTables does)
+                raise OutputError(path, f"No space left on device ({what})",
+                                  errno.ENOSPC) from exc
+            raise OutputError(path, what) from exc
     # the inputs again: something may have renamed an input onto the target meanwhile
     for inp in inputs:
         if same_file(path, inp):
@@ -204,14 +239,14 @@ def _commit(tmp: Path, path: Path, *, verify, inputs, overwrite: bool) -> None:
         try:
             os.link(tmp, path)  # atomic create-if-absent: never clobbers a file made meanwhile
         except FileExistsError:
-            raise OutputError(path, "exists (use --overwrite to replace it)",
+            raise OutputError(path, _EXISTS,
                               errno.EEXIST) from None
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
                                  errno.EMLINK):
                 raise
             if os.path.lexists(path):  # no hard links here (FAT, some FUSE): check + rename
-                raise OutputError(path, "exists (use --overwrite to replace it)",
+                raise OutputError(path, _EXISTS,
                                   errno.EEXIST) from None
             os.replace(tmp, path)
         else:
@@ -253,7 +288,9 @@ def atomic_output(path, *, verify: Callable | None = None, inputs: Iterable = ()
         The target is refused (see :func:`check_output_path`), the temp file cannot be
         created or written (the message names ``path`` and the cause, e.g. "No space left on
         device"), or the verification failed. Exceptions other than ``OSError`` raised in the
-        ``with`` block propagate unchanged (after the temp file is removed).
+        ``with`` block propagate unchanged (after the temp file is removed), unless the file
+        system is full: then they are reported as "No space left on device" (some writers,
+        e.g. PyTables, lose the ENOSPC and fail later with another error).
 
     Examples
     --------
@@ -266,12 +303,19 @@ def atomic_output(path, *, verify: Callable | None = None, inputs: Iterable = ()
     try:
         tmp = _create_temp(path)
     except OSError as exc:
-        raise OutputError(path, _reason(exc, None), exc.errno) from None
+        raise OutputError(path, _reason(exc, path), exc.errno) from None
     try:
         yield tmp
         _commit(tmp, path, verify=verify, inputs=inputs, overwrite=overwrite)
     except OSError as exc:
-        raise OutputError(path, _reason(exc, tmp), exc.errno) from exc
+        raise OutputError(path, _reason(exc, path, tmp), exc.errno) from exc
+    except OutputError:
+        raise
+    except Exception as exc:
+        if _disk_full(path.parent):  # the writer lost an ENOSPC and failed later (PyTables)
+            raise OutputError(path, f"No space left on device ({type(exc).__name__}: {exc})",
+                              errno.ENOSPC) from exc
+        raise
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -438,32 +482,92 @@ def atomic_h5(path, *, verify: Callable | None = None, inputs: Iterable = (),
             os.close(fd)
 
 
-def verify_h5(path, *, read_data: bool = True, block_bytes: int = 1 << 26) -> None:
+def verify_h5(path, *, read_data: bool = True, expected: dict | None = None,
+              block_bytes: int = 1 << 26) -> None:
     """Reopen an HDF5 file and walk it; read every dataset (in blocks) when ``read_data``.
 
-    Raises whatever h5py raises on a damaged file (``OSError``, ``RuntimeError``,
-    ``KeyError``); :func:`atomic_output` turns that into a failed verification.
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    read_data : bool
+        Read every dataset (decompress every chunk), not only the metadata.
+    expected : dict, optional
+        ``"group/name" -> array``: those datasets must exist and equal the arrays (compared
+        block by block, so memory stays bounded).
+    block_bytes : int
+        Read size.
+
+    Raises
+    ------
+    ValueError
+        An expected dataset is missing or differs.
+    OSError, RuntimeError, KeyError
+        What h5py raises on a damaged file. :func:`atomic_output` turns any of these into a
+        failed verification.
     """
     import h5py
     import numpy as np
 
-    def check(name, obj):
-        if not isinstance(obj, h5py.Dataset) or not read_data or obj.size == 0:
-            return
-        if obj.shape == () or obj.ndim == 0:
-            obj[()]
-            return
+    expected = dict(expected or {})
+
+    def blocks(obj):
         row = max(obj.dtype.itemsize * int(np.prod(obj.shape[1:], dtype=np.int64)), 1)
         step = max(block_bytes // row, 1)
         for i in range(0, obj.shape[0], step):
-            obj[i:i + step]
+            yield i, obj[i:i + step]
+
+    def check(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        want = expected.pop(name, None)
+        if want is not None:
+            want = np.asarray(want)
+            if obj.shape != want.shape:
+                raise ValueError(f"{name}: shape {obj.shape} != {want.shape} written")
+            for i, got in blocks(obj):
+                if not np.array_equal(got, want[i:i + len(got)]):
+                    raise ValueError(f"{name}: rows from {i} differ from the data written")
+        elif read_data and obj.size:
+            if obj.ndim == 0:
+                obj[()]
+            else:
+                for _ in blocks(obj):
+                    pass
 
     with h5py.File(path, "r") as f:
         dict(f.attrs)
         f.visititems(check)
+    if expected:
+        raise ValueError(f"datasets {sorted(expected)} are missing")
 
 
 # --------------------------------------------------------------------------- stale temps
+
+
+def _temp_pid(name: str) -> int | None:
+    """The writer pid of a temp file name ``<target>.<pid>.<token>.partial`` (or the older
+    ``<target>.<pid>.partial``), None when the name is not one."""
+    if not name.endswith(TEMP_SUFFIX):
+        return None
+    parts = name[:-len(TEMP_SUFFIX)].split(".")
+    if len(parts) >= 3 and parts[-2].isdigit() and len(parts[-1]) == 8:
+        return int(parts[-2])
+    if len(parts) >= 2 and parts[-1].isdigit():
+        return int(parts[-1])
+    return None
+
+
+def _remove_if_stale(p: Path) -> bool:
+    pid = _temp_pid(p.name)
+    if pid is None or pid == os.getpid() or _pid_alive(pid):
+        return False
+    try:
+        p.unlink()
+    except OSError:
+        return False
+    logger.info("%s: removed the temp file of a dead writer (pid %s)", p, pid)
+    return True
 
 
 def remove_stale_temps(path) -> list[Path]:
@@ -471,25 +575,22 @@ def remove_stale_temps(path) -> list[Path]:
     no longer exists (a writer killed with SIGKILL cannot clean up). Temp files of live
     processes, and names that do not parse, are left alone. Returns the removed files."""
     path = Path(_fs(path))
-    removed = []
-    prefix = path.name + "."
+    prefix = _temp_stem(path.name) + "."
     try:
-        candidates = [p for p in path.parent.iterdir()
-                      if p.name.startswith(prefix) and p.name.endswith(TEMP_SUFFIX)]
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
     except OSError:
-        return removed
-    for p in candidates:
-        middle = p.name[len(prefix):-len(TEMP_SUFFIX)]
-        pid_text = middle.split(".", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        if _pid_alive(int(pid_text)):
-            continue
-        with contextlib.suppress(OSError):
-            p.unlink()
-            removed.append(p)
-            logger.info("%s: removed the temp file of a dead writer (pid %s)", p, pid_text)
-    return removed
+        return []
+    return [p for p in candidates
+            if p.name[len(prefix):].count(".") <= 2 and _remove_if_stale(p)]
+
+
+def remove_stale_temps_in(folder) -> list[Path]:
+    """:func:`remove_stale_temps` for every file of ``folder`` (e.g. a batch's part files)."""
+    try:
+        candidates = list(Path(_fs(folder)).iterdir())
+    except OSError:
+        return []
+    return [p for p in candidates if _remove_if_stale(p)]
 
 
 def _pid_alive(pid: int) -> bool:

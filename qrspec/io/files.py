@@ -10,7 +10,7 @@ import stat
 
 from qrspec.errors import QrspecError
 
-__all__ = ["sanitize_id", "check_particle_id", "sha256_file", "open_regular"]
+__all__ = ["sanitize_id", "check_particle_id", "storable_text", "sha256_file", "open_regular"]
 
 _MAX_ID = 60
 
@@ -53,6 +53,22 @@ def check_particle_id(pid, source="") -> str:
         raise QrspecError(f"{where}particle_id={pid!r} is not a valid particle id (1-{_MAX_ID} "
                           "characters of A-Z a-z 0-9 _ . -, not starting with '.')")
     return pid
+
+
+def storable_text(text) -> str:
+    """``text`` with undecodable file-name bytes shown as ``\\xNN``: safe to encode as UTF-8.
+
+    Python represents the bytes of a file name that are not valid UTF-8 as lone surrogates
+    (``os.fsdecode``, PEP 383); h5py, UTF-8 files and strict text streams refuse those. Use this
+    for every path or message that is stored (HDF5 strings and attributes, CSV, JSON) or
+    printed to stdout. Valid text is returned unchanged.
+    """
+    text = str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def sha256_file(path) -> str:

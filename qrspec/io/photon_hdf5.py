@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from qrspec.errors import QrspecError
+from qrspec.io.files import storable_text
 from qrspec.photons import Photons
 
 __all__ = ["export_photon_hdf5", "COMPRESSION", "MARKER_MODES", "NON_PHOTON_BASE_ID"]
@@ -324,7 +325,7 @@ def _build_dict(p: Photons, *, markers, author, author_affiliation, sample_name,
     duration_s = (max(last) - first) * float(p.timestamps_unit)
 
     src = p.source
-    src_name = os.path.basename(src) if src else None
+    src_name = storable_text(os.path.basename(src)) if src else None
     if description is None:
         comment = _first(header, "File_Comment", "Comment")
         description = (f"{p.record_type} T{p.measurement_mode} photon data"
@@ -350,12 +351,13 @@ def _build_dict(p: Photons, *, markers, author, author_affiliation, sample_name,
     created = _time_string(_first(header, "File_CreatingTime", "FileTime", "DateTime"))
     if created:
         prov["creation_time"] = created
-    if src and os.path.isfile(src):
+    if src and os.path.isfile(src) and storable_text(src) == src:
         # phconvert fills filename, filename_full and modification_time from the file on disk
         prov["filename"] = os.path.abspath(src)
-    elif src and created:
+    elif src and (created or storable_text(src) != src):
+        # a name with bytes that are not UTF-8 is stored with them as \xNN
         prov["filename"] = src_name
-        prov["filename_full"] = os.path.abspath(src)
+        prov["filename_full"] = storable_text(os.path.abspath(src))
     sw = _first(header, "CreatorSW_Name", "CreatorName")
     sw_version = _first(header, "CreatorSW_Version", "CreatorVersion")
     if sw is not None:
@@ -424,8 +426,12 @@ def export_photon_hdf5(photons_or_path, out_path, *, overwrite: bool = False,
                        laser_repetition_rate_hz: float | None = None) -> Path:
     """Write photons to a validated Photon-HDF5 file.
 
-    The file is written by phconvert to ``<out_path>.partial``, validated by phconvert, and
-    renamed to ``out_path``; on any error the partial file is removed.
+    The file is written by phconvert to a temp file next to ``out_path``
+    (:func:`qrspec.io.atomic.atomic_output`), validated by phconvert, fsynced, read back
+    (every dataset decodes and the photon arrays equal the exported ones: a full disk or any
+    other write error is caught here even when PyTables does not report it) and renamed to
+    ``out_path``; on any error the temp file is removed and ``out_path`` is untouched. The
+    output never replaces the input file (compared by identity).
 
     Parameters
     ----------
@@ -463,62 +469,120 @@ def export_photon_hdf5(photons_or_path, out_path, *, overwrite: bool = False,
     Raises
     ------
     QrspecError
-        Unreadable input (names the file), no photons, existing output without ``overwrite``,
-        missing output folder, bad option, or a file that fails Photon-HDF5 validation.
+        Unreadable input (names the file), no photons, bad option, or a file that fails
+        Photon-HDF5 validation.
+    OutputError
+        (a QrspecError) existing output without ``overwrite``, the output is the input, a
+        folder or a device, missing output folder, or the file cannot be written (e.g. "No
+        space left on device"); nothing is left behind.
     """
+    from qrspec.io.atomic import atomic_output, check_output_path
+
     if markers not in MARKER_MODES:
         raise QrspecError(f"markers={markers!r} must be one of {MARKER_MODES}")
     if compression not in COMPRESSION:
         raise QrspecError(f"compression={compression!r} must be one of {tuple(COMPRESSION)}")
-    out = Path(out_path)
-    if out.is_dir():
-        raise QrspecError(f"{out}: output path is a directory")
-    if out.exists() and not overwrite:
-        raise QrspecError(f"{out}: output file exists; pass overwrite=True "
-                          "(CLI: --overwrite) to replace it")
-    if not out.parent.is_dir():
-        raise QrspecError(f"{out}: output folder {out.parent} does not exist")
-    if isinstance(photons_or_path, str | os.PathLike) and out.exists() \
-            and os.path.exists(photons_or_path) and os.path.samefile(photons_or_path, out):
-        raise QrspecError(f"{out}: output would overwrite the input file")
+    inputs = [photons_or_path] if isinstance(photons_or_path, str | os.PathLike) else []
+    out = check_output_path(out_path, inputs=inputs, overwrite=overwrite)
     p = _load(photons_or_path)
     if p.size == 0:
         raise QrspecError(f"{p.source or 'photons'}: no photons to export")
+    if p.source:
+        inputs.append(p.source)
 
     data, titles = _build_dict(p, markers=markers, author=author,
                                author_affiliation=author_affiliation, sample_name=sample_name,
                                description=description,
                                laser_repetition_rate_hz=laser_repetition_rate_hz)
     ph = _phconvert_hdf5()
-    partial = out.with_name(out.name + ".partial")
-    h5 = None
-    try:
-        partial.unlink(missing_ok=True)
+    _fix_phconvert_ordinals(ph)
+    pd = data["photon_data"]
+    expected = {"photon_data/timestamps": pd["timestamps"],
+                "photon_data/detectors": pd["detectors"]}
+    if "nanotimes" in pd:
+        expected["photon_data/nanotimes"] = pd["nanotimes"]
+
+    def verify(tmp):
+        _verify_written(tmp, expected)
+
+    with atomic_output(out, verify=verify, inputs=inputs, overwrite=overwrite) as tmp:
+        h5 = None
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # phconvert prints "Saving: ..."
-                h5 = ph.save_photon_hdf5(data, h5_fname=str(partial), overwrite=True,
+                h5 = ph.save_photon_hdf5(data, h5_fname=str(tmp), overwrite=True,
                                          compression=dict(COMPRESSION[compression]),
                                          close=False, validate=True, warnings=False)
+            _finish(h5, ph, out, titles)
+            h5.close()
         except (ph.Invalid_PhotonHDF5, ValueError) as exc:
             raise QrspecError(f"{out}: phconvert could not write a valid Photon-HDF5 file: "
                               f"{exc}") from exc
+        except RuntimeError as exc:  # PyTables' HDF5ExtError: e.g. a write that failed
+            raise _hdf5_write_error(out, exc) from exc
         finally:
             if h5 is None:
                 h5 = data.get("_data_file")
-        _finish(h5, ph, out, titles)
-        h5.close()
-        os.replace(partial, out)
-    finally:
-        if h5 is not None and h5.isopen:
-            h5.close()
-        partial.unlink(missing_ok=True)
+            if h5 is not None and h5.isopen:
+                with contextlib.suppress(Exception):
+                    h5.close()
     logger.info("%s: wrote %d photons (%s, markers=%s)", out, p.size, compression, markers)
     return out
 
 
+def _fix_phconvert_ordinals(ph) -> None:
+    """Work around a phconvert bug: the title of ``split_ch11`` (and 12, 13, 21, 22, ...) looks
+    up ``_NTH_suffix[n]`` where ``_NTH_suffix[n % 10]`` was meant, a KeyError for files with
+    more than 10 detectors (e.g. a MultiHarp with 12 inputs). Adding the missing ordinal
+    suffixes ("11th", "21st") to its table makes the lookup succeed with the right English."""
+    table = getattr(ph, "_NTH_suffix", None)
+    if not isinstance(table, dict):
+        return
+    for n in range(11, 1000):
+        if n % 10 in (1, 2, 3) and n not in table:
+            table[n] = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}[n % 10]
+
+
+def _verify_written(path, expected: dict, block_bytes: int = 1 << 26) -> None:
+    """Read the written file back with PyTables (which also reads blosc): every array decodes,
+    and the ``expected`` ones (the photon arrays) equal what was exported, block by block."""
+    import tables
+
+    expected = dict(expected)
+    with tables.open_file(str(path), "r") as h5:
+        for leaf in h5.walk_nodes("/", "Leaf"):
+            name = leaf._v_pathname.lstrip("/")
+            want = expected.pop(name, None)
+            if not leaf.shape:
+                leaf.read()
+                continue
+            if want is not None and tuple(leaf.shape) != np.shape(want):
+                raise ValueError(f"{name}: shape {leaf.shape} != {np.shape(want)} exported")
+            row = max(leaf.dtype.itemsize * int(np.prod(leaf.shape[1:], dtype=np.int64)), 1)
+            step = max(block_bytes // row, 1)
+            for i in range(0, leaf.shape[0], step):
+                got = leaf.read(i, i + step)
+                if want is not None and not np.array_equal(got, want[i:i + step]):
+                    raise ValueError(f"{name}: rows from {i} differ from the exported photons")
+    if expected:
+        raise ValueError(f"arrays {sorted(expected)} are missing")
+
+
+def _hdf5_write_error(out: Path, exc: Exception):
+    """An :class:`~qrspec.errors.OutputError` from a PyTables/HDF5 error, with the system error
+    HDF5 reports (``error message = 'No space left on device'``) when there is one."""
+    import re
+
+    from qrspec.errors import OutputError
+
+    m = re.search(r"error message = '([^']*)'", str(exc))
+    reason = m.group(1) if m else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return OutputError(out, f"HDF5 write failed: {reason}")
+
+
 def _finish(h5, ph, out: Path, titles: dict) -> None:
     """Name the final file in /identity (phconvert saw ``.partial``) and title /user nodes."""
-    for name, value in (("filename", out.name), ("filename_full", str(out.resolve()))):
+    for name, value in (("filename", storable_text(out.name)),
+                        ("filename_full", storable_text(str(out.resolve())))):
         path = f"/identity/{name}"
         if path in h5:
             h5.remove_node(path)

@@ -2,7 +2,8 @@
 
 Used by the simulator (``qrspec simulate``) and by the tests, which build hand-made files for
 every record type and corner case from the PicoQuant format documentation. The file is written
-to ``<path>.partial`` and renamed into place, so a failed write never leaves a half file.
+to a temp file, fsynced and renamed into place (:func:`qrspec.io.atomic.atomic_output`), so a
+failed write (disk full: :class:`~qrspec.errors.OutputError`) never leaves a half file.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def write_ptu(
     extra_tags: list[tuple] | None = None,
     n_records_tag: int | None = None,
 ) -> Path:
-    """Write photons to a PTU file (atomically: ``<path>.partial`` then rename).
+    """Write photons to a PTU file (atomically: :func:`qrspec.io.atomic.atomic_output`).
 
     Parameters
     ----------
@@ -256,14 +257,10 @@ def write_ptu(
         tag_type = rest[1] if len(rest) > 1 else None
         blob += encode_tag(name, value, idx=idx, tag_type=tag_type)
     blob += encode_tag("Header_End", None)
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with open(partial, "wb") as f:
-            f.write(blob)
-            records.astype("<u4", copy=False).tofile(f)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
+    from qrspec.io.atomic import atomic_output
+
+    path = Path(os.fsdecode(os.fspath(path)))
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(blob)
+        f.write(memoryview(np.ascontiguousarray(records, "<u4")).cast("B"))
     return path

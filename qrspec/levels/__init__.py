@@ -4,8 +4,10 @@ Pipeline::
 
     cps = find_change_points(photons, alpha=0.05, confidence=0.69)   # Watkins & Yang CPA
     levels = cluster_levels(cps, max_levels=5)                        # AHC + EM + BIC
-    labels = label_levels(levels, lifetimes=fit_callable)             # neutral/charged/trap/off
+    evidence = level_evidence(photons, levels)                        # tau_X, tau_XX, shape
+    labels = label_levels(levels, evidence=evidence)                  # neutral/charged/trap/off
     windows = labels.segments.windows(label="charged")                # (start_s, stop_s) rows
+    verdict = emitter_verdict(photons, labels)                        # single / not / undecid.
     stats = blinking_statistics(labels.segments)                      # on/off dwell-time laws
 
 ``threshold_levels`` is the binned threshold/hysteresis alternative. The names are loaded lazily
@@ -27,6 +29,10 @@ _LAZY = {
     "ThresholdLevels": "qrspec.levels.threshold",
     "threshold_levels": "qrspec.levels.threshold",
     "fit_poisson_mixture": "qrspec.levels.threshold",
+    "LevelEvidence": "qrspec.levels.evidence",
+    "level_evidence": "qrspec.levels.evidence",
+    "ParticleVerdict": "qrspec.levels.emitter",
+    "emitter_verdict": "qrspec.levels.emitter",
     "LabelRules": "qrspec.levels.labels",
     "LevelLabels": "qrspec.levels.labels",
     "label_levels": "qrspec.levels.labels",

@@ -135,140 +135,165 @@ def _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw):
 
 
 @numba.njit(cache=True, nogil=True)
+def _push(store, m, k, lo, hi, best, rhat):
+    """Append a change to ``store = (idx, lo, hi, lam, rhat)`` (grown by doubling)."""
+    idx, los, his, lams, rhs = store
+    if m == idx.size:
+        cap = 2 * idx.size
+        idx2 = np.empty(cap, np.int64)
+        lo2 = np.empty(cap, np.int64)
+        hi2 = np.empty(cap, np.int64)
+        lam2 = np.empty(cap, np.float64)
+        rh2 = np.empty(cap, np.float64)
+        idx2[:m] = idx[:m]
+        lo2[:m] = los[:m]
+        hi2[:m] = his[:m]
+        lam2[:m] = lams[:m]
+        rh2[:m] = rhs[:m]
+        idx, los, his, lams, rhs = idx2, lo2, hi2, lam2, rh2
+    idx[m] = k
+    los[m] = lo
+    his[m] = hi
+    lams[m] = best
+    rhs[m] = rhat
+    return (idx, los, his, lams, rhs), m + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment(x, a0, b0, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, stack_a, stack_b,
+             store, m):
+    """Recursive binary segmentation of the range [a0, b0]; changes are appended to ``store``.
+
+    After a change is accepted the two sides outside its confidence region are searched again.
+    """
+    stack_a[0] = a0
+    stack_b[0] = b0
+    top = 1
+    while top > 0:
+        top -= 1
+        a = stack_a[top]
+        b = stack_b[top]
+        if b - a < min_photons:
+            continue
+        found, k, lo, hi, best, rhat = _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci,
+                                                   lam, raw)
+        if not found:
+            continue
+        store, m = _push(store, m, k, lo, hi, best, rhat)
+        stack_a[top] = a
+        stack_b[top] = lo
+        top += 1
+        stack_a[top] = hi
+        stack_b[top] = b
+        top += 1
+    return store, m
+
+
+def _new_store():
+    return (np.empty(64, np.int64), np.empty(64, np.int64), np.empty(64, np.int64),
+            np.empty(64, np.float64), np.empty(64, np.float64))
+
+
+_new_store = numba.njit(cache=True, nogil=True)(_new_store)
+
+
+@numba.njit(cache=True, nogil=True)
 def cpa_trace(x, window, overlap, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
     """Recursive binary segmentation of ``x`` in windows of at most ``window`` intervals.
 
+    Window ``j + 1`` starts ``overlap`` intervals before the end of window ``j``; a change
+    found in two windows appears twice (possibly a few photons apart).
+
     Returns arrays ``(index, lo, hi, lam, rhat)`` of the change points (unsorted).
     """
-    n_total = x.size
-    cap = 64
-    idx = np.empty(cap, np.int64)
-    los = np.empty(cap, np.int64)
-    his = np.empty(cap, np.int64)
-    lams = np.empty(cap, np.float64)
-    rhs = np.empty(cap, np.float64)
+    store = _new_store()
     m = 0
     lam = np.empty(window + 1, np.float64)
     raw = np.empty(window + 1, np.float64)
     stack_a = np.empty(window + 2, np.int64)
     stack_b = np.empty(window + 2, np.int64)
-    last = n_total - 1
+    last = x.size - 1
     start = 0
     while start < last:
         end = min(start + window, last)
-        top = 0
-        stack_a[0] = start
-        stack_b[0] = end
-        top = 1
-        max_hi = -1
-        while top > 0:
-            top -= 1
-            a = stack_a[top]
-            b = stack_b[top]
-            if b - a < min_photons:
-                continue
-            found, k, lo, hi, best, rhat = _test_range(
-                x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw
-            )
-            if not found:
-                continue
-            if m == cap:
-                cap *= 2
-                idx2 = np.empty(cap, np.int64)
-                lo2 = np.empty(cap, np.int64)
-                hi2 = np.empty(cap, np.int64)
-                lam2 = np.empty(cap, np.float64)
-                rh2 = np.empty(cap, np.float64)
-                idx2[:m] = idx[:m]
-                lo2[:m] = los[:m]
-                hi2[:m] = his[:m]
-                lam2[:m] = lams[:m]
-                rh2[:m] = rhs[:m]
-                idx, los, his, lams, rhs = idx2, lo2, hi2, lam2, rh2
-            idx[m] = k
-            los[m] = lo
-            his[m] = hi
-            lams[m] = best
-            rhs[m] = rhat
-            m += 1
-            if hi > max_hi:
-                max_hi = hi
-            stack_a[top] = a
-            stack_b[top] = lo
-            top += 1
-            stack_a[top] = hi
-            stack_b[top] = b
-            top += 1
+        store, m = _segment(x, start, end, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw,
+                            stack_a, stack_b, store, m)
         if end == last:
             break
-        if max_hi > start and max_hi < end:
-            start = max_hi
-        else:
-            start = end - overlap
-    return idx[:m], los[:m], his[:m], lams[:m], rhs[:m]
+        start = end - overlap if end - overlap > start else start + 1
+    return store[0][:m], store[1][:m], store[2][:m], store[3][:m], store[4][:m]
 
 
 @numba.njit(cache=True, nogil=True)
-def _retest(x, a, b, lo_c, hi_c, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw):
-    """Re-test a change whose previous region is [lo_c, hi_c] (absolute) on range [a, b].
+def cpa_beside(x, cps, cps_lo, cps_hi, active, window, min_photons, h1, h2, jlnj, crit, ln_r,
+               c_ci):
+    """Search the photons beside changes for further changes (binary segmentation).
 
-    Scans only the offsets around the previous region first: if the local maximum of Lambda
-    is significant (then so is the global one) and the new confidence region lies inside the
-    scanned offsets, that is the answer; otherwise the whole range is scanned.
+    For sorted changes ``cps`` with regions ``[cps_lo, cps_hi]`` the ranges
+    ``[max(hi_prev, lo - window), lo]`` and ``[hi, min(lo_next, hi + window)]`` are searched
+    (trace ends stand in for missing neighbours; a range shared by two neighbours is searched
+    once), for the ``active`` changes and the ranges they share with a neighbour. These ranges
+    start or end at a change, unlike the scan windows, so a change that sat at a window edge in
+    the scan (the start of a short burst whose end was found) is tested with its full context.
+
+    Returns arrays ``(index, lo, hi, lam, rhat)`` of the new changes (unsorted).
     """
-    n = b - a
-    margin = 2 * (hi_c - lo_c) + 32
-    k0 = max(lo_c - a - margin, 1)
-    k1 = min(hi_c - a + margin, n - 1)
-    if k0 > 1 or k1 < n - 1:
-        k, best = cpa_scan_part(x, a, b, k0, k1, h1, h2, jlnj, lam, raw)
-        if best > crit[n]:
-            rhat = rate_ratio(x, a, b, k)
-            cth = ci_threshold(rhat, ln_r, c_ci)
-            ref = raw[k] - cth
-            # same region as ci_bounds, as long as it ends inside the scanned offsets
-            ok = True
-            lo = k - 1
-            while lo >= k0 and raw[lo] > ref:
-                lo -= 1
-            if lo < k0:
-                if k0 == 1:
-                    lo = 0
-                else:
-                    ok = False
-            hi = k + 1
-            while hi <= k1 and raw[hi] > ref:
-                hi += 1
-            if hi > k1:
-                if k1 == n - 1:
-                    hi = n
-                else:
-                    ok = False
-            if ok:
-                return True, a + k, a + lo, a + hi, best, rhat
-    return _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw)
+    store = _new_store()
+    n_new = 0
+    lam = np.empty(window + 1, np.float64)
+    raw = np.empty(window + 1, np.float64)
+    stack_a = np.empty(window + 2, np.int64)
+    stack_b = np.empty(window + 2, np.int64)
+    last = x.size - 1
+    m = cps.size
+    prev_a = -1
+    prev_b = -1
+    for j in range(m):
+        hi_prev = cps_hi[j - 1] if j > 0 else 0
+        lo_next = cps_lo[j + 1] if j + 1 < m else last
+        for side in range(2):
+            if side == 0:
+                if not (active[j] or (j > 0 and active[j - 1])):
+                    continue
+                a = max(hi_prev, cps_lo[j] - window)
+                b = cps_lo[j]
+            else:
+                if not (active[j] or (j + 1 < m and active[j + 1])):
+                    continue
+                a = cps_hi[j]
+                b = min(lo_next, cps_hi[j] + window)
+            if b - a < min_photons or (a == prev_a and b == prev_b):
+                continue
+            prev_a = a
+            prev_b = b
+            store, n_new = _segment(x, a, b, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam,
+                                    raw, stack_a, stack_b, store, n_new)
+    return (store[0][:n_new], store[1][:n_new], store[2][:n_new], store[3][:n_new],
+            store[4][:n_new])
 
 
 @numba.njit(cache=True, nogil=True)
-def cpa_refine(x, cps, cps_lo, cps_hi, half_window, min_photons, h1, h2, jlnj, crit, ln_r, c_ci,
-               max_sweeps):
-    """Re-test every change point between its neighbours (at most ``half_window`` each side).
+def cpa_refine(x, cps, cps_lo, cps_hi, cps_lam, cps_rhat, dirty_in, half_window, min_photons,
+               h1, h2, jlnj, crit, ln_r, c_ci, max_sweeps):
+    """Re-test change points between their neighbours (at most ``half_window`` each side).
 
     Change points that are no longer significant are removed; the others get their location and
-    confidence region recomputed. ``cps`` must be sorted; ``cps_lo``, ``cps_hi`` are their
-    current confidence regions. Returns ``(index, lo, hi, lam, rhat)``.
+    confidence region recomputed. ``cps`` must be sorted; ``cps_lo``, ``cps_hi``, ``cps_lam``,
+    ``cps_rhat`` are their current regions and statistics. Only the ``dirty_in`` ones are
+    re-tested at first; a change that moves or disappears makes its neighbours dirty.
+    Returns ``(index, lo, hi, lam, rhat)``.
     """
     m = cps.size
     cp = cps.copy()
     keep = np.ones(m, np.bool_)
     los = cps_lo.copy()
     his = cps_hi.copy()
-    lams = np.zeros(m, np.float64)
-    rhs = np.ones(m, np.float64)
+    lams = cps_lam.copy()
+    rhs = cps_rhat.copy()
     lam = np.empty(2 * half_window + 2, np.float64)
     raw = np.empty(2 * half_window + 2, np.float64)
     last = x.size - 1
-    dirty = np.ones(m, np.bool_)
+    dirty = dirty_in.copy()
     for _sweep in range(max_sweeps):
         changed = False
         prev = 0
@@ -292,10 +317,11 @@ def cpa_refine(x, cps, cps_lo, cps_hi, half_window, min_photons, h1, h2, jlnj, c
             b = min(nxt, cp[j] + half_window)
             found = False
             if b - a >= min_photons:
-                lo_c = min(max(los[j], a), cp[j])
-                hi_c = max(min(his[j], b), cp[j])
-                found, k, lo, hi, best, rhat = _retest(
-                    x, a, b, lo_c, hi_c, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw
+                # the whole range is scanned: a significant local maximum of Lambda near the
+                # previous location need not be the global one (a shortcut that stopped there
+                # left changes tens of photons from the maximum likelihood location)
+                found, k, lo, hi, best, rhat = _test_range(
+                    x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw
                 )
             if not found or k != cp[j]:
                 # the neighbours' ranges change: re-test them

@@ -64,7 +64,7 @@ class Bleaching:
     final_off_s: float
     survival_p: float
     method: str
-    window_s: tuple
+    window_s: tuple[float, ...]
     p_threshold: float
 
     def trim(self, segments: Segments) -> Segments:

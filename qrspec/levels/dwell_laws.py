@@ -466,20 +466,6 @@ def fit_exponential(durations_s, t_min_s: float, censored_s=()) -> DwellModelFit
                          math.nan, t_min, float(pw.sum()), pw, n, c.size, float(y.max()) * t_min)
 
 
-def _newton_free_min(fun_grad, starts, bounds):
-    """L-BFGS-B with analytic gradient from several starts; the best result."""
-    from scipy.optimize import minimize
-
-    best = None
-    for x0 in starts:
-        x0 = np.clip(np.asarray(x0, np.float64), [b[0] for b in bounds], [b[1] for b in bounds])
-        r = minimize(fun_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                     options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500})
-        if np.isfinite(r.fun) and (best is None or r.fun < best.fun):
-            best = r
-    return best
-
-
 def _grad_hessian(fun_grad, x, steps):
     """Hessian by central differences of an analytic gradient."""
     x = np.asarray(x, np.float64)
@@ -552,12 +538,26 @@ def fit_truncated_power_law(durations_s, t_min_s: float, censored_s=()) -> Dwell
             return _failed("truncated", t_min, n, c.size, "score equation has no root")
         a, big_l = 1.0 - brentq(score, lo, hi, xtol=1e-12), l_hi
     else:
-        bounds = [(-10.0, 10.0), (l_hi + 1e-9, l_hi + 30.0)]
+        # damped Newton with the Hessian from central differences of the analytic gradient:
+        # ~10x fewer likelihood evaluations than L-BFGS-B (which made this fit ~15 ms, half of
+        # a particle's blinking statistics); the same optimum (tests/test_dwell_laws.py)
+        lo, hi = np.array([-10.0, l_hi + 1e-9]), np.array([10.0, l_hi + 30.0])
+
+        def fgh(p):
+            f, g = fun_grad(p)
+            if not np.isfinite(f):
+                return f, g, np.eye(2)
+            return f, g, _grad_hessian(fun_grad, p, [1e-6, 1e-6])
+
         pl = 1.0 + n / max(sly + float(lc.sum()), 1e-300)
-        best = _newton_free_min(fun_grad, [(pl, l_hi + 0.1), (pl, l_hi + 2.0)], bounds)
+        best = None
+        for x0 in ((pl, l_hi + 0.1), (pl, l_hi + 2.0)):
+            x, f, _, _ = _damped_newton(fgh, np.asarray(x0, np.float64), lo, hi)
+            if np.isfinite(f) and (best is None or f < best[1]):
+                best = (x, f)
         if best is None:
             return _failed("truncated", t_min, n, c.size, "no finite likelihood")
-        a, big_l = float(best.x[0]), float(best.x[1])
+        a, big_l = float(best[0][0]), float(best[0][1])
     if abs(a) >= 9.999:
         return _failed("truncated", t_min, n, c.size, f"alpha={a:.4g} at the search bound")
     h = _grad_hessian(fun_grad, [a, big_l], [1e-5, 1e-5])[0, 0]

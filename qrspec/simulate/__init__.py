@@ -20,6 +20,7 @@ from qrspec.simulate.config import (
     SimulationConfig,
     preset,
 )
+from qrspec.simulate.emitters import SimulatedEmitters, simulate_emitters
 from qrspec.simulate.particle import ORIGINS, GroundTruth, SimulatedParticle, simulate_particle
 from qrspec.simulate.population import PopulationSpread, population_configs, simulate_population
 from qrspec.simulate.sidecar import read_truth, sidecar_path, write_particle
@@ -33,6 +34,7 @@ __all__ = [
     "ORIGINS",
     "PRESETS",
     "PopulationSpread",
+    "SimulatedEmitters",
     "SimulatedParticle",
     "SimulationConfig",
     "population_configs",
@@ -40,6 +42,7 @@ __all__ = [
     "read_truth",
     "sidecar_path",
     "simulate_charge_intervals",
+    "simulate_emitters",
     "simulate_particle",
     "simulate_population",
     "write_particle",

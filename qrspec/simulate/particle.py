@@ -199,44 +199,47 @@ def quantise(cfg: SimulationConfig, sync, t_ns, detectors, *, record_type: str |
     return ph, order
 
 
-def simulate_particle(config: SimulationConfig, seed: int, *,
-                      state_table: StateTableSource = None) -> SimulatedParticle:
-    """Simulate the photon stream of one quantum rod with ground truth.
+@dataclass(frozen=True, eq=False)
+class RecordedEvents:
+    """Events of one or more emitters after the shared detection chain (time order).
 
-    Parameters
-    ----------
-    config : SimulationConfig
-        What to simulate (e.g. ``preset("undoped", duration_s=60)``).
-    seed : int
-        Seed of ``numpy.random.default_rng``; the same (config, seed, table) gives the same
-        photons bit for bit.
-    state_table : StateTable or callable, optional
-        Lifetimes/QYs per charge state. A callable is called as ``state_table(n_max)`` with the
-        largest charge state reached (hook for ``qrspec.charging``); default
-        ``config.emitter.state_table(n_max)``.
+    ``emitter`` is the index of the source emitter (-1 for dark counts, background,
+    afterpulses and crosstalk); the other arrays are as in :class:`GroundTruth`.
+    """
 
-    Returns
-    -------
-    SimulatedParticle
+    photons: Photons
+    origin: np.ndarray
+    emitter: np.ndarray
+    charge_n: np.ndarray
+    pulse: np.ndarray
+    emission_ns: np.ndarray
+    arrival_sync: np.ndarray
+    arrival_ns: np.ndarray
+    parent: np.ndarray
+
+
+def record_events(cfg: SimulationConfig, emitters, rng) -> RecordedEvents:
+    """Add dark counts and background, apply the detection chain once, quantise.
+
+    ``emitters`` is a sequence of :class:`~qrspec.simulate.cascade.EmitterPhotons` (one per
+    emitter sharing the focus); noise, dead time, afterpulsing, crosstalk and the TDC are those
+    of ``cfg.detection`` and ``cfg``.
     """
     from qrspec.simulate._kernels import detect_events
 
-    if not isinstance(config, SimulationConfig):
-        raise QrspecError(f"config={config!r} must be a SimulationConfig")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise QrspecError(f"seed={seed!r} must be an integer >= 0")
-    rng = np.random.default_rng(int(seed))
-    cfg = config
-    charge = simulate_charge_intervals(cfg.charge, cfg.n_pulses / cfg.sync_rate_hz, rng)
-    table, source = _resolve_table(cfg, charge.n_max, state_table)
-    em = emitter_photons(cfg, charge, table, rng)
     period = cfg.period_ns
-    parts = [(em.pulse, em.arrival_ns, em.detector, em.level.astype(np.int64))] + _noise(cfg, rng)
+    parts = [(em.pulse, em.arrival_ns, em.detector, em.level.astype(np.int64))
+             for em in emitters] + _noise(cfg, rng)
     sync = np.concatenate([p[0] for p in parts])
     t_ns = np.concatenate([p[1] for p in parts])
     det = np.concatenate([p[2] for p in parts]).astype(np.int64)
     origin = np.concatenate([p[3] for p in parts]).astype(np.uint8)
-    n_em = em.pulse.size
+    sizes = [em.pulse.size for em in emitters]
+    n_em = int(sum(sizes))
+    src_emitter = np.repeat(np.arange(len(emitters)), sizes)
+    em_charge = np.concatenate([em.charge_n for em in emitters]) if n_em else np.zeros(0)
+    em_pulse = np.concatenate([em.pulse for em in emitters]) if n_em else np.zeros(0)
+    em_emission = np.concatenate([em.emission_ns for em in emitters]) if n_em else np.zeros(0)
     sync, t_ns = _fold(sync, t_ns, period)
     inside = (sync >= 0) & (sync < cfg.n_pulses)
     idx = np.flatnonzero(inside)
@@ -259,18 +262,56 @@ def simulate_particle(config: SimulationConfig, seed: int, *,
                           origin[np.maximum(cand, 0)]).astype(np.uint8)
     is_em = (cand >= 0) & (cand < n_em)
     ci = np.where(is_em, cand, 0)
-    charge_n = np.where(is_em, em.charge_n[ci] if n_em else 0, -1).astype(np.int16)
-    pulse = np.where(is_em, em.pulse[ci] if n_em else 0, -1).astype(np.int64)
-    emission = np.where(is_em, em.emission_ns[ci] if n_em else 0.0, np.nan)
+    charge_n = np.where(is_em, em_charge[ci] if n_em else 0, -1).astype(np.int16)
+    pulse = np.where(is_em, em_pulse[ci] if n_em else 0, -1).astype(np.int64)
+    emission = np.where(is_em, em_emission[ci] if n_em else 0.0, np.nan)
+    emitter = np.where(is_em, src_emitter[ci] if n_em else 0, -1).astype(np.int8)
     photons, perm = quantise(cfg, o_sync, o_t, o_det)
     parent = o_par
     if not np.array_equal(perm, np.arange(perm.size)):
         inv = np.empty_like(perm)
         inv[perm] = np.arange(perm.size)
         parent = np.where(o_par >= 0, inv[np.maximum(o_par, 0)], -1)[perm]
-        out_origin, charge_n, pulse, emission = (a[perm] for a in (out_origin, charge_n, pulse,
-                                                                   emission))
+        out_origin, charge_n, pulse, emission, emitter = (
+            a[perm] for a in (out_origin, charge_n, pulse, emission, emitter))
         o_sync, o_t = o_sync[perm], o_t[perm]
+    return RecordedEvents(photons, out_origin, emitter, charge_n, pulse, emission, o_sync, o_t,
+                          parent)
+
+
+def simulate_particle(config: SimulationConfig, seed: int, *,
+                      state_table: StateTableSource = None) -> SimulatedParticle:
+    """Simulate the photon stream of one quantum rod with ground truth.
+
+    Parameters
+    ----------
+    config : SimulationConfig
+        What to simulate (e.g. ``preset("undoped", duration_s=60)``).
+    seed : int
+        Seed of ``numpy.random.default_rng``; the same (config, seed, table) gives the same
+        photons bit for bit.
+    state_table : StateTable or callable, optional
+        Lifetimes/QYs per charge state. A callable is called as ``state_table(n_max)`` with the
+        largest charge state reached (hook for ``qrspec.charging``); default
+        ``config.emitter.state_table(n_max)``.
+
+    Returns
+    -------
+    SimulatedParticle
+    """
+    if not isinstance(config, SimulationConfig):
+        raise QrspecError(f"config={config!r} must be a SimulationConfig")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise QrspecError(f"seed={seed!r} must be an integer >= 0")
+    rng = np.random.default_rng(int(seed))
+    cfg = config
+    charge = simulate_charge_intervals(cfg.charge, cfg.n_pulses / cfg.sync_rate_hz, rng)
+    table, source = _resolve_table(cfg, charge.n_max, state_table)
+    em = emitter_photons(cfg, charge, table, rng)
+    rec = record_events(cfg, [em], rng)
+    photons, out_origin, charge_n, pulse, emission = (rec.photons, rec.origin, rec.charge_n,
+                                                      rec.pulse, rec.emission_ns)
+    o_sync, o_t, parent = rec.arrival_sync, rec.arrival_ns, rec.parent
     truth = GroundTruth(charge=charge, state_table=table, origin=out_origin, charge_n=charge_n,
                         pulse=pulse, emission_ns=emission, arrival_sync=o_sync, arrival_ns=o_t,
                         parent=parent)

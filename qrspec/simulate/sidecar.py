@@ -131,13 +131,10 @@ def write_truth(path, truth: GroundTruth, config: SimulationConfig, seed: int, *
         arrival_ns=truth.arrival_ns.astype(np.float32),
         parent=truth.parent.astype(np.int64),
     )
-    partial = path.with_name(path.name + ".partial")
-    try:
-        _savez_deterministic(partial, arrays)
-        partial.replace(path)
-    finally:
-        if partial.exists():
-            partial.unlink()
+    from qrspec.io.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        _savez_deterministic(tmp, arrays)
     return path
 
 

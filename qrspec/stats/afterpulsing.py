@@ -82,7 +82,7 @@ class AfterpulseEstimate:
     period_s : float
     """
 
-    detectors: tuple
+    detectors: tuple[int, ...]
     probability: np.ndarray
     probability_err: np.ndarray
     n_photons: np.ndarray

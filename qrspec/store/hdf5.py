@@ -43,6 +43,7 @@ import numpy as np
 
 from qrspec.analysis.particle import STAGES, ParticleAnalysis
 from qrspec.errors import OutputError, QrspecError
+from qrspec.io.files import storable_text
 from qrspec.store.schema import FIELD_DOCS, IDENTITY_DOCS
 from qrspec.store.summary import (
     SUMMARY_COLUMNS,
@@ -52,7 +53,8 @@ from qrspec.store.summary import (
 )
 
 __all__ = ["write_particle_file", "merge_results", "merge_results_from", "read_results",
-           "read_particle", "Results", "export_summary_csv", "copy_particle_to_part",
+           "read_particle", "Results", "GroupSelection", "recompute_groups",
+           "export_summary_csv", "copy_particle_to_part",
            "completed_particles", "valid_particle_id", "FORMAT",
            "MODEL_FORMAT", "FORMAT_VERSION", "MAX_SUMMARY_ROWS", "MAX_DATASET_BYTES"]
 
@@ -133,11 +135,70 @@ def _write_summary(f, rows: np.ndarray):
     ds.attrs["columns"] = json.dumps({n: d for n, _, _, d in SUMMARY_COLUMNS})
 
 
-def _write_groups(f, rows):
-    ds = f.create_dataset("groups", data=group_statistics(rows))
+def _write_groups(f, rows, selection=None):
+    """``/groups`` of ``rows``; ``selection`` (:class:`GroupSelection`) restricts the statistics
+    to a particle filter's rows and adds the pooled dwell laws."""
+    sel = selection or GroupSelection()
+    mask = sel.particle_filter.mask(rows) if sel.particle_filter is not None else None
+    pooled = _pooled_dwell(f, rows, mask) if sel.pooled_dwell else None
+    ds = f.create_dataset("groups", data=group_statistics(rows, selected=mask, pooled=pooled))
     ds.attrs["units"] = "as the summary column of the same name"
-    ds.attrs["description"] = ("per-group statistics over particles with status ok: count, mean, "
-                               "median and standard error of the mean of each column")
+    ds.attrs["description"] = ("per-group statistics over particles with status ok (and "
+                               "selected by the filter): count, mean, median and standard error "
+                               "of the mean of each column; pooled dwell-time laws")
+    expr = "" if sel.particle_filter is None else sel.particle_filter.expression
+    ds.attrs["filter"] = expr
+    f.attrs["filter"] = expr
+
+
+@dataclass(frozen=True)
+class GroupSelection:
+    """What ``/groups`` of a merged results file is computed over.
+
+    Attributes
+    ----------
+    particle_filter : object, optional
+        A parsed particle filter (:class:`qrspec.app.filters.ParticleFilter`: ``expression``
+        and ``mask(rows)``); the group statistics and pooled laws use only the rows it selects,
+        and its expression is recorded (root and ``/groups`` attribute ``filter``).
+    pooled_dwell : bool
+        Fit the pooled on/off dwell-time law of each group (seconds for a large batch, so a
+        batch does it in its final merge only).
+    """
+
+    particle_filter: object | None = None
+    pooled_dwell: bool = False
+
+
+def _pooled_dwell(f, rows, mask) -> dict:
+    """Pooled dwell laws per group from the stays stored under ``/particles/<id>/blinking``."""
+    from qrspec.store.summary import pooled_dwell_laws
+
+    particles = {}
+    parts = f.get("particles")
+    for pid in rows["particle_id"].tolist():
+        pid = _text(pid)
+        g = parts.get(f"{pid}/blinking") if parts is not None and pid in parts else None
+        if g is not None:
+            particles[pid] = _read_dwell_input(g, str(f.filename))
+    return pooled_dwell_laws(rows, particles, selected=mask)
+
+
+@dataclass(frozen=True, eq=False)
+class _DwellInput:
+    """The part of a stored Blinking stage a pooled law needs."""
+
+    sequence: object
+    resolution_s: float
+
+
+def _read_dwell_input(g, where: str) -> _DwellInput:
+    from qrspec.levels.dwell import DwellSequence
+
+    if "sequence" not in g or "resolution_s" not in g.attrs:
+        raise QrspecError(f"{where}: {g.name} holds no dwell sequence and resolution_s")
+    return _DwellInput(_read_object(g["sequence"], DwellSequence, where),
+                       float(g.attrs["resolution_s"]))
 
 
 # ------------------------------------------------------------------ typed results <-> groups
@@ -170,6 +231,10 @@ def _write_object(g, obj) -> None:
         unit, desc = docs[f.name]
         if value is None:
             continue
+        if isinstance(value, str):  # h5py stores UTF-8 only: undecodable bytes as \xNN
+            value = storable_text(value)
+        elif isinstance(value, tuple) and all(isinstance(x, str) for x in value):
+            value = tuple(storable_text(x) for x in value)
         if is_dataclass(value):
             _write_object(g.create_group(f.name), value)
         elif isinstance(value, np.ndarray):
@@ -200,6 +265,8 @@ def _write_object(g, obj) -> None:
 def _write_particle_group(g, a: ParticleAnalysis) -> None:
     for name in IDENTITY_DOCS:
         value = getattr(a, name)
+        if isinstance(value, str):  # a file name's bytes that are not UTF-8 become \xNN
+            value = storable_text(value)
         if isinstance(value, str) and len(value) > _ATTR_STR_MAX:
             import h5py
 
@@ -278,7 +345,7 @@ def _read_object(g, cls, where: str):
                 raise QrspecError(f"{where}: {g.name}/{f.name} is missing")
         elif present_ds:
             value = _read_value(g, f.name, where)
-            if origin is tuple:
+            if origin is tuple or t is tuple:  # tuple[float, ...], or a bare ``tuple``
                 elem = typing.get_args(t)[0] if typing.get_args(t) else float
                 value = tuple(elem(x) for x in np.atleast_1d(value))
             elif t is str:
@@ -295,7 +362,7 @@ def _read_object(g, cls, where: str):
             elif t is float:
                 value = float(value)
             kw[f.name] = value
-        elif optional or origin is tuple:
+        elif optional or origin is tuple or t is tuple:
             kw[f.name] = None if optional else ()
         else:
             raise QrspecError(f"{where}: {g.name} has no field {f.name!r}")
@@ -474,7 +541,8 @@ def write_particle_file(path, analysis: ParticleAnalysis, config_json: str | Non
     return path
 
 
-def merge_results(part_files, out_path, config_json: str = "{}") -> Path:
+def merge_results(part_files, out_path, config_json: str = "{}", *,
+                  selection: GroupSelection | None = None) -> Path:
     """Merge single-particle results files into one results file (crash-safe), in order.
 
     Parameters
@@ -485,6 +553,9 @@ def merge_results(part_files, out_path, config_json: str = "{}") -> Path:
         Output results file.
     config_json : str
         Configuration recorded at the root.
+    selection : GroupSelection, optional
+        Particle filter and pooled dwell laws of ``/groups`` (default: all rows, no pooled
+        laws).
 
     Returns
     -------
@@ -494,10 +565,11 @@ def merge_results(part_files, out_path, config_json: str = "{}") -> Path:
     for p in part_files:
         with _open_results(p) as src:
             sources.append((p, _particle_ids(p, src["summary"][()])[0]))
-    return merge_results_from(sources, out_path, config_json)
+    return merge_results_from(sources, out_path, config_json, selection=selection)
 
 
-def merge_results_from(sources, out_path, config_json: str = "{}") -> Path:
+def merge_results_from(sources, out_path, config_json: str = "{}", *,
+                       selection: GroupSelection | None = None) -> Path:
     """Write a results file from ``(file, particle_id)`` pairs (crash-safe), in the given order.
 
     Each file is a qrspec results file holding that particle under ``/particles/<id>`` and its
@@ -511,6 +583,9 @@ def merge_results_from(sources, out_path, config_json: str = "{}") -> Path:
         Output results file.
     config_json : str
         Configuration recorded at the root.
+    selection : GroupSelection, optional
+        Particle filter and pooled dwell laws of ``/groups`` (default: all rows, no pooled
+        laws).
 
     Returns
     -------
@@ -533,7 +608,10 @@ def merge_results_from(sources, out_path, config_json: str = "{}") -> Path:
                 rows.append(row[0])
         arr = np.asarray(rows, summary_dtype()) if rows else np.zeros(0, summary_dtype())
         _write_summary(f, arr)
-        _write_groups(f, arr)
+        if selection is None:
+            _write_groups(f, arr)
+        else:
+            _write_groups(f, arr, selection)
     return out_path
 
 
@@ -600,6 +678,11 @@ class Results:
         """Particle ids in summary order."""
         return [str(x) for x in self.summary["particle_id"]]
 
+    @property
+    def filter(self) -> str:
+        """The particle filter the group statistics were computed with ("" for none)."""
+        return str(self.attrs.get("filter", ""))
+
     def particle(self, particle_id: str) -> ParticleAnalysis:
         """One particle read back (:func:`read_particle`)."""
         return read_particle(self.path, particle_id)
@@ -633,6 +716,43 @@ def read_results(path) -> Results:
             _check_size(f["groups"], path)
             groups = _decode_struct(f["groups"][()])
     return Results(path=path, attrs=attrs, summary=summary, groups=groups)
+
+
+def recompute_groups(path, selection: GroupSelection) -> np.ndarray:
+    """``/groups`` of a results file recomputed for another selection, without writing
+    (e.g. ``qrspec report --filter``): the store's :func:`group_statistics` on the selected
+    rows and, with ``selection.pooled_dwell``, the pooled dwell laws of the stored stays.
+
+    Parameters
+    ----------
+    path : str or Path
+        A results file.
+    selection : GroupSelection
+
+    Returns
+    -------
+    ndarray
+        Group rows as in ``/groups`` (text columns as str).
+    """
+    path = os.fspath(path)
+    with _open_results(path) as f:
+        rows = f["summary"][()]
+        ids = _particle_ids(path, _decode_struct(rows))
+        mask = selection.particle_filter.mask(_decode_struct(rows)) \
+            if selection.particle_filter is not None else None
+        pooled = None
+        if selection.pooled_dwell:
+            parts = f.get("particles")
+            keep = {}
+            for pid in ids:
+                if parts is not None and pid in parts:
+                    _check_links(parts[pid], path)
+                    if "blinking" in parts[pid]:
+                        keep[pid] = _read_dwell_input(parts[pid]["blinking"], path)
+            from qrspec.store.summary import pooled_dwell_laws
+
+            pooled = pooled_dwell_laws(rows, keep, selected=mask)
+        return _decode_struct(group_statistics(rows, selected=mask, pooled=pooled))
 
 
 def read_particle(path, particle_id: str | None = None) -> ParticleAnalysis:

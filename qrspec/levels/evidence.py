@@ -1,0 +1,302 @@
+"""Physics of each intensity level from its photons: the evidence the state labels use.
+
+For every level of a :class:`~qrspec.levels.LevelClustering` (or labelled
+:class:`~qrspec.levels.Segments`), :func:`level_evidence` measures from the level's photons:
+
+* ``tau_xx_ns``: the biexciton lifetime from the first photon of same-period two-detector
+  pairs (heralded; accidental signal x background pairs modelled with fixed shape and size,
+  :func:`qrspec.fitting.biexciton.accidental_first_photon_counts`), when the level has at
+  least ``min_pairs`` pairs.
+* ``tau_x_ns``: the exciton lifetime from a mono-exponential (+ flat background) Poisson fit of
+  the *late* tail of the aligned decay, starting ``xx_suppression`` biexciton lifetimes after
+  the rise (``tau_xx + 2 sigma`` when measured, else ``tau/1.7`` from a first tail fit: in
+  every variant of :mod:`qrspec.charging` with QY_X0 >= 0.7, ``tau_X/tau_XX >= 1.7``). The
+  biexciton then contributes < 0.2 % of the fitted photons, so a pure charge state is
+  mono-exponential there.
+* ``shape_p``: the p-value of the likelihood-ratio test mono- versus bi-exponential on the same
+  late tail (deviance difference against chi-square with 2 degrees of freedom, conservative for
+  the boundary), and ``second_fraction``/``second_tau_ns``: the minor component of the bi fit.
+  A level that merges two charge states (a missed change point) has two X lifetimes;
+  :func:`qrspec.levels.label_levels` flags it when ``shape_p < LabelRules.shape_alpha`` and the
+  minor component carries at least ``LabelRules.shape_min_fraction`` of the tail photons at a
+  lifetime differing by at least ``LabelRules.shape_min_tau_ratio``.
+* ``tau_x_heralded_ns``: the exciton lifetime from the delays ``t2 - t1`` of the same pairs
+  (:func:`qrspec.fitting.biexciton.heralded_tau_x`, 0.5-50 ns, flat accidental pedestal).
+  For one emitter in one state the X photon follows its XX photon after ``Exp(tau_X)``, the
+  same lifetime as the late tail; pairs of two emitters, or of two merged states, add a faster
+  component (the second photon of a cross pair from a short-lived partner), so a heralded
+  ``tau_X`` significantly shorter than the late-tail one shows a second emitter or state.
+* ``ratio = tau_x / tau_xx`` with its delta-method error. Neutral:
+  ``tau_X0/tau_XX0 = beta_XX QY_X0 + tau_X0/tau_A,XX0 >= 2.8`` for QY_X0 >= 0.7 (beta_XX = 4);
+  charged (capped variant, every n): 1.7-2.9 (``qrspec.charging`` tables, validated in
+  ``scripts/validate_levels.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from qrspec.errors import QrspecError
+from qrspec.levels.segments import Segments
+
+__all__ = ["LevelEvidence", "level_evidence"]
+
+logger = logging.getLogger(__name__)
+
+TAIL_START_NS = 0.3  # past the IRF peak (~0.1 ns): the tail fits start this far after the rise
+MIN_RATIO_X_XX = 1.7  # smallest tau_X/tau_XX of any charge state (module docstring)
+
+
+@dataclass(frozen=True, eq=False)
+class LevelEvidence:
+    """Per-level lifetimes, pair statistics and decay shape (one entry per level).
+
+    Attributes
+    ----------
+    tau_x_ns, tau_x_err_ns : ndarray of float64
+        Late-tail exciton lifetime and its error (NaN: too few photons or failed fit).
+    tau_xx_ns, tau_xx_err_ns : ndarray of float64
+        Heralded biexciton lifetime and its error (NaN: fewer than ``min_pairs`` pairs).
+    n_photons, n_pairs : ndarray of int64
+        Photons (selected detectors) and same-period pairs in the level.
+    tail_start_ns : ndarray of float64
+        Start of the late-tail fits after the rise.
+    shape_p : ndarray of float64
+        p-value of mono- vs bi-exponential on the late tail (NaN when not testable).
+    second_fraction : ndarray of float64
+        Photon fraction of the minor bi-exponential component in the late tail (NaN if none).
+    second_tau_ns : ndarray of float64
+        Its lifetime.
+    tau_x_heralded_ns, tau_x_heralded_err_ns : ndarray of float64
+        Exciton lifetime from the pair delays and its error (NaN: fewer than ``min_pairs``).
+    messages : tuple of str
+        Why a value is NaN, per level ("" when all are defined).
+    """
+
+    tau_x_ns: np.ndarray
+    tau_x_err_ns: np.ndarray
+    tau_xx_ns: np.ndarray
+    tau_xx_err_ns: np.ndarray
+    n_photons: np.ndarray
+    n_pairs: np.ndarray
+    tail_start_ns: np.ndarray
+    shape_p: np.ndarray
+    second_fraction: np.ndarray
+    second_tau_ns: np.ndarray
+    messages: tuple
+    tau_x_heralded_ns: np.ndarray | None = None
+    tau_x_heralded_err_ns: np.ndarray | None = None
+
+    @property
+    def n_levels(self) -> int:
+        """Number of levels."""
+        return int(self.tau_x_ns.size)
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """``tau_x_ns / tau_xx_ns`` (NaN where either is undefined)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.tau_x_ns / self.tau_xx_ns
+
+    @property
+    def ratio_err(self) -> np.ndarray:
+        """Delta-method error of :attr:`ratio` (independent photon sets: tail vs pairs)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.ratio * np.hypot(self.tau_x_err_ns / self.tau_x_ns,
+                                         self.tau_xx_err_ns / self.tau_xx_ns)
+
+    @classmethod
+    def from_lifetimes(cls, tau_x_ns, tau_x_err_ns=None, tau_xx_ns=None,
+                       tau_xx_err_ns=None) -> LevelEvidence:
+        """Evidence from given lifetimes only (no photon counts, no shape test)."""
+        tx = np.asarray(tau_x_ns, dtype=np.float64)
+        g = tx.size
+        nan = np.full(g, np.nan)
+
+        def arr(v, name):
+            if v is None:
+                return nan.copy()
+            a = np.asarray(v, dtype=np.float64)
+            if a.shape != (g,):
+                raise QrspecError(f"{name} shape {a.shape} != number of levels ({g},)")
+            return a
+
+        return cls(tx, arr(tau_x_err_ns, "tau_x_err_ns"), arr(tau_xx_ns, "tau_xx_ns"),
+                   arr(tau_xx_err_ns, "tau_xx_err_ns"), np.zeros(g, np.int64),
+                   np.zeros(g, np.int64), nan.copy(), nan.copy(), nan.copy(), nan.copy(),
+                   ("",) * g, nan.copy(), nan.copy())
+
+
+def _in_windows_ticks(ticks, windows_s, unit: float) -> np.ndarray:
+    """Mask of sorted ``ticks`` inside half-open windows (s); edges as Photons.select_windows."""
+    a = np.ceil(windows_s[:, 0] / unit - 1e-9).astype(np.int64)
+    b = np.ceil(windows_s[:, 1] / unit - 1e-9).astype(np.int64)
+    k = np.searchsorted(a, ticks, "right") - 1
+    return (k >= 0) & (ticks < b[np.clip(k, 0, None)])
+
+
+def _whole_bins(decay):
+    n = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
+    return decay.counts[:n], decay.time_ns[:n], n
+
+
+def _tail_fit(counts, time_ns, period_ns, start_ns, model, min_photons):
+    from qrspec.fitting.lifetime import fit_decay
+
+    return fit_decay(counts, time_ns=time_ns, period_ns=period_ns,
+                     fit_range_ns=(start_ns, period_ns), irf=None, background="fit",
+                     model=model, min_photons=min_photons)
+
+
+def _heralded(t1_ns, full, dec, n_pulses, min_pairs):
+    """(tau_xx, err, message) from the first photons of the level's pairs."""
+    from qrspec.fitting.biexciton import accidental_first_photon_counts, heralded_tau_xx
+    from qrspec.stats.decay import background_counts
+
+    if t1_ns.size < min_pairs:
+        return math.nan, math.nan, f"{t1_ns.size} pairs < {min_pairs}"
+    _, _, n_bins = _whole_bins(dec)
+    per_bin = background_counts(full) * dec.bin_ns / dec.period_ns
+    cpd = dec.counts_per_detector[:, :n_bins]
+    acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=n_pulses,
+                                         background_a=per_bin[0], background_b=per_bin[1])
+    period = n_bins * dec.bin_ns
+    est = heralded_tau_xx(t1_ns, bin_ns=dec.bin_ns, period_ns=period, accidental_counts=acc,
+                          background=0.0, fit_range_ns=(dec.t0_ns + TAIL_START_NS, period),
+                          intervals="hessian")
+    if not est.success or not np.isfinite(est.tau_err_ns):
+        return math.nan, math.nan, f"heralded tau_XX failed: {est.message}"
+    return float(est.tau_ns), float(est.tau_err_ns), ""
+
+
+def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=None,
+                   bin_ns: float = 0.1, min_photons: int = 500, min_pairs: int = 20,
+                   xx_suppression: float = 4.0) -> LevelEvidence:
+    """Measure each level's exciton and biexciton lifetimes and decay shape.
+
+    Parameters
+    ----------
+    photons : Photons
+        T3 photons the segments were computed from (the change points of
+        :func:`~qrspec.levels.find_change_points` index the photons of ``detectors``).
+    levels : LevelClustering or Segments
+        Segments with their level.
+    detectors : (int, int)
+        The two HBT detectors.
+    offsets_ns : (float, float), optional
+        Detector alignment (default: from the decay of all photons).
+    pairs : PhotonPairs, optional
+        Same-period pairs of all ``photons`` (:func:`qrspec.stats.pairs.photon_pairs` with the
+        same offsets); computed when omitted.
+    bin_ns : float
+        Decay bin for the fits (whole TCSPC bins).
+    min_photons : int
+        Fewest photons in a late-tail fit range.
+    min_pairs : int
+        Fewest pairs for a heralded tau_XX.
+    xx_suppression : float
+        The late tail starts this many biexciton lifetimes after the rise (> 0).
+
+    Returns
+    -------
+    LevelEvidence
+    """
+    from scipy.stats import chi2
+
+    from qrspec.fitting.biexciton import heralded_tau_x
+    from qrspec.levels.clustering import LevelClustering
+    from qrspec.photons import Photons
+    from qrspec.stats.decay import DecayAccumulator, decay_histogram
+    from qrspec.stats.pairs import photon_pairs
+
+    seg = levels.segments if isinstance(levels, LevelClustering) else levels
+    if not isinstance(seg, Segments):
+        raise QrspecError(f"levels must be LevelClustering or Segments, got "
+                          f"{type(levels).__name__}")
+    if seg.size == 0 or np.any(seg.level < 0):
+        raise QrspecError("levels must have every segment assigned to a level (level >= 0); "
+                          "run cluster_levels first")
+    if not isinstance(photons, Photons) or not photons.is_t3:
+        raise QrspecError("photons must be T3 Photons (nanotimes are needed for lifetimes)")
+    if not (np.isfinite(xx_suppression) and xx_suppression > 0):
+        raise QrspecError(f"xx_suppression={xx_suppression!r} must be > 0")
+    for name, v in (("min_photons", min_photons), ("min_pairs", min_pairs)):
+        if not isinstance(v, int | np.integer) or v < 1:
+            raise QrspecError(f"{name}={v!r} must be an integer >= 1")
+    dets = [int(d) for d in detectors]
+    ph = photons.select(detectors=dets)
+    if offsets_ns is None:
+        offsets_ns = decay_histogram(ph, detectors=dets).offsets_ns
+    offsets = np.asarray(offsets_ns, dtype=np.float64)
+    if pairs is None:
+        pairs = photon_pairs(ph, detectors=dets, offsets_ns=offsets)
+    g = seg.n_levels
+    out = {k: np.full(g, np.nan) for k in ("tx", "txe", "txx", "txxe", "start", "p", "f2",
+                                           "t2", "txh", "txhe")}
+    n_ph = np.zeros(g, np.int64)
+    n_pairs = np.zeros(g, np.int64)
+    msgs = [""] * g
+    for k in range(g):
+        w = seg.windows(level=k)
+        if w.shape[0] == 0:
+            msgs[k] = "empty level"
+            continue
+        sub = ph.select_windows(w)
+        n_ph[k] = sub.size
+        if sub.size == 0:
+            msgs[k] = "no photons"
+            continue
+        acc = DecayAccumulator(detectors=dets)
+        acc.add(sub)
+        full = acc.result(offsets_ns=offsets)
+        dec = acc.result(offsets_ns=offsets, bin_ns=bin_ns)
+        in_level = _in_windows_ticks(pairs.sync, w, ph.timestamps_unit)
+        t1 = pairs.t1_ns[in_level]
+        n_pairs[k] = t1.size
+        if t1.size >= min_pairs:
+            her = heralded_tau_x(pairs.delay_ns[in_level])
+            if her.success:
+                out["txh"][k], out["txhe"][k] = her.tau_ns, her.tau_err_ns
+        span_s = float(np.sum(w[:, 1] - w[:, 0]))
+        n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
+        txx, txxe, m = _heralded(t1, full, dec, n_pulses, int(min_pairs))
+        out["txx"][k], out["txxe"][k] = txx, txxe
+        notes = [f"tau_XX: {m}"] if m else []
+        counts, time_ns, n_bins = _whole_bins(dec)
+        period = n_bins * dec.bin_ns
+        if np.isfinite(txx):
+            xx_hi = txx + 2.0 * txxe
+        else:
+            first = _tail_fit(counts, time_ns, period, dec.t0_ns + TAIL_START_NS, "mono",
+                              int(min_photons))
+            xx_hi = first.tau_ns[0] / MIN_RATIO_X_XX if first.success else math.nan
+        if not np.isfinite(xx_hi):
+            notes.append("tau_X: first tail fit failed")
+            msgs[k] = "; ".join(notes)
+            continue
+        start = dec.t0_ns + max(TAIL_START_NS, xx_suppression * xx_hi)
+        out["start"][k] = start - dec.t0_ns
+        mono = _tail_fit(counts, time_ns, period, start, "mono", int(min_photons))
+        if not (mono.success and np.isfinite(mono.tau_err_ns[0])):
+            notes.append(f"tau_X: late-tail fit failed ({mono.message or 'no error'})")
+            msgs[k] = "; ".join(notes)
+            continue
+        out["tx"][k], out["txe"][k] = mono.tau_ns[0], mono.tau_err_ns[0]
+        bi = _tail_fit(counts, time_ns, period, start, "bi", int(min_photons))
+        if bi.success:
+            dd = max(mono.deviance - bi.deviance, 0.0)
+            out["p"][k] = float(chi2.sf(dd, 2))
+            j = int(np.argmin(bi.fractions))
+            out["f2"][k] = float(bi.fractions[j])
+            out["t2"][k] = float(bi.tau_ns[j])
+        else:
+            out["p"][k] = 1.0  # a second component cannot even be fitted
+        msgs[k] = "; ".join(notes)
+    logger.debug("level evidence: tau_x %s tau_xx %s", out["tx"], out["txx"])
+    return LevelEvidence(out["tx"], out["txe"], out["txx"], out["txxe"], n_ph, n_pairs,
+                         out["start"], out["p"], out["f2"], out["t2"], tuple(msgs),
+                         out["txh"], out["txhe"])
