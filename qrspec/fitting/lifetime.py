@@ -447,39 +447,41 @@ def _prepare_irf(irf, n, period_bins, bin_ns, t_first):
 
 
 def _data_failures(prob, c):
-    """Per row of ``c``: ``(message, photons)`` of a histogram that cannot be fitted, or
-    ``None``; checked in this order: non-finite, negative, no bins, too few photons, one bin."""
-    out = [None] * c.shape[0]
-    model, method = prob.model, prob.method
+    """Check every row of ``c`` (in this order: non-finite, negative, no bins, too few photons,
+    one bin, fewer bins than free parameters). Returns ``(failures, photons)``: per row
+    ``(message, photons)`` or None, and the counts in the fit range per row."""
+    n_rows = c.shape[0]
     if prob.empty:
-        return [("empty histogram (0 bins)", 0.0)] * c.shape[0]
-    finite = np.isfinite(c).all(axis=1)
-    bad = ~finite
-    for r in np.flatnonzero(bad):
-        n_bad = int((~np.isfinite(c[r])).sum())
-        out[r] = (f"counts contain {n_bad} NaN/inf values", 0.0)
-    negative = np.zeros(c.shape[0], dtype=bool)
-    negative[finite] = c[finite].min(axis=1) < 0
-    for r in np.flatnonzero(negative):
-        out[r] = ("counts contain negative values", 0.0)
-    good = finite & ~negative
+        return [("empty histogram (0 bins)", 0.0)] * n_rows, np.zeros(n_rows)
+    # NaN propagates to the minimum, +-inf to the sum (with counts >= 0)
+    good = (c.min(axis=1) >= 0) & np.isfinite(c.sum(axis=1))
     if prob.mdl is None:
-        msg = f"fit_range_ns={prob.fit_range_ns!r} contains no bins"
-        return [o if o is not None else (msg, 0.0) for o in out]
-    ci = c[:, prob.idx]
-    n_ph = ci.sum(axis=1)
-    n_nonzero = np.count_nonzero(ci, axis=1)
-    for r in np.flatnonzero(good):
-        if n_ph[r] < prob.min_photons:
+        n_ph = np.zeros(n_rows)
+        bad = np.ones(n_rows, dtype=bool)
+    else:
+        ci = c[:, prob.idx]
+        n_ph = _row_sums(ci)
+        bad = ~good | (n_ph < prob.min_photons) | (np.count_nonzero(ci, axis=1) <= 1)
+        if prob.idx.size <= prob.n_free:
+            bad[:] = True
+    out = [None] * n_rows
+    for r in np.flatnonzero(bad).tolist():
+        n_bad = int((~np.isfinite(c[r])).sum())
+        if n_bad:
+            out[r] = (f"counts contain {n_bad} NaN/inf values", 0.0)
+        elif c[r].min() < 0:
+            out[r] = ("counts contain negative values", 0.0)
+        elif prob.mdl is None:
+            out[r] = (f"fit_range_ns={prob.fit_range_ns!r} contains no bins", 0.0)
+        elif n_ph[r] < prob.min_photons:
             out[r] = (f"only {n_ph[r]:.0f} photons in the fit range "
                       f"(< min_photons={prob.min_photons})", n_ph[r])
-        elif n_nonzero[r] <= 1:
+        elif np.count_nonzero(c[r, prob.idx]) <= 1:
             out[r] = (f"all {n_ph[r]:.0f} photons in one bin: no decay shape", n_ph[r])
         elif prob.idx.size <= prob.n_free:
             out[r] = (f"fit range has {prob.idx.size} bins for {prob.n_free} free parameters",
                       n_ph[r])
-    del model, method
-    return out
+    return out, n_ph
 
 
 def _row_sums(x):
@@ -676,14 +678,15 @@ def _shift_misaligned(prob, c, theta, f, at_bound):
 def _fit_many(prob, c, *, rng, n_threads):
     """Fit every row of ``c`` (n_rows, n_bins) with ``prob``; one LifetimeFit per row."""
     model, method = prob.model, prob.method
-    fails = _data_failures(prob, c)
+    fails, n_ph = _data_failures(prob, c)
     results = [None if f is None else _failed(model, method, f[0], f[1]) for f in fails]
     rows = [r for r, f in enumerate(fails) if f is None]
     if not rows:
         return results
-    cf = np.ascontiguousarray(c if len(rows) == c.shape[0] else c[rows])
+    all_rows = len(rows) == c.shape[0]
+    cf = np.ascontiguousarray(c if all_rows else c[rows])
+    n_ph = (n_ph if all_rows else n_ph[rows]).tolist()
     out = _fit_rows(prob, cf, _start_rows(prob, cf), n_threads)
-    n_ph = _row_sums(cf[:, prob.idx]).tolist()
     dev = out.stats[:, _kernels.R_DEVIANCE].tolist()
     chi2 = out.stats[:, _kernels.R_CHI2].tolist()
     for j, (message, cov) in enumerate(_outcomes(prob, cf, out)):
@@ -892,7 +895,7 @@ def fit_decay_global(counts, time_ns=None, *, irf, model: str = "mono",
                       scatter=scatter, tau0_ns=tau0_ns, mean_excitations=None, qy_ratio=None,
                       intervals=intervals, n_bootstrap=n_bootstrap, min_photons=min_photons,
                       max_iter=max_iter)
-        fail = _data_failures(pr, cnt[d: d + 1])[0]
+        fail = _data_failures(pr, cnt[d: d + 1])[0][0]
         if fail is not None:
             return _failed(model, method, f"detector {d}: {fail[0]}", float(np.nansum(cnt)))
         probs.append(pr)
