@@ -8,6 +8,16 @@ projected Levenberg-Marquardt / Fisher-scoring iteration on the Poisson deviance
 (the expected Hessian of D/2), optionally from profile likelihood (Delta D = 1) or a parametric
 bootstrap.
 
+The optimiser runs whole in one compiled kernel (:func:`qrspec.fitting._kernels.fit_rows`, one
+numba signature for every model), for one histogram or many: ``fit_decay`` is a batch of one,
+``fit_decays`` checks the arguments, prepares the IRF and computes the start values once for all
+rows and fits them in one kernel call (threads over row chunks for large batches). Python keeps
+what is cheap there: argument and data checks, start values, the covariance (inverse of the
+Fisher block of the free parameters) and the checks of the optimum, vectorised over rows. A
+fit of a row in a batch and alone gives the same numbers (the same code on the same inputs;
+row sums accumulate in order, never pairwise by shape). Speed against tttrlib and the
+compilation a new environment pays once: ``scripts/bench_fit.py`` (``--compile``).
+
 A fit on bad data (empty, NaN, negative, all counts in one bin, too few photons, no convergence)
 returns ``LifetimeFit(success=False, message=...)`` and never raises; invalid *arguments* (unknown
 model, inconsistent shapes) raise :class:`~qrspec.errors.QrspecError`.
