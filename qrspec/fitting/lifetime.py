@@ -241,8 +241,10 @@ def fit_decays(counts, time_ns=None, *, irf=None, n_threads: int | None = None,
     time_ns, irf
         As :func:`fit_decay`, shared by all rows.
     n_threads : int, optional
-        Worker threads (default: the CPUs this process may use, at most 8; 1 fits in this
-        thread). The kernel releases the GIL, so threads run fits in parallel.
+        At most this many threads (default: the CPUs this process may use, at most 8; 1 fits
+        in this thread). The kernel releases the GIL, so threads run fits in parallel; a thread
+        is started per ~20000 histogram bins (rows x period bins) only, smaller batches are
+        fitted in this thread.
     **kwargs
         Any other argument of :func:`fit_decay` (``bin_ns``, ``model``, ``period_ns``, ...),
         shared by all rows; ``rng`` (bootstrap) is not accepted (fit bootstrapped decays one by
@@ -626,7 +628,7 @@ def _outcomes(prob, c, out):
         groups.setdefault(free[r].tobytes(), []).append(r)
     for rows in groups.values():
         k = np.flatnonzero(free[rows[0]])
-        block = np.ix_(rows, k, k)
+        block = rows if k.size == p else np.ix_(rows, k, k)  # all free: no sub-block
         try:
             cov[block] = np.linalg.inv(0.5 * out.h[block])
         except np.linalg.LinAlgError:  # a singular matrix: invert the others one by one
