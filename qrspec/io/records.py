@@ -117,8 +117,22 @@ def scan_chunk(record_type: RecordType, records) -> ScanCounts:
     """Count photons, markers, sync events and overflows in ``records`` (read-only pass)."""
     from qrspec.io._kernels import KERNELS
 
-    scan, _, mode = KERNELS[record_type.family]
+    scan, _, mode, _ = KERNELS[record_type.family]
     return ScanCounts(*(int(v) for v in scan(records, mode)))
+
+
+_VECTOR: list[bool] = []  # [vector_decode_supported()], decided on first use
+
+
+def _decode_kernel(family: str):
+    """The decode kernel of ``family`` and its mode: the AVX-512 vector kernel where numba
+    compiles for a CPU that has it, else the scalar kernel (same results, tested)."""
+    from qrspec.io._kernels import KERNELS, vector_decode_supported
+
+    if not _VECTOR:
+        _VECTOR.append(vector_decode_supported())
+    _, scalar, mode, vector = KERNELS[family]
+    return (vector if _VECTOR[0] else scalar), mode
 
 
 def decode_chunk(record_type: RecordType, records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits,
@@ -129,9 +143,7 @@ def decode_chunk(record_type: RecordType, records, ofl, ts_out, det_out, nt_out,
     must hold the counts :func:`scan_chunk` reports for ``records`` (``nt_out`` may be empty
     in T2, ``sync_out`` outside HydraHarp-family T2); nothing is written beyond them.
     """
-    from qrspec.io._kernels import KERNELS
-
-    _, kernel, mode = KERNELS[record_type.family]
+    kernel, mode = _decode_kernel(record_type.family)
     return DecodeCounts(*(int(v) for v in kernel(records, np.int64(ofl), ts_out, det_out,
                                                  nt_out, mk_ts, mk_bits, sync_out, mode)))
 
