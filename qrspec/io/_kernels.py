@@ -398,12 +398,13 @@ def _decode_pt2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
 # --------------------------------------------------------------------------- vector decode
 # The scalar kernels above decode about 4 CPU cycles per record (a HydraHarp T3 photon: 3 stores,
 # ~25 instructions, several loop-carried values). The vector kernels below decode 8 records per
-# step with AVX-512 (measured 2.8x faster, ``scripts/bench_read.py --phases``): one 32-byte load;
+# step with AVX-512 (measured on 50 M HydraHarp T3 photons, one thread, output pages already
+# faulted in: 0.99 against 3.1 ns per record): one 32-byte load;
 # photon/overflow masks and fields with vector integer operations; the overflow increments summed
 # across the 8 lanes by a 3-step prefix sum; the photons packed to the front with a compress
 # (``vpcompressq``/``vpcompressd``) and stored with plain 64/16/8-byte stores at the photon
 # cursor. A group holding a marker, a sync event or a reserved code (rare) is decoded by the
-# branchy scalar path instead, record by record, as is the part's tail.
+# family's scalar kernel instead, as is the part's tail.
 #
 # The group stores always write 8 lanes at the cursor (lanes past the group's photons hold
 # filler, overwritten by the next group): the group loop stops while 8 slots remain, so a part
@@ -420,7 +421,13 @@ _G = 8  # records per vector step
 
 
 def vector_decode_supported() -> bool:
-    """True when numba compiles for a CPU with AVX-512 F and VL (native compress)."""
+    """True when numba compiles for a CPU with AVX-512 F and VL (native compress).
+
+    Reads the features numba's JIT targets (``NUMBA_CPU_FEATURES`` when set, e.g. ``""`` with
+    ``NUMBA_CPU_NAME=generic`` for a portable cache; else the host's, with AVX removed under
+    ``NUMBA_ENABLE_AVX=0``), not the host's alone. numba keys its on-disk cache by target
+    triple, CPU name and this feature string, so a cached AVX-512 build is never loaded on a
+    CPU without AVX-512; such a CPU gets the scalar kernels."""
     from numba.core import config
     from numba.core.codegen import get_host_cpu_features
 
@@ -593,101 +600,13 @@ group holds a record that is neither a photon nor an overflow."""
 
 
 @numba.njit(inline="always")
-def _decode_record_range(records, start, stop, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits,
-                         sync_out, n_ph, n_mk, n_sy, n_bad, n_back, last, fam):
-    """Branchy scalar decode of ``records[start:stop]`` (markers, sync events, the tail)."""
-    n_out = ts_out.size
-    for i in range(start, stop):
-        r = np.int64(records[i])
-        kind = 4  # 0 photon, 1 overflow, 2 marker, 3 sync, 4 reserved code
-        t = np.int64(0)
-        det = np.int64(0)
-        nt = np.int64(0)
-        inc = np.int64(0)
-        bits = np.int64(0)
-        if fam == FAM_HT3 or fam == FAM_HT3V1 or fam == FAM_HT3SF:
-            top = r >> 25
-            t = ofl + (r & 1023)
-            if top < 64:
-                kind, det, nt = 0, top, (r >> 10) & 32767
-            elif top == 127:
-                kind = 1
-                if fam == FAM_HT3:
-                    inc = max(r & 1023, 1) << 10
-                elif fam == FAM_HT3V1:
-                    inc = np.int64(1024)
-                else:
-                    inc = ((r & 0xFFFFFF) + 1) << 10
-            elif top >= 65 and top <= 79:
-                kind, bits = 2, top - 64
-        elif fam == FAM_PT3:
-            ch = r >> 28
-            t = ofl + (r & 0xFFFF)
-            if ch >= 1 and ch <= 4:
-                kind, det, nt = 0, ch - 1, (r >> 16) & 0xFFF
-            elif (r >> 16) == 0xF000:
-                kind, inc = 1, np.int64(65536)
-            elif ch == 15:
-                kind, bits = 2, (r >> 16) & 0xF
-        elif fam == FAM_T3R:
-            data = (r >> 16) & 0xFFF
-            t = ofl + (r & 0xFFFF)
-            if (r >> 30) & 1:
-                kind, det, nt = 0, (r >> 28) & 3, data
-            elif data & 0x800:
-                kind, inc = 1, np.int64(65536)
-            elif data & 7:
-                kind, bits = 2, data & 7
-        elif fam == FAM_HT2 or fam == FAM_HT2V1:
-            top = r >> 25
-            tt = r & 0x1FFFFFF
-            t = ofl + tt
-            if top < 64:
-                kind, det = 0, top
-            elif top == 127:
-                kind = 1
-                inc = (max(tt, 1) << 25) if fam == FAM_HT2 else np.int64(33552000)
-            elif top == 64:
-                kind = 3
-            elif top <= 79:
-                kind, bits = 2, top - 64
-        else:  # FAM_PT2
-            ch = r >> 28
-            tt = r & 0x0FFFFFFF
-            t = ofl + tt
-            if ch <= 4:
-                kind, det = 0, ch
-            elif ch == 15 and (r & 0xF) == 0:
-                kind, inc = 1, np.int64(210698240)
-            elif ch == 15:
-                kind, bits, t = 2, r & 0xF, ofl + (tt & ~np.int64(0xF))
-        if kind == 0:
-            if n_ph < n_out:  # never beyond the part (the scan promised its photon count)
-                ts_out[n_ph] = t
-                det_out[n_ph] = det
-                if fam != FAM_HT2 and fam != FAM_HT2V1 and fam != FAM_PT2:
-                    nt_out[n_ph] = nt
-            n_back += t < last
-            last = t
-            n_ph += 1
-        elif kind == 1:
-            ofl += inc
-        elif kind == 2:
-            if n_mk < mk_ts.size:
-                mk_ts[n_mk] = t
-                mk_bits[n_mk] = bits
-            n_mk += 1
-        elif kind == 3:
-            if n_sy < sync_out.size:
-                sync_out[n_sy] = t
-            n_sy += 1
-        else:
-            n_bad += 1
-    return ofl, n_ph, n_mk, n_sy, n_bad, n_back, last
-
-
-@numba.njit(inline="always")
-def _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, fam):
+def _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode, fam,
+                   scalar):
+    """Groups of 8 records by :func:`_vector_group`; a group holding a marker, a sync event or a
+    reserved code, and the records after the last whole group (or once fewer than 8 output slots
+    remain), by the family's ``scalar`` kernel on slices of the records and outputs (C-contiguous
+    slices: the scalar kernel's compiled version is reused; no second copy of the record logic).
+    """
     nrec = records.size
     n_out = ts_out.size
     n_ph = 0
@@ -697,20 +616,28 @@ def _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_o
     n_back = 0
     last = np.int64(-1)
     i = 0
-    while i + _G <= nrec and n_ph + _G <= n_out:
-        o2, n2, l2, nb = _vector_group(records, i, ofl, ts_out, det_out, nt_out, n_ph, last,
-                                       fam)
-        if nb >= 0:
-            ofl, n_ph, last = o2, n2, l2
-            n_back += nb
-        else:  # a marker, sync event or reserved code in the group
-            ofl, n_ph, n_mk, n_sy, n_bad, n_back, last = _decode_record_range(
-                records, i, i + _G, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                n_ph, n_mk, n_sy, n_bad, n_back, last, fam)
-        i += _G
-    ofl, n_ph, n_mk, n_sy, n_bad, n_back, last = _decode_record_range(
-        records, i, nrec, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-        n_ph, n_mk, n_sy, n_bad, n_back, last, fam)
+    while i < nrec:
+        stop = nrec
+        if i + _G <= nrec and n_ph + _G <= n_out:
+            o2, n2, l2, nb = _vector_group(records, i, ofl, ts_out, det_out, nt_out, n_ph, last,
+                                           fam)
+            if nb >= 0:
+                ofl, n_ph, last = o2, n2, l2
+                n_back += nb
+                i += _G
+                continue
+            stop = i + _G
+        ofl, k_ph, k_mk, k_sy, k_bad, k_back = scalar(
+            records[i:stop], ofl, ts_out[n_ph:], det_out[n_ph:], nt_out[n_ph:], mk_ts[n_mk:],
+            mk_bits[n_mk:], sync_out[n_sy:], mode)
+        if k_ph > 0:  # the scalar kernel starts with no previous photon: compare across
+            n_back += k_back + (ts_out[n_ph] < last)
+            last = ts_out[n_ph + k_ph - 1]
+        n_ph += k_ph
+        n_mk += k_mk
+        n_sy += k_sy
+        n_bad += k_bad
+        i = stop
     return ofl, n_ph, n_mk, n_sy, n_bad, n_back
 
 
@@ -721,49 +648,49 @@ def _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_o
 @numba.njit(**_cache)
 def _vdecode_ht3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     return _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                          FAM_HT3)
+                          mode, FAM_HT3, _decode_hh_t3)
 
 
 @numba.njit(**_cache)
 def _vdecode_ht3v1(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     return _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                          FAM_HT3V1)
+                          mode, FAM_HT3V1, _decode_hh_t3)
 
 
 @numba.njit(**_cache)
 def _vdecode_ht3sf(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     return _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                          FAM_HT3SF)
+                          mode, FAM_HT3SF, _decode_hh_t3)
 
 
 @numba.njit(**_cache)
 def _vdecode_pt3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     return _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                          FAM_PT3)
+                          mode, FAM_PT3, _decode_pt3)
 
 
 @numba.njit(**_cache)
 def _vdecode_t3r(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     return _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                          FAM_T3R)
+                          mode, FAM_T3R, _decode_t3r)
 
 
 @numba.njit(**_cache)
 def _vdecode_ht2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     return _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                          FAM_HT2)
+                          mode, FAM_HT2, _decode_hh_t2)
 
 
 @numba.njit(**_cache)
 def _vdecode_ht2v1(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     return _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                          FAM_HT2V1)
+                          mode, FAM_HT2V1, _decode_hh_t2)
 
 
 @numba.njit(**_cache)
 def _vdecode_pt2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
     return _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
-                          FAM_PT2)
+                          mode, FAM_PT2, _decode_pt2)
 
 
 # family -> (scan kernel, scalar decode kernel, mode, vector decode kernel)
