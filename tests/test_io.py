@@ -620,7 +620,7 @@ def test_decode_kernel_setting(monkeypatch):
     monkeypatch.setenv("QRSPEC_DECODE_KERNEL", "scalar")
     assert records.decode_kernel() == "scalar"
     monkeypatch.setenv("QRSPEC_DECODE_KERNEL", "avx")
-    with pytest.raises(ValueError, match=r"QRSPEC_DECODE_KERNEL='avx' must be one of auto, "
+    with pytest.raises(QrspecError, match=r"QRSPEC_DECODE_KERNEL='avx' must be one of auto, "
                                          r"scalar, vector"):
         records.decode_kernel()
     # a CPU without AVX-512: auto is scalar, vector is refused
@@ -628,7 +628,7 @@ def test_decode_kernel_setting(monkeypatch):
     monkeypatch.setenv("QRSPEC_DECODE_KERNEL", "auto")
     assert records.decode_kernel() == "scalar"
     monkeypatch.setenv("QRSPEC_DECODE_KERNEL", "vector")
-    with pytest.raises(ValueError, match=r"QRSPEC_DECODE_KERNEL='vector' needs a CPU with "
+    with pytest.raises(QrspecError, match=r"QRSPEC_DECODE_KERNEL='vector' needs a CPU with "
                                          r"AVX-512 F and VL"):
         records.decode_kernel()
 

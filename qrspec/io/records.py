@@ -137,19 +137,20 @@ def decode_kernel() -> str:
     ``vector`` overrides it; ``vector`` on a CPU without AVX-512 F + VL is refused (LLVM would
     expand the compress instructions into slow code).
     """
+    from qrspec.errors import QrspecError
     from qrspec.io._kernels import vector_decode_supported
 
     env = os.environ.get("QRSPEC_DECODE_KERNEL", "auto") or "auto"
     if env not in DECODE_KERNELS:
-        raise ValueError(f"QRSPEC_DECODE_KERNEL={env!r} must be one of "
-                         f"{', '.join(DECODE_KERNELS)}")
+        raise QrspecError(f"QRSPEC_DECODE_KERNEL={env!r} must be one of "
+                          f"{', '.join(DECODE_KERNELS)}")
     if env == "scalar":
         return "scalar"
     if not _VECTOR_SUPPORTED:
         _VECTOR_SUPPORTED.append(vector_decode_supported())
     if env == "vector" and not _VECTOR_SUPPORTED[0]:
-        raise ValueError("QRSPEC_DECODE_KERNEL='vector' needs a CPU with AVX-512 F and VL (numba "
-                         "compiles for one without them here)")
+        raise QrspecError("QRSPEC_DECODE_KERNEL='vector' needs a CPU with AVX-512 F and VL (numba "
+                          "compiles for one without them here)")
     return "vector" if _VECTOR_SUPPORTED[0] else "scalar"
 
 
