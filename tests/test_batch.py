@@ -228,3 +228,74 @@ def test_cli_demo_small(tmp_path):
                                                                         "undoped"}
     res = read_results(out / "results.h5")
     assert len(res.summary) == 3 and (out / "summary.csv").exists()
+
+
+@pytest.fixture
+def fake_tty(monkeypatch):
+    """CliRunner's stderr (and stdout) report a terminal: the progress bars' enabled path."""
+    import click.testing
+
+    monkeypatch.setattr(click.testing._NamedTextIOWrapper, "isatty", lambda self: True,
+                        raising=False)
+
+
+def test_cli_batch_progress_group_table_and_exclude(population, tmp_path, fake_tty):
+    """``batch`` on a terminal: a progress bar on stderr, the per-group table at the end;
+    ``--exclude`` leaves the listed particles out of the group statistics (recorded in the
+    file); -q and --no-progress hide the bar."""
+    from qrspec.app.exclude import write_exclusion_file
+    from qrspec.store.hdf5 import group_statistics
+
+    res = tmp_path / "b.h5"
+    bad = write_exclusion_file(tmp_path / "bad.json", ["p1", "nope"])
+    r = CliRunner().invoke(main, ["batch", str(population), "-o", str(res), "--exclude",
+                                  str(bad)])
+    assert r.exit_code == 1 and "1 particle ids are not among the batch's particles: ['nope']" \
+        in r.output and not res.exists()  # refused before any work
+    excl = write_exclusion_file(tmp_path / "excl.json", ["p1"], {"p1": "two emitters"})
+    r = CliRunner().invoke(main, ["batch", str(population), "-o", str(res), "--exclude",
+                                  str(excl), "-j", "2"])
+    assert r.exit_code == 3, r.output
+    assert "particles [" + "#" * 28 + "] 6/6  2 failed" in r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:5] == ["group", "n", "ok", "failed", "used"]
+    assert lines[-1].endswith("1 particles excluded")
+    back = read_results(res)
+    assert back.excluded == ("p1",) and set(back.particle_ids) >= {"p1"}  # still stored
+    g1 = str(back.summary["group"][back.summary["particle_id"] == "p1"][0])
+    row = back.groups[back.groups["group"] == g1][0]
+    assert row["n_selected"] == row["n_ok"] - 1
+    # the stored statistics are the store's over the rows without p1
+    from qrspec.app.batch_tables import store_rows
+
+    keep = back.summary["particle_id"] != "p1"
+    want = group_statistics(store_rows(back.summary), selected=keep)
+    np.testing.assert_array_equal(row["g2_zero_gated_mean"],
+                                  want[want["group"] == g1.encode()][0]["g2_zero_gated_mean"])
+    table = {ln.split()[0]: ln.split() for ln in lines[1:-1]}
+    assert table[g1][1:5] == [str(row["n_particles"]), str(row["n_ok"]),
+                              str(row["n_particles"] - row["n_ok"]), str(row["n_selected"])]
+    # resumed particles count on the bar too; -q: no bar, no table
+    r = CliRunner().invoke(main, ["batch", str(population), "-o", str(res), "--resume",
+                                  "--no-progress"])
+    assert r.exit_code in (0, 3) and "particles [" not in r.stderr
+    assert r.stdout.splitlines()[0].split()[0] == "group"
+    r = CliRunner().invoke(main, ["-q", "batch", str(population), "-o", str(res), "--resume"])
+    assert "particles [" not in r.stderr and r.stdout == ""
+
+
+def test_cli_simulate_batch_progress(tmp_path, fake_tty, monkeypatch):
+    """With stdout redirected and stderr a terminal, simulate-batch draws a bar; with both on
+    one terminal its per-particle lines are the progress (no bar)."""
+    import qrspec.cli.simulate as sim_cli
+
+    args = ["simulate-batch", str(tmp_path / "s"), "--n-particles", "2", "--duration-s", "0.3"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "simulated [" not in r.stderr
+    assert r.stdout.count("particle_") == 2
+    monkeypatch.setattr(sim_cli, "_isatty", lambda stream: False)  # stdout to a file
+    r = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert r.exit_code == 0 and "simulated [" + "#" * 28 + "] 2/2" in r.stderr
+    assert r.stdout.count("particle_") == 2  # the lines still go to stdout
+    r = CliRunner().invoke(main, [*args, "--overwrite", "--no-progress"])
+    assert r.exit_code == 0 and "simulated [" not in r.stderr

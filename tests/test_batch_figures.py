@@ -226,6 +226,31 @@ def test_threshold_map_alone(tables):
         bf.threshold_map_figure(None)
 
 
+# ---------------------------------------------------------------------------- populations
+def test_population_figure_draws_values_and_counts_particles_with_a_value(tables):
+    fig = bf.population_figure(tables)
+    groups = [str(g) for g in tables.groups["group"]]
+    ax = _axis(fig, "lifetimes")
+    for g in groups:
+        want = _finite_values("tau_x_neutral_ns", g)
+        dots = _lines(ax, f"particles:tau_x_neutral_ns:{g}")
+        got = np.sort(dots[0].get_ydata()) if dots else np.zeros(0)
+        np.testing.assert_array_equal(got, np.sort(want))  # NaN and failed never drawn
+        # the count under the strip is over particles with a value (not all particles)
+        (n,) = [t for t in ax.texts if t.get_gid() == f"n:tau_x_neutral_ns:{g}"]
+        assert n.get_text() == str(want.size)
+        mean = _lines(ax, f"mean:tau_x_neutral_ns:{g}")
+        m, sem, k = bf._stat(tables, g, "tau_x_neutral_ns")
+        if k:  # the group mean of /groups
+            assert mean[0].get_ydata()[0] == m
+        else:
+            assert not mean
+    ta = _axis(fig, "tau_a")
+    assert ta.get_yscale() == "log"  # 1-2 ns next to tens of ns
+    (dots,) = _lines(ta, "particles:tau_a_xx_charged_ns:doped")
+    np.testing.assert_array_equal(np.sort(dots.get_ydata()), [1.5, 1.7, 1.9])
+
+
 def test_write_batch_figures_writes_readable_pngs(results, tmp_path):
     paths = bf.write_batch_figures(results, tmp_path, which=("group_summary", "g2_histograms"),
                                    dpi=60)
@@ -243,6 +268,7 @@ def test_empty_results_file_says_no_data(tmp_path):
     from qrspec.store.hdf5 import merge_results
 
     empty = merge_results([], tmp_path / "empty.h5")
-    for fn in (bf.group_summary_figure, bf.auger_charge_figure, bf.g2_histogram_figure):
+    for fn in (bf.group_summary_figure, bf.auger_charge_figure, bf.g2_histogram_figure,
+               bf.population_figure):
         fig = fn(empty)
         assert any("no " in t.get_text() for ax in fig.axes for t in ax.texts)

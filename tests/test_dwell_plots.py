@@ -48,11 +48,11 @@ def test_figure_written_as_png_and_pdf(tmp_path, rng):
     for name in ("d.png", "d.pdf"):
         out = plot_dwell(st, tmp_path / name, dpi=60, title="p1")
         assert out.stat().st_size > 1000
-    assert not list(tmp_path.glob(".*partial"))
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["d.pdf", "d.png"]  # no temp files
     few = Segments.from_boundaries([0.0, 1.0, 2.0], [0, 100, 101], level=[1, 0],
                                    label=["neutral", "off"])
     fig = dwell_figure(blinking_statistics(few))
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert any("no data" in t for t in texts)  # no complete stays: the panel says so
+    assert any("no complete on stays" in t for t in texts)  # the panel says why
     with pytest.raises(ValueError, match=r"must end in .png or .pdf"):
         plot_dwell(st, tmp_path / "d.svg")

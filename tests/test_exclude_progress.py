@@ -183,3 +183,54 @@ def test_group_table_counts_and_medians(results):
     assert rows["empty"] == ["2", "1", "1", "-", "(0)", "-", "(0)", "-", "(0)"]
     assert rows["neutral"][-2:] == ["-", "(0)"]
     assert lines[-1].startswith("medians over ok particles")
+
+
+def test_store_selection_records_and_recomputes_exclusions(results, tmp_path):
+    """The store's GroupSelection leaves excluded ids out of /groups (they stay in /summary),
+    records the list, and Results.excluded reads it back; a damaged record is an error."""
+    import shutil
+
+    import h5py
+
+    from qrspec.store.hdf5 import GroupSelection, read_results, recompute_groups
+
+    sel = GroupSelection(exclude=("doped_02",), exclude_reason=(("doped_02", "two"),),
+                         exclude_source="x.json")
+    table = recompute_groups(results, sel)
+    doped = table[table["group"] == "doped"][0]
+    assert (doped["n_ok"], doped["n_selected"]) == (3, 2)
+    assert doped["n_c_mean_mean"] == 6.5  # doped_00 6.0 and doped_01 7.0
+    assert sel.exclusion_record() == {"particles": ["doped_02"], "reason": {"doped_02": "two"},
+                                      "source": "x.json"}
+    copy = tmp_path / "r.h5"
+    shutil.copy(results, copy)
+    assert read_results(copy).excluded == ()
+    with h5py.File(copy, "a") as f:
+        f.attrs["exclude"] = json.dumps(sel.exclusion_record())
+    assert read_results(copy).excluded == ("doped_02",)
+    with h5py.File(copy, "a") as f:
+        f.attrs["exclude"] = "{not json"
+    with pytest.raises(QrspecError, match=r"r\.h5: attribute exclude='\{not json' is not the "
+                                          r"JSON record of an exclusion list"):
+        _ = read_results(copy).excluded
+    with h5py.File(copy, "a") as f:
+        f.attrs["exclude"] = json.dumps({"particles": [1, 2]})
+    with pytest.raises(QrspecError, match=r"attribute exclude has no list of particle ids"):
+        _ = read_results(copy).excluded
+
+
+def test_group_table_of_a_selection_says_so(results):
+    """The table shows the stored statistics: with exclusions a "used" column and a note."""
+    import dataclasses
+
+    from qrspec.store.hdf5 import GroupSelection, recompute_groups
+
+    tables = load_batch_tables(results)
+    groups = recompute_groups(results, GroupSelection(exclude=("doped_02",)))
+    text = format_group_table(dataclasses.replace(
+        tables, groups=groups, attrs={**tables.attrs, "exclude": json.dumps(
+            {"particles": ["doped_02"]})}))
+    lines = text.splitlines()
+    assert lines[0].split()[:5] == ["group", "n", "ok", "failed", "used"]
+    assert {ln.split()[0]: ln.split()[4] for ln in lines[1:-1]}["doped"] == "2"
+    assert lines[-1].endswith("; 1 particles excluded")

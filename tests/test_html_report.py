@@ -337,13 +337,15 @@ needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
                                     reason="Chromium not installed (apt-get install chromium)")
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+@pytest.fixture
+def browser(tmp_path):
+    """A new headless Chromium per test: its own, empty profile, so no browser state (the
+    exclusion ticks kept in localStorage) leaks from one test into the next."""
     if not CHROMIUM.exists():
         pytest.skip("Chromium not installed")
     from cdp_browser import Browser
 
-    with Browser(download_dir=tmp_path_factory.mktemp("downloads")) as b:
+    with Browser(download_dir=tmp_path / "downloads") as b:
         yield b
 
 
@@ -362,6 +364,8 @@ def test_browser_table_sort_filter_and_exclusion(site, results, browser):
     browser.open(rep.index.as_uri())
     assert browser.errors == []  # no JavaScript error, no missing file
     assert browser.requests and all(u.startswith("file:") for u in browser.requests)  # offline
+    # a fresh profile: no exclusion ticks from another test
+    assert browser.js("window.qrspecReport.exclusionDocument().particles") == []
     assert browser.js("document.querySelectorAll('#particles tbody tr').length") == 11
     assert browser.js("window.qrspecReport.visibleIds()") == tables.particle_ids
 
@@ -427,19 +431,32 @@ def test_browser_table_sort_filter_and_exclusion(site, results, browser):
     assert browser.errors == []
 
 
+@pytest.fixture(scope="module")
+def site_with_list(results, tmp_path_factory):
+    """A site built with a starting exclusion list: its own storage key (the key covers the
+    results file and the starting list), so it never sees another test's ticks."""
+    out = tmp_path_factory.mktemp("site2") / "report"
+    return hr.write_html_report(results, out, figure=stub_figure, exclude={
+        "format": "qrspec-exclude", "version": 1, "particles": ["empty_01"]}, **FAST)
+
+
 @needs_chromium
-def test_browser_loads_an_exclusion_file_and_every_page_is_clean(site, browser, tmp_path):
-    rep, _ = site
+def test_browser_loads_an_exclusion_file_and_every_page_is_clean(site, site_with_list,
+                                                                  browser, tmp_path):
+    rep = site_with_list
+    assert _report_data(rep.index)["report_id"] != _report_data(site[0].index)["report_id"]
     excl = write_exclusion_file(tmp_path / "load.json", ["neutral_01", "empty_00"])
     browser.open(rep.index.as_uri())
+    # the starting list only: nothing left over from another test or build
+    assert browser.js("window.qrspecReport.exclusionDocument().particles") == ["empty_01"]
     doc = browser.call("DOM.getDocument", session=True)
     node = browser.call("DOM.querySelector", session=True, nodeId=doc["root"]["nodeId"],
                         selector="#load-exclude")["nodeId"]
     browser.call("DOM.setFileInputFiles", session=True, nodeId=node, files=[str(excl)])
-    browser.wait_until("document.getElementById('n-excluded').textContent === '2'",
-                       "the loaded exclusion list")
-    assert browser.js("window.qrspecReport.exclusionDocument().particles") == ["neutral_01",
-                                                                               "empty_00"]
+    # wait for the loaded list itself (a count alone can be met by earlier ticks)
+    browser.wait_until("JSON.stringify(window.qrspecReport.exclusionDocument().particles) === "
+                       "JSON.stringify(['neutral_01', 'empty_00'])", "the loaded exclusion list")
+    assert browser.js("document.getElementById('n-excluded').textContent") == "2"
     for page in ["groups.html", "group/undoped.html", "group/empty.html",
                  f"particle/{FAILING}.html", "particle/empty_01.html"]:
         browser.open((rep.outdir / page).as_uri())
@@ -459,8 +476,10 @@ def test_cli_report_html_and_exclude(results, tmp_path, no_batch_figures, monkey
                         lambda results_path, pid, out, *, dpi: stub_figure(results_path, pid,
                                                                            out))
     excl = write_exclusion_file(tmp_path / "x.json", ["doped_02"])
+    # -j 1: the stand-ins live in this process only (the default, -j 2 on 2+ cores, would
+    # send them to pool workers, which cannot pickle them and would not see the patch)
     r = CliRunner().invoke(report, [str(results), "--html", str(tmp_path / "site"),
-                                    "--exclude", str(excl)])
+                                    "--exclude", str(excl), "-j", "1"])
     assert r.exit_code == 0, r.output
     assert str(tmp_path / "site" / "index.html") in r.output.splitlines()
     assert "HTML report of 11 particles" in r.output and "1 excluded" in r.output

@@ -359,8 +359,10 @@ def test_batch_rejects_a_bad_filter_before_any_work(tmp_path):
 
 def test_report_filter(batch_results, tmp_path):
     pytest.importorskip("matplotlib")
-    from qrspec.app.filters import parse_filter
-    from qrspec.app.plots import batch_figure
+    from qrspec.app.batch_figures import group_summary_figure
+    from qrspec.app.batch_tables import load_batch_tables
+    from qrspec.app.exclude import exclude_from_tables
+    from qrspec.app.filters import filter_exclusion, parse_filter
     from qrspec.cli import main
     from qrspec.store.hdf5 import GroupSelection, read_results, recompute_groups
 
@@ -371,10 +373,14 @@ def test_report_filter(batch_results, tmp_path):
     assert r.exit_code == 0, r.output
     drawn = sorted(p.name for p in tmp_path.glob("particle_*.png"))
     assert drawn == sorted(f"particle_{i}.png" for i in ids if i != "nb")
-    # the batch figure summarises the selection with the store's recomputed statistics
-    fig = batch_figure(out, particle_filter="rate_cps > 0 and n_on_events < 30")
-    assert "filter: rate_cps > 0 and n_on_events < 30 (1 of 3 particles)" in \
-        fig.get_suptitle()
+    # the batch figures summarise the selection: the store's statistics of the kept rows
+    tables = load_batch_tables(out)
+    kept = exclude_from_tables(tables, filter_exclusion(
+        tables.summary, "rate_cps > 0 and n_on_events < 30"))
+    assert kept.summary.size == 1 and int(kept.groups["n_ok"].sum()) == 1
+    fig = group_summary_figure(kept)
+    (dots,) = [ln for ln in fig.axes[0].lines if ln.get_gid() == "rate_particles"]
+    assert dots.get_ydata().size == 1
     table = recompute_groups(out, GroupSelection(particle_filter=parse_filter(
         "n_on_events < 30"), pooled_dwell=True))
     assert table["n_selected"][0] == 1 and table["n_dwell_particles_pooled"][0] == 1

@@ -1,4 +1,5 @@
-"""Figures of a results file (qrspec.app.plots, qrspec report)."""
+"""The particle figure and ``qrspec report -o`` (qrspec.app.plots, qrspec.app.figure_style):
+the drawn artists carry the analysis' numbers, NaN is never drawn, a missing panel says why."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from qrspec.analysis.particle import ParticleAnalysis  # noqa: E402
 from qrspec.analysis.states import StateResult, States  # noqa: E402
 from qrspec.analysis.tau_xx import TauXXMethods  # noqa: E402
 from qrspec.analysis.trajectory import Trajectory  # noqa: E402
-from qrspec.app import plots  # noqa: E402
-from qrspec.errors import QrspecError  # noqa: E402
+from qrspec.app import figure_style, plots  # noqa: E402
+from qrspec.errors import OutputError, QrspecError  # noqa: E402
 from qrspec.fitting.lifetime import fit_decay  # noqa: E402
 from qrspec.levels.segments import Segments  # noqa: E402
 from qrspec.store.hdf5 import merge_results, write_particle_file  # noqa: E402
@@ -202,19 +203,21 @@ def results(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def figures(results, tmp_path_factory):
-    """Every figure of ``results`` as PNG at 150 dpi (drawn once: ~1.5 s per figure; the
-    default 300 dpi is checked in test_cli_report), warnings captured."""
+    """Every figure of ``results`` as PNG at 150 dpi (drawn once; the default 300 dpi is
+    checked in test_cli_report), warnings of the figure modules captured."""
     import logging
 
     records = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append
-    log = logging.getLogger("qrspec.app.plots")
-    log.addHandler(handler)
+    logs = [logging.getLogger(n) for n in ("qrspec.app.plots", "qrspec.app.figure_style")]
+    for log in logs:
+        log.addHandler(handler)
     try:
         paths = plots.write_figures(results, tmp_path_factory.mktemp("figs"), dpi=150)
     finally:
-        log.removeHandler(handler)
+        for log in logs:
+            log.removeHandler(handler)
     return paths, records
 
 
@@ -229,130 +232,187 @@ def _axes(fig, label):
 
 
 def _texts(ax):
-    return " ".join(t.get_text() for t in ax.texts)
+    """Every text of a panel (titles too), line breaks of wrapped text as spaces."""
+    return " ".join(" ".join([t.get_text() for t in ax.texts]
+                             + [ax.get_title(loc=k) for k in ("left", "center", "right")])
+                    .split())
+
+
+def _gid(ax, gid):
+    return [a for a in list(ax.lines) + list(ax.collections) if a.get_gid() == gid]
+
+
+BATCH_PNGS = ["batch_auger_charge.png", "batch_g2_histograms.png", "batch_group_summary.png",
+              "batch_population.png", "batch_threshold_map.png"]
 
 
 # ------------------------------------------------------------------ the figures
 def test_write_figures_all_particles_non_trivial_pngs(figures):
     paths, records = figures
     names = [p.name for p in paths]
-    assert names == ["batch_summary.png"] + [f"particle_{pid}.png" for pid in
-                                             ("rod_a", "rod_b", "rod_c", "rod_nan",
-                                              "rod_failed")]
-    assert sorted(x.name for x in paths[0].parent.iterdir()) == sorted(names)  # no partials
+    assert sorted(names[:5]) == BATCH_PNGS
+    assert names[5:] == [f"particle_{pid}.png" for pid in ("rod_a", "rod_b", "rod_c",
+                                                           "rod_nan", "rod_failed")]
+    assert sorted(x.name for x in paths[0].parent.iterdir()) == sorted(names)  # no temp files
     # no panel fell back to the "could not draw" path: every missing datum is handled
     assert not [r.getMessage() for r in records]
     for p in paths:
         grey = _pixels(p)
-        assert p.stat().st_size > 40_000, p  # a blank 150-dpi figure compresses to ~8 kB
+        assert p.stat().st_size > 8_000, p  # a blank 150-dpi figure compresses to ~2-8 kB
         # an all-white image has std 0; axes, text and data lines give far more
         assert grey.std() > 0.05, p
-    full, failed = _pixels(paths[1]), _pixels(paths[-1])
-    assert full.shape == (round(10.8 * 150), round(7.2 * 150))  # 7.2 x 10.8 in
-    # the full particle draws data (dark pixels) far beyond the frame-and-text failed one
-    assert (full < 0.5).mean() > 2 * (failed < 0.5).mean()
+    full, failed = _pixels(paths[5]), _pixels(paths[-1])
+    w, h = plots.PARTICLE_FIGURE_SIZE_IN
+    assert full.shape == (round(h * 150), round(w * 150))
+    # a failed particle is a small figure with its error, not a page of empty panels
+    assert failed.shape == (round(1.6 * 150), round(7.2 * 150))
 
 
 def test_particle_figure_content(results):
     fig = plots.particle_figure(results, "rod_a")
     tr = _axes(fig, "trajectory")
     # one shaded span per segment, coloured by label: neutral, charged, neutral
-    spans = [c for c in tr.collections if len(c.get_paths()) == 3]
-    colors = {tuple(np.round(c[:3], 3)) for c in spans[0].get_facecolors()}
+    (spans,) = _gid(tr, "label_spans")
     from matplotlib.colors import to_rgb
 
-    assert colors == {tuple(np.round(to_rgb(plots.LABEL_COLORS[k]), 3))
-                      for k in ("neutral", "charged")}
+    assert [tuple(np.round(c[:3], 3)) for c in spans.get_facecolors()] == [
+        tuple(np.round(to_rgb(figure_style.LABEL_COLORS[k]), 3))
+        for k in ("neutral", "charged", "neutral")]
     legend = [t.get_text() for t in tr.get_legend().get_texts()]
     assert legend == ["neutral", "charged", "change point (2)"]
     # level lines at the segment intensity in counts per trace bin: 60e3 cps * 10 ms = 600
-    levels = [c for c in tr.collections if c.__class__.__name__ == "LineCollection"]
-    ys = sorted({round(float(s[0][1]), 6) for s in levels[0].get_segments()})
+    (levels,) = _gid(tr, "levels")
+    ys = sorted({round(float(s[0][1]), 6) for s in levels.get_segments()})
     assert ys == [150.0, 600.0]
     assert tr.get_ylabel() == "Intensity (counts / 10 ms)"
-    # charging windows: one identified (filled), one flagged (open)
+    # the trace is the trajectory's counts (both detectors) at the bin centres
+    (trace,) = _gid(tr, "trace")
+    np.testing.assert_array_equal(trace.get_ydata()[:3], np.asarray(
+        plots._Particle(_read(results, "rod_a")).a.trajectory.counts).sum(axis=1)[:3])
+    # charging windows (file rows 2.0-3.2 s n_c 6.0 +- 0.8 usable, 3.2-4.5 s 7.0 +- 1.2
+    # flagged at a bound): the usable window is a star at its centre with its error as a box
+    # over its span; the flagged one an open star, no box
     nc = _axes(fig, "n_c")
+    (use,) = _gid(nc, "n_c_usable")
+    np.testing.assert_allclose(use.get_xydata(), [[2.6, 6.0]])
+    (box,) = _gid(nc, "n_c_error")
+    np.testing.assert_allclose(box.get_paths()[0].vertices[:4],
+                               [[2.0, 5.2], [3.2, 5.2], [3.2, 6.8], [2.0, 6.8]])
+    (flag,) = _gid(nc, "n_c_flagged")
+    np.testing.assert_allclose(flag.get_xydata(), [[3.85, 7.0]])
+    assert flag.get_markerfacecolor() == "white"
     assert [t.get_text() for t in nc.get_legend().get_texts()] == [
-        "identified", "flagged (bound / not identifiable)"]
+        "usable windows (1)", "bound / not identifiable (1)"]
+    # tau_A,XX(t) on a log axis (1.5 ns next to the neutral 12 ns), the reference line
     ta = _axes(fig, "tau_a")
-    assert 12.0 in [ln.get_ydata()[0] for ln in ta.lines]  # neutral tau_A,XX reference line
+    assert ta.get_yscale() == "log"
+    (use,) = _gid(ta, "tau_a_usable")
+    np.testing.assert_allclose(use.get_xydata(), [[2.6, 1.5]])
+    assert 12.0 in [ln.get_ydata()[0] for ln in ta.lines]
+    lo, hi = ta.get_ylim()
+    assert lo < 1.3 and hi > 12.0  # every drawn value and the reference are on the axis
     # decays: stored lifetimes in the legend, fit curves and residuals drawn
     dec = _axes(fig, "decays")
     leg = [t.get_text() for t in dec.get_legend().get_texts()]
     assert leg[0].startswith("neutral") and "8.000 ± 0.050 ns" in leg[0]
     assert leg[1].startswith("charged") and "2.500 ± 0.050 ns" in leg[1]
-    res_lines = [ln for ln in _axes(fig, "residuals").lines if len(ln.get_ydata()) > 2]
-    assert len(res_lines) == 2  # neutral and charged (the zero line has 2 points)
-    resid = np.concatenate([ln.get_ydata() for ln in res_lines])
+    res = _axes(fig, "residuals")
+    resid = np.concatenate([ln.get_ydata() for st in ("neutral", "charged")
+                            for ln in _gid(res, f"residuals_{st}")])
+    resid = resid[np.isfinite(resid)]
     # the data are Poisson draws of a mono-exponential + flat background, which the tail
-    # fit contains: Pearson residuals have unit spread (0.8-1.2 allows for the ~2000-bin
-    # sample and the few parameters fitted)
-    assert 0.8 < np.std(resid) < 1.2
+    # fit contains: Pearson residuals on the display bins have unit spread (0.8-1.2 allows
+    # for the ~400-bin sample and the few parameters fitted)
+    assert resid.size > 300 and 0.8 < np.std(resid) < 1.2
     assert dec.get_yscale() == "log" and dec.get_xlabel() == "" \
-        and _axes(fig, "residuals").get_xlabel() == r"Delay $t - t_0$ (ns)"
-    # g2 raw and gated with the stored g2(0)
-    assert "0.90 ± 0.05" in _texts(_axes(fig, "g2"))
+        and res.get_xlabel() == r"Delay $t - t_0$ (ns)"
+    # g2 raw and gated with the stored g2(0); lags are the stored ones (about the chosen 0)
+    g2 = _axes(fig, "g2")
+    assert "0.90 ± 0.05" in _texts(g2)
     assert "0.30 ± 0.05" in _texts(_axes(fig, "g2_gated"))
+    (curve,) = _gid(g2, "g2_counts")
+    assert curve.get_xdata().min() >= -350 and curve.get_xdata().max() <= 350
     flid = _axes(fig, "flid")
-    assert flid.get_xlabel() == "Mean delay (ns)"
+    assert flid.get_xlabel() == r"Mean delay $t - t_0$ (ns)"
     # intensity rows merged for display (<= 60 rows); every trace bin is still counted once
-    (mesh,) = flid.collections[:1]
+    (mesh,) = _gid(flid, "flid")
     assert mesh.get_array().sum() == DURATION_S / BIN_S
-    assert mesh.get_coordinates().shape[0] <= 61
+    assert mesh.get_coordinates().shape[0] <= plots.FLID_MAX_ROWS + 1
 
 
-def test_missing_data_panels_say_no_data(results):
+def _read(results, pid):
+    from qrspec.store.hdf5 import read_particle
+
+    return read_particle(results, pid)
+
+
+def test_nan_windows_are_not_drawn(results):
+    """A window with NaN n_c (not inverted) is neither a point nor a box; a NaN error draws
+    the point without a box."""
+    import dataclasses
+
+    a = _read(results, "rod_a")
+    w = a.charging.windows
+    nan_w = dataclasses.replace(w, n_c=np.array([NAN, 7.0]), n_c_err=np.array([NAN, NAN]),
+                                usable=np.array([False, True]))
+    fig = plots.particle_figure(dataclasses.replace(
+        a, charging=dataclasses.replace(a.charging, windows=nan_w)))
+    nc = _axes(fig, "n_c")
+    (use,) = _gid(nc, "n_c_usable")
+    np.testing.assert_allclose(use.get_xydata(), [[3.85, 7.0]])
+    assert not _gid(nc, "n_c_error") and not _gid(nc, "n_c_flagged")
+    for ln in nc.lines:
+        assert np.isfinite(np.asarray(ln.get_ydata(), float)).all()
+
+
+def test_flid_delay_axis_is_physical(results):
+    """Trace bins whose background-corrected mean delay is far below the rise (dim bins of a
+    background-dominated file gave axes from -175 ns) are counted, not drawn; the clusters are
+    all on the axis."""
+    import dataclasses
+
+    a = _read(results, "rod_a")
+    fl = a.flid
+    de = np.concatenate([np.arange(-1750, 0) * 0.1, fl.delay_edges_ns])
+    h = np.zeros((fl.histogram.shape[0], de.size - 1), np.int64)
+    h[:, -fl.histogram.shape[1]:] = fl.histogram  # the clusters at 0-12 ns
+    h[3, 10] += 4  # four dim bins at -174 ns
+    fig = plots.particle_figure(dataclasses.replace(
+        a, flid=dataclasses.replace(fl, histogram=h, delay_edges_ns=de)))
+    ax = _axes(fig, "flid")
+    lo, hi = ax.get_xlim()
+    cols = np.flatnonzero(fl.histogram.sum(axis=0))  # every cluster column is on the axis
+    assert plots.FLID_MIN_DELAY_NS <= lo <= fl.delay_edges_ns[cols[0]] + 1e-9
+    assert hi >= fl.delay_edges_ns[cols[-1] + 1] - 1e-9
+    assert lo > -3  # not -175 ns
+    (mesh,) = _gid(ax, "flid")
+    assert mesh.get_array().sum() == h.sum() - 4
+    assert "4 dim bins beyond the axis" in _texts(ax)
+
+
+def test_missing_data_panels_say_why(results):
     fig = plots.particle_figure(results, "rod_c")  # never charged
     assert "no charged period" in _texts(_axes(fig, "n_c"))
     assert "no charged period" in _texts(_axes(fig, "tau_a"))
     fig = plots.particle_figure(results, "rod_failed")
-    for label in ("trajectory", "n_c", "tau_a", "decays", "g2", "g2_gated", "flid"):
-        assert "no data" in _texts(_axes(fig, label)), label
-    assert "ANALYSIS FAILED" in fig.get_suptitle()
+    assert [ax.get_label() for ax in fig.axes] == ["error"]
+    assert "ANALYSIS FAILED" in " ".join(t.get_text() for t in fig.texts)
+    assert "TTTRFormatError: truncated record" in _texts(_axes(fig, "error"))
     fig = plots.particle_figure(results, "rod_nan")
     for label in ("trajectory", "n_c", "decays", "g2", "flid"):
-        assert "no data" in _texts(_axes(fig, label)), label
-
-
-def test_batch_figure_statistics(results):
-    fig = plots.batch_figure(results)
-    ax = _axes(fig, "g2")
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["doped\n(n = 3)",
-                                                           "undoped\n(n = 1)"]
-    assert "1 failed (not shown)" in fig.get_suptitle()
-    # group "doped" g2(0): rod_a 0.9 / 0.3, rod_b 0.8 / 0.2, rod_nan NaN (left out):
-    # mean 0.85 / 0.25, SEM = std([a, b], ddof=1) / sqrt(2) = 0.05
-    for label, mean in (("raw", 0.85), ("gated", 0.25)):
-        (c,) = [c for c in ax.containers if c.get_label() == label][:1]
-        assert math.isclose(c.lines[0].get_ydata()[0], mean)
-        (seg,) = c.lines[2][0].get_segments()[:1]
-        assert math.isclose(seg[1][1] - seg[0][1], 2 * 0.05)
-    # n_c: undoped has none (neutral-only rod) -> marked n/a
-    assert "n/a" in _texts(_axes(fig, "n_c"))
-    fig = plots.batch_figure(results, groups=["undoped"])
-    assert len(_axes(fig, "g2").get_xticks()) == 1
-
-
-def test_batch_figure_of_empty_results(tmp_path):
-    empty = merge_results([], tmp_path / "empty.h5")
-    fig = plots.batch_figure(empty)
-    for label in ("g2", "lifetimes", "n_c", "intensity", "tau_a"):
-        assert "no data" in _texts(_axes(fig, label)), label
-    assert plots.write_figures(empty, tmp_path / "f", dpi=20) == [
-        tmp_path / "f" / "batch_summary.png"]
+        assert "no " in _texts(_axes(fig, label)), label
+        assert not _axes(fig, label).lines, label  # nothing drawn of a NaN
 
 
 def test_pdf(results, tmp_path):
-    out = plots.plot_batch(results, tmp_path / "x.PDF")  # format from the suffix
+    out = plots.plot_particle(results, "rod_a", tmp_path / "x.PDF")  # format from the suffix
     assert out.read_bytes()[:5] == b"%PDF-"
     assert out.stat().st_size > 10_000
 
 
 def test_particle_figure_in_memory_equals_read_back(results, rng):
     """particle_figure draws an analysis in memory exactly as read back from the store."""
-    from qrspec.store.hdf5 import read_particle
-
-    back = read_particle(results, "rod_a")
+    back = _read(results, "rod_a")
     a, b = plots.particle_figure(back), plots.particle_figure(results, "rod_a")
     for label in ("trajectory", "decays", "g2", "n_c"):
         la = [ln.get_ydata() for ln in _axes(a, label).lines]
@@ -364,11 +424,12 @@ def test_particle_figure_in_memory_equals_read_back(results, rng):
         plots.particle_figure(back, "rod_b")
 
 
-def test_pm_rounds_to_error():
-    assert plots._pm(9.8123, 0.0312, "ns") == "9.812 ± 0.031 ns"
-    assert plots._pm(24.1, 5.6) == "24.1 ± 5.6"
-    assert plots._pm(13.03, math.nan, "ns") == "13.0 ns"
-    assert plots._pm(math.nan, 1.0) == "n/a"
+def test_format_pm_rounds_to_error():
+    fp = figure_style.format_pm
+    assert fp(9.8123, 0.0312, "ns") == "9.812 ± 0.031 ns"
+    assert fp(24.1, 5.6) == "24.1 ± 5.6"
+    assert fp(13.03, math.nan, "ns") == "13.0 ns"
+    assert fp(math.nan, 1.0) == "n/a"
 
 
 # ------------------------------------------------------------------ errors
@@ -378,9 +439,8 @@ def test_unknown_particle(results, tmp_path):
         plots.plot_particle(results, "nope", tmp_path / "x.png")
     with pytest.raises(QrspecError, match=r"particles=\['nope'\] not in"):
         plots.write_figures(results, tmp_path, particles=["rod_a", "nope"])
-    with pytest.raises(QrspecError, match=r"groups=\['x'\] not in .* \(groups: \['doped', "
-                                          r"'undoped'\]\)"):
-        plots.plot_batch(results, tmp_path / "b.png", groups=["doped", "x"])
+    with pytest.raises(QrspecError, match=r"jobs=0 must be an integer >= 1"):
+        plots.write_figures(results, tmp_path, jobs=0)
 
 
 def test_bad_format_and_dpi(results, tmp_path):
@@ -389,7 +449,7 @@ def test_bad_format_and_dpi(results, tmp_path):
     with pytest.raises(ValueError, match=r"out_path='.*x\.jpg' must end in \.png or \.pdf"):
         plots.plot_particle(results, "rod_a", tmp_path / "x.jpg")
     with pytest.raises(ValueError, match=r"dpi=5 must be an integer in \[10, 2400\]"):
-        plots.plot_batch(results, tmp_path / "b.png", dpi=5)
+        plots.plot_particle(results, "rod_a", tmp_path / "b.png", dpi=5)
     assert not list(tmp_path.iterdir())
 
 
@@ -400,18 +460,21 @@ def test_not_a_results_file(tmp_path):
         plots.write_figures(bad, tmp_path / "figs")
 
 
-def test_failed_save_leaves_no_file(results, tmp_path, monkeypatch):
+def test_failed_save_leaves_no_file_and_keeps_the_old_one(results, tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
     def boom(self, fname, **kw):
         with open(fname, "wb") as fh:  # a partial file exists when the error hits
             fh.write(b"half")
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
+    old = tmp_path / "b.png"
+    old.write_bytes(b"previous figure")
     monkeypatch.setattr(Figure, "savefig", boom)
-    with pytest.raises(OSError, match="disk full"):
-        plots.plot_batch(results, tmp_path / "b.png")
-    assert not list(tmp_path.iterdir())
+    with pytest.raises(OutputError, match=r"b\.png.*No space left on device"):
+        plots.plot_particle(results, "rod_a", old)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["b.png"]
+    assert old.read_bytes() == b"previous figure"
 
 
 def test_missing_matplotlib_hint(monkeypatch):
@@ -421,14 +484,14 @@ def test_missing_matplotlib_hint(monkeypatch):
 
 
 def test_unexpected_panel_error_is_shown_not_raised(caplog):
-    fig = plots._new_figure(3, 2)
+    fig = figure_style.new_figure(3, 2)
     ax = fig.add_subplot()
 
     def draw(ax):
         ax.plot([0, 1], [0, 1])
         raise RuntimeError("odd data")
 
-    plots._guard(ax, draw)
+    assert not figure_style.guard_panel(ax, draw)
     assert not ax.lines and "could not draw: RuntimeError: odd data" in _texts(ax)
     assert "panel draw failed: RuntimeError: odd data" in caplog.text
 
@@ -443,9 +506,21 @@ def test_import_without_matplotlib_hints_install():
 
 
 def test_import_qrspec_does_not_import_matplotlib():
-    code = ("import sys, qrspec, qrspec.app.plots, qrspec.cli.report; "
-            "sys.exit('matplotlib' in sys.modules)")
+    code = ("import sys, qrspec, qrspec.app.plots, qrspec.app.batch_figures, "
+            "qrspec.app.figure_style, qrspec.cli.report; sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_no_module_imports_private_figure_helpers():
+    """One public home for the shared style: no module reaches into another's privates."""
+    import pathlib
+    import re
+
+    app = pathlib.Path(plots.__file__).parent
+    for path in app.glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"from qrspec\.app\.\w+ import[^\n]*\b_[a-z]", text), path
+        assert not re.search(r"from qrspec\.app\.plots import \(", text), path
 
 
 # ------------------------------------------------------------------ CLI
@@ -453,21 +528,81 @@ def test_cli_report(results, tmp_path):
     from qrspec.cli.report import report
 
     r = CliRunner().invoke(report, [str(results), "-o", str(tmp_path / "f"), "--particles",
-                                    "rod_failed"])
+                                    "rod_failed", "-j", "1"])
     assert r.exit_code == 0, r.output
-    batch = ["batch_auger_charge.png", "batch_g2_histograms.png", "batch_group_summary.png"]
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [
-        *batch, "batch_summary.png", "batch_threshold_map.png", "particle_rod_failed.png"]
+        *BATCH_PNGS, "particle_rod_failed.png"]
     assert str(tmp_path / "f" / "particle_rod_failed.png") in r.output.splitlines()
     assert "6 figures" in r.output
-    # the default 300 dpi: 7.2 x 5.4 in
-    assert _pixels(tmp_path / "f" / "batch_summary.png").shape == (1620, 2160)
+    assert "\r" not in r.output  # stderr is no terminal: no progress bar
+    # the default 300 dpi: the failed particle's figure is 7.2 x 1.6 in
+    assert _pixels(tmp_path / "f" / "particle_rod_failed.png").shape == (480, 2160)
+    # two processes draw the same files
     r = CliRunner().invoke(report, [str(results), "-o", str(tmp_path / "g"), "--particles",
-                                    "rod_nan,rod_c", "--dpi", "20", "--format", "png"])
+                                    "rod_nan,rod_c", "--dpi", "20", "--format", "png",
+                                    "-j", "2"])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
-        *batch, "batch_summary.png", "batch_threshold_map.png", "particle_rod_c.png",
-        "particle_rod_nan.png"]
+        *BATCH_PNGS, "particle_rod_c.png", "particle_rod_nan.png"]
+
+
+def test_report_o_leaves_excluded_and_filtered_particles_out_of_the_batch_figures(
+        results, tmp_path, monkeypatch):
+    """``report -o --exclude/--filter``: the batch figures get the store's statistics without
+    the excluded particles; a filter also limits the particle figures; an exclusion list
+    naming an unknown particle is an error before anything is written."""
+    from qrspec.app import batch_figures
+    from qrspec.app.exclude import write_exclusion_file
+    from qrspec.cli import main
+
+    seen = []
+
+    def fake(tables, out_dir, **kw):
+        seen.append(tables)
+        return {}
+
+    monkeypatch.setattr(batch_figures, "write_batch_figures", fake)
+    excl = write_exclusion_file(tmp_path / "x.json", ["rod_b"])
+    r = CliRunner().invoke(main, ["report", str(results), "-o", str(tmp_path / "f"),
+                                  "--exclude", str(excl), "--particles", "rod_c", "--dpi", "20",
+                                  "-j", "1"])
+    assert r.exit_code == 0, r.output
+    (tables,) = seen
+    assert "rod_b" not in tables.particle_ids and len(tables.particle_ids) == 4
+    doped = tables.groups[tables.groups["group"] == "doped"][0]
+    assert doped["n_ok"] == 2  # rod_a and rod_nan
+    r = CliRunner().invoke(main, ["report", str(results), "-o", str(tmp_path / "g"),
+                                  "--filter", "group == \"undoped\"", "--dpi", "20", "-j", "1"])
+    assert r.exit_code == 0, r.output
+    assert sorted(seen[-1].particle_ids) == ["rod_c", "rod_failed"]
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
+        "particle_rod_c.png", "particle_rod_failed.png"]
+    bad = write_exclusion_file(tmp_path / "bad.json", ["nope"])
+    r = CliRunner().invoke(main, ["report", str(results), "-o", str(tmp_path / "h"),
+                                  "--exclude", str(bad)])
+    assert r.exit_code == 1 and "1 particle ids are not in" in r.output
+    assert not (tmp_path / "h").exists()
+
+
+def test_cli_report_progress_on_a_terminal(results, tmp_path, monkeypatch):
+    """The bar is drawn when stderr is a terminal (a fake TTY stream here), never with -q or
+    --no-progress."""
+    import click.testing
+
+    from qrspec.cli import main
+
+    monkeypatch.setattr(click.testing._NamedTextIOWrapper, "isatty", lambda self: True,
+                        raising=False)
+    args = ["report", str(results), "-o", str(tmp_path / "f"), "--particles", "rod_c",
+            "--dpi", "20", "-j", "1"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "figures [" + "#" * 28 + "] 2/2" in r.stderr
+    for extra in (["--no-progress"], ):
+        r = CliRunner().invoke(main, args + extra)
+        assert r.exit_code == 0 and "figures [" not in r.stderr
+    r = CliRunner().invoke(main, ["-q", *args])
+    assert r.exit_code == 0 and "figures [" not in r.stderr
 
 
 @pytest.mark.parametrize("fresh_import", [False, True])
@@ -512,8 +647,9 @@ def test_g2_panels_of_t2_cw_single_detector_and_zero_peak(tmp_path, rng):
     cw = analyze_photons(ph, particle_id="cw")
     fig = plots.particle_figure(cw)
     g = _axes(fig, "g2")
-    assert "CW: $g^{(2)}(0)$ = " in _texts(g) and r"$\tau_r$ = " in _texts(g)
+    assert "CW $g^{(2)}(0)$ = " in _texts(g) and r"$\tau_r$ = " in _texts(g)
     assert any(line.get_label() == "dip fit" for line in g.lines)
+    assert g.get_xlabel() == r"Lag $\tau$ (ns)"  # the gated panel is empty: lag axis here
     assert "T2 data without sync: no nanotimes" in _texts(_axes(fig, "g2_gated"))
     assert "T2 data without sync: no nanotimes" in _texts(_axes(fig, "decays"))
     single = analyze_photons(ph, AnalysisConfig(detectors=[0]), particle_id="one")
@@ -522,12 +658,13 @@ def test_g2_panels_of_t2_cw_single_detector_and_zero_peak(tmp_path, rng):
     t3 = pulsed_hbt(rng, n_pulses=200_000, p_photon=0.06, g2_zero=None,
                     delay_ns=2 * PERIOD_NS + 3.3)
     fig = plots.particle_figure(analyze_photons(t3, particle_id="classical"))
-    assert "lag 0: sub-period delay (zero peak undecided)" in _texts(_axes(fig, "g2"))
+    assert "lag 0 undecided: sub-period delay" in _texts(_axes(fig, "g2"))
     # no coincidences: the panel says n/a, no number
     empty = analyze_photons(_two_far_detectors(), particle_id="nopairs")
     assert math.isnan(empty.g2.raw.g2_zero)
     fig = plots.particle_figure(empty)
     assert "$g^{(2)}(0)$ = n/a" in _texts(_axes(fig, "g2"))
+    assert "no photon pairs at these lags" in _texts(_axes(fig, "g2"))
 
 
 def _two_far_detectors():

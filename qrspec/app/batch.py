@@ -342,6 +342,7 @@ def run_batch(
     timeout_s: float | None = DEFAULT_TIMEOUT_S,
     memory_limit_mb: int | None = None,
     particle_filter: str | None = None,
+    exclude=None,
 ) -> BatchReport:
     """Analyse every particle in ``inputs`` and write one results file.
 
@@ -360,7 +361,8 @@ def run_batch(
     overwrite : bool
         Replace an existing ``output``.
     progress : callable(particle_id, status), optional
-        Called once per finished particle.
+        Called once per input particle: with its status when it finishes, or with
+        "resumed" (at the start) when ``resume`` takes it from an earlier run.
     checkpoint_s : float
         Seconds between intermediate merges of finished particles into ``output``.
     executor : concurrent.futures.Executor, optional
@@ -383,6 +385,13 @@ def run_batch(
         group statistics and pooled dwell laws of ``/groups`` use the selected ones, and the
         expression is recorded (attribute ``filter`` of the file and of ``/groups``). Checked
         before any particle is analysed.
+    exclude : ExclusionList, str, Path or dict, optional
+        An exclusion list (:mod:`qrspec.app.exclude`, e.g. saved from the HTML report): every
+        particle is analysed and stored, the group statistics and pooled dwell laws leave the
+        listed ones out, and the list is recorded (attribute ``exclude``,
+        :attr:`qrspec.store.hdf5.Results.excluded`). Read and checked before any particle is
+        analysed: ids that are not among the inputs (nor, with ``resume``, in ``output``) are
+        an error.
 
     Returns
     -------
@@ -424,10 +433,24 @@ def run_batch(
         from qrspec.store.summary import SUMMARY_COLUMNS
 
         pf = parse_filter(particle_filter, [c[0] for c in SUMMARY_COLUMNS])
+    excl = None
+    if exclude is not None:
+        from qrspec.app.exclude import as_exclusion
+
+        excl = as_exclusion(exclude)
     output = Path(os.fsdecode(os.fspath(output)))
     items = collect_inputs(inputs, group_by=group_by)
     if not items:
         raise QrspecError("no TTTR files found in the inputs")
+    if excl is not None:
+        known = {it.particle_id for it in items}
+        if resume and output.exists():
+            known |= set(_complete_in_output(output))
+        unknown = [x for x in excl.particles if x not in known]
+        if unknown:
+            raise QrspecError(f"{excl.source or 'exclusion list'}: {len(unknown)} particle ids "
+                              f"are not among the batch's particles: {unknown[:5]}"
+                              f"{' ...' if len(unknown) > 5 else ''}")
     check_output_path(output, inputs=[it.path for it in items], overwrite=True, probe=True)
     parts_dir = output.with_name(output.name + ".parts")
     with _BatchLock(output):
@@ -443,13 +466,13 @@ def run_batch(
         report = _run_locked(items, output, parts_dir, config_json, jobs=jobs, resume=resume,
                              progress=progress, checkpoint_s=checkpoint_s, executor=executor,
                              timeout_s=timeout_s, memory_limit_mb=memory_limit_mb,
-                             particle_filter=pf)
+                             particle_filter=pf, exclusion=excl)
     return BatchReport(**{**report, "wall_s": time.perf_counter() - t0})
 
 
 def _run_locked(items, output: Path, parts_dir: Path, config_json: str, *, jobs, resume,
                 progress, checkpoint_s, executor, timeout_s, memory_limit_mb,
-                particle_filter=None) -> dict:
+                particle_filter=None, exclusion=None) -> dict:
     sources: dict[str, str] = {}  # pid -> file holding its finished result
     statuses: dict[str, str] = {}
     if resume:
@@ -469,6 +492,10 @@ def _run_locked(items, output: Path, parts_dir: Path, config_json: str, *, jobs,
     order += sorted(p for p in sources if p not in wanted)
     todo = [it for it in items if it.particle_id not in sources]
     n_skipped = len(items) - len(todo)
+    if progress:  # every input particle is reported once: resumed ones now
+        for it in items:
+            if it.particle_id in sources:
+                progress(it.particle_id, "resumed")
     if resume and output.exists():
         # the output is rewritten from copies: stage its complete particles as part files
         with _io_errors(output):
@@ -482,7 +509,10 @@ def _run_locked(items, output: Path, parts_dir: Path, config_json: str, *, jobs,
 
     last = [time.monotonic()]
 
-    checkpoint_sel = GroupSelection(particle_filter=particle_filter)
+    ex = {} if exclusion is None else dict(
+        exclude=tuple(exclusion.particles), exclude_reason=tuple(exclusion.reason.items()),
+        exclude_source=Path(exclusion.source).name if exclusion.source else "")
+    checkpoint_sel = GroupSelection(particle_filter=particle_filter, **ex)
 
     def tick():
         if time.monotonic() - last[0] >= checkpoint_s:
@@ -501,7 +531,7 @@ def _run_locked(items, output: Path, parts_dir: Path, config_json: str, *, jobs,
     finally:
         if sources:
             _merge(output, sources, order, config_json,
-                   GroupSelection(particle_filter=particle_filter, pooled_dwell=finished))
+                   GroupSelection(particle_filter=particle_filter, pooled_dwell=finished, **ex))
     shutil.rmtree(parts_dir, ignore_errors=True)
     failed = [(pid, err) for pid, st, err in _summary_status(output) if st != "ok"
               and pid in wanted]

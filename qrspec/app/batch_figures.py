@@ -1,6 +1,6 @@
 """Batch figures of a results file, drawn from its ``/summary`` and ``/groups`` tables.
 
-Four figures (paper Figs. 1b and 2h and two population views):
+Five figures (paper Figs. 1b and 2h and three population views), one home for each:
 
 * :func:`group_summary_figure` -- mean intensity and mean charging number per group with the
   standard error of the mean (paper Fig. 2h). Means, SEMs and counts are the ones the store
@@ -9,13 +9,15 @@ Four figures (paper Figs. 1b and 2h and two population views):
   charge-model curve tau_A,XX(n) of :func:`qrspec.charging.forward.forward` for each group's
   median neutral tau_A,XX0.
 * :func:`g2_histogram_figure` -- histograms of gated g2(0) per group, with the 0.5 line.
+* :func:`population_figure` -- per-group distributions of the neutral lifetimes, the neutral
+  and charged Auger lifetimes and the dwell-time exponents (particles and group means).
 * :func:`threshold_map_figure` -- the lasing-threshold map <N_las>(<n_c>, tau_A,XX0) of
   :func:`qrspec.charging.thresholds.threshold_map` (paper Fig. 1b) with each group's measured
   (<n_c>, tau_A,XX0) marked with its errors.
 
 Undefined values (NaN) are never drawn; a group without any value says so in the figure.
 Particles with status other than ``ok`` are left out everywhere (as in ``/groups``).
-Styles, colours and atomic writing are those of :mod:`qrspec.app.plots`.
+Styles, colours and the crash-safe writer are those of :mod:`qrspec.app.figure_style`.
 """
 
 from __future__ import annotations
@@ -34,40 +36,30 @@ from qrspec.app.batch_tables import (
     group_names,
     load_batch_tables,
 )
-
-# the figure conventions of the particle figures (rc styles, palette, canvas, atomic save)
-from qrspec.app.plots import (
-    _RC,
+from qrspec.app.figure_style import (
     COLORS,
+    RC,
     WIDTH_IN,
-    _check_dpi,
-    _check_fmt,
-    _mpl,
-    _new_figure,
-    _no_data,
-    _plain_log_labels,
-    _save,
+    check_dpi,
+    check_format,
+    group_style,
+    new_figure,
+    no_data,
+    plain_log_labels,
+    require_matplotlib,
+    save_figure,
 )
 from qrspec.errors import QrspecError
 
 __all__ = ["group_summary_figure", "auger_charge_figure", "g2_histogram_figure",
            "threshold_map_figure", "write_batch_figures", "charge_model_for",
-           "BATCH_FIGURES", "GROUP_COLORS", "GROUP_MARKERS"]
+           "population_figure", "BATCH_FIGURES"]
 
 logger = logging.getLogger(__name__)
 
-# Okabe-Ito colours and marker shapes, one pair per group (cycled beyond eight groups)
-GROUP_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-                "#999933")
-GROUP_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h")
-
 # name -> (function, file stem); the order of the HTML report's group page
-BATCH_FIGURES = ("group_summary", "auger_charge", "g2_histograms", "threshold_map")
-
-
-def _group_style(i: int) -> tuple[str, str]:
-    return GROUP_COLORS[i % len(GROUP_COLORS)], GROUP_MARKERS[(i // len(GROUP_COLORS) + i)
-                                                              % len(GROUP_MARKERS)]
+BATCH_FIGURES = ("group_summary", "auger_charge", "g2_histograms", "population",
+                 "threshold_map")
 
 
 def _label(group: str) -> str:
@@ -128,6 +120,15 @@ def _errorbar(ax, x, y, xerr=None, yerr=None, *, gid, label=None, **kw):
             cap.set_data(np.asarray(cx)[np.isfinite(e)], np.asarray(cy)[np.isfinite(e)])
 
 
+def _always_neutral(tables: BatchTables, group: str) -> bool:
+    """Every ok particle of the group with a value of ``frac_time_neutral`` was neutral all
+    the time: the group was observed uncharged (n_c = 0), which is not an undefined n_c."""
+    fn = column_values(tables, "frac_time_neutral", group)
+    fn = fn[np.isfinite(fn)]
+    # frac_time_neutral is a ratio of summed durations: 1 up to rounding
+    return bool(fn.size) and bool(np.all(fn >= 1.0 - 1e-9))
+
+
 def _jitter(n: int, rng, width: float = 0.08) -> np.ndarray:
     return rng.uniform(-width, width, n)
 
@@ -182,18 +183,18 @@ def group_summary_figure(results, *, groups=None):
     QrspecError
         Not a results file.
     """
-    matplotlib = _mpl()
+    matplotlib = require_matplotlib()
     tables = load_batch_tables(results)
     _check_tables(tables)
     groups = _select_groups(tables, groups)
     rng = np.random.default_rng(0)  # fixed jitter: identical figures for identical files
     c_i, c_n = COLORS["intensity"], COLORS["n_c"]
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(max(4.8, min(WIDTH_IN, 1.6 + 1.1 * len(groups))), 3.2)
+    with matplotlib.rc_context(RC):
+        fig = new_figure(max(4.8, min(WIDTH_IN, 1.6 + 1.1 * len(groups))), 3.2)
         ax = fig.add_subplot()
         ax.set_label("intensity")
         if not groups:
-            _no_data(ax, "no particles in the results file")
+            no_data(ax, "no particles in the results file")
             return fig
         tw = ax.twinx()
         tw.set_label("n_c")
@@ -210,7 +211,7 @@ def group_summary_figure(results, *, groups=None):
                 if v.size:
                     line, = axis.plot(i + dx + _jitter(v.size, rng), v, ls="none",
                                       marker=marker, ms=2.6, mfc=color, mec="none",
-                                      alpha=0.35, zorder=2)
+                                      alpha=0.5, zorder=2)
                     line.set_gid(f"{gid}_particles")
             si, sn = _stat(tables, g, "rate_cps"), _stat(tables, g, "n_c_mean")
             stats_i.append(si)
@@ -225,10 +226,13 @@ def group_summary_figure(results, *, groups=None):
                   label="intensity", **kw)
         _errorbar(tw, x + off, mn, yerr=en, gid="n_c_mean", fmt="s", color=c_n,
                   label=r"$\langle n_c\rangle$", **kw)
-        for i in range(len(groups)):
+        for i, g in enumerate(groups):
             for val, axis, dx, color in ((mi[i], ax, -off, c_i), (mn[i], tw, off, c_n)):
                 if not np.isfinite(val):
-                    axis.text(i + dx, 0.03, "n/a", transform=matplotlib.transforms.
+                    # a never-charged group has n_c = 0 by observation, not an undefined one
+                    text = "0: always\nneutral" if axis is tw and _always_neutral(tables, g) \
+                        else "n/a"
+                    axis.text(i + dx, 0.03, text, transform=matplotlib.transforms.
                               blended_transform_factory(axis.transData, axis.transAxes),
                               ha="center", va="bottom", fontsize=6.5, color=color)
         ax.set_xticks(x)
@@ -328,12 +332,12 @@ def auger_charge_figure(results, *, groups=None):
     """
     from qrspec.charging.forward import forward
 
-    matplotlib = _mpl()
+    matplotlib = require_matplotlib()
     tables = load_batch_tables(results)
     _check_tables(tables)
     groups = _select_groups(tables, groups)
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(4.8, 3.6)
+    with matplotlib.rc_context(RC):
+        fig = new_figure(4.8, 4.4)
         ax = fig.add_subplot()
         ax.set_label("tau_a_vs_n_c")
         any_points = False
@@ -355,7 +359,7 @@ def auger_charge_figure(results, *, groups=None):
         x_hi = max(1.0, 1.08 * n_max)
         rng = np.random.default_rng(0)  # fixed jitter: identical figures for identical files
         for i, g in enumerate(groups):
-            color, marker = _group_style(i)
+            color, marker = group_style(i)
             nc, nce = cols["n_c_mean"][g], cols["n_c_err"][g]
             ta, tae = cols["tau_a_xx_charged_ns"][g], cols["tau_a_xx_charged_err_ns"][g]
             t0, tx0 = cols["tau_a_xx_neutral_ns"][g], cols["tau_x_neutral_ns"][g]
@@ -373,7 +377,7 @@ def auger_charge_figure(results, *, groups=None):
                 t0e = cols[t0_err][g][np.isfinite(t0)] if t0_err else None
                 _errorbar(ax, _jitter(t0f.size, rng, 0.012 * x_hi), t0f, yerr=t0e,
                           gid=f"neutral:{g}", fmt=marker, ms=4.5, mfc="none", mec=color,
-                          mew=0.8, color=color, lw=0.6, capsize=1.5, zorder=3,
+                          mew=0.8, color=color, lw=0.4, capsize=1.0, zorder=3,
                           label=f"{lab}: neutral, $n_c$ = 0 (n = {t0f.size})")
                 any_points = True
             if sel.any() and t0f.size:
@@ -383,7 +387,7 @@ def auger_charge_figure(results, *, groups=None):
             elif sel.any():
                 notes.append(f"{lab}: no neutral tau_A,XX0, no model curve")
         if not any_points:
-            _no_data(ax, "no particle with a finite tau_A,XX (charged or neutral)")
+            no_data(ax, "no particle with a finite tau_A,XX (charged or neutral)")
             return fig
         n_grid = np.linspace(0.0, x_hi, 200)
         model_title = None
@@ -395,17 +399,22 @@ def auger_charge_figure(results, *, groups=None):
             line.set_gid(f"model:{g}")
             model_title = _model_label(cfg)
         ax.set_yscale("log")
-        _plain_log_labels(ax.yaxis)
-        lo, hi = ax.get_ylim()
-        ax.set_ylim(lo, hi * (hi / lo) ** 0.45)  # legend room above the data
+        plain_log_labels(ax.yaxis)
+        # the axis spans the values (points and model), not their error bars: a neutral
+        # reference with an open 68 % interval would otherwise squash 1-2 ns against 1000 ns
+        ys = np.concatenate([np.asarray(ln.get_ydata(), float) for ln in ax.lines
+                             if str(ln.get_gid()).split(":")[0] in ("charged", "neutral")])
+        ys = ys[np.isfinite(ys) & (ys > 0)]
+        ax.set_ylim(ys.min() / 2.0, ys.max() * 2.5)
         ax.set_xlim(-0.04 * n_grid[-1] - 0.3, n_grid[-1] * 1.02)
         ax.set_xlabel(r"Charging number $n_c$ (particle mean over charged periods)")
         ax.set_ylabel(r"Biexciton Auger lifetime $\tau_{\mathrm{A,XX}}$ (ns)")
         handles, labels = ax.get_legend_handles_labels()
         order = sorted(range(len(labels)), key=lambda k: (
             [i for i, g in enumerate(groups) if labels[k].startswith(f"{_label(g)}:")] or [0])[0])
-        ax.legend([handles[k] for k in order], [labels[k] for k in order], loc="upper right",
-                  ncol=1 if len(groups) <= 3 else 2, fontsize=6, handlelength=1.6,
+        # below the axes: the points may be anywhere on it
+        ax.legend([handles[k] for k in order], [labels[k] for k in order], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=6, handlelength=1.6,
                   title=model_title, title_fontsize=6)
         if notes:
             ax.text(0.01, 0.01, "; ".join(notes), transform=ax.transAxes, fontsize=6,
@@ -457,23 +466,23 @@ def g2_histogram_figure(results, *, groups=None):
         One axis per group, labelled ``g2:<group>``; the bars of the gated histogram have gid
         ``g2_gated:<group>``, the 0.5 line gid ``g2_limit``.
     """
-    matplotlib = _mpl()
+    matplotlib = require_matplotlib()
     tables = load_batch_tables(results)
     _check_tables(tables)
     groups = _select_groups(tables, groups)
     allv = np.concatenate([column_values(tables, c) for c in ("g2_zero_gated", "g2_zero")]) \
         if tables.summary.size else np.zeros(0)
     edges = g2_bin_edges(allv)
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC):
         n = max(1, len(groups))
-        fig = _new_figure(4.8, 0.6 + 1.15 * n)
+        fig = new_figure(4.8, 0.6 + 1.15 * n)
         axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
         if not groups:
-            _no_data(axes[0], "no particles in the results file")
+            no_data(axes[0], "no particles in the results file")
             return fig
         for i, (ax, g) in enumerate(zip(axes, groups, strict=True)):
             ax.set_label(f"g2:{g}")
-            color, _ = _group_style(i)
+            color, _ = group_style(i)
             v = column_values(tables, "g2_zero_gated", g)
             v = v[np.isfinite(v)]
             raw = column_values(tables, "g2_zero", g)
@@ -563,7 +572,7 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
     from qrspec.charging import thresholds as th
     from qrspec.charging.config import ChargeModelConfig
 
-    matplotlib = _mpl()
+    matplotlib = require_matplotlib()
     if results is None:  # the map alone (e.g. ``qrspec model threshold-map``)
         if threshold_map is None:
             raise QrspecError("results=None needs threshold_map= (a precomputed map)")
@@ -586,14 +595,14 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
         tmap = th.threshold_map(nc, taus, cfg, **threshold_kw)
     else:
         tmap = threshold_map
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(4.8, 4.4)
+    with matplotlib.rc_context(RC):
+        fig = new_figure(4.8, 4.4)
         ax = fig.add_subplot()
         ax.set_label("threshold_map")
         z = np.ma.masked_invalid(np.where(np.isfinite(tmap.n_las), tmap.n_las, np.nan)).T
         finite = tmap.n_las[np.isfinite(tmap.n_las)]
         if finite.size == 0:
-            _no_data(ax, "no lasing threshold anywhere on the grid")
+            no_data(ax, "no lasing threshold anywhere on the grid")
             return fig
         cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
         norm = LogNorm(vmin=max(float(finite.min()), 1e-3), vmax=float(finite.max()))
@@ -623,21 +632,17 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
                     lw=1.0, label=r"optimal $\langle n_c\rangle$", gid="optimum",
                     path_effects=[patheffects.withStroke(linewidth=2.2, foreground="0.25")])
         ax.set_yscale("log")
-        _plain_log_labels(ax.yaxis)
+        plain_log_labels(ax.yaxis)
         notes = []
         for i, g in enumerate(groups):
-            color, marker = _group_style(i)
+            color, marker = group_style(i)
             m_nc, e_nc, n_nc = _stat(tables, g, "n_c_mean")
             m_t0, e_t0, n_t0 = _stat(tables, g, "tau_a_xx_neutral_ns")
             if n_t0 == 0:  # not aggregated by this store version: same convention here
                 m_t0, e_t0, n_t0 = _mean_sem(column_values(tables, "tau_a_xx_neutral_ns", g))
             hollow = False
-            if n_nc == 0:
-                fn = column_values(tables, "frac_time_neutral", g)
-                fn = fn[np.isfinite(fn)]
-                # frac_time_neutral is a ratio of summed durations: 1 up to rounding
-                if fn.size and np.all(fn >= 1.0 - 1e-9):
-                    m_nc, e_nc, hollow = 0.0, math.nan, True
+            if n_nc == 0 and _always_neutral(tables, g):
+                m_nc, e_nc, hollow = 0.0, math.nan, True
             if not (math.isfinite(m_nc) and math.isfinite(m_t0)):
                 notes.append(f"{_label(g)}: " + ("no n_c" if not math.isfinite(m_nc)
                                                 else "no tau_A,XX0"))
@@ -669,13 +674,151 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
         return fig
 
 
+# ---------------------------------------------------------------------------- populations
+def _strip(ax, tables, groups, column, offset, color, marker, label, rng, *, pooled=None):
+    """Particles (status ok, finite value) of ``column`` as jittered dots per group, and the
+    group's mean ± SEM from ``/groups`` as a large marker (``pooled``: per group a
+    ``(value, error)`` drawn instead when finite). The count of particles with a value is
+    written under each strip. Returns True when anything was drawn."""
+    from matplotlib.transforms import blended_transform_factory
+
+    below = blended_transform_factory(ax.transData, ax.transAxes)
+    drawn = False
+    for i, g in enumerate(groups):
+        v = column_values(tables, column, g)
+        v = v[np.isfinite(v)]
+        ax.text(i + offset, 0.015, f"{v.size}", transform=below, ha="center", va="bottom",
+                fontsize=5.5, color=color, gid=f"n:{column}:{g}")
+        if v.size == 0:
+            continue
+        drawn = True
+        line, = ax.plot(i + offset + _jitter(v.size, rng, 0.07), v, linestyle="none",
+                        marker=marker, ms=2.6, mfc=color, mec="none", alpha=0.45, zorder=2)
+        line.set_gid(f"particles:{column}:{g}")
+        m, e, _ = _stat(tables, g, column)
+        if pooled is not None and math.isfinite(pooled[i][0]):
+            m, e = pooled[i]
+        _errorbar(ax, [i + offset], [m], yerr=[e], gid=f"mean:{column}:{g}", fmt=marker,
+                  ms=5.5, color=color, mec="black", mew=0.6, lw=1.0, capsize=2.5, zorder=3,
+                  label=label)
+        label = None  # one legend entry per series
+    return drawn
+
+
+def _pooled(tables, groups, state):
+    """``(alpha, alpha_err)`` of each group's pooled dwell law (NaN when not stored)."""
+    out = []
+    for g in groups:
+        row = _groups_row(tables, g)
+        ok = row is not None and f"alpha_{state}_pooled" in row.dtype.names
+        out.append((float(row[f"alpha_{state}_pooled"]), float(row[f"alpha_{state}_pooled_err"]))
+                   if ok else (math.nan, math.nan))
+    return out
+
+
+def population_figure(results, *, groups=None):
+    """Per-group distributions of the particles' lifetimes and dwell-time exponents.
+
+    Panels: (a) neutral exciton and biexciton lifetimes tau_X0, tau_XX0; (b) neutral and
+    charged biexciton Auger lifetimes (log axis: 1-2 ns next to tens of ns); (c) on- and
+    off-time dwell exponents. Dots: particles with status ok and a value; large markers: the
+    group mean ± SEM of ``/groups`` (panel c: the group's pooled dwell law ± its error when
+    the file holds it, i.e. a finished batch without exclusions). The small number under each
+    strip is the count of particles with a value of that quantity. (g2(0), intensity and
+    n_c per group are :func:`g2_histogram_figure` and :func:`group_summary_figure`.)
+
+    Parameters
+    ----------
+    results : str, Path or BatchTables
+    groups : sequence of str, optional
+        Groups to show, in this order (default: every group, sorted).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes labelled "lifetimes", "tau_a", "alpha"; particle dots with gid
+        ``particles:<column>:<group>``, means ``mean:<column>:<group>``, counts
+        ``n:<column>:<group>``.
+    """
+    matplotlib = require_matplotlib()
+    tables = load_batch_tables(results)
+    _check_tables(tables)
+    groups = _select_groups(tables, groups)
+    rng = np.random.default_rng(0)  # fixed jitter: identical figures for identical files
+    with matplotlib.rc_context(RC):
+        fig = new_figure(WIDTH_IN, 2.9)
+        axes = fig.subplots(1, 3)
+        for ax, name in zip(axes, ("lifetimes", "tau_a", "alpha"), strict=True):
+            ax.set_label(name)
+        ax_t, ax_a, ax_al = axes
+        if not groups:
+            for ax in axes:
+                no_data(ax, "no particles in the results file")
+            return fig
+        a = _strip(ax_t, tables, groups, "tau_x_neutral_ns", -0.17, COLORS["tau_x"], "o",
+                   r"$\tau_\mathrm{X}^0$", rng)
+        b = _strip(ax_t, tables, groups, "tau_xx_neutral_ns", 0.17, COLORS["tau_xx"], "s",
+                   r"$\tau_\mathrm{XX}^0$", rng)
+        if a or b:
+            ax_t.set_ylabel("Neutral lifetime (ns)")
+            ax_t.set_ylim(bottom=0)
+            ax_t.set_ylim(0, ax_t.get_ylim()[1] * 1.2)
+            ax_t.legend(loc="upper center", ncol=2)
+        else:
+            no_data(ax_t, "no neutral lifetimes")
+        a = _strip(ax_a, tables, groups, "tau_a_xx_neutral_ns", -0.17, COLORS["tau_x"], "o",
+                   "neutral", rng)
+        b = _strip(ax_a, tables, groups, "tau_a_xx_charged_ns", 0.17, COLORS["tau_a"], "D",
+                   "charged", rng)
+        if a or b:
+            ax_a.set_yscale("log")
+            plain_log_labels(ax_a.yaxis)
+            lo, hi = ax_a.get_ylim()
+            ax_a.set_ylim(lo / 1.5, hi * (hi / lo) ** 0.3)
+            ax_a.set_ylabel(r"$\tau_\mathrm{A,XX}$ (ns)")
+            ax_a.legend(loc="upper center", ncol=2)
+        else:
+            no_data(ax_a, "no Auger lifetimes")
+        pooled = {st: _pooled(tables, groups, st) for st in ("on", "off")}
+        any_pooled = any(math.isfinite(v) for st in pooled.values() for v, _ in st)
+        a = _strip(ax_al, tables, groups, "alpha_on", -0.17, COLORS["alpha_on"], "o", "on",
+                   rng, pooled=pooled["on"])
+        b = _strip(ax_al, tables, groups, "alpha_off", 0.17, COLORS["alpha_off"], "s", "off",
+                   rng, pooled=pooled["off"])
+        if a or b:
+            ax_al.set_ylabel(r"Dwell exponent $\alpha$")
+            lo, hi = ax_al.get_ylim()
+            ax_al.set_ylim(lo, hi + 0.25 * (hi - lo))
+            ax_al.legend(loc="upper center", ncol=2, fontsize=6, title_fontsize=6,
+                         title="markers: pooled law" if any_pooled else "markers: mean ± SEM")
+        else:
+            no_data(ax_al, "no dwell-time exponents")
+        for ax, letter in zip(axes, "abc", strict=True):
+            ax.set_xticks(range(len(groups)))
+            ax.set_xticklabels([_label(g) for g in groups],
+                               rotation=30 if len(groups) > 4 else 0,
+                               ha="right" if len(groups) > 4 else "center")
+            ax.set_xlim(-0.6, len(groups) - 0.4)
+            ax.tick_params(axis="x", which="both", top=False, length=0)
+            ax.text(-0.02, 1.0, letter, transform=ax.transAxes, ha="right", va="bottom",
+                    fontsize=10, fontweight="bold")
+        n_all = int(tables.summary.size)
+        n_ok = int(np.sum(tables.summary["status"] == "ok")) if n_all else 0
+        fig.suptitle(f"{n_ok} of {n_all} particles ok (failed ones not shown); dots: particles, "
+                     "markers: group mean ± SEM; numbers: particles with a value",
+                     x=0.01, ha="left", fontsize=7)
+        return fig
+
+
 # ---------------------------------------------------------------------------- writing
 _FUNCS = {"group_summary": group_summary_figure, "auger_charge": auger_charge_figure,
-          "g2_histograms": g2_histogram_figure, "threshold_map": threshold_map_figure}
+          "g2_histograms": g2_histogram_figure, "population": population_figure,
+          "threshold_map": threshold_map_figure}
 
 
 def write_batch_figures(results, out_dir, *, which=BATCH_FIGURES, groups=None,
-                        fmt: str = "png", dpi: int = 200) -> dict[str, Path]:
+                        fmt: str = "png", dpi: int = 200,
+                        threshold_kw: dict | None = None) -> dict[str, Path]:
     """Write the batch figures into ``out_dir`` as ``batch_<name>.<fmt>`` (atomically).
 
     Parameters
@@ -691,6 +834,8 @@ def write_batch_figures(results, out_dir, *, which=BATCH_FIGURES, groups=None,
     fmt : {"png", "pdf"}
     dpi : int
         Resolution of raster output.
+    threshold_kw : dict, optional
+        Passed to :func:`threshold_map_figure` (grids, lasing settings).
 
     Returns
     -------
@@ -704,8 +849,8 @@ def write_batch_figures(results, out_dir, *, which=BATCH_FIGURES, groups=None,
     ValueError
         Unknown format or dpi.
     """
-    fmt = _check_fmt(fmt)
-    dpi = _check_dpi(dpi)
+    fmt = check_format(fmt)
+    dpi = check_dpi(dpi)
     unknown = [w for w in which if w not in _FUNCS]
     if unknown:
         raise QrspecError(f"which={unknown!r}: unknown batch figures; known: "
@@ -714,6 +859,7 @@ def write_batch_figures(results, out_dir, *, which=BATCH_FIGURES, groups=None,
     out_dir = Path(out_dir)
     out = {}
     for name in which:
-        fig = _FUNCS[name](tables, groups=groups)
-        out[name] = _save(fig, out_dir / f"batch_{name}.{fmt}", fmt, dpi)
+        kw = dict(threshold_kw or {}) if name == "threshold_map" else {}
+        fig = _FUNCS[name](tables, groups=groups, **kw)
+        out[name] = save_figure(fig, out_dir / f"batch_{name}.{fmt}", fmt=fmt, dpi=dpi)
     return out

@@ -6,7 +6,8 @@ both from ``t_min`` on and scaled to the fraction of stays above ``t_min``; the 
 the change-point time resolution is shaded (stays there are missed). The curves come from
 :func:`qrspec.levels.dwell.dwell_curve`, so the figure can be redrawn from stored arrays.
 
-matplotlib is imported only inside the functions (conventions of :mod:`qrspec.app.plots`).
+matplotlib is imported only inside the functions (style and writer of
+:mod:`qrspec.app.figure_style`).
 """
 
 from __future__ import annotations
@@ -23,16 +24,23 @@ __all__ = ["dwell_figure", "plot_dwell", "draw_dwell"]
 def dwell_figure(stats, *, title: str = ""):
     """Figure with the on and off dwell-time panels of a
     :class:`~qrspec.levels.dwell.BlinkingStatistics` (matplotlib ``Figure``, Agg canvas)."""
-    from qrspec.app.plots import _RC, WIDTH_IN, _guard, _letter, _mpl, _new_figure
+    from qrspec.app.figure_style import (
+        RC,
+        WIDTH_IN,
+        guard_panel,
+        new_figure,
+        panel_letter,
+        require_matplotlib,
+    )
     from qrspec.levels.dwell import dwell_curve
 
-    mpl = _mpl()
-    with mpl.rc_context(_RC):
-        fig = _new_figure(WIDTH_IN, 2.6)
+    mpl = require_matplotlib()
+    with mpl.rc_context(RC):
+        fig = new_figure(WIDTH_IN, 2.6)
         axes = fig.subplots(1, 2)
         for ax, state, letter in zip(axes, ("on", "off"), "ab", strict=True):
-            _guard(ax, draw_dwell, dwell_curve(stats, state))
-            _letter(ax, letter)
+            guard_panel(ax, draw_dwell, dwell_curve(stats, state))
+            panel_letter(ax, letter)
         if title:
             fig.suptitle(title, x=0.01, ha="left", fontsize=9, fontweight="bold")
     return fig
@@ -40,10 +48,9 @@ def dwell_figure(stats, *, title: str = ""):
 
 def plot_dwell(stats, out_path, *, fmt: str | None = None, dpi: int = 300,
                title: str = "") -> Path:
-    """Write :func:`dwell_figure` to ``out_path`` (png or pdf) atomically."""
-    from qrspec.app.plots import _check_dpi, _mpl, _out_fmt, _save
+    """Write :func:`dwell_figure` to ``out_path`` (png or pdf) crash-safely."""
+    from qrspec.app.figure_style import check_dpi, output_format, save_figure
 
-    _mpl()
-    out, fmt = _out_fmt(out_path, fmt)
-    _check_dpi(dpi)
-    return _save(dwell_figure(stats, title=title), out, fmt, dpi)
+    out, fmt = output_format(out_path, fmt)
+    check_dpi(dpi)
+    return save_figure(dwell_figure(stats, title=title), out, fmt=fmt, dpi=dpi)

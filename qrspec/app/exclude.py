@@ -28,7 +28,7 @@ from qrspec.errors import QrspecError
 
 __all__ = ["FORMAT", "VERSION", "ExclusionList", "read_exclusion_file", "write_exclusion_file",
            "exclusion_json", "parse_exclusion", "apply_exclusion", "ExclusionResult",
-           "exclude_from_tables"]
+           "exclude_from_tables", "as_exclusion"]
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +232,22 @@ class ExclusionResult:
     unknown: tuple
 
 
-def _as_exclusion(exclusion) -> ExclusionList:
+def as_exclusion(exclusion) -> ExclusionList:
+    """An :class:`ExclusionList` from a list, a file path or a parsed JSON document.
+
+    Parameters
+    ----------
+    exclusion : ExclusionList, str, Path or dict
+
+    Returns
+    -------
+    ExclusionList
+
+    Raises
+    ------
+    QrspecError
+        Anything else, or an invalid file or document.
+    """
     if isinstance(exclusion, ExclusionList):
         return exclusion
     if isinstance(exclusion, (str, os.PathLike)):
@@ -264,7 +279,7 @@ def apply_exclusion(results, exclusion, *, allow_unknown: bool = False) -> Exclu
     QrspecError
         Unreadable results or exclusion file, or unknown ids without ``allow_unknown``.
     """
-    excl = _as_exclusion(exclusion)
+    excl = as_exclusion(exclusion)
     tables = load_batch_tables(results)
     ids = set(tables.particle_ids)
     unknown = tuple(x for x in excl.particles if x not in ids)

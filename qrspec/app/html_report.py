@@ -64,6 +64,9 @@ _BATCH_CAPTIONS = {
                     "with the neutral reference at n_c = 0 and the charge-model curve at each "
                     "group's median neutral tau_A,XX0.",
     "g2_histograms": "Gated g2(0) per group (filled) and raw g2(0) (outline); dotted: 0.5.",
+    "population": "Per-group distributions of the neutral lifetimes, the neutral and charged "
+                  "biexciton Auger lifetimes and the dwell-time exponents: particles (dots) "
+                  "and group mean ± SEM; the numbers count the particles with a value.",
     "threshold_map": "Lasing threshold <N_las>(<n_c>, tau_A,XX0) of the charge model (paper "
                      "Fig. 1b) with each group's mean ± SEM marked.",
 }
@@ -137,7 +140,7 @@ def _e(text) -> str:
 def _fmt(value, err=math.nan) -> str:
     """``value ± err`` with two significant digits of the error (the particle figures'
     rule), or "" for an undefined value."""
-    from qrspec.app.plots import _pm
+    from qrspec.app.figure_style import format_pm
 
     try:
         v = float(value)
@@ -151,7 +154,7 @@ def _fmt(value, err=math.nan) -> str:
         e = math.nan
     if math.isfinite(e) and e <= 1e-9 * abs(v):  # a rounding-level spread, not an error
         e = math.nan
-    return _pm(v, e)
+    return format_pm(v, e)
 
 
 def _cell(row, name: str, err: str | None) -> tuple[str, str, bool]:
@@ -240,16 +243,12 @@ def _render_batch(tables: BatchTables, fig_dir: str, dpi: int, threshold_kw: dic
     """Pool task: the batch figures -> {name: "" (written) or the error}. They are drawn at
     1.6 x ``dpi`` (they are smaller figures than the particle figure, shown as wide)."""
     from qrspec.app import batch_figures as bf
-    from qrspec.app.plots import _save
 
     out = {}
-    funcs = {"group_summary": bf.group_summary_figure, "auger_charge": bf.auger_charge_figure,
-             "g2_histograms": bf.g2_histogram_figure,
-             "threshold_map": functools.partial(bf.threshold_map_figure, **threshold_kw)}
     for name in bf.BATCH_FIGURES:
         try:
-            _save(funcs[name](tables), Path(fig_dir) / f"batch_{name}.png", "png",
-                  round(1.6 * dpi))
+            bf.write_batch_figures(tables, fig_dir, which=(name,), fmt="png",
+                                   dpi=round(1.6 * dpi), threshold_kw=threshold_kw)
             out[name] = ""
         except Exception as exc:  # noqa: BLE001  shown on the groups page instead
             logger.warning("batch figure %s failed: %s: %s", name, type(exc).__name__, exc)
@@ -592,7 +591,7 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
         The site cannot be written (disk full, permissions); a previous report in
         ``outdir`` is then left as it was.
     """
-    from qrspec.app.exclude import _as_exclusion, exclude_from_tables
+    from qrspec.app.exclude import as_exclusion, exclude_from_tables
     from qrspec.io.files import sha256_file
 
     t_start = time.perf_counter()
@@ -613,7 +612,7 @@ def write_html_report(results, outdir, *, figure=None, jobs: int = 1, progress=N
     old = _check_outdir(outdir)
     figure = functools.partial(default_particle_figure, dpi=dpi) if figure is None else figure
     sha = sha256_file(results_path)
-    excl = _as_exclusion(exclude) if exclude is not None else None
+    excl = as_exclusion(exclude) if exclude is not None else None
     gtables = exclude_from_tables(tables, excl) if excl is not None else tables
     ids = tables.particle_ids
     excluded = set(excl.particles) if excl else set()

@@ -1,16 +1,25 @@
-"""Figures of a results file: one multi-panel figure per particle and a per-batch summary.
+"""The particle figure: everything the analysis found for one particle, on one page.
+
+:func:`particle_figure` draws a :class:`~qrspec.analysis.particle.ParticleAnalysis` given in
+memory or read back from a results file; :func:`plot_particle` writes it;
+:func:`write_figures` writes the batch figures (:mod:`qrspec.app.batch_figures`) and one
+particle figure per particle (``qrspec report -o``). :func:`forward_figure` is the charge
+model's figure (``qrspec model forward --png``). The batch figures live in
+:mod:`qrspec.app.batch_figures`, the shared style and the crash-safe writer in
+:mod:`qrspec.app.figure_style`.
 
 matplotlib is an optional dependency (extra ``plot``) and is imported only inside these
 functions, so ``import qrspec`` never imports it; importing this module without matplotlib
 installed raises ImportError with the install hint (found with ``importlib.util.find_spec``,
-which does not import it). Figures are drawn on
-:class:`matplotlib.figure.Figure` objects with the Agg canvas (no pyplot, no global backend
-switch, nothing is ever shown) under a local ``rc_context`` with publication defaults, and
-written atomically (``.<name>.partial`` then renamed).
+which does not import it).
 
-A panel whose data are missing or NaN (no charged period, charging not inverted, a failed
-particle) says "no data" and why; an unexpected error while drawing one panel is logged and
-shown in that panel, never raised, so one odd particle never stops a report.
+The particle figure has fixed axes positions (in inches, on a 7.2 in page): no layout engine
+runs at save time (constrained layout cost ~60 % of a figure's time and could collapse on
+odd particles), and every figure of a report has its panels in the same place. A panel whose
+data are missing (no charged period, T2 data without nanotimes, one detector) says "no ..."
+and why; an undefined (NaN) value is never drawn; an unexpected error while drawing one
+panel is logged and shown in that panel, never raised, so one odd particle never stops a
+report.
 """
 
 from __future__ import annotations
@@ -18,22 +27,37 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
-import os
 import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
+from qrspec.app.figure_style import (
+    COLORS,
+    DPI,
+    INSTALL_HINT,
+    LABEL_COLORS,
+    RC,
+    WIDTH_IN,
+    check_dpi,
+    check_format,
+    format_pm,
+    guard_panel,
+    is_finite,
+    new_figure,
+    no_data,
+    output_format,
+    plain_log_labels,
+    require_matplotlib,
+    save_figure,
+)
 from qrspec.errors import QrspecError
 
-__all__ = ["plot_particle", "plot_batch", "write_figures", "particle_figure", "batch_figure",
-           "forward_figure", "threshold_map_figure", "save_figure", "draw_dwell", "LABEL_COLORS",
-           "COLORS"]
+__all__ = ["particle_figure", "plot_particle", "write_figures", "forward_figure", "draw_dwell",
+           "PARTICLE_FIGURE_SIZE_IN", "FLID_MIN_DELAY_NS"]
 
 logger = logging.getLogger(__name__)
-
-_HINT = "qrspec figures need matplotlib: pip install 'qrspec[plot]'"
 
 
 def _have_matplotlib() -> bool:
@@ -43,154 +67,18 @@ def _have_matplotlib() -> bool:
 
 
 if not _have_matplotlib():
-    raise ImportError(_HINT)
+    raise ImportError(INSTALL_HINT)
 
-# Okabe-Ito colour-blind-safe palette; one colour per state / quantity in every figure
-LABEL_COLORS = {"neutral": "#0072B2", "charged": "#D55E00", "trap": "#009E73",
-                "off": "#7F7F7F", "unclassified": "#CC79A7"}
-COLORS = {"trace": "0.30", "total": "0.55", "g2_raw": "0.15", "g2_gated": "#CC79A7",
-          "tau_x": "#0072B2", "tau_xx": "#56B4E9", "n_c": "#D55E00", "tau_a": "#882255",
-          "intensity": "0.45", "fit": "black", "burst": "#CC3311", "alpha_on": "#0072B2",
-          "alpha_off": "0.35"}
-FORMATS = ("png", "pdf")
-DPI = 300
-WIDTH_IN = 7.2  # double-column width (183 mm)
-
-_RC = {
-    "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "xtick.labelsize": 7,
-    "ytick.labelsize": 7, "legend.fontsize": 6.5, "legend.frameon": False,
-    "axes.linewidth": 0.7, "lines.linewidth": 1.0, "lines.markersize": 3.5,
-    "xtick.direction": "in", "ytick.direction": "in", "xtick.top": True, "ytick.right": True,
-    "xtick.major.width": 0.7, "ytick.major.width": 0.7, "xtick.minor.width": 0.5,
-    "ytick.minor.width": 0.5, "xtick.major.size": 3, "ytick.major.size": 3,
-    "xtick.minor.size": 1.8, "ytick.minor.size": 1.8, "errorbar.capsize": 1.5,
-    "savefig.dpi": DPI, "pdf.fonttype": 42, "ps.fonttype": 42, "axes.formatter.useoffset": False,
-    "figure.constrained_layout.h_pad": 0.03, "figure.constrained_layout.w_pad": 0.03,
-    "image.cmap": "viridis",
-}
-
-
-# ------------------------------------------------------------------ plumbing
-def _mpl():
-    """Import matplotlib (optional dependency) with an install hint."""
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise ImportError(_HINT) from exc
-    return matplotlib
-
-
-def _check_fmt(fmt) -> str:
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt={fmt!r} must be one of {', '.join(map(repr, FORMATS))}")
-    return fmt
-
-
-def _out_fmt(out_path, fmt) -> tuple[Path, str]:
-    out = Path(out_path)
-    if fmt is None:
-        fmt = out.suffix.lower().lstrip(".")
-        if fmt not in FORMATS:
-            raise ValueError(f"out_path={os.fspath(out_path)!r} must end in .png or .pdf "
-                             "(or pass fmt=)")
-    return out, _check_fmt(fmt)
-
-
-def _check_dpi(dpi) -> int:
-    if isinstance(dpi, bool) or not (isinstance(dpi, int | np.integer) and 10 <= dpi <= 2400):
-        raise ValueError(f"dpi={dpi!r} must be an integer in [10, 2400]")
-    return int(dpi)
-
-
-def _new_figure(width_in, height_in):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width_in, height_in), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, out: Path, fmt: str, dpi: int) -> Path:
-    """Write ``fig`` to ``out`` atomically (under the figure rc settings)."""
-    import matplotlib
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        with matplotlib.rc_context(_RC):
-            fig.savefig(partial, format=fmt, dpi=dpi)
-        os.replace(partial, out)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return out
-
-
-def _no_data(ax, why: str = "", *, keep_axes: bool = False):
-    """Mark a panel as empty: 'no data' and the reason."""
-    text = "no data" + (f"\n{textwrap.fill(why, 40)}" if why else "")
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
-            fontsize=7, color="0.4")
-    if not keep_axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.minorticks_off()
-
-
-def _guard(ax, draw, *args):
-    """Draw one panel; an unexpected error becomes a message in the panel (and a log record)."""
-    try:
-        draw(ax, *args)
-    except Exception as exc:  # noqa: BLE001  a report must never stop on one panel
-        logger.warning("panel %s failed: %s: %s", getattr(draw, "__name__", draw),
-                       type(exc).__name__, exc)
-        for art in list(ax.lines) + list(ax.collections) + list(ax.texts):
-            art.remove()
-        _no_data(ax, f"could not draw: {type(exc).__name__}: {exc}")
-
-
-def _headroom(ax, frac: float = 0.3):
-    """Extend the y axis upwards by ``frac`` of its span (room for a legend above the data)."""
-    lo, hi = ax.get_ylim()
-    if ax.get_yscale() == "log":
-        ax.set_ylim(lo, hi * (hi / lo) ** frac)
-    else:
-        ax.set_ylim(lo, hi + frac * (hi - lo))
-
-
-def _plain_log_labels(axis):
-    """Tick labels 2, 5, 10 instead of 2x10^0 on a log axis."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def _letter(ax, letter: str, x: float = -0.02):
-    ax.text(x, 1.0, letter, transform=ax.transAxes, ha="right", va="bottom", fontsize=10,
-            fontweight="bold")
-
-
-def _finite(*values) -> bool:
-    return all(v is not None and np.isfinite(v) for v in values)
-
-
-def _pm(value, err, unit="", digits=None) -> str:
-    """``value ± err unit``, rounded to two significant digits of the error (three significant
-    digits of the value when the error is not finite)."""
-    if not _finite(value):
-        return "n/a"
-    if _finite(err) and err > 0:
-        d = digits if digits is not None else int(min(4, max(0, 1 - math.floor(
-            math.log10(err)))))
-        s = f"{value:.{d}f} ± {err:.{d}f}"
-    else:
-        d = digits if digits is not None else int(min(4, max(0, 2 - math.floor(
-            math.log10(abs(value)))))) if value != 0 else 0
-        s = f"{value:.{d}f}"
-    return s + (f" {unit}" if unit else "")
+PARTICLE_FIGURE_SIZE_IN = (WIDTH_IN, 10.4)
+FAILED_FIGURE_SIZE_IN = (WIDTH_IN, 1.6)
+# A mean delay after the rise below this is background over-subtraction or noise of a dim
+# trace bin, not a lifetime: the FLID's delay axis starts here at the lowest (the bins
+# beyond it are counted in the panel).
+FLID_MIN_DELAY_NS = -2.0
+FLID_MAX_ROWS = 60  # intensity rows of the FLID map (unit count bins are too fine to see)
+DECAY_MAX_POINTS = 400  # display bins of a decay over the shown delay range
+G2_K_MAX = 3  # g2 panels show lags within +-(G2_K_MAX + 0.5) periods
+TRACE_RASTER_POINTS = 4000  # a longer trajectory line is rasterised (PDF size, speed)
 
 
 # ------------------------------------------------------------------ reading
@@ -216,6 +104,10 @@ class _Particle:
         except (KeyError, ValueError, TypeError):
             return math.nan
 
+    def text(self, col) -> str:
+        v = self.row.get(col, "")
+        return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
     @property
     def status(self) -> str:
         return self.a.status
@@ -229,8 +121,8 @@ class _Particle:
         return self.status != "ok"
 
     def why_missing(self, what: str, *, charging: bool = False) -> str:
-        """A short reason for a missing panel: the particle failed, or (charging panels) the
-        analysis flag that explains it, else that the results hold no such data."""
+        """A short reason for a missing panel: the particle failed, the acquisition cannot give
+        it (no nanotimes, one detector), or (charging panels) the flag that explains it."""
         if self.failed:
             return "particle analysis failed"
         acq = self.a.acquisition
@@ -241,6 +133,10 @@ class _Particle:
                 "g2" in what or what == "charging windows"):
             return f"one detector ({acq.detectors[0]}): g2 not applicable"
         if charging:
+            ch = self.a.charging
+            for flag in (ch.flags if ch is not None else ()):
+                if "charging window" in flag or "not inverted" in flag:
+                    return flag
             for key, text in (("no charged period", "no charged period"),
                               ("no usable neutral reference", "no usable neutral reference: "
                                "n_c and tau_A not inverted"),
@@ -263,7 +159,27 @@ def _analysis(analysis_or_path, particle_id):
     return read_particle(analysis_or_path, particle_id)
 
 
-# ------------------------------------------------------------------ particle panels
+# ------------------------------------------------------------------ fixed layout
+class _Page:
+    """Axes placed in inches from the top-left corner of a figure (no layout engine)."""
+
+    def __init__(self, fig):
+        self.fig = fig
+        self.w, self.h = fig.get_size_inches()
+
+    def axes(self, left_in, top_in, width_in, height_in, label, **kw):
+        ax = self.fig.add_axes((left_in / self.w, 1.0 - (top_in + height_in) / self.h,
+                                width_in / self.w, height_in / self.h), label=label, **kw)
+        return ax
+
+    def letter(self, ax, letter, dx_in=0.5):
+        """Bold panel letter ``dx_in`` left of the axes' left edge, at its top."""
+        x0, _, _, y1 = ax.get_position().extents
+        self.fig.text(x0 - dx_in / self.w, y1 + 0.02 / self.h, letter, ha="left",
+                      va="bottom", fontsize=10, fontweight="bold")
+
+
+# ------------------------------------------------------------------ trajectory
 def _trace_axis(p: _Particle):
     tr = p.a.trajectory
     if tr is None or np.size(tr.counts) == 0 or not tr.bin_width_s > 0:
@@ -284,19 +200,42 @@ def _segments(p: _Particle):
             seg.n_photons)
 
 
+def _label_spans(ax, seg, alpha: float):
+    """One shaded span per level segment, coloured by its label (full axis height)."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.transforms import blended_transform_factory
+
+    s0, s1, labels, _ = seg
+    colors = [LABEL_COLORS.get(lab, LABEL_COLORS["unclassified"]) for lab in labels]
+    blend = blended_transform_factory(ax.transData, ax.transAxes)
+    coll = PolyCollection([[(a, 0), (b, 0), (b, 1), (a, 1)] for a, b in zip(s0, s1, strict=True)],
+                          facecolors=colors, edgecolors="none", alpha=alpha, transform=blend,
+                          zorder=0.5)
+    coll.set_gid("label_spans")
+    ax.add_collection(coll, autolim=False)
+    return colors
+
+
+def _bin_text(bw: float) -> str:
+    return f"{bw * 1e3:.3g} ms" if bw < 1 else f"{bw:.3g} s"
+
+
 def _draw_trace(ax, p: _Particle, ax_hist):
-    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     from matplotlib.transforms import blended_transform_factory
 
     tr = _trace_axis(p)
     if tr is None:
-        _no_data(ax, "no intensity trajectory" if not p.failed else "particle analysis failed")
-        _no_data(ax_hist)
+        no_data(ax, "no intensity trajectory", what="trajectory")
+        no_data(ax_hist)
         return
     t, counts, bw, start = tr
-    ax.plot(t, counts, color=COLORS["trace"], lw=0.45, zorder=2)
+    line, = ax.plot(t, counts, color=COLORS["trace"], lw=0.45, zorder=2)
+    line.set_gid("trace")
+    if counts.size > TRACE_RASTER_POINTS:
+        line.set_rasterized(True)
     ax.set_xlim(start, float(p.file_s(start + counts.size * bw)))
     ymax = counts.max() * 1.12 if counts.max() > 0 else 1.0
     ax.set_ylim(0, ymax)
@@ -304,17 +243,14 @@ def _draw_trace(ax, p: _Particle, ax_hist):
     handles = []
     if seg is not None:
         s0, s1, labels, n_ph = seg
-        colors = [LABEL_COLORS.get(lab, LABEL_COLORS["unclassified"]) for lab in labels]
-        blend = blended_transform_factory(ax.transData, ax.transAxes)
-        ax.add_collection(PolyCollection(
-            [[(a, 0), (b, 0), (b, 1), (a, 1)] for a, b in zip(s0, s1, strict=True)],
-            facecolors=colors, edgecolors="none", alpha=0.13, transform=blend, zorder=1))
+        colors = _label_spans(ax, seg, 0.13)
         if n_ph is not None and len(n_ph) == len(s0):
             dur = np.maximum(s1 - s0, 1e-12)
             level = np.asarray(n_ph, float) / dur * bw
-            ax.add_collection(LineCollection(
-                [[(a, y), (b, y)] for a, b, y in zip(s0, s1, level, strict=True)],
-                colors=colors, linewidths=1.6, zorder=3))
+            lc = LineCollection([[(a, y), (b, y)] for a, b, y in zip(s0, s1, level, strict=True)],
+                                colors=colors, linewidths=1.6, zorder=3)
+            lc.set_gid("levels")
+            ax.add_collection(lc, autolim=False)
         for lab in LABEL_COLORS:
             if lab in labels:
                 handles.append(Patch(facecolor=LABEL_COLORS[lab], alpha=0.5, label=lab))
@@ -322,27 +258,31 @@ def _draw_trace(ax, p: _Particle, ax_hist):
     if cps is not None and np.size(cps):
         blend = blended_transform_factory(ax.transData, ax.transAxes)
         cps = p.file_s(cps)
+        many = np.size(cps) > 60  # a dense comb: small ticks, no intervals
         ci = p.a.levels.change_points_ci_s
-        if ci is not None and np.shape(ci) == (np.size(cps), 2):
+        if not many and ci is not None and np.shape(ci) == (np.size(cps), 2):
             ci = p.file_s(ci)
             ax.hlines(np.full(np.size(cps), 0.985), ci[:, 0], ci[:, 1], color="black", lw=0.8,
                       transform=blend, zorder=4)
-        ax.plot(cps, np.full(np.size(cps), 0.985), linestyle="none", marker="v", ms=3,
-                color="black", transform=blend, zorder=4, clip_on=False)
-        handles.append(Line2D([], [], linestyle="none", marker="v", ms=3, color="black",
+        marker, ms = ("|", 3.0) if many else ("v", 3.0)
+        ax.plot(cps, np.full(np.size(cps), 0.985), linestyle="none", marker=marker, ms=ms,
+                mew=0.5 if many else 1.0, color="black", transform=blend, zorder=4,
+                clip_on=False, gid="change_points")
+        handles.append(Line2D([], [], linestyle="none", marker=marker, ms=3, color="black",
                               label=f"change point ({np.size(cps)})"))
     handles += _draw_hygiene(ax, p, float(ax.get_xlim()[1]))
     if handles:
-        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6,
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=6,
                   borderaxespad=0.1, handlelength=1.2, columnspacing=1.0)
-    unit = f"{bw * 1e3:g} ms"
-    ax.set_ylabel(f"Intensity (counts / {unit})")
+    ax.set_ylabel(f"Intensity (counts / {_bin_text(bw)})")
     # sideways intensity histogram, same y axis
-    nb = int(min(60, max(10, counts.max() - counts.min() + 1)))
-    ax_hist.hist(counts, bins=nb, range=(0, ymax), orientation="horizontal",
-                 color=COLORS["trace"], alpha=0.8)
+    step = max(1, int(math.ceil((counts.max() + 1) / 60)))  # whole counts per bar: no aliasing
+    edges = np.arange(-0.5, counts.max() + step + 0.5, step)
+    hist, edges = np.histogram(counts, bins=edges)
+    ax_hist.barh(edges[:-1], hist, height=np.diff(edges), align="edge",
+                 color=COLORS["trace"], alpha=0.8, lw=0)
     ax_hist.set_ylim(0, ymax)
-    ax_hist.set_xlabel("Occurrence")
+    ax_hist.set_xlabel("Trace bins")
     ax_hist.tick_params(labelleft=False)
 
 
@@ -375,8 +315,9 @@ def _draw_hygiene(ax, p: _Particle, t_end: float) -> list:
     return handles
 
 
+# ------------------------------------------------------------------ n_c(t), tau_A(t)
 def _charging_rows(p: _Particle):
-    """The charging windows as columns, with the pipeline's usable flag per window."""
+    """The charging windows as columns (file clock), with the stored usable flag."""
     ch = p.a.charging
     if ch is None or ch.windows.n_c.size == 0:
         return None
@@ -385,130 +326,200 @@ def _charging_rows(p: _Particle):
                                                         "n_c_err", "tau_a_xx_ns",
                                                         "tau_a_xx_err_ns")}
     cols["t_start_s"], cols["t_stop_s"] = p.file_s(cols["t_start_s"]), p.file_s(cols["t_stop_s"])
-    cols["good"] = np.asarray(w.usable, bool)
+    cols["usable"] = np.asarray(w.usable, bool)
     return cols
 
 
-def _draw_charging(ax, p: _Particle, key: str):
+def _draw_charging(ax, p: _Particle, key: str, seg):
+    """n_c(t) or tau_A,XX(t) per charging window (paper Figs. 1f, 2g): each usable window a
+    marker at its centre and its error as a shaded box over the window's time span (the
+    markers joined by a thin line); windows the inversion could only bound or not identify
+    as open markers (not in the particle's means, not shaded); tau_A on a log axis (1-2 ns
+    next to tens of ns) with the neutral tau_A,XX0 and its error band."""
+    from matplotlib.collections import PolyCollection
+
+    is_nc = key == "n_c"
+    col, err_col, color, marker = (("n_c", "n_c_err", COLORS["n_c"], "*") if is_nc else
+                                   ("tau_a_xx_ns", "tau_a_xx_err_ns", COLORS["tau_a"], "o"))
+    ax.set_ylabel(r"$n_c$" if is_nc else r"$\tau_{\mathrm{A,XX}}$ (ns)")
+    if seg is not None:
+        _label_spans(ax, seg, 0.06)
     rows = _charging_rows(p)
-    col, err_col, color = (("n_c", "n_c_err", COLORS["n_c"]) if key == "n_c" else
-                           ("tau_a_xx_ns", "tau_a_xx_err_ns", COLORS["tau_a"]))
-    ylabel = r"$n_c$" if key == "n_c" else r"$\tau_{\mathrm{A,XX}}$ (ns)"
-    ax.set_ylabel(ylabel)
     if rows is None or not np.isfinite(rows[col]).any():
-        _no_data(ax, p.why_missing("charging windows", charging=True), keep_axes=True)
+        no_data(ax, p.why_missing("charging windows", charging=True), keep_axes=True,
+                what="charging windows")
         ax.set_yticks([])
         return
     t0, t1 = rows["t_start_s"], rows["t_stop_s"]
     x = 0.5 * (t0 + t1)
     y = rows[col]
-    e = np.where(np.isfinite(rows[err_col]), rows[err_col], 0.0)
-    for good, face, lab in ((True, color, "identified"),
-                            (False, "white", "flagged (bound / not identifiable)")):
-        m = (rows["good"] == good) & np.isfinite(y)
-        if m.any():
-            ax.errorbar(x[m], y[m], yerr=e[m], xerr=[x[m] - t0[m], t1[m] - x[m]], fmt="o",
-                        color=color, mfc=face, mec=color, ms=3.5, lw=0.8, label=lab)
-    if key == "tau_a":
-        ref = p.value("tau_a_xx_neutral_ns")
-        if _finite(ref):
-            ax.axhline(ref, color=LABEL_COLORS["neutral"], ls="--", lw=0.8,
-                       label=r"neutral $\tau_{\mathrm{A,XX}}^0$")
-    lo = np.nanmin(y - e)
-    hi = np.nanmax(y + e)
-    if key == "tau_a" and _finite(p.value("tau_a_xx_neutral_ns")):
-        lo, hi = min(lo, p.value("tau_a_xx_neutral_ns")), max(hi, p.value("tau_a_xx_neutral_ns"))
-    pad = 0.15 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.2
-    ax.set_ylim(max(0.0, lo - pad), hi + pad)
-    ax.legend(loc="best", ncol=3, handlelength=1.2)
+    e = rows[err_col]
+    finite = np.isfinite(y)
+    use = rows["usable"] & finite
+    flagged = ~rows["usable"] & finite
+    tiny = 1e-3
+    if use.any():
+        o = np.flatnonzero(use)[np.argsort(x[use])]
+        band = [i for i in o if np.isfinite(e[i]) and e[i] > 0]
+        if band:
+            lo = np.maximum(y[band] - e[band], tiny if not is_nc else -np.inf)
+            hi = y[band] + e[band]
+            boxes = PolyCollection([[(t0[i], a), (t1[i], a), (t1[i], b), (t0[i], b)]
+                                    for i, a, b in zip(band, lo, hi, strict=True)],
+                                   facecolors=color, edgecolors="none", alpha=0.25, zorder=2)
+            boxes.set_gid(f"{key}_error")
+            ax.add_collection(boxes)
+        ax.plot(x[o], y[o], color=color, lw=0.7, alpha=0.6, zorder=3)
+        ax.plot(x[o], y[o], linestyle="none", marker=marker, ms=8 if is_nc else 4, color=color,
+                mec="white" if is_nc else color, mew=0.4, zorder=4, gid=f"{key}_usable",
+                label=f"usable windows ({o.size})")
+    if flagged.any():
+        ax.plot(x[flagged], y[flagged], linestyle="none", marker=marker, ms=7 if is_nc else 4,
+                mfc="white", mec=color, mew=0.8, zorder=4, gid=f"{key}_flagged",
+                label=f"bound / not identifiable ({int(flagged.sum())})")
+    lo = np.nanmin(np.where(np.isfinite(e), y - e, y)[finite])
+    hi = np.nanmax(np.where(np.isfinite(e), y + e, y)[finite])
+    ref, ref_err = p.value("tau_a_xx_neutral_ns"), p.value("tau_a_xx_neutral_err_ns")
+    if not is_nc and is_finite(ref) and ref > 0:
+        # its 68 % interval as stored (an open upper end reaches the top of the axis)
+        r_lo, r_hi = p.value("tau_a_xx_neutral_lo_ns"), p.value("tau_a_xx_neutral_hi_ns")
+        if not (r_lo == r_lo and r_hi == r_hi) and is_finite(ref_err):  # NaN: no interval
+            r_lo, r_hi = ref - ref_err, ref + ref_err
+        if r_lo == r_lo and r_hi == r_hi and r_hi > r_lo:
+            ax.axhspan(max(r_lo, tiny), min(r_hi, 1e6), color=LABEL_COLORS["neutral"],
+                       alpha=0.10, lw=0, zorder=1, gid="tau_a_neutral_interval")
+        ax.axhline(ref, color=LABEL_COLORS["neutral"], ls="--", lw=0.8, zorder=1.5,
+                   label=r"neutral $\tau^0_{\mathrm{A,XX}}$ = " + format_pm(ref, ref_err, "ns"))
+        lo, hi = min(lo, ref), max(hi, ref)
+    if is_nc:
+        ax.set_ylim(min(0.0, lo), max(hi, 1.0) * 1.45)
+    else:
+        lo = max(lo, np.nanmin(y[finite]) / 3, tiny)
+        ax.set_yscale("log")
+        ax.set_ylim(lo / 1.4, hi * (hi / lo) ** 0.5 * 1.4)
+        plain_log_labels(ax.yaxis)
+    ax.legend(loc="upper left", ncol=3, handlelength=1.0, borderaxespad=0.2,
+              columnspacing=1.0)
+
+
+# ------------------------------------------------------------------ decays
+def _display_bins(c, model, resid, r: int):
+    """Sum ``r`` neighbouring bins of data and model; Pearson residuals on the summed bins."""
+    n = (c.size // r) * r
+    cs = c[:n].reshape(-1, r).sum(axis=1)
+    if model is None:
+        return cs, None, None
+    m = np.asarray(model[:n], float)
+    ok = np.isfinite(np.asarray(resid[:n], float)) & np.isfinite(m)
+    ms = np.where(ok, m, 0.0).reshape(-1, r).sum(axis=1)
+    full = ok.reshape(-1, r).all(axis=1) & (ms > 0)
+    rs = np.where(full, (np.where(ok, c[:n], 0.0).reshape(-1, r).sum(axis=1) - ms)
+                  / np.sqrt(np.where(full, ms, 1.0)), np.nan)
+    return cs, np.where(full, ms, np.nan), rs
 
 
 def _draw_decays(ax, ax_res, p: _Particle):
     al = p.a.alignment
-    t0 = al.t0_ns if al is not None else math.nan
+    t0 = al.t0_ns if al is not None and is_finite(al.t0_ns) else 0.0
     drawn, taus = [], []
     total, time_ns = (al.counts, al.time_ns) if al is not None else (None, None)
-    if not _finite(t0):
-        t0 = 0.0
+    span = (float(time_ns[-1]) - t0) if time_ns is not None and np.size(time_ns) else 50.0
+    states = []
     for state in ("neutral", "charged"):
         st = getattr(p.a.states, state, None) if p.a.states is not None else None
-        if st is None or st.decay_counts is None or np.sum(st.decay_counts) <= 0:
-            continue
+        if st is not None and st.decay_counts is not None and np.sum(st.decay_counts) > 0:
+            states.append((state, st))
+            if is_finite(st.tau_x_ns):
+                taus.append(st.tau_x_ns)
+    if total is not None and np.size(total) and np.any(np.asarray(total) > 0):
+        # the recorded TCSPC range may end before the period (no photon can be later)
+        last = int(np.flatnonzero(np.asarray(total) > 0)[-1])
+        span = min(span, float(time_ns[last]) + float(al.bin_ns) - t0)
+    x_hi = min(span, max(20.0, 6.0 * max(taus))) if taus else span
+    x_lo = -2.0
+    for state, st in states:
         bin_ns = st.decay_bin_ns
-        n_whole = int(np.floor(al.period_ns / bin_ns + 1e-9))  # a last, shorter bin is not drawn
+        n_whole = int(np.floor(al.period_ns / bin_ns + 1e-9))  # a last, shorter bin: not drawn
         t = np.asarray(st.decay_time_ns[:n_whole], float)
         c = np.asarray(st.decay_counts[: t.size], float)
-        norm = c.max()
-        tau, tau_err = st.tau_x_ns, st.tau_x_err_ns
+        r = max(1, int(math.ceil((x_hi - x_lo) / bin_ns / DECAY_MAX_POINTS)))
+        model, resid = st.fit_model_counts, st.fit_residuals
+        fit_ok = is_finite(st.tau_x_ns) and model is not None and resid is not None
+        if fit_ok:
+            n = min(np.size(model), np.size(resid), t.size)
+            cs, ms, rs = _display_bins(c[:n], np.asarray(model[:n], float),
+                                       np.asarray(resid[:n], float), r)
+        else:
+            cs, ms, rs = _display_bins(c, None, None, r)
+        ts = t[: cs.size * r: r] - t0
+        norm = cs.max()
         color = LABEL_COLORS[state]
-        label = f"{state}  {_pm(tau, tau_err, 'ns')}"
-        ax.plot(t - t0, np.where(c > 0, c / norm, np.nan), color=color, lw=0.6, alpha=0.75,
-                drawstyle="steps-post", label=label)
+        label = f"{state}  {format_pm(st.tau_x_ns, st.tau_x_err_ns, 'ns')}"
+        ax.plot(ts, np.where(cs > 0, cs / norm, np.nan), color=color, lw=0.6, alpha=0.75,
+                drawstyle="steps-post", label=label, gid=f"decay_{state}")
         drawn.append(state)
-        if _finite(tau):
-            taus.append(tau)
-            # the pipeline stores the fitted tail model and its residuals on whole bins
-            model, resid = st.fit_model_counts, st.fit_residuals
-            if model is not None and resid is not None:
-                n = min(np.size(model), t.size)
-                m = np.isfinite(np.asarray(resid[:n], float))
-                tm = t[:n][m] - t0 + bin_ns / 2
-                ax.plot(tm, np.asarray(model[:n], float)[m] / norm, color=color,
-                        lw=1.0, ls=(0, (4, 1.5)) if state == "charged" else "-", zorder=4)
-                ax_res.plot(tm, np.asarray(resid[:n], float)[m], color=color, lw=0.5,
-                            alpha=0.8)
+        if ms is not None:  # NaN outside the fit range: gaps, not lines across them
+            tm = ts + r * bin_ns / 2
+            m = np.flatnonzero(np.isfinite(ms))
+            part = slice(m[0], m[-1] + 1) if m.size else slice(0, 0)
+            ax.plot(tm[part], ms[part] / norm, color=color, lw=1.0, zorder=4,
+                    ls=(0, (4, 1.5)) if state == "charged" else "-", gid=f"fit_{state}")
+            ax_res.plot(tm[part], np.clip(rs[part], -4.9, 4.9), color=color, lw=0.5,
+                        alpha=0.8, gid=f"residuals_{state}")
     if total is not None and time_ns is not None and np.sum(total) > 0:
         tt = np.asarray(time_ns, float)
         c = np.asarray(total, float)
-        ax.plot(tt - t0, np.where(c > 0, c / c.max(), np.nan), color=COLORS["total"],
-                lw=0.5, alpha=0.6, drawstyle="steps-post", label="all photons", zorder=1)
+        r = max(1, int(math.ceil((x_hi - x_lo) / float(al.bin_ns) / DECAY_MAX_POINTS)))
+        cs, _, _ = _display_bins(c, None, None, r)
+        ax.plot(tt[: cs.size * r: r] - t0, np.where(cs > 0, cs / cs.max(), np.nan),
+                color=COLORS["total"], lw=0.5, alpha=0.6, drawstyle="steps-post",
+                label="all photons", zorder=1, gid="decay_total")
         drawn.append("total")
     if not drawn:
-        _no_data(ax, p.why_missing("decays"))
-        _no_data(ax_res)
+        no_data(ax, p.why_missing("decays"), what="decays")
+        ax_res.set_visible(False)
         return
     ax.set_yscale("log")
     ax.set_ylabel("Norm. counts")
-    span = (float(time_ns[-1]) - t0) if time_ns is not None else 50.0
-    x_hi = min(span, max(20.0, 6.0 * max(taus))) if taus else span
-    ax.set_xlim(-2.0, x_hi)
+    ax.set_xlim(x_lo, x_hi)
     lo = max(ax.get_ylim()[0], 1e-4)
-    ax.set_ylim(lo, 100.0)  # two decades of headroom for the legend, no ticks there
+    ax.set_ylim(lo, 30.0)  # headroom for the legend, no ticks there
     ax.set_yticks([10.0 ** k for k in range(-8, 1) if 10.0 ** k >= lo])
-    ax.set_yticks([m * 10.0 ** k for k in range(-8, 0) for m in range(2, 10)
-                   if m * 10.0 ** k >= lo], minor=True)
-    ax.legend(loc="upper right", handlelength=1.2, borderaxespad=0.3,
+    ax.set_yticks([], minor=True)
+    ax.legend(loc="upper right", handlelength=1.0, borderaxespad=0.2,
               title=r"$\tau_\mathrm{X}$ (tail fit)", title_fontsize=6.5, alignment="right")
     ax.tick_params(labelbottom=False)
     ax_res.axhline(0, color="black", lw=0.6)
+    ax_res.set_xlim(x_lo, x_hi)
     ax_res.set_ylim(-5, 5)
     ax_res.set_yticks([-4, 0, 4])
     ax_res.set_ylabel("Resid. (σ)")
     ax_res.set_xlabel(r"Delay $t - t_0$ (ns)")
 
 
+# ------------------------------------------------------------------ g2
 def _zero_peak_note(p: _Particle) -> str:
-    """Which peak is lag zero and why (one line)."""
+    """Which peak is lag zero and why (one short line)."""
     al = p.a.alignment
     if al is None or al.g2_mode != "pulsed":
         return ""
     src = al.delay_source
     if src == "data":
-        return f"lag 0: peak k = {al.zero_peak_index} (suppressed, z = {al.zero_peak_z:.1f})"
+        return f"lag 0: peak k = {al.zero_peak_index} (z = {al.zero_peak_z:.1f})"
     if src == "user":
         return f"lag 0: user delay {al.delay_ns:.4g} ns"
-    return "lag 0: sub-period delay (zero peak undecided)"
+    return "lag 0 undecided: sub-period delay"
 
 
-def _g2_value_text(name: str, h) -> str:
-    """g2(0) with its error; with an empty centre peak its 95 % upper bound; nothing drawn
-    for an undefined value."""
+def _g2_value_text(h) -> str:
+    """g2(0) with its error; with an empty centre peak its 95 % upper bound; "n/a" for an
+    undefined value."""
     g, e = h.g2_zero, h.g2_zero_err
     hi = h.g2_zero_ci95[1] if h.g2_zero_ci95 is not None and len(h.g2_zero_ci95) == 2 \
         else math.nan
-    if _finite(g) and not _finite(e) and _finite(hi):
-        return rf"{name}: $g^{{(2)}}(0)$ < {hi:.2f} (95 %, no centre pairs)"
-    return rf"{name}: $g^{{(2)}}(0)$ = {_pm(g, e, digits=2)}"
+    if is_finite(g) and not is_finite(e) and is_finite(hi):
+        return rf"$g^{{(2)}}(0)$ < {hi:.2f} (95 %, no centre pairs)"
+    return rf"$g^{{(2)}}(0)$ = {format_pm(g, e, digits=2)}"
 
 
 def _draw_g2(ax, p: _Particle, key: str):
@@ -520,114 +531,153 @@ def _draw_g2(ax, p: _Particle, key: str):
     if g2 is not None and g2.g2_mode == "cw":
         name = "CW"
     if h is None or np.size(h.lag_ns) < 2:
-        _no_data(ax, p.why_missing("g2" if raw else "gated g2"))
+        no_data(ax, p.why_missing("g2" if raw else "gated g2"),
+                what="g2" if raw else "gated g2")
         return
     lag = np.asarray(h.lag_ns, float)
     counts = np.asarray(h.counts, float)
     bin_ns = float(lag[1] - lag[0])
     al = p.a.alignment
-    period = al.g2_period_ns if al is not None and _finite(al.g2_period_ns) else (
+    period = al.g2_period_ns if al is not None and is_finite(al.g2_period_ns) else (
         al.period_ns if al is not None and g2.g2_mode == "pulsed" else None)
     window = h.window_ns
-    peaks = h.peaks
+    notes = []
     if g2.g2_mode == "cw":
         ab = g2.antibunching
-        tr = ab.rise_time_ns if ab is not None and _finite(ab.rise_time_ns) else 10.0
+        tr = ab.rise_time_ns if ab is not None and is_finite(ab.rise_time_ns) else 10.0
         lim = min(float(np.abs(lag).max()), max(10.0, 8.0 * tr))
-        ax.set_xlim(-lim, lim)
         if ab is not None and ab.success and ab.model_counts is not None:
             ax.plot(ab.lag_ns, ab.model_counts, color=COLORS["g2_gated"], lw=1.0, zorder=4,
                     label="dip fit")
-    elif period is not None and _finite(period):
-        k_max = 3
-        if peaks is not None and np.size(peaks):
-            k_max = int(min(3, np.max(np.abs(peaks))))
-        lim = (k_max + 0.5) * period
-        ax.set_xlim(-lim, lim)
-        if _finite(window) and peaks is not None:
-            for k in np.asarray(peaks):
-                if abs(k) > k_max:
-                    continue
-                c = k * period
-                ax.axvspan(c - window / 2, c + window / 2, lw=0,
-                           color=color if k == 0 else "0.5",
-                           alpha=0.16 if k == 0 else (0.09 if k % 2 else 0.04), zorder=0)
-    ax.plot(lag, counts, color=color, lw=0.6, drawstyle="steps-mid")
-    text = _g2_value_text(name, h)
+        if ab is not None:
+            notes.append(r"$\tau_r$ = " + format_pm(ab.rise_time_ns, ab.rise_time_err_ns,
+                                                   "ns"))
+    elif period is not None and is_finite(period):
+        lim = (G2_K_MAX + 0.5) * period
+        if is_finite(window):
+            ax.axvspan(-window / 2, window / 2, lw=0, color=color, alpha=0.15, zorder=0)
+            if window < 0.95 * period:  # side-peak windows only when they are not the period
+                for k in range(1, G2_K_MAX + 1):
+                    for c in (-k * period, k * period):
+                        ax.axvspan(c - window / 2, c + window / 2, lw=0, color="0.5",
+                                   alpha=0.08, zorder=0)
+    else:
+        lim = float(np.abs(lag).max())
+    shown = np.abs(lag) <= lim + bin_ns
+    ax.plot(lag[shown], counts[shown], color=color, lw=0.6, drawstyle="steps-mid",
+            gid=f"{key}_counts")
+    ax.set_xlim(-lim, lim)
+    value = _g2_value_text(h)
     c = g2.afterpulse
     if c is not None and c.applied:  # the particle's value: afterpulse pairs removed
         v, e = (c.g2_zero, c.g2_zero_err) if raw else (c.g2_zero_gated, c.g2_zero_gated_err)
-        if _finite(v):
-            text = (rf"{name}: $g^{{(2)}}(0)$ = {_pm(v, e, digits=3)}"
-                    f"\n(afterpulse-corrected; measured {_pm(h.g2_zero, math.nan, digits=3)})")
-    if g2.g2_mode == "cw" and g2.antibunching is not None:
-        ab = g2.antibunching
-        text += "\n" + r"$\tau_r$ = " + _pm(ab.rise_time_ns, ab.rise_time_err_ns, "ns")
-    if not raw:
-        gate = g2.gate_after_rise_ns
-        if _finite(gate):
-            text += f"\ngate $t - t_0 \\geq$ {gate:g} ns"
-    elif _zero_peak_note(p):
-        text += "\n" + _zero_peak_note(p)
-    ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
-            bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
-    ax.set_ylim(0, max(counts.max() * (1.35 if raw else 1.5), 1.0))  # room for the text
+        if is_finite(v):
+            value = rf"$g^{{(2)}}(0)$ = {format_pm(v, e, digits=3)}"
+            notes.append(f"afterpulse-corrected; meas. {format_pm(h.g2_zero, digits=3)}")
+    if raw and _zero_peak_note(p):
+        notes.append(_zero_peak_note(p))
+    if not raw and is_finite(g2.gate_after_rise_ns):
+        notes.insert(0, f"gate $t - t_0 \\geq$ {g2.gate_after_rise_ns:g} ns")
+    ax.set_title(f"{name} {value}", loc="left", fontsize=6.5, pad=2)
+    if notes:
+        ax.text(0.02, 0.96, "\n".join(notes), transform=ax.transAxes, ha="left", va="top",
+                fontsize=5.8, color="0.25", linespacing=1.15)
+    top = counts[shown].max() if shown.any() else 0.0
+    if top == 0:
+        ax.text(0.5, 0.45, "no photon pairs at these lags", transform=ax.transAxes,
+                ha="center", va="center", fontsize=6.5, color="0.35")
+    ax.set_ylim(0, max(top * (1.25 + 0.22 * len(notes)), 1.0))  # room for the notes
     ax.set_ylabel(f"Coinc. / {bin_ns:g} ns")
 
 
-def _draw_flid(ax, p: _Particle, fig):
+# ------------------------------------------------------------------ FLID
+def _draw_flid(ax, p: _Particle, cax):
     from matplotlib.colors import LogNorm
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     fl = p.a.flid
     if fl is None or np.sum(fl.histogram) <= 0:
-        _no_data(ax, p.why_missing("FLID"))
+        no_data(ax, p.why_missing("FLID"), what="FLID")
+        cax.set_visible(False)
         return
     h = np.asarray(fl.histogram, float)
     ce, de = np.asarray(fl.count_edges, float), np.asarray(fl.delay_edges_ns, float)
-    rows = np.flatnonzero(h.sum(axis=1))
-    cols = np.flatnonzero(h.sum(axis=0))
+    n_total = h.sum()
+    # the delay axis: every column with trace bins whose mean delay after the rise is
+    # physical, [FLID_MIN_DELAY_NS, period - t0] (the clusters are never cropped; dim bins of
+    # an over-subtracted background beyond are counted, not drawn)
+    al = p.a.alignment
+    phys_hi = (al.period_ns - al.t0_ns) if al is not None and is_finite(
+        al.period_ns, al.t0_ns) else de[-1]
+    centres = 0.5 * (de[:-1] + de[1:])
+    cols = np.flatnonzero(h.sum(axis=0) * ((centres >= FLID_MIN_DELAY_NS)
+                                           & (centres <= phys_hi)))
+    if cols.size == 0:
+        no_data(ax, "every trace bin has a mean delay outside "
+                f"[{FLID_MIN_DELAY_NS:g}, {phys_hi:.4g}] ns", what="FLID")
+        cax.set_visible(False)
+        return
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    h_cols = h[:, c0:c1]
+    rows = np.flatnonzero(h_cols.sum(axis=1))
     r0, r1 = rows[0], rows[-1] + 1
-    c0, c1 = cols[0], cols[-1] + 1
-    h, ce, de = h[r0:r1, c0:c1], ce[r0:r1 + 1], de[c0:c1 + 1]
-    # merge intensity rows so the map has <= 60 rows (unit count bins are too fine to see)
-    n_rows = h.shape[0]
-    k = max(1, -(-n_rows // 60))
-    if k > 1:
-        pad = np.zeros((-(-n_rows // k) * k, h.shape[1]))
-        pad[:n_rows] = h
-        h = pad.reshape(-1, k, h.shape[1]).sum(axis=1)
-        ce = np.append(ce[0:n_rows:k], ce[n_rows])  # exact edges; the last group may be short
-    masked = np.ma.masked_less_equal(h, 0)
-    mesh = ax.pcolormesh(de, ce, masked, norm=LogNorm(vmin=1, vmax=max(h.max(), 2)),
+    shown = h_cols[r0:r1]
+    n_hidden = int(round(n_total - shown.sum()))
+    hh, cce = shown, ce[r0:r1 + 1]
+    n_rows = hh.shape[0]
+    k = max(1, -(-n_rows // FLID_MAX_ROWS))
+    if k > 1:  # merge intensity rows; exact edges (the last group may be short)
+        pad = np.zeros((-(-n_rows // k) * k, hh.shape[1]))
+        pad[:n_rows] = hh
+        hh = pad.reshape(-1, k, hh.shape[1]).sum(axis=1)
+        cce = np.append(cce[0:n_rows:k], cce[n_rows])
+    dde = de[c0:c1 + 1]
+    masked = np.ma.masked_less_equal(hh, 0)
+    mesh = ax.pcolormesh(dde, cce, masked, norm=LogNorm(vmin=1, vmax=max(hh.max(), 2)),
                          cmap="viridis", rasterized=True)
-    cb = fig.colorbar(mesh, ax=ax, pad=0.01, fraction=0.06)
-    cb.set_label("Trace bins")
-    cb.ax.tick_params(labelsize=6)
+    mesh.set_gid("flid")
+    cb = ax.figure.colorbar(mesh, cax=cax)
+    cb.set_label("Trace bins", labelpad=1)
+    cb.locator = LogLocator(base=10, subs=(1.0, 2.0, 5.0))
+    cb.formatter = FuncFormatter(lambda v, _: f"{v:g}")
+    cb.update_ticks()
+    cb.ax.tick_params(labelsize=6, which="both", right=True)
+    cb.ax.minorticks_off()
+    x_lim, y_lim = [dde[0], dde[-1]], [cce[0], cce[-1]]
     # levels found by the change-point analysis, at (lifetime, intensity per trace bin)
     lv = p.a.levels
-    tau, inten, lab = (lv.tau_ns, lv.intensity_cps, lv.label) if lv is not None else \
-        (None, None, None)
     bw = fl.bin_width_s
-    x_lim, y_lim = [de[0], de[-1]], [ce[0], ce[-1]]
-    if tau is not None and inten is not None and lab is not None and _finite(bw):
-        for ti, ii, la in zip(tau, inten, lab, strict=False):
+    if lv is not None and is_finite(bw):
+        for ti, ii, la in zip(lv.tau_ns, lv.intensity_cps, lv.label, strict=False):
             la = str(la)
-            if _finite(ti, ii):
-                ax.plot(ti, ii * bw, marker="o", ms=6, mec="white", mew=1.0,
-                        mfc=LABEL_COLORS.get(la, LABEL_COLORS["unclassified"]), zorder=5)
+            if is_finite(ti, ii) and FLID_MIN_DELAY_NS <= ti <= phys_hi:
+                ax.plot(ti, ii * bw, marker="o", ms=5, mec="white", mew=0.9, linestyle="none",
+                        mfc=LABEL_COLORS.get(la, LABEL_COLORS["unclassified"]), zorder=5,
+                        gid="flid_level")
                 x_lim = [min(x_lim[0], ti - 0.5), max(x_lim[1], ti + 0.5)]
                 y_lim = [min(y_lim[0], ii * bw * 0.95), max(y_lim[1], ii * bw * 1.05)]
     ax.set_xlim(*x_lim)
     ax.set_ylim(*y_lim)
-    unit = f"{bw * 1e3:g} ms" if _finite(bw) else "bin"
-    ax.set_xlabel("Mean delay (ns)")
-    ax.set_ylabel(f"Intensity (counts / {unit})")
+    notes = []
+    tr = p.a.trajectory
+    n_trace = int(np.size(tr.counts) // max(1, len(tr.detectors))) if tr is not None and \
+        np.ndim(tr.counts) == 2 else (int(np.size(tr.counts)) if tr is not None else 0)
+    if tr is not None and math.isclose(float(tr.bin_width_s), float(bw)) and \
+            n_total < 0.98 * n_trace:
+        notes.append(f"{n_total:.0f} of {n_trace} trace bins have a delay")
+    if n_hidden:
+        notes.append(f"{n_hidden} dim bins beyond the axis")
+    if notes:  # above the map: its corners may hold data
+        ax.set_title("\n".join(notes), loc="right", fontsize=5.2, color="0.3", pad=2)
+    ax.set_xlabel(r"Mean delay $t - t_0$ (ns)")
+    ax.set_ylabel(f"Intensity (counts / {_bin_text(bw) if is_finite(bw) else 'bin'})")
 
 
+# ------------------------------------------------------------------ dwell times
 DWELL_STATE_COLORS = {"on": "#0072B2", "off": "#7F7F7F"}
 DWELL_MODEL_STYLES = {"power_law": "-", "truncated": "-.", "exponential": ":", "cutoff": "--"}
 DWELL_MODEL_NAMES = {"power_law": "power law", "truncated": "truncated power law",
-               "exponential": "exponential", "cutoff": "power law × exp. cut-off"}
+                     "exponential": "exponential", "cutoff": "power law × exp. cut-off"}
 
 
 def draw_dwell(ax, curve) -> None:
@@ -637,22 +687,21 @@ def draw_dwell(ax, curve) -> None:
     resolution shaded (:mod:`qrspec.app.dwell_plots` has the two-panel figure)."""
     color = DWELL_STATE_COLORS.get(curve.state, "0.3")
     if curve.t_s.size == 0:
-        _no_data(ax, f"no complete {curve.state} stays")
+        no_data(ax, f"no complete {curve.state} stays", what=f"{curve.state} dwell times")
         return
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.step(curve.t_s, curve.survival, where="post", color=color, lw=1.0,
-            label=f"{curve.state} stays ({curve.t_s.size})")
+            marker="." if curve.t_s.size < 5 else None,
+            label=f"{curve.state} stays ({curve.t_s.size})", gid=f"dwell_{curve.state}")
     if np.isfinite(curve.resolution_s):
         ax.axvspan(min(curve.t_s.min(), curve.resolution_s) / 2, curve.resolution_s,
                    color="0.9", lw=0, zorder=0, label="below resolution")
-    shown = []
     for k, model in enumerate(curve.models):
         if model == "power_law" or model == curve.best_model:
-            shown.append(model)
             lab = DWELL_MODEL_NAMES[model]
             if model == "power_law" and math.isfinite(curve.alpha):
-                lab += f", α = {_pm(curve.alpha, curve.alpha_err)}"
+                lab += f", α = {format_pm(curve.alpha, curve.alpha_err)}"
             ax.plot(curve.model_t_s, curve.model_survival[k], DWELL_MODEL_STYLES[model],
                     color="black", lw=0.9, label=lab)
     if math.isfinite(curve.t_min_s):
@@ -662,43 +711,79 @@ def draw_dwell(ax, curve) -> None:
     else:
         ax.text(0.97, 0.95, "too few stays for a law", transform=ax.transAxes, ha="right",
                 va="top", fontsize=6.5, color="0.4")
-    ax.set_xlabel("duration (s)")
+    ax.set_xlabel("Duration (s)")
     ax.set_ylabel(f"P(T ≥ t), {curve.state}")
     positive = curve.survival[curve.survival > 0]
     if positive.size:
         ax.set_ylim(positive.min() / 2, 1.5)
+    lo, hi = ax.get_ylim()
+    plain_log_labels(ax.yaxis, (1.0,) if hi / lo > 300 else (1.0, 2.0, 5.0))
+    from matplotlib.ticker import LogLocator
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=8))
+    ax.xaxis.set_minor_formatter(_null_formatter())
+    if curve.t_s.max() / curve.t_s.min() > 1e4:  # minor ticks over many decades: noise
+        ax.xaxis.set_minor_locator(_null_locator())
     ax.legend(loc="lower left")
+
+
+def _null_formatter():
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
+
+
+def _null_locator():
+    from matplotlib.ticker import NullLocator
+
+    return NullLocator()
 
 
 def _draw_dwell_state(ax, p: _Particle, state: str):
     """The stored dwell-time curve of the on or off stays (:func:`draw_dwell`), log-log."""
     bl = p.a.blinking
     if bl is None:
-        _no_data(ax, p.why_missing("dwell times"))
+        no_data(ax, p.why_missing("dwell times"), what=f"{state} dwell times")
         return
     draw_dwell(ax, (bl.on if state == "on" else bl.off).curve)
 
 
+# ------------------------------------------------------------------ numbers
+def _verdict(p: _Particle) -> tuple[str, str]:
+    """(row name, value) of the single-emitter decision: the stored three-way verdict when
+    the results have one, else whether single emission was shown."""
+    v = p.text("single_emitter_verdict")
+    if v:
+        return "emitter", v.replace("_", " ")
+    if p.a.g2 is None:
+        return "single emitter", "n/a"
+    return "single emitter", "yes" if bool(p.row.get("single_emitter")) else "not shown"
+
+
 def _info_text(ax, p: _Particle):
     ax.axis("off")
+    rate = p.value("rate_cps")
     lines = [
         ("status", p.status),
-        ("⟨rate⟩", f"{p.value('rate_cps') / 1e3:.1f} kcps" if _finite(p.value("rate_cps"))
-         else "n/a"),
+        ("mean rate", f"{rate / 1e3:.1f} kcps" if is_finite(rate) else "n/a"),
         (r"$f_\mathrm{neutral}$", f"{p.value('frac_time_neutral'):.2f}"
-         if _finite(p.value("frac_time_neutral")) else "n/a"),
-        (r"$\tau_\mathrm{X}^0$", _pm(p.value("tau_x_neutral_ns"),
-                                     p.value("tau_x_neutral_err_ns"), "ns")),
-        (r"$\tau_\mathrm{XX}^0$", _pm(p.value("tau_xx_neutral_ns"),
-                                      p.value("tau_xx_neutral_err_ns"), "ns")),
-        (r"$\tau_\mathrm{A,XX}^0$", _pm(p.value("tau_a_xx_neutral_ns"), math.nan, "ns")),
-        (r"$\langle n_c\rangle$", _pm(p.value("n_c_mean"), p.value("n_c_err"))),
-        (r"$\tau_\mathrm{A,XX}^c$", _pm(p.value("tau_a_xx_charged_ns"),
-                                        p.value("tau_a_xx_charged_err_ns"), "ns")),
-        ("levels", f"{int(p.value('n_levels'))}" if _finite(p.value("n_levels")) and
+         if is_finite(p.value("frac_time_neutral")) else "n/a"),
+        (r"$\tau_\mathrm{X}^0$", format_pm(p.value("tau_x_neutral_ns"),
+                                           p.value("tau_x_neutral_err_ns"), "ns")),
+        (r"$\tau_\mathrm{XX}^0$", format_pm(p.value("tau_xx_neutral_ns"),
+                                            p.value("tau_xx_neutral_err_ns"), "ns")),
+        (r"$\tau_\mathrm{A,XX}^0$", format_pm(p.value("tau_a_xx_neutral_ns"),
+                                              p.value("tau_a_xx_neutral_err_ns"), "ns")),
+        (r"$\langle n_c\rangle$", format_pm(p.value("n_c_mean"), p.value("n_c_err"))),
+        (r"$\tau_\mathrm{A,XX}^c$", format_pm(p.value("tau_a_xx_charged_ns"),
+                                              p.value("tau_a_xx_charged_err_ns"), "ns")),
+        (r"$g^{(2)}(0)$ gated", format_pm(p.value("g2_zero_gated"),
+                                          p.value("g2_zero_gated_err"), digits=2)),
+        _verdict(p),
+        ("levels", f"{int(p.value('n_levels'))}" if is_finite(p.value("n_levels")) and
          p.value("n_levels") >= 0 else "n/a"),
-        (r"$\alpha_\mathrm{on}$", _pm(p.value("alpha_on"), p.value("alpha_on_err"))),
-        (r"$\alpha_\mathrm{off}$", _pm(p.value("alpha_off"), p.value("alpha_off_err"))),
+        (r"$\alpha_\mathrm{on}$", format_pm(p.value("alpha_on"), p.value("alpha_on_err"))),
+        (r"$\alpha_\mathrm{off}$", format_pm(p.value("alpha_off"), p.value("alpha_off_err"))),
     ]
     y = 1.0
     for k, v in lines:
@@ -708,21 +793,51 @@ def _info_text(ax, p: _Particle):
         y -= 1.0 / len(lines)
 
 
+# ------------------------------------------------------------------ the figure
+def _title(p: _Particle) -> str:
+    title = f"{p.id}   group: {p.a.group or '(none)'}"
+    n_ph, dur = p.value("n_photons"), p.value("duration_s")
+    if is_finite(n_ph, dur) and n_ph >= 0:
+        title += f"   {int(n_ph):,} photons in {dur:.1f} s"
+    if p.failed:
+        title += "   ANALYSIS FAILED"
+    return title
+
+
+def _failed_figure(p: _Particle):
+    """A failed particle: its title and the error, nothing else to draw."""
+    fig = new_figure(*FAILED_FIGURE_SIZE_IN, layout=None)
+    page = _Page(fig)
+    fig.text(0.08 / page.w, 1 - 0.08 / page.h, _title(p), ha="left", va="top", fontsize=9,
+             fontweight="bold")
+    ax = page.axes(0.1, 0.45, page.w - 0.2, page.h - 0.55, "error")
+    ax.axis("off")
+    ax.text(0.0, 1.0, textwrap.fill("error: " + (p.error or "(no message)"), 140),
+            transform=ax.transAxes, va="top", ha="left", fontsize=7, color="#B00000")
+    return fig
+
+
 def particle_figure(analysis_or_path, particle_id: str | None = None):
     """Multi-panel figure of one particle, as a :class:`matplotlib.figure.Figure`.
 
     Panels: (a) intensity trajectory with the levels coloured by label (neutral, charged,
-    trap, off) and the change points with their confidence regions, the removed photon bursts
-    (red) and a bleach (dashed line, the part not analysed greyed), plus the intensity
-    histogram; (b) n_c(t) and (c) tau_A,XX(t) per charging window with error bars, on the
-    trajectory's time axis (open markers: windows flagged as bounds or not identifiable);
-    (d) decays per state (log scale, normalised to their maximum) with the pipeline's stored
-    exciton tail fit, its lifetimes in the legend and Pearson residuals; (e) g2 raw and
-    (f) gated with the peak windows shaded and g2(0) (afterpulse-corrected when it was);
-    (g) FLID with the levels marked; (h) on and (i) off dwell-time distributions (log-log)
-    with the fitted laws. Times are on the file's clock (the stages' analysis clock with the burst
-    windows put back). Axes carry labels ("trajectory", "n_c", "tau_a", "decays",
-    "residuals", "g2", "g2_gated", "flid", "histogram", "dwell_on", "dwell_off").
+    trap, off, unclassified) and the change points with their confidence regions, the
+    removed photon bursts (red) and a bleach (dashed line, the part not analysed greyed), plus
+    the intensity histogram; (b) n_c(t) and (c) tau_A,XX(t) per charging window on the
+    trajectory's time axis (paper Figs. 1f / 2g): usable windows as markers with their error
+    as shaded boxes over the window's span, windows the inversion could only bound or not
+    identify as open markers, tau_A on a log axis with the neutral tau_A,XX0 and its error;
+    numbers; (d) decays per state (log scale, normalised to their maximum) with the stored
+    exciton tail fit, its lifetimes in the legend and Pearson residuals (display bins of at
+    most :data:`DECAY_MAX_POINTS`); (e) g2 raw and (f) gated, lags relative to the chosen
+    zero, the centre window shaded, g2(0) (afterpulse-corrected when it was) and which peak
+    is lag zero; (g) FLID with the levels marked, on the physical delay axis (never below
+    :data:`FLID_MIN_DELAY_NS`, the trace bins beyond it counted); (h) on and (i) off
+    dwell-time distributions (log-log) with the fitted laws. Times are on the file's clock
+    (the stages' analysis clock with the burst windows put back). Axes carry labels
+    ("trajectory", "histogram", "n_c", "tau_a", "info", "decays", "residuals", "g2",
+    "g2_gated", "flid", "flid_colorbar", "dwell_on", "dwell_off"). A failed particle gives a
+    small figure with its error (axis "error").
 
     Parameters
     ----------
@@ -735,7 +850,8 @@ def particle_figure(analysis_or_path, particle_id: str | None = None):
     Returns
     -------
     matplotlib.figure.Figure
-        Drawn with the Agg canvas; save it with :func:`plot_particle` for the same rc settings.
+        Drawn with the Agg canvas and fixed axes positions; save it with
+        :func:`plot_particle` or :func:`qrspec.app.figure_style.save_figure`.
 
     Raises
     ------
@@ -744,77 +860,70 @@ def particle_figure(analysis_or_path, particle_id: str | None = None):
     QrspecError
         Not a results file, or ``particle_id`` is not in it.
     """
-    matplotlib = _mpl()
+    matplotlib = require_matplotlib()
     p = _Particle(_analysis(analysis_or_path, particle_id))
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(WIDTH_IN, 10.8)
-        outer = fig.add_gridspec(4, 1, height_ratios=[4.4, 3.4, 2.2, 0.35])
-        top = outer[0].subgridspec(3, 2, height_ratios=[2.0, 1.0, 1.0], width_ratios=[5.3, 1.2])
-        ax_tr = fig.add_subplot(top[0, 0])
-        ax_h = fig.add_subplot(top[0, 1], sharey=ax_tr)
-        ax_nc = fig.add_subplot(top[1, 0], sharex=ax_tr)
-        ax_ta = fig.add_subplot(top[2, 0], sharex=ax_tr)
-        ax_info = fig.add_subplot(top[1:, 1])
-        bottom = outer[1].subgridspec(1, 3, width_ratios=[1.0, 1.0, 1.05])
-        dec = bottom[0].subgridspec(2, 1, height_ratios=[3, 1])
-        ax_dec = fig.add_subplot(dec[0])
-        ax_res = fig.add_subplot(dec[1], sharex=ax_dec)
-        g2g = bottom[1].subgridspec(2, 1)
-        ax_g2 = fig.add_subplot(g2g[0])
-        ax_g2g = fig.add_subplot(g2g[1], sharex=ax_g2)
-        ax_fl = fig.add_subplot(bottom[2])
-        dw = outer[2].subgridspec(1, 2)
-        ax_on = fig.add_subplot(dw[0])
-        ax_off = fig.add_subplot(dw[1])
-        ax_note = fig.add_subplot(outer[3])
-        ax_note.axis("off")
+    with matplotlib.rc_context(RC):
+        if p.failed:
+            return _failed_figure(p)
+        fig = new_figure(*PARTICLE_FIGURE_SIZE_IN, layout=None)
+        pg = _Page(fig)
+        L = 0.58  # left edge of the first column (room for the y labels)
+        ax_tr = pg.axes(L, 0.55, 5.12, 1.75, "trajectory")
+        ax_h = pg.axes(5.80, 0.55, 1.25, 1.75, "histogram")
+        ax_nc = pg.axes(L, 2.40, 5.12, 0.95, "n_c")
+        ax_ta = pg.axes(L, 3.45, 5.12, 0.95, "tau_a")
+        ax_info = pg.axes(5.80, 2.74, 1.30, 1.66, "info")
+        ax_dec = pg.axes(L, 5.12, 1.66, 1.55, "decays")
+        ax_res = pg.axes(L, 6.72, 1.66, 0.53, "residuals")
+        ax_g2 = pg.axes(2.84, 5.20, 1.74, 0.88, "g2")
+        ax_g2g = pg.axes(2.84, 6.37, 1.74, 0.88, "g2_gated")
+        ax_fl = pg.axes(5.22, 5.12, 1.28, 2.13, "flid")
+        ax_cb = pg.axes(6.56, 5.12, 0.07, 2.13, "flid_colorbar")
+        ax_on = pg.axes(L, 7.98, 2.90, 1.42, "dwell_on")
+        ax_off = pg.axes(4.10, 7.98, 2.95, 1.42, "dwell_off")
 
-        for ax, name in ((ax_tr, "trajectory"), (ax_h, "histogram"), (ax_nc, "n_c"),
-                         (ax_ta, "tau_a"), (ax_dec, "decays"), (ax_res, "residuals"),
-                         (ax_g2, "g2"), (ax_g2g, "g2_gated"), (ax_fl, "flid"),
-                         (ax_on, "dwell_on"), (ax_off, "dwell_off")):
-            ax.set_label(name)
-        _guard(ax_tr, _draw_trace, p, ax_h)
-        _guard(ax_nc, _draw_charging, p, "n_c")
-        _guard(ax_ta, _draw_charging, p, "tau_a")
+        # no shared axes: a "no data" panel clears its own ticks only; the time axes are
+        # made equal by hand
+        seg = _segments(p)
+        guard_panel(ax_tr, _draw_trace, p, ax_h)
+        guard_panel(ax_nc, _draw_charging, p, "n_c", seg)
+        guard_panel(ax_ta, _draw_charging, p, "tau_a", seg)
+        if ax_tr.lines:
+            for a in (ax_nc, ax_ta):
+                a.set_xlim(ax_tr.get_xlim())
         for a in (ax_tr, ax_nc):
             a.tick_params(labelbottom=False)
         ax_ta.set_xlabel("Time (s)")
-        _guard(ax_info, _info_text, p)
-        _guard(ax_dec, _draw_decays, ax_res, p)
-        _guard(ax_g2, _draw_g2, p, "g2")
-        _guard(ax_g2g, _draw_g2, p, "g2_gated")
-        ax_g2.tick_params(labelbottom=False)
-        ax_g2g.set_xlabel(r"Lag $\tau$ (ns)")
-        _guard(ax_fl, _draw_flid, p, fig)
-        _guard(ax_on, _draw_dwell_state, p, "on")
-        _guard(ax_off, _draw_dwell_state, p, "off")
-        for ax, letter in ((ax_tr, "a"), (ax_nc, "b"), (ax_ta, "c"), (ax_dec, "d"),
-                           (ax_g2, "e"), (ax_g2g, "f"), (ax_fl, "g"), (ax_on, "h"),
-                           (ax_off, "i")):
-            _letter(ax, letter, x=-0.01 if ax in (ax_tr, ax_nc, ax_ta) else -0.04)
-
-        title = f"{p.id}   group: {p.a.group or '(none)'}"
-        n_ph, dur = p.value("n_photons"), p.value("duration_s")
-        if _finite(n_ph, dur) and n_ph >= 0:
-            title += f"   {int(n_ph):,} photons in {dur:.1f} s"
-        if p.failed:
-            title += "   ANALYSIS FAILED"
-        fig.suptitle(title, x=0.01, ha="left", fontsize=9, fontweight="bold")
-        note = p.error
-        if note:
-            ax_note.text(0.0, 1.0, textwrap.shorten(
-                ("error: " if p.failed else "flags: ") + note, 600, placeholder=" ..."),
-                transform=ax_note.transAxes, va="top", ha="left", fontsize=6,
-                color="#B00000" if p.failed else "0.35", wrap=True)
+        guard_panel(ax_info, _info_text, p)
+        guard_panel(ax_dec, _draw_decays, ax_res, p)
+        guard_panel(ax_g2, _draw_g2, p, "g2")
+        guard_panel(ax_g2g, _draw_g2, p, "g2_gated")
+        if ax_g2g.lines:
+            ax_g2g.set_xlim(ax_g2.get_xlim())
+            ax_g2.tick_params(labelbottom=False)
+            ax_g2g.set_xlabel(r"Lag $\tau$ (ns)")
+        elif ax_g2.lines:  # no gated panel: the raw one carries the lag axis
+            ax_g2.set_xlabel(r"Lag $\tau$ (ns)")
+        guard_panel(ax_fl, _draw_flid, p, ax_cb)
+        guard_panel(ax_on, _draw_dwell_state, p, "on")
+        guard_panel(ax_off, _draw_dwell_state, p, "off")
+        for ax, letter, dx in ((ax_tr, "a", 0.56), (ax_nc, "b", 0.56), (ax_ta, "c", 0.56),
+                               (ax_dec, "d", 0.56), (ax_g2, "e", 0.52), (ax_fl, "g", 0.52),
+                               (ax_on, "h", 0.56), (ax_off, "i", 0.52)):
+            pg.letter(ax, letter, dx)
+        pg.letter(ax_g2g, "f", 0.52)
+        fig.text(0.08 / pg.w, 1 - 0.06 / pg.h, _title(p), ha="left", va="top", fontsize=9,
+                 fontweight="bold")
+        if p.error:
+            fig.text(0.08 / pg.w, 1 - 9.88 / pg.h, textwrap.fill(textwrap.shorten(
+                "flags: " + p.error, 560, placeholder=" ..."), 165), ha="left", va="top",
+                fontsize=5.8, color="0.35")
         return fig
-
-
 
 
 def plot_particle(analysis_or_path, particle_id: str | None, out_path, *,
                   fmt: str | None = None, dpi: int = DPI) -> Path:
-    """Write the figure of one particle (:func:`particle_figure`) atomically.
+    """Write the figure of one particle (:func:`particle_figure`) crash-safely.
 
     Parameters
     ----------
@@ -841,344 +950,35 @@ def plot_particle(analysis_or_path, particle_id: str | None, out_path, *,
     QrspecError
         Not a results file, or ``particle_id`` is not in it.
     ValueError
-        Unknown format.
-    """
-    _mpl()
-    out, fmt = _out_fmt(out_path, fmt)
-    _check_dpi(dpi)
-    return _save(particle_figure(analysis_or_path, particle_id), out, fmt, dpi)
-
-
-# ------------------------------------------------------------------ batch figure
-def _group_values(summary, groups, col):
-    """Finite values of ``col`` per group (particles with status ok)."""
-    ok = summary[summary["status"] == "ok"] if summary.size else summary
-    out = []
-    for g in groups:
-        v = np.asarray(ok[col][ok["group"] == g], float) if ok.size else np.zeros(0)
-        out.append(v[np.isfinite(v)])
-    return out
-
-
-def _group_stats(table, groups, col):
-    """``(mean, sem)`` of ``col`` per group, as stored in ``/groups`` (never recomputed)."""
-    out = []
-    for g in groups:
-        row = table[table["group"] == g] if table.size else table
-        out.append((float(row[f"{col}_mean"][0]), float(row[f"{col}_sem"][0]))
-                   if row.size else (math.nan, math.nan))
-    return out
-
-
-def _strip(ax, values, stats, offset, color, marker, label, rng, *, scale=1.0, width=0.09):
-    """Individual particles as jittered dots, the group's mean ± SEM (from ``/groups``) as a
-    large marker with error bar."""
-    from matplotlib.transforms import blended_transform_factory
-
-    any_data = False
-    for i, v in enumerate(values):
-        v = v * scale
-        if v.size == 0:
-            ax.text(i + offset, 0.02, "n/a", transform=blended_transform_factory(
-                ax.transData, ax.transAxes), ha="center", va="bottom", fontsize=6,
-                color=color)
-            continue
-        any_data = True
-        x = i + offset + rng.uniform(-width, width, v.size)
-        ax.plot(x, v, linestyle="none", marker=marker, ms=3, mfc=color, mec="none",
-                alpha=0.45, zorder=2)
-        m, s = stats[i]
-        ax.errorbar(i + offset, m, yerr=s if _finite(s) else None, fmt=marker, ms=5.5,
-                    color=color, mec="black", mew=0.6, lw=1.0, capsize=2.5, zorder=3,
-                    label=label)
-        label = None  # one legend entry per series
-    return any_data
-
-
-def _group_axis(ax, groups, counts):
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{g or '(none)'}\n(n = {n})" for g, n in zip(groups, counts,
-                                                                       strict=True)])
-    ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.tick_params(axis="x", which="both", top=False, length=0)
-    if len(groups) > 4:  # long lists of group names: slanted labels do not overlap
-        ax.tick_params(axis="x", labelrotation=30)
-        for t in ax.get_xticklabels():
-            t.set_horizontalalignment("right")
-
-
-def batch_figure(results_path, *, groups=None, particle_filter: str | None = None):
-    """Per-batch figure: per-group distributions and the group comparison (paper Fig. 2h).
-
-    Panels: (a) g2(0) raw and gated, (b) neutral exciton and biexciton lifetimes, (c) mean
-    charging number n_c, (d) intensity (bars) and n_c (points) versus group, (e) neutral and
-    charged biexciton Auger lifetimes, (f) on- and off-time dwell exponents. Every panel shows
-    the particles (status ok, finite value) as jittered dots and the group mean ± standard
-    error of the mean (the statistics of ``/groups``: ddof = 1, no error bar for a single
-    particle); panel (f) shows the group's pooled dwell law (all stays of its particles, one
-    fit) ± its error instead, when the file holds it (a finished batch). Axes carry labels
-    ("g2", "lifetimes", "n_c", "intensity", "tau_a", "alpha").
-
-    Parameters
-    ----------
-    results_path : str or Path
-        A qrspec results file.
-    groups : sequence of str, optional
-        Groups to show, in this order (default: every group, sorted).
-    particle_filter : str, optional
-        Show and summarise only the particles this expression selects
-        (:mod:`qrspec.app.filters`); the group statistics and pooled laws are recomputed by the
-        store on them (:func:`qrspec.store.hdf5.recompute_groups`) and the expression is shown
-        in the title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Raises
-    ------
-    ImportError
-        matplotlib is not installed.
-    QrspecError
-        Not a results file, or a requested group is not in it.
-    """
-    from qrspec.store.hdf5 import read_results
-
-    matplotlib = _mpl()
-    res = read_results(results_path)
-    summ, table, shown = _selected_tables(res, particle_filter)
-    present = sorted(set(summ["group"].tolist())) if summ.size else []
-    if groups is None:
-        groups = present
-    else:
-        groups = [str(g) for g in groups]
-        missing = [g for g in groups if g not in present]
-        if missing:
-            raise QrspecError(f"groups={missing!r} not in {res.path} (groups: {present})")
-    n_ok = [int(np.sum((summ["group"] == g) & (summ["status"] == "ok"))) for g in groups]
-    n_all = [int(np.sum(summ["group"] == g)) for g in groups]
-    rng = np.random.default_rng(0)  # fixed jitter: identical figures for identical files
-
-    def vals(col):
-        return _group_values(summ, groups, col)
-
-    def stats(col):
-        return _group_stats(table, groups, col)
-
-    def strip(ax, col, *args):
-        return _strip(ax, vals(col), stats(col), *args)
-
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(WIDTH_IN, 5.4)
-        gs = fig.add_gridspec(2, 3)
-        ax_g2 = fig.add_subplot(gs[0, 0])
-        ax_tau = fig.add_subplot(gs[0, 1])
-        ax_nc = fig.add_subplot(gs[0, 2])
-        ax_h = fig.add_subplot(gs[1, 0])
-        ax_al = fig.add_subplot(gs[1, 1])
-        ax_ta = fig.add_subplot(gs[1, 2])
-        for ax, name in ((ax_g2, "g2"), (ax_tau, "lifetimes"), (ax_nc, "n_c"),
-                         (ax_h, "intensity"), (ax_al, "alpha"), (ax_ta, "tau_a")):
-            ax.set_label(name)
-
-        def panel_g2(ax):
-            a = strip(ax, "g2_zero", -0.17, COLORS["g2_raw"], "o", "raw", rng)
-            b = strip(ax, "g2_zero_gated", 0.17, COLORS["g2_gated"], "s", "gated", rng)
-            if not (a or b):
-                _no_data(ax, "no finite g2(0)")
-                return
-            ax.axhline(0.5, color="0.4", ls=":", lw=0.8)
-            ax.text(1.0, 0.5, " 0.5", transform=ax.get_yaxis_transform(), fontsize=6,
-                    va="center", ha="left", color="0.4")
-            ax.set_ylabel(r"$g^{(2)}(0)$")
-            ax.set_ylim(bottom=0)
-            _headroom(ax, 0.2)
-            ax.legend(loc="upper center", ncol=2)
-
-        def panel_tau(ax):
-            a = strip(ax, "tau_x_neutral_ns", -0.17, COLORS["tau_x"], "o",
-                       r"$\tau_\mathrm{X}^0$", rng)
-            b = strip(ax, "tau_xx_neutral_ns", 0.17, COLORS["tau_xx"], "s",
-                       r"$\tau_\mathrm{XX}^0$", rng)
-            if not (a or b):
-                _no_data(ax, "no neutral lifetimes")
-                return
-            ax.set_ylabel("Neutral lifetime (ns)")
-            ax.set_ylim(bottom=0)
-            _headroom(ax, 0.2)
-            ax.legend(loc="upper center", ncol=2)
-
-        def panel_nc(ax):
-            if not strip(ax, "n_c_mean", 0.0, COLORS["n_c"], "D", None, rng):
-                _no_data(ax, "no particle with an inverted n_c")
-                return
-            ax.set_ylabel(r"$\langle n_c\rangle$ per particle")
-            ax.set_ylim(bottom=0)
-
-        def panel_h(ax):
-            iv = vals("rate_cps")
-            nc = vals("n_c_mean")
-            if not any(v.size for v in iv) and not any(v.size for v in nc):
-                _no_data(ax, "no particle with status ok")
-                return
-            x = np.arange(len(groups))
-            ms = [(m / 1e3, e / 1e3) for m, e in stats("rate_cps")]
-            ax.bar(x - 0.18, [m for m, _ in ms], width=0.32, color=COLORS["intensity"],
-                   alpha=0.35, edgecolor=COLORS["intensity"], lw=0.8,
-                   yerr=[s if _finite(s) else 0.0 for _, s in ms],
-                   error_kw=dict(lw=0.9, capsize=2.5), label="intensity", zorder=1)
-            for i, v in enumerate(iv):
-                ax.plot(i - 0.18 + rng.uniform(-0.09, 0.09, v.size), v / 1e3,
-                        linestyle="none", marker="o", ms=3, mfc=COLORS["intensity"],
-                        mec="none", alpha=0.7, zorder=2)
-            ax.set_ylabel("Intensity (kcps)")
-            ax.set_ylim(bottom=0)
-            _headroom(ax, 0.2)
-            ax.tick_params(axis="y", right=False)
-            tw = ax.twinx()
-            tw.tick_params(axis="y", colors=COLORS["n_c"], direction="in")
-            tw.spines["right"].set_color(COLORS["n_c"])
-            tw.yaxis.label.set_color(COLORS["n_c"])
-            tw.set_ylabel(r"$\langle n_c\rangle$")
-            if any(v.size for v in nc):
-                _strip(tw, nc, stats("n_c_mean"), 0.18, COLORS["n_c"], "D", None, rng)
-                tw.set_ylim(bottom=0)
-                _headroom(tw, 0.2)
-            else:
-                tw.text(0.98, 0.95, r"no $n_c$", transform=tw.transAxes, ha="right",
-                        va="top", fontsize=7, color=COLORS["n_c"])
-                tw.set_yticks([])
-            from matplotlib.lines import Line2D
-            from matplotlib.patches import Patch
-            ax.legend(handles=[Patch(facecolor=COLORS["intensity"], alpha=0.35,
-                                     edgecolor=COLORS["intensity"], label="intensity"),
-                               Line2D([], [], marker="D", color=COLORS["n_c"], mec="black",
-                                      mew=0.6, ls="none", label=r"$\langle n_c\rangle$")],
-                      loc="upper left", ncol=2)
-
-        def panel_ta(ax):
-            a = strip(ax, "tau_a_xx_neutral_ns", -0.17, LABEL_COLORS["neutral"], "o",
-                       "neutral", rng)
-            b = strip(ax, "tau_a_xx_charged_ns", 0.17, COLORS["tau_a"], "D",
-                       "charged", rng)
-            if not (a or b):
-                _no_data(ax, "no Auger lifetimes")
-                return
-            ax.set_ylabel(r"$\tau_\mathrm{A,XX}$ (ns)")
-            ax.set_yscale("log")
-            _plain_log_labels(ax.yaxis)
-            _headroom(ax, 0.3)
-            ax.legend(loc="upper center", ncol=2)
-
-        def panel_alpha(ax):
-            pooled = {s: _pooled_stats(table, groups, s) for s in ("on", "off")}
-            a = _strip(ax, vals("alpha_on"), pooled["on"], -0.17, COLORS["alpha_on"], "o",
-                       "on", rng)
-            b = _strip(ax, vals("alpha_off"), pooled["off"], 0.17, COLORS["alpha_off"], "s",
-                       "off", rng)
-            if not (a or b):
-                _no_data(ax, "no dwell-time exponents")
-                return
-            ax.set_ylabel(r"Dwell exponent $\alpha$")
-            _headroom(ax, 0.25)
-            ax.legend(loc="upper center", ncol=2, title="markers: pooled law", fontsize=6,
-                      title_fontsize=6)
-
-        for ax, draw, letter in ((ax_g2, panel_g2, "a"), (ax_tau, panel_tau, "b"),
-                                 (ax_nc, panel_nc, "c"), (ax_h, panel_h, "d"),
-                                 (ax_al, panel_alpha, "f"), (ax_ta, panel_ta, "e")):
-            _guard(ax, draw)
-            if groups:
-                _group_axis(ax, groups, n_ok)
-            _letter(ax, letter, x=-0.04)
-        n_failed = sum(n_all) - sum(n_ok)
-        title = (f"{Path(res.path).name}: {sum(n_all)} particles in {len(groups)} groups"
-                 + (f", {n_failed} failed (not shown)" if n_failed else "")
-                 + "; dots: particles, markers: mean ± SEM")
-        if shown:
-            title += f"\n{shown}"
-        fig.suptitle(title, x=0.01, ha="left", fontsize=9, fontweight="bold")
-        return fig
-
-
-def _selected_tables(res, particle_filter):
-    """``(summary rows shown, group table, title note)``: everything and the stored ``/groups``,
-    or the rows a filter selects and the groups recomputed by the store for them."""
-    if particle_filter is None:
-        note = f"group statistics of the batch filter: {res.filter}" if res.filter else ""
-        return res.summary, res.groups, note
-    from qrspec.app.filters import parse_filter
-    from qrspec.store.hdf5 import GroupSelection, recompute_groups
-
-    pf = parse_filter(particle_filter, res.summary.dtype.names)
-    mask = pf.mask(res.summary)
-    table = recompute_groups(res.path, GroupSelection(particle_filter=pf, pooled_dwell=True))
-    note = f"filter: {particle_filter} ({int(mask.sum())} of {mask.size} particles)"
-    return res.summary[mask], table, note
-
-
-def _pooled_stats(table, groups, state):
-    """``(alpha, alpha_err)`` of each group's pooled dwell law (NaN when not stored)."""
-    out = []
-    for g in groups:
-        row = table[table["group"] == g] if table.size else table
-        ok = row.size and f"alpha_{state}_pooled" in (table.dtype.names or ())
-        out.append((float(row[f"alpha_{state}_pooled"][0]),
-                    float(row[f"alpha_{state}_pooled_err"][0])) if ok else (math.nan, math.nan))
-    return out
-
-
-def plot_batch(results_path, out_path, *, groups=None, fmt: str | None = None,
-               dpi: int = DPI, particle_filter: str | None = None) -> Path:
-    """Write the batch figure (:func:`batch_figure`) atomically.
-
-    Parameters
-    ----------
-    results_path : str or Path
-        A qrspec results file.
-    out_path : str or Path
-        Figure file.
-    groups : sequence of str, optional
-        Groups to show, in this order (default: every group, sorted).
-    fmt : {"png", "pdf"}, optional
-        Default: from the suffix of ``out_path``.
-    dpi : int
-        Resolution of raster output.
-    particle_filter : str, optional
-        Only the particles this expression selects (:func:`batch_figure`).
-
-    Returns
-    -------
-    Path
-        ``out_path``.
-
-    Raises
-    ------
-    ImportError
-        matplotlib is not installed.
-    QrspecError
-        Not a results file, a requested group is not in it, or a bad filter.
-    ValueError
         Unknown format or dpi.
+    OutputError
+        The file cannot be written (nothing is left behind).
     """
-    _mpl()
-    out, fmt = _out_fmt(out_path, fmt)
-    _check_dpi(dpi)
-    return _save(batch_figure(results_path, groups=groups, particle_filter=particle_filter),
-                 out, fmt, dpi)
+    require_matplotlib()
+    out, fmt = output_format(out_path, fmt)
+    check_dpi(dpi)
+    return save_figure(particle_figure(analysis_or_path, particle_id), out, fmt=fmt, dpi=dpi)
 
 
 # ------------------------------------------------------------------ many figures
+def _write_batch_task(tables, out_dir, fmt, dpi) -> list[Path]:
+    from qrspec.app.batch_figures import write_batch_figures
+
+    return list(write_batch_figures(tables, out_dir, fmt=fmt, dpi=dpi).values())
+
+
 def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
-                  dpi: int = DPI, particle_filter: str | None = None) -> list[Path]:
-    """Write the batch figure and one figure per particle into ``out_dir``.
+                  dpi: int = DPI, particle_filter: str | None = None, exclude=None,
+                  batch: bool = True, jobs: int = 1, progress=None) -> list[Path]:
+    """Write the batch figures and one figure per particle into ``out_dir`` (``report -o``).
 
     Parameters
     ----------
     results_path : str or Path
         A qrspec results file.
     out_dir : str or Path
-        Created if needed. Files: ``batch_summary.<fmt>`` and ``particle_<id>.<fmt>``.
+        Created if needed. Files: ``batch_<name>.<fmt>``
+        (:func:`qrspec.app.batch_figures.write_batch_figures`) and ``particle_<id>.<fmt>``.
     particles : sequence of str, optional
         Particle ids to draw (default: all).
     fmt : {"png", "pdf"}
@@ -1186,74 +986,111 @@ def write_figures(results_path, out_dir, *, particles=None, fmt: str = "png",
         Resolution of raster output.
     particle_filter : str, optional
         Filter expression over the summary columns (:mod:`qrspec.app.filters`): the batch
-        figure summarises the selected particles (group statistics recomputed by the store)
+        figures summarise the selected particles (group statistics recomputed by the store)
         and only their particle figures are drawn.
+    exclude : ExclusionList, str, Path or dict, optional
+        Particles left out of the batch figures' statistics (:mod:`qrspec.app.exclude`);
+        their particle figures are still drawn.
+    batch : bool
+        Write the batch figures (False: particle figures only).
+    jobs : int
+        Processes drawing the figures (1: in this process; the batch figures are one task).
+    progress : callable, optional
+        ``progress(item, status)`` after each figure ("batch figures", then each particle id,
+        with "drawn"), the signature of :class:`qrspec.app.progress.ProgressBar`.
 
     Returns
     -------
     list of Path
-        The batch figure first, then the particle figures in summary order.
+        The batch figures first, then the particle figures in summary order.
 
     Raises
     ------
     ImportError
         matplotlib is not installed.
     QrspecError
-        Not a results file, or unknown particle ids.
+        Not a results file, unknown particle ids, a bad filter or exclusion list.
     ValueError
-        Unknown format.
+        Unknown format or dpi.
     """
-    from qrspec.store.hdf5 import read_results
+    from qrspec.app.batch_tables import load_batch_tables
 
-    _mpl()
-    fmt = _check_fmt(fmt)
-    _check_dpi(dpi)
-    res = read_results(results_path)
-    ids = res.particle_ids
+    require_matplotlib()
+    fmt = check_format(fmt)
+    check_dpi(dpi)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise QrspecError(f"jobs={jobs!r} must be an integer >= 1")
+    tables = load_batch_tables(results_path)
+    ids = tables.particle_ids
     if particles is None:
         chosen = ids
     else:
         chosen = [str(x) for x in particles]
         unknown = [x for x in chosen if x not in ids]
         if unknown:
-            raise QrspecError(f"particles={unknown!r} not in {res.path}")
+            raise QrspecError(f"particles={unknown!r} not in {tables.path}")
+    excl = None
+    if exclude is not None:
+        from qrspec.app.exclude import as_exclusion
+
+        excl = as_exclusion(exclude)
     if particle_filter is not None:
-        from qrspec.app.filters import apply_filter
+        from qrspec.app.filters import apply_filter, filter_exclusion
 
-        keep = set(np.asarray(res.summary["particle_id"])[apply_filter(res.summary,
-                                                                        particle_filter)])
+        keep = set(np.asarray(tables.summary["particle_id"])[apply_filter(tables.summary,
+                                                                           particle_filter)])
         chosen = [x for x in chosen if x in keep]
+        excl = filter_exclusion(tables.summary, particle_filter, excl)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [plot_batch(res.path, out_dir / f"batch_summary.{fmt}", fmt=fmt, dpi=dpi,
-                        particle_filter=particle_filter)]
-    for pid in chosen:
-        paths.append(plot_particle(res.path, pid, out_dir / f"particle_{pid}.{fmt}", fmt=fmt,
-                                   dpi=dpi))
-        logger.info("figure of particle %s written", pid)
-    return paths
+    shown = None
+    if batch:
+        from qrspec.app.exclude import exclude_from_tables
+
+        shown = exclude_from_tables(tables, excl) if excl is not None else tables
+    batch_paths: list[Path] = []
+    done: dict[str, Path] = {}
+    outs = {pid: out_dir / f"particle_{pid}.{fmt}" for pid in chosen}
+    if jobs == 1 or len(chosen) + batch <= 1:
+        if batch:
+            batch_paths = _write_batch_task(shown, out_dir, fmt, dpi)
+            if progress:
+                progress("batch figures", "ok")
+        for pid in chosen:
+            done[pid] = plot_particle(tables.path, pid, outs[pid], fmt=fmt, dpi=dpi)
+            logger.info("figure of particle %s written", pid)
+            if progress:
+                progress(pid, "drawn")
+    else:
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chosen) + batch)) as ex:
+            futs = {ex.submit(plot_particle, tables.path, pid, outs[pid], fmt=fmt, dpi=dpi): pid
+                    for pid in chosen}
+            if batch:
+                futs[ex.submit(_write_batch_task, shown, out_dir, fmt, dpi)] = None
+            pending = set(futs)
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fu in finished:
+                        pid = futs[fu]
+                        if pid is None:
+                            batch_paths = fu.result()
+                            if progress:
+                                progress("batch figures", "ok")
+                            continue
+                        done[pid] = fu.result()
+                        logger.info("figure of particle %s written", pid)
+                        if progress:
+                            progress(pid, "drawn")
+            except BaseException:  # an error or Ctrl-C: do not draw the rest
+                for fu in pending:
+                    fu.cancel()
+                raise
+    return batch_paths + [done[pid] for pid in chosen]
 
 
-# ------------------------------------------------------------------ charge-model figures
-def save_figure(fig, out_path, *, fmt: str | None = None, dpi: int = DPI) -> Path:
-    """Write any figure of this module atomically (format from the suffix by default).
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-    out_path : str or Path
-        ``.png`` or ``.pdf``.
-    fmt : {"png", "pdf"}, optional
-    dpi : int
-
-    Returns
-    -------
-    Path
-    """
-    out, fmt = _out_fmt(out_path, fmt)
-    return _save(fig, out, fmt, _check_dpi(dpi))
-
-
+# ------------------------------------------------------------------ charge-model figure
 def forward_figure(res):
     """Lifetimes and QYs of X, XX versus the charge number (``qrspec model forward --png``).
 
@@ -1266,43 +1103,19 @@ def forward_figure(res):
     -------
     matplotlib.figure.Figure
     """
-    matplotlib = _mpl()
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(WIDTH_IN, 2.8)
+    matplotlib = require_matplotlib()
+    with matplotlib.rc_context(RC):
+        fig = new_figure(WIDTH_IN, 2.8)
         ax = fig.subplots(1, 2)
         ax[0].semilogy(res.n, res.tau_x_ns, "o-", label="X$^{n-}$")
         ax[0].semilogy(res.n, res.tau_xx_ns, "s-", label="XX$^{n-}$")
         ax[0].semilogy(res.n, res.tau_a_xx_ns, "^-", label=r"$\tau_{A,XX^{n-}}$")
         ax[0].set_xlabel("n")
         ax[0].set_ylabel("Lifetime (ns)")
+        plain_log_labels(ax[0].yaxis)
         ax[0].legend()
         ax[1].plot(res.n, res.qy_x, "o-", label="QY X$^{n-}$")
         ax[1].plot(res.n, res.qy_xx, "s-", label="QY XX$^{n-}$")
         ax[1].set_xlabel("n")
         ax[1].legend()
-    return fig
-
-
-def threshold_map_figure(tm):
-    """Lasing threshold map log10 <N_las>(<n_c>, tau_A,XX0) (``qrspec model threshold-map``).
-
-    Parameters
-    ----------
-    tm : qrspec.charging.thresholds.ThresholdMap
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    matplotlib = _mpl()
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(4.5, 3.6)
-        ax = fig.add_subplot()
-        n_las = np.asarray(tm.n_las, float)
-        z = np.log10(np.where(np.isfinite(n_las), n_las, np.nan))  # no threshold: no colour
-        im = ax.pcolormesh(tm.mean_nc, tm.tau_a_xx_ns, z.T, shading="auto")
-        ax.set_yscale("log")
-        ax.set_xlabel(r"$\langle n_c\rangle$")
-        ax.set_ylabel(r"$\tau_{A,XX}$ (ns)")
-        fig.colorbar(im, ax=ax, label=r"log$_{10}\langle N_{las}\rangle$")
     return fig

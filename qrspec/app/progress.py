@@ -162,34 +162,45 @@ def _fmt(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if math.isfinite(v) else "-"
 
 
-def format_group_table(summary) -> str:
-    """Per-group table for the end of a batch, from ``/summary`` rows.
+def format_group_table(results) -> str:
+    """Per-group table for the end of a batch: the store's group statistics.
 
     Columns: group, n (particles), ok, failed, and the medians of gated g2(0), neutral
     tau_X (ns) and n_c over the ok particles with a value, each followed by that count in
-    brackets. The statistics are the store's (:func:`qrspec.store.hdf5.group_statistics`).
+    brackets. When the statistics leave particles out (a filter or an exclusion list), a
+    column "used" counts the ok particles they are over, and the note says why.
 
     Parameters
     ----------
-    summary : ndarray
-        ``/summary`` rows (text columns ``str``, as :func:`qrspec.store.hdf5.read_results`
-        returns them), or a :class:`qrspec.app.batch_tables.BatchTables`.
+    results : BatchTables, Results or ndarray
+        :class:`qrspec.app.batch_tables.BatchTables` or :class:`qrspec.store.hdf5.Results`:
+        their stored ``/groups`` (the statistics the file holds, with its filter and
+        exclusions); or ``/summary`` rows (text columns ``str``), whose statistics are
+        computed by the store (:func:`qrspec.store.hdf5.group_statistics`).
 
     Returns
     -------
     str
         Aligned plain text, one header line, one line per group and a note line.
     """
-    from qrspec.app.batch_tables import BatchTables, store_group_statistics
+    from qrspec.app.batch_tables import store_group_statistics
 
-    if isinstance(summary, BatchTables):
-        summary = summary.summary
-    stats = store_group_statistics(summary)
-    head = ["group", "n", "ok", "failed", "g2(0) gated", "tau_X0 [ns]", "n_c"]
+    groups = getattr(results, "groups", None)
+    attrs = getattr(results, "attrs", {}) or {}
+    if groups is None or not getattr(groups, "size", 0) or "n_selected" not in (
+            groups.dtype.names or ()):
+        summary = getattr(results, "summary", results)
+        groups = store_group_statistics(summary)
+    selected = bool(attrs.get("filter") or attrs.get("exclude")) and groups.size and bool(
+        np.any(groups["n_selected"] != groups["n_ok"]))
+    head = ["group", "n", "ok", "failed"] + (["used"] if selected else []) + [
+        "g2(0) gated", "tau_X0 [ns]", "n_c"]
     rows = [head]
-    for g in stats:
+    for g in groups:
         cells = [str(g["group"]) or "(none)", str(int(g["n_particles"])), str(int(g["n_ok"])),
                  str(int(g["n_particles"] - g["n_ok"]))]
+        if selected:
+            cells.append(str(int(g["n_selected"])))
         for col, digits in (("g2_zero_gated", 2), ("tau_x_neutral_ns", 3), ("n_c_mean", 3)):
             n = int(g[f"{col}_n"])
             cells.append(f"{_fmt(float(g[f'{col}_median']), digits)} ({n})")
@@ -198,5 +209,19 @@ def format_group_table(summary) -> str:
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                        for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
              for r in rows]
-    lines.append("medians over ok particles with a value (how many in brackets)")
+    note = "medians over ok particles with a value (how many in brackets)"
+    why = []
+    if attrs.get("filter"):
+        why.append(f"filter: {attrs['filter']}")
+    if attrs.get("exclude"):
+        import json
+
+        try:
+            n_ex = len(json.loads(attrs["exclude"]).get("particles", []))
+        except (ValueError, AttributeError):
+            n_ex = 0
+        why.append(f"{n_ex} particles excluded")
+    if why:
+        note += "; " + ", ".join(why)
+    lines.append(note)
     return "\n".join(lines)

@@ -144,3 +144,16 @@ def check_output(output, *, inputs=(), overwrite: bool = False) -> None:
         check_output_path(output, inputs=inputs, overwrite=overwrite, probe=True)
     except QrspecError as exc:
         raise click.ClickException(display(str(exc))) from None
+
+
+def default_jobs() -> int:
+    """Worker processes when ``-j`` is not given: 2 where the machine has 2 or more cores
+    (figures and particles are independent; more would compete with the user's other work),
+    else 1."""
+    import os
+
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return 2 if n >= 2 else 1

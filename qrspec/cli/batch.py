@@ -37,20 +37,30 @@ from qrspec.cli._options import analysis_options
                    "\"single_emitter and rate_cps > 5000\" (summary columns, numbers, "
                    "comparisons, and/or/not); every particle is still analysed and stored, "
                    "the expression is recorded in OUTPUT.")
+@click.option("--exclude", "exclude", type=click.Path(dir_okay=False),
+              help="Exclusion list (JSON saved from the HTML report, or written by "
+                   "qrspec.app.exclude): group statistics without these particles; every "
+                   "particle is still analysed and stored, the list is recorded in OUTPUT.")
 @analysis_options
-def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_path, timeout_s,
-          memory_limit_mb, scheduler, dask_local, particle_filter, config):
+@click.pass_context
+def batch(ctx, inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_path,
+          timeout_s, memory_limit_mb, scheduler, dask_local, particle_filter, exclude, config):
     """Analyse every TTTR file in INPUTS (files or folders, searched recursively) into one
     results file. A failing particle (unreadable, crashing, hung, out of memory) is recorded
     and never stops the batch. OUTPUT is locked while the batch runs.
 
+    Shows a progress bar on a terminal (not with -q or --no-progress) and ends with a table
+    per group: particles, ok, failed, and the medians of gated g2(0), tau_X0 and n_c.
+
     Exit code 0 when all particles succeeded, 3 when some failed, 1 on unusable input or
-    output (exists, is an input, locked by another batch, cannot be written), 2 on bad options.
+    output (exists, is an input, locked by another batch, cannot be written) or a bad
+    exclusion list, 2 on bad options.
     """
     from qrspec.app.batch import DEFAULT_TIMEOUT_S, collect_inputs, run_batch
+    from qrspec.app.progress import ProgressBar, format_group_table, progress_enabled
     from qrspec.cli._options import check_output, display
     from qrspec.errors import QrspecError
-    from qrspec.store.hdf5 import export_summary_csv
+    from qrspec.store.hdf5 import export_summary_csv, read_results
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite are mutually exclusive")
@@ -59,13 +69,18 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
     if memory_limit_mb is not None and 0 < memory_limit_mb < 256:
         raise click.BadParameter(f"{memory_limit_mb} is below 256 MiB (0 = no limit)",
                                  param_hint="--memory-limit-mb")
-    show = not no_progress and sys.stderr.isatty()
+    quiet = bool(ctx.find_root().params.get("quiet"))
+    excl = None
     try:
         if particle_filter is not None:  # a bad expression fails before any work
             from qrspec.app.filters import parse_filter
             from qrspec.store.summary import SUMMARY_COLUMNS
 
             parse_filter(particle_filter, [c[0] for c in SUMMARY_COLUMNS])
+        if exclude is not None:  # so does a bad exclusion list
+            from qrspec.app.exclude import read_exclusion_file
+
+            excl = read_exclusion_file(exclude)
         items = collect_inputs(inputs, group_by=group_by)
     except QrspecError as exc:
         raise click.ClickException(display(str(exc))) from None
@@ -74,16 +89,10 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
     check_output(output, inputs=files, overwrite=True)
     if csv_path:
         check_output(csv_path, inputs=[*files, output], overwrite=True)
-    bar = click.progressbar(length=n, file=sys.stderr, label="particles") if show else None
-
-    def progress(pid, status):
-        if bar is not None:
-            bar.update(1)
-
     try:
-        if bar is not None:
-            bar.__enter__()
         with contextlib.ExitStack() as stack:
+            progress = stack.enter_context(ProgressBar(
+                n, "particles", enabled=progress_enabled(quiet, no_progress)))
             executor = None
             if scheduler or dask_local:
                 from qrspec.app.dask_backend import dask_executor
@@ -94,12 +103,10 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
                                overwrite=overwrite, group_by=group_by, progress=progress,
                                executor=executor,
                                timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
-                               memory_limit_mb=memory_limit_mb, particle_filter=particle_filter)
+                               memory_limit_mb=memory_limit_mb, particle_filter=particle_filter,
+                               exclude=excl)
     except QrspecError as exc:
         raise click.ClickException(display(str(exc))) from None
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
     if csv_path:
         try:
             export_summary_csv(report.output, csv_path)
@@ -111,4 +118,9 @@ def batch(inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_pa
                        f"{report.output}"), err=True)
     for pid, err in report.failed:
         click.echo(display(f"failed: {pid}: {err}"), err=True)
+    if not quiet:
+        try:
+            click.echo(display(format_group_table(read_results(report.output))))
+        except QrspecError as exc:  # the results are written; only the table failed
+            click.echo(display(f"no group table: {exc}"), err=True)
     sys.exit(report.exit_code)

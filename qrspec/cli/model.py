@@ -106,18 +106,25 @@ def forward_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
 
 
 def _plot_forward(png, res):
-    _save_png(png, lambda plots: plots.forward_figure(res))
+    def make():
+        from qrspec.app.plots import forward_figure
+
+        return forward_figure(res)
+
+    _save_png(png, make)
 
 
 def _save_png(png, make):
-    """Draw a model figure (qrspec.app.plots) and save it; a clear error without matplotlib."""
-    try:
-        from qrspec.app import plots
+    """Draw a model figure (``make()``) and save it; a clear error without matplotlib."""
+    from qrspec.errors import OutputError
 
-        plots.save_figure(make(plots), png)
+    try:
+        from qrspec.app.figure_style import save_figure
+
+        save_figure(make(), png)
     except ImportError:
         raise click.ClickException("--png needs matplotlib (pip install qrspec[plot])") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, OutputError) as exc:
         raise click.ClickException(f"{png}: cannot write the figure ({exc})") from None
 
 
@@ -267,4 +274,9 @@ def threshold_map_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps,
                                 "lasing threshold <N_las>, inf = none")}
     _write_table(output, cols, tm.settings, overwrite, group="threshold_map")
     if png:
-        _save_png(png, lambda plots: plots.threshold_map_figure(tm))
+        def make():  # the map alone; the batch version marks the measured groups on it
+            from qrspec.app.batch_figures import threshold_map_figure
+
+            return threshold_map_figure(None, threshold_map=tm)
+
+        _save_png(png, make)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -41,6 +42,13 @@ def _build_config(preset_name, config_path, duration_s, record_type):
         return SimulationConfig.from_dict(d)
     except QrspecError as exc:
         raise click.BadParameter(str(exc), param_hint="--config/--duration-s") from None
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _common(f):
@@ -87,13 +95,18 @@ def simulate(out, preset_name, duration_s, seed, record_type, overwrite, config_
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--n-particles", type=click.IntRange(min=1), required=True,
               help="Number of particles.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @_common
-def simulate_batch(outdir, n_particles, preset_name, duration_s, seed, record_type, overwrite):
+@click.pass_context
+def simulate_batch(ctx, outdir, n_particles, no_progress, preset_name, duration_s, seed,
+                   record_type, overwrite):
     """Simulate a population of rods with particle-to-particle spread into OUTDIR.
 
     Writes particle_0000.ptu (+ .truth.npz), ... and population.json (per-particle seed and
-    config). Prints one line per particle.
+    config). Prints one line per particle; a progress bar on a terminal (stderr; not with -q
+    or --no-progress).
     """
+    from qrspec.app.progress import ProgressBar, progress_enabled
     from qrspec.simulate import population_configs, simulate_particle, write_particle
 
     base = _build_config(preset_name, None, duration_s, record_type)
@@ -102,12 +115,17 @@ def simulate_batch(outdir, n_particles, preset_name, duration_s, seed, record_ty
     if manifest.exists() and not overwrite:
         raise click.ClickException(f"{manifest} exists; use --overwrite")
     rows = []
-    for i, (cfg, s) in enumerate(population_configs(base, n_particles, seed)):
-        path = outdir / f"particle_{i:04d}.ptu"
-        sim = simulate_particle(cfg, s)
-        write_particle(sim, path)
-        rows.append({"file": path.name, "seed": s, "n_photons": sim.photons.size,
-                     "config": cfg.to_dict()})
-        click.echo(f"{path}\t{sim.photons.size} photons\tseed={s}")
+    quiet = bool(ctx.find_root().params.get("quiet"))
+    # a bar when the lines go elsewhere (stdout redirected); on one terminal the lines show it
+    show = progress_enabled(quiet, no_progress) and not _isatty(sys.stdout)
+    with ProgressBar(n_particles, "simulated", enabled=show) as bar:
+        for i, (cfg, s) in enumerate(population_configs(base, n_particles, seed)):
+            path = outdir / f"particle_{i:04d}.ptu"
+            sim = simulate_particle(cfg, s)
+            write_particle(sim, path)
+            rows.append({"file": path.name, "seed": s, "n_photons": sim.photons.size,
+                         "config": cfg.to_dict()})
+            click.echo(f"{path}\t{sim.photons.size} photons\tseed={s}")
+            bar(path.name, "ok")
     manifest.write_text(json.dumps({"base_seed": seed, "preset": preset_name,
                                     "particles": rows}, indent=1))

@@ -137,9 +137,10 @@ def _write_summary(f, rows: np.ndarray):
 
 def _write_groups(f, rows, selection=None):
     """``/groups`` of ``rows``; ``selection`` (:class:`GroupSelection`) restricts the statistics
-    to a particle filter's rows and adds the pooled dwell laws."""
+    to a particle filter's rows without the excluded particles and adds the pooled dwell
+    laws."""
     sel = selection or GroupSelection()
-    mask = sel.particle_filter.mask(rows) if sel.particle_filter is not None else None
+    mask = sel.mask(rows)
     pooled = _pooled_dwell(f, rows, mask) if sel.pooled_dwell else None
     ds = f.create_dataset("groups", data=group_statistics(rows, selected=mask, pooled=pooled))
     ds.attrs["units"] = "as the summary column of the same name"
@@ -149,6 +150,9 @@ def _write_groups(f, rows, selection=None):
     expr = "" if sel.particle_filter is None else sel.particle_filter.expression
     ds.attrs["filter"] = expr
     f.attrs["filter"] = expr
+    excluded = json.dumps(sel.exclusion_record(), ensure_ascii=False) if sel.exclude else ""
+    ds.attrs["exclude"] = excluded
+    f.attrs["exclude"] = excluded
 
 
 @dataclass(frozen=True)
@@ -164,10 +168,37 @@ class GroupSelection:
     pooled_dwell : bool
         Fit the pooled on/off dwell-time law of each group (seconds for a large batch, so a
         batch does it in its final merge only).
+    exclude : tuple of str
+        Particle ids left out of the statistics and pooled laws (an exclusion list,
+        :mod:`qrspec.app.exclude`; they stay in ``/summary``); recorded as JSON
+        ``{"particles": [...], "reason": {...}, "source": ...}`` in the root and ``/groups``
+        attribute ``exclude`` ("" for none).
+    exclude_reason : tuple of (str, str)
+        ``(particle id, reason)`` pairs recorded with the exclusions.
+    exclude_source : str
+        Where the list came from (its file name), recorded with them.
     """
 
     particle_filter: object | None = None
     pooled_dwell: bool = False
+    exclude: tuple = ()
+    exclude_reason: tuple = ()
+    exclude_source: str = ""
+
+    def mask(self, rows) -> np.ndarray | None:
+        """Rows that enter the statistics (None: all): selected by the filter and not
+        excluded."""
+        mask = self.particle_filter.mask(rows) if self.particle_filter is not None else None
+        if self.exclude:
+            ids = np.asarray([_text(x) for x in rows["particle_id"].tolist()], dtype=object)
+            keep = ~np.isin(ids, np.asarray(list(self.exclude), dtype=object))
+            mask = keep if mask is None else (np.asarray(mask, bool) & keep)
+        return mask
+
+    def exclusion_record(self) -> dict:
+        """What is recorded of the exclusions (attribute ``exclude``)."""
+        return {"particles": list(self.exclude), "reason": dict(self.exclude_reason),
+                "source": self.exclude_source}
 
 
 def _pooled_dwell(f, rows, mask) -> dict:
@@ -683,6 +714,23 @@ class Results:
         """The particle filter the group statistics were computed with ("" for none)."""
         return str(self.attrs.get("filter", ""))
 
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        """Particles left out of the group statistics by an exclusion list (``batch
+        --exclude``); empty for none."""
+        text = str(self.attrs.get("exclude", "") or "")
+        if not text:
+            return ()
+        try:
+            rec = json.loads(text)
+        except json.JSONDecodeError:
+            raise QrspecError(f"{self.path}: attribute exclude={text[:80]!r} is not the JSON "
+                              "record of an exclusion list") from None
+        parts = rec.get("particles") if isinstance(rec, dict) else None
+        if not isinstance(parts, list) or not all(isinstance(x, str) for x in parts):
+            raise QrspecError(f"{self.path}: attribute exclude has no list of particle ids")
+        return tuple(parts)
+
     def particle(self, particle_id: str) -> ParticleAnalysis:
         """One particle read back (:func:`read_particle`)."""
         return read_particle(self.path, particle_id)
@@ -738,8 +786,7 @@ def recompute_groups(path, selection: GroupSelection) -> np.ndarray:
     with _open_results(path) as f:
         rows = f["summary"][()]
         ids = _particle_ids(path, _decode_struct(rows))
-        mask = selection.particle_filter.mask(_decode_struct(rows)) \
-            if selection.particle_filter is not None else None
+        mask = selection.mask(_decode_struct(rows))
         pooled = None
         if selection.pooled_dwell:
             parts = f.get("particles")
