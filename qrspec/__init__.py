@@ -11,8 +11,13 @@ are imported only when a function that needs them is first used).
 from __future__ import annotations
 
 import importlib
+import logging
 
 from qrspec.errors import QrspecError, TTTRFormatError  # light, no numerics
+
+# A library never prints: without the application configuring logging, qrspec's warnings go
+# nowhere (they are in the results as flags); the CLI sets up its own handler.
+logging.getLogger("qrspec").addHandler(logging.NullHandler())
 
 # public name -> module that defines it
 _LAZY = {

@@ -51,7 +51,7 @@ def test_forward_stdout_csv_and_h5(tmp_path):
     res = runner.invoke(model, ["forward", "--eps", "3"])
     assert res.exit_code == 2 and "eps=3.0 must be in" in res.output
     res = runner.invoke(model, ["forward", "--n-step", "0"])
-    assert res.exit_code == 2 and "--n-step=0.0 > 0" in res.output
+    assert res.exit_code == 2 and "--n-step=0.0 must be a finite number > 0" in res.output
 
 
 def test_threshold_map_png(tmp_path):
@@ -133,7 +133,7 @@ def test_threshold_map_csv_h5_png(tmp_path):
     data = np.genfromtxt(out_csv, delimiter=",", names=True, skip_header=1)
     assert data.size == 6
     res = runner.invoke(model, [*base[:-2], "--n-tau", "0", "-o", str(out_csv)])
-    assert res.exit_code == 2 and "--n-tau=0 >= 1" in res.output
+    assert res.exit_code == 2 and "--n-tau=0 must be an integer from 1" in res.output
     res = runner.invoke(model, [*base, "--g-loss", "2", "-o", str(tmp_path / "z.h5")])
     assert res.exit_code == 2 and "g_loss=2.0 must be in [0, 1)" in res.output
     res = runner.invoke(model, [*base, "-o", str(out)])
@@ -152,3 +152,32 @@ def test_png_without_matplotlib_is_a_clean_error(tmp_path, monkeypatch):
                                      "-o", str(tmp_path / "m.h5"), "--png",
                                      str(tmp_path / "m.png")])
     assert res.exit_code == 1 and "--png needs matplotlib" in res.output
+
+
+def test_issue_14_model_grids_live_in_the_library():
+    """The ``qrspec model`` grids come from qrspec.charging.grids (the CLI holds no numerics):
+    the end point is on the grid within half a step, limits are checked with their names."""
+    from qrspec.charging.grids import charge_grid, log_grid_ns
+    from qrspec.errors import QrspecError
+
+    np.testing.assert_array_equal(charge_grid(2.0, 0.5), [0.0, 0.5, 1.0, 1.5, 2.0])
+    np.testing.assert_array_equal(charge_grid(0.0, 1.0), [0.0])
+    # 0.3 / 0.1 = 2.9999999999999996 in floating point: still 4 points, 0.3 included
+    assert charge_grid(0.3, 0.1).size == 4
+    np.testing.assert_allclose(log_grid_ns(0.1, 10.0, 3), [0.1, 1.0, 10.0])
+    with pytest.raises(QrspecError, match=r"n_max=-1.0 must be a finite number >= 0"):
+        charge_grid(-1.0, 1.0)
+    with pytest.raises(QrspecError, match=r"n_step=0.0 must be a finite number > 0"):
+        charge_grid(1.0, 0.0)
+    with pytest.raises(QrspecError, match=r"n_step=nan must be a finite number > 0"):
+        charge_grid(1.0, float("nan"))
+    with pytest.raises(QrspecError, match=r"gives 100000001 points \(at most 1000000\)"):
+        charge_grid(1e8, 1.0)
+    with pytest.raises(QrspecError, match=r"start_ns=5.0, stop_ns=1.0 must satisfy"):
+        log_grid_ns(5.0, 1.0, 3)
+    with pytest.raises(QrspecError, match=r"n=0 must be an integer from 1 to 1000000"):
+        log_grid_ns(1.0, 5.0, 0)
+    res = CliRunner().invoke(model, ["forward", "--n-max", "-1"])
+    assert res.exit_code == 2 and "--n-max=-1 must be a finite number >= 0" in res.output
+    res = CliRunner().invoke(model, ["threshold-map", "--tau-min-ns", "0", "-o", "x.csv"])
+    assert res.exit_code == 2 and "--tau-min-ns=0.0, --tau-max-ns=" in res.output

@@ -378,6 +378,18 @@ class ThresholdMap:
     n_las: np.ndarray
     settings: dict
 
+    def long_columns(self) -> dict:
+        """The map in long format: one row per (<n_c>, tau_A,XX0) cell, <n_c> outer.
+
+        Returns
+        -------
+        dict
+            ``mean_nc``, ``tau_a_xx_ns``, ``n_las``: 1-d arrays of ``n_nc * n_tau`` values.
+        """
+        grid_nc, grid_tau = np.meshgrid(self.mean_nc, self.tau_a_xx_ns, indexing="ij")
+        return {"mean_nc": grid_nc.ravel(), "tau_a_xx_ns": grid_tau.ravel(),
+                "n_las": np.asarray(self.n_las).ravel()}
+
 
 def threshold_map(mean_nc_grid, tau_a_xx_grid_ns, config: ChargeModelConfig | None = None, *,
                   g_loss=0.05, pulse="flat", pulse_ns=5.0, criterion="gain_clamp",

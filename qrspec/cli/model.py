@@ -79,16 +79,17 @@ def model():
 def forward_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma, beta_xx,
                 power_p, n_max, n_step, output, png, overwrite):
     """Lifetimes, QYs, tau_A,XX and g2(0) of X^{n-}, XX^{n-}, XXX^{n-} for n = 0..N_MAX."""
-    import numpy as np
-
     from qrspec.charging.forward import forward
+    from qrspec.charging.grids import charge_grid
+    from qrspec.errors import QrspecError
 
-    if n_max < 0 or n_step <= 0:
-        raise click.BadParameter(f"--n-max={n_max} must be >= 0 and --n-step={n_step} > 0")
+    try:
+        n = charge_grid(n_max, n_step, names=("--n-max", "--n-step"))
+    except QrspecError as exc:
+        raise click.BadParameter(str(exc)) from None
     cfg = _build_config(config_path, variant=variant, tau_x0_ns=tau_x0_ns, qy_x0=qy_x0,
                         tau_a_xx0_ns=tau_a_xx0_ns, eps=eps, gamma=gamma, beta_xx=beta_xx,
                         power_p=power_p)
-    n = np.arange(0.0, n_max + n_step / 2, n_step)
     res = forward(cfg, n)
     cols = {"n": n}
     for name in ("tau_x_ns", "qy_x", "tau_xx_ns", "qy_xx", "tau_a_xx_ns", "tau_a_x_ns",
@@ -242,20 +243,19 @@ def threshold_map_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps,
                       beta_xx, power_p, nc_max, nc_step, tau_min_ns, tau_max_ns, n_tau, g_loss,
                       pulse, pulse_ns, criterion, gain_rate_per_ns, output, png, overwrite):
     """Lasing threshold <N_las>(<n_c>, tau_A,XX0) map (methods.md §5.3, paper Fig. 1b)."""
-    import numpy as np
-
+    from qrspec.charging.grids import charge_grid, log_grid_ns
     from qrspec.charging.thresholds import threshold_map
     from qrspec.errors import QrspecError
 
-    if not (nc_max >= 0 and nc_step > 0 and 0 < tau_min_ns < tau_max_ns and n_tau >= 1):
-        raise click.BadParameter(f"need --nc-max={nc_max} >= 0, --nc-step={nc_step} > 0, "
-                                 f"0 < --tau-min-ns={tau_min_ns} < --tau-max-ns={tau_max_ns}, "
-                                 f"--n-tau={n_tau} >= 1")
+    try:
+        nc = charge_grid(nc_max, nc_step, names=("--nc-max", "--nc-step"))
+        taus = log_grid_ns(tau_min_ns, tau_max_ns, n_tau,
+                           names=("--tau-min-ns", "--tau-max-ns", "--n-tau"))
+    except QrspecError as exc:
+        raise click.BadParameter(str(exc)) from None
     cfg = _build_config(config_path, variant=variant, tau_x0_ns=tau_x0_ns, qy_x0=qy_x0,
                         tau_a_xx0_ns=tau_a_xx0_ns, eps=eps, gamma=gamma, beta_xx=beta_xx,
                         power_p=power_p)
-    nc = np.arange(0.0, nc_max + nc_step / 2, nc_step)
-    taus = np.geomspace(tau_min_ns, tau_max_ns, n_tau)
     try:
         tm = threshold_map(nc, taus, cfg, g_loss=g_loss, pulse=pulse, pulse_ns=pulse_ns,
                            criterion=criterion, gain_rate_per_ns=gain_rate_per_ns)
@@ -264,9 +264,7 @@ def threshold_map_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps,
     from qrspec.store.tables import Column
 
     if Path(output).suffix.lower() == ".csv":  # long format: one row per (n_c, tau) cell
-        grid_nc, grid_tau = np.meshgrid(tm.mean_nc, tm.tau_a_xx_ns, indexing="ij")
-        cols = {"mean_nc": grid_nc.ravel(), "tau_a_xx_ns": grid_tau.ravel(),
-                "n_las": tm.n_las.ravel()}
+        cols = tm.long_columns()
     else:
         cols = {"mean_nc": Column(tm.mean_nc, "1", "mean charge number <n_c> (rows)"),
                 "tau_a_xx_ns": Column(tm.tau_a_xx_ns, "ns", "neutral tau_A,XX0 (columns)"),
