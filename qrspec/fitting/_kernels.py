@@ -1,23 +1,83 @@
-"""Numba kernels of the fitting layer: arrays in, arrays out, no checks."""
+"""Numba kernels of the fitting layer: arrays in, arrays out, no checks.
+
+A lifetime fit runs whole in :func:`fit_rows` (start-value scaling, the projected
+Levenberg-Marquardt iteration, the objective's Hessian at the optimum, the fit diagnostics), for
+one histogram or a batch of them, with no Python between iterations; the covariance (the
+Hessian's inverse) and the checks of the optimum are the caller's, in NumPy.
+
+Compilation cost (a cold numba cache: every new environment, and every worker process that
+starts before the cache is written, pays it once): ``fit_rows`` is the only entry point the fits
+compile, with one signature for every model (the model is data: ``spec``), and plain loops
+throughout (array slice assignment ``a[:] = b`` costs over a second of compilation by itself).
+It is 3.0-3.4 s of CPU in a fresh process (``scripts/bench_fit.py --compile``, 2026-12-06, load
+3-5), about twice the 1.5 s of the Python-driven fit it replaced; numba's own typing and
+lowering (Python) take about two thirds of it, LLVM the rest. Inlining the helpers at the
+numba-IR level (``inline="always"``) was measured slower to compile (4.1-4.4 s), and dropping
+their CPython wrappers saved nothing measurable.
+
+A fit problem is described by arrays, built by :mod:`qrspec.fitting.lifetime`:
+
+* ``spec`` (int64): the ``S_*`` entries below (model kind, components, parameter indices of one
+  detector's local parameter vector, objective, iteration limit, start scaling);
+* ``fpar`` (float64): the ``F_*`` entries (bin width, cascade Poisson probabilities, model floor,
+  convergence tolerance);
+* ``irf`` ``(n_det, period_bins)``, unit sum per row (a delta at the first fitted bin for a tail
+  fit); ``fixed_bg`` ``(n_det, n_data)``; ``pmap`` ``(n_det, n_local)``: global index of each
+  detector's local parameter (the lifetimes are shared in a global fit).
+
+Local parameters of one detector: ``log tau_k`` (k < n_tau), amplitudes (multi-exponential:
+``A_k`` photons per period; cascade: total ``A`` and ``rho = eta_XX / eta_X``), background
+(counts/bin), [shift (bins)], [scatter (photons)].
+"""
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
 
+# spec entries
+S_KIND = 0  # 0 multi-exponential, 1 X/XX cascade
+S_NTAU = 1  # lifetimes per detector
+S_RECONV = 2  # 1: reconvolve with a shifted IRF, 0: tail fit (no shift, no scatter)
+S_IBG = 3  # local index of the background
+S_ISHIFT = 4  # local index of the IRF shift, -1 when not fitted
+S_ISCAT = 5  # local index of the scatter amplitude, -1 when not fitted
+S_NDATA = 6  # histogram bins per detector (<= period_bins)
+S_OBJECTIVE = 7  # 0 Poisson deviance, 1 Neyman chi2, 2 Pearson chi2
+S_MAXITER = 8  # iteration limit of the optimiser
+S_SCALE_STARTS = 9  # 1: scale the start amplitudes to the counts in the fit range
+S_SIZE = 10
+# fpar entries
+F_BIN = 0  # bin width (ns)
+F_P1 = 1  # cascade: P(N = 1)
+F_P2 = 2  # cascade: P(N >= 2)
+F_TINY = 3  # floor of the model (counts/bin) inside logs and weights
+F_TOL = 4  # convergence tolerance on the objective
+F_SIZE = 5
+# fit_rows stats columns
+R_F = 0  # objective at the optimum
+R_NITER = 1  # optimiser iterations
+R_CONVERGED = 2  # 1.0 when the optimiser converged
+R_DEVIANCE = 3  # Poisson deviance over the fitted bins
+R_CHI2 = 4  # Pearson chi2 over the fitted bins
+R_SIZE = 5
 
-@numba.njit(cache=True, nogil=True)
-def exp_conv_periodic(irf, q):
+_OPTS = dict(cache=True, nogil=True, error_model="numpy", no_cfunc_wrapper=True)
+
+
+@numba.njit(**_OPTS)
+def exp_conv_periodic(irf, q, y, dy, derivative):
     """Circular convolution of ``irf`` with the bin-integrated periodic exponential; d/dlog tau.
 
-    The kernel is ``h_k = (1 - q) q**k / (1 - q**n)`` for k = 0..n-1 with ``q = exp(-bin/tau)``;
-    it sums to 1 over the period, so ``y`` sums to ``irf.sum()``. Solved by the periodic
-    recursion ``y_i = q y_{i-1} + (1 - q) irf_i`` (O(n), no FFT); ``dy`` is dy/d(ln tau) from the
+    Fills ``y`` (and ``dy`` when ``derivative``; ``y.size == dy.size == irf.size``). The kernel
+    is ``h_k = (1 - q) q**k / (1 - q**n)`` for k = 0..n-1 with ``q = exp(-bin/tau)``; it sums to
+    1 over the period, so ``y`` sums to ``irf.sum()``. Solved by the periodic recursion
+    ``y_i = q y_{i-1} + (1 - q) irf_i`` (O(n), no FFT); ``dy`` is dy/d(ln tau) from the
     differentiated recursion ``z_i = q z_{i-1} + dq (y_{i-1} - irf_i)``, ``dq = -q ln q``.
     """
     n = irf.size
-    y = np.empty(n)
-    dy = np.empty(n)
     qn = q**n
     # y_{n-1} = (1-q)/(1-q^n) * sum_k q^k irf_{n-1-k}
     acc = 0.0
@@ -31,54 +91,37 @@ def exp_conv_periodic(irf, q):
     for i in range(n):
         prev = q * prev + (1.0 - q) * irf[i]
         y[i] = prev
-    # derivative: u_i = dq (y_{i-1} - irf_i), periodic solution of z_i = q z_{i-1} + u_i
-    dq = -q * np.log(q)
-    acc = 0.0
-    qk = 1.0
-    for k in range(n):
-        j = n - 1 - k
-        yprev = y[j - 1] if j > 0 else y[n - 1]
-        acc += qk * dq * (yprev - irf[j])
-        qk *= q
-        if qk < 1e-300:
-            break
-    prev = acc / (1.0 - qn)
-    for i in range(n):
-        yprev = y[i - 1] if i > 0 else y[n - 1]
-        prev = q * prev + dq * (yprev - irf[i])
-        dy[i] = prev
-    return y, dy
+    if derivative:
+        # u_i = dq (y_{i-1} - irf_i), periodic solution of z_i = q z_{i-1} + u_i
+        dq = -q * math.log(q)
+        acc = 0.0
+        qk = 1.0
+        for k in range(n):
+            j = n - 1 - k
+            yprev = y[j - 1] if j > 0 else y[n - 1]
+            acc += qk * dq * (yprev - irf[j])
+            qk *= q
+            if qk < 1e-300:
+                break
+        prev = acc / (1.0 - qn)
+        for i in range(n):
+            yprev = y[i - 1] if i > 0 else y[n - 1]
+            prev = q * prev + dq * (yprev - irf[i])
+            dy[i] = prev
 
 
-@numba.njit(cache=True, nogil=True)
-def exp_conv_periodic_value(irf, q):
-    """Only the convolution ``y`` of :func:`exp_conv_periodic` (no derivative)."""
-    n = irf.size
-    y = np.empty(n)
-    acc = 0.0
-    qk = 1.0
-    for k in range(n):
-        acc += qk * irf[n - 1 - k]
-        qk *= q
-        if qk < 1e-300:
-            break
-    prev = (1.0 - q) * acc / (1.0 - q**n)
-    for i in range(n):
-        prev = q * prev + (1.0 - q) * irf[i]
-        y[i] = prev
-    return y
+@numba.njit(**_OPTS)
+def shift_periodic(src, delta, out, dout, clip):
+    """Shift ``src`` later by ``delta`` bins (periodic, Catmull-Rom cubic) into ``out``.
 
-
-@numba.njit(cache=True, nogil=True)
-def shift_rows(rows, delta, n_data):
-    """Shift each row later by ``delta`` bins (periodic, Catmull-Rom cubic); first n_data bins.
-
-    Output bin i takes the value at source position ``i - delta``; the cubic convolution is a
-    partition of unity (sums are preserved) and C1 in ``delta``, so the objective has no kinks
-    at whole-bin shifts (linear interpolation has them). Returns the rows and d/d(delta).
+    Output bin i takes the value at source position ``i - delta`` (``out.size <= src.size``);
+    ``dout`` is d/d(delta). The cubic convolution is a partition of unity (sums are preserved)
+    and C1 in ``delta``, so the objective has no kinks at whole-bin shifts (linear interpolation
+    has them). ``clip``: the cubic's undershoot next to sharp edges is set to 0 (with its
+    derivative) so that a model built from it stays positive.
     """
-    r, n = rows.shape
-    s = int(np.floor(delta))
+    n = src.size
+    s = int(math.floor(delta))
     u = delta - s  # position i - s - u: between j0 = i - s and j0 - 1
     u2 = u * u
     u3 = u2 * u
@@ -90,83 +133,160 @@ def shift_rows(rows, delta, n_data):
     d1 = 0.5 * (9.0 * u2 - 10.0 * u)
     d2 = 0.5 * (-9.0 * u2 + 8.0 * u + 1.0)
     d3 = 0.5 * (3.0 * u2 - 2.0 * u)
-    out = np.empty((r, n_data))
-    dout = np.empty((r, n_data))
     j0 = (-s) % n  # source index j0 of output bin 0
-    for k in range(r):
-        jp = j0 + 1 if j0 + 1 < n else 0
-        jc = j0
-        jm = j0 - 1 if j0 > 0 else n - 1
-        jmm = jm - 1 if jm > 0 else n - 1
-        for i in range(n_data):
-            a = rows[k, jp]
-            b = rows[k, jc]
-            c = rows[k, jm]
-            e = rows[k, jmm]
-            out[k, i] = w0 * a + w1 * b + w2 * c + w3 * e
-            dout[k, i] = d0 * a + d1 * b + d2 * c + d3 * e
-            jmm = jm
-            jm = jc
-            jc = jp
-            jp += 1
-            if jp == n:
-                jp = 0
-    return out, dout
+    jp = j0 + 1 if j0 + 1 < n else 0
+    jc = j0
+    jm = j0 - 1 if j0 > 0 else n - 1
+    jmm = jm - 1 if jm > 0 else n - 1
+    for i in range(out.size):
+        a = src[jp]
+        b = src[jc]
+        c = src[jm]
+        e = src[jmm]
+        v = w0 * a + w1 * b + w2 * c + w3 * e
+        if clip and v < 0.0:
+            out[i] = 0.0
+            dout[i] = 0.0
+        else:
+            out[i] = v
+            dout[i] = d0 * a + d1 * b + d2 * c + d3 * e
+        jmm = jm
+        jm = jc
+        jc = jp
+        jp += 1
+        if jp == n:
+            jp = 0
 
 
-@numba.njit(cache=True, nogil=True)
-def multiexp_model(sh, dsh, coef, bg, scatter, fixed, n_params, i_bg, i_shift, i_scatter):
-    """Model and Jacobian of ``sum_k coef_k y_k + bg + scatter irf + fixed`` from shifted rows.
+@numba.njit(**_OPTS)
+def model_jacobian(theta, irf, fixed_bg, pmap, spec, fpar, m, jac, work):
+    """Model counts ``m`` (n_det * n_data) and Jacobian ``jac`` (n_det * n_data, n_params).
 
-    ``sh`` rows: y_k (k < nt), dy_k/dlog tau_k, irf. Parameter order: log tau_k, amp_k,
-    background, [shift], [scatter]; ``i_shift``/``i_scatter`` < 0 when absent.
+    The IRF is shifted before the convolution: by ``delta + 1/2`` bin for the exponentials
+    (midpoint convention: IRF bin j is a point mass at its centre; the plain discrete
+    convolution is half a bin early) and by ``delta`` for the scatter term (the IRF histogram
+    itself). Without reconvolution (tail fit) the IRF is a delta at the first fitted bin, the
+    bin-integrated exponential starting there is exact and nothing is shifted. ``work`` is
+    scratch of shape ``(4 + 3 n_tau, period_bins)``.
+
+    Multi-exponential: ``m = sum_k A_k y_k + b + s IRF + fixed``. Cascade (see
+    :mod:`qrspec.fitting.models`): ``A_k = A w_k(tau_X, tau_XX, rho)`` with the photon fractions
+    ``w_X = (P1 + P2 u) / Z``, ``w_XX = P2 (rho - v) / Z``, ``u = tau_X / D``,
+    ``v = tau_XX / D``, ``D = tau_X - tau_XX``, ``Z = P1 + P2 (1 + rho)``.
     """
-    nt = coef.size
-    nd = sh.shape[1]
-    m = np.empty(nd)
-    jac = np.zeros((nd, n_params))
-    for i in range(nd):
-        v = bg + fixed[i]
-        dm = 0.0
+    kind = spec[S_KIND]
+    nt = spec[S_NTAU]
+    reconv = spec[S_RECONV] != 0
+    i_bg = spec[S_IBG]
+    i_shift = spec[S_ISHIFT]
+    i_scat = spec[S_ISCAT]
+    nd = spec[S_NDATA]
+    bin_ns = fpar[F_BIN]
+    p = theta.size
+    coef = np.empty(nt)
+    dtau = np.empty((2, 2))  # cascade: d A_j / d log tau_k beyond the shape change, [k, j]
+    wts = np.empty(2)
+    drho = np.empty(2)
+    n_shifted = (2 if i_scat >= 0 else 1) if reconv else 0
+    n_conv = 2 if reconv and i_shift >= 0 else 1
+    for d in range(irf.shape[0]):
+        off = d * nd
+        delta = theta[pmap[d, i_shift]] if i_shift >= 0 else 0.0
+        # work rows 0, 1: IRF shifted by delta + 1/2 and its derivative; 2, 3: by delta
+        for js in range(n_shifted):
+            shift_periodic(irf[d], delta + 0.5 if js == 0 else delta, work[2 * js],
+                           work[2 * js + 1], True)
+        # rows 4 + k: y_k, 4 + nt + k: dy_k/dlog tau_k, 4 + 2 nt + k: dy_k/d delta
         for k in range(nt):
-            v += coef[k] * sh[k, i]
-            jac[i, k] = coef[k] * sh[nt + k, i]
-            jac[i, nt + k] = sh[k, i]
-            if i_shift >= 0:
-                dm += coef[k] * dsh[k, i]
-        if i_scatter >= 0:
-            v += scatter * sh[2 * nt, i]
-            jac[i, i_scatter] = sh[2 * nt, i]
-            if i_shift >= 0:
-                dm += scatter * dsh[2 * nt, i]
-        jac[i, i_bg] = 1.0
-        if i_shift >= 0:
-            jac[i, i_shift] = dm
-        m[i] = v
-    return m, jac
+            q = math.exp(-bin_ns / math.exp(theta[pmap[d, k]]))
+            for jc in range(n_conv):
+                src = irf[d] if not reconv else work[jc]
+                exp_conv_periodic(src, q, work[4 + k + 2 * nt * jc], work[4 + nt + k],
+                                  jc == 0)
+        if kind == 0:
+            for k in range(nt):
+                coef[k] = theta[pmap[d, nt + k]]
+        else:
+            tx = math.exp(theta[pmap[d, 0]])
+            txx = math.exp(theta[pmap[d, 1]])
+            rho = theta[pmap[d, 3]]
+            amp = theta[pmap[d, 2]]
+            p1 = fpar[F_P1]
+            p2 = fpar[F_P2]
+            dd = tx - txx
+            z = p1 + p2 * (1.0 + rho)
+            u = tx / dd
+            v = txx / dd
+            wts[0] = (p1 + p2 * u) / z
+            wts[1] = p2 * (rho - v) / z
+            # du/dlog tau_x = -tx txx / D^2, du/dlog tau_xx = tx txx / D^2; w_X + w_XX = 1
+            du0 = -txx / dd**2 * tx
+            du1 = tx / dd**2 * txx
+            dtau[0, 0] = amp * (p2 * du0 / z)
+            dtau[0, 1] = -dtau[0, 0]
+            dtau[1, 0] = amp * (p2 * du1 / z)
+            dtau[1, 1] = -dtau[1, 0]
+            drho[0] = amp * (-(p1 + p2 * u) * p2 / z**2)
+            drho[1] = amp * (p2 / z - p2 * (rho - v) * p2 / z**2)
+            for k in range(2):
+                coef[k] = amp * wts[k]
+        bg = theta[pmap[d, i_bg]]
+        scat = theta[pmap[d, i_scat]] if i_scat >= 0 else 0.0
+        for i in range(nd):
+            row = off + i
+            for a in range(p):
+                jac[row, a] = 0.0
+            v_i = bg + fixed_bg[d, i]
+            dm = 0.0
+            for k in range(nt):
+                v_i += coef[k] * work[4 + k, i]
+                jac[row, pmap[d, k]] = coef[k] * work[4 + nt + k, i]
+                if n_conv == 2:
+                    dm += coef[k] * work[4 + 2 * nt + k, i]
+            if kind == 0:
+                for k in range(nt):
+                    jac[row, pmap[d, nt + k]] = work[4 + k, i]
+            else:
+                y0 = work[4, i]
+                y1 = work[5, i]
+                jac[row, pmap[d, 0]] += dtau[0, 0] * y0 + dtau[0, 1] * y1
+                jac[row, pmap[d, 1]] += dtau[1, 0] * y0 + dtau[1, 1] * y1
+                jac[row, pmap[d, 2]] = wts[0] * y0 + wts[1] * y1
+                jac[row, pmap[d, 3]] = drho[0] * y0 + drho[1] * y1
+            if n_shifted == 2:
+                v_i += scat * work[2, i]
+                jac[row, pmap[d, i_scat]] = work[2, i]
+                if n_conv == 2:
+                    dm += scat * work[3, i]
+            jac[row, pmap[d, i_bg]] = 1.0
+            if n_conv == 2:
+                jac[row, pmap[d, i_shift]] = dm
+            m[row] = v_i
 
 
-@numba.njit(cache=True, nogil=True)
-def objective_terms(m, jac, c, idx, kind, tiny):
-    """Objective, gradient and Fisher-type Hessian over the bins ``idx``.
+@numba.njit(**_OPTS)
+def objective_terms(m, jac, c, idx, kind, tiny, g, h):
+    """Objective over the bins ``idx``; fills its gradient ``g`` and Fisher-type Hessian ``h``.
 
-    kind 0 (and 3): Poisson deviance 2 sum(m - c + c ln(c/m)) with the Fisher curvature
-    weights 1/m (observed weights c/m^2 were tried: more rejected steps); 1: Neyman chi2
-    (weights 1/max(c, 1)); 2: Pearson chi2 sum (c - m)^2 / m.
+    kind 0: Poisson deviance 2 sum(m - c + c ln(c/m)) with the Fisher curvature weights 1/m
+    (observed weights c/m^2 were tried: more rejected steps), so that ``h / 2`` is the Fisher
+    information; 1: Neyman chi2 (weights 1/max(c, 1)); 2: Pearson chi2 sum (c - m)^2 / m.
     """
     p = jac.shape[1]
-    g = np.zeros(p)
-    h = np.zeros((p, p))
+    for a in range(p):
+        g[a] = 0.0
+        for b in range(p):
+            h[a, b] = 0.0
     f = 0.0
     for ii in range(idx.size):
         i = idx[ii]
         mi = m[i]
         ci = c[i]
         mm = mi if mi > tiny else tiny
-        if kind == 0 or kind == 3:
+        if kind == 0:
             f += mm - ci
             if ci > 0:
-                f += ci * np.log(ci / mm)
+                f += ci * math.log(ci / mm)
             gi = 1.0 - ci / mm
             wi = 1.0 / mm
         elif kind == 1:
@@ -189,8 +309,224 @@ def objective_terms(m, jac, c, idx, kind, tiny):
             for b in range(a + 1):
                 h[a, b] += wja * jac[i, b]
     for a in range(p):
-        for b in range(a):
+        g[a] *= 2.0
+        for b in range(a + 1):
+            h[a, b] *= 2.0
             h[b, a] = h[a, b]
-    if kind == 0 or kind == 3:
+    if kind == 0:
         f *= 2.0
-    return f, 2.0 * g, 2.0 * h
+    return f
+
+
+@numba.njit(**_OPTS)
+def chol_solve(a, mask, lw, b, x):
+    """Solve ``A x = b`` for the rows and columns of ``A`` where ``mask`` is 1 (Cholesky); the
+    other entries of ``x`` are 0. ``lw`` is scratch of ``a``'s shape. False when the masked
+    block is not positive definite to working precision (a pivot <= 0 or not finite)."""
+    n = b.size
+    for i in range(n):
+        for j in range(i + 1):
+            if mask[i] == 0.0 or mask[j] == 0.0:
+                lw[i, j] = 1.0 if i == j else 0.0
+                continue
+            acc = a[i, j]
+            for k in range(j):
+                acc -= lw[i, k] * lw[j, k]
+            if i == j:
+                if not acc > 0.0 or not math.isfinite(acc):
+                    return False
+                lw[i, i] = math.sqrt(acc)
+            else:
+                lw[i, j] = acc / lw[j, j]
+    for i in range(n):
+        acc = b[i] * mask[i]
+        for k in range(i):
+            acc -= lw[i, k] * x[k]
+        x[i] = acc / lw[i, i]
+    for i in range(n - 1, -1, -1):
+        acc = x[i]
+        for k in range(i + 1, n):
+            acc -= lw[k, i] * x[k]
+        x[i] = acc / lw[i, i]
+    return True
+
+
+@numba.njit(**_OPTS)
+def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar,
+             theta_out, h_out, m_out, resid_out, stats_out):
+    """Fit each row of ``counts`` (n_rows, n_det * n_data) from its start vector.
+
+    The optimiser is a projected Levenberg-Marquardt iteration: each step solves
+    ``(H_ff + lam diag(H_ff)) step = -g_f`` over the free parameters (not fixed, not at a bound
+    that the gradient pushes against), projects the step onto the bounds (cascade: also
+    tau_XX <= 0.98 tau_X) and accepts it when the objective does not increase (then
+    ``lam /= 10``, else ``lam *= 10``). Converged: the predicted decrement ``-g.step`` or the
+    achieved decrease is below ``fpar[F_TOL]`` with little damping, no free parameter is left,
+    or (at ``lam > 1e12``) the decrement is below 1e-4. With ``spec[S_SCALE_STARTS]`` the start
+    amplitudes are first scaled so that the model matches the counts in the fit range (the
+    background keeps its start value; single-detector problems).
+
+    ``starts`` (n_rows, n_params); ``fixed`` is 1.0 for fixed parameters. Writes per row the
+    optimum (``theta_out``), the objective's Hessian there (``h_out``: twice the Fisher
+    information for the Poisson deviance), the model on every bin (``m_out``), the Pearson
+    residuals ``(c - m) / sqrt(m)`` on the fitted bins (NaN elsewhere) and ``stats_out``
+    (``R_*`` columns: objective, iterations, convergence, Poisson deviance
+    ``2 sum(m - c + c ln(c/m))`` and Pearson chi2 ``sum (c - m)^2 / m`` over the fitted bins,
+    the model floored at ``fpar[F_TINY]`` in logs and denominators). The objective is not
+    finite (and the iteration count 0) when the start gives a non-finite objective.
+
+    One function with one projection, one model evaluation and one objective call (each pass
+    of the loop evaluates a candidate: the start to scale, the start, then each step): called
+    functions are compiled again inside their callers, so this keeps the compilation of a
+    cold cache short; the covariance and the checks of the optimum are the caller's (NumPy).
+    """
+    n_total = counts.shape[1]
+    p = lo.size
+    kind = spec[S_OBJECTIVE]
+    mkind = spec[S_KIND]
+    nt = spec[S_NTAU]
+    i_bg = spec[S_IBG]
+    i_scat = spec[S_ISCAT]
+    max_iter = spec[S_MAXITER]
+    tiny = fpar[F_TINY]
+    tol = fpar[F_TOL]
+    work = np.empty((4 + 3 * nt, irf.shape[1]))
+    m2 = np.empty(n_total)
+    jac = np.empty((n_total, p))
+    h2 = np.empty((p, p))
+    mat = np.empty((p, p))
+    lw = np.empty((p, p))
+    g = np.empty(p)
+    g2 = np.empty(p)
+    new = np.empty(p)
+    span = np.empty(p)
+    mask = np.empty(p)
+    rhs = np.empty(p)
+    step = np.empty(p)
+    for a in range(p):
+        s = hi[a] - lo[a]
+        span[a] = s if math.isfinite(s) else 1.0
+    for r in range(counts.shape[0]):
+        c = counts[r]
+        theta = theta_out[r]
+        h = h_out[r]
+        m = m_out[r]
+        for a in range(p):
+            new[a] = starts[r, a]
+        phase = 1  # 0: scale the start amplitudes, 1: evaluate the start, 2: evaluate a step
+        b0 = new[i_bg]
+        if spec[S_SCALE_STARTS] != 0:
+            phase = 0
+            new[i_bg] = 0.0
+            if i_scat >= 0:
+                new[i_scat] = 0.0
+        f = math.inf
+        lam = 1e-3
+        ok = False
+        n_iter = 0
+        decrement = 0.0
+        while True:
+            for a in range(p):  # project onto the bounds (NaN stays NaN)
+                v = new[a]
+                if v < lo[a]:
+                    v = lo[a]
+                if v > hi[a]:
+                    v = hi[a]
+                new[a] = v
+            if mkind == 1 and new[1] > new[0] + math.log(0.98):
+                new[1] = new[0] + math.log(0.98)
+            model_jacobian(new, irf, fixed_bg, pmap, spec, fpar, m2, jac, work)
+            if phase == 0:
+                total = 0.0
+                unit = 0.0
+                fixed_sum = 0.0
+                for ii in range(idx.size):
+                    i = idx[ii]
+                    total += c[i]
+                    unit += m2[i] - fixed_bg[0, i]
+                    fixed_sum += fixed_bg[0, i]
+                scale = max(total - b0 * idx.size - fixed_sum, 1.0) / max(unit, 1e-12)
+                for k in range(1 if mkind == 1 else nt):
+                    new[nt + k] *= scale  # cascade: the total amplitude, parameter 2
+                new[i_bg] = b0
+                phase = 1
+                continue
+            f2 = objective_terms(m2, jac, c, idx, kind, tiny, g2, h2)
+            accept = phase == 1 or (math.isfinite(f2) and f2 <= f)
+            df = f - f2
+            if accept:
+                for a in range(p):  # loops: slice assignment costs seconds to compile
+                    theta[a] = new[a]
+                    g[a] = g2[a]
+                    for b in range(p):
+                        h[a, b] = h2[a, b]
+                for i in range(n_total):
+                    m[i] = m2[i]
+                f = f2
+            if phase == 1:
+                if not math.isfinite(f):
+                    break
+                phase = 2
+            elif accept:
+                lam = max(lam * 0.1, 1e-9)
+                if df < tol and lam <= 1e-2:
+                    ok = True
+                    break
+            else:
+                lam *= 10.0
+                if lam > 1e12:
+                    # no descent possible: at a (constrained) minimum if the decrement is tiny
+                    ok = decrement < 1e-4
+                    break
+            # the next step (a system that cannot be solved raises the damping)
+            stepped = False
+            while n_iter < max_iter:
+                n_iter += 1
+                n_free = 0
+                for a in range(p):
+                    at_lo = theta[a] <= lo[a] + 1e-12 * span[a] and g[a] > 0
+                    at_hi = theta[a] >= hi[a] - 1e-12 * span[a] and g[a] < 0
+                    mask[a] = 0.0 if fixed[a] != 0.0 or at_lo or at_hi else 1.0
+                    n_free += int(mask[a])
+                    rhs[a] = -g[a]
+                    for b in range(p):
+                        mat[a, b] = h[a, b]
+                    dia = h[a, a]
+                    mat[a, a] = dia + lam * (dia if dia > 0 else 1.0)
+                if n_free == 0:
+                    ok = True
+                    break
+                if not chol_solve(mat, mask, lw, rhs, step):
+                    lam *= 10.0
+                    if lam > 1e12:
+                        break
+                    continue
+                decrement = 0.0
+                for a in range(p):
+                    decrement += rhs[a] * step[a]
+                    new[a] = theta[a] + step[a]
+                if 0 <= decrement < tol and lam <= 1e-2:
+                    ok = True
+                    break
+                stepped = True
+                break
+            if not stepped:
+                break
+        stats_out[r, R_F] = f
+        stats_out[r, R_NITER] = n_iter
+        stats_out[r, R_CONVERGED] = 1.0 if ok else 0.0
+        dev = 0.0
+        chi2 = 0.0
+        res = resid_out[r]
+        for i in range(n_total):
+            res[i] = np.nan
+        for ii in range(idx.size):
+            i = idx[ii]
+            mm = max(m[i], tiny)
+            if c[i] > 0:
+                dev += c[i] * math.log(c[i] / mm)
+            dev += mm - c[i]
+            chi2 += (c[i] - m[i]) ** 2 / mm
+            res[i] = (c[i] - m[i]) / math.sqrt(mm)
+        stats_out[r, R_DEVIANCE] = 2.0 * dev
+        stats_out[r, R_CHI2] = chi2

@@ -8,6 +8,16 @@ projected Levenberg-Marquardt / Fisher-scoring iteration on the Poisson deviance
 (the expected Hessian of D/2), optionally from profile likelihood (Delta D = 1) or a parametric
 bootstrap.
 
+The optimiser runs whole in one compiled kernel (:func:`qrspec.fitting._kernels.fit_rows`, one
+numba signature for every model), for one histogram or many: ``fit_decay`` is a batch of one,
+``fit_decays`` checks the arguments, prepares the IRF and computes the start values once for all
+rows and fits them in one kernel call (threads over row chunks for large batches). Python keeps
+what is cheap there: argument and data checks, start values, the covariance (inverse of the
+Fisher block of the free parameters) and the checks of the optimum, vectorised over rows. A
+fit of a row in a batch and alone gives the same numbers (the same code on the same inputs;
+row sums accumulate in order, never pairwise by shape). Speed against tttrlib and the
+compilation a new environment pays once: ``scripts/bench_fit.py`` (``--compile``).
+
 A fit on bad data (empty, NaN, negative, all counts in one bin, too few photons, no convergence)
 returns ``LifetimeFit(success=False, message=...)`` and never raises; invalid *arguments* (unknown
 model, inconsistent shapes) raise :class:`~qrspec.errors.QrspecError`.
@@ -24,7 +34,7 @@ import numpy as np
 from qrspec.errors import QrspecError
 from qrspec.fitting import _kernels
 from qrspec.fitting.irf import ModelIRF, irf_stats
-from qrspec.fitting.models import GlobalModel, ReconvolutionModel
+from qrspec.fitting.models import MULTI_EXP_ORDER, GlobalModel, ReconvolutionModel
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +44,8 @@ _MODELS = ("mono", "bi", "tri", "cascade")
 MULTI_EXP = ("mono", "bi", "tri")
 _METHODS = ("mle", "lsq")
 _TINY = 1e-10  # floor of the model (counts/bin) inside logs and weights
+_TOL = 1e-6  # convergence tolerance on the objective (deviance or chi2)
+_BINS_PER_THREAD = 20_000  # fit_decays: histogram bins (rows x period) per extra thread
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,95 +147,6 @@ def _failed(model, method, message, n_photons=0, n_iter=0):
 
 
 # ---------------------------------------------------------------------------------------------
-# objective and optimiser
-# ---------------------------------------------------------------------------------------------
-
-class _Objective:
-    """Objective on the fitted bins: Poisson deviance, Neyman or Pearson chi2."""
-
-    _KINDS = {"mle": 0, "lsq_neyman": 1, "lsq_pearson": 2}
-
-    def __init__(self, counts, idx, method, lsq_weights):
-        self.counts = np.ascontiguousarray(counts, dtype=float)
-        self.c = self.counts[idx]
-        self.idx = np.ascontiguousarray(idx, dtype=np.int64)
-        self.kind = self._KINDS["mle" if method == "mle" else f"lsq_{lsq_weights}"]
-        pos = self.c > 0
-        self.pos = pos
-        self.clogc = float((self.c[pos] * np.log(self.c[pos])).sum())
-
-    def deviance(self, m):
-        """Poisson deviance of the model ``m`` on the fitted bins."""
-        m = np.maximum(m, _TINY)
-        c = self.c
-        return 2.0 * float((m - c).sum() - (c[self.pos] * np.log(m[self.pos])).sum()
-                           + self.clogc)
-
-    def __call__(self, m_full, jac_full):
-        return _kernels.objective_terms(m_full, jac_full, self.counts, self.idx, self.kind,
-                                        _TINY)
-
-    def information(self, m_full, jac_full):
-        """Twice the Fisher information (expected Hessian of the objective) at the model."""
-        kind = 3 if self.kind == 0 else self.kind
-        return _kernels.objective_terms(m_full, jac_full, self.counts, self.idx, kind, _TINY)[2]
-
-
-def _optimize(model, obj, theta0, lo, hi, fixed, max_iter=200, tol=1e-6):
-    """Projected Levenberg-Marquardt on ``obj``; returns (theta, f, m, jac, g, h, n_iter, ok)."""
-    theta = model.project(np.array(theta0, dtype=float), lo, hi)
-    m, jac = model.evaluate(theta)
-    f, g, h = obj(m, jac)
-    if not np.isfinite(f):
-        return theta, f, m, jac, g, h, 0, False
-    lam = 1e-3
-    ok = False
-    n_iter = 0
-    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
-    for n_iter in range(1, max_iter + 1):  # noqa: B007
-        at_lo = (theta <= lo + 1e-12 * span) & (g > 0)
-        at_hi = (theta >= hi - 1e-12 * span) & (g < 0)
-        free = ~(fixed | at_lo | at_hi)
-        if not free.any():
-            ok = True
-            break
-        hf = h[np.ix_(free, free)]
-        gf = g[free]
-        d = np.diag(hf).copy()
-        d[~(d > 0)] = 1.0
-        try:
-            step = np.linalg.solve(hf + lam * np.diag(d), -gf)
-        except np.linalg.LinAlgError:
-            lam *= 10.0
-            if lam > 1e12:
-                break
-            continue
-        decrement = float(-gf @ step)
-        if 0 <= decrement < tol and lam <= 1e-2:
-            ok = True
-            break
-        new = theta.copy()
-        new[free] += step
-        new = model.project(new, lo, hi)
-        m2, jac2 = model.evaluate(new)
-        f2, g2, h2 = obj(m2, jac2)
-        if np.isfinite(f2) and f2 <= f:
-            df = f - f2
-            theta, m, jac, f, g, h = new, m2, jac2, f2, g2, h2
-            lam = max(lam * 0.1, 1e-9)
-            if df < tol and lam <= 1e-2:
-                ok = True
-                break
-        else:
-            lam *= 10.0
-            if lam > 1e12:
-                # no descent possible: at a (constrained) minimum if the decrement is tiny
-                ok = decrement < 1e-4
-                break
-    return theta, f, m, jac, g, h, n_iter, ok
-
-
-# ---------------------------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------------------------
 
@@ -288,43 +211,44 @@ def fit_decay(counts, time_ns=None, *, bin_ns: float | None = None, model: str =
     -------
     LifetimeFit
     """
-    setup = _setup(counts, time_ns, bin_ns=bin_ns, model=model, irf=irf, period_ns=period_ns,
-                   fit_range_ns=fit_range_ns, method=method, lsq_weights=lsq_weights,
-                   background=background, fixed_background=fixed_background,
-                   fit_shift=fit_shift, shift_ns=shift_ns, shift_bounds_ns=shift_bounds_ns,
-                   scatter=scatter, tau0_ns=tau0_ns, mean_excitations=mean_excitations,
-                   qy_ratio=qy_ratio, intervals=intervals, n_bootstrap=n_bootstrap,
-                   min_photons=min_photons)
-    if isinstance(setup, LifetimeFit):
-        return setup
-    return _run(setup, intervals=intervals, n_bootstrap=n_bootstrap, rng=rng,
-                max_iter=max_iter)
+    c = np.asarray(counts, dtype=float)
+    if c.ndim != 1:
+        raise QrspecError(f"counts.shape={c.shape} must be one-dimensional")
+    prob = _problem(c.size, time_ns, bin_ns=bin_ns, model=model, irf=irf, period_ns=period_ns,
+                    fit_range_ns=fit_range_ns, method=method, lsq_weights=lsq_weights,
+                    background=background, fixed_background=fixed_background,
+                    fit_shift=fit_shift, shift_ns=shift_ns, shift_bounds_ns=shift_bounds_ns,
+                    scatter=scatter, tau0_ns=tau0_ns, mean_excitations=mean_excitations,
+                    qy_ratio=qy_ratio, intervals=intervals, n_bootstrap=n_bootstrap,
+                    min_photons=min_photons, max_iter=max_iter)
+    return _fit_many(prob, c[None, :], rng=rng, n_threads=1)[0]
 
 
 def fit_decays(counts, time_ns=None, *, irf=None, n_threads: int | None = None,
                **kwargs) -> list[LifetimeFit]:
     """Fit many decay histograms on the same bins (e.g. one per intensity level) in one call.
 
-    Every row is fitted exactly as ``fit_decay(counts[i], time_ns, irf=irf, **kwargs)`` does
-    (the same code on the same inputs: the results are identical), with the rows spread over
-    threads. Only the numba kernels (model, objective) release the GIL, so threads overlap
-    them and little else: this is the one-call interface for the per-level case, not a
-    parallel speed-up (a fully compiled optimiser, tried, was 2.5x faster per fit but added
-    ~4 s of numba compilation to every cold start; see ``scripts/bench_fit.py``).
+    Every row gets exactly the fit :func:`fit_decay` gives it (the same compiled code on the
+    same inputs: identical results, tested), but the arguments are checked, the IRF is prepared
+    and the start values are computed once for all rows, the rows are fitted by one call of the
+    compiled kernel (:func:`qrspec.fitting._kernels.fit_rows`) per thread, and only the result
+    objects are built per row in Python.
 
     Parameters
     ----------
     counts : array_like, shape (n_decays, n_bins)
         One histogram per row.
     time_ns, irf
-        As :func:`fit_decay`, shared by all rows (a measured IRF is normalised once).
+        As :func:`fit_decay`, shared by all rows.
     n_threads : int, optional
-        Worker threads (default: the CPUs this process may use, at most 8; 1 fits in this
-        thread).
+        At most this many threads (default: the CPUs this process may use, at most 8; 1 fits
+        in this thread). The kernel releases the GIL, so threads run fits in parallel; a thread
+        is started per ~20000 histogram bins (rows x period bins) only, smaller batches are
+        fitted in this thread.
     **kwargs
         Any other argument of :func:`fit_decay` (``bin_ns``, ``model``, ``period_ns``, ...),
-        shared by all rows; ``rng`` (bootstrap) is not accepted (the order of draws would
-        depend on the threads).
+        shared by all rows; ``rng`` (bootstrap) is not accepted (fit bootstrapped decays one by
+        one with :func:`fit_decay`).
 
     Returns
     -------
@@ -348,34 +272,43 @@ def fit_decays(counts, time_ns=None, *, irf=None, n_threads: int | None = None,
         raise QrspecError(f"n_threads={n_threads!r} must be a positive integer")
     if c.shape[0] == 0:
         return []
-    if irf is not None and not isinstance(irf, ModelIRF):
-        irf = np.asarray(irf, dtype=float)  # converted once, shared read-only by the threads
-
-    def one(row):
-        return fit_decay(row, time_ns, irf=irf, **kwargs)
-
-    if n_threads == 1 or c.shape[0] == 1:
-        return [one(row) for row in c]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(min(n_threads, c.shape[0])) as pool:
-        return list(pool.map(one, c))
+    prob = _problem(c.shape[1], time_ns, irf=irf, **_with_defaults(kwargs))
+    return _fit_many(prob, c, rng=None, n_threads=n_threads)
 
 
-class _Setup:
-    """A validated fit problem: model, data, bounds, fixed mask, start vectors."""
+def _with_defaults(kwargs):
+    """fit_decay's keyword defaults updated with ``kwargs`` (unknown names raise TypeError)."""
+    import inspect
+
+    params = inspect.signature(fit_decay).parameters
+    out = {}
+    for name, par in params.items():
+        if par.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("irf", "rng"):
+            out[name] = par.default
+    unknown = set(kwargs) - set(out)
+    if unknown:
+        raise TypeError(f"fit_decays() got unexpected keyword arguments {sorted(unknown)}")
+    out.update(kwargs)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the fit problem: arguments checked once, kernel arrays built once
+# ---------------------------------------------------------------------------------------------
+
+class _Problem:
+    """A validated fit problem shared by every histogram fitted with it: the model, the fitted
+    bins, bounds, fixed mask, the kernel arrays and the start-value recipe."""
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
 
 
-def _setup(counts, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, method,
-           lsq_weights, background, fixed_background, fit_shift, shift_ns, shift_bounds_ns,
-           scatter, tau0_ns, mean_excitations, qy_ratio, intervals, n_bootstrap, min_photons):
-    """Validate the arguments (raise) and the data (failed LifetimeFit) and build the problem."""
-
-
-    # ---- argument validation (raises) ----
+def _problem(n, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, method, lsq_weights,
+             background, fixed_background, fit_shift, shift_ns, shift_bounds_ns, scatter,
+             tau0_ns, mean_excitations, qy_ratio, intervals, n_bootstrap, min_photons,
+             max_iter):
+    """Check the arguments (raise) for histograms of ``n`` bins and build the problem."""
     if model not in _MODELS:
         raise QrspecError(f"model={model!r} must be one of {_MODELS}")
     if method not in _METHODS:
@@ -393,16 +326,13 @@ def _setup(counts, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, meth
         raise QrspecError(f"qy_ratio={qy_ratio!r} must be >= 0")
     if n_bootstrap < 0:
         raise QrspecError(f"n_bootstrap={n_bootstrap!r} must be >= 0")
-    c = np.asarray(counts, dtype=float)
-    if c.ndim != 1:
-        raise QrspecError(f"counts.shape={c.shape} must be one-dimensional")
-    n = c.size
+    base = dict(model=model, method=method, n=n, intervals=intervals, n_bootstrap=n_bootstrap)
     if n == 0:
-        return _failed(model, method, "empty histogram (0 bins)")
+        return _Problem(empty=True, **base)
     if time_ns is not None:
         t = np.asarray(time_ns, dtype=float)
-        if t.shape != c.shape:
-            raise QrspecError(f"time_ns.shape={t.shape} must equal counts.shape={c.shape}")
+        if t.shape != (n,):
+            raise QrspecError(f"time_ns.shape={t.shape} must equal counts.shape={(n,)}")
         if n < 2:
             raise QrspecError(f"counts.size={n} too small to define bins from time_ns")
         width = np.diff(t)
@@ -447,124 +377,69 @@ def _setup(counts, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, meth
     fixed_bg = None
     if fixed_background is not None:
         fixed_bg = np.asarray(fixed_background, dtype=float)
-        if fixed_bg.shape != c.shape or not np.all(np.isfinite(fixed_bg)) or fixed_bg.min() < 0:
+        if fixed_bg.shape != (n,) or not np.all(np.isfinite(fixed_bg)) or fixed_bg.min() < 0:
             raise QrspecError(f"fixed_background.shape={fixed_bg.shape} must equal counts.shape="
-                              f"{c.shape} with finite values >= 0")
+                              f"{(n,)} with finite values >= 0")
     irf_arr = _prepare_irf(irf, n, period_bins, bin_ns, t_first)
-
-    # ---- data checks (never raise) ----
-    if not np.all(np.isfinite(c)):
-        return _failed(model, method, f"counts contain {int((~np.isfinite(c)).sum())} NaN/inf "
-                       "values")
-    if c.min() < 0:
-        return _failed(model, method, "counts contain negative values")
+    n_tau = 2 if model == "cascade" else MULTI_EXP_ORDER[model]
+    if tau0_ns is not None:
+        tau0 = tuple(float(x) for x in np.atleast_1d(tau0_ns))
+        if len(tau0) != n_tau or not all(x > 0 for x in tau0):
+            raise QrspecError(f"tau0_ns={tau0_ns!r} must give {n_tau} positive lifetimes")
+    else:
+        tau0 = None
     t_left = t_first + bin_ns * np.arange(n)
     idx = np.flatnonzero((t_left >= start_ns) & (t_left < stop_ns))
-    n_ph = float(c[idx].sum()) if idx.size else 0.0
+    base.update(empty=False, bin_ns=bin_ns, period=period, idx=idx, fit_range_ns=fit_range_ns,
+                min_photons=min_photons, shift_bounds=(lo_b, hi_b))
     if idx.size == 0:
-        return _failed(model, method, f"fit_range_ns={fit_range_ns!r} contains no bins")
-    if n_ph < min_photons:
-        return _failed(model, method, f"only {n_ph:.0f} photons in the fit range "
-                       f"(< min_photons={min_photons})", n_ph)
-    if np.count_nonzero(c[idx]) <= 1:
-        return _failed(model, method, f"all {n_ph:.0f} photons in one bin: no decay shape",
-                       n_ph)
+        return _Problem(mdl=None, **base)
 
     mdl = ReconvolutionModel(model, n, bin_ns, period_bins, irf_arr, origin_bin=int(idx[0]),
                              fit_shift=fit_shift, fit_scatter=scatter,
                              mean_excitations=mean_excitations, fixed_background=fixed_bg)
     lo, hi = mdl.bounds(period, (lo_b, hi_b))
-    fixed = np.zeros(mdl.n_params, dtype=bool)
+    fixed = np.zeros(mdl.n_params)  # 1.0: fixed parameter (the kernel's convention)
     if bg_fixed is not None:
-        fixed[mdl.i_bg] = True
+        fixed[mdl.i_bg] = 1.0
     if model == "cascade" and qy_ratio is not None:
-        fixed[3] = True
-    if idx.size <= int((~fixed).sum()):
-        return _failed(model, method, f"fit range has {idx.size} bins for "
-                       f"{int((~fixed).sum())} free parameters", n_ph)
-    obj = _Objective(c, idx, method, lsq_weights)
-    starts = _start_values(mdl, c, idx, irf_arr, bin_ns, period, bg_fixed, shift_ns, tau0_ns,
-                           qy_ratio, lo, hi)
-    return _Setup(mdl=mdl, counts=c, idx=idx, lo=lo, hi=hi, fixed=fixed, obj=obj,
-                  starts=starts, n_ph=n_ph, model=model, method=method,
-                  lsq_weights=lsq_weights, shift_bounds=(lo_b, hi_b), bin_ns=bin_ns)
-
-
-def _run(st, *, intervals, n_bootstrap, rng, max_iter):
-    """Optimise, check and assemble a prepared fit problem (single or global)."""
-    mdl, c, idx, lo, hi, fixed, obj = st.mdl, st.counts, st.idx, st.lo, st.hi, st.fixed, st.obj
-    model, method, lsq_weights, n_ph = st.model, st.method, st.lsq_weights, st.n_ph
-    lo_b, hi_b = st.shift_bounds
-    starts = st.starts
-    best = None
-    for theta0 in starts:  # alternative starts only when the previous one failed
-        res = _optimize(mdl, obj, theta0, lo, hi, fixed, max_iter=max_iter)
-        if best is None or (np.isfinite(res[1]) and res[1] < best[1]):
-            best = res
-        if best[7] and not _tau_at_bound(mdl, best[0], lo, hi):
-            break
-    theta, f, m_full, jac_full, g, h, n_iter, ok = best
-    if not np.isfinite(f):
-        return _failed(model, method, "objective is not finite at the start values", n_ph)
-
-    # ---- uncertainties ----
-    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
-    at_bound = (theta <= lo + 1e-9 * span) | (theta >= hi - 1e-9 * span)
-    free = ~(fixed | at_bound)
-    cov = np.full((mdl.n_params, mdl.n_params), np.nan)
-    fisher = 0.5 * obj.information(m_full, jac_full)
-    message = "" if ok else f"optimiser did not converge in {n_iter} iterations"
-    try:
-        cov_f = np.linalg.inv(fisher[np.ix_(free, free)])
-        cov[np.ix_(free, free)] = cov_f
-    except np.linalg.LinAlgError:
-        if ok:
-            ok, message = False, "singular Fisher information (parameters not identifiable)"
-    dof = int(idx.size - (~fixed).sum())
-    if ok and np.any(np.diag(cov)[free] < 0):
-        ok, message = False, "Fisher information is not positive definite"
-    if ok and np.any(at_bound[: mdl.n_tau]):
-        ok, message = False, "a lifetime sits at its bound"
-    for i_shift in mdl.shift_indices:
-        if not (ok and at_bound[i_shift]):
-            continue
-        # at the bound: a misaligned IRF if the likelihood clearly prefers a shift beyond it
-        # (likelihood ratio against a refit with 3x wider bounds: Delta D > 9, i.e. 3 sigma);
-        # at low counts the shift merely wanders to the bound
-        lo_w, hi_w = lo.copy(), hi.copy()
-        lo_w[i_shift], hi_w[i_shift] = 3 * lo[i_shift], 3 * hi[i_shift]
-        f_wide = _optimize(mdl, obj, theta, lo_w, hi_w, fixed, max_iter=max_iter)[1]
-        if f - f_wide > 9.0:
-            ok, message = False, (f"IRF shift at its bound (shift_bounds_ns=({lo_b:g}, {hi_b:g}))"
-                                  ": align the IRF or widen the bounds")
-    amp_idx = mdl.amp_indices
-    if ok and np.any(theta[amp_idx] <= 0):
-        ok, message = False, "a component amplitude is 0: its lifetime is undetermined"
-    sd_logtau = np.sqrt(np.abs(np.diag(cov)[: mdl.n_tau]))
-    if ok and np.any(~(sd_logtau < 10.0)):
-        ok, message = False, ("a lifetime is undetermined (relative error > 10; no decay in "
-                              "the data?)")
-
-    if not ok:  # style: a failed fit carries no numbers, only the reason
-        return _failed(model, method, message, n_ph, n_iter)
-    profile = None
-    if intervals == "profile" and ok:
-        profile = [_profile_interval(mdl, obj, theta, f, lo, hi, fixed, j, cov, max_iter)
-                   for j in range(mdl.n_tau)]
-    boot = None
-    if n_bootstrap > 0 and ok:
-        boot = _bootstrap(mdl, c, idx, method, lsq_weights, theta, lo, hi, fixed, n_bootstrap,
-                          rng, max_iter)
-    if isinstance(mdl, GlobalModel):
-        return _assemble_global(mdl, theta, cov, m_full, c, idx, obj, dof, n_ph, model, method,
-                                n_iter, profile, boot)
-    return _assemble(mdl, theta, cov, m_full, c, idx, obj, dof, n_ph, model, method, ok,
-                     message, n_iter, profile, boot)
-
-
-def _tau_at_bound(mdl, theta, lo, hi):
-    t = theta[: mdl.n_tau]
-    return bool(np.any((t <= lo[: mdl.n_tau] + 1e-9) | (t >= hi[: mdl.n_tau] - 1e-9)))
+        fixed[3] = 1.0
+    # start values: the lifetimes from the first moment of the decay after the IRF centroid
+    # (or tau0_ns), amplitudes scaled to the counts in the kernel, background from the lowest
+    # fifth of the fitted bins
+    if irf_arr is None:
+        origin = float(idx[0])
+    else:
+        origin = irf_stats(irf_arr, 1.0).centroid_ns - 0.5 + shift_ns / bin_ns
+    if tau0 is not None:
+        tau_factors = None
+    elif model == "cascade":
+        tau_factors = np.array([[1.0, 0.2]])
+    else:
+        tau_factors = np.array({1: [[1.0]], 2: [[0.3, 1.5], [0.1, 1.1]],
+                                3: [[0.1, 0.5, 1.5]]}[n_tau])
+    theta0 = np.zeros(mdl.n_params)
+    if model == "cascade":
+        theta0[2] = 1.0
+        theta0[3] = 0.5 if qy_ratio is None else qy_ratio
+    else:
+        theta0[n_tau: 2 * n_tau] = 1.0 / n_tau
+    if mdl.has_shift:
+        theta0[mdl.i_shift] = shift_ns / bin_ns
+    irf2, fixed2, pmap, spec, fpar = mdl.kernel_arrays()
+    spec[_kernels.S_OBJECTIVE] = (0 if method == "mle"
+                                  else {"neyman": 1, "pearson": 2}[lsq_weights])
+    spec[_kernels.S_MAXITER] = max_iter
+    spec[_kernels.S_SCALE_STARTS] = 1
+    fpar[_kernels.F_TINY] = _TINY
+    fpar[_kernels.F_TOL] = _TOL
+    n_free = int((fixed == 0).sum())
+    after = idx - origin >= 0  # fitted bins after the IRF centroid: the first moment
+    return _Problem(mdl=mdl, lo=lo, hi=hi, fixed=fixed, irf2=irf2, fixed2=fixed2, pmap=pmap,
+                    spec=spec, fpar=fpar, bg_fixed=bg_fixed, tau0=tau0,
+                    tau_factors=tau_factors, theta0=theta0, n_free=n_free,
+                    dof=int(idx.size - n_free), after=after,
+                    after_bins=idx[after] - origin + 0.5, **base)
 
 
 def _prepare_irf(irf, n, period_bins, bin_ns, t_first):
@@ -583,88 +458,283 @@ def _prepare_irf(irf, n, period_bins, bin_ns, t_first):
     return out / out.sum()
 
 
-def _start_values(mdl, c, idx, irf, bin_ns, period, bg_fixed, shift_ns, tau0_ns, qy_ratio,
-                  lo, hi):
-    """A list of start vectors (internal parameters)."""
-    ci = c[idx]
-    if bg_fixed is None:
-        low = np.sort(ci)[: max(1, ci.size // 5)]
+def _data_failures(prob, c):
+    """Check every row of ``c`` (in this order: non-finite, negative, no bins, too few photons,
+    one bin, fewer bins than free parameters). Returns ``(failures, photons)``: per row
+    ``(message, photons)`` or None, and the counts in the fit range per row."""
+    n_rows = c.shape[0]
+    if prob.empty:
+        return [("empty histogram (0 bins)", 0.0)] * n_rows, np.zeros(n_rows)
+    # NaN propagates to the minimum, +-inf to the sum (with counts >= 0)
+    good = (c.min(axis=1) >= 0) & np.isfinite(c.sum(axis=1))
+    if prob.mdl is None:
+        n_ph = np.zeros(n_rows)
+        bad = np.ones(n_rows, dtype=bool)
+    else:
+        ci = c[:, prob.idx]
+        n_ph = _row_sums(ci)
+        bad = ~good | (n_ph < prob.min_photons) | (np.count_nonzero(ci, axis=1) <= 1)
+        if prob.idx.size <= prob.n_free:
+            bad[:] = True
+    out = [None] * n_rows
+    for r in np.flatnonzero(bad).tolist():
+        n_bad = int((~np.isfinite(c[r])).sum())
+        if n_bad:
+            out[r] = (f"counts contain {n_bad} NaN/inf values", 0.0)
+        elif c[r].min() < 0:
+            out[r] = ("counts contain negative values", 0.0)
+        elif prob.mdl is None:
+            out[r] = (f"fit_range_ns={prob.fit_range_ns!r} contains no bins", 0.0)
+        elif n_ph[r] < prob.min_photons:
+            out[r] = (f"only {n_ph[r]:.0f} photons in the fit range "
+                      f"(< min_photons={prob.min_photons})", n_ph[r])
+        elif np.count_nonzero(c[r, prob.idx]) <= 1:
+            out[r] = (f"all {n_ph[r]:.0f} photons in one bin: no decay shape", n_ph[r])
+        elif prob.idx.size <= prob.n_free:
+            out[r] = (f"fit range has {prob.idx.size} bins for {prob.n_free} free parameters",
+                      n_ph[r])
+    return out, n_ph
+
+
+def _row_sums(x):
+    """Sum of each row, accumulated in order: the same numbers for a row alone or in a batch
+    (numpy's ``sum(axis=1)`` may sum rows pairwise or column by column depending on the shape,
+    which would make a batched fit differ from a single one in the last digit)."""
+    if x.shape[1] == 0:
+        return np.zeros(x.shape[0])
+    return np.cumsum(x, axis=1)[:, -1]
+
+
+def _start_rows(prob, c):
+    """Start vectors ``(n_rows, n_starts, n_params)`` (amplitudes scaled in the kernel)."""
+    idx, mdl, nt = prob.idx, prob.mdl, prob.mdl.n_tau
+    ci = c[:, idx]
+    n_rows = c.shape[0]
+    if prob.bg_fixed is None:
+        n_low = max(1, idx.size // 5)
+        low = np.partition(ci, n_low - 1, axis=1)[:, :n_low]
         # start above 0: from b = 0 the Fisher step of b is tiny (sum 1/m is huge where the
         # model is ~0) and b creeps up for many iterations; from above it reaches 0 in one step
-        b0 = max(float(low.mean()), 0.1 * float(ci.mean()))
+        b0 = np.maximum(_row_sums(low) / n_low, 0.1 * _row_sums(ci) / idx.size)
     else:
-        b0 = bg_fixed
-    if irf is None:
-        origin = float(idx[0])
+        b0 = np.full(n_rows, prob.bg_fixed)
+    if prob.tau0 is None:
+        # the first moment of the counts above b0 after the IRF centroid
+        w = np.maximum(ci[:, prob.after] - b0[:, None], 0.0)
+        w_sum = _row_sums(w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tau_mean = _row_sums(w * prob.after_bins) / w_sum * prob.bin_ns
+        tau_mean[~(w_sum > 0)] = 10.0 * prob.bin_ns
+        tau_mean = np.minimum(np.maximum(tau_mean, 2.0 * prob.bin_ns), 0.5 * prob.period)
+        taus = tau_mean[:, None, None] * prob.tau_factors
     else:
-        origin = irf_stats(irf, 1.0).centroid_ns - 0.5 + shift_ns / bin_ns
-    if tau0_ns is None:
-        rel = idx - origin
-        after = rel >= 0
-        w = np.clip(ci[after] - b0, 0.0, None)
-        if w.sum() > 0:
-            tau_mean = float((w * (rel[after] + 0.5)).sum() / w.sum()) * bin_ns
-        else:
-            tau_mean = 10.0 * bin_ns
-        tau_mean = min(max(tau_mean, 2.0 * bin_ns), 0.5 * period)
-        if mdl.kind == "cascade":
-            taus_list = [(tau_mean, tau_mean / 5.0)]
-        elif mdl.n_tau == 1:
-            taus_list = [(tau_mean,)]
-        elif mdl.n_tau == 2:
-            taus_list = [(0.3 * tau_mean, 1.5 * tau_mean), (0.1 * tau_mean, 1.1 * tau_mean)]
-        else:
-            taus_list = [(0.1 * tau_mean, 0.5 * tau_mean, 1.5 * tau_mean)]
-    else:
-        taus = tuple(float(x) for x in np.atleast_1d(tau0_ns))
-        if len(taus) != mdl.n_tau or not all(x > 0 for x in taus):
-            raise QrspecError(f"tau0_ns={tau0_ns!r} must give {mdl.n_tau} positive lifetimes")
-        taus_list = [taus]
-    starts = []
-    for taus in taus_list:
-        theta = np.zeros(mdl.n_params)
-        theta[: mdl.n_tau] = np.log(taus)
-        if mdl.kind == "cascade":
-            theta[2] = 1.0
-            theta[3] = 0.5 if qy_ratio is None else qy_ratio
-        else:
-            theta[mdl.n_tau: 2 * mdl.n_tau] = 1.0 / mdl.n_tau
-        theta[mdl.i_bg] = 0.0
-        if mdl.has_shift:
-            theta[mdl.i_shift] = shift_ns / bin_ns
-        if mdl.has_scatter:
-            theta[mdl.i_scatter] = 0.0
-        theta = mdl.project(theta, lo, hi)
-        # scale the amplitudes so that the model matches the counts in the fit range
-        m_unit, _ = mdl.evaluate(theta, jacobian=False)
-        if mdl.fixed_background is not None:
-            m_unit = m_unit - mdl.fixed_background
-        fixed_sum = 0.0 if mdl.fixed_background is None else mdl.fixed_background[idx].sum()
-        scale = max(ci.sum() - b0 * idx.size - fixed_sum, 1.0) / max(m_unit[idx].sum(), 1e-12)
-        if mdl.kind == "cascade":
-            theta[2] *= scale
-        else:
-            theta[mdl.n_tau: 2 * mdl.n_tau] *= scale
-        theta[mdl.i_bg] = b0
-        starts.append(theta)
+        taus = np.broadcast_to(np.asarray(prob.tau0), (n_rows, 1, nt))
+    starts = np.empty((n_rows, taus.shape[1], mdl.n_params))
+    starts[:] = prob.theta0
+    starts[:, :, :nt] = np.log(taus)
+    starts[:, :, mdl.i_bg] = b0[:, None]
     return starts
 
 
-def _profile_interval(mdl, obj, theta_hat, f_hat, lo, hi, fixed, j, cov, max_iter):
+def _run_kernel(prob, c, starts, n_threads=1, lo=None, hi=None, fixed=None, spec=None):
+    """:func:`qrspec.fitting._kernels.fit_rows` on the rows of ``c`` from ``starts``
+    (n_rows, n_params), in row chunks on ``n_threads`` threads; ``lo``, ``hi``, ``fixed``,
+    ``spec`` replace the problem's."""
+    lo = prob.lo if lo is None else lo
+    hi = prob.hi if hi is None else hi
+    fixed = prob.fixed if fixed is None else fixed
+    spec = prob.spec if spec is None else spec
+    n_rows, p = c.shape[0], lo.size
+    out = _Problem(theta=np.empty((n_rows, p)), h=np.empty((n_rows, p, p)), m=np.empty(c.shape),
+                   resid=np.empty(c.shape), stats=np.empty((n_rows, _kernels.R_SIZE)))
+
+    def run(a, b):
+        _kernels.fit_rows(c[a:b], starts[a:b], lo, hi, fixed, prob.idx, prob.irf2, prob.fixed2,
+                          prob.pmap, spec, prob.fpar, out.theta[a:b], out.h[a:b], out.m[a:b],
+                          out.resid[a:b], out.stats[a:b])
+
+    # a thread is worth starting for >= ~20000 bins of histograms (about a millisecond of
+    # fitting): smaller batches run in this thread
+    n_threads = min(n_threads, n_rows * prob.irf2.shape[1] // _BINS_PER_THREAD)
+    if n_threads <= 1:
+        run(0, n_rows)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        edges = np.linspace(0, n_rows, n_threads + 1).round().astype(int)
+        with ThreadPoolExecutor(n_threads) as pool:
+            for fut in [pool.submit(run, a, b) for a, b in zip(edges[:-1], edges[1:],
+                                                                strict=True)]:
+                fut.result()
+    out.f = out.stats[:, _kernels.R_F]
+    out.n_iter = out.stats[:, _kernels.R_NITER].astype(int)
+    out.ok = out.stats[:, _kernels.R_CONVERGED] != 0
+    return out
+
+
+def _optimize(prob, c, theta0, lo, hi, fixed, *, scale=False, max_iter=None):
+    """One optimisation of histogram ``c`` from ``theta0`` (no alternative starts); returns
+    ``(theta, f, converged)``."""
+    spec = prob.spec.copy()
+    spec[_kernels.S_SCALE_STARTS] = int(scale)
+    if max_iter is not None:
+        spec[_kernels.S_MAXITER] = max_iter
+    out = _run_kernel(prob, np.ascontiguousarray(c, dtype=float)[None, :],
+                      np.asarray(theta0, dtype=float)[None, :], 1, lo, hi, fixed, spec)
+    return out.theta[0], float(out.f[0]), bool(out.ok[0])
+
+
+def _tau_at_bound(prob, theta):
+    """Rows of ``theta`` with a lifetime within 1e-9 of its bound (in log tau)."""
+    nt = prob.mdl.n_tau
+    t = theta[:, :nt]
+    return ((t <= prob.lo[:nt] + 1e-9) | (t >= prob.hi[:nt] - 1e-9)).any(axis=1)
+
+
+def _fit_rows(prob, c, starts, n_threads):
+    """Optimise every row of ``c`` from ``starts`` (n_rows, n_starts, n_params): a later start
+    only for the rows whose best fit so far did not converge or has a lifetime at a bound."""
+    out = _run_kernel(prob, c, np.ascontiguousarray(starts[:, 0]), n_threads)
+    for s in range(1, starts.shape[1]):
+        again = np.flatnonzero(~out.ok | _tau_at_bound(prob, out.theta))
+        if again.size == 0:
+            break
+        alt = _run_kernel(prob, np.ascontiguousarray(c[again]),
+                          np.ascontiguousarray(starts[again, s]), n_threads)
+        better = np.isfinite(alt.f) & (alt.f < out.f[again])
+        rows, sel = again[better], np.flatnonzero(better)
+        for name in ("theta", "h", "m", "resid", "stats", "f", "n_iter", "ok"):
+            getattr(out, name)[rows] = getattr(alt, name)[sel]
+    return out
+
+
+def _outcomes(prob, c, out):
+    """Check the optima of :func:`_fit_rows` (in this order: convergence, Fisher information,
+    lifetimes and IRF shift at a bound, zero amplitudes, undetermined lifetimes) and compute
+    the covariance (inverse Fisher information over the free parameters: not fixed, not at a
+    bound; NaN elsewhere). Returns per row ``(message, covariance)``; the message is "" for a
+    fit that succeeded."""
+    mdl, lo, hi = prob.mdl, prob.lo, prob.hi
+    theta = out.theta
+    n_rows, p = theta.shape
+    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    at_bound = (theta <= lo + 1e-9 * span) | (theta >= hi - 1e-9 * span)
+    free = (prob.fixed == 0) & ~at_bound
+    finite = np.isfinite(out.f)
+    cov = np.full((n_rows, p, p), np.nan)
+    singular = np.zeros(n_rows, dtype=bool)
+    groups = {}  # rows with the same free parameters are inverted together
+    for r in np.flatnonzero(finite).tolist():
+        groups.setdefault(free[r].tobytes(), []).append(r)
+    for rows in groups.values():
+        k = np.flatnonzero(free[rows[0]])
+        block = rows if k.size == p else np.ix_(rows, k, k)  # all free: no sub-block
+        try:
+            cov[block] = np.linalg.inv(0.5 * out.h[block])
+        except np.linalg.LinAlgError:  # a singular matrix: invert the others one by one
+            for r in rows:
+                one = np.ix_([r], k, k)
+                try:
+                    cov[one] = np.linalg.inv(0.5 * out.h[one])
+                except np.linalg.LinAlgError:
+                    singular[r] = True
+    var = np.diagonal(cov, axis1=1, axis2=2)
+    nt = mdl.n_tau
+    with np.errstate(invalid="ignore"):
+        not_pd = (np.where(free, var, 0.0) < 0).any(axis=1)
+        undetermined = ~(np.sqrt(np.abs(var[:, :nt])) < 10.0).all(axis=1)
+    tau_bound = at_bound[:, :nt].any(axis=1)
+    amp_zero = (theta[:, mdl.amp_indices] <= 0).any(axis=1)
+    shift_bound = at_bound[:, mdl.shift_indices].any(axis=1)
+    lo_b, hi_b = prob.shift_bounds
+    results = []
+    for r in range(n_rows):
+        if not finite[r]:
+            message = "objective is not finite at the start values"
+        elif not out.ok[r]:
+            message = f"optimiser did not converge in {out.n_iter[r]} iterations"
+        elif singular[r]:
+            message = "singular Fisher information (parameters not identifiable)"
+        elif not_pd[r]:
+            message = "Fisher information is not positive definite"
+        elif tau_bound[r]:
+            message = "a lifetime sits at its bound"
+        elif shift_bound[r] and _shift_misaligned(prob, c[r], theta[r], out.f[r], at_bound[r]):
+            message = (f"IRF shift at its bound (shift_bounds_ns=({lo_b:g}, {hi_b:g})): align "
+                       "the IRF or widen the bounds")
+        elif amp_zero[r]:
+            message = "a component amplitude is 0: its lifetime is undetermined"
+        elif undetermined[r]:
+            message = "a lifetime is undetermined (relative error > 10; no decay in the data?)"
+        else:
+            message = ""
+        results.append((message, cov[r]))
+    return results
+
+
+def _shift_misaligned(prob, c, theta, f, at_bound):
+    """An IRF shift at its bound: a misaligned IRF if the likelihood clearly prefers a shift
+    beyond it (likelihood ratio against a refit with 3x wider bounds: Delta D > 9, i.e. 3
+    sigma); at low counts the shift merely wanders to the bound."""
+    for i in prob.mdl.shift_indices:
+        if not at_bound[i]:
+            continue
+        lo_w, hi_w = prob.lo.copy(), prob.hi.copy()
+        lo_w[i], hi_w[i] = 3 * prob.lo[i], 3 * prob.hi[i]
+        f_wide = _optimize(prob, c, theta, lo_w, hi_w, prob.fixed)[1]
+        if f - f_wide > 9.0:
+            return True
+    return False
+
+
+def _fit_many(prob, c, *, rng, n_threads):
+    """Fit every row of ``c`` (n_rows, n_bins) with ``prob``; one LifetimeFit per row."""
+    model, method = prob.model, prob.method
+    fails, n_ph = _data_failures(prob, c)
+    results = [None if f is None else _failed(model, method, f[0], f[1]) for f in fails]
+    rows = [r for r, f in enumerate(fails) if f is None]
+    if not rows:
+        return results
+    all_rows = len(rows) == c.shape[0]
+    cf = np.ascontiguousarray(c if all_rows else c[rows])
+    n_ph = (n_ph if all_rows else n_ph[rows]).tolist()
+    out = _fit_rows(prob, cf, _start_rows(prob, cf), n_threads)
+    dev = out.stats[:, _kernels.R_DEVIANCE].tolist()
+    chi2 = out.stats[:, _kernels.R_CHI2].tolist()
+    for j, (message, cov) in enumerate(_outcomes(prob, cf, out)):
+        r, n_iter = rows[j], int(out.n_iter[j])
+        if message:
+            n_it = 0 if message.startswith("objective is not finite") else n_iter
+            results[r] = _failed(model, method, message, n_ph[j], n_it)
+            continue
+        theta, f = out.theta[j], float(out.f[j])
+        profile = boot = None
+        if prob.intervals == "profile":
+            profile = [_profile_interval(prob, cf[j], theta, f, k, cov)
+                       for k in range(prob.mdl.n_tau)]
+        if prob.n_bootstrap > 0:
+            boot = _bootstrap(prob, cf[j], theta, out.m[j], prob.n_bootstrap, rng)
+        results[r] = _assemble(prob, theta, cov, out.m[j], out.resid[j], dev[j], chi2[j],
+                               n_iter, n_ph[j], profile, boot)
+    return results
+
+
+def _profile_interval(prob, c, theta_hat, f_hat, j, cov):
     """68.3 % profile-likelihood interval of internal parameter j (Delta objective = 1)."""
     from scipy.optimize import brentq
 
-    fixed_j = fixed.copy()
-    fixed_j[j] = True
+    lo, hi = prob.lo, prob.hi
+    fixed_j = prob.fixed.copy()
+    fixed_j[j] = 1.0
     warm = {"theta": theta_hat.copy()}
 
     def excess(x):
         th = warm["theta"].copy()
         th[j] = x
-        res = _optimize(mdl, obj, th, lo, hi, fixed_j, max_iter=max_iter)
-        if np.isfinite(res[1]):
-            warm["theta"] = res[0]
-        return res[1] - f_hat - 1.0
+        theta, f, _ = _optimize(prob, c, th, lo, hi, fixed_j)
+        if np.isfinite(f):
+            warm["theta"] = theta
+        return f - f_hat - 1.0
 
     sd = math.sqrt(cov[j, j]) if np.isfinite(cov[j, j]) and cov[j, j] > 0 else 0.1
     ends = []
@@ -693,36 +763,36 @@ def _profile_interval(mdl, obj, theta_hat, f_hat, lo, hi, fixed, j, cov, max_ite
     return tuple(ends)
 
 
-def _bootstrap(mdl, c, idx, method, lsq_weights, theta, lo, hi, fixed, n_boot, rng, max_iter):
+def _bootstrap(prob, c, theta, m_hat, n_boot, rng):
     """Parametric bootstrap: Poisson redraws of the fitted model, refitted from the optimum."""
     if rng is None:
         rng = np.random.default_rng()
-    m_hat, _ = mdl.evaluate(theta, jacobian=False)
+    idx = prob.idx
     taus = []
     for _ in range(n_boot):
         cb = c.copy()
         cb[idx] = rng.poisson(np.maximum(m_hat[idx], 0.0))
-        obj = _Objective(cb, idx, method, lsq_weights)
-        res = _optimize(mdl, obj, theta, lo, hi, fixed, max_iter=max_iter)
-        if res[7]:
-            taus.append(np.exp(res[0][: mdl.n_tau]))
+        th, _, ok = _optimize(prob, cb, theta, prob.lo, prob.hi, prob.fixed)
+        if ok:
+            taus.append(np.exp(th[: prob.mdl.n_tau]))
     if len(taus) < 2:
         return None
     return np.asarray(taus)
 
 
-def _assemble(mdl, theta, cov, m_full, c, idx, obj, dof, n_ph, model, method, ok, message,
-              n_iter, profile, boot):
+def _assemble(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile, boot):
+    mdl, model, dof = prob.mdl, prob.model, prob.dof
     nt = mdl.n_tau
-    var = np.diag(cov)
-    sd = np.sqrt(np.where(var >= 0, var, np.nan))
-    tau = np.exp(theta[:nt])
-    tau_err = tau * sd[:nt]
+    th = theta.tolist()
+    var = cov.diagonal().tolist()
+    sd = [math.sqrt(v) if v >= 0 else math.nan for v in var]
+    tau = [math.exp(x) for x in th[:nt]]
+    tau_err = [t * s for t, s in zip(tau, sd[:nt], strict=True)]
     params, perrs = {}, {}
     if model == "cascade":
         w, dw_dlt, dw_drho = mdl._cascade_weights(theta)
-        amp = theta[2]
-        amps = amp * w
+        amp = th[2]
+        amps = (amp * w).tolist()
         # delta method for the component amplitudes from (log tau_x, log tau_xx, amp, rho)
         jac_a = np.zeros((2, mdl.n_params))
         for k in range(2):
@@ -732,36 +802,41 @@ def _assemble(mdl, theta, cov, m_full, c, idx, obj, dof, n_ph, model, method, ok
             jac_a[k, 3] = amp * dw_drho[k]
         cov0 = np.where(np.isfinite(cov), cov, 0.0)
         amp_err = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", jac_a, cov0, jac_a), 0.0))
-        fr = w.copy()
-        fr_err = amp_err / amp if amp > 0 else np.full(2, np.nan)
-        params.update(tau_x_ns=tau[0], tau_xx_ns=tau[1], amplitude=amp, qy_ratio=theta[3])
+        fr = w.tolist()
+        fr_err = (amp_err / amp).tolist() if amp > 0 else [math.nan] * 2
+        amp_err = amp_err.tolist()
+        params.update(tau_x_ns=tau[0], tau_xx_ns=tau[1], amplitude=amp, qy_ratio=th[3])
         perrs.update(tau_x_ns=tau_err[0], tau_xx_ns=tau_err[1], amplitude=sd[2],
                      qy_ratio=sd[3])
-        order = np.array([1, 0])
+        order = [1, 0]
     else:
-        amps = theta[nt: 2 * nt].copy()
+        amps = th[nt: 2 * nt]
         amp_err = sd[nt: 2 * nt]
-        total = amps.sum()
-        fr = amps / total if total > 0 else np.full(nt, np.nan)
-        ca = cov[nt: 2 * nt, nt: 2 * nt]
-        ca = np.where(np.isfinite(ca), ca, 0.0)
+        total = sum(amps)
         if total > 0:
-            jf = (np.eye(nt) * total - amps[:, None]) / total**2
-            fr_err = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", jf, ca, jf), 0.0))
+            fr = [a / total for a in amps]
+            # delta method: d f_i / d A_j = (delta_ij total - A_i) / total^2
+            ca = cov[nt: 2 * nt, nt: 2 * nt].tolist()
+            ca = [[x if math.isfinite(x) else 0.0 for x in row] for row in ca]
+            fr_err = []
+            for i in range(nt):
+                jf = [((total if i == j else 0.0) - amps[i]) / total**2 for j in range(nt)]
+                v = sum(jf[a] * ca[a][b] * jf[b] for a in range(nt) for b in range(nt))
+                fr_err.append(math.sqrt(max(v, 0.0)))
         else:
-            fr_err = np.full(nt, np.nan)
-        order = np.argsort(tau)
+            fr = fr_err = [math.nan] * nt
+        order = sorted(range(nt), key=tau.__getitem__)
     if profile is not None:
         interval = [(math.exp(profile[k][0]), math.exp(profile[k][1])) for k in range(nt)]
     else:
         interval = [(tau[k] - tau_err[k], tau[k] + tau_err[k]) for k in range(nt)]
-    tau_s = tuple(float(tau[k]) for k in order)
-    terr_s = tuple(float(tau_err[k]) for k in order)
-    amps_s = tuple(float(amps[k]) for k in order)
-    aerr_s = tuple(float(amp_err[k]) for k in order)
-    fr_s = tuple(float(fr[k]) for k in order)
-    frerr_s = tuple(float(fr_err[k]) for k in order)
-    int_s = tuple((float(interval[k][0]), float(interval[k][1])) for k in order)
+    tau_s = tuple(tau[k] for k in order)
+    terr_s = tuple(tau_err[k] for k in order)
+    amps_s = tuple(amps[k] for k in order)
+    aerr_s = tuple(amp_err[k] for k in order)
+    fr_s = tuple(fr[k] for k in order)
+    frerr_s = tuple(fr_err[k] for k in order)
+    int_s = tuple(interval[k] for k in order)
     for i in range(nt):
         params[f"tau_{i + 1}_ns"] = tau_s[i]
         perrs[f"tau_{i + 1}_ns"] = terr_s[i]
@@ -769,24 +844,18 @@ def _assemble(mdl, theta, cov, m_full, c, idx, obj, dof, n_ph, model, method, ok
         perrs[f"amplitude_{i + 1}"] = aerr_s[i]
         params[f"fraction_{i + 1}"] = fr_s[i]
         perrs[f"fraction_{i + 1}"] = frerr_s[i]
-    bg, bg_err = float(theta[mdl.i_bg]), float(sd[mdl.i_bg])
+    bg, bg_err = th[mdl.i_bg], sd[mdl.i_bg]
     params["background"], perrs["background"] = bg, bg_err
     if mdl.has_shift:
-        shift, shift_err = theta[mdl.i_shift] * mdl.bin_ns, sd[mdl.i_shift] * mdl.bin_ns
+        shift, shift_err = th[mdl.i_shift] * mdl.bin_ns, sd[mdl.i_shift] * mdl.bin_ns
     else:
         shift, shift_err = 0.0, math.nan
-    params["shift_ns"], perrs["shift_ns"] = float(shift), float(shift_err)
+    params["shift_ns"], perrs["shift_ns"] = shift, shift_err
     if mdl.has_scatter:
-        sc, sc_err = float(theta[mdl.i_scatter]), float(sd[mdl.i_scatter])
+        sc, sc_err = th[mdl.i_scatter], sd[mdl.i_scatter]
     else:
         sc, sc_err = 0.0, math.nan
     params["scatter"], perrs["scatter"] = sc, sc_err
-    m = m_full[idx]
-    mm = np.maximum(m, _TINY)
-    dev = obj.deviance(m)
-    chi2 = float((((c[idx] - m) ** 2) / mm).sum())
-    resid = np.full(c.size, np.nan)
-    resid[idx] = (c[idx] - m) / np.sqrt(mm)
     boot_err = None
     if boot is not None:
         sd_boot = boot.std(axis=0, ddof=1)
@@ -794,12 +863,12 @@ def _assemble(mdl, theta, cov, m_full, c, idx, obj, dof, n_ph, model, method, ok
     return LifetimeFit(
         tau_ns=tau_s, tau_err_ns=terr_s, tau_interval_ns=int_s, amplitudes=amps_s,
         amplitude_errs=aerr_s, fractions=fr_s, fraction_errs=frerr_s, background=bg,
-        background_err=bg_err, shift_ns=float(shift), shift_err_ns=float(shift_err),
+        background_err=bg_err, shift_ns=shift, shift_err_ns=shift_err,
         scatter=sc, scatter_err=sc_err, params=params, param_errs=perrs, deviance=dev,
         reduced_deviance=dev / dof if dof > 0 else math.nan, chi2=chi2,
         reduced_chi2=chi2 / dof if dof > 0 else math.nan, dof=dof, residuals=resid,
-        model_counts=m_full, n_photons=int(round(n_ph)), model=model, method=method,
-        success=bool(ok), message=message, n_iter=int(n_iter), covariance=cov,
+        model_counts=m_full, n_photons=int(round(n_ph)), model=model, method=prob.method,
+        success=True, message="", n_iter=n_iter, covariance=cov,
         param_names=tuple(mdl.names), bootstrap_tau_err_ns=boot_err)
 
 
@@ -829,46 +898,71 @@ def fit_decay_global(counts, time_ns=None, *, irf, model: str = "mono",
         irfs = [irf]
     if len(irfs) != cnt.shape[0]:
         raise QrspecError(f"irf gives {len(irfs)} IRFs for {cnt.shape[0]} detectors")
-    setups = []
+    probs = []
     for d in range(cnt.shape[0]):
-        st = _setup(cnt[d], time_ns, bin_ns=bin_ns, model=model, irf=irfs[d],
-                    period_ns=period_ns, fit_range_ns=fit_range_ns, method=method,
-                    lsq_weights=lsq_weights, background=background, fixed_background=None,
-                    fit_shift=fit_shift, shift_ns=shift_ns, shift_bounds_ns=shift_bounds_ns,
-                    scatter=scatter, tau0_ns=tau0_ns, mean_excitations=None, qy_ratio=None,
-                    intervals=intervals, n_bootstrap=n_bootstrap, min_photons=min_photons)
-        if isinstance(st, LifetimeFit):
-            return _failed(model, method, f"detector {d}: {st.message}", float(np.nansum(cnt)))
-        setups.append(st)
-    gm = GlobalModel([st.mdl for st in setups])
+        pr = _problem(cnt.shape[1], time_ns, bin_ns=bin_ns, model=model, irf=irfs[d],
+                      period_ns=period_ns, fit_range_ns=fit_range_ns, method=method,
+                      lsq_weights=lsq_weights, background=background, fixed_background=None,
+                      fit_shift=fit_shift, shift_ns=shift_ns, shift_bounds_ns=shift_bounds_ns,
+                      scatter=scatter, tau0_ns=tau0_ns, mean_excitations=None, qy_ratio=None,
+                      intervals=intervals, n_bootstrap=n_bootstrap, min_photons=min_photons,
+                      max_iter=max_iter)
+        fail = _data_failures(pr, cnt[d: d + 1])[0][0]
+        if fail is not None:
+            return _failed(model, method, f"detector {d}: {fail[0]}", float(np.nansum(cnt)))
+        probs.append(pr)
+    gm = GlobalModel([pr.mdl for pr in probs])
     lo = np.empty(gm.n_params)
     hi = np.empty(gm.n_params)
-    fixed = np.zeros(gm.n_params, dtype=bool)
-    for st, mp in zip(setups, gm.maps, strict=True):
-        lo[mp], hi[mp], fixed[mp] = st.lo, st.hi, st.fixed
-    n_starts = min(len(st.starts) for st in setups)
-    starts = []
+    fixed = np.zeros(gm.n_params)
+    for pr, mp in zip(probs, gm.maps, strict=True):
+        lo[mp], hi[mp], fixed[mp] = pr.lo, pr.hi, pr.fixed
+    # each detector's start vectors, amplitudes scaled to its counts; the shared lifetimes
+    # start at the photon-weighted mean of the detectors' starts
+    det_starts = []
+    for d, pr in enumerate(probs):
+        st = _start_rows(pr, cnt[d: d + 1])[0]
+        # no iteration: the projected start with its amplitudes scaled to the counts
+        det_starts.append(np.array([_optimize(pr, cnt[d], th, pr.lo, pr.hi, pr.fixed,
+                                              scale=True, max_iter=0)[0] for th in st]))
+    n_starts = min(st.shape[0] for st in det_starts)
+    w = np.array([cnt[d, pr.idx].sum() for d, pr in enumerate(probs)])
+    starts = np.empty((1, n_starts, gm.n_params))
     for i in range(n_starts):
-        theta = np.empty(gm.n_params)
-        for st, mp in zip(setups, gm.maps, strict=True):
-            theta[mp] = st.starts[i]
-        # shared lifetimes start at the photon-weighted mean of the detectors' starts
-        w = np.array([st.n_ph for st in setups])
-        theta[: gm.n_tau] = (np.array([st.starts[i][: gm.n_tau] for st in setups])
-                             * w[:, None]).sum(0) / w.sum()
-        starts.append(theta)
-    c = np.concatenate([st.counts for st in setups])
-    idx = np.concatenate([st.idx + gm.offsets[d] for d, st in enumerate(setups)])
-    g = _Setup(mdl=gm, counts=c, idx=idx, lo=lo, hi=hi, fixed=fixed,
-               obj=_Objective(c, idx, method, lsq_weights), starts=starts,
-               n_ph=sum(st.n_ph for st in setups), model=model, method=method,
-               lsq_weights=lsq_weights, shift_bounds=setups[0].shift_bounds,
-               bin_ns=setups[0].bin_ns)
-    return _run(g, intervals=intervals, n_bootstrap=n_bootstrap, rng=rng, max_iter=max_iter)
+        for st, mp in zip(det_starts, gm.maps, strict=True):
+            starts[0, i, mp] = st[i]
+        starts[0, i, : gm.n_tau] = (np.array([st[i][: gm.n_tau] for st in det_starts])
+                                    * w[:, None]).sum(0) / w.sum()
+    c = np.concatenate(list(cnt))[None, :]
+    idx = np.concatenate([pr.idx + gm.offsets[d] for d, pr in enumerate(probs)])
+    irf2, fixed2, pmap, spec, fpar = gm.kernel_arrays()
+    spec[:] = probs[0].spec
+    spec[_kernels.S_SCALE_STARTS] = 0
+    fpar[:] = probs[0].fpar
+    n_free = int((fixed == 0).sum())
+    g = _Problem(mdl=gm, lo=lo, hi=hi, fixed=fixed, irf2=irf2, fixed2=fixed2, pmap=pmap,
+                 spec=spec, fpar=fpar, idx=idx, n_free=n_free, dof=int(idx.size - n_free),
+                 model=model, method=method, shift_bounds=probs[0].shift_bounds)
+    out = _fit_rows(g, c, starts, 1)
+    n_ph = float(w.sum())
+    message, cov = _outcomes(g, c, out)[0]
+    n_iter = int(out.n_iter[0])
+    if message:
+        n_it = 0 if message.startswith("objective is not finite") else n_iter
+        return _failed(model, method, message, n_ph, n_it)
+    theta, f = out.theta[0], float(out.f[0])
+    profile = boot = None
+    if intervals == "profile":
+        profile = [_profile_interval(g, c[0], theta, f, k, cov) for k in range(gm.n_tau)]
+    if n_bootstrap > 0:
+        boot = _bootstrap(g, c[0], theta, out.m[0], n_bootstrap, rng)
+    dev, chi2 = (float(out.stats[0, k]) for k in (_kernels.R_DEVIANCE, _kernels.R_CHI2))
+    return _assemble_global(g, theta, cov, out.m[0], out.resid[0], dev, chi2, n_iter, n_ph,
+                            profile, boot)
 
 
-def _assemble_global(gm, theta, cov, m_full, c, idx, obj, dof, n_ph, model, method, n_iter,
-                     profile, boot):
+def _assemble_global(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile, boot):
+    gm, dof = prob.mdl, prob.dof
     nt = gm.n_tau
     n_det = len(gm.models)
     sd = np.sqrt(np.where(np.diag(cov) >= 0, np.diag(cov), np.nan))
@@ -909,12 +1003,6 @@ def _assemble_global(gm, theta, cov, m_full, c, idx, obj, dof, n_ph, model, meth
         interval = [(math.exp(profile[k][0]), math.exp(profile[k][1])) for k in range(nt)]
     else:
         interval = [(tau[k] - tau_err[k], tau[k] + tau_err[k]) for k in range(nt)]
-    m = m_full[idx]
-    mm = np.maximum(m, _TINY)
-    dev = obj.deviance(m)
-    chi2 = float((((c[idx] - m) ** 2) / mm).sum())
-    resid = np.full(c.size, np.nan)
-    resid[idx] = (c[idx] - m) / np.sqrt(mm)
     n_bins = gm.models[0].n_data
     boot_err = None
     if boot is not None:
@@ -933,6 +1021,6 @@ def _assemble_global(gm, theta, cov, m_full, c, idx, obj, dof, n_ph, model, meth
         deviance=dev, reduced_deviance=dev / dof if dof > 0 else math.nan, chi2=chi2,
         reduced_chi2=chi2 / dof if dof > 0 else math.nan, dof=dof,
         residuals=resid.reshape(n_det, n_bins), model_counts=m_full.reshape(n_det, n_bins),
-        n_photons=int(round(n_ph)), model=model, method=method, success=True, message="",
-        n_iter=int(n_iter), covariance=cov, param_names=tuple(gm.names),
+        n_photons=int(round(n_ph)), model=prob.model, method=prob.method, success=True,
+        message="", n_iter=int(n_iter), covariance=cov, param_names=tuple(gm.names),
         bootstrap_tau_err_ns=boot_err)

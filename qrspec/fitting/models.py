@@ -157,7 +157,6 @@ class ReconvolutionModel:
         self.has_scatter = bool(fit_scatter)
         self.fixed_background = (None if fixed_background is None
                                  else np.ascontiguousarray(fixed_background, dtype=float))
-        self._zeros = None
         if kind == "cascade":
             self.n_tau = 2
             self.p1, self.p2 = poisson_probabilities(mean_excitations)
@@ -215,83 +214,38 @@ class ReconvolutionModel:
             theta[1] = min(theta[1], theta[0] + math.log(0.98))
         return theta
 
-    def _shifted_irf(self, delta):
-        """IRF shifted later by ``delta`` bins (Catmull-Rom) with its d/d(delta); the cubic's
-        undershoot next to sharp edges is clipped to 0 so that the model stays positive."""
-        irf_s, dirf_s = _kernels.shift_rows(self.irf[None, :], delta, self.period_bins)
-        irf_s, dirf_s = irf_s[0], dirf_s[0]
-        neg = irf_s < 0
-        if neg.any():
-            irf_s[neg] = 0.0
-            dirf_s[neg] = 0.0
-        return irf_s, dirf_s
-
     def evaluate(self, theta, jacobian=True):
         """Model counts (n_data,) and Jacobian (n_data, n_params) at internal ``theta``.
 
-        The IRF is shifted before the convolution: by ``delta + 1/2`` bin for the exponentials
-        (midpoint convention: IRF bin j is a point mass at its centre; the plain discrete
-        convolution is half a bin early) and by ``delta`` for the scatter term (the IRF
-        histogram itself). Without an IRF (tail fit) the bin-integrated exponential starting at
-        the first fitted bin is exact and nothing is shifted.
+        Computed by :func:`qrspec.fitting._kernels.model_jacobian` (the code the fit runs): the
+        IRF is shifted by ``delta + 1/2`` bin for the exponentials (midpoint convention: IRF bin
+        j is a point mass at its centre; the plain discrete convolution is half a bin early) and
+        by ``delta`` for the scatter term (the IRF histogram itself). Without an IRF (tail fit)
+        the bin-integrated exponential starting at the first fitted bin is exact and nothing is
+        shifted. ``jacobian=False`` returns ``(m, None)``.
         """
-        nt, nd = self.n_tau, self.n_data
-        taus = np.exp(theta[: self.n_tau])
-        q = np.exp(-self.bin_ns / taus)
-        sh = np.zeros((2 * nt + 1, self.period_bins))
-        dsh = np.zeros((2 * nt + 1, self.period_bins))
-        if self.reconvolve:
-            delta = float(theta[self.i_shift]) if self.has_shift else 0.0
-            irf_e, dirf_e = self._shifted_irf(delta + 0.5)
-            for k in range(nt):
-                sh[k], sh[nt + k] = _kernels.exp_conv_periodic(irf_e, q[k])
-                if self.has_shift:
-                    dsh[k] = _kernels.exp_conv_periodic_value(dirf_e, q[k])
-            if self.has_scatter:
-                sh[-1], dsh[-1] = self._shifted_irf(delta)
-        else:
-            for k in range(nt):
-                sh[k], sh[nt + k] = _kernels.exp_conv_periodic(self.irf, q[k])
-        sh = np.ascontiguousarray(sh[:, :nd])
-        dsh = np.ascontiguousarray(dsh[:, :nd])
-        fixed = self._fixed_or_zero()
-        scat = float(theta[self.i_scatter]) if self.has_scatter else 0.0
-        i_shift = -1 if self.i_shift is None else self.i_shift
-        i_scat = -1 if self.i_scatter is None else self.i_scatter
-        if self.kind != "cascade":
-            coef = np.ascontiguousarray(theta[nt: 2 * nt])
-            return _kernels.multiexp_model(sh, dsh, coef, float(theta[self.i_bg]), scat, fixed,
-                                           self.n_params, self.i_bg, i_shift, i_scat)
-        y, dy = sh[:nt], sh[nt: 2 * nt]
-        weights, dw_dlt, dw_drho = self._cascade_weights(theta)
-        amp = theta[2]
-        coef = amp * weights  # effective photon amplitude per component
-        m = coef @ y + theta[self.i_bg] + fixed
-        if self.has_scatter:
-            m = m + scat * sh[-1]
-        if not jacobian:
-            return m, None
-        jac = np.empty((nd, self.n_params))
-        for k in range(2):  # d/dlog tau_k: own shape change plus weight change
-            jac[:, k] = coef[k] * dy[k] + amp * (dw_dlt[k] @ y)
-        jac[:, 2] = weights @ y
-        jac[:, 3] = amp * (dw_drho @ y)
-        jac[:, self.i_bg] = 1.0
-        if self.has_shift:
-            dm = coef @ dsh[:nt]
-            if self.has_scatter:
-                dm = dm + scat * dsh[-1]
-            jac[:, self.i_shift] = dm
-        if self.has_scatter:
-            jac[:, self.i_scatter] = sh[-1]
-        return m, jac
+        return _evaluate(self, theta, jacobian)
 
-    def _fixed_or_zero(self):
-        if self.fixed_background is None:
-            if getattr(self, "_zeros", None) is None:
-                self._zeros = np.zeros(self.n_data)
-            return self._zeros
-        return self.fixed_background
+    def kernel_arrays(self):
+        """``(irf, fixed_bg, pmap, spec, fpar)`` of :mod:`qrspec.fitting._kernels` (the
+        objective, iteration limit and start scaling entries of ``spec`` are left 0)."""
+        k = _kernels
+        spec = np.zeros(k.S_SIZE, np.int64)
+        spec[k.S_KIND] = 1 if self.kind == "cascade" else 0
+        spec[k.S_NTAU] = self.n_tau
+        spec[k.S_RECONV] = int(self.reconvolve)
+        spec[k.S_IBG] = self.i_bg
+        spec[k.S_ISHIFT] = -1 if self.i_shift is None else self.i_shift
+        spec[k.S_ISCAT] = -1 if self.i_scatter is None else self.i_scatter
+        spec[k.S_NDATA] = self.n_data
+        fpar = np.zeros(k.F_SIZE)
+        fpar[k.F_BIN] = self.bin_ns
+        if self.kind == "cascade":
+            fpar[k.F_P1], fpar[k.F_P2] = self.p1, self.p2
+        fixed = (np.zeros((1, self.n_data)) if self.fixed_background is None
+                 else self.fixed_background[None, :])
+        pmap = np.arange(self.n_params, dtype=np.int64)[None, :]
+        return self.irf[None, :], fixed, pmap, spec, fpar
 
     def _cascade_weights(self, theta):
         tx, txx = math.exp(theta[0]), math.exp(theta[1])
@@ -354,12 +308,23 @@ class GlobalModel:
         return np.clip(theta, lo, hi)
 
     def evaluate(self, theta, jacobian=True):
-        m_all = np.empty(self.n_data)
-        jac = np.zeros((self.n_data, self.n_params))
-        for d, (mdl, mp) in enumerate(zip(self.models, self.maps, strict=True)):
-            o0, o1 = self.offsets[d], self.offsets[d + 1]
-            md, jd = mdl.evaluate(np.ascontiguousarray(theta[mp]), jacobian)
-            m_all[o0:o1] = md
-            if jacobian:
-                jac[o0:o1, mp] = jd
-        return m_all, (jac if jacobian else None)
+        """Model counts (n_data,) and Jacobian (n_data, n_params): detectors concatenated."""
+        return _evaluate(self, theta, jacobian)
+
+    def kernel_arrays(self):
+        """As :meth:`ReconvolutionModel.kernel_arrays`, one row per detector."""
+        _, _, _, spec, fpar = self.models[0].kernel_arrays()
+        irf = np.vstack([m.irf for m in self.models])
+        fixed = np.zeros((len(self.models), self.models[0].n_data))
+        pmap = np.array(self.maps, dtype=np.int64)
+        return irf, fixed, pmap, spec, fpar
+
+
+def _evaluate(model, theta, jacobian):
+    irf, fixed, pmap, spec, fpar = model.kernel_arrays()
+    theta = np.ascontiguousarray(theta, dtype=float)
+    m = np.empty(model.n_data)
+    jac = np.empty((model.n_data, theta.size))
+    work = np.empty((4 + 3 * model.n_tau, irf.shape[1]))
+    _kernels.model_jacobian(theta, irf, fixed, pmap, spec, fpar, m, jac, work)
+    return m, (jac if jacobian else None)
