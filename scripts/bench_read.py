@@ -5,13 +5,16 @@ detectors, 10 MHz sync, 16 ps bins, 200 kcps) with qrspec's writer, then:
 
 1. speed, in one process, paired and interleaved (every round runs each reader once, in turn):
    ``numpy.fromfile`` of the records (the raw-read floor), qrspec ``read_tttr`` and ptufile
-   ``PtuFile.decode_records()`` (plus phconvert ``load_ptu`` with ``--phconvert``); medians and
-   the ratios ``ptufile / qrspec`` (target >= 2) and ``qrspec / floor`` (target <= 3);
+   ``PtuFile.decode_records()`` (plus phconvert ``load_ptu`` with ``--phconvert``; plus qrspec
+   with ``QRSPEC_DECODE_KERNEL=scalar`` where the AVX-512 vector kernels are in use); medians
+   and the ratios ``ptufile / qrspec`` (target >= 2) and ``qrspec / floor`` (target <= 3);
 2. peak memory, each reader in a fresh process (``VmHWM``, the process's own peak): qrspec's
    fixed cost is the peak of a process that imported qrspec and read a 1000-photon file (numpy,
    numba, the loaded kernels); the whole-file read must stay within 12 bytes per photon above
    it; ``iter_tttr`` streaming a 10 ms trace and a decay must stay bounded;
-3. start-up: ``qrspec info`` on a 3 MB file (``--info-file``, default the real PicoHarp T2 file
+3. first run: a fresh process reading a small file with an empty numba cache, per decode
+   kernel (the compile cost a new environment pays once per record family);
+4. start-up: ``qrspec info`` on a 3 MB file (``--info-file``, default the real PicoHarp T2 file
    when present, else a generated one) against ``python -c "import ptufile; ...
    decode_records()"`` on the same file, whole processes, paired (target <= 0.5 s); and
    ``import qrspec``, ``qrspec --help``.
@@ -38,7 +41,7 @@ ENV = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH
 REAL_INFO_FILE = os.path.join(REPO, "..", "shared", "realdata", "pqsample_ph_v30_t2.ptu")
 
 SPEED = r"""
-import json, sys, time
+import json, os, sys, time
 import numpy as np
 path, rounds, with_phconvert = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 import ptufile
@@ -54,12 +57,23 @@ def floor():
 def q():
     return read_tttr(path).size
 
+def q_scalar():
+    os.environ["QRSPEC_DECODE_KERNEL"] = "scalar"
+    try:
+        return read_tttr(path).size
+    finally:
+        del os.environ["QRSPEC_DECODE_KERNEL"]
+
 def ptf():
     with ptufile.PtuFile(path) as f:
         r = f.decode_records()
     return int((r["channel"] >= 0).sum())
 
+from qrspec.io.records import decode_kernel
+os.environ.pop("QRSPEC_DECODE_KERNEL", None)
 readers = {"floor": floor, "qrspec": q, "ptufile": ptf}
+if decode_kernel() == "vector":  # the record-by-record kernels, for comparison
+    readers["qrspec_scalar"] = q_scalar
 if with_phconvert:
     from phconvert import pqreader
     readers["phconvert"] = lambda: pqreader.load_ptu(path)[0].size
@@ -70,7 +84,7 @@ for _ in range(rounds):
         t = time.perf_counter()
         fn()
         times[k].append(time.perf_counter() - t)
-print(json.dumps({"n": n, "times": times}))
+print(json.dumps({"n": n, "times": times, "kernel": decode_kernel()}))
 """
 
 MEMORY = r"""
@@ -119,6 +133,31 @@ elif which == "floor":
         n = np.fromfile(f, "<u4", lay.n_records).size
 print(json.dumps({"n": n, "fixed": fixed, "peak": hwm()}))
 """
+
+
+COLD = r"""
+import json, sys, time
+t = time.perf_counter()
+from qrspec.io import read_tttr
+from qrspec.io.records import decode_kernel
+read_tttr(sys.argv[1])
+print(json.dumps({"s": time.perf_counter() - t, "kernel": decode_kernel()}))
+"""
+
+
+def cold_reads(small: str, rounds: int) -> dict:
+    """Median wall time of a fresh process reading ``small`` with an empty numba cache (it
+    compiles the scan and decode kernels of the file's record type), per decode kernel."""
+    times: dict = {}
+    for _ in range(rounds):
+        for setting in ("auto", "scalar"):
+            with tempfile.TemporaryDirectory() as cache:
+                env = dict(ENV, NUMBA_CACHE_DIR=cache, QRSPEC_DECODE_KERNEL=setting)
+                out = subprocess.run([sys.executable, "-c", COLD, small], capture_output=True,
+                                     text=True, env=env, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            times.setdefault(f"{setting} ({r['kernel']})", []).append(r["s"])
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def make_file(path, n_photons, seed=7):
@@ -181,12 +220,15 @@ def main():
     med = {k: float(np.median(v)) for k, v in r["times"].items()}
     n_ph = r["n"]["qrspec"]
     assert r["n"]["ptufile"] == n_ph, r["n"]
-    print(f"\nspeed: median of {args.rounds} interleaved rounds, {n_ph / 1e6:.1f} M photons")
+    print(f"\nspeed: median of {args.rounds} interleaved rounds, {n_ph / 1e6:.1f} M photons, "
+          f"{r['kernel']} decode kernels")
     for k, v in med.items():
-        print(f"  {k:<10} {v:7.3f} s   {os.path.getsize(path) / v / 1e9:5.2f} GB/s   rounds "
+        print(f"  {k:<13} {v:7.3f} s   {os.path.getsize(path) / v / 1e9:5.2f} GB/s   rounds "
               + " ".join(f"{x:.3f}" for x in r["times"][k]))
     print(f"  ptufile / qrspec = {med['ptufile'] / med['qrspec']:.2f} (target >= 2); "
           f"qrspec / floor = {med['qrspec'] / med['floor']:.2f} (target <= 3)")
+    if "qrspec_scalar" in med:
+        print(f"  scalar kernels / vector kernels = {med['qrspec_scalar'] / med['qrspec']:.2f}")
 
     # 2. peak memory, each in a fresh process
     print("\npeak RSS (VmHWM of a fresh process)")
@@ -199,7 +241,14 @@ def main():
             print(f"    qrspec whole-file read: {extra:.2f} B/photon above the fixed cost "
                   f"{m['fixed'] / 2**20:.0f} MiB (target <= 12)")
 
-    # 3. start-up
+    # 3. first run: kernels compiled from an empty numba cache
+    cold = cold_reads(small, 3)
+    print("\nfirst read in a fresh process with an empty numba cache (compiles the HydraHarp T3 "
+          "scan and decode kernels), median of 3 paired rounds")
+    for k, v in cold.items():
+        print(f"  {k:<18} {v:6.2f} s")
+
+    # 4. start-up
     info_file = args.info_file or (REAL_INFO_FILE if os.path.exists(REAL_INFO_FILE) else None)
     if info_file is None:
         info_file = os.path.join(tmpdir, "info.ptu")

@@ -1,5 +1,5 @@
-"""Shared fixtures: a fixed RNG, the real-data folder, a small tmpfs (disk-full tests) and a raw
-PTU file builder."""
+"""Shared fixtures: a fixed RNG, the real-data folder, each decode kernel, a small tmpfs (disk-full
+tests) and a raw PTU file builder."""
 
 from __future__ import annotations
 
@@ -27,6 +27,18 @@ def realdata():
     if not REALDATA.is_dir():
         pytest.skip(f"real data folder {REALDATA} not present")
     return REALDATA
+
+
+@pytest.fixture(params=["scalar", "vector"])
+def decode_kernel(request, monkeypatch):
+    """Runs the test with each decode kernel (``QRSPEC_DECODE_KERNEL``); the vector kernels are
+    skipped on a CPU without AVX-512 F + VL (never used there)."""
+    from qrspec.io._kernels import vector_decode_supported
+
+    if request.param == "vector" and not vector_decode_supported():
+        pytest.skip("the vector decode kernels need a CPU with AVX-512 F and VL")
+    monkeypatch.setenv("QRSPEC_DECODE_KERNEL", request.param)
+    return request.param
 
 
 @pytest.fixture

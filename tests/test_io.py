@@ -61,7 +61,7 @@ REAL_PTU = [
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("name", REAL_PTU)
-def test_real_ptu_equals_ptufile(realdata, name):
+def test_real_ptu_equals_ptufile(realdata, name, decode_kernel):
     ptufile = pytest.importorskip("ptufile")
     path = realdata / name
     ours = read_tttr(path)
@@ -124,7 +124,7 @@ def test_real_units_and_header(realdata):
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("name", REAL_PTU)
-def test_real_chunked_equals_whole(realdata, name):
+def test_real_chunked_equals_whole(realdata, name, decode_kernel):
     path = realdata / name
     whole = read_tttr(path)
     chunks = concat_chunks(iter_tttr(path, chunk_records=9973))
@@ -232,7 +232,7 @@ def _random_stream(rng, rt, n):
 
 
 @pytest.mark.parametrize("name", [n for n, rt in RECORD_TYPES.items() if rt.code])
-def test_round_trip_every_ptu_record_type(tmp_path, rng, name):
+def test_round_trip_every_ptu_record_type(tmp_path, rng, name, decode_kernel):
     rt = RECORD_TYPES[name]
     ts, det, nt = _random_stream(rng, rt, 2000)
     mts = np.sort(rng.integers(0, ts[-1], 20)) & ~0xF  # PicoHarp T2 marker times are /16
@@ -497,7 +497,7 @@ def test_encode_records_rejects_bad_input():
 
 
 @pytest.mark.parametrize("name", [n for n, rt in RECORD_TYPES.items() if not rt.code])
-def test_round_trip_legacy_only_record_types(rng, name):
+def test_round_trip_legacy_only_record_types(rng, name, decode_kernel):
     from qrspec.io.records import decode_chunk, scan_chunk
 
     rt = RECORD_TYPES[name]
@@ -519,3 +519,130 @@ def test_round_trip_legacy_only_record_types(rng, name):
     assert_array_equal(bufs[2][:n_ph], nt)
     assert_array_equal(bufs[3][:n_mk], mts)
     assert_array_equal(bufs[4][:n_mk], mbits)
+
+
+# ---------------------------------------------------------------- scalar and vector decode kernels
+
+_FAMILY_TYPES = {}
+for _rt in RECORD_TYPES.values():
+    _FAMILY_TYPES.setdefault(_rt.family, _rt)
+
+
+def _decode_all(rt, recs, monkeypatch, kernel):
+    """scan + decode of ``recs`` with ``kernel``: the counts and every output array."""
+    from qrspec.io.records import decode_chunk, scan_chunk
+
+    monkeypatch.setenv("QRSPEC_DECODE_KERNEL", kernel)
+    sc = scan_chunk(rt, recs)
+    # outputs pre-filled with a value no decode writes: unwritten slots would show
+    bufs = (np.full(sc.n_photons, -7, np.int64), np.full(sc.n_photons, 201, np.uint8),
+            np.full(sc.n_photons if rt.mode == 3 else 0, 60001, np.uint16),
+            np.full(sc.n_markers, -7, np.int64), np.full(sc.n_markers, 60001, np.uint16),
+            np.full(sc.n_sync, -7, np.int64))
+    return decode_chunk(rt, recs, 12345, *bufs), bufs
+
+
+def _noisy_records(rng, rt, n):
+    """Mostly photons and overflows with a few other records (markers, sync events, reserved
+    codes), or, one time in three, uniformly random words (any record, times backwards)."""
+    recs = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    if rng.random() < 1 / 3:
+        return recs
+    special = rng.random(n)
+    if rt.family in ("pt3", "pt2"):
+        lo = 1 if rt.family == "pt3" else 0
+        recs = (recs & 0x0FFFFFFF) | (rng.integers(lo, 5, n).astype(np.uint32) << 28)
+        ovf = (np.uint32(15) << 28) | (recs & (0xFFFF if rt.family == "pt3" else 0x0FFFFFF0))
+    elif rt.family == "t3r":
+        recs = (recs & 0x3FFFFFFF) | np.uint32(1 << 30)
+        ovf = np.uint32(0x800 << 16) | (recs & 0xFFFF)
+    else:
+        recs &= np.uint32(0x7FFFFFFF)
+        ovf = recs | np.uint32(0xFE000000)
+    recs[special < 0.1] = ovf[special < 0.1]
+    other = special > 0.995
+    recs[other] = rng.integers(0, 2**32, int(other.sum()), dtype=np.uint64).astype(np.uint32)
+    return recs
+
+
+@pytest.mark.parametrize("family", sorted(_FAMILY_TYPES))
+def test_vector_decode_equals_scalar_on_random_records(rng, monkeypatch, family):
+    """The AVX-512 kernels (8 records per step, rare groups and the tail by the scalar kernel)
+    against the record-by-record kernels on random records of every family: every count (the
+    overflow accumulator, photons earlier than the photon before them across group edges,
+    reserved codes) and every output slot. Lengths around multiples of 8 and odd start
+    addresses (a slice one word into a buffer) hit the group edges."""
+    from qrspec.io._kernels import vector_decode_supported
+
+    if not vector_decode_supported():
+        pytest.skip("the vector decode kernels need a CPU with AVX-512 F and VL")
+    rt = _FAMILY_TYPES[family]
+    for trial in range(60):
+        n = int(rng.integers(0, 100)) if trial % 2 else int(rng.integers(0, 3)) + 8 * trial
+        recs = np.concatenate([[0], _noisy_records(rng, rt, n)]).astype(np.uint32)[1:]
+        s_counts, s_bufs = _decode_all(rt, recs, monkeypatch, "scalar")
+        v_counts, v_bufs = _decode_all(rt, recs, monkeypatch, "vector")
+        assert v_counts == s_counts, (trial, n)
+        for s, v in zip(s_bufs, v_bufs, strict=True):
+            assert_array_equal(v, s)
+
+
+@pytest.mark.realdata
+def test_real_files_vector_decode_equals_scalar(realdata, monkeypatch):
+    """Every real file (all record families) decodes identically with both kernels."""
+    from qrspec.io._kernels import vector_decode_supported
+
+    if not vector_decode_supported():
+        pytest.skip("the vector decode kernels need a CPU with AVX-512 F and VL")
+    names = sorted(p.name for p in realdata.iterdir()
+                   if p.suffix in (".ptu", ".ht3", ".ht2", ".pt3", ".t3r"))
+    assert len(names) >= 10
+    for name in names:
+        out = {}
+        for kernel in ("scalar", "vector"):
+            monkeypatch.setenv("QRSPEC_DECODE_KERNEL", kernel)
+            out[kernel] = read_tttr(realdata / name)
+        s, v = out["scalar"], out["vector"]
+        for field in ("timestamps", "detectors", "nanotimes", "sync_timestamps"):
+            assert_array_equal(getattr(v, field), getattr(s, field), err_msg=f"{name} {field}")
+        assert_array_equal(v.markers.timestamps, s.markers.timestamps)
+        assert_array_equal(v.markers.bits, s.markers.bits)
+        assert (v.n_overflows, v.n_invalid_records) == (s.n_overflows, s.n_invalid_records)
+
+
+def test_decode_kernel_setting(monkeypatch):
+    import qrspec.io.records as records
+    from qrspec.io._kernels import vector_decode_supported
+
+    have = vector_decode_supported()
+    monkeypatch.delenv("QRSPEC_DECODE_KERNEL", raising=False)
+    assert records.decode_kernel() == ("vector" if have else "scalar")
+    monkeypatch.setenv("QRSPEC_DECODE_KERNEL", "scalar")
+    assert records.decode_kernel() == "scalar"
+    monkeypatch.setenv("QRSPEC_DECODE_KERNEL", "avx")
+    with pytest.raises(QrspecError, match=r"QRSPEC_DECODE_KERNEL='avx' must be one of auto, "
+                                         r"scalar, vector"):
+        records.decode_kernel()
+    # a CPU without AVX-512: auto is scalar, vector is refused
+    monkeypatch.setattr(records, "_VECTOR_SUPPORTED", [False])
+    monkeypatch.setenv("QRSPEC_DECODE_KERNEL", "auto")
+    assert records.decode_kernel() == "scalar"
+    monkeypatch.setenv("QRSPEC_DECODE_KERNEL", "vector")
+    with pytest.raises(QrspecError, match=r"QRSPEC_DECODE_KERNEL='vector' needs a CPU with "
+                                         r"AVX-512 F and VL"):
+        records.decode_kernel()
+
+
+def test_vector_decode_follows_numba_target_features(monkeypatch):
+    """The choice follows the features numba compiles for, not the host's: a portable cache
+    (``NUMBA_CPU_NAME=generic`` sets the features to ""), AVX disabled, or a CPU without VL all
+    get the scalar kernels."""
+    from numba.core import config
+
+    from qrspec.io._kernels import vector_decode_supported
+
+    for feats, expected in (("", False), ("+avx2,-avx512f,-avx512vl", False),
+                            ("+avx512f,-avx512vl,+sse2", False),
+                            ("+sse2,+avx512f,+avx512bw,+avx512vl", True)):
+        monkeypatch.setattr(config, "CPU_FEATURES", feats)
+        assert vector_decode_supported() is expected, feats

@@ -351,7 +351,7 @@ def test_decode_threads_setting(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("threads", ["1", "2", "4"])
-def test_parallel_decode_equals_serial(tmp_path, monkeypatch, threads):
+def test_parallel_decode_equals_serial(tmp_path, monkeypatch, threads, decode_kernel):
     """Chunks split into parts decoded by threads straight into the output: the same photons
     for any thread count and chunk size (parts start mid-run of overflows and markers)."""
     monkeypatch.setenv("QRSPEC_DECODE_THREADS", threads)

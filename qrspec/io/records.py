@@ -12,6 +12,9 @@ concurrently (numba kernels release the GIL) straight into the final output arra
     kernel(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode)
         -> (ofl, n_photons, n_markers, n_sync, n_invalid, n_backwards)
 
+On CPUs with AVX-512 F + VL the decode kernels step 8 records at a time (see
+:func:`decode_kernel`; ``QRSPEC_DECODE_KERNEL=scalar`` forces the record-by-record kernels).
+
 ``records`` uint32; ``ts_out`` int64, ``det_out`` uint8, ``nt_out`` uint16 (unused in T2),
 ``mk_ts`` int64, ``mk_bits`` uint16 and ``sync_out`` int64 hold exactly the counts the scan
 reports; nothing is written beyond them. ``n_invalid`` counts records with reserved codes
@@ -41,12 +44,14 @@ Record layouts (PicoQuant ``apx_tttrrecords``; fields listed from the MSB):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["RecordType", "RECORD_TYPES", "record_type_from_code", "scan_chunk", "decode_chunk",
-           "ScanCounts", "DecodeCounts", "summarize_chunk", "ChunkSummary"]
+           "ScanCounts", "DecodeCounts", "summarize_chunk", "ChunkSummary", "decode_kernel",
+           "DECODE_KERNELS"]
 
 @dataclass(frozen=True)
 class RecordType:
@@ -117,8 +122,44 @@ def scan_chunk(record_type: RecordType, records) -> ScanCounts:
     """Count photons, markers, sync events and overflows in ``records`` (read-only pass)."""
     from qrspec.io._kernels import KERNELS
 
-    scan, _, mode = KERNELS[record_type.family]
+    scan, _, mode, _ = KERNELS[record_type.family]
     return ScanCounts(*(int(v) for v in scan(records, mode)))
+
+
+_VECTOR_SUPPORTED: list[bool] = []  # [vector_decode_supported()], decided on first use
+DECODE_KERNELS = ("auto", "scalar", "vector")
+
+
+def decode_kernel() -> str:
+    """The decode kernels in use: ``"vector"`` (AVX-512, 8 records per step) where numba
+    compiles for a CPU with AVX-512 F and VL, else ``"scalar"`` (same results, tested on every
+    record type and real file). ``QRSPEC_DECODE_KERNEL`` = ``auto`` (default), ``scalar`` or
+    ``vector`` overrides it; ``vector`` on a CPU without AVX-512 F + VL is refused (LLVM would
+    expand the compress instructions into slow code).
+    """
+    from qrspec.errors import QrspecError
+    from qrspec.io._kernels import vector_decode_supported
+
+    env = os.environ.get("QRSPEC_DECODE_KERNEL", "auto") or "auto"
+    if env not in DECODE_KERNELS:
+        raise QrspecError(f"QRSPEC_DECODE_KERNEL={env!r} must be one of "
+                          f"{', '.join(DECODE_KERNELS)}")
+    if env == "scalar":
+        return "scalar"
+    if not _VECTOR_SUPPORTED:
+        _VECTOR_SUPPORTED.append(vector_decode_supported())
+    if env == "vector" and not _VECTOR_SUPPORTED[0]:
+        raise QrspecError("QRSPEC_DECODE_KERNEL='vector' needs a CPU with AVX-512 F and VL (numba "
+                          "compiles for one without them here)")
+    return "vector" if _VECTOR_SUPPORTED[0] else "scalar"
+
+
+def _decode_kernel(family: str):
+    """The decode kernel of ``family`` (see :func:`decode_kernel`) and its mode."""
+    from qrspec.io._kernels import KERNELS
+
+    _, scalar, mode, vector = KERNELS[family]
+    return (vector if decode_kernel() == "vector" else scalar), mode
 
 
 def decode_chunk(record_type: RecordType, records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits,
@@ -129,9 +170,7 @@ def decode_chunk(record_type: RecordType, records, ofl, ts_out, det_out, nt_out,
     must hold the counts :func:`scan_chunk` reports for ``records`` (``nt_out`` may be empty
     in T2, ``sync_out`` outside HydraHarp-family T2); nothing is written beyond them.
     """
-    from qrspec.io._kernels import KERNELS
-
-    _, kernel, mode = KERNELS[record_type.family]
+    kernel, mode = _decode_kernel(record_type.family)
     return DecodeCounts(*(int(v) for v in kernel(records, np.int64(ofl), ts_out, det_out,
                                                  nt_out, mk_ts, mk_bits, sync_out, mode)))
 
