@@ -445,6 +445,12 @@ EXPLAINS.update({k: r"neutral tau_XX (gate scan|cascade|methods)|neutral: .*tau_
                     r"no neutral period" for k in XX_METHODS})
 
 
+# the neutral label's confidence: NaN without a neutral level or without pairs to confirm it
+EXPLAINS["neutral_confidence"] = (r"no_neutral|neutral_undecided|neutral_unconfirmed|"
+                                  r"no neutral period")
+# the verdict's numbers: NaN when no test decided (or an ungated one: no gate); the verdict's
+# reason (its own summary column) says why
+VERDICT = {"verdict_gate_ns", "verdict_g2", "verdict_g2_upper"}
 # issue 18: dwell-time laws, memory, afterpulsing, pile-up
 for _s in ("on", "off"):
     for _c in (f"alpha_{_s}", f"alpha_{_s}_err", f"t_min_{_s}_s"):
@@ -467,6 +473,9 @@ def assert_nan_explained(res):
     for k, v in summary_values(res).items():
         if k in XX_METHODS and not res.tau_xx.run:
             assert res.tau_xx.reason
+            continue
+        if k in VERDICT:
+            assert res.g2 is None or res.g2.verdict_reason, k
             continue
         if k == "bleach_time_s" and not res.blinking.bleaching.bleached:
             continue  # NaN by definition: the bleached column says why
@@ -520,8 +529,10 @@ def degenerate(tmp_path_factory, particle):
 
 # case -> regex the flags must match (all NaNs must be explained in any case)
 DEGENERATE = {
-    "only background": r"neutral: tau_X: lifetime fit failed",
-    "charged only": r"no charged period",
+    # physics labels (issue 15): background-level intensity is "off", not a neutral state
+    "only background": r"no neutral period; no charged period",
+    # a rod charged throughout is recognised (no_neutral), not called neutral
+    "charged only": r"no_neutral.*no neutral period.*no usable neutral reference",
     # one level: the missing charged period and the dwell laws it implies (and a zero peak
     # the data may not decide)
     "single level": r"^(zero peak not found: .*set the delay; )?no off stays \(no segment "
@@ -616,7 +627,10 @@ def test_issue_10_empty_g2_centre_peak_is_flagged():
     s = summary_values(res)
     assert s["g2_zero"] == 0.0 and math.isnan(s["g2_zero_err"])
     assert "g2(0) error undefined: no pairs in the centre peak (g2(0) = 0" in res.error
-    assert "gated g2(0) or its error undefined: single-emitter verdict not made" in res.error
+    # the verdict does not raise on the NaN error; it says what it could not decide (the
+    # levels have no pairs: no gated test) and why
+    assert res.g2.verdict == "undecidable", res.g2.verdict_reason
+    assert "no level with both tau_X and a heralded tau_XX" in res.g2.verdict_reason
     # the 95 % interval is the statement to use when the centre peak is empty
     assert 0 < s["g2_zero_ci95_hi"] < math.inf
     assert not summary_values(res)["single_emitter"]

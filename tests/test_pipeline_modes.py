@@ -63,6 +63,8 @@ def test_zero_peak_without_antibunching_is_undecided_unless_given(rng, k):
     assert s["hbt_delay_source"] == "user" and s["hbt_delay_ns"] == delay
     assert s["zero_peak_index"] == k and "zero peak" not in res.error
     assert abs(s["g2_zero"] - 1) < 4 * s["g2_zero_err"] and not s["single_emitter"]
+    # Poissonian light: nothing to gate (no levels with pairs), the raw g2 cannot decide
+    assert res.g2.verdict == "undecidable" and res.g2.verdict_reason
 
 
 def test_user_delay_against_the_data_is_flagged():
@@ -94,6 +96,9 @@ def test_t2_pulsed_comb_through_the_pipeline(rng):
     assert "T2 data without sync events (no nanotimes)" in res.error
     for col in ("tau_x_neutral_ns", "g2_zero_gated"):
         assert col not in s  # NaN in the table, null in JSON
+    # T2: the ungated raw g2 decides "single" (biexciton photons only raise it), no gate
+    assert res.g2.verdict == "single" and "raw g2(0)" in res.g2.verdict_reason
+    assert math.isnan(res.g2.verdict_gate_ns) and res.g2.verdict_g2_upper < 0.35
 
 
 def test_t2_cw_dip_through_the_pipeline(tmp_path):
@@ -109,7 +114,9 @@ def test_t2_cw_dip_through_the_pipeline(tmp_path):
     assert abs(s["g2_zero"] - truth.g2_0) < 4 * s["g2_zero_err"]
     assert abs(s["g2_rise_time_ns"] - truth.rise_time_ns) < 4 * s["g2_rise_time_err_ns"]
     assert abs(res.g2.antibunching.tau0_ns - 3.0) < 4 * res.g2.antibunching.tau0_err_ns
-    assert s["single_emitter"]  # g2(0) ~ 0.1 (background) + 2 sigma < 0.5
+    # g2(0) ~ 0.1 (background): its one-sided 99 % bound below 0.35, no gate
+    assert s["single_emitter"] and res.g2.verdict == "single"
+    assert "CW g2(0) fit" in res.g2.verdict_reason and res.g2.verdict_g2_upper < 0.35
     # the results file holds the CW mode: the fit, no gated g2, no states (read back equal)
     from qrspec.store.hdf5 import read_particle, write_particle_file
 
@@ -220,11 +227,14 @@ def test_measured_irf_reconvolution(rng, tmp_path):
     counts, edges = np.histogram(irf_ns + 3.0, bins=np.arange(0.0, 20.0, 0.016))  # other axis
     text = tmp_path / "irf.txt"
     np.savetxt(text, np.column_stack([edges[:-1], counts]), header="time_ns counts")
-    tail = analyze_photons(ph)
+    # independent photons, not a cascade: their pair ratio tau/tau_first = 1.7 says "not
+    # neutral" (no_neutral); the user declares the whole trace neutral to get its decay fitted
+    base = AnalysisConfig(label_overrides=((0.0, 1e6, "neutral"),))
+    tail = analyze_photons(ph, base)
     assert tail.states.neutral.fit_kind == "tail"
     assert summary_values(tail)["decay_fit"] == "tail"
     for path in (irf_file, text):
-        res = analyze_photons(ph, AnalysisConfig(irf_path=str(path)))
+        res = analyze_photons(ph, base.replace(irf_path=str(path)))
         n = res.states.neutral
         assert n.fit_kind == "reconvolution" and np.isfinite(n.fit_shift_ns), path
         assert abs(n.tau_x_ns - tau) < 4 * n.tau_x_err_ns, (path, n.tau_x_ns, n.tau_x_err_ns)
@@ -283,7 +293,9 @@ def test_coarse_tcspc_bins_are_fitted_on_whole_bins(rng):
     nt = ((5.0 + rng.exponential(5.0, n)) % 100.0 / 0.25).astype(np.int64)
     ph = Photons.from_arrays(ts, rng.integers(0, 2, n), nt, timestamps_unit=1e-7,
                              nanotimes_unit=0.25e-9)
-    res = analyze_photons(ph)
+    # independent photons have no cascade pairs (their pair ratio says "not neutral"); the
+    # user declares the trace neutral to get its decay fitted
+    res = analyze_photons(ph, AnalysisConfig(label_overrides=((0.0, 1e6, "neutral"),)))
     n_state = res.states.neutral
     assert n_state.decay_bin_ns == 0.25
     assert abs(n_state.tau_x_ns - 5.0) < 4 * n_state.tau_x_err_ns

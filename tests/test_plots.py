@@ -95,8 +95,8 @@ def _charging(windows, **values):
     """A Charging stage result: NaN (or "") for every value not given."""
     import dataclasses
 
-    kw = {f.name: ("" if f.type in ("str", str) else NAN) for f in dataclasses.fields(Charging)
-          if f.name not in ("windows", "flags")}
+    kw = {f.name: ("" if f.type in ("str", str) else 0 if f.type in ("int", int) else NAN)
+          for f in dataclasses.fields(Charging) if f.name not in ("windows", "flags")}
     kw.update(values)
     return Charging(windows=windows, flags=(), **{**kw, "model_json": ""})
 

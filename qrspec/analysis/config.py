@@ -24,6 +24,11 @@ MAX_CONFIG_BYTES = 1 << 20
 #: JSON nesting deeper than this is refused (a config is 2 levels deep)
 MAX_JSON_DEPTH = 16
 
+# fewest heralded pairs of a charging window: qrspec.fitting.biexciton.MIN_HERALDED_PAIRS (a
+# literal here: importing the fitting layer would load numba when a config is built; a test
+# checks that the two agree)
+MIN_WINDOW_PAIRS = 20
+
 
 @dataclass(frozen=True)
 class ChargeModelParams(ChargeModelConfig):
@@ -88,6 +93,14 @@ class AnalysisConfig:
         False-positive rate of each change-point test.
     cpa_confidence : float
         Confidence level of the change-point regions.
+    cpa_window_photons : int
+        Largest photon range of one change-point test (2 .. 8192; ``docs/levels.md``).
+    cpa_overlap_photons : int or None
+        Overlap of consecutive scan windows; None: half a window (no change lost at a seam).
+    cpa_refine : bool
+        Re-test every change between its neighbours and search beside it (False: raw scan).
+    cpa_max_sweeps : int
+        Most refinement / beside-search sweeps.
     max_levels : int
         Upper bound on the number of intensity levels (BIC chooses).
     min_decay_photons : int
@@ -96,15 +109,40 @@ class AnalysisConfig:
         Decay fits (tau_X per state and level, cascade tau_XX): ``"mle"`` (Poisson maximum
         likelihood) or ``"lsq"`` (Neyman-weighted least squares, biased at a few counts per
         bin). The heralded tau_XX (a few pairs per bin) is always a Poisson MLE.
+    charging_window_rule : str
+        How charged segments are pooled into the windows of n_c(t), tau_A(t)
+        (:func:`qrspec.analysis.charging.charging_windows`): ``"pairs"`` (default) cuts the
+        charged time, in time order, into windows holding ``charging_window_pairs`` heralded
+        photon pairs each (the photon budget of the biexciton lifetime, which limits a window);
+        ``"time"`` pools consecutive charged segments until they hold ``charging_window_s`` of
+        charged time.
+    charging_window_pairs : int
+        Heralded same-period pairs in the fit range (first photon >= 0.3 ns after the rise)
+        per charging window (rule ``"pairs"``; >= 20, the fewest the heralded fit takes).
+    charging_max_windows : int
+        Rule ``"pairs"``: at most about this many windows per particle (a bright rod's windows
+        then hold more pairs than ``charging_window_pairs``: the joint fit's cost grows with
+        the number of windows, and a trend needs ~10 points, not 60).
     charging_window_s : float
-        Each n_c(t), tau_A(t) point pools consecutive charged segments until they hold at least
-        this much charged time (short segments alone hold too few photon pairs).
+        Charged time per window (rule ``"time"``), and, with rule ``"pairs"``, the longest a
+        window may span in charged time (a dim rod then gets windows with too few pairs,
+        flagged, rather than one window for minutes).
     mean_excitations : float or None
         Mean excitons per pulse <N> (from fluence x cross-section). When given, the neutral
         tau_XX is also estimated by the g2 gate scan and the cascade decay fit and compared with
         the heralded value; None: heralded only.
     single_emitter_max_g2 : float
-        Gated g2(0) must be significantly below this for a single-emitter verdict.
+        Threshold of the single-emitter verdict (:func:`qrspec.levels.emitter_verdict`): the
+        one-sided upper bound of the gated g2(0) must be below it (0.35 excludes two emitters
+        whose gated brightness ratio is below 3.6; 0.5 only equal pairs).
+    verdict_alpha : float
+        One-sided error probability of the single-emitter verdict's bounds.
+    neutral_tau_x_ns : float, (float, float) or None
+        A neutral exciton lifetime known from elsewhere (and its error): a level significantly
+        shorter than 0.75 of it is not neutral (:func:`qrspec.levels.label_levels`).
+    label_overrides : tuple of rows or None
+        User labels: ``(level, label)`` or ``(start_s, stop_s, label)`` rows (``label`` one of
+        neutral, charged, trap, off, unclassified); flagged ``user_override``.
     irf_path : str or None
         Measured IRF (a TTTR file of scattered laser light, or a histogram as text / ``.npy``;
         :func:`qrspec.io.irf.read_irf`): the state decays are fitted by reconvolution with it
@@ -160,12 +198,22 @@ class AnalysisConfig:
     gate_after_rise_ns: float = 3.0
     cpa_alpha: float = 0.05
     cpa_confidence: float = 0.69
+    cpa_window_photons: int = 4096
+    cpa_overlap_photons: int | None = None
+    cpa_refine: bool = True
+    cpa_max_sweeps: int = 10
     max_levels: int = 8
     min_decay_photons: int = 200
     fit_method: str = "mle"
+    charging_window_rule: str = "pairs"
+    charging_window_pairs: int = 30
+    charging_max_windows: int = 12
     charging_window_s: float = 5.0
     mean_excitations: float | None = None
-    single_emitter_max_g2: float = 0.5
+    single_emitter_max_g2: float = 0.35
+    verdict_alpha: float = 0.01
+    neutral_tau_x_ns: float | tuple | None = None
+    label_overrides: tuple | None = None
     irf_path: str | None = None
     irf_bin_ns: float | None = None
     allow_scan: bool = False
@@ -207,7 +255,72 @@ class AnalysisConfig:
             object.__setattr__(self, name, _check_field(name, getattr(self, name), *rule))
         if self.fit_method not in ("mle", "lsq"):
             raise QrspecError(f"fit_method={self.fit_method!r} must be 'mle' or 'lsq'")
+        self._check_levels_and_charging()
         self._check_hygiene()
+
+    def _check_levels_and_charging(self):
+        """Checks of the change-point, label, verdict and charging-window fields (issue 15/17)."""
+        from qrspec.levels.labels import LABELS
+
+        if self.cpa_overlap_photons is not None:  # numbers: _CHECKS; this bound is relative
+            w = self.cpa_window_photons
+            if self.cpa_overlap_photons > w - -(-w // 4):
+                raise QrspecError(f"cpa_overlap_photons={self.cpa_overlap_photons!r} must be "
+                                  f"in 0..{w - -(-w // 4)} (cpa_window_photons={w} minus a "
+                                  "quarter window)")
+        if not isinstance(self.cpa_refine, bool):
+            raise QrspecError(f"cpa_refine={self.cpa_refine!r} must be true or false")
+        if self.charging_window_rule not in ("pairs", "time"):
+            raise QrspecError(f"charging_window_rule={self.charging_window_rule!r} must be "
+                              "'pairs' or 'time'")
+        ref = self.neutral_tau_x_ns
+        if ref is not None:
+            vals = list(ref) if isinstance(ref, list | tuple) else [ref]
+            ok = len(vals) in (1, 2) and all(
+                not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x)
+                for x in vals) and vals[0] > 0 and (len(vals) == 1 or vals[1] >= 0)
+            if not ok:
+                raise QrspecError(f"neutral_tau_x_ns={ref!r} must be a lifetime > 0 in ns or "
+                                  "a (tau_ns, err_ns) pair")
+            object.__setattr__(self, "neutral_tau_x_ns",
+                               float(vals[0]) if len(vals) == 1 else tuple(map(float, vals)))
+        rows = self.label_overrides
+        if rows is not None:
+            if isinstance(rows, dict):  # {level: label} (JSON keys are strings)
+                rows = [(k, v) for k, v in rows.items()]
+            if not isinstance(rows, list | tuple):
+                raise QrspecError(f"label_overrides={rows!r} must be a list of (level, label) "
+                                  "or (start_s, stop_s, label) rows")
+            out = []
+            for row in rows:
+                bad = QrspecError(f"label_overrides row={row!r} must be (level, label) or "
+                                  f"(start_s, stop_s, label) with a label out of "
+                                  f"{list(LABELS)}")
+                if not isinstance(row, list | tuple) or len(row) not in (2, 3) \
+                        or row[-1] not in LABELS:
+                    raise bad
+                try:
+                    if len(row) == 2:
+                        k = int(row[0])
+                        if k < 0 or str(k) != str(row[0]).strip():
+                            raise ValueError
+                        out.append((k, str(row[1])))
+                    else:
+                        a, b = float(row[0]), float(row[1])
+                        if not (math.isfinite(a) and math.isfinite(b) and a < b):
+                            raise ValueError
+                        out.append((a, b, str(row[2])))
+                except (TypeError, ValueError):
+                    raise bad from None
+            object.__setattr__(self, "label_overrides", tuple(out))
+
+    def label_override_map(self) -> dict | None:
+        """``label_overrides`` in the form :func:`qrspec.levels.label_levels` takes (None
+        when there are none)."""
+        if not self.label_overrides:
+            return None
+        return {(row[0] if len(row) == 2 else (row[0], row[1])): row[-1]
+                for row in self.label_overrides}
 
     def _check_hygiene(self):
         """Checks of the burst, bleaching, dwell-law and afterpulsing fields (issue 18)."""
@@ -338,6 +451,12 @@ _CHECKS: dict[str, tuple] = {
     "charging_window_s": ("real", 0.0, 1e9, True, False, False),
     "mean_excitations": ("real", 0.0, 50.0, True, True, True),
     "single_emitter_max_g2": ("real", 0.0, 1.0, True, False, False),
+    "cpa_window_photons": ("int", 2, 8192, False, False, False),
+    "cpa_overlap_photons": ("int", 0, 8192, False, False, True),
+    "cpa_max_sweeps": ("int", 1, None, False, False, False),
+    "charging_window_pairs": ("int", MIN_WINDOW_PAIRS, None, False, False, False),
+    "charging_max_windows": ("int", 1, None, False, False, False),
+    "verdict_alpha": ("real", 0.0, 0.5, True, True, False),
     # issue 18: bursts, bleaching, dwell laws, afterpulsing
     "burst_bin_width_s": ("real", 0.0, 86400.0, True, False, False),
     "burst_alpha": ("real", 0.0, 1.0, True, True, False),

@@ -7,9 +7,19 @@ Three modes (``Alignment.g2_mode``):
 * ``"cw"`` (T2 without a comb): the antibunching dip fitted
   (:func:`qrspec.fitting.antibunching.fit_antibunching`: g2(0), rise time, dip centre).
 
-Every lag is relative to the chosen zero (``Alignment.delay_ns``). The verdict uses the gated
-g2(0) when there is one, else the raw or fitted g2(0) (an upper bound of the gated one for a
-single emitter, so a "single" verdict stays valid).
+Every lag is relative to the chosen zero (``Alignment.delay_ns``).
+
+Single-emitter verdict (three-way: ``single`` / ``not_single`` / ``undecidable``, with the
+reason; ``docs/levels.md``): with nanotimes and labelled levels,
+:func:`qrspec.levels.emitter_verdict` (the gate chosen from the measured tau_XX of the level
+where a gate removes the biexciton; every long-lived level tested; a second decay component or
+fast heralded tau_X forbids "single"). Without nanotimes (T2) the raw g2(0) and for CW the fitted
+dip decide only "single" (upper bound below the threshold: biexciton photons only raise the
+centre peak); one emitter's cascade can fill the ungated centre peak, so "not single" is never
+called there (:func:`qrspec.fitting.g2_analysis.single_emitter_test_ungated`). The threshold is
+``single_emitter_max_g2`` (default 0.35), the bounds one-sided at ``1 - verdict_alpha``.
+The fixed-gate rule ``gated g2(0) + 2 sigma < 0.5`` it replaces called single rods with
+long-lived biexcitons "not single" (issue 15).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import numpy as np
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.detector import G2Afterpulse
+from qrspec.errors import QrspecError
 from qrspec.fitting.antibunching import AntibunchingFit
 from qrspec.photons import Photons
 
@@ -88,9 +99,9 @@ class G2Result:
         Both photons in ``[t0 + gate_after_rise_ns, period)`` (None without nanotimes). When
         the gate does not fit in the period it holds no pairs and NaN g2(0) (flagged).
     single_emitter : bool
-        g2(0) significantly below ``single_emitter_max_g2`` (gated when there is a gate);
-        False when undecided. With an applied afterpulse correction, the corrected gated g2(0)
-        decides.
+        ``verdict == "single"`` (the verdict's g2 is not afterpulse-corrected: afterpulse
+        pairs only raise it, so the verdict stays conservative; ``afterpulse`` holds the
+        corrected gated g2(0)).
     flags : tuple of str
         Flags of this stage.
     g2_mode : str
@@ -100,6 +111,16 @@ class G2Result:
     afterpulse : G2Afterpulse or None
         g2(0) corrected for afterpulsing (:mod:`qrspec.analysis.detector`; the histograms and
         their ``g2_zero`` stay as measured); None when afterpulsing was not estimated.
+    verdict : str
+        ``"single"``, ``"not_single"`` or ``"undecidable"`` (module docstring).
+    verdict_reason : str
+        Why, with the numbers.
+    verdict_gate_ns : float
+        Gate start after the rise of the deciding test (NaN: no gate).
+    verdict_g2, verdict_g2_lower, verdict_g2_upper : float
+        g2(0) of the deciding test and its one-sided bounds at ``1 - verdict_alpha``.
+    verdict_level : int
+        Level whose tau_XX set the gates (-1: none).
     """
 
     detectors: tuple[int, ...]
@@ -112,6 +133,13 @@ class G2Result:
     g2_mode: str = "pulsed"
     antibunching: AntibunchingFit | None = None
     afterpulse: G2Afterpulse | None = None
+    verdict: str = "undecidable"
+    verdict_reason: str = ""
+    verdict_gate_ns: float = math.nan
+    verdict_g2: float = math.nan
+    verdict_g2_lower: float = math.nan
+    verdict_g2_upper: float = math.nan
+    verdict_level: int = -1
 
 
 def _histogram(curve, pk, gate) -> G2Histogram:
@@ -131,14 +159,106 @@ def _peak_flag(pk) -> str:
     return "g2(0) undefined: no side-peak exposure to normalise the centre peak"
 
 
-def _verdict(h: G2Histogram, config: AnalysisConfig, label: str, flags: list) -> bool:
-    from qrspec.fitting.g2_analysis import single_emitter_verdict
+def _verdict_fields(outcome: str, reason: str, test, level: int = -1) -> dict:
+    """G2Result verdict fields from an EmitterTest (None: nothing tested)."""
+    nan = math.nan
+    get = (lambda a: float(getattr(test, a))) if test is not None else (lambda a: nan)
+    return dict(single_emitter=outcome == "single", verdict=outcome, verdict_reason=reason,
+                verdict_gate_ns=get("gate_ns"), verdict_g2=get("g2"),
+                verdict_g2_lower=get("g2_lower"), verdict_g2_upper=get("g2_upper"),
+                verdict_level=int(level))
 
-    if np.isfinite(h.g2_zero) and np.isfinite(h.g2_zero_err):
-        return bool(single_emitter_verdict(h.g2_zero, h.g2_zero_err,
-                                           threshold=config.single_emitter_max_g2).single)
-    flags.append(f"{label} or its error undefined: single-emitter verdict not made")
-    return False
+
+def _ungated_verdict(h: G2Histogram, pk, config: AnalysisConfig, what: str) -> dict:
+    """Verdict from an ungated g2 (T2 comb: peak counts; CW: the dip fit's Gaussian error)."""
+    from scipy.stats import norm
+
+    from qrspec.fitting.g2_analysis import g2_one_sided_bounds, single_emitter_test_ungated
+
+    a = config.verdict_alpha
+    if pk is not None:
+        lo, hi = g2_one_sided_bounds(pk.centre, float(pk.areas[pk.peaks != 0].sum()),
+                                     pk.side_mean, alpha=a)
+        centre, side = int(pk.centre), float(pk.side_mean)
+    elif np.isfinite(h.g2_zero) and np.isfinite(h.g2_zero_err):
+        z = float(norm.ppf(1.0 - a))
+        lo, hi = h.g2_zero - z * h.g2_zero_err, h.g2_zero + z * h.g2_zero_err
+        centre, side = -1, math.nan
+    else:
+        lo = hi = math.nan
+        centre, side = -1, math.nan
+    t = single_emitter_test_ungated(h.g2_zero, lo, hi, threshold=config.single_emitter_max_g2,
+                                    alpha=a, what=what, centre=centre, side_mean=side)
+    return _verdict_fields(t.outcome, t.reason, t)
+
+
+def _lag_zero_guard(fields: dict, alignment: Alignment) -> dict:
+    """A pulsed "single" needs an established lag zero: the "centre" peak is lag zero only if
+    the zero peak was found in the data or given; a suppressed peak elsewhere would pass for
+    antibunching."""
+    if fields["verdict"] == "single" and alignment.delay_source == "default":
+        fields = dict(fields, single_emitter=False, verdict="undecidable", verdict_reason=(
+            "lag zero of the g2 not established (zero peak not found; set hbt_delay_ns): "
+            + fields["verdict_reason"]))
+    return fields
+
+
+def particle_verdict(photons: Photons, labels, alignment: Alignment,
+                     config: AnalysisConfig, raw: G2Histogram | None = None,
+                     pk_raw=None) -> dict:
+    """Three-way verdict of a T3 particle from its labelled levels
+    (:func:`qrspec.levels.emitter_verdict`), as G2Result fields.
+
+    When the levels cannot decide (no level with a heralded tau_XX, too few pairs after the
+    gate), the raw g2(0) of all photons still can say "single"
+    (:func:`qrspec.fitting.g2_analysis.single_emitter_test_ungated`: biexciton photons only
+    raise the ungated centre peak, and a second emitter adds its cross pairs whatever its
+    state); the reason then quotes both.
+
+    Parameters
+    ----------
+    photons : Photons
+        T3 photons on the two analysed detectors.
+    labels : qrspec.levels.LevelLabels or None
+        Labels with evidence (:func:`qrspec.analysis.levels.find_labelled_levels`).
+    alignment : Alignment
+        Offsets and HBT delay.
+    config : AnalysisConfig
+        Uses ``single_emitter_max_g2``, ``verdict_alpha``, ``mean_excitations`` (the
+        suppression bound at <N> <= it; 1 when unknown), ``g2_max_lag_periods``,
+        ``g2_bin_ns``.
+    raw : G2Histogram, optional
+        The raw g2 of all photons, and ``pk_raw`` its peak analysis (the fallback above).
+
+    Returns
+    -------
+    dict
+        ``single_emitter``, ``verdict``, ``verdict_reason``, ``verdict_gate_ns``,
+        ``verdict_g2``, ``verdict_g2_lower``, ``verdict_g2_upper``, ``verdict_level``.
+    """
+    from qrspec.levels.emitter import emitter_verdict
+
+    def fallback(fields: dict) -> dict:
+        if fields["verdict"] == "undecidable" and raw is not None and pk_raw is not None:
+            ung = _ungated_verdict(raw, pk_raw, config, "raw g2(0)")
+            if ung["verdict"] == "single":
+                ung["verdict_reason"] += f" (gated test: {fields['verdict_reason']})"
+                fields = ung
+        return _lag_zero_guard(fields, alignment)
+
+    if labels is None or labels.tau_xx_ns is None:
+        return fallback(_verdict_fields("undecidable", "no level evidence (tau_X, tau_XX per "
+                                        "level)", None))
+    try:
+        v = emitter_verdict(photons, labels, detectors=tuple(config.detectors),
+                            offsets_ns=alignment.offsets_ns,
+                            threshold=config.single_emitter_max_g2, alpha=config.verdict_alpha,
+                            max_mean_excitations=config.mean_excitations or 1.0,
+                            max_lag_periods=config.g2_max_lag_periods, bin_ns=config.g2_bin_ns,
+                            delay_ns=alignment.delay_ns)
+    except QrspecError as exc:  # e.g. a gate scan the data cannot hold: say why, decide nothing
+        return fallback(_verdict_fields("undecidable", f"verdict not made: {exc}", None))
+    return fallback(_verdict_fields(v.outcome, v.reason, v.decisive, v.reference_level))
 
 
 def _cw(photons: Photons, alignment: Alignment, config: AnalysisConfig) -> G2Result:
@@ -161,14 +281,14 @@ def _cw(photons: Photons, alignment: Alignment, config: AnalysisConfig) -> G2Res
                       g2_zero_err=float(fit.g2_0_err) if ok else math.nan,
                       window_ns=math.nan, gate_window_ns=None,
                       g2_zero_ci95=tuple(float(x) for x in ci))
-    single = _verdict(raw, config, "CW g2(0)", flags)
+    verdict = _ungated_verdict(raw, None, config, "CW g2(0) fit")
     return G2Result(detectors=tuple(dets), delay_ns=float(alignment.delay_ns),
-                    gate_after_rise_ns=math.nan, raw=raw, gated=None, single_emitter=single,
-                    flags=tuple(flags), g2_mode="cw", antibunching=fit)
+                    gate_after_rise_ns=math.nan, raw=raw, gated=None, flags=tuple(flags),
+                    g2_mode="cw", antibunching=fit, **verdict)
 
 
 def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *,
-               afterpulsing=None) -> G2Result:
+               labels=None, afterpulsing=None) -> G2Result:
     """Raw and gated (pulsed) or fitted (CW) g2 and the single-emitter verdict.
 
     Parameters
@@ -179,7 +299,11 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
         g2 mode, lag zero, offsets and rise (:func:`qrspec.analysis.alignment.align_detectors`).
     config : AnalysisConfig
         Uses ``detectors`` (the two analysed), ``g2_*``, ``gate_after_rise_ns``,
-        ``single_emitter_max_g2`` and ``correct_afterpulsing``.
+        ``single_emitter_max_g2``, ``verdict_alpha``, ``mean_excitations`` and
+        ``correct_afterpulsing``.
+    labels : qrspec.levels.LevelLabels, optional
+        The particle's labelled levels with evidence (T3: the verdict needs them; without
+        them a T3 particle is undecidable).
     afterpulsing : AfterpulseEstimate, optional
         Afterpulse probabilities of the two detectors, estimated from ``photons``
         (:func:`qrspec.analysis.detector.estimate_detector_afterpulsing`): g2(0) corrected
@@ -202,10 +326,11 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
     flags += [f for f in (g2_raw.coarsening_note, _peak_flag(pk_raw)) if f]
     raw = _histogram(g2_raw, pk_raw, None)
     if not photons.is_t3:  # T2 comb: no nanotimes, no gate (flagged by the acquisition)
-        single = _verdict(raw, config, "g2(0)", flags)
+        verdict = _lag_zero_guard(_ungated_verdict(raw, pk_raw, config, "raw g2(0)"),
+                                  alignment)
         return G2Result(detectors=tuple(dets), delay_ns=float(alignment.delay_ns),
-                        gate_after_rise_ns=math.nan, raw=raw, gated=None,
-                        single_emitter=single, flags=tuple(flags))
+                        gate_after_rise_ns=math.nan, raw=raw, gated=None, flags=tuple(flags),
+                        **verdict)
     gate = (alignment.t0_ns + config.gate_after_rise_ns, alignment.period_ns)
     if not gate[0] < gate[1]:
         # the rise sits within the gate offset of the end of the period (or the decay is one
@@ -226,10 +351,7 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
             flags.append(f"gated {_peak_flag(pk_gated)}")
         gated = _histogram(g2_gated, pk_gated, gate)
     ap = None
-    decide = gated
     if afterpulsing is not None:  # afterpulse pairs removed from g2(0) (issue 18)
-        from dataclasses import replace
-
         from qrspec.analysis.detector import g2_afterpulse_correction, g2_afterpulse_flags
 
         frac = None if g2_gated is None else \
@@ -238,9 +360,7 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
                                       None if g2_gated is None else gate, frac,
                                       apply=config.correct_afterpulsing)
         flags += g2_afterpulse_flags(ap)
-        if ap.applied and np.isfinite(ap.g2_zero_gated):
-            decide = replace(gated, g2_zero=ap.g2_zero_gated, g2_zero_err=ap.g2_zero_gated_err)
-    single = _verdict(decide, config, "gated g2(0)", flags)
+    verdict = particle_verdict(photons, labels, alignment, config, raw, pk_raw)
     return G2Result(detectors=tuple(dets), delay_ns=float(alignment.delay_ns),
                     gate_after_rise_ns=float(config.gate_after_rise_ns), raw=raw, gated=gated,
-                    single_emitter=single, flags=tuple(flags), afterpulse=ap)
+                    flags=tuple(flags), afterpulse=ap, **verdict)

@@ -51,7 +51,7 @@ class ParticleAnalysis:
         The AnalysisConfig used, as JSON ("" when unknown).
     analysis_s : float
         Wall time of the analysis (NaN for a failure).
-    acquisition, trajectory, alignment, g2, levels, states, flid, tau_xx, charging
+    acquisition, trajectory, alignment, levels, g2, states, flid, tau_xx, charging
         Stage results (:mod:`qrspec.analysis.acquisition` ... :mod:`qrspec.analysis.charging`).
         A stage that does not apply (T2 data without sync: no decays; one detector: no g2) is
         None, and the acquisition's flags say so.

@@ -1,8 +1,9 @@
 """The per-particle pipeline: reader -> acquisition (detectors, timing mode) -> bursts (found,
-removed) -> trajectory -> alignment (decay, offsets, lag zero of the g2, IRF) -> levels ->
-blinking (bleaching, dwell-time laws) -> [the analysed part: everything, or the time before a
-bleach] -> detector artefacts (afterpulsing) -> g2 (afterpulse-corrected) -> dead-time check ->
-states (decays, lifetimes) -> FLID -> tau_XX three ways -> charging n_c(t), tau_A(t).
+removed) -> trajectory -> alignment (decay, offsets, lag zero of the g2, IRF) -> levels (change
+points, labels from physics) -> blinking (bleaching, dwell-time laws) -> [the analysed part:
+everything, or the time before a bleach] -> detector artefacts (afterpulsing) -> g2
+(afterpulse-corrected; the single-emitter verdict needs the labelled levels) -> dead-time check
+-> states (decays, lifetimes) -> FLID -> tau_XX three ways -> charging n_c(t), tau_A(t).
 
 Each stage is a function of its own module returning a frozen dataclass; this module only
 calls them in order, skipping those that do not apply (see
@@ -114,7 +115,7 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     )
     from qrspec.analysis.flid import measure_flid
     from qrspec.analysis.g2 import measure_g2
-    from qrspec.analysis.levels import find_levels
+    from qrspec.analysis.levels import find_labelled_levels
     from qrspec.analysis.states import measure_states
     from qrspec.analysis.tau_xx import compare_tau_xx_methods
     from qrspec.analysis.trajectory import trajectory
@@ -130,22 +131,27 @@ def analyze_photons(photons: Photons, config: AnalysisConfig | None = None, *,
     stages["bursts"], ph = remove_photon_bursts(ph, cfg)
     stages["trajectory"] = trajectory(ph, cfg.bin_width_s)
     alignment = stages["alignment"] = align_detectors(ph, acq, cfg)
-    levels = stages["levels"] = find_levels(ph, alignment, cfg)
+    # same-period photon pairs once per particle; each level and state takes those of its
+    # windows
+    pairs = photon_pairs(ph, detectors=cfg.detectors, offsets_ns=alignment.offsets_ns) \
+        if acq.hbt and acq.has_nanotimes else None
+    levels, labels = find_labelled_levels(ph, alignment, cfg, pairs)
+    stages["levels"] = levels
     blinking = stages["blinking"] = measure_blinking(levels, cfg)
     # everything below analyses the part before a bleach (the whole trace when none)
     ph, levels = analysed_part(ph, levels, blinking)
+    if blinking.trimmed and pairs is not None:  # the pairs of the analysed part only
+        pairs = photon_pairs(ph, detectors=cfg.detectors, offsets_ns=alignment.offsets_ns)
     ap, ap_why = estimate_detector_afterpulsing(ph, cfg)
     single = False
     if acq.hbt:
-        stages["g2"] = measure_g2(ph, alignment, cfg, afterpulsing=usable_afterpulsing(ap))
+        stages["g2"] = measure_g2(ph, alignment, cfg, labels=labels,
+                                  afterpulsing=usable_afterpulsing(ap))
         single = stages["g2"].single_emitter
     dead, dead_why = check_dead_time(ph, single, cfg)
     background = afterpulse_background(ph, ap, cfg) if acq.has_nanotimes else None
     stages["detector"] = detector_artefacts(ap, ap_why, background, dead, dead_why, cfg)
     if acq.has_nanotimes:
-        # same-period photon pairs once per particle; each state takes those of its windows
-        pairs = photon_pairs(ph, detectors=cfg.detectors, offsets_ns=alignment.offsets_ns) \
-            if acq.hbt else None
         states = stages["states"] = measure_states(ph, levels, alignment, cfg, pairs,
                                                    afterpulse=background)
         stages["flid"] = measure_flid(ph, alignment, cfg)

@@ -15,11 +15,11 @@ from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.decay_fits import (
     IRF_SHIFT_BOUNDS_NS,
-    NO_TAIL,
     TAIL_START_NS,
     fit_bin_ns,
     fit_stop_ns,
     fit_x,
+    late_tail_start_ns,
     merge_rows,
 )
 from qrspec.analysis.levels import Levels
@@ -73,6 +73,10 @@ class StateResult:
         ``AnalysisConfig.irf_path``, with a fitted shift); "" when no fit was made.
     fit_shift_ns : float
         Fitted IRF shift of a reconvolution fit (NaN otherwise).
+    tau_xx_heralded_ns : float
+        The heralded fit's own value when ``tau_xx_ns`` was corrected for the triexciton share
+        at the given <N> (neutral state, ``mean_excitations`` set:
+        :func:`qrspec.charging.heralded.true_tau_xx0`); NaN when not corrected.
     """
 
     label: str
@@ -95,6 +99,7 @@ class StateResult:
     fit_residuals: np.ndarray | None
     fit_kind: str = ""
     fit_shift_ns: float = math.nan
+    tau_xx_heralded_ns: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,48 +141,9 @@ def state_irf(alignment: Alignment, decay) -> np.ndarray | None:
     return pad.reshape(-1, r).sum(axis=1)
 
 
-def tau_xx_heralded(t1_ns, decay, background, n_pulses: int, min_pairs: int = 20,
-                    stop_ns: float | None = None):
-    """Biexciton lifetime from the first photon of same-period two-detector pairs.
-
-    For a single emitter every same-period pair of emitter photons is a cascade pair, so the
-    pairs k periods apart (the g2 side peaks) are not the accidentals of the centre peak; those
-    are signal x background pairs, whose first-photon histogram follows from each detector's
-    decay and background (:func:`qrspec.fitting.biexciton.accidental_first_photon_counts`).
-    It enters the fit with fixed shape and size. Always a Poisson MLE (a few pairs per bin:
-    least squares would be biased), whatever ``fit_method`` says. The fit ends at ``stop_ns``
-    (default: the last whole bin of the period).
-
-    Returns
-    -------
-    tuple of (float, float, str)
-        ``(tau_ns, tau_err_ns, message)``; NaN with the reason when it cannot be estimated.
-    """
-    from qrspec.fitting.biexciton import accidental_first_photon_counts, heralded_tau_xx
-
-    n = t1_ns.size
-    if n < min_pairs:
-        return math.nan, math.nan, f"{n} photon pairs < {min_pairs}"
-    n_bins = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
-    per_bin = np.asarray(background, float) * decay.bin_ns / decay.period_ns
-    cpd = decay.counts_per_detector[:, :n_bins]
-    acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=n_pulses,
-                                         background_a=per_bin[0], background_b=per_bin[1])
-    start = decay.t0_ns + TAIL_START_NS
-    stop = n_bins * decay.bin_ns if stop_ns is None else min(stop_ns, n_bins * decay.bin_ns)
-    if not start < stop:
-        return math.nan, math.nan, NO_TAIL.format(start)
-    est = heralded_tau_xx(t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
-                          accidental_counts=acc, background=0.0,
-                          fit_range_ns=(start, stop), intervals="hessian")
-    if not est.success:
-        return math.nan, math.nan, f"heralded tau_XX failed: {est.message}"
-    return est.tau_ns, est.tau_err_ns, ""
-
-
 def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
                   config: AnalysisConfig, pairs, *, with_g2: bool = True,
-                  afterpulse=None) -> StateResult:
+                  late_tail: bool = False, afterpulse=None) -> StateResult:
     """Decay, lifetimes and g2(0) of the photons inside ``windows`` (None: all photons).
 
     Parameters
@@ -198,6 +164,11 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         no g2.
     with_g2 : bool
         Compute g2(0) of the windows too (two detectors only).
+    late_tail : bool
+        With a heralded tau_XX, fit the exciton's late tail (mono-exponential from
+        :func:`~qrspec.analysis.decay_fits.late_tail_start_ns`: no biexciton cascade left)
+        instead of the bi-exponential tail from 0.3 ns (the states; the charging windows keep
+        the early fit, whose photons the inversion needs).
     afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
         Afterpulse nanotime profile of ``photons``: scaled to the windows' photons, a fixed
         background of the exciton fit.
@@ -206,6 +177,7 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     -------
     StateResult
     """
+    from qrspec.fitting.biexciton import heralded_tau_xx_of_decay
     from qrspec.stats.correlation import g2, g2_peaks
     from qrspec.stats.decay import DecayAccumulator, background_counts
 
@@ -216,38 +188,38 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     if sub.size == 0:
         return StateResult(label, win, 0, 0, *(math.nan,) * 6, "no photons", None, None,
                            math.nan, "", (), None, None)
-    msgs = []
     acc = DecayAccumulator(detectors=dets)  # one pass; two resolutions of the same counts
     acc.add(sub)
     dec = acc.result(offsets_ns=offsets, bin_ns=fit_bin_ns(photons))
-    irf = state_irf(alignment, dec)
-    bounds = IRF_SHIFT_BOUNDS_NS if not alignment.irf_roll_ns else TEXT_IRF_SHIFT_BOUNDS_NS
-    fixed = None if afterpulse is None else afterpulse.for_decay(dec, sub.size)
-    x = fit_x(dec, config.min_decay_photons, method=config.fit_method, irf=irf,
-              shift_bounds_ns=bounds, fixed_background=fixed)
-    if x.message:
-        msgs.append(f"tau_X: {x.message}")
+    msgs = []
     if pairs is None:  # one detector: no pairs, no g2 (flagged by the acquisition)
         t1_ns = np.zeros(0)
         txx = txx_err = math.nan
         with_g2 = False
+        m_xx = ""
     else:
-        from qrspec.validate import in_windows, windows_to_ticks
-
-        if windows is None or windows.size == 0:
-            inside = np.full(pairs.sync.size, windows is None)
-        else:
-            lo, hi = windows_to_ticks("windows", windows, photons.timestamps_unit, merge=True)
-            inside = in_windows(pairs.sync, lo, hi)
+        inside = np.full(pairs.sync.size, windows is None) if windows is None \
+            or windows.size == 0 else pairs.in_windows(windows, photons.timestamps_unit)
         t1_ns = pairs.t1_ns[inside]
         span_s = sub.duration_s if windows is None else float(np.sum(windows[:, 1]
                                                                      - windows[:, 0]))
         n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
         full = acc.result(offsets_ns=offsets)
-        txx, txx_err, m = tau_xx_heralded(t1_ns, dec, background_counts(full), n_pulses,
-                                          stop_ns=fit_stop_ns(dec))
-        if m:
-            msgs.append(f"tau_XX: {m}")
+        txx, txx_err, m_xx = heralded_tau_xx_of_decay(t1_ns, dec, background_counts(full),
+                                                      n_pulses, start_ns=TAIL_START_NS,
+                                                      stop_ns=fit_stop_ns(dec))
+    irf = state_irf(alignment, dec)
+    bounds = IRF_SHIFT_BOUNDS_NS if not alignment.irf_roll_ns else TEXT_IRF_SHIFT_BOUNDS_NS
+    # with a heralded tau_XX the exciton tail is fitted where the biexciton cascade is over
+    late = late_tail_start_ns(txx, txx_err) if irf is None and late_tail else None
+    fixed = None if afterpulse is None else afterpulse.for_decay(dec, sub.size)
+    x = fit_x(dec, config.min_decay_photons, method=config.fit_method, irf=irf,
+              shift_bounds_ns=bounds, start_ns=late, fixed_background=fixed,
+              models=("mono",) if late is not None else ("bi", "mono"))
+    if x.message:
+        msgs.append(f"tau_X: {x.message}")
+    if m_xx:
+        msgs.append(f"tau_XX: {m_xx}")
     g2_0 = g2_err = math.nan
     if with_g2:
         curve = g2(sub, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
@@ -267,6 +239,21 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         fit_residuals=None if fit is None else fit.residuals,
         fit_kind="" if fit is None else ("tail" if irf is None else "reconvolution"),
         fit_shift_ns=math.nan if fit is None or irf is None else float(fit.shift_ns))
+
+
+def _triexciton_corrected(st: StateResult, config: AnalysisConfig) -> StateResult:
+    """The neutral heralded tau_XX corrected for the triexciton share at the given <N>
+    (:mod:`qrspec.charging.heralded`: +4 % at <N> = 0.2, +7 % at 0.4 uncorrected, which halves
+    k_A,XX0 = 1/tau_XX0 - beta_XX k_r); unchanged without ``mean_excitations``."""
+    from dataclasses import replace
+
+    from qrspec.charging.heralded import true_tau_xx0
+
+    mu = config.mean_excitations
+    if mu is None or not all(np.isfinite([st.tau_xx_ns, st.tau_xx_err_ns, st.tau_x_ns])):
+        return st
+    t, e = true_tau_xx0(st.tau_xx_ns, st.tau_xx_err_ns, st.tau_x_ns, config.charge_model, mu)
+    return replace(st, tau_xx_ns=t, tau_xx_err_ns=e, tau_xx_heralded_ns=st.tau_xx_ns)
 
 
 def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
@@ -301,7 +288,10 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
-        st = measure_state(photons, w, label, alignment, config, pairs, afterpulse=afterpulse)
+        st = measure_state(photons, w, label, alignment, config, pairs, late_tail=True,
+                           afterpulse=afterpulse)
+        if label == "neutral":
+            st = _triexciton_corrected(st, config)
         found[label] = st
         if st.message:
             flags.append(f"{label}: {st.message}")

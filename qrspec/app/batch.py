@@ -532,6 +532,13 @@ def _run_locked(items, output: Path, parts_dir: Path, config_json: str, *, jobs,
         if sources:
             _merge(output, sources, order, config_json,
                    GroupSelection(particle_filter=particle_filter, pooled_dwell=finished, **ex))
+    # second pass: rods without a neutral period get their group's pooled reference
+    from qrspec.app.pooled import apply_group_references
+
+    with _io_errors(output):
+        if sources and apply_group_references(output, sources, parts_dir, config_json):
+            _merge(output, sources, order, config_json,
+                   GroupSelection(particle_filter=particle_filter, pooled_dwell=finished, **ex))
     shutil.rmtree(parts_dir, ignore_errors=True)
     failed = [(pid, err) for pid, st, err in _summary_status(output) if st != "ok"
               and pid in wanted]

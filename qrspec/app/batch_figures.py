@@ -345,10 +345,12 @@ def auger_charge_figure(results, *, groups=None):
         curves = []
         names = tables.summary.dtype.names
         t0_err = error_column("tau_a_xx_neutral_ns", names)  # in newer stores only
+        joint = "tau_a_xx_neutral_joint_ns" if "tau_a_xx_neutral_joint_ns" in names else None
         cols = {c: {g: column_values(tables, c, g) for g in groups}
                 for c in ("n_c_mean", "n_c_err", "tau_a_xx_charged_ns",
                           "tau_a_xx_charged_err_ns", "tau_a_xx_neutral_ns",
-                          "tau_x_neutral_ns") + ((t0_err,) if t0_err else ())}
+                          "tau_x_neutral_ns") + ((t0_err,) if t0_err else ())
+                + ((joint,) if joint else ())}
         n_max = 0.0
         for g in groups:
             nc, nce = cols["n_c_mean"][g], cols["n_c_err"][g]
@@ -382,8 +384,12 @@ def auger_charge_figure(results, *, groups=None):
                 any_points = True
             if sel.any() and t0f.size:
                 tx = tx0[np.isfinite(tx0)]
-                curves.append((g, color, float(np.median(t0f)),
-                               float(np.median(tx)) if tx.size else None))
+                # the reference the particles' n_c were inferred with (joint fit), where stored
+                tj = cols[joint][g] if joint else np.zeros(0)
+                tref = tj[np.isfinite(tj)] if np.isfinite(tj).sum() >= 1 else t0f
+                curves.append((g, color, float(np.median(tref)),
+                               float(np.median(tx)) if tx.size else None,
+                               tuple(np.percentile(tref, [16, 84]))))
             elif sel.any():
                 notes.append(f"{lab}: no neutral tau_A,XX0, no model curve")
         if not any_points:
@@ -391,9 +397,17 @@ def auger_charge_figure(results, *, groups=None):
             return fig
         n_grid = np.linspace(0.0, x_hi, 200)
         model_title = None
-        for g, color, tau0, tx0 in curves:
+        for g, color, tau0, tx0, (p16, p84) in curves:
             cfg = charge_model_for(tables, tau_a_xx0_ns=tau0, tau_x0_ns=tx0)
             y = forward(cfg, n_grid).tau_a_xx_ns
+            if p84 > p16:
+                lo_c = forward(charge_model_for(tables, tau_a_xx0_ns=p16, tau_x0_ns=tx0),
+                               n_grid).tau_a_xx_ns
+                hi_c = forward(charge_model_for(tables, tau_a_xx0_ns=p84, tau_x0_ns=tx0),
+                               n_grid).tau_a_xx_ns
+                band = ax.fill_between(n_grid, lo_c, hi_c, color=color, alpha=0.12, lw=0,
+                                       zorder=1)
+                band.set_gid(f"model_band:{g}")
             line, = ax.plot(n_grid, y, color=color, lw=1.0, ls="--", zorder=2,
                             label=rf"{_label(g)}: model, median $\tau^0$ = {tau0:.3g} ns")
             line.set_gid(f"model:{g}")

@@ -7,7 +7,9 @@ reference), :mod:`~qrspec.charging.forward` (closed forms), :mod:`~qrspec.chargi
 ``pool_neutral_references``), :mod:`~qrspec.charging.inverse` (``ChargedObservation``,
 ``infer_charging`` for one window), :mod:`~qrspec.charging.particle` (``combine_windows``: the
 particle's n_c, tau_A,XX^{nc-} and tau_A,XX0 from one fit of all windows),
-:mod:`~qrspec.charging.trajectory` (``charging_trajectory``), :mod:`~qrspec.charging.states`
+:mod:`~qrspec.charging.trajectory` (``charging_trajectory``), :mod:`~qrspec.charging.heralded`
+(what a heralded tau_XX measures at finite <N>: ``heralded_tau_xx_apparent``,
+``true_tau_xx0``), :mod:`~qrspec.charging.states`
 (``StateTable``) and :mod:`~qrspec.charging.thresholds` (gain / lasing thresholds, fluence, L-L
 and TA thresholds). See docs/charging_model.md. Names load lazily (scipy is
 imported only when a fit or threshold is computed). The forward function is not re-exported
@@ -35,6 +37,8 @@ _LAZY = {
     "UNUSABLE_FLAGS": "qrspec.charging.inverse",
     "ParticleCharging": "qrspec.charging.particle",
     "combine_windows": "qrspec.charging.particle",
+    "heralded_tau_xx_apparent": "qrspec.charging.heralded",
+    "true_tau_xx0": "qrspec.charging.heralded",
     "ChargingTrajectory": "qrspec.charging.trajectory",
     "charging_trajectory": "qrspec.charging.trajectory",
     "gain_threshold": "qrspec.charging.thresholds",

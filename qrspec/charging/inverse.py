@@ -255,8 +255,15 @@ class _Problem:
     """
 
     def __init__(self, config: ChargeModelConfig, neutral: NeutralReference, windows, free,
-                 n_max, gamma_lifetimes: bool = True):
+                 n_max, gamma_lifetimes: bool = True, mean_excitations: float | None = None):
         self.config = config
+        # windows' tau_XX are heralded measurements at this <N>: predict what such a fit
+        # reports (the triexciton share, qrspec.charging.heralded); None: the true lifetime
+        self.mean_excitations = mean_excitations
+        if mean_excitations is not None:
+            from qrspec.charging.heralded import HERALDED_START_NS, _pair_weights
+
+            self.pair_weights = (*_pair_weights(mean_excitations), HERALDED_START_NS)
         self.positive = config.sign == "positive"
         self.neutral = neutral
         self.windows = tuple(windows)
@@ -388,11 +395,20 @@ class _Problem:
         knr2 = p.k_nr0 if p.knr_all_states else 0.0
         tau_x = 1.0 / (kr1 + ka1 + p.k_nr0)
         tau_xx = 1.0 / (kr2 + ka2 + knr2)
+        tau_xx_seen = tau_xx
+        if self.mean_excitations is not None:
+            from qrspec.charging.heralded import _apparent
+
+            kr3, ka3 = _state_rates(p, n, 3)
+            tau_xxx = 1.0 / (kr3 + ka3 + knr2)
+            tau_xx_seen = _apparent(tau_xx, tau_xxx, kr1 * tau_x, kr2 * tau_xx, kr3 * tau_xxx,
+                                    *self.pair_weights)
         tau_xx0 = 1.0 / (p.beta_xx * p.k_r + d["k_a_xx0"] + knr2)
         neutral = {"tau_x0": self.qy / p.k_r, "tau_xx0": tau_xx0,
                    "tau_a_xx0": 1.0 / d["k_a_xx0"],
                    "g2_0": p.beta_xx * p.k_r * tau_xx0 / self.qy}
-        per_window = {"tau_x": tau_x, "tau_xx": tau_xx, "g2": kr2 * tau_xx / (kr1 * tau_x),
+        per_window = {"tau_x": tau_x, "tau_xx": tau_xx_seen,
+                      "g2": kr2 * tau_xx / (kr1 * tau_x),
                       "rad_ratio": kr1 / p.k_r}
         pn = np.array([float(neutral[k]) for k in self.neutral_kinds])
         pw = np.empty(self.window_vals.size)
@@ -582,6 +598,15 @@ def _profile_interval(problem, theta_hat, chi2_min, n_grid):
     return float(n_lo), float(n_hi), separate
 
 
+def _check_mean_excitations(mu):
+    if mu is None:
+        return None
+    if isinstance(mu, bool) or not isinstance(mu, int | float) or not (math.isfinite(mu)
+                                                                      and 0 < mu < 50):
+        raise QrspecError(f"mean_excitations={mu!r} must be in (0, 50) or None")
+    return float(mu)
+
+
 def _check_common(neutral, config, free, n_max):
     """Shared argument checks of the single-window and the joint inversion."""
     config = ChargeModelConfig() if config is None else config
@@ -620,7 +645,7 @@ def _direct_tau_a(problem, obs, config, neutral):
 def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
                    config: ChargeModelConfig | None = None, *, free=(), n_max: float = 40.0,
                    profile: bool = True, n_grid: int = 41, n_boot: int = 0, seed=None,
-                   n_starts: int = 7) -> ChargingFit:
+                   n_starts: int = 7, mean_excitations: float | None = None) -> ChargingFit:
     """Invert the charge model for one charged window.
 
     Parameters
@@ -647,6 +672,10 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
     n_starts : int
         Number of grid starts over [0, n_max] (besides the capped closed-form starts); below 2,
         no grid (for models whose lifetimes are monotonic in n).
+    mean_excitations : float, optional
+        <N> of a heralded ``obs.tau_xx_ns``: the fit then predicts the lifetime a heralded fit
+        reports (triexciton share, :mod:`qrspec.charging.heralded`). The neutral reference's
+        tau_XX0 must be the true one (:func:`qrspec.charging.heralded.true_tau_xx0`).
 
     Returns
     -------
@@ -663,7 +692,8 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
     if int(n_boot) < 0:
         raise QrspecError(f"n_boot={n_boot!r} must be >= 0")
 
-    problem = _Problem(config, neutral, [obs], free, n_max)
+    problem = _Problem(config, neutral, [obs], free, n_max,
+                       mean_excitations=_check_mean_excitations(mean_excitations))
     nan = math.nan
     flags = []
     base = dict(n=nan, n_lo=nan, n_hi=nan, n_err_delta=nan, n_boot_lo=nan, n_boot_hi=nan,

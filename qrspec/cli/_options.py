@@ -11,8 +11,26 @@ arguments: a folder given as the input FILE, or as ``-o``, is the library's clea
 from __future__ import annotations
 
 import functools
+import json
 
 import click
+
+
+class _JsonRows(click.ParamType):
+    """A JSON list on the command line (``label_overrides``: ``'[[0, "neutral"]]'``); the
+    config checks the rows."""
+
+    name = "JSON"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            rows = json.loads(value)
+        except json.JSONDecodeError as exc:
+            self.fail(f"{value!r} is not JSON ({exc.msg}); e.g. '[[0, \"neutral\"], "
+                      f"[10.0, 20.0, \"charged\"]]'", param, ctx)
+        return rows
 
 # option name -> (config field, click type or "flag", help)
 _FIELDS = [
@@ -31,15 +49,39 @@ _FIELDS = [
      "Nanotime gate start of the gated g2 [ns after the rise of the decay]."),
     ("--cpa-alpha", "cpa_alpha", float, "False-positive rate of each change-point test."),
     ("--cpa-confidence", "cpa_confidence", float, "Confidence level of change-point regions."),
+    ("--cpa-window-photons", "cpa_window_photons", int,
+     "Largest photon range of one change-point test (2..8192)."),
+    ("--cpa-overlap-photons", "cpa_overlap_photons", int,
+     "Overlap of consecutive change-point scan windows (default: half a window)."),
+    ("--cpa-refine", "cpa_refine", click.BOOL,
+     "Re-test every change between its neighbours and search beside it (default true)."),
+    ("--cpa-max-sweeps", "cpa_max_sweeps", int, "Most change-point refinement sweeps."),
+    ("--neutral-tau-x-ns", "neutral_tau_x_ns", float,
+     "A neutral exciton lifetime known from elsewhere [ns]: a level significantly shorter "
+     "than 0.75 of it is not labelled neutral."),
+    ("--label-overrides", "label_overrides", _JsonRows(),
+     "Labels set by hand, a JSON list of [level, label] or [start_s, stop_s, label] rows, e.g. "
+     "'[[0, \"neutral\"], [10.0, 20.0, \"charged\"]]'."),
     ("--max-levels", "max_levels", int, "Maximum number of intensity levels."),
     ("--min-decay-photons", "min_decay_photons", int, "Minimum photons for a lifetime fit."),
     ("--fit-method", "fit_method", click.Choice(["mle", "lsq"]), "Lifetime estimator."),
+    ("--charging-window-rule", "charging_window_rule", click.Choice(["pairs", "time"]),
+     "How charged segments become n_c(t) windows: a fixed number of heralded pairs each "
+     "(default) or a fixed charged time."),
+    ("--charging-window-pairs", "charging_window_pairs", int,
+     "Heralded pairs per charging window (rule pairs; >= 20)."),
+    ("--charging-max-windows", "charging_max_windows", int,
+     "At most about this many charging windows per particle (rule pairs)."),
     ("--charging-window-s", "charging_window_s", float,
-     "Charged time pooled into each n_c(t) point [s]."),
+     "Charged time per n_c(t) window (rule time), or the longest window (rule pairs) [s]."),
     ("--mean-excitations", "mean_excitations", float,
-     "Mean excitons per pulse <N>: enables the gate-scan and cascade tau_XX estimates."),
+     "Mean excitons per pulse <N>: corrects the heralded tau_XX for triexcitons and enables "
+     "the gate-scan and cascade tau_XX estimates."),
     ("--single-emitter-max-g2", "single_emitter_max_g2", float,
-     "Gated g2(0) must be significantly below this for a single-emitter verdict."),
+     "Single-emitter verdict: the one-sided upper bound of the gated g2(0) must be below "
+     "this (default 0.35)."),
+    ("--verdict-alpha", "verdict_alpha", float,
+     "One-sided error probability of the single-emitter verdict's bounds."),
     ("--irf", "irf_path", click.Path(),
      "Measured IRF: a TTTR file of scattered laser light, or a histogram (text: counts or "
      "time_ns,counts; .npy). State decays are then fitted by reconvolution (default: tail "

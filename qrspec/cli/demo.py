@@ -11,7 +11,7 @@ import click
 @click.argument("outdir", required=False, default="qrspec_demo", type=click.Path(file_okay=False))
 @click.option("--n-per-group", type=click.IntRange(min=1), default=8, show_default=True,
               help="Particles per group (undoped, Mn-doped, neutral).")
-@click.option("--duration-s", type=click.FloatRange(min=1.0), default=20.0, show_default=True,
+@click.option("--duration-s", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
               help="Acquisition time of each simulated particle.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True,
               help="Worker processes.")

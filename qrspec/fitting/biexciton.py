@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "TauXXEstimate", "TauXXComparison", "heralded_tau_xx", "heralded_tau_x",
+    "heralded_tau_xx_of_decay", "MIN_HERALDED_PAIRS",
     "accidental_first_photon_counts", "gate_scan_tau_xx", "nested_gate_covariance",
     "cascade_tau_xx", "compare_tau_xx",
 ]
@@ -178,6 +179,68 @@ def heralded_tau_xx(first_ns, *, bin_ns: float = 0.016, period_ns: float = 100.0
         logger.warning("heralded_tau_xx: %d non-finite first-photon times ignored",
                        t1.size - finite.size)
     return est
+
+
+MIN_HERALDED_PAIRS = 20  # fewer same-period pairs: no heralded tau_XX (NaN with the reason)
+
+
+def heralded_tau_xx_of_decay(t1_ns, decay, background, n_pulses: int, *,
+                             min_pairs: int = MIN_HERALDED_PAIRS, start_ns: float = 0.3,
+                             stop_ns: float | None = None) -> tuple:
+    """Heralded tau_XX of one set of periods (a state, a level, a charging window).
+
+    The one implementation used by the states, the charging windows
+    (:mod:`qrspec.analysis.states`) and the level evidence (:mod:`qrspec.levels.evidence`).
+    For a single emitter every same-period pair of emitter photons is a cascade pair, so the
+    accidental pairs of the centre peak are signal x background pairs; their first-photon
+    histogram follows from each detector's decay and background
+    (:func:`accidental_first_photon_counts`) and enters the fit with fixed shape and size.
+    Always a Poisson MLE (a few pairs per bin: least squares would be biased).
+
+    Parameters
+    ----------
+    t1_ns : ndarray
+        First-photon times of the periods' same-period two-detector pairs (aligned axis).
+    decay : qrspec.stats.decay.Decay
+        The periods' two-detector decay on the fit bins.
+    background : array_like
+        Flat background counts per detector over the whole period
+        (:func:`qrspec.stats.decay.background_counts` of the full-resolution decay).
+    n_pulses : int
+        Laser periods the decay was accumulated over.
+    min_pairs : int
+        Fewer pairs: NaN with the reason.
+    start_ns : float
+        The fit starts this long after the rise ``decay.t0_ns`` (past the IRF peak).
+    stop_ns : float, optional
+        End of the fit (default: the last whole bin of the period).
+
+    Returns
+    -------
+    tuple of (float, float, str)
+        ``(tau_ns, tau_err_ns, message)``; NaN values with the reason ("" when defined).
+    """
+    n = int(np.asarray(t1_ns).size)
+    if n < min_pairs:
+        return math.nan, math.nan, f"{n} photon pairs < {min_pairs}"
+    n_bins = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
+    per_bin = np.asarray(background, float) * decay.bin_ns / decay.period_ns
+    cpd = decay.counts_per_detector[:, :n_bins]
+    acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=max(int(n_pulses), 1),
+                                         background_a=per_bin[0], background_b=per_bin[1])
+    start = decay.t0_ns + start_ns
+    stop = n_bins * decay.bin_ns if stop_ns is None else min(stop_ns, n_bins * decay.bin_ns)
+    if not start < stop:
+        return math.nan, math.nan, (f"tail fit start t0 + {start_ns:g} ns = {start:.4g} ns is "
+                                    "past the end of the period")
+    # the fit takes as few pairs in its range as the pair minimum (the inversion uses the
+    # exact Gamma likelihood of an exponential MLE, valid at a few tens of events)
+    est = heralded_tau_xx(t1_ns, bin_ns=decay.bin_ns, period_ns=n_bins * decay.bin_ns,
+                          accidental_counts=acc, background=0.0, fit_range_ns=(start, stop),
+                          intervals="hessian", min_photons=int(min_pairs))
+    if not est.success or not np.isfinite(est.tau_err_ns):
+        return math.nan, math.nan, f"heralded tau_XX failed: {est.message or 'no error'}"
+    return float(est.tau_ns), float(est.tau_err_ns), ""
 
 
 def heralded_tau_x(delays_ns, *, min_delay_ns: float = 0.5, max_delay_ns: float = 50.0,

@@ -32,7 +32,7 @@ __all__ = [
     "G2Zero", "QYRatioEstimate", "EmitterVerdict", "EmitterTest", "g2_moments",
     "g2_zero_cascade", "g2_gated_cascade", "g2_from_peak_counts", "qy_ratio_from_g2",
     "single_emitter_verdict", "single_emitter_test", "single_emitter_test_scan",
-    "single_emitter_test_photons",
+    "single_emitter_test_photons", "single_emitter_test_ungated", "g2_one_sided_bounds",
     "gated_background_fraction", "two_emitter_g2", "brightness_ratio_for_g2",
 ]
 
@@ -556,6 +556,69 @@ def single_emitter_test(gates_ns, centre, side_areas, side_mean, *, t0_ns: float
     return EmitterTest("undecidable", why, *common)
 
 
+def g2_one_sided_bounds(centre: int, side_total: float, side_mean: float, *,
+                        alpha: float = 0.01) -> tuple[float, float]:
+    """One-sided exact (Clopper-Pearson) bounds of ``g2 = centre / side_mean`` at level
+    ``1 - alpha`` each, from the centre-peak pairs and the side peaks' total (raw) and mean
+    (exposure-corrected) pairs; NaN without side-peak pairs."""
+    if not 0 < alpha < 0.5:
+        raise QrspecError(f"alpha={alpha!r} must be in (0, 0.5)")
+    return _bounds(int(centre), float(side_total), float(side_mean), alpha)
+
+
+def single_emitter_test_ungated(g2: float, g2_lower: float, g2_upper: float, *,
+                                threshold: float = 0.35, alpha: float = 0.01,
+                                what: str = "g2(0)", centre: int = -1,
+                                side_mean: float = math.nan) -> EmitterTest:
+    """Single-emitter decision from a g2(0) without a nanotime gate (T2 data, a CW dip fit).
+
+    ``single`` when the one-sided upper bound is below ``threshold``: biexciton photons only
+    raise the centre peak of one emitter, and two emitters give at least ``2r/(1+r)^2``, so
+    the claim holds as with a gate. ``not_single`` is never decided: without a gate one
+    emitter's cascade can fill the centre peak (g2(0) up to 1.85 at <N> = 0.05 and
+    eta_XX/eta_X = 2, :func:`g2_zero_cascade`), more than any pair of emitters gives; such
+    particles are ``undecidable``.
+
+    Parameters
+    ----------
+    g2, g2_lower, g2_upper : float
+        The ungated g2(0) and its one-sided bounds at ``1 - alpha``.
+    threshold : float
+        As in :func:`single_emitter_test`.
+    alpha : float
+        One-sided error probability of the bounds (recorded).
+    what : str
+        Name of the g2 in the reason (e.g. ``"raw g2(0)"``, ``"CW g2(0) fit"``).
+    centre : int
+        Centre-peak pairs (-1 when not a peak count).
+    side_mean : float
+        Mean side-peak pairs (NaN when not a peak count).
+
+    Returns
+    -------
+    EmitterTest
+    """
+    if not 0 < threshold <= 1:
+        raise QrspecError(f"threshold={threshold!r} must be in (0, 1]")
+    if not 0 < alpha < 0.5:
+        raise QrspecError(f"alpha={alpha!r} must be in (0, 0.5)")
+    nan = math.nan
+    hi = float(g2_upper)
+    ratio = brightness_ratio_for_g2(hi) if np.isfinite(hi) else 1.0
+    common = (nan, float(g2), float(g2_lower), hi, math.inf, threshold, 1.0 - alpha, nan, nan,
+              nan, ratio, int(centre), float(side_mean))
+    if not np.isfinite(hi):
+        return EmitterTest("undecidable", f"{what} or its bounds undefined", *common)
+    if hi < threshold:
+        return EmitterTest("single", f"{what} = {g2:.3g} <= {hi:.3g} < {threshold:g} "
+                           f"({1 - alpha:.0%}, no gate): two emitters would need a brightness "
+                           f"ratio >= {ratio:.3g}", *common)
+    return EmitterTest("undecidable", f"{what} = {g2:.3g} <= {hi:.3g} is not below "
+                       f"{threshold:g} and, without a nanotime gate, biexciton photons of one "
+                       "emitter can fill the centre peak: one and two emitters are not told "
+                       "apart", *common)
+
+
 def single_emitter_test_scan(scan, **kwargs) -> EmitterTest:
     """:func:`single_emitter_test` on a :class:`qrspec.stats.correlation.G2GateScan`."""
     return single_emitter_test(scan.gates_ns, scan.centre, scan.side_areas, scan.side_mean,
@@ -592,7 +655,8 @@ def single_emitter_test_photons(photons, *, time_windows_s, tau_x_ns: float,
                                 tau_x_err_ns: float, tau_xx_ns: float, tau_xx_err_ns: float,
                                 detectors=(0, 1), offsets_ns=None, gate_step_ns: float = 0.5,
                                 max_gate_tau_xx: float = 8.0, max_lag_periods: int = 5,
-                                bin_ns: float = 0.5, **kwargs) -> EmitterTest:
+                                bin_ns: float = 0.5, delay_ns: float | None = None,
+                                **kwargs) -> EmitterTest:
     """:func:`single_emitter_test` on the photons inside ``time_windows_s``.
 
     Scans gates from the rise to ``max_gate_tau_xx * tau_XX`` (at most half the period) in
@@ -600,7 +664,9 @@ def single_emitter_test_photons(photons, *, time_windows_s, tau_x_ns: float,
     of a pair inside the windows, side peaks from the same windows) and takes the background
     from the windows' decay. ``time_windows_s`` are the periods whose lifetimes are given,
     normally the neutral ones (:meth:`qrspec.levels.Segments.windows`); ``None`` uses all
-    photons. ``kwargs`` go to :func:`single_emitter_test`.
+    photons. ``delay_ns`` is the HBT delay subtracted from every lag (whole periods included,
+    e.g. ``Alignment.delay_ns``); default: the detectors' offset difference (a delay shorter
+    than a period). ``kwargs`` go to :func:`single_emitter_test`.
     """
     from qrspec.stats.correlation import g2_gate_scan
     from qrspec.stats.decay import decay_histogram
@@ -623,7 +689,8 @@ def single_emitter_test_photons(photons, *, time_windows_s, tau_x_ns: float,
     gates = t0 + np.arange(0.0, span + 1e-9, float(gate_step_ns))
     scan = g2_gate_scan(sub, gates, detectors=dets, gate_offsets_ns=offsets,
                         max_lag_periods=max_lag_periods, bin_ns=bin_ns,
-                        delay_ns=float(offsets[1] - offsets[0]), time_windows_s=w)
+                        delay_ns=float(offsets[1] - offsets[0]) if delay_ns is None
+                        else float(delay_ns), time_windows_s=w)
     bg = gated_background_fraction(full, scan.gates_ns)
     return single_emitter_test_scan(scan, t0_ns=t0, tau_x_ns=tau_x_ns,
                                     tau_x_err_ns=tau_x_err_ns, tau_xx_ns=tau_xx_ns,

@@ -21,7 +21,12 @@ For every level of a :class:`~qrspec.levels.LevelClustering` (or labelled
   minor component carries at least ``LabelRules.shape_min_fraction`` of the tail photons at a
   lifetime differing by at least ``LabelRules.shape_min_tau_ratio``.
 * ``tau_x_heralded_ns``: the exciton lifetime from the delays ``t2 - t1`` of the same pairs
-  (:func:`qrspec.fitting.biexciton.heralded_tau_x`, 0.5-50 ns, flat accidental pedestal).
+  (:func:`qrspec.fitting.biexciton.heralded_tau_x`, flat accidental pedestal) from
+  ``HERALD_MIN_DELAY_XX`` tau_XX (at least 0.5 ns) to 50 ns. At finite <N> a triexciton pulse
+  gives XXX -> XX pairs whose delay is ~Exp(tau_XX): from 0.5 ns on they made the heralded
+  tau_X of a single neutral rod 4.7 % short at <N> = 0.3 (2-3 of its standard errors for 30 s,
+  which the verdict then read as a second emitter); from 3 tau_XX on it is -1 +- 1 % (6
+  simulated rods each; without triexcitons, n_max_cascade = 2: +1 +- 1 %).
   For one emitter in one state the X photon follows its XX photon after ``Exp(tau_X)``, the
   same lifetime as the late tail; pairs of two emitters, or of two merged states, add a faster
   component (the second photon of a cross pair from a short-lived partner), so a heralded
@@ -49,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 TAIL_START_NS = 0.3  # past the IRF peak (~0.1 ns): the tail fits start this far after the rise
 MIN_RATIO_X_XX = 1.7  # smallest tau_X/tau_XX of any charge state (module docstring)
+HERALD_MIN_DELAY_XX = 3.0  # heralded tau_X from delays >= this many tau_XX (module docstring)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,14 +137,6 @@ class LevelEvidence:
                    ("",) * g, nan.copy(), nan.copy())
 
 
-def _in_windows_ticks(ticks, windows_s, unit: float) -> np.ndarray:
-    """Mask of sorted ``ticks`` inside half-open windows (s); edges as Photons.select_windows."""
-    a = np.ceil(windows_s[:, 0] / unit - 1e-9).astype(np.int64)
-    b = np.ceil(windows_s[:, 1] / unit - 1e-9).astype(np.int64)
-    k = np.searchsorted(a, ticks, "right") - 1
-    return (k >= 0) & (ticks < b[np.clip(k, 0, None)])
-
-
 def _whole_bins(decay):
     n = int(np.floor(decay.period_ns / decay.bin_ns + 1e-9))
     return decay.counts[:n], decay.time_ns[:n], n
@@ -150,27 +148,6 @@ def _tail_fit(counts, time_ns, period_ns, start_ns, model, min_photons):
     return fit_decay(counts, time_ns=time_ns, period_ns=period_ns,
                      fit_range_ns=(start_ns, period_ns), irf=None, background="fit",
                      model=model, min_photons=min_photons)
-
-
-def _heralded(t1_ns, full, dec, n_pulses, min_pairs):
-    """(tau_xx, err, message) from the first photons of the level's pairs."""
-    from qrspec.fitting.biexciton import accidental_first_photon_counts, heralded_tau_xx
-    from qrspec.stats.decay import background_counts
-
-    if t1_ns.size < min_pairs:
-        return math.nan, math.nan, f"{t1_ns.size} pairs < {min_pairs}"
-    _, _, n_bins = _whole_bins(dec)
-    per_bin = background_counts(full) * dec.bin_ns / dec.period_ns
-    cpd = dec.counts_per_detector[:, :n_bins]
-    acc = accidental_first_photon_counts(cpd[0], cpd[1], n_pulses=n_pulses,
-                                         background_a=per_bin[0], background_b=per_bin[1])
-    period = n_bins * dec.bin_ns
-    est = heralded_tau_xx(t1_ns, bin_ns=dec.bin_ns, period_ns=period, accidental_counts=acc,
-                          background=0.0, fit_range_ns=(dec.t0_ns + TAIL_START_NS, period),
-                          intervals="hessian")
-    if not est.success or not np.isfinite(est.tau_err_ns):
-        return math.nan, math.nan, f"heralded tau_XX failed: {est.message}"
-    return float(est.tau_ns), float(est.tau_err_ns), ""
 
 
 def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=None,
@@ -207,10 +184,10 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
     """
     from scipy.stats import chi2
 
-    from qrspec.fitting.biexciton import heralded_tau_x
+    from qrspec.fitting.biexciton import heralded_tau_x, heralded_tau_xx_of_decay
     from qrspec.levels.clustering import LevelClustering
     from qrspec.photons import Photons
-    from qrspec.stats.decay import DecayAccumulator, decay_histogram
+    from qrspec.stats.decay import DecayAccumulator, background_counts, decay_histogram
     from qrspec.stats.pairs import photon_pairs
 
     seg = levels.segments if isinstance(levels, LevelClustering) else levels
@@ -254,20 +231,30 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
         acc.add(sub)
         full = acc.result(offsets_ns=offsets)
         dec = acc.result(offsets_ns=offsets, bin_ns=bin_ns)
-        in_level = _in_windows_ticks(pairs.sync, w, ph.timestamps_unit)
+        in_level = pairs.in_windows(w, ph.timestamps_unit)
         t1 = pairs.t1_ns[in_level]
         n_pairs[k] = t1.size
-        if t1.size >= min_pairs:
-            her = heralded_tau_x(pairs.delay_ns[in_level])
-            if her.success:
-                out["txh"][k], out["txhe"][k] = her.tau_ns, her.tau_err_ns
         span_s = float(np.sum(w[:, 1] - w[:, 0]))
         n_pulses = max(int(round(span_s / sub.sync_period_s)), 1)
-        txx, txxe, m = _heralded(t1, full, dec, n_pulses, int(min_pairs))
+        txx, txxe, m = heralded_tau_xx_of_decay(t1, dec, background_counts(full), n_pulses,
+                                                min_pairs=int(min_pairs),
+                                                start_ns=TAIL_START_NS)
         out["txx"][k], out["txxe"][k] = txx, txxe
+        if t1.size >= min_pairs:
+            # delays from HERALD_MIN_DELAY_XX tau_XX on: the XXX -> XX delays of triexciton
+            # pulses (~Exp(tau_XX)) are gone there (module docstring)
+            d_min = max(0.5, HERALD_MIN_DELAY_XX * txx) if np.isfinite(txx) else 0.5
+            her = heralded_tau_x(pairs.delay_ns[in_level], min_delay_ns=d_min)
+            if her.success:
+                out["txh"][k], out["txhe"][k] = her.tau_ns, her.tau_err_ns
         notes = [f"tau_XX: {m}"] if m else []
         counts, time_ns, n_bins = _whole_bins(dec)
         period = n_bins * dec.bin_ns
+        if not dec.t0_ns + TAIL_START_NS < period:  # rise at the period end: no tail to fit
+            notes.append(f"tau_X: tail start t0 + {TAIL_START_NS:g} ns = "
+                         f"{dec.t0_ns + TAIL_START_NS:.4g} ns is past the end of the period")
+            msgs[k] = "; ".join(notes)
+            continue
         if np.isfinite(txx):
             xx_hi = txx + 2.0 * txxe
         else:
@@ -279,6 +266,11 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
             msgs[k] = "; ".join(notes)
             continue
         start = dec.t0_ns + max(TAIL_START_NS, xx_suppression * xx_hi)
+        if not start < period:
+            notes.append(f"tau_X: late tail start {start:.4g} ns is past the end of the period "
+                         f"({period:.4g} ns)")
+            msgs[k] = "; ".join(notes)
+            continue
         out["start"][k] = start - dec.t0_ns
         mono = _tail_fit(counts, time_ns, period, start, "mono", int(min_photons))
         if not (mono.success and np.isfinite(mono.tau_err_ns[0])):

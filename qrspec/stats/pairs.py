@@ -105,6 +105,28 @@ class PhotonPairs:
         """Mean number of shifted pairs per shift (independent-photon expectation)."""
         return float(self.n_shifted.mean()) if self.n_shifted.size else float("nan")
 
+    def in_windows(self, windows_s, timestamps_unit: float) -> np.ndarray:
+        """Mask of the pairs whose period lies inside half-open time windows (s); the edges
+        follow the seconds-to-ticks rule of :mod:`qrspec.validate`, as
+        :meth:`qrspec.photons.Photons.select_windows` (the one rule for states, levels and
+        charging windows).
+
+        Parameters
+        ----------
+        windows_s : array_like, shape (n, 2)
+            ``(start_s, stop_s)`` rows.
+        timestamps_unit : float
+            Seconds per timestamp tick of the photons the pairs came from.
+
+        Returns
+        -------
+        ndarray of bool
+        """
+        from qrspec.validate import in_windows, windows_to_ticks
+
+        lo, hi = windows_to_ticks("windows_s", windows_s, timestamps_unit, merge=True)
+        return in_windows(self.sync, lo, hi)
+
     @property
     def pair_ratio(self) -> float:
         """``n_pairs / shifted_mean``: a g2(0) estimate from first photons per period."""

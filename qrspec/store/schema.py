@@ -86,11 +86,19 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "gate_after_rise_ns": ("ns", "gate start after the rise t0"),
         "raw": ("", "g2 without gate"),
         "gated": ("", "g2 with both photons in the gate"),
-        "single_emitter": ("", "g2(0) significantly below single_emitter_max_g2"),
+        "single_emitter": ("", "verdict == single"),
         "flags": ("", "flags of the g2 stage"),
         "afterpulse": ("", "g2(0) corrected for afterpulsing"),
         "g2_mode": ("", "pulsed or cw"),
         "antibunching": ("", "CW antibunching dip fit"),
+        "verdict": ("", "single-emitter verdict: single, not_single or undecidable"),
+        "verdict_reason": ("", "why, with the numbers"),
+        "verdict_gate_ns": ("ns", "gate start after the rise of the deciding test (NaN: no "
+                                  "gate)"),
+        "verdict_g2": ("", "g2(0) of the deciding test"),
+        "verdict_g2_lower": ("", "one-sided lower bound of verdict_g2 (1 - verdict_alpha)"),
+        "verdict_g2_upper": ("", "one-sided upper bound of verdict_g2 (1 - verdict_alpha)"),
+        "verdict_level": ("", "level whose tau_XX set the gates (-1: none)"),
     },
     "AntibunchingFit": {
         "g2_0": ("", "dip bottom relative to the baseline"),
@@ -121,9 +129,23 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "cpa_alpha": ("", "false-positive rate of each change-point test"),
         "cpa_confidence": ("", "confidence level of the change-point regions"),
         "intensity_cps": ("counts/s", "level intensity"),
-        "tau_ns": ("ns", "level lifetime (mono-exponential tail fit, used for labelling)"),
+        "tau_ns": ("ns", "level exciton lifetime (late-tail fit, used for labelling)"),
         "rho_rad": ("", "radiative-rate ratio to neutral"),
         "label": ("", "level label: neutral / charged / trap / off / unclassified"),
+        "tau_err_ns": ("ns", "standard error of tau_ns"),
+        "tau_xx_ns": ("ns", "heralded biexciton lifetime of each level"),
+        "tau_xx_err_ns": ("ns", "standard error of tau_xx_ns"),
+        "ratio": ("", "tau_ns / tau_xx_ns (neutral >= 2.9)"),
+        "ratio_err": ("", "standard error of ratio"),
+        "n_pairs": ("counts", "same-period two-detector pairs in each level"),
+        "confidence": ("", "probability of each level's label under the deciding rule"),
+        "mixed": ("", "the level's late-tail decay needs two exciton lifetimes"),
+        "notes": ("", "reason or warning per level"),
+        "neutral_level": ("", "index of the neutral level (-1: none)"),
+        "frac_time_neutral": ("", "fraction of the segments' time labelled neutral"),
+        "neutral_confidence": ("", "confidence of the neutral label"),
+        "flags": ("", "label flags: no_neutral, neutral_undecided, neutral_unconfirmed, "
+                      "mixed_states, user_override"),
     },
     "Segments": {
         "start_s": ("s", "segment start"),
@@ -156,6 +178,8 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "fit_residuals": ("", "Pearson residuals of the fit (NaN outside the fit range)"),
         "fit_kind": ("", "tail or reconvolution (measured IRF)"),
         "fit_shift_ns": ("ns", "fitted IRF shift of a reconvolution fit"),
+        "tau_xx_heralded_ns": ("ns", "heralded fit value before the triexciton correction "
+                                     "(NaN: not corrected)"),
     },
     "States": {
         "neutral": ("", "the neutral state"),
@@ -195,6 +219,8 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "n_photons": ("counts", "photons in the window"),
         "flags": ("", "identifiability / quality flags of each window's inversion"),
         "usable": ("", "the window counts in the particle's values"),
+        "charged_s": ("s", "charged time inside the window (its weight)"),
+        "n_pairs": ("counts", "heralded same-period pairs in the window"),
     },
     "Charging": {
         "windows": ("", "one row per inverted charging window"),
@@ -230,6 +256,8 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "tau_xx_charged_ns": ("ns", "time-weighted mean biexciton lifetime of usable windows"),
         "tau_xx_charged_err_ns": ("ns", "standard error of tau_xx_charged_ns"),
         "flags": ("", "flags of the charging stage"),
+        "window_rule": ("", "how the charging windows were cut: pairs or time"),
+        "n_windows_measured": ("", "charging windows cut from the charged segments"),
     },
     # ---- photon hygiene and blinking statistics (issue 18)
     "Bursts": {

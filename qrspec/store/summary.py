@@ -58,9 +58,18 @@ SUMMARY_COLUMNS: list[tuple[str, str, str, str]] = [
     ("gate_after_rise_ns", "f8", "ns", "gate start after the rise of the aligned decay"),
     ("g2_rise_time_ns", "f8", "ns", "CW: fitted antibunching rise time"),
     ("g2_rise_time_err_ns", "f8", "ns", "standard error of g2_rise_time_ns"),
-    ("single_emitter", "?", "", "g2(0) (gated when gated) significantly below 0.5"),
+    ("single_emitter", "?", "", "single_emitter_verdict == single"),
+    ("single_emitter_verdict", "S16", "", "single, not_single or undecidable (gate chosen from "
+     "the measured tau_XX of the levels; docs/levels.md)"),
+    ("single_emitter_reason", "S512", "", "why, with the numbers"),
+    ("verdict_gate_ns", "f8", "ns", "gate start after the rise of the deciding g2 test (NaN: "
+     "ungated)"),
+    ("verdict_g2", "f8", "", "g2(0) of the deciding test"),
+    ("verdict_g2_upper", "f8", "", "one-sided upper bound of verdict_g2 (1 - verdict_alpha)"),
     ("decay_fit", "S16", "", "lifetime fits: tail, or reconvolution with a measured IRF"),
     ("frac_time_neutral", "f8", "", "fraction of time in neutral-labelled segments"),
+    ("neutral_confidence", "f8", "", "confidence of the neutral label (pair ratio tau_X/tau_XX "
+     "above 2.9; NaN without pairs or without a neutral level)"),
     ("tau_x_neutral_ns", "f8", "ns", "exciton lifetime in neutral periods"),
     ("tau_x_neutral_err_ns", "f8", "ns", "standard error of tau_x_neutral_ns"),
     ("tau_xx_neutral_ns", "f8", "ns", "biexciton lifetime in neutral periods"),
@@ -96,6 +105,9 @@ SUMMARY_COLUMNS: list[tuple[str, str, str, str]] = [
      "lower"),
     ("tau_a_xx_neutral_joint_hi_ns", "f8", "ns", "68 % interval of tau_a_xx_neutral_joint_ns: "
      "upper"),
+    ("n_charging_windows", "i8", "", "charging windows with a value (usable: in n_c_mean)"),
+    ("n_charging_windows_measured", "i8", "", "charging windows cut from the charged segments "
+     "(rule charging_window_rule)"),
     ("n_levels", "i8", "", "number of intensity levels found by change-point analysis"),
     ("n_change_points", "i8", "", "number of change points"),
     # ---- photon hygiene and blinking statistics (issue 18)
@@ -179,7 +191,10 @@ def summary_values(analysis: ParticleAnalysis) -> dict:
     if a.g2 is not None:
         g = a.g2
         v.update(g2_zero=g.raw.g2_zero, g2_zero_err=g.raw.g2_zero_err,
-                 g2_zero_ci95_hi=g.raw.g2_zero_ci95[1], single_emitter=g.single_emitter)
+                 g2_zero_ci95_hi=g.raw.g2_zero_ci95[1], single_emitter=g.single_emitter,
+                 single_emitter_verdict=g.verdict, single_emitter_reason=g.verdict_reason,
+                 verdict_gate_ns=g.verdict_gate_ns, verdict_g2=g.verdict_g2,
+                 verdict_g2_upper=g.verdict_g2_upper)
         if g.gated is not None:
             v.update(gate_after_rise_ns=g.gate_after_rise_ns, g2_zero_gated=g.gated.g2_zero,
                      g2_zero_gated_err=g.gated.g2_zero_err,
@@ -216,9 +231,13 @@ def summary_values(analysis: ParticleAnalysis) -> dict:
             "n_c_err", "n_c_lo", "n_c_hi", "tau_a_xx_charged_ns", "tau_a_xx_charged_err_ns",
             "tau_a_xx_charged_lo_ns", "tau_a_xx_charged_hi_ns", "tau_a_xx_neutral_joint_ns",
             "tau_a_xx_neutral_joint_lo_ns", "tau_a_xx_neutral_joint_hi_ns")})
+        v.update(n_charging_windows=int(np.sum(c.windows.usable)),
+                 n_charging_windows_measured=int(c.n_windows_measured))
     if a.levels is not None:
         v.update(n_levels=int(a.levels.label.size),
-                 n_change_points=int(a.levels.change_points_s.size))
+                 n_change_points=int(a.levels.change_points_s.size),
+                 frac_time_neutral=a.levels.frac_time_neutral,
+                 neutral_confidence=a.levels.neutral_confidence)
     return v
 
 
