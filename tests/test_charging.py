@@ -631,3 +631,78 @@ def test_trajectory_rejects_bad_input():
     late = {**seg, "t_start_s": 5.0, "t_stop_s": 6.0}
     with pytest.raises(QrspecError, match=r"segments must be sorted by t_start_s"):
         charging_trajectory([late, seg], NEUTRAL)
+
+
+def _one_vector_jacobian(problem, theta):
+    """The Jacobian as one parameter vector at a time (the method of jacobian(), unbatched)."""
+    jac = np.zeros((problem.n_obs, theta.size))
+    rows_w = problem.neutral_vals.size + np.arange(problem.window_vals.size)
+    for g in [np.arange(problem.W)] + [np.array([j]) for j in range(problem.W, theta.size)]:
+        h = 1e-5 * np.maximum(np.abs(theta[g]), 1e-3)
+        tp, tm = theta.copy(), theta.copy()
+        tp[g] = np.minimum(theta[g] + h, problem.hi[g])
+        tm[g] = np.maximum(theta[g] - h, problem.lo[g])
+        diff = problem.residuals(tp) - problem.residuals(tm)
+        den = tp[g] - tm[g]
+        if g[0] >= problem.W:
+            jac[:, g[0]] = diff / den[0]
+        else:
+            w = problem.window_of_row
+            jac[rows_w, w] = diff[rows_w] / den[w]
+    return jac
+
+
+@pytest.mark.parametrize("variant, kw, free, neutral_kw, mu", [
+    ("capped", {}, (), {}, None),
+    ("capped", {"gamma": 1.7, "sign": "positive"}, ("gamma",), {"corr": 0.3}, 0.3),
+    ("uncapped", {"eps": 0.3}, ("eps",), {}, None),
+    ("power_law", {"power_p": 1.2}, ("power_p",), {}, 0.2),  # exponents: one vector at a time
+    ("power_law", {"power_p": 1.2}, ("eps",), {}, None),
+])
+def test_issue_19_batched_model_equals_one_vector_evaluation(variant, kw, free, neutral_kw, mu):
+    # the fit evaluates the central-difference steps as one batch of parameter vectors and
+    # remembers the last evaluations: every number must be exactly (bit for bit) what one
+    # vector at a time gives, or the fit would take another path than before the speed-up
+    from qrspec.charging.inverse import _Problem
+
+    cfg = ChargeModelConfig(variant=variant, tau_x0_ns=4.5, **kw)
+    r0 = forward(cfg, 0.0)
+    neutral = NeutralReference(tau_x0_ns=4.5, tau_x0_err_ns=0.04,
+                               tau_xx0_ns=float(r0.tau_xx_ns), tau_xx0_err_ns=0.05, **neutral_kw)
+    wins = [_obs(cfg, 2.0, g2=0.3, g2_err=0.05), _obs(cfg, 5.0, rad_ratio=1.9, rad_ratio_err=0.1),
+            _obs(cfg, 9.0)]
+    pb = _Problem(cfg, neutral, wins, free, 40.0, mean_excitations=mu)
+    assert pb._batched == (free != ("power_p",))
+    theta = pb.x0.copy()
+    theta[:3] = [2.1, 4.8, 0.0]  # window 2 at its lower bound: a one-sided step
+    jac = pb.jacobian(theta)
+    assert np.array_equal(jac, _one_vector_jacobian(pb, theta))
+    assert np.all(jac[pb._rows_w, pb.window_of_row][pb.window_kinds == "tau_x"] != 0)
+    thetas, _ = pb._perturbed(theta)
+    assert np.array_equal(pb._residuals_rows(thetas),
+                          np.array([pb.residuals(t) for t in thetas]))
+    wts = np.array([0.5, 0.3, 0.2])
+    grad = pb.tau_a_mean_grad(theta, wts)
+    for j in range(theta.size):  # tau_a of window i depends on n_i only: one column per n_i
+        tp, tm = theta.copy(), theta.copy()
+        g = np.arange(3) if j < 3 else [j]
+        tp[g] = np.minimum(theta[g] + 1e-5 * np.maximum(np.abs(theta[g]), 1e-3), pb.hi[g])
+        tm[g] = np.maximum(theta[g] - 1e-5 * np.maximum(np.abs(theta[g]), 1e-3), pb.lo[g])
+        d = wts * (pb.tau_a(tp) - pb.tau_a(tm))
+        want = d[j] / (tp[j] - tm[j]) if j < 3 else d.sum() / (tp[j] - tm[j])
+        assert grad[j] == want
+    # the remembered evaluations never go stale: A, B, A again
+    other = theta.copy()
+    other[0] = 7.0
+    ra = pb.residuals(theta).copy()
+    rb = pb.residuals(other)
+    assert not np.array_equal(ra, rb)
+    assert np.array_equal(pb.residuals(theta), ra)
+    # the model itself: window 0's tau_X at the neutral rates of the config is the forward one
+    at_cfg = pb.predict(np.r_[2.0, theta[1:]])[1]
+    if mu is None and not free and neutral_kw == {}:
+        assert at_cfg[0] == pytest.approx(float(forward(cfg, 2.0).tau_x_ns), rel=1e-12)
+    # a bootstrap copy with other observations predicts the same and has its own residuals
+    boot = pb.with_observations(pb.neutral_vals * 1.01, pb.window_vals)
+    assert np.array_equal(boot.predict(theta)[1], pb.predict(theta)[1])
+    assert not np.array_equal(boot.residuals(theta), ra)

@@ -360,6 +360,25 @@ class _Problem:
         else:
             self.neutral_gamma = None
         self.obs_errs = np.concatenate([self.neutral_errs, self.window_errs])
+        # ---- layout of the fit's inner loop (predictions are evaluated ~10^4 times per
+        # particle): theta column of every shared parameter, rows of every window observable
+        self._col = {name: j for j, name in enumerate(self.names) if j >= self.W}
+        self._kind_rows = tuple((kind, np.flatnonzero(self.window_kinds == kind),
+                                 self.window_of_row[self.window_kinds == kind])
+                                for kind in ("tau_x", "tau_xx", "g2", "rad_ratio")
+                                if np.any(self.window_kinds == kind))
+        self._rows_w = self.neutral_vals.size + np.arange(self.window_vals.size)
+        # several parameter vectors are evaluated in one pass over arrays (K, W) with the
+        # shared parameters as (K, 1) columns: every number is the same elementwise operation
+        # as for one vector. Not for free power-law exponents (numpy's ``x ** scalar`` has fast
+        # paths an array exponent lacks) nor for the engine: those go vector by vector.
+        self._batched = config.variant in ("capped", "uncapped") or (
+            config.variant == "power_law" and not {"power_p", "power_q"} & set(self.shared))
+        if self.neutral_gamma is not None:  # one residual formula for every observable
+            self._obs_gamma = np.concatenate([self.neutral_gamma, self.window_gamma])
+            self._obs_n_eff = np.concatenate([self.neutral_n_eff, self.window_n_eff])
+        self._obs_vals = np.concatenate([self.neutral_vals, self.window_vals])
+        self._memo = {}
 
     def with_observations(self, neutral_vals, window_vals) -> _Problem:
         """A copy with other observed values (same errors): the bootstrap redraws."""
@@ -367,6 +386,8 @@ class _Problem:
         new.__dict__.update(self.__dict__)
         new.neutral_vals = np.asarray(neutral_vals, float)
         new.window_vals = np.asarray(window_vals, float)
+        new._obs_vals = np.concatenate([new.neutral_vals, new.window_vals])
+        new._memo = {}
         return new
 
     def values(self, theta):
@@ -382,16 +403,14 @@ class _Problem:
         return replace(p, beta_xx=d["beta_xx"], power_p=d["power_p"], power_q=d["power_q"],
                        gamma=d["gamma"])
 
-    def predict(self, theta):
-        """(neutral predictions, window predictions per observable row, d, k_A(XX) per window)."""
-        d = self.values(theta)
+    def _model(self, n, d):
+        """Predictions of the charge numbers ``n`` (K, W) with the parameters ``d`` (name ->
+        scalar or (K, 1) column): observables (K, n_obs; the neutral ones first) and k_A(XX)
+        (K, W)."""
         p = self.params(d)
-        n = d["n"]
+        shape = n.shape
         kr1, ka1 = _state_rates(p, n, 1)
         kr2, ka2 = _state_rates(p, n, 2)
-        kr1 = np.broadcast_to(kr1, n.shape)
-        kr2 = np.broadcast_to(kr2, n.shape)
-        ka2 = np.broadcast_to(ka2, n.shape)
         knr2 = p.k_nr0 if p.knr_all_states else 0.0
         tau_x = 1.0 / (kr1 + ka1 + p.k_nr0)
         tau_xx = 1.0 / (kr2 + ka2 + knr2)
@@ -403,82 +422,136 @@ class _Problem:
             tau_xxx = 1.0 / (kr3 + ka3 + knr2)
             tau_xx_seen = _apparent(tau_xx, tau_xxx, kr1 * tau_x, kr2 * tau_xx, kr3 * tau_xxx,
                                     *self.pair_weights)
-        tau_xx0 = 1.0 / (p.beta_xx * p.k_r + d["k_a_xx0"] + knr2)
-        neutral = {"tau_x0": self.qy / p.k_r, "tau_xx0": tau_xx0,
-                   "tau_a_xx0": 1.0 / d["k_a_xx0"],
-                   "g2_0": p.beta_xx * p.k_r * tau_xx0 / self.qy}
-        per_window = {"tau_x": tau_x, "tau_xx": tau_xx_seen,
-                      "g2": kr2 * tau_xx / (kr1 * tau_x),
-                      "rad_ratio": kr1 / p.k_r}
-        pn = np.array([float(neutral[k]) for k in self.neutral_kinds])
-        pw = np.empty(self.window_vals.size)
-        for kind, arr in per_window.items():
-            m = self.window_kinds == kind
-            if m.any():
-                pw[m] = np.asarray(arr, float)[self.window_of_row[m]]
-        return pn, pw, d, np.asarray(ka2, float)
+        nn = len(self.neutral_kinds)
+        pred = np.empty((shape[0], nn + self.window_vals.size))
+        for i, kind in enumerate(self.neutral_kinds):
+            if kind == "tau_x0":
+                v = self.qy / p.k_r
+            elif kind == "tau_a_xx0":
+                v = 1.0 / d["k_a_xx0"]
+            else:
+                tau_xx0 = 1.0 / (p.beta_xx * p.k_r + d["k_a_xx0"] + knr2)
+                v = tau_xx0 if kind == "tau_xx0" else p.beta_xx * p.k_r * tau_xx0 / self.qy
+            pred[:, i:i + 1] = v
+        for kind, rows, win in self._kind_rows:
+            if kind == "tau_x":
+                v = tau_x
+            elif kind == "tau_xx":
+                v = tau_xx_seen
+            elif kind == "g2":
+                v = kr2 * tau_xx / (kr1 * tau_x)
+            else:
+                v = kr1 / p.k_r
+            pred[:, nn + rows] = (v if np.shape(v) == shape else np.broadcast_to(v, shape))[:, win]
+        return pred, ka2 if np.shape(ka2) == shape else np.broadcast_to(ka2, shape)
 
-    def residuals(self, theta):
-        pn, pw, _, _ = self.predict(theta)
-        if self.neutral_gamma is None:  # correlated neutral block: whitened Gaussian
-            rn = np.linalg.solve(self.neutral_chol, pn - self.neutral_vals) if pn.size else pn
+    def _predict_rows(self, thetas):
+        """:meth:`_model` of every row of ``thetas`` (K, P); the last single vector and the
+        last batch are remembered (the fit asks for the same ones several times)."""
+        thetas = np.ascontiguousarray(thetas, dtype=float)
+        key = (thetas.shape, thetas.tobytes())
+        slot = thetas.shape[0] > 1
+        hit = self._memo.get(slot)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        if self._batched:
+            d = dict(self.fixed)
+            for name, j in self._col.items():
+                d[name] = thetas[:, j:j + 1]
+            out = self._model(thetas[:, :self.W], d)
         else:
-            rn = (pn - self.neutral_vals) / self.neutral_errs
-            g = self.neutral_gamma
-            rn[g] = _gamma_residual(pn[g], self.neutral_vals[g], self.neutral_n_eff[g])
+            parts = []
+            for theta in thetas:
+                d = dict(self.fixed)
+                d.update(zip(self.shared, theta[self.W:], strict=True))
+                parts.append(self._model(theta[None, :self.W], d))
+            out = tuple(np.concatenate(a) for a in zip(*parts, strict=True))
+        out = tuple(np.array(a, float) for a in out)
+        for a in out:
+            a.flags.writeable = False
+        self._memo[slot] = (key, out)
+        return out
+
+    def predict(self, theta):
+        """(neutral predictions, window predictions per observable row, k_A(XX) per window)."""
+        pred, ka2 = self._predict_rows(np.asarray(theta, float)[None, :])
+        nn = self.neutral_vals.size
+        return pred[0, :nn], pred[0, nn:], ka2[0]
+
+    def _residuals_rows(self, thetas):
+        """Residuals (K, n_obs) of every row of ``thetas``."""
+        pred, _ = self._predict_rows(thetas)
+        if self.neutral_gamma is not None:
+            vals, g = self._obs_vals, self._obs_gamma
+            res = (pred - vals) / self.obs_errs
+            res[:, g] = _gamma_residual(pred[:, g], vals[g], self._obs_n_eff[g])
+            return res
+        # correlated neutral block: whitened Gaussian
+        nn = self.neutral_vals.size
+        pn, pw = pred[:, :nn], pred[:, nn:]
+        rn = np.array([np.linalg.solve(self.neutral_chol, row - self.neutral_vals)
+                       for row in pn]) if nn else pn
         rw = (pw - self.window_vals) / self.window_errs
         g = self.window_gamma
-        rw[g] = _gamma_residual(pw[g], self.window_vals[g], self.window_n_eff[g])
-        return np.concatenate([rn, rw])
+        rw[:, g] = _gamma_residual(pw[:, g], self.window_vals[g], self.window_n_eff[g])
+        return np.concatenate([rn, rw], axis=1)
+
+    def residuals(self, theta):
+        return self._residuals_rows(np.asarray(theta, float)[None, :])[0]
 
     def tau_a(self, theta):
         """tau_A,XX^{nc-} = 1/k_A(XX^{n-}) of every window (inf when k_A <= 0)."""
-        _, _, _, ka2 = self.predict(theta)
-        with np.errstate(divide="ignore"):
-            return np.where(ka2 > 0, 1.0 / np.maximum(ka2, 1e-300), np.inf)
+        return _tau_a_of(self.predict(theta)[2])
+
+    def _perturbed(self, theta):
+        """Central-difference steps: all n at once (window i depends on n_i only), then each
+        shared parameter; one-sided at the bounds. Returns (thetas (2 G, P): plus and minus
+        step of every group in turn, step widths (P,))."""
+        theta = np.asarray(theta, float)
+        h = 1e-5 * np.maximum(np.abs(theta), 1e-3)
+        tp = np.minimum(theta + h, self.hi)
+        tm = np.maximum(theta - h, self.lo)
+        groups = [np.arange(self.W)] + [np.array([j]) for j in range(self.W, theta.size)]
+        thetas = np.repeat(theta[None, :], 2 * len(groups), axis=0)
+        for i, g in enumerate(groups):
+            thetas[2 * i, g] = tp[g]
+            thetas[2 * i + 1, g] = tm[g]
+        return thetas, tp - tm
 
     def tau_a_mean_grad(self, theta, weights):
         """Gradient of ``weights @ tau_a(theta)``: all n perturbed at once (tau_a of window i
         depends on n_i only), central differences, one-sided at the bounds."""
-        theta = np.asarray(theta, float)
-        grad = np.zeros(theta.size)
-        groups = [np.arange(self.W)] + [np.array([j]) for j in range(self.W, theta.size)]
-        for g in groups:
-            h = 1e-5 * np.maximum(np.abs(theta[g]), 1e-3)
-            tp, tm = theta.copy(), theta.copy()
-            tp[g] = np.minimum(theta[g] + h, self.hi[g])
-            tm[g] = np.maximum(theta[g] - h, self.lo[g])
-            d = weights * (self.tau_a(tp) - self.tau_a(tm))
-            if g[0] < self.W:
-                grad[g] = d / (tp[g] - tm[g])
-            else:
-                grad[g[0]] = d.sum() / (tp[g[0]] - tm[g[0]])
+        thetas, den = self._perturbed(theta)
+        ta = _tau_a_of(self._predict_rows(thetas)[1])
+        d = weights * (ta[0::2] - ta[1::2])
+        grad = np.empty(den.size)
+        grad[:self.W] = d[0] / den[:self.W]
+        grad[self.W:] = [row.sum() for row in d[1:]]  # as 1-d sums (same rounding)
+        grad[self.W:] /= den[self.W:]
         return grad
 
     def k_a_xx0(self, theta):
-        return float(self.values(theta)["k_a_xx0"])
+        j = self._col.get("k_a_xx0")
+        return float(self.fixed["k_a_xx0"] if j is None else theta[j])
 
     def jacobian(self, theta):
         """Central-difference Jacobian of the residuals; all n perturbed at once (window i's
         rows depend on n_i only), one-sided at the bounds."""
-        theta = np.asarray(theta, float)
-        m = self.neutral_vals.size + self.window_vals.size
-        jac = np.zeros((m, theta.size))
-        rows_w = self.neutral_vals.size + np.arange(self.window_vals.size)
-        groups = [np.arange(self.W)] + [np.array([j]) for j in range(self.W, theta.size)]
-        for g in groups:
-            h = 1e-5 * np.maximum(np.abs(theta[g]), 1e-3)
-            tp, tm = theta.copy(), theta.copy()
-            tp[g] = np.minimum(theta[g] + h, self.hi[g])
-            tm[g] = np.maximum(theta[g] - h, self.lo[g])
-            diff = self.residuals(tp) - self.residuals(tm)
-            den = tp[g] - tm[g]
-            if g.size == 1 and g[0] >= self.W:
-                jac[:, g[0]] = diff / den[0]
-            else:  # the n block: window rows only, each from its own n
-                w = self.window_of_row
-                jac[rows_w, w] = diff[rows_w] / den[w]
+        thetas, den = self._perturbed(theta)
+        res = self._residuals_rows(thetas)
+        diff = res[0::2] - res[1::2]
+        jac = np.zeros((res.shape[1], den.size))
+        # the n block: window rows only, each from its own n
+        w = self.window_of_row
+        jac[self._rows_w, w] = diff[0, self._rows_w] / den[w]
+        jac[:, self.W:] = (diff[1:] / den[self.W:, None]).T
         return jac
+
+
+def _tau_a_of(ka2):
+    """1/k_A (inf when k_A <= 0)."""
+    with np.errstate(divide="ignore"):
+        return np.where(ka2 > 0, 1.0 / np.maximum(ka2, 1e-300), np.inf)
 
 
 def _gamma_residual(model, observed, n_eff):
@@ -521,8 +594,8 @@ def _lsq(problem, x0, fix_n=None, penalty=None):
     elif penalty is not None:
         func, target, p_scale = penalty
 
-        def fun(t):
-            return np.append(problem.residuals(t), (func(t)[0] - target) / p_scale)
+        def fun(t):  # the value only: func(t, grad=False) skips the gradient
+            return np.append(problem.residuals(t), (func(t, grad=False)[0] - target) / p_scale)
 
         def jac(t):
             return np.vstack([problem.jacobian(t), func(t)[1] / p_scale])

@@ -183,7 +183,7 @@ def _profile_edges(problem, theta, chi2_min, func, value, sigma, bounds, level=1
 
     def prof(t):
         th, c = _lsq(problem, warm[0], penalty=(func, t, scale))
-        if abs(func(th)[0] - t) < 10 * scale:
+        if abs(func(th, grad=False)[0] - t) < 10 * scale:
             warm[0] = th
         return c - chi2_min - level
 
@@ -299,18 +299,19 @@ def combine_windows(windows: Sequence[ChargedObservation], neutral: NeutralRefer
         return ParticleCharging(**base, flags=("degenerate",), success=False,
                                 message=f"parameters {problem.names} are not all identifiable")
 
-    def n_mean(t):
+    # each returns (value, gradient); grad=False: (value, None), for the fit's residuals
+    def n_mean(t, grad=True):
         g = np.zeros(t.size)
         g[:W] = wts
         return float(wts @ t[:W]), g
 
-    def tau_mean(t):
-        return float(wts @ problem.tau_a(t)), problem.tau_a_mean_grad(t, wts)
+    def tau_mean(t, grad=True):
+        return float(wts @ problem.tau_a(t)), problem.tau_a_mean_grad(t, wts) if grad else None
 
     has_ka = "k_a_xx0" in problem.names
     j_ka = problem.names.index("k_a_xx0") if has_ka else None
 
-    def tau0(t):
+    def tau0(t, grad=True):
         k = problem.k_a_xx0(t)
         g = np.zeros(t.size)
         if has_ka:
