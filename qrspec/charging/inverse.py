@@ -212,7 +212,7 @@ class ChargingFit:
 
     @property
     def n_err_lo(self) -> float:
-        """n - n_lo."""
+        """Distance of n above its lower interval end, n - n_lo."""
         return self.n - self.n_lo
 
     @property
@@ -404,9 +404,11 @@ class _Problem:
                        gamma=d["gamma"])
 
     def _model(self, n, d):
-        """Predictions of the charge numbers ``n`` (K, W) with the parameters ``d`` (name ->
-        scalar or (K, 1) column): observables (K, n_obs; the neutral ones first) and k_A(XX)
-        (K, W)."""
+        """Predictions of the charge numbers ``n`` (K, W) with the parameters ``d``.
+
+        ``d``: name -> scalar or (K, 1) column. Returns the observables (K, n_obs; the neutral
+        ones first) and k_A(XX) (K, W).
+        """
         p = self.params(d)
         shape = n.shape
         kr1, ka1 = _state_rates(p, n, 1)
@@ -446,8 +448,11 @@ class _Problem:
         return pred, ka2 if np.shape(ka2) == shape else np.broadcast_to(ka2, shape)
 
     def _predict_rows(self, thetas):
-        """:meth:`_model` of every row of ``thetas`` (K, P); the last single vector and the
-        last batch are remembered (the fit asks for the same ones several times)."""
+        """:meth:`_model` of every row of ``thetas`` (K, P).
+
+        The last single vector and the last batch are remembered (the fit asks for the same
+        ones several times).
+        """
         thetas = np.ascontiguousarray(thetas, dtype=float)
         key = (thetas.shape, thetas.tobytes())
         slot = thetas.shape[0] > 1
@@ -504,9 +509,11 @@ class _Problem:
         return _tau_a_of(self.predict(theta)[2])
 
     def _perturbed(self, theta):
-        """Central-difference steps: all n at once (window i depends on n_i only), then each
-        shared parameter; one-sided at the bounds. Returns (thetas (2 G, P): plus and minus
-        step of every group in turn, step widths (P,))."""
+        """Central-difference steps: all n at once, then each shared parameter.
+
+        Window i depends on n_i only; steps are one-sided at the bounds. Returns (thetas
+        (2 G, P): plus and minus step of every group in turn, step widths (P,)).
+        """
         theta = np.asarray(theta, float)
         h = 1e-5 * np.maximum(np.abs(theta), 1e-3)
         tp = np.minimum(theta + h, self.hi)
@@ -519,8 +526,11 @@ class _Problem:
         return thetas, tp - tm
 
     def tau_a_mean_grad(self, theta, weights):
-        """Gradient of ``weights @ tau_a(theta)``: all n perturbed at once (tau_a of window i
-        depends on n_i only), central differences, one-sided at the bounds."""
+        """Gradient of ``weights @ tau_a(theta)`` by central differences.
+
+        All n are perturbed at once (tau_a of window i depends on n_i only); one-sided at the
+        bounds.
+        """
         thetas, den = self._perturbed(theta)
         ta = _tau_a_of(self._predict_rows(thetas)[1])
         d = weights * (ta[0::2] - ta[1::2])
@@ -535,8 +545,11 @@ class _Problem:
         return float(self.fixed["k_a_xx0"] if j is None else theta[j])
 
     def jacobian(self, theta):
-        """Central-difference Jacobian of the residuals; all n perturbed at once (window i's
-        rows depend on n_i only), one-sided at the bounds."""
+        """Central-difference Jacobian of the residuals.
+
+        All n are perturbed at once (window i's rows depend on n_i only); one-sided at the
+        bounds.
+        """
         thetas, den = self._perturbed(theta)
         res = self._residuals_rows(thetas)
         diff = res[0::2] - res[1::2]
@@ -928,8 +941,11 @@ def _auger_signal(problem, theta, obs, i=0):
 
 
 def _bootstrap(problem, theta, n_boot, seed):
-    """Parametric bootstrap: Gaussian redraw of every observable (correlated neutral block),
-    refit from the estimate; 16/84 percentiles of n and tau_A,XX^{nc-} (window 0)."""
+    """Parametric bootstrap of n and tau_A,XX^{nc-} (window 0).
+
+    Gaussian redraw of every observable (correlated neutral block), refit from the estimate;
+    16/84 percentiles.
+    """
     rng = np.random.default_rng(seed)
     ns, tas = [], []
     tau_rows = np.array([k.startswith("tau") for k in problem.window_kinds], bool)
