@@ -41,8 +41,10 @@ PTUFormatError = TTTRFormatError
 
 
 class OutputError(QrspecError):
-    """An output file cannot be written or is refused (disk full, permissions, the output is
-    an input or a directory, ...). The previous content of the file is unchanged.
+    """An output file cannot be written or is refused.
+
+    Causes: disk full, permissions, the output is an input or a directory, ... The previous content
+    of the file is unchanged.
 
     Parameters
     ----------

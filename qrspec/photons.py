@@ -263,8 +263,9 @@ class Photons:
 
     # ---------------------------------------------------------------- T2 with sync events
     def with_sync_nanotimes(self, *, sync_divider: int = 1) -> Photons:
-        """T2 photons with recorded sync events -> T3-like photons: nanotimes from the last
-        sync, timestamps counting laser pulses.
+        """T2 photons with recorded sync events -> T3-like photons.
+
+        Nanotimes from the last sync, timestamps counting laser pulses.
 
         HydraHarp / MultiHarp / TimeHarp 260 / Generic T2 files can record the laser sync as
         events (``sync_timestamps``). For every photon at T2 tick ``t`` after the last sync

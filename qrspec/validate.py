@@ -129,9 +129,10 @@ def integer(name: str, value, *, minimum: int | None = None, maximum: int | None
 
 def strict_number(name: str, value, *, kind: str = "real", lo=None, hi=None,
                   lo_open: bool = False, hi_open: bool = False, optional: bool = False):
-    """A number from a user's config: a bool, a string or a non-finite value is refused (no
-    coercion: ``"0.5"`` and ``true`` are not numbers here), and so is a value outside the
-    bounds.
+    """A number from a user's config.
+
+    A bool, a string or a non-finite value is refused (no coercion: ``"0.5"`` and ``true`` are not
+    numbers here), and so is a value outside the bounds.
 
     Parameters
     ----------

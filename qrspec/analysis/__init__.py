@@ -1,5 +1,7 @@
-"""Per-particle analysis: :class:`AnalysisConfig` and the pipeline that turns one particle's
-photons into typed results."""
+"""Per-particle analysis of photons into typed results.
+
+:class:`AnalysisConfig` and the pipeline that turns one particle's photons into typed results.
+"""
 
 from __future__ import annotations
 

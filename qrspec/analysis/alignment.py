@@ -1,7 +1,8 @@
-"""Stage: the time axes of the analysis. The total decay aligns the detectors (per-detector
-nanotime offsets, the rise t0); the HBT set-up fixes lag zero of every g2 (pulsed or CW, the
-comb period, the zero-delay peak with whole-period delays: :mod:`qrspec.stats.hbt`); a measured
-IRF is put on the aligned axis.
+"""Stage: the time axes of the analysis.
+
+The total decay aligns the detectors (per-detector nanotime offsets, the rise t0); the HBT set-up
+fixes lag zero of every g2 (pulsed or CW, the comb period, the zero-delay peak with whole-period
+delays: :mod:`qrspec.stats.hbt`); a measured IRF is put on the aligned axis.
 
 Lag zero: the detectors' rise offsets give the delay only modulo the laser period. The zero
 peak is found from the data (the suppressed peak of an antibunched emitter:
@@ -128,8 +129,11 @@ class Alignment:
 
 
 def _irf_on_axis(path: str, bin_ns, decay) -> tuple[np.ndarray, float]:
-    """The measured IRF on the aligned full-resolution axis of ``decay`` (one row per detector)
-    and the whole-bin roll applied (text / npy: its median put on the decay's rise t0)."""
+    """The measured IRF on the aligned full-resolution axis of ``decay``, and the roll applied.
+
+    One row per detector; the roll is the whole-bin roll applied (text / npy: its median put on the
+    decay's rise t0).
+    """
     from qrspec.io.irf import read_irf
     from qrspec.stats.decay import irf_histogram
 
@@ -147,9 +151,11 @@ def _irf_on_axis(path: str, bin_ns, decay) -> tuple[np.ndarray, float]:
 
 def _gated(photons: Photons, dets, offsets_ns, t0_ns: float, period_ns: float,
             gate_after_rise_ns: float) -> Photons | None:
-    """The photons inside the gated g2's gate (aligned nanotime in ``[t0 + g, period)``, the
-    kernel's per-detector rule of :func:`qrspec.stats._input.gate_tables`); None when the gate
-    does not fit in the period."""
+    """The photons inside the gated g2's gate; None when the gate does not fit in the period.
+
+    The gate is the aligned nanotime range ``[t0 + g, period)``, by the kernel's per-detector rule
+    of :func:`qrspec.stats._input.gate_tables`.
+    """
     from dataclasses import replace
 
     from qrspec.stats._input import N_DET, gate_tables

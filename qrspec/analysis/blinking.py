@@ -248,8 +248,10 @@ def measure_blinking(levels: Levels, config: AnalysisConfig) -> Blinking:
 
 def analysed_part(photons: Photons, levels: Levels, blinking: Blinking
                   ) -> tuple[Photons, Levels]:
-    """The photons and levels the later stages analyse: everything, or (trimmed at bleaching)
-    the photons before the bleach time and the segments that end by then.
+    """The photons and levels the later stages analyse.
+
+    Everything, or (trimmed at bleaching) the photons before the bleach time and the segments that
+    end by then.
 
     Parameters
     ----------

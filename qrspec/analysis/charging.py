@@ -1,5 +1,6 @@
-"""Stage: the neutral reference and the charging inversion n_c(t), tau_A,XX(t) per charging
-window, with the particle's time-weighted values.
+"""Stage: the neutral reference and the charging inversion n_c(t), tau_A,XX(t).
+
+The inversion is made per charging window, with the particle's time-weighted values.
 
 **Charging windows** (:func:`charging_windows`, issue 17). A window must hold enough heralded
 photon pairs for its biexciton lifetime; the exciton lifetime is never the limit (10^4-10^5

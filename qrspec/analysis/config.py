@@ -32,8 +32,10 @@ MIN_WINDOW_PAIRS = 20
 
 @dataclass(frozen=True)
 class ChargeModelParams(ChargeModelConfig):
-    """The charge model of the analysis: :class:`qrspec.charging.ChargeModelConfig` (every
-    field, with its methods.md §1.8 defaults) with analysis defaults for the neutral lifetimes.
+    """The charge model of the analysis.
+
+    :class:`qrspec.charging.ChargeModelConfig` (every field, with its methods.md §1.8 defaults)
+    with analysis defaults for the neutral lifetimes.
 
     ``tau_x0_ns`` and ``tau_a_xx0_ns`` default to ``None``: measured in the particle's neutral
     periods (tau_X0 from the decay, tau_A,XX0 from tau_X0 and the heralded tau_XX0). A value
@@ -315,8 +317,10 @@ class AnalysisConfig:
             object.__setattr__(self, "label_overrides", tuple(out))
 
     def label_override_map(self) -> dict | None:
-        """``label_overrides`` in the form :func:`qrspec.levels.label_levels` takes (None
-        when there are none)."""
+        """``label_overrides`` in the form :func:`qrspec.levels.label_levels` takes.
+
+        None when there are none.
+        """
         if not self.label_overrides:
             return None
         return {(row[0] if len(row) == 2 else (row[0], row[1])): row[-1]
@@ -360,8 +364,11 @@ class AnalysisConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> AnalysisConfig:
-        """Build from a dict; unknown keys and values of the wrong type are errors naming the
-        field (typos and nonsense must not pass silently)."""
+        """Build from a dict.
+
+        Unknown keys and values of the wrong type are errors naming the field (typos and nonsense
+        must not pass silently).
+        """
         if not isinstance(d, dict):
             raise QrspecError(f"config must be an object (a JSON dict), not {type(d).__name__}")
         known = {f.name for f in fields(cls)}
@@ -378,8 +385,10 @@ class AnalysisConfig:
 
     @classmethod
     def from_json(cls, text: str) -> AnalysisConfig:
-        """Parse JSON text (see :meth:`to_json`); nesting deeper than :data:`MAX_JSON_DEPTH`
-        is refused."""
+        """Parse JSON text (see :meth:`to_json`).
+
+        Nesting deeper than :data:`MAX_JSON_DEPTH` is refused.
+        """
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -397,7 +406,8 @@ class AnalysisConfig:
     def from_file(cls, path) -> AnalysisConfig:
         """Read a JSON config file: a regular file of at most :data:`MAX_CONFIG_BYTES`, UTF-8.
 
-        A FIFO, device or folder is refused without reading (a FIFO would block for ever)."""
+        A FIFO, device or folder is refused without reading (a FIFO would block for ever).
+        """
         from qrspec.io.files import open_regular
 
         name = os.fsdecode(os.fspath(path))
@@ -470,8 +480,10 @@ _CHARGE_MODEL_FIELDS = {f.name for f in fields(ChargeModelParams)}
 
 
 def _check_field(name, v, kind, lo, hi, lo_open, hi_open, optional):
-    """``v`` as a plain int or float, or a QrspecError naming ``name``
-    (:func:`qrspec.validate.strict_number`)."""
+    """``v`` as a plain int or float, or a QrspecError naming ``name``.
+
+    See :func:`qrspec.validate.strict_number`.
+    """
     from qrspec.validate import strict_number
 
     return strict_number(name, v, kind=kind, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open,
@@ -495,8 +507,10 @@ def _charge_model_from_dict(cm: dict) -> ChargeModelParams:
 
 
 def _check_charge_model(cm: ChargeModelParams) -> ChargeModelParams:
-    """Types of every charge-model field (a bool is not a number, a number is not a flag);
-    the ranges are the charge model's own checks (qrspec.charging.config)."""
+    """Types of every charge-model field (a bool is not a number, a number is not a flag).
+
+    The ranges are the charge model's own checks (qrspec.charging.config).
+    """
     if not isinstance(cm.variant, str) or cm.variant not in _VARIANTS:
         raise QrspecError(f"charge_model.variant={cm.variant!r} must be one of "
                           + ", ".join(repr(v) for v in _VARIANTS))

@@ -1,5 +1,8 @@
-"""Exciton tail fits of aligned decays, shared by the levels stage (one mono-exponential fit per
-level), the states stage and the charging windows."""
+"""Exciton tail fits of aligned decays, shared by the levels, states and charging stages.
+
+The levels stage makes one mono-exponential fit per level; the states stage and the charging
+windows use the same fits.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,11 @@ NO_TAIL = ("tail fit start t0 + 0.3 ns = {:.4g} ns is past the end of the period
 
 @dataclass(frozen=True, eq=False)
 class ExcitonFit:
-    """Exciton lifetime of one decay (:func:`fit_x`); ``fit`` is the LifetimeFit used (None
-    when no fit was made), ``message`` says why the lifetime is NaN."""
+    """Exciton lifetime of one decay (:func:`fit_x`).
+
+    ``fit`` is the LifetimeFit used (None when no fit was made), ``message`` says why the lifetime
+    is NaN.
+    """
 
     tau_ns: float
     tau_err_ns: float
@@ -37,17 +43,22 @@ def whole_bins(decay):
 
 
 def fit_bin_ns(photons) -> float:
-    """Bin of the fitted decays: ``FIT_BIN_NS``, or one TCSPC bin when that is coarser (some
-    instruments bin at 0.25-4 ns; a decay cannot be finer than its data)."""
+    """Bin of the fitted decays.
+
+    ``FIT_BIN_NS``, or one TCSPC bin when that is coarser (some instruments bin at 0.25-4 ns; a
+    decay cannot be finer than its data).
+    """
     res_ns = photons.nanotimes_unit * 1e9
     return FIT_BIN_NS if res_ns <= FIT_BIN_NS else res_ns
 
 
 def fit_stop_ns(decay) -> float:
-    """End of the fit range on a decay's aligned axis: the period, or, when the TCSPC range is
-    shorter than the period (``Decay.recorded_ns``), the end of the range every detector
-    records (``recorded - max(offset)``: detector d records aligned times ``[-off_d,
-    recorded - off_d)``)."""
+    """End of the fit range on a decay's aligned axis.
+
+    The period, or, when the TCSPC range is shorter than the period (``Decay.recorded_ns``), the
+    end of the range every detector records (``recorded - max(offset)``: detector d records aligned
+    times ``[-off_d, recorded - off_d)``).
+    """
     rec = decay.recorded_ns
     if rec is None or not rec < decay.period_ns - 0.5 * decay.resolution_ns:
         return float(decay.period_ns)
@@ -56,8 +67,10 @@ def fit_stop_ns(decay) -> float:
 
 
 def merge_rows(rows: np.ndarray) -> np.ndarray:
-    """Merge touching or overlapping (start, stop) rows (segments of one label can be
-    adjacent): :func:`qrspec.validate.merge_intervals` on an ``(n, 2)`` array."""
+    """Merge touching or overlapping (start, stop) rows (segments of one label can be adjacent).
+
+    :func:`qrspec.validate.merge_intervals` on an ``(n, 2)`` array.
+    """
     from qrspec.validate import merge_intervals
 
     rows = np.asarray(rows, np.float64).reshape(-1, 2)
@@ -72,9 +85,10 @@ LATE_TAIL_XX = 4.0  # the exciton's late tail starts this many biexciton lifetim
 
 
 def late_tail_start_ns(tau_xx_ns: float, tau_xx_err_ns: float = 0.0) -> float | None:
-    """Start (after the rise) of a state's exciton tail fit when its biexciton lifetime is
-    measured: ``LATE_TAIL_XX (tau_XX + 2 sigma)`` (at least ``TAIL_START_NS``), the rule of
-    the level evidence (:mod:`qrspec.levels.evidence`); None without a tau_XX.
+    """Start (after the rise) of a state's exciton tail fit when its tau_XX is measured.
+
+    The start is ``LATE_TAIL_XX (tau_XX + 2 sigma)`` (at least ``TAIL_START_NS``), the rule of the
+    level evidence (:mod:`qrspec.levels.evidence`); None without a tau_XX (biexciton lifetime).
 
     Early in the decay the biexciton photons and the exciton photons that follow a biexciton
     (emitted at T_XX + T_X) distort the fit: from ``TAIL_START_NS`` on (bi-exponential),
@@ -91,10 +105,12 @@ def late_tail_start_ns(tau_xx_ns: float, tau_xx_err_ns: float = 0.0) -> float | 
 def fit_x(decay, min_photons: int, models=("bi", "mono"), method: str = "mle", *, irf=None,
           shift_bounds_ns=IRF_SHIFT_BOUNDS_NS, start_ns: float | None = None,
           fixed_background=None, mean_excitations: float | None = None) -> ExcitonFit:
-    """Exciton lifetime of an aligned decay: bi-exponential fit (the short component absorbs
-    the biexciton), mono-exponential when the bi fit cannot separate two components; or, with
-    ``"cascade"`` first in ``models``, the constrained X/XX cascade at a known <N>
-    (:func:`qrspec.fitting.lifetime.fit_decay`, ``model="cascade"``), the others when it fails.
+    """Exciton lifetime of an aligned decay.
+
+    Bi-exponential fit (the short component absorbs the biexciton), mono-exponential when the bi
+    fit cannot separate two components; or, with ``"cascade"`` first in ``models``, the
+    constrained X/XX cascade at a known <N> (:func:`qrspec.fitting.lifetime.fit_decay`,
+    ``model="cascade"``), the others when it fails.
 
     Without ``irf`` a tail fit from ``t0 + TAIL_START_NS``; with a measured IRF a
     reconvolution fit of the whole recorded range with a fitted IRF shift. Either ends at

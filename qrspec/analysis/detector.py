@@ -91,8 +91,10 @@ class DetectorArtefacts:
 
 @dataclass(frozen=True, eq=False)
 class AfterpulseBackground:
-    """Expected afterpulse counts per raw nanotime bin of each detector for ``n_photons``
-    photons (:func:`qrspec.stats.afterpulsing.afterpulse_nanotime_profile`); not stored."""
+    """Expected afterpulse counts per raw nanotime bin of each detector for ``n_photons`` photons.
+
+    Computed by :func:`qrspec.stats.afterpulsing.afterpulse_nanotime_profile`; not stored.
+    """
 
     profile: np.ndarray
     n_photons: int
@@ -211,14 +213,19 @@ def afterpulse_inconsistency(estimate: AfterpulseEstimate | None) -> str:
 
 
 def usable_afterpulsing(estimate: AfterpulseEstimate | None) -> AfterpulseEstimate | None:
-    """``estimate`` when it can correct g2(0) and decays, else None
-    (:func:`afterpulse_inconsistency`)."""
+    """``estimate`` when it can correct g2(0) and decays, else None.
+
+    See :func:`afterpulse_inconsistency`.
+    """
     return None if estimate is None or afterpulse_inconsistency(estimate) else estimate
 
 
 def afterpulse_photons(photons: Photons) -> Photons:
-    """The photons the afterpulse estimate uses: all, or the first
-    :data:`AFTERPULSE_MAX_PHOTONS` (a contiguous block: afterpulses stay with their parents)."""
+    """The photons the afterpulse estimate uses.
+
+    All, or the first :data:`AFTERPULSE_MAX_PHOTONS` (a contiguous block: afterpulses stay with
+    their parents).
+    """
     from dataclasses import replace
 
     if photons.size <= AFTERPULSE_MAX_PHOTONS:
@@ -230,8 +237,9 @@ def afterpulse_photons(photons: Photons) -> Photons:
 
 def afterpulse_background(photons: Photons, estimate: AfterpulseEstimate | None,
                           config: AnalysisConfig) -> AfterpulseBackground | None:
-    """The afterpulse nanotime profile for the decay fits, or None when they take none
-    (afterpulsing not significant, not estimated, or ``correct_afterpulsing`` off).
+    """The afterpulse nanotime profile for the decay fits, or None when they take none.
+
+    None when afterpulsing is not significant, not estimated, or ``correct_afterpulsing`` is off.
 
     Parameters
     ----------

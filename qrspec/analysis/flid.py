@@ -64,8 +64,11 @@ def measure_flid(photons: Photons, alignment: Alignment, config: AnalysisConfig)
 
 
 def _notes(note: str) -> tuple[str, ...]:
-    """The FLID's coarsening note as flags: its own axes' notes ("FLID ...") and, as one flag,
-    the note of the trajectory it was built on (the trajectory stage's flag, counted once)."""
+    """The FLID's coarsening note as flags.
+
+    Its own axes' notes ("FLID ...") and, as one flag, the note of the trajectory it was built on
+    (the trajectory stage's flag, counted once).
+    """
     parts = [p for p in note.split("; ") if p]
     own = [p for p in parts if p.startswith("FLID ")]
     trace = "; ".join(p for p in parts if not p.startswith("FLID "))

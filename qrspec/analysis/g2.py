@@ -152,8 +152,11 @@ def _histogram(curve, pk, gate) -> G2Histogram:
 
 
 def _peak_flag(pk) -> str:
-    """Why g2(0) (or its error) is undefined: the peak analysis's own reason, or, when the
-    side peaks have no usable exposure (e.g. all photons at one time), that."""
+    """Why g2(0) (or its error) is undefined.
+
+    The peak analysis's own reason, or, when the side peaks have no usable exposure (e.g. all
+    photons at one time), that.
+    """
     if pk.flag or np.isfinite(pk.g2_0):
         return pk.flag
     return "g2(0) undefined: no side-peak exposure to normalise the centre peak"
@@ -193,9 +196,11 @@ def _ungated_verdict(h: G2Histogram, pk, config: AnalysisConfig, what: str) -> d
 
 
 def _lag_zero_guard(fields: dict, alignment: Alignment) -> dict:
-    """A pulsed "single" needs an established lag zero: the "centre" peak is lag zero only if
-    the zero peak was found in the data or given; a suppressed peak elsewhere would pass for
-    antibunching."""
+    """A pulsed "single" needs an established lag zero.
+
+    The "centre" peak is lag zero only if the zero peak was found in the data or given; a
+    suppressed peak elsewhere would pass for antibunching.
+    """
     if fields["verdict"] == "single" and alignment.delay_source == "default":
         fields = dict(fields, single_emitter=False, verdict="undecidable", verdict_reason=(
             "lag zero of the g2 not established (zero peak not found; set hbt_delay_ns): "
@@ -206,8 +211,9 @@ def _lag_zero_guard(fields: dict, alignment: Alignment) -> dict:
 def particle_verdict(photons: Photons, labels, alignment: Alignment,
                      config: AnalysisConfig, raw: G2Histogram | None = None,
                      pk_raw=None) -> dict:
-    """Three-way verdict of a T3 particle from its labelled levels
-    (:func:`qrspec.levels.emitter_verdict`), as G2Result fields.
+    """Three-way verdict of a T3 particle from its labelled levels, as G2Result fields.
+
+    See :func:`qrspec.levels.emitter_verdict`.
 
     When the levels cannot decide (no level with a heralded tau_XX, too few pairs after the
     gate), the raw g2(0) of all photons still can say "single"

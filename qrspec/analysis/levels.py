@@ -98,8 +98,10 @@ class Levels:
 
 
 def _background_cps(photons: Photons, alignment: Alignment, detectors) -> float:
-    """Flat background (dark counts, stray light) of the analysed detectors, counts/s, from
-    the pre-rise window of the particle's full-resolution decay."""
+    """Flat background (dark counts, stray light) of the analysed detectors, counts/s.
+
+    Estimated from the pre-rise window of the particle's full-resolution decay.
+    """
     from qrspec.stats.decay import background_counts, decay_histogram
 
     dec = decay_histogram(photons, detectors=list(detectors), offsets_ns=alignment.offsets_ns)
@@ -110,8 +112,9 @@ def _background_cps(photons: Photons, alignment: Alignment, detectors) -> float:
 
 def find_labelled_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig,
                          pairs=None):
-    """Change points, levels and their physics labels; also the
-    :class:`qrspec.levels.LevelLabels` the single-emitter verdict needs.
+    """Change points, levels and their physics labels.
+
+    Also the :class:`qrspec.levels.LevelLabels` the single-emitter verdict needs.
 
     Parameters
     ----------
@@ -189,8 +192,9 @@ def find_labelled_levels(photons: Photons, alignment: Alignment, config: Analysi
 
 def find_levels(photons: Photons, alignment: Alignment, config: AnalysisConfig,
                 pairs=None) -> Levels:
-    """Change points, levels and labels (:func:`find_labelled_levels` without the
-    :class:`~qrspec.levels.LevelLabels`).
+    """Change points, levels and labels.
+
+    As :func:`find_labelled_levels`, without the :class:`~qrspec.levels.LevelLabels`.
 
     Parameters
     ----------

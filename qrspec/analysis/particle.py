@@ -92,8 +92,11 @@ class ParticleAnalysis:
 
     @property
     def flags(self) -> tuple[str, ...]:
-        """Every stage's flags (what the data could not decide), in pipeline order, each once
-        (a coarsened trajectory is flagged by the trajectory and the FLID built on it)."""
+        """Every stage's flags (what the data could not decide), in pipeline order, each once.
+
+        A coarsened trajectory is flagged by the trajectory and by the FLID built on it; the flag
+        is counted once.
+        """
         out: list[str] = []
         for name in STAGES:
             stage = getattr(self, name)

@@ -1,9 +1,11 @@
-"""The per-particle pipeline: reader -> acquisition (detectors, timing mode) -> bursts (found,
-removed) -> trajectory -> alignment (decay, offsets, lag zero of the g2, IRF) -> levels (change
-points, labels from physics) -> blinking (bleaching, dwell-time laws) -> [the analysed part:
-everything, or the time before a bleach] -> detector artefacts (afterpulsing) -> g2
-(afterpulse-corrected; the single-emitter verdict needs the labelled levels) -> dead-time check
--> states (decays, lifetimes) -> FLID -> tau_XX three ways -> charging n_c(t), tau_A(t).
+"""The per-particle pipeline.
+
+Reader -> acquisition (detectors, timing mode) -> bursts (found, removed) -> trajectory ->
+alignment (decay, offsets, lag zero of the g2, IRF) -> levels (change points, labels from physics)
+-> blinking (bleaching, dwell-time laws) -> [the analysed part: everything, or the time before a
+bleach] -> detector artefacts (afterpulsing) -> g2 (afterpulse-corrected; the single-emitter
+verdict needs the labelled levels) -> dead-time check -> states (decays, lifetimes) -> FLID ->
+tau_XX three ways -> charging n_c(t), tau_A(t).
 
 Each stage is a function of its own module returning a frozen dataclass; this module only
 calls them in order, skipping those that do not apply (see

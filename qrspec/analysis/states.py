@@ -130,9 +130,12 @@ class States:
 
 
 def state_irf(alignment: Alignment, decay) -> np.ndarray | None:
-    """The measured IRF of a state's decay: each detector's IRF (on the aligned axis,
-    background subtracted, unit area) weighted by that detector's share of the decay's photons,
-    rebinned to the decay's bins. None without a measured IRF."""
+    """The measured IRF of a state's decay.
+
+    Each detector's IRF (on the aligned axis, background subtracted, unit area) weighted by that
+    detector's share of the decay's photons, rebinned to the decay's bins. None without a measured
+    IRF.
+    """
     from qrspec.fitting.irf import normalize_irf
 
     rows = alignment.irf_counts
@@ -280,9 +283,11 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
 
 
 def _triexciton_corrected(st: StateResult, config: AnalysisConfig) -> StateResult:
-    """The neutral heralded tau_XX corrected for the triexciton share at the given <N>
-    (:mod:`qrspec.charging.heralded`: +4 % at <N> = 0.2, +7 % at 0.4 uncorrected, which halves
-    k_A,XX0 = 1/tau_XX0 - beta_XX k_r); unchanged without ``mean_excitations``."""
+    """The neutral heralded tau_XX corrected for the triexciton share at the given <N>.
+
+    See :mod:`qrspec.charging.heralded`: the uncorrected value is +4 % at <N> = 0.2 and +7 % at
+    0.4, which halves k_A,XX0 = 1/tau_XX0 - beta_XX k_r. Unchanged without ``mean_excitations``.
+    """
     from qrspec.charging.heralded import true_tau_xx0
 
     mu = config.mean_excitations

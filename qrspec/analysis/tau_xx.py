@@ -1,5 +1,8 @@
-"""Stage: the neutral biexciton lifetime three ways (heralded pairs, g2 gate scan, cascade decay
-fit) and their consistency (methods.md §2.3, §2.4, §2.6)."""
+"""Stage: the neutral biexciton lifetime three ways and their consistency.
+
+The three ways are heralded pairs, the g2 gate scan and the cascade decay fit (methods.md §2.3,
+§2.4, §2.6).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ __all__ = ["TauXXMethods", "compare_tau_xx_methods"]
 
 @dataclass(frozen=True, eq=False)
 class TauXXMethods:
-    """Neutral tau_XX by the gate scan and the cascade fit, compared with the heralded value.
+    """Neutral tau_XX by the gate scan and the cascade fit, compared with the heralded one.
 
     Attributes
     ----------
@@ -52,9 +55,10 @@ class TauXXMethods:
 
 def compare_tau_xx_methods(photons: Photons, states: States, alignment: Alignment,
                            config: AnalysisConfig) -> TauXXMethods:
-    """Neutral tau_XX by the gate scan of g2(0; gate) and by the constrained cascade fit of
-    the neutral decay, compared with the heralded value. Both need the mean excitation number
-    <N> (``config.mean_excitations``); disagreement is flagged.
+    """Neutral tau_XX by the g2(0; gate) scan and the cascade fit, compared with the heralded one.
+
+    The gate scan of g2(0; gate) and the constrained cascade fit of the neutral decay both need the
+    mean excitation number <N> (``config.mean_excitations``); disagreement is flagged.
 
     Parameters
     ----------

@@ -1,2 +1,4 @@
-"""Applications built on the analysis: batch processing (process pool or dask), the demo, and
-figures."""
+"""Applications built on the analysis.
+
+Batch processing (process pool or dask), the demo, and figures.
+"""

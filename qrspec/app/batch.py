@@ -168,8 +168,10 @@ def _analyze_result(item: ParticleInput, config_json: str) -> ParticleAnalysis:
 
 def write_part(part_path, res: ParticleAnalysis, config_json: str, item: ParticleInput
                ) -> ParticleAnalysis:
-    """Write one particle's part file; a result that cannot be written becomes the particle's
-    failed record with the reason. Returns what was written.
+    """Write one particle's part file.
+
+    A result that cannot be written becomes the particle's failed record with the reason. Returns
+    what was written.
 
     Raises
     ------
@@ -213,8 +215,10 @@ def failed_result(item: ParticleInput, error: str, tb: str = "") -> ParticleAnal
 
 
 def _check_resumable(f: h5py.File, path: Path) -> None:
-    """Refuse a results file that could make a resume read or write anything but its own
-    data: external or soft links, external storage, virtual datasets, oversized datasets."""
+    """Refuse a results file that could make a resume read or write anything but its own data.
+
+    External or soft links, external storage, virtual datasets, oversized datasets.
+    """
     bad: list[str] = []
 
     def link(name):
@@ -256,11 +260,13 @@ def _summary_ids(f: h5py.File, path: Path) -> list[tuple[str, str]]:
 
 
 def _complete_in_output(output: Path) -> dict[str, str]:
-    """Particle ids and status of an existing results file, checked: no links, external
-    storage, virtual or oversized datasets anywhere (:func:`_check_resumable`), then the
-    store's reader (format and version, documented maxima, valid ids). A file that fails is an
-    error, never skipped: the resumed batch rewrites the output, and what it cannot read it
-    would lose."""
+    """Particle ids and status of an existing results file, checked.
+
+    No links, external storage, virtual or oversized datasets anywhere (:func:`_check_resumable`),
+    then the store's reader (format and version, documented maxima, valid ids). A file that fails
+    is an error, never skipped: the resumed batch rewrites the output, and what it cannot read it
+    would lose.
+    """
     advice = "; refusing to resume from it (move it away, or use --overwrite to replace it)"
     try:
         f = h5py.File(output, "r")
@@ -281,8 +287,11 @@ def _complete_in_output(output: Path) -> dict[str, str]:
 
 
 def _valid_part(path: Path) -> str | None:
-    """Status of a finished part file, or None if it is unreadable or not a part file of the
-    particle its name says (an id that is not valid is never used)."""
+    """Status of a finished part file, or None if it is unreadable or not the named particle's.
+
+    None also when the file is not a part file of the particle its name says (an id that is not
+    valid is never used).
+    """
     try:
         check_particle_id(path.stem)
         with h5py.File(path, "r") as f:
@@ -297,8 +306,10 @@ def _valid_part(path: Path) -> str | None:
 
 def _merge(output: Path, sources: dict, order: list[str], config_json: str,
            selection: GroupSelection | None = None):
-    """Atomically write ``output`` from ``sources`` (pid -> h5 file holding that particle);
-    ``selection``: the particle filter and pooled dwell laws of ``/groups``."""
+    """Atomically write ``output`` from ``sources`` (pid -> h5 file holding that particle).
+
+    ``selection``: the particle filter and pooled dwell laws of ``/groups``.
+    """
     pids = [p for p in order if p in sources]
     with _io_errors(output):
         merge_results_from([(sources[p], p) for p in pids], output, config_json,
@@ -548,8 +559,11 @@ def _run_locked(items, output: Path, parts_dir: Path, config_json: str, *, jobs,
 
 
 def default_memory_limit_mb(jobs: int) -> int:
-    """Per-worker address-space limit: 80 % of the physical RAM divided among ``jobs``
-    workers (at least 1 GiB); 0 (no limit) where the RAM size is unknown."""
+    """Per-worker address-space limit.
+
+    80 % of the physical RAM divided among ``jobs`` workers (at least 1 GiB); 0 (no limit) where
+    the RAM size is unknown.
+    """
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -637,9 +651,11 @@ def _stage_output(output: Path, sources: dict, parts_dir: Path) -> dict:
 
 
 def _run_executor(executor, items, config_json, parts_dir: Path, finish, tick) -> None:
-    """Run ``items`` on an external executor whose workers return ParticleAnalysis; this
-    process writes the part files. A task that raises (e.g. dask's KilledWorker after a
-    worker died repeatedly) is recorded as a failed particle."""
+    """Run ``items`` on an external executor whose workers return ParticleAnalysis.
+
+    This process writes the part files. A task that raises (e.g. dask's KilledWorker after a worker
+    died repeatedly) is recorded as a failed particle.
+    """
     futs = {executor.submit(_analyze_result, it, config_json): it for it in items}
     not_done = set(futs)
     try:
@@ -676,9 +692,11 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def _worker_main(conn, parent_pid: int, memory_limit_mb: int, config_json: str) -> None:
-    """Worker process: analyse the particles sent on ``conn`` one at a time, answer each with
-    ``("done", pid, status, error)``, or ``("error", exception)`` when the part file cannot be
-    written for a reason that stops the batch (disk full)."""
+    """Worker process: analyse the particles sent on ``conn`` one at a time.
+
+    Each is answered with ``("done", pid, status, error)``, or ``("error", exception)`` when the
+    part file cannot be written for a reason that stops the batch (disk full).
+    """
     # Ctrl-C is the batch process's to handle (it kills the workers). SIGINT arrives blocked
     # (see _Worker): ignore it before unblocking, so no worker ever prints a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -758,8 +776,11 @@ def _died(proc) -> str:
 
 def _run_workers(items, config_json, parts_dir: Path, jobs: int, finish, tick, *,
                  timeout_s: float | None, memory_limit_mb: int) -> None:
-    """Run ``items`` on ``jobs`` worker processes. A worker that dies, or holds a particle
-    longer than ``timeout_s``, is killed and replaced; its particle is recorded as failed."""
+    """Run ``items`` on ``jobs`` worker processes.
+
+    A worker that dies, or holds a particle longer than ``timeout_s``, is killed and replaced; its
+    particle is recorded as failed.
+    """
     import multiprocessing
     from multiprocessing.connection import wait as mp_wait
 

@@ -84,8 +84,11 @@ def _stat(tables: BatchTables, group: str, column: str) -> tuple[float, float, i
 
 
 def _mean_sem(values: np.ndarray) -> tuple[float, float, int]:
-    """(mean, SEM, n) of the finite values, the convention of ``/groups`` (ddof = 1, SEM NaN
-    for a single value); used only for columns the store does not aggregate."""
+    """(mean, SEM, n) of the finite values, the convention of ``/groups``.
+
+    The convention is ddof = 1, SEM NaN for a single value; used only for columns the store does
+    not aggregate.
+    """
     v = values[np.isfinite(values)]
     if v.size == 0:
         return math.nan, math.nan, 0
@@ -94,9 +97,11 @@ def _mean_sem(values: np.ndarray) -> tuple[float, float, int]:
 
 
 def _errorbar(ax, x, y, xerr=None, yerr=None, *, gid, label=None, **kw):
-    """Points (finite x and y only) with their error bars; an undefined (NaN) error draws no
-    bar rather than a bar of zero. Every drawn data line carries ``gid``, its bars
-    ``<gid>_err``."""
+    """Points (finite x and y only) with their error bars.
+
+    An undefined (NaN) error draws no bar rather than a bar of zero. Every drawn data line carries
+    ``gid``, its bars ``<gid>_err``.
+    """
     x, y = np.atleast_1d(np.asarray(x, float)), np.atleast_1d(np.asarray(y, float))
     keep = np.isfinite(x) & np.isfinite(y)
     errs = [None if e is None else np.atleast_1d(np.asarray(e, float))[keep]
@@ -121,8 +126,11 @@ def _errorbar(ax, x, y, xerr=None, yerr=None, *, gid, label=None, **kw):
 
 
 def _always_neutral(tables: BatchTables, group: str) -> bool:
-    """Every ok particle of the group with a value of ``frac_time_neutral`` was neutral all
-    the time: the group was observed uncharged (n_c = 0), which is not an undefined n_c."""
+    """Whether the group was observed uncharged (n_c = 0), which is not an undefined n_c.
+
+    True when every ok particle of the group with a value of ``frac_time_neutral`` was neutral all
+    the time.
+    """
     fn = column_values(tables, "frac_time_neutral", group)
     fn = fn[np.isfinite(fn)]
     # frac_time_neutral is a ratio of summed durations: 1 up to rounding
@@ -690,10 +698,13 @@ def threshold_map_figure(results, *, groups=None, mean_nc_grid=None, tau_a_xx_gr
 
 # ---------------------------------------------------------------------------- populations
 def _strip(ax, tables, groups, column, offset, color, marker, label, rng, *, pooled=None):
-    """Particles (status ok, finite value) of ``column`` as jittered dots per group, and the
-    group's mean ± SEM from ``/groups`` as a large marker (``pooled``: per group a
-    ``(value, error)`` drawn instead when finite). The count of particles with a value is
-    written under each strip. Returns True when anything was drawn."""
+    """Particles of ``column`` as jittered dots per group, with the group's mean ± SEM.
+
+    Particles with status ok and a finite value are drawn; the group's mean ± SEM from ``/groups``
+    is a large marker (``pooled``: per group a ``(value, error)`` drawn instead when finite). The
+    count of particles with a value is written under each strip. Returns True when anything was
+    drawn.
+    """
     from matplotlib.transforms import blended_transform_factory
 
     below = blended_transform_factory(ax.transData, ax.transAxes)

@@ -91,8 +91,10 @@ def charging_trend(charging) -> tuple[int, float]:
 
 
 def group_table(results) -> list[dict]:
-    """Per-group rows (intensity, g2, verdict, lifetimes, n_c, charging windows) from a
-    :class:`qrspec.store.hdf5.Results`."""
+    """Per-group rows from a :class:`qrspec.store.hdf5.Results`.
+
+    Columns: intensity, g2, verdict, lifetimes, n_c, charging windows.
+    """
     trends: dict[str, list] = {}
     for row in results.summary:
         if str(row["status"]) != "ok":
@@ -125,8 +127,11 @@ def group_table(results) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    """Plain-text table of :func:`group_table` rows (mean ± SEM; windows: median usable
-    charging windows per rod with any; falling: rods whose n_c(t) slope is negative)."""
+    """Plain-text table of :func:`group_table` rows.
+
+    Values are mean ± SEM; windows: median usable charging windows per rod with any; falling: rods
+    whose n_c(t) slope is negative.
+    """
     cols = [("group", "group"), ("n", "n"), ("ok", "ok"), ("rate_cps", "rate [kcps]"),
             ("g2_zero", "g2(0)"), ("g2_zero_gated", "g2(0) gated"), ("single", "single"),
             ("tau_x_neutral_ns", "tau_X0 [ns]"), ("tau_xx_neutral_ns", "tau_XX0 [ns]"),
@@ -154,8 +159,11 @@ def format_table(rows: list[dict]) -> str:
 
 def run_demo(outdir, *, n_per_group: int = 8, duration_s: float = 30.0, jobs: int = 2,
              seed: int = 2026, progress=None):
-    """Simulate the demo population into ``outdir/data``, analyse it (:func:`demo_config`)
-    into ``outdir/results.h5`` and return ``(results, report)``."""
+    """Simulate the demo population, analyse it and return ``(results, report)``.
+
+    The population is simulated into ``outdir/data`` and analysed (:func:`demo_config`) into
+    ``outdir/results.h5``.
+    """
     from qrspec.app.batch import run_batch
     from qrspec.app.warmup import start_background_warmup
     from qrspec.store.hdf5 import read_results

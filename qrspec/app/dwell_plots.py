@@ -22,8 +22,11 @@ __all__ = ["dwell_figure", "plot_dwell", "draw_dwell"]
 
 
 def dwell_figure(stats, *, title: str = ""):
-    """Figure with the on and off dwell-time panels of a
-    :class:`~qrspec.levels.dwell.BlinkingStatistics` (matplotlib ``Figure``, Agg canvas)."""
+    """Figure with the on and off dwell-time panels of a ``BlinkingStatistics``.
+
+    The statistics are a :class:`~qrspec.levels.dwell.BlinkingStatistics`; the figure is a
+    matplotlib ``Figure`` on an Agg canvas.
+    """
     from qrspec.app.figure_style import (
         RC,
         WIDTH_IN,

@@ -219,9 +219,11 @@ def no_data(ax, why: str = "", *, keep_axes: bool = False, what: str = "") -> No
 
 
 def guard_panel(ax, draw, *args) -> bool:
-    """Draw one panel with ``draw(ax, *args)``; an unexpected error becomes a message in the
-    panel (and a WARNING log record of this module), so one odd particle never stops a
-    report. Returns True when the panel was drawn."""
+    """Draw one panel with ``draw(ax, *args)``.
+
+    An unexpected error becomes a message in the panel (and a WARNING log record of this module),
+    so one odd particle never stops a report. Returns True when the panel was drawn.
+    """
     try:
         draw(ax, *args)
         return True

@@ -69,6 +69,7 @@ class ParticleFilter:
         return np.asarray(value & known, bool)
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """The rows the expression selects: ``rows[self.mask(rows)]``."""
         return rows[self.mask(rows)]
 
 
@@ -265,10 +266,11 @@ def apply_filter(rows: np.ndarray, expression: str) -> np.ndarray:
 
 
 def filter_exclusion(rows: np.ndarray, expression: str, exclusion=None):
-    """An exclusion list (:class:`qrspec.app.exclude.ExclusionList`) of the summary rows that
-    ``expression`` does not select, merged with ``exclusion`` (its ids and reasons kept):
-    ``qrspec report --filter`` feeds it to the report's exclusion machinery, so the group
-    statistics are recomputed by the store on the selected particles.
+    """An exclusion list of the summary rows that ``expression`` does not select.
+
+    The list (:class:`qrspec.app.exclude.ExclusionList`) is merged with ``exclusion`` (its ids and
+    reasons kept): ``qrspec report --filter`` feeds it to the report's exclusion machinery, so the
+    group statistics are recomputed by the store on the selected particles.
 
     Parameters
     ----------

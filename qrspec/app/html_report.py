@@ -138,8 +138,10 @@ def _e(text) -> str:
 
 
 def _fmt(value, err=math.nan) -> str:
-    """``value ± err`` with two significant digits of the error (the particle figures'
-    rule), or "" for an undefined value."""
+    """``value ± err`` with two significant digits of the error, or "" for an undefined value.
+
+    Two significant digits is the particle figures' rule.
+    """
     from qrspec.app.figure_style import format_pm
 
     try:
@@ -240,8 +242,11 @@ def _render_particle(figure, results_path: str, pid: str, fig_path: str, thumb_p
 
 
 def _render_batch(tables: BatchTables, fig_dir: str, dpi: int, threshold_kw: dict) -> dict:
-    """Pool task: the batch figures -> {name: "" (written) or the error}. They are drawn at
-    1.6 x ``dpi`` (they are smaller figures than the particle figure, shown as wide)."""
+    """Pool task: the batch figures -> {name: "" (written) or the error}.
+
+    They are drawn at 1.6 x ``dpi`` (they are smaller figures than the particle figure, shown as
+    wide).
+    """
     from qrspec.app import batch_figures as bf
 
     out = {}
@@ -282,8 +287,10 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _remove_stale_builds(outdir: Path) -> None:
-    """Delete build folders (``.<name>.<pid>.partial`` / ``.old``) of dead writers, left by a
-    report killed with SIGKILL."""
+    """Delete build folders of dead writers, left by a report killed with SIGKILL.
+
+    Build folders are named ``.<name>.<pid>.partial`` / ``.old``.
+    """
     from qrspec.io.atomic import _pid_alive
 
     for p in outdir.parent.glob(f".{glob_escape(outdir.name)}.*"):

@@ -121,8 +121,11 @@ class _Particle:
         return self.status != "ok"
 
     def why_missing(self, what: str, *, charging: bool = False) -> str:
-        """A short reason for a missing panel: the particle failed, the acquisition cannot give
-        it (no nanotimes, one detector), or (charging panels) the flag that explains it."""
+        """A short reason for a missing panel.
+
+        The particle failed, the acquisition cannot give it (no nanotimes, one detector), or
+        (charging panels) the flag that explains it.
+        """
         if self.failed:
             return "particle analysis failed"
         acq = self.a.acquisition
@@ -287,8 +290,11 @@ def _draw_trace(ax, p: _Particle, ax_hist):
 
 
 def _draw_hygiene(ax, p: _Particle, t_end: float) -> list:
-    """Burst windows (shaded red, at least 0.2 % of the axis wide so a 1 ms burst shows) and
-    the bleach time (line, the trimmed part greyed) on the trajectory; legend handles."""
+    """Burst windows and the bleach time on the trajectory; returns legend handles.
+
+    Bursts are shaded red, at least 0.2 % of the axis wide so a 1 ms burst shows; the bleach time
+    is a line, with the trimmed part greyed.
+    """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -331,11 +337,13 @@ def _charging_rows(p: _Particle):
 
 
 def _draw_charging(ax, p: _Particle, key: str, seg):
-    """n_c(t) or tau_A,XX(t) per charging window (paper Figs. 1f, 2g): each usable window a
-    marker at its centre and its error as a shaded box over the window's time span (the
-    markers joined by a thin line); windows the inversion could only bound or not identify
-    as open markers (not in the particle's means, not shaded); tau_A on a log axis (1-2 ns
-    next to tens of ns) with the neutral tau_A,XX0 and its error band."""
+    """n_c(t) or tau_A,XX(t) per charging window (paper Figs. 1f, 2g).
+
+    Each usable window a marker at its centre and its error as a shaded box over the window's time
+    span (the markers joined by a thin line); windows the inversion could only bound or not
+    identify as open markers (not in the particle's means, not shaded); tau_A on a log axis (1-2 ns
+    next to tens of ns) with the neutral tau_A,XX0 and its error band.
+    """
     from matplotlib.collections import PolyCollection
 
     is_nc = key == "n_c"
@@ -512,8 +520,10 @@ def _zero_peak_note(p: _Particle) -> str:
 
 
 def _g2_value_text(h) -> str:
-    """g2(0) with its error; with an empty centre peak its 95 % upper bound; "n/a" for an
-    undefined value."""
+    """g2(0) with its error.
+
+    With an empty centre peak its 95 % upper bound; "n/a" for an undefined value.
+    """
     g, e = h.g2_zero, h.g2_zero_err
     hi = h.g2_zero_ci95[1] if h.g2_zero_ci95 is not None and len(h.g2_zero_ci95) == 2 \
         else math.nan
@@ -681,10 +691,12 @@ DWELL_MODEL_NAMES = {"power_law": "power law", "truncated": "truncated power law
 
 
 def draw_dwell(ax, curve) -> None:
-    """Draw one :class:`~qrspec.levels.dwell.DwellCurve` on a matplotlib axis: the
-    Kaplan-Meier ``P(T >= t)`` of the stays, the fitted power law (solid) and the preferred
-    law when it is another one, from ``t_min`` on; the region below the change-point time
-    resolution shaded (:mod:`qrspec.app.dwell_plots` has the two-panel figure)."""
+    """Draw one :class:`~qrspec.levels.dwell.DwellCurve` on a matplotlib axis.
+
+    The Kaplan-Meier ``P(T >= t)`` of the stays, the fitted power law (solid) and the preferred law
+    when it is another one, from ``t_min`` on; the region below the change-point time resolution
+    shaded (:mod:`qrspec.app.dwell_plots` has the two-panel figure).
+    """
     color = DWELL_STATE_COLORS.get(curve.state, "0.3")
     if curve.t_s.size == 0:
         no_data(ax, f"no complete {curve.state} stays", what=f"{curve.state} dwell times")
@@ -750,8 +762,10 @@ def _draw_dwell_state(ax, p: _Particle, state: str):
 
 # ------------------------------------------------------------------ numbers
 def _verdict(p: _Particle) -> tuple[str, str]:
-    """(row name, value) of the single-emitter decision: the stored three-way verdict when
-    the results have one, else whether single emission was shown."""
+    """(row name, value) of the single-emitter decision.
+
+    The stored three-way verdict when the results have one, else whether single emission was shown.
+    """
     v = p.text("single_emitter_verdict")
     if v:
         return "emitter", v.replace("_", " ")

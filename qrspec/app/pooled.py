@@ -1,5 +1,6 @@
-"""The second pass of ``batch``: rods without a neutral period inverted against their group's
-pooled neutral reference (issue 15).
+"""The second pass of ``batch``.
+
+Rods without a neutral period inverted against their group's pooled neutral reference (issue 15).
 
 A rod charged throughout (labels flag ``no_neutral``) has no tau_X0 / tau_XX0 of its own; the
 charging stage then measures and stores its windows' lifetimes with NaN n_c

@@ -20,9 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 def synthetic_particle(seed: int = 0):
-    """A small T3 particle made with numpy only (no simulator kernels): 1 s at 10 MHz, 16 ps
-    bins, two detectors, blinking between two levels, 3 ns decays on a 0.1 ns IRF, and
-    cascade photon pairs in the same pulse; the dtypes of a decoded file."""
+    """A small T3 particle made with numpy only (no simulator kernels).
+
+    1 s at 10 MHz, 16 ps bins, two detectors, blinking between two levels, 3 ns decays on a 0.1 ns
+    IRF, and cascade photon pairs in the same pulse; the dtypes of a decoded file.
+    """
     import numpy as np
 
     from qrspec.photons import Photons
@@ -50,8 +52,10 @@ def synthetic_particle(seed: int = 0):
 
 
 def warm_analysis_kernels(tmp_dir=None) -> None:
-    """Write the synthetic particle to a PTU file and analyse it (default configuration):
-    compiles (or loads) the reader's and the pipeline's kernels."""
+    """Write the synthetic particle to a PTU file and analyse it (default configuration).
+
+    Compiles (or loads) the reader's and the pipeline's kernels.
+    """
     import os
     import tempfile
 
@@ -76,8 +80,11 @@ def _warm_quietly() -> None:
 
 
 def start_background_warmup():
-    """Start :func:`warm_analysis_kernels` in a background process; return it (join it before
-    starting work that needs the kernels) or None when a process cannot be started."""
+    """Start :func:`warm_analysis_kernels` in a background process.
+
+    Return it (join it before starting work that needs the kernels) or None when a process cannot
+    be started.
+    """
     import multiprocessing
 
     try:

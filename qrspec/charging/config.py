@@ -232,7 +232,7 @@ class ChargeModelConfig:
         return self.a_n_per_ns / (self.a_n_per_ns + self.a_p_per_ns)
 
     def charge_model(self) -> ChargeModelConfig:
-        """This parameter set as a plain :class:`ChargeModelConfig` (drops subclass fields)."""
+        """The same parameters as a plain :class:`ChargeModelConfig` (drops subclass fields)."""
         names = {f.name for f in fields(ChargeModelConfig)}
         return ChargeModelConfig(**{k: getattr(self, k) for k in names})
 

@@ -454,7 +454,7 @@ def threshold_map(mean_nc_grid, tau_a_xx_grid_ns, config: ChargeModelConfig | No
 # fluence, L-L curve, TA
 # ---------------------------------------------------------------------------------------------
 def photon_energy_j(wavelength_nm: float) -> float:
-    """h c / lambda in J (439 nm: 4.525e-19 J)."""
+    """Photon energy h c / lambda in J (439 nm: 4.525e-19 J)."""
     if not wavelength_nm > 0:
         raise QrspecError(f"wavelength_nm={wavelength_nm!r} must be > 0")
     return _H * _C / (wavelength_nm * 1e-9)
@@ -478,7 +478,7 @@ def peak_fluence_gaussian(pulse_energy_j, w_cm):
 
 
 def cross_section_from_absorbance(absorbance, conc_mol_per_cm3, path_cm):
-    """sigma = ln(10) A/(c N_A L) per particle, cm^2."""
+    """Absorption cross-section sigma = ln(10) A/(c N_A L) per particle, cm^2."""
     if not (absorbance > 0 and conc_mol_per_cm3 > 0 and path_cm > 0):
         raise QrspecError(f"absorbance={absorbance!r}, conc_mol_per_cm3={conc_mol_per_cm3!r}, "
                           f"path_cm={path_cm!r} must all be > 0")

@@ -39,9 +39,11 @@ class LazyGroup(click.Group):
     """A click group that imports a command's module only when the command is used."""
 
     def list_commands(self, ctx):
+        """Names of all commands, sorted (no module is imported)."""
         return sorted(COMMANDS)
 
     def get_command(self, ctx, cmd_name):
+        """The command ``cmd_name``, importing its module now; None for an unknown name."""
         entry = COMMANDS.get(cmd_name)
         if entry is None:
             return None
@@ -59,6 +61,7 @@ class LazyGroup(click.Group):
                 "is available (or than the memory limit allows)") from None
 
     def format_commands(self, ctx, formatter):
+        """List the commands with their short help from :data:`COMMANDS` (imports no module)."""
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         if rows:
             with formatter.section("Commands"):

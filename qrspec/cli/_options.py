@@ -1,5 +1,6 @@
-"""Options shared by ``analyze`` and ``batch`` (each maps to one ``AnalysisConfig`` field), and
-the CLI's input/output checks.
+"""Options shared by ``analyze`` and ``batch``, and the CLI's input/output checks.
+
+Each option maps to one ``AnalysisConfig`` field.
 
 Exit codes (README): 0 ok; 1 unreadable input or refused output (``click.ClickException``);
 2 usage error (``click.UsageError`` / ``BadParameter``: bad options, bad config); 3 batch
@@ -17,8 +18,10 @@ import click
 
 
 class _JsonRows(click.ParamType):
-    """A JSON list on the command line (``label_overrides``: ``'[[0, "neutral"]]'``); the
-    config checks the rows."""
+    """A JSON list on the command line (``label_overrides``: ``'[[0, "neutral"]]'``).
+
+    The config checks the rows.
+    """
 
     name = "JSON"
 
@@ -168,17 +171,22 @@ def analysis_options(func):
 
 
 def display(text) -> str:
-    """Text for the terminal: undecodable file-name bytes shown as ``\\xNN`` (stdout may be
-    strict UTF-8, where they would raise UnicodeEncodeError)."""
+    r"""Text for the terminal.
+
+    Undecodable file-name bytes shown as ``\xNN`` (stdout may be strict UTF-8, where they would
+    raise UnicodeEncodeError).
+    """
     from qrspec.io.files import storable_text
 
     return storable_text(text)
 
 
 def check_output(output, *, inputs=(), overwrite: bool = False) -> None:
-    """Refuse an output before any work: a folder, a device, an input file (by identity),
-    an existing file without ``--overwrite``, a missing or unwritable folder. Exit 1 with the
-    reason."""
+    """Refuse an output before any work.
+
+    A folder, a device, an input file (by identity), an existing file without ``--overwrite``, a
+    missing or unwritable folder. Exit 1 with the reason.
+    """
     from qrspec.errors import QrspecError
     from qrspec.io.atomic import check_output_path
 
@@ -189,9 +197,11 @@ def check_output(output, *, inputs=(), overwrite: bool = False) -> None:
 
 
 def default_jobs() -> int:
-    """Worker processes when ``-j`` is not given: 2 where the machine has 2 or more cores
-    (figures and particles are independent; more would compete with the user's other work),
-    else 1."""
+    """Worker processes when ``-j`` is not given.
+
+    2 where the machine has 2 or more cores (figures and particles are independent; more would
+    compete with the user's other work), else 1.
+    """
     import os
 
     try:

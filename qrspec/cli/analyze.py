@@ -17,8 +17,10 @@ from qrspec.cli._options import analysis_options, check_output, display
 @click.option("--json", "as_json", is_flag=True, help="Print the summary row as JSON.")
 @analysis_options
 def analyze(file, output, overwrite, as_json, config):
-    """Analyse one particle: trajectory, levels, decays and lifetimes per state, g2 raw and
-    gated, biexciton lifetimes, n_c(t) and tau_A(t). Writes OUTPUT (HDF5).
+    """Analyse one particle.
+
+    Trajectory, levels, decays and lifetimes per state, g2 raw and gated, biexciton lifetimes,
+    n_c(t) and tau_A(t). Writes OUTPUT (HDF5).
 
     Exit code 0 on success; 1 when FILE cannot be analysed or OUTPUT is refused (exists
     without --overwrite, is FILE itself, a folder, cannot be written: nothing is left behind);

@@ -45,9 +45,11 @@ from qrspec.cli._options import analysis_options
 @click.pass_context
 def batch(ctx, inputs, output, jobs, resume, overwrite, group_by, no_progress, csv_path,
           timeout_s, memory_limit_mb, scheduler, dask_local, particle_filter, exclude, config):
-    """Analyse every TTTR file in INPUTS (files or folders, searched recursively) into one
-    results file. A failing particle (unreadable, crashing, hung, out of memory) is recorded
-    and never stops the batch. OUTPUT is locked while the batch runs.
+    """Analyse every TTTR file in INPUTS into one results file.
+
+    INPUTS are files or folders, searched recursively. A failing particle (unreadable, crashing,
+    hung, out of memory) is recorded and never stops the batch. OUTPUT is locked while the batch
+    runs.
 
     Shows a progress bar on a terminal (not with -q or --no-progress) and ends with a table
     per group: particles, ok, failed, and the medians of gated g2(0), tau_X0 and n_c.

@@ -18,9 +18,12 @@ import click
 @click.option("--seed", type=click.IntRange(min=0), default=2026, show_default=True)
 @click.option("--no-plots", is_flag=True, help="Do not write figures.")
 def demo(outdir, n_per_group, duration_s, jobs, seed, no_plots):
-    """Simulate quantum rods of three sample groups into OUTDIR/data, analyse them as a batch
-    into OUTDIR/results.h5 (+ summary.csv) and print the per-group table (mean ± SEM).
-    Writes figures into OUTDIR/figures when matplotlib is installed (extra 'plot')."""
+    """Simulate quantum rods of three sample groups, analyse them and print a table.
+
+    The rods are simulated into OUTDIR/data, analysed as a batch into OUTDIR/results.h5 (+
+    summary.csv), and the per-group table (mean ± SEM) is printed. Writes figures into
+    OUTDIR/figures when matplotlib is installed (extra 'plot').
+    """
     import time
     from pathlib import Path
 

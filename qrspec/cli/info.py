@@ -76,8 +76,10 @@ def _fmt(d: dict) -> str:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
 def info(files, as_json):
-    """Describe TTTR FILES: record type, mode, sync rate, resolutions, duration, photons per
-    detector, markers, overflows and warnings.
+    """Describe TTTR FILES.
+
+    Record type, mode, sync rate, resolutions, duration, photons per detector, markers, overflows
+    and warnings.
 
     Exit code 0 when every file was read, 1 when any file could not be read (the others are
     still described).

@@ -165,7 +165,6 @@ def inverse_cmd(config_path, variant, tau_x0_ns, qy_x0, tau_a_xx0_ns, eps, gamma
                 tau_x_err_ns, tau_xx_ns, tau_xx_err_ns, g2, g2_err, rad_ratio, rad_ratio_err,
                 g2_0, g2_0_err, segments, free, n_max_fit, n_boot, seed, output, overwrite):
     """n_c and tau_A,XX^{nc-} from charged X/XX lifetimes and the neutral reference."""
-
     from qrspec.charging.inverse import ChargedObservation, infer_charging
     from qrspec.charging.neutral import NeutralReference
     from qrspec.charging.trajectory import charging_trajectory

@@ -320,9 +320,11 @@ def objective_terms(m, jac, c, idx, kind, tiny, g, h):
 
 @numba.njit(**_OPTS)
 def chol_solve(a, mask, lw, b, x):
-    """Solve ``A x = b`` for the rows and columns of ``A`` where ``mask`` is 1 (Cholesky); the
-    other entries of ``x`` are 0. ``lw`` is scratch of ``a``'s shape. False when the masked
-    block is not positive definite to working precision (a pivot <= 0 or not finite)."""
+    """Solve ``A x = b`` for the rows and columns of ``A`` where ``mask`` is 1 (Cholesky).
+
+    The other entries of ``x`` are 0. ``lw`` is scratch of ``a``'s shape. False when the masked
+    block is not positive definite to working precision (a pivot <= 0 or not finite).
+    """
     n = b.size
     for i in range(n):
         for j in range(i + 1):

@@ -42,8 +42,9 @@ _MIN_PAIRS = 100
 
 @dataclass(frozen=True, eq=False)
 class AntibunchingFit:
-    """Result of :func:`fit_antibunching` (NaN values and ``success=False`` with a message when
-    the data cannot define them).
+    """Result of :func:`fit_antibunching`.
+
+    Values are NaN, with ``success=False`` and a message, when the data cannot define them.
 
     Attributes
     ----------

@@ -43,8 +43,11 @@ def _check_mean_excitations(mean_excitations):
 
 
 def _poisson_tail(k: int, mu: float) -> float:
-    """P(N >= k) for N ~ Poisson(mu); by its series when mu <= 1, where 1 - sum P(N < k)
-    cancels catastrophically (relative error 1e-4 in g2 at <N> = 1e-6)."""
+    """P(N >= k) for N ~ Poisson(mu).
+
+    By its series when mu <= 1, where 1 - sum P(N < k) cancels catastrophically (relative error
+    1e-4 in g2 at <N> = 1e-6).
+    """
     if mu > 1.0:
         return max(0.0, 1.0 - sum(math.exp(-mu) * mu**n / math.factorial(n) for n in range(k)))
     term = math.exp(-mu) * mu**k / math.factorial(k)
@@ -86,8 +89,10 @@ def g2_moments(mean_excitations: float, qy) -> tuple[float, float]:
 
 def g2_zero_cascade(mean_excitations: float, qy_ratio: float, *, qy_x: float = 1.0,
                     qy_higher=()) -> float:
-    """g2(0) of a cascade with eta_XX/eta_X = ``qy_ratio`` at finite <N> (``qy_higher``: eta of
-    levels >= 3; empty means truncation at XX)."""
+    """g2(0) of a cascade with eta_XX/eta_X = ``qy_ratio`` at finite <N>.
+
+    ``qy_higher``: eta of levels >= 3; empty means truncation at XX.
+    """
     if not qy_ratio >= 0:
         raise QrspecError(f"qy_ratio={qy_ratio!r} must be >= 0")
     _check_mean_excitations(mean_excitations)
@@ -558,9 +563,11 @@ def single_emitter_test(gates_ns, centre, side_areas, side_mean, *, t0_ns: float
 
 def g2_one_sided_bounds(centre: int, side_total: float, side_mean: float, *,
                         alpha: float = 0.01) -> tuple[float, float]:
-    """One-sided exact (Clopper-Pearson) bounds of ``g2 = centre / side_mean`` at level
-    ``1 - alpha`` each, from the centre-peak pairs and the side peaks' total (raw) and mean
-    (exposure-corrected) pairs; NaN without side-peak pairs."""
+    """One-sided exact (Clopper-Pearson) bounds of ``g2 = centre / side_mean``.
+
+    Each bound is at level ``1 - alpha``, from the centre-peak pairs and the side peaks' total
+    (raw) and mean (exposure-corrected) pairs; NaN without side-peak pairs.
+    """
     if not 0 < alpha < 0.5:
         raise QrspecError(f"alpha={alpha!r} must be in (0, 0.5)")
     return _bounds(int(centre), float(side_total), float(side_mean), alpha)

@@ -65,8 +65,10 @@ class ModelIRF:
             raise QrspecError(f"tail_tau_ns={self.tail_tau_ns!r} must be > 0")
 
     def histogram(self, n_bins: int, bin_ns: float) -> np.ndarray:
-        """Unit-sum, bin-integrated IRF on ``n_bins`` bins of ``bin_ns``, periodic in
-        ``n_bins * bin_ns`` (the parts that fall outside wrap around)."""
+        """Unit-sum, bin-integrated IRF on ``n_bins`` bins of ``bin_ns``.
+
+        The IRF is periodic in ``n_bins * bin_ns`` (the parts that fall outside wrap around).
+        """
         if n_bins < 1 or not bin_ns > 0:
             raise QrspecError(f"n_bins={n_bins!r} and bin_ns={bin_ns!r} must be positive")
         period = n_bins * bin_ns

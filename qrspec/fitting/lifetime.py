@@ -297,8 +297,10 @@ def _with_defaults(kwargs):
 # ---------------------------------------------------------------------------------------------
 
 class _Problem:
-    """A validated fit problem shared by every histogram fitted with it: the model, the fitted
-    bins, bounds, fixed mask, the kernel arrays and the start-value recipe."""
+    """A validated fit problem shared by every histogram fitted with it.
+
+    The model, the fitted bins, bounds, fixed mask, the kernel arrays and the start-value recipe.
+    """
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
@@ -459,9 +461,12 @@ def _prepare_irf(irf, n, period_bins, bin_ns, t_first):
 
 
 def _data_failures(prob, c):
-    """Check every row of ``c`` (in this order: non-finite, negative, no bins, too few photons,
-    one bin, fewer bins than free parameters). Returns ``(failures, photons)``: per row
-    ``(message, photons)`` or None, and the counts in the fit range per row."""
+    """Check every row of ``c`` before fitting.
+
+    Checks, in this order: non-finite, negative, no bins, too few photons, one bin, fewer bins than
+    free parameters. Returns ``(failures, photons)``: per row ``(message, photons)`` or None, and
+    the counts in the fit range per row.
+    """
     n_rows = c.shape[0]
     if prob.empty:
         return [("empty histogram (0 bins)", 0.0)] * n_rows, np.zeros(n_rows)
@@ -497,9 +502,12 @@ def _data_failures(prob, c):
 
 
 def _row_sums(x):
-    """Sum of each row, accumulated in order: the same numbers for a row alone or in a batch
-    (numpy's ``sum(axis=1)`` may sum rows pairwise or column by column depending on the shape,
-    which would make a batched fit differ from a single one in the last digit)."""
+    """Sum of each row, accumulated in order.
+
+    The same numbers for a row alone or in a batch (numpy's ``sum(axis=1)`` may sum rows pairwise
+    or column by column depending on the shape, which would make a batched fit differ from a single
+    one in the last digit).
+    """
     if x.shape[1] == 0:
         return np.zeros(x.shape[0])
     return np.cumsum(x, axis=1)[:, -1]
@@ -537,9 +545,11 @@ def _start_rows(prob, c):
 
 
 def _run_kernel(prob, c, starts, n_threads=1, lo=None, hi=None, fixed=None, spec=None):
-    """:func:`qrspec.fitting._kernels.fit_rows` on the rows of ``c`` from ``starts``
-    (n_rows, n_params), in row chunks on ``n_threads`` threads; ``lo``, ``hi``, ``fixed``,
-    ``spec`` replace the problem's."""
+    """:func:`qrspec.fitting._kernels.fit_rows` on the rows of ``c`` from ``starts``.
+
+    ``starts`` is (n_rows, n_params); the rows are fitted in row chunks on ``n_threads`` threads;
+    ``lo``, ``hi``, ``fixed``, ``spec`` replace the problem's.
+    """
     lo = prob.lo if lo is None else lo
     hi = prob.hi if hi is None else hi
     fixed = prob.fixed if fixed is None else fixed
@@ -573,8 +583,10 @@ def _run_kernel(prob, c, starts, n_threads=1, lo=None, hi=None, fixed=None, spec
 
 
 def _optimize(prob, c, theta0, lo, hi, fixed, *, scale=False, max_iter=None):
-    """One optimisation of histogram ``c`` from ``theta0`` (no alternative starts); returns
-    ``(theta, f, converged)``."""
+    """One optimisation of histogram ``c`` from ``theta0`` (no alternative starts).
+
+    Returns ``(theta, f, converged)``.
+    """
     spec = prob.spec.copy()
     spec[_kernels.S_SCALE_STARTS] = int(scale)
     if max_iter is not None:
@@ -592,8 +604,11 @@ def _tau_at_bound(prob, theta):
 
 
 def _fit_rows(prob, c, starts, n_threads):
-    """Optimise every row of ``c`` from ``starts`` (n_rows, n_starts, n_params): a later start
-    only for the rows whose best fit so far did not converge or has a lifetime at a bound."""
+    """Optimise every row of ``c`` from ``starts`` (n_rows, n_starts, n_params).
+
+    A later start only for the rows whose best fit so far did not converge or has a lifetime at a
+    bound.
+    """
     out = _run_kernel(prob, c, np.ascontiguousarray(starts[:, 0]), n_threads)
     for s in range(1, starts.shape[1]):
         again = np.flatnonzero(~out.ok | _tau_at_bound(prob, out.theta))
@@ -609,11 +624,13 @@ def _fit_rows(prob, c, starts, n_threads):
 
 
 def _outcomes(prob, c, out):
-    """Check the optima of :func:`_fit_rows` (in this order: convergence, Fisher information,
-    lifetimes and IRF shift at a bound, zero amplitudes, undetermined lifetimes) and compute
-    the covariance (inverse Fisher information over the free parameters: not fixed, not at a
-    bound; NaN elsewhere). Returns per row ``(message, covariance)``; the message is "" for a
-    fit that succeeded."""
+    """Check the optima of :func:`_fit_rows` and compute their covariance.
+
+    Checks, in this order: convergence, Fisher information, lifetimes and IRF shift at a bound,
+    zero amplitudes, undetermined lifetimes. The covariance is the inverse Fisher information over
+    the free parameters (not fixed, not at a bound; NaN elsewhere). Returns per row ``(message,
+    covariance)``; the message is "" for a fit that succeeded.
+    """
     mdl, lo, hi = prob.mdl, prob.lo, prob.hi
     theta = out.theta
     n_rows, p = theta.shape
@@ -673,9 +690,12 @@ def _outcomes(prob, c, out):
 
 
 def _shift_misaligned(prob, c, theta, f, at_bound):
-    """An IRF shift at its bound: a misaligned IRF if the likelihood clearly prefers a shift
-    beyond it (likelihood ratio against a refit with 3x wider bounds: Delta D > 9, i.e. 3
-    sigma); at low counts the shift merely wanders to the bound."""
+    """An IRF shift at its bound.
+
+    A misaligned IRF if the likelihood clearly prefers a shift beyond it (likelihood ratio against
+    a refit with 3x wider bounds: Delta D > 9, i.e. 3 sigma); at low counts the shift merely
+    wanders to the bound.
+    """
     for i in prob.mdl.shift_indices:
         if not at_bound[i]:
             continue

@@ -178,6 +178,7 @@ class ReconvolutionModel:
 
     @property
     def n_params(self) -> int:
+        """Number of internal parameters (``len(self.names)``)."""
         return len(self.names)
 
     @property
@@ -187,6 +188,7 @@ class ReconvolutionModel:
 
     @property
     def shift_indices(self) -> list:
+        """Index of the IRF shift parameter (empty without a fitted shift)."""
         return [self.i_shift] if self.has_shift else []
 
     def bounds(self, period_ns, shift_bounds_ns):
@@ -227,8 +229,10 @@ class ReconvolutionModel:
         return _evaluate(self, theta, jacobian)
 
     def kernel_arrays(self):
-        """``(irf, fixed_bg, pmap, spec, fpar)`` of :mod:`qrspec.fitting._kernels` (the
-        objective, iteration limit and start scaling entries of ``spec`` are left 0)."""
+        """``(irf, fixed_bg, pmap, spec, fpar)`` of :mod:`qrspec.fitting._kernels`.
+
+        The objective, iteration limit and start scaling entries of ``spec`` are left 0.
+        """
         k = _kernels
         spec = np.zeros(k.S_SIZE, np.int64)
         spec[k.S_KIND] = 1 if self.kind == "cascade" else 0
@@ -292,19 +296,23 @@ class GlobalModel:
 
     @property
     def n_params(self) -> int:
+        """Number of global parameters (shared lifetimes plus every detector's own)."""
         return len(self.names)
 
     @property
     def amp_indices(self) -> list:
+        """Global indices of every detector's amplitude parameters."""
         return [int(mp[i]) for m, mp in zip(self.models, self.maps, strict=True)
                 for i in m.amp_indices]
 
     @property
     def shift_indices(self) -> list:
+        """Global indices of every detector's IRF shift parameter (empty without shifts)."""
         return [int(mp[i]) for m, mp in zip(self.models, self.maps, strict=True)
                 for i in m.shift_indices]
 
     def project(self, theta, lo, hi):
+        """``theta`` clipped into the box ``[lo, hi]``."""
         return np.clip(theta, lo, hi)
 
     def evaluate(self, theta, jacobian=True):

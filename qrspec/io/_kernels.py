@@ -146,9 +146,12 @@ def _scan_pt2(records, mode):
 
 @numba.njit(**_cache)
 def _decode_hh_t3(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
-    """HydraHarp-family T3. Overflow records count: mode 0 (V2, TimeHarp 260, Generic) ``nsync``
-    overflows, 0 meaning 1; mode 1 (HydraHarp V1) always one; mode 2 (SF-compressed legacy
-    HT3, tttrlib's ``PQ_RECORD_TYPE_SF_HT3``) 1 + the low 24 bits."""
+    """Decode HydraHarp-family T3 records.
+
+    Overflow records count: mode 0 (V2, TimeHarp 260, Generic) ``nsync`` overflows, 0 meaning 1;
+    mode 1 (HydraHarp V1) always one; mode 2 (SF-compressed legacy HT3, tttrlib's
+    ``PQ_RECORD_TYPE_SF_HT3``) 1 + the low 24 bits.
+    """
     end = records.size
     while end > 0 and records[end - 1] >= 0x80000000:
         end -= 1
@@ -296,8 +299,11 @@ def _decode_t3r(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out,
 
 @numba.njit(**_cache)
 def _decode_hh_t2(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode):
-    """HydraHarp-family T2. Overflow records: mode 0 (V2, TimeHarp 260, Generic) count x 2**25,
-    0 meaning 1; mode 1 (HydraHarp V1) one overflow of 33,552,000 ticks."""
+    """Decode HydraHarp-family T2 records.
+
+    Overflow records: mode 0 (V2, TimeHarp 260, Generic) count x 2**25, 0 meaning 1; mode 1
+    (HydraHarp V1) one overflow of 33,552,000 ticks.
+    """
     end = records.size
     while end > 0 and records[end - 1] >= 0x80000000:
         end -= 1
@@ -427,7 +433,8 @@ def vector_decode_supported() -> bool:
     ``NUMBA_CPU_NAME=generic`` for a portable cache; else the host's, with AVX removed under
     ``NUMBA_ENABLE_AVX=0``), not the host's alone. numba keys its on-disk cache by target
     triple, CPU name and this feature string, so a cached AVX-512 build is never loaded on a
-    CPU without AVX-512; such a CPU gets the scalar kernels."""
+    CPU without AVX-512; such a CPU gets the scalar kernels.
+    """
     from numba.core import config
     from numba.core.codegen import get_host_cpu_features
 
@@ -441,7 +448,8 @@ def _group_ir(fam, builder, v, ofl, last):
 
     Returns ``(photon mask, other mask, packed times <8 x i64>, packed records <8 x i32>, ofl
     after the group, n photons, last photon time, n photons earlier than the photon before)``;
-    "other" marks records that are neither photons nor overflows."""
+    "other" marks records that are neither photons nor overflows.
+    """
     from llvmlite import ir
 
     i1, i8, i32, i64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -602,10 +610,12 @@ group holds a record that is neither a photon nor an overflow."""
 @numba.njit(inline="always")
 def _decode_vector(records, ofl, ts_out, det_out, nt_out, mk_ts, mk_bits, sync_out, mode, fam,
                    scalar):
-    """Groups of 8 records by :func:`_vector_group`; a group holding a marker, a sync event or a
-    reserved code, and the records after the last whole group (or once fewer than 8 output slots
-    remain), by the family's ``scalar`` kernel on slices of the records and outputs (C-contiguous
-    slices: the scalar kernel's compiled version is reused; no second copy of the record logic).
+    """Decode groups of 8 records by :func:`_vector_group`, the rest by the scalar kernel.
+
+    A group holding a marker, a sync event or a reserved code, and the records after the last whole
+    group (or once fewer than 8 output slots remain), go to the family's ``scalar`` kernel on
+    slices of the records and outputs (C-contiguous slices: the scalar kernel's compiled version is
+    reused; no second copy of the record logic).
     """
     nrec = records.size
     n_out = ts_out.size

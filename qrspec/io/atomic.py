@@ -82,8 +82,10 @@ def _fs(path) -> str:
 
 
 def same_file(a, b) -> bool:
-    """True when ``a`` and ``b`` exist and are the same file (device and inode), following
-    symlinks; hard links and different spellings of one path count as the same file."""
+    """True when ``a`` and ``b`` exist and are the same file (device and inode).
+
+    Symlinks are followed; hard links and different spellings of one path count as the same file.
+    """
     try:
         sa, sb = os.stat(a), os.stat(b)
     except (OSError, ValueError):
@@ -149,8 +151,11 @@ def check_output_path(path, *, inputs: Iterable = (), overwrite: bool = True,
 
 
 def _temp_stem(name: str) -> str:
-    """The target's name as used in its temp file names: bytes that are not UTF-8 become '_'
-    (libraries that encode file names as UTF-8, PyTables, would otherwise write elsewhere)."""
+    """The target's name as used in its temp file names.
+
+    Bytes that are not UTF-8 become '_' (libraries that encode file names as UTF-8, PyTables, would
+    otherwise write elsewhere).
+    """
     try:
         name.encode("utf-8")
         return name
@@ -257,7 +262,7 @@ def _commit(tmp: Path, path: Path, *, verify, inputs, overwrite: bool) -> None:
 @contextlib.contextmanager
 def atomic_output(path, *, verify: Callable | None = None, inputs: Iterable = (),
                   overwrite: bool = True) -> Iterator[Path]:
-    """Write ``path`` crash-safely: yield a temp file path next to it, then publish it.
+    r"""Write ``path`` crash-safely: yield a temp file path next to it, then publish it.
 
     The caller writes the yielded (existing, empty) temp file by any means (``open(tmp,
     "wb")``, a library that takes a file name). When the ``with`` block ends without an
@@ -296,7 +301,7 @@ def atomic_output(path, *, verify: Callable | None = None, inputs: Iterable = ()
     --------
     >>> with atomic_output("summary.csv") as tmp:          # doctest: +SKIP
     ...     with open(tmp, "w", newline="") as fh:
-    ...         fh.write("a,b\\n")
+    ...         fh.write("a,b\n")
     """
     inputs = [_fs(p) for p in inputs]
     path = check_output_path(path, inputs=inputs, overwrite=overwrite)
@@ -546,8 +551,11 @@ def verify_h5(path, *, read_data: bool = True, expected: dict | None = None,
 
 
 def _temp_pid(name: str) -> int | None:
-    """The writer pid of a temp file name ``<target>.<pid>.<token>.partial`` (or the older
-    ``<target>.<pid>.partial``), None when the name is not one."""
+    """The writer pid of a temp file name, None when the name is not one.
+
+    Temp file names are ``<target>.<pid>.<token>.partial`` (or the older
+    ``<target>.<pid>.partial``).
+    """
     if not name.endswith(TEMP_SUFFIX):
         return None
     parts = name[:-len(TEMP_SUFFIX)].split(".")
@@ -571,9 +579,12 @@ def _remove_if_stale(p: Path) -> bool:
 
 
 def remove_stale_temps(path) -> list[Path]:
-    """Delete temp files of ``path`` (``<name>.<pid>[.<token>].partial``) whose writer process
-    no longer exists (a writer killed with SIGKILL cannot clean up). Temp files of live
-    processes, and names that do not parse, are left alone. Returns the removed files."""
+    """Delete temp files of ``path`` whose writer process no longer exists.
+
+    Temp files are named ``<name>.<pid>[.<token>].partial``; a writer killed with SIGKILL cannot
+    clean up. Temp files of live processes, and names that do not parse, are left alone. Returns
+    the removed files.
+    """
     path = Path(_fs(path))
     prefix = _temp_stem(path.name) + "."
     try:

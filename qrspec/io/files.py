@@ -1,5 +1,8 @@
-"""Input files: opening them safely (regular files only), particle ids made from file names,
-and file checksums (provenance)."""
+"""Input files: safe opening, particle ids from file names, checksums.
+
+Files are opened safely (regular files only), particle ids are made from file names, and file
+checksums record provenance.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +19,11 @@ _MAX_ID = 60
 
 
 def sanitize_id(name: str, suffix: str = "") -> str:
-    """A particle id safe as an HDF5 group name and a file name: [A-Za-z0-9_.-], not starting
-    with '.', at most 60 characters including ``suffix`` (kept whole, so that disambiguating
-    suffixes survive the truncation of long names)."""
+    """A particle id safe as an HDF5 group name and a file name.
+
+    [A-Za-z0-9_.-], not starting with '.', at most 60 characters including ``suffix`` (kept whole,
+    so that disambiguating suffixes survive the truncation of long names).
+    """
     s = re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("_")
     s = s.lstrip(".") or "particle"
     return s[: _MAX_ID - len(suffix)] + suffix
@@ -56,7 +61,7 @@ def check_particle_id(pid, source="") -> str:
 
 
 def storable_text(text) -> str:
-    """``text`` with undecodable file-name bytes shown as ``\\xNN``: safe to encode as UTF-8.
+    r"""``text`` with undecodable file-name bytes shown as ``\xNN``: safe to encode as UTF-8.
 
     Python represents the bytes of a file name that are not valid UTF-8 as lone surrogates
     (``os.fsdecode``, PEP 383); h5py, UTF-8 files and strict text streams refuse those. Use this

@@ -1,5 +1,6 @@
-"""Measured instrument response (IRF) input: a TTTR file of scattered laser light, or a
-histogram as text or ``.npy``.
+"""Measured instrument response (IRF) input.
+
+Either a TTTR file of scattered laser light, or a histogram as text or ``.npy``.
 
 :func:`read_irf` reads and validates; :func:`qrspec.stats.decay.irf_histogram` puts the IRF on
 a decay's aligned axis (the same offsets and bins as the decay), ready for

@@ -1,5 +1,7 @@
-"""What a container parser (PTU or legacy) tells the record decoder about a file, and the
-plausible ranges of its time units."""
+"""What a container parser (PTU or legacy) tells the record decoder about a file.
+
+Also the plausible ranges of its time units.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ SYNC_RATE_HZ = (0.1, 1e11)
 
 
 def check_unit(path, name: str, value: float, bounds: tuple[float, float], what: str) -> float:
-    """``value`` (s) if it lies in ``bounds``, else a :class:`TTTRFormatError` naming the
-    header field ``name=value``."""
+    """``value`` (s) if it lies in ``bounds``, else a :class:`TTTRFormatError`.
+
+    The error names the header field as ``name=value``.
+    """
     lo, hi = bounds
     if not (isinstance(value, int | float) and math.isfinite(value) and lo <= value <= hi):
         raise TTTRFormatError(path, f"{name}={value!r} s is not a plausible {what} (expected "

@@ -256,8 +256,10 @@ def _positive(r: _Reader, name: str, value, why: str):
 
 
 def _unit_s(r: _Reader, name: str, value, per_s: float, unit: str, bounds, why: str) -> float:
-    """A positive header time field in ``unit`` (``per_s`` of them per second) -> seconds,
-    within ``bounds`` (s)."""
+    """A positive header time field in ``unit`` -> seconds, within ``bounds`` (s).
+
+    ``unit`` has ``per_s`` of them per second.
+    """
     _positive(r, name, value, why)
     lo, hi = bounds
     seconds = value / per_s

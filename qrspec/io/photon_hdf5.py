@@ -116,10 +116,13 @@ def _phconvert_hdf5():
 
 
 def _fix_ordinals(mod):
-    """Work around a phconvert 0.10 bug: the descriptions of ``split_chN`` fields look up the
-    ordinal suffix of N by ``N`` instead of ``N % 10``, so the 11th..13th, 21st.. channel raised
-    ``KeyError: 11`` (12 or more detectors, e.g. a MultiHarp). Completing its suffix table
-    gives the right English ordinals for every detector id."""
+    """Work around a phconvert 0.10 bug.
+
+    The descriptions of ``split_chN`` fields look up the ordinal suffix of N by ``N`` instead of
+    ``N % 10``, so the 11th..13th, 21st.. channel raised ``KeyError: 11`` (12 or more detectors,
+    e.g. a MultiHarp). Completing its suffix table gives the right English ordinals for every
+    detector id.
+    """
     table = getattr(mod, "_NTH_suffix", None)
     if isinstance(table, dict) and 11 not in table:
         for n in range(4, 256):
@@ -530,10 +533,13 @@ def export_photon_hdf5(photons_or_path, out_path, *, overwrite: bool = False,
 
 
 def _fix_phconvert_ordinals(ph) -> None:
-    """Work around a phconvert bug: the title of ``split_ch11`` (and 12, 13, 21, 22, ...) looks
-    up ``_NTH_suffix[n]`` where ``_NTH_suffix[n % 10]`` was meant, a KeyError for files with
-    more than 10 detectors (e.g. a MultiHarp with 12 inputs). Adding the missing ordinal
-    suffixes ("11th", "21st") to its table makes the lookup succeed with the right English."""
+    """Work around a phconvert bug.
+
+    The title of ``split_ch11`` (and 12, 13, 21, 22, ...) looks up ``_NTH_suffix[n]`` where
+    ``_NTH_suffix[n % 10]`` was meant, a KeyError for files with more than 10 detectors (e.g. a
+    MultiHarp with 12 inputs). Adding the missing ordinal suffixes ("11th", "21st") to its table
+    makes the lookup succeed with the right English.
+    """
     table = getattr(ph, "_NTH_suffix", None)
     if not isinstance(table, dict):
         return
@@ -543,8 +549,11 @@ def _fix_phconvert_ordinals(ph) -> None:
 
 
 def _verify_written(path, expected: dict, block_bytes: int = 1 << 26) -> None:
-    """Read the written file back with PyTables (which also reads blosc): every array decodes,
-    and the ``expected`` ones (the photon arrays) equal what was exported, block by block."""
+    """Read the written file back with PyTables (which also reads blosc).
+
+    Every array decodes, and the ``expected`` ones (the photon arrays) equal what was exported,
+    block by block.
+    """
     import tables
 
     expected = dict(expected)
@@ -568,8 +577,11 @@ def _verify_written(path, expected: dict, block_bytes: int = 1 << 26) -> None:
 
 
 def _hdf5_write_error(out: Path, exc: Exception):
-    """An :class:`~qrspec.errors.OutputError` from a PyTables/HDF5 error, with the system error
-    HDF5 reports (``error message = 'No space left on device'``) when there is one."""
+    """An :class:`~qrspec.errors.OutputError` from a PyTables/HDF5 error.
+
+    It carries the system error HDF5 reports (``error message = 'No space left on device'``) when
+    there is one.
+    """
     import re
 
     from qrspec.errors import OutputError

@@ -1,5 +1,6 @@
-"""Public TTTR reading API: :func:`read_tttr`, :func:`iter_tttr`, :func:`read_header`,
-:func:`summarize_tttr`.
+"""Public TTTR reading API.
+
+:func:`read_tttr`, :func:`iter_tttr`, :func:`read_header`, :func:`summarize_tttr`.
 
 The file is read in chunks of 32-bit records: a background thread reads the next chunk and scans
 it (photon, marker, sync and overflow counts of each part of the chunk) while the current chunk
@@ -91,9 +92,11 @@ def _validate_channels(channels):
 
 
 def _record_chunks(layout: FileLayout, chunk_records: int, prepare=None):
-    """Yield ``(records, prepare(records))`` for uint32 record arrays of at most
-    ``chunk_records``; a thread reads (and prepares) the next chunk while the caller decodes
-    this one. The two record buffers are reused: a chunk is valid until the next is yielded."""
+    """Yield ``(records, prepare(records))`` for uint32 record arrays of at most ``chunk_records``.
+
+    A thread reads (and prepares) the next chunk while the caller decodes this one. The two record
+    buffers are reused: a chunk is valid until the next is yielded.
+    """
     n_total = layout.n_records
     if n_total == 0:
         return
@@ -130,8 +133,11 @@ _MIN_PART_RECORDS = 1 << 17  # below this, a chunk is decoded by one thread
 
 
 def decode_threads() -> int:
-    """Threads used to decode one file: the CPUs this process may use, at most 4 (decoding is
-    bound by memory bandwidth beyond that). ``QRSPEC_DECODE_THREADS`` overrides it."""
+    """Threads used to decode one file.
+
+    The CPUs this process may use, at most 4 (decoding is bound by memory bandwidth beyond that).
+    ``QRSPEC_DECODE_THREADS`` overrides it.
+    """
     env = os.environ.get("QRSPEC_DECODE_THREADS")
     if env:
         try:
@@ -169,10 +175,12 @@ def corrupt_tolerance(n_records: int) -> int:
 
 
 class _Decoder:
-    """Carries overflow state, counts and sortedness across chunks; decodes each chunk in
-    parallel parts (scan, prefix sums, decode) straight into the caller's output arrays, and
-    refuses the file as corrupt as soon as its invalid records exceed the tolerance (so that
-    garbage never grows the output)."""
+    """Carries overflow state, counts and sortedness across chunks.
+
+    Decodes each chunk in parallel parts (scan, prefix sums, decode) straight into the caller's
+    output arrays, and refuses the file as corrupt as soon as its invalid records exceed the
+    tolerance (so that garbage never grows the output).
+    """
 
     def __init__(self, layout: FileLayout, pool: ThreadPoolExecutor | None, n_parts: int):
         self.layout = layout
@@ -218,10 +226,12 @@ class _Decoder:
         _check_corrupt(self.layout, n_invalid, n_zero, n_backwards, n_records)
 
     def decode(self, records, plan=None, ts_out=None, det_out=None, nt_out=None):
-        """Decode ``records`` (split and scanned by :meth:`plan` when ``plan`` is None) into
-        the start of ``ts_out``, ``det_out``, ``nt_out`` (arrays of the exact photon count when
-        not given); return the photon views and the markers and sync events:
-        ``(ts, det, nt, mk_ts, mk_bits, sync)``."""
+        """Decode ``records`` into the start of ``ts_out``, ``det_out``, ``nt_out``.
+
+        ``records`` are split and scanned by :meth:`plan` when ``plan`` is None; the output arrays
+        are made of the exact photon count when not given. Returns the photon views and the markers
+        and sync events: ``(ts, det, nt, mk_ts, mk_bits, sync)``.
+        """
         parts, scans = plan if plan is not None else self.plan(records)
         rt = self.rt
         n_invalid = self.n_invalid + sum(s.n_invalid for s in scans)
@@ -540,8 +550,9 @@ class TTTRSummary:
 
 
 def summarize_tttr(path, *, chunk_records: int = DEFAULT_CHUNK_RECORDS) -> TTTRSummary:
-    """Count the photons per detector, markers, sync events and overflows of a TTTR file with
-    numpy only (no numba: ``qrspec info`` starts in a fraction of a second).
+    """Count photons per detector, markers, sync events and overflows of a TTTR file (numpy only).
+
+    No numba: ``qrspec info`` starts in a fraction of a second.
 
     The counts equal those of :func:`read_tttr`, which applies the same corruption checks.
 

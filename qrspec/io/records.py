@@ -131,11 +131,13 @@ DECODE_KERNELS = ("auto", "scalar", "vector")
 
 
 def decode_kernel() -> str:
-    """The decode kernels in use: ``"vector"`` (AVX-512, 8 records per step) where numba
-    compiles for a CPU with AVX-512 F and VL, else ``"scalar"`` (same results, tested on every
-    record type and real file). ``QRSPEC_DECODE_KERNEL`` = ``auto`` (default), ``scalar`` or
-    ``vector`` overrides it; ``vector`` on a CPU without AVX-512 F + VL is refused (LLVM would
-    expand the compress instructions into slow code).
+    """The decode kernels in use.
+
+    ``"vector"`` (AVX-512, 8 records per step) where numba compiles for a CPU with AVX-512 F and
+    VL, else ``"scalar"`` (same results, tested on every record type and real file).
+    ``QRSPEC_DECODE_KERNEL`` = ``auto`` (default), ``scalar`` or ``vector`` overrides it;
+    ``vector`` on a CPU without AVX-512 F + VL is refused (LLVM would expand the compress
+    instructions into slow code).
     """
     from qrspec.errors import QrspecError
     from qrspec.io._kernels import vector_decode_supported
@@ -199,8 +201,11 @@ class ChunkSummary:
 
 
 def _fields(family: str, r: np.ndarray):
-    """Per-record masks and fields of ``r`` (int64): ``(photon, detector, time field, overflow,
-    overflows counted, marker, marker bits, sync)``; every other record is invalid."""
+    """Per-record masks and fields of ``r`` (int64).
+
+    ``(photon, detector, time field, overflow, overflows counted, marker, marker bits, sync)``;
+    every other record is invalid.
+    """
     none = np.zeros(r.shape, bool)
     if family in ("ht3", "ht3v1", "ht3sf", "ht2", "ht2v1"):
         t3 = family.startswith("ht3")
@@ -235,8 +240,9 @@ def _fields(family: str, r: np.ndarray):
 
 def summarize_chunk(record_type: RecordType, records, ofl: int, last_ts: int = -1,
                     prev_record: int = -1, max_ticks: int = 1 << 62) -> ChunkSummary:
-    """Count photons per detector, markers per input, sync events, overflows and invalid
-    records of ``records`` with numpy only (what :func:`decode_chunk` would decode).
+    """Count photons, markers, syncs, overflows and invalid records of ``records`` (numpy only).
+
+    Photons are counted per detector and markers per input: what :func:`decode_chunk` would decode.
 
     ``ofl`` is the overflow accumulator (ticks) before the first record, ``last_ts`` the last
     photon time before it and ``prev_record`` the record before it (for runs of zero records).

@@ -11,9 +11,11 @@ import numpy as np
 
 @numba.njit(cache=True, nogil=True)
 def candidate_indices(x, resolution, min_events, max_candidates):
-    """Indices into sorted ``x`` of the t_min candidates: distinct values >= resolution that
-    leave >= min_events values at or above them; at most ``max_candidates``, log-spaced by
-    rank beyond that."""
+    """Indices into sorted ``x`` of the t_min candidates.
+
+    Distinct values >= resolution that leave >= min_events values at or above them; at most
+    ``max_candidates``, log-spaced by rank beyond that.
+    """
     n = x.size
     out = np.empty(n, np.int64)
     m = 0
@@ -91,8 +93,10 @@ def ks_scan(x, censored, cand):
 
 @numba.njit(cache=True, nogil=True)
 def bootstrap_power_law(x, censored, resolution, min_events, max_candidates, n_boot, seed):
-    """Power-law exponent and t_min of ``n_boot`` resamples (with replacement) of the complete
-    durations ``x``, each with its own KS choice of t_min; censored stays kept as they are.
+    """Power-law exponent and t_min of ``n_boot`` resamples of the complete durations ``x``.
+
+    Resamples are drawn with replacement, each with its own KS choice of t_min; censored stays are
+    kept as they are.
 
     Returns ``(alpha, t_min)`` arrays (NaN where a resample has no candidate).
     """

@@ -260,8 +260,10 @@ def dwell_time_resolution_s(high_cps: float, low_cps: float) -> float:
 
 # ------------------------------------------------------------------------ memory
 def memory_correlation(sequence: DwellSequence, first: str, second: str) -> MemoryCorrelation:
-    """Correlation of ``ln`` durations of each complete ``first`` stay with the next complete
-    ``second`` stay (for ``first == second``: the next stay of the same state).
+    """Correlation of ``ln`` durations of each complete ``first`` stay with the next ``second``.
+
+    The next stay is the next complete ``second`` stay (for ``first == second``: the next stay of
+    the same state).
 
     The error is Bartlett's large-sample ``sqrt((1 - r^2)/n)`` of a lag-one autocorrelation;
     NaN with fewer than 4 pairs.

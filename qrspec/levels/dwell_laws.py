@@ -85,8 +85,10 @@ def _log_upper_gamma_grad(a: float, x):
 
 
 def _log_upper_gamma_hess(a: float, x):
-    """``G = ln Gamma(a, x)`` with its first and second derivatives:
-    ``(G, G_a, G_aa, G_x, G_ax, G_xx)`` (arrays shaped like ``x``)."""
+    """``G = ln Gamma(a, x)`` with its first and second derivatives.
+
+    ``(G, G_a, G_aa, G_x, G_ax, G_xx)`` (arrays shaped like ``x``).
+    """
     x = np.atleast_1d(np.asarray(x, dtype=np.float64))
     g = np.empty_like(x)
     ga = np.empty_like(x)
@@ -324,8 +326,11 @@ class DwellLaw:
 
     @property
     def alpha_err(self) -> float:
-        """Standard error of :attr:`alpha`: the bootstrap error when ``t_min`` was chosen by
-        KS (it includes the choice), else the curvature error at the fixed ``t_min``."""
+        """Standard error of :attr:`alpha`.
+
+        The bootstrap error when ``t_min`` was chosen by KS (it includes the choice), else the
+        curvature error at the fixed ``t_min``.
+        """
         f = self.fit("power_law")
         if f is None or self.flag:
             return math.nan
@@ -360,7 +365,7 @@ def _trunc_terms(s: float, log_lo, log_hi):
 
 
 def _log_pdf(model: str, y: np.ndarray, p: tuple[float, float]) -> np.ndarray:
-    """ln density in units of t_min (y = t / t_min >= 1)."""
+    """Log density, ln p(y), in units of t_min (y = t / t_min >= 1)."""
     a, b = p
     ly = np.log(y)
     if model == "power_law":
@@ -752,9 +757,11 @@ def select_t_min(durations_s, censored_s=(), *, resolution_s: float, min_events:
 
 def bootstrap_alpha(durations_s, censored_s=(), *, resolution_s: float, min_events: int,
                     n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float]:
-    """Standard errors of the power-law exponent and of ``t_min`` including the KS choice of
-    ``t_min`` (Clauset et al. §3.5): the spread over ``n_boot`` resamples of the complete
-    durations, each with its own ``t_min``. ``(nan, nan)`` with fewer than 10 usable resamples.
+    """Standard errors of the power-law exponent and of ``t_min``, including the KS choice.
+
+    The KS choice of ``t_min`` is included (Clauset et al. §3.5): the spread over ``n_boot``
+    resamples of the complete durations, each with its own ``t_min``. ``(nan, nan)`` with fewer
+    than 10 usable resamples.
     """
     from qrspec.levels import _dwell_kernels as k
 

@@ -1,5 +1,6 @@
-"""State labels of intensity levels from physics: neutral, charged, trap, off (methods.md §2.8,
-§3.4).
+"""State labels of intensity levels from physics.
+
+Neutral, charged, trap, off (methods.md §2.8, §3.4).
 
 For each level L: intensity ``I_L`` (photons / time in the level), exciton lifetime
 ``tau_L``, and where photon pairs allow the biexciton lifetime ``tau_XX,L`` and the ratio
@@ -523,8 +524,10 @@ def _p_above(value, err, threshold) -> float:
 
 
 def _neutral_candidate(live, tau, tau_err, intensity, z) -> int:
-    """Brightest (raw intensity) level whose lifetime is not significantly shorter than any
-    other's."""
+    """Brightest level whose lifetime is not significantly shorter than any other's.
+
+    Brightness is the raw intensity.
+    """
     cands = [k for k in live
              if not any(tau[j] - tau[k] > z * math.hypot(tau_err[j], tau_err[k]) for j in live)]
     return int(max(cands, key=lambda k: intensity[k]))
@@ -532,8 +535,10 @@ def _neutral_candidate(live, tau, tau_err, intensity, z) -> int:
 
 def _charged_with_same_kr(live, cand, ratio, ratio_err, tau, tau_err, corrected,
                          corrected_err, rules) -> list:
-    """Levels charged by their own pair ratio whose rho_rad against ``cand`` is significantly
-    below ``rho_split`` (the same radiative rate as ``cand``)."""
+    """Levels charged by their own pair ratio that have the same radiative rate as ``cand``.
+
+    The same radiative rate: their rho_rad against ``cand`` is significantly below ``rho_split``.
+    """
     out = []
     for k in live:
         if k == cand:

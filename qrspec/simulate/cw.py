@@ -1,5 +1,6 @@
-"""CW-excited single emitter on an HBT set-up, recorded in T2 mode (ground truth for the CW
-antibunching fit, methods.md section 9.2).
+"""CW-excited single emitter on an HBT set-up, recorded in T2 mode.
+
+Ground truth for the CW antibunching fit (methods.md section 9.2).
 
 A two-level emitter excited at rate ``k_exc`` and decaying at ``k_rad`` emits a renewal
 process: each inter-emission time is ``Exp(k_exc) + Exp(k_rad)``. Every photon is detected

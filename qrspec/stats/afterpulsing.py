@@ -309,9 +309,12 @@ def afterpulse_nanotime_profile(photons, estimate: AfterpulseEstimate, *,
 
 
 def aligned_profile(profile: np.ndarray, decay) -> np.ndarray:
-    """A raw per-detector nanotime profile (e.g. :func:`afterpulse_nanotime_profile`) on the
-    aligned, rebinned axis of ``decay`` (a :class:`qrspec.stats.decay.Decay` of the same
-    detectors, in the same order), summed over detectors."""
+    """A raw per-detector nanotime profile on the aligned, rebinned axis of ``decay``.
+
+    The profile is e.g. :func:`afterpulse_nanotime_profile`; ``decay`` is a
+    :class:`qrspec.stats.decay.Decay` of the same detectors, in the same order; the result is
+    summed over detectors.
+    """
     prof = np.asarray(profile, np.float64)
     res = decay.resolution_ns
     nb = int(round(decay.period_ns / res))

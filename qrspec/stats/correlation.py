@@ -916,8 +916,10 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
 
 # ------------------------------------------------------------------ comb period
 def _lowest_strong_line(power: np.ndarray, band: np.ndarray) -> int:
-    """Index of the comb's fundamental: the lowest line in ``band`` at least half the band's
-    strongest, climbed to its local maximum."""
+    """Index of the comb's fundamental.
+
+    The lowest line in ``band`` at least half the band's strongest, climbed to its local maximum.
+    """
     strong = band[power[band] >= 0.5 * power[band].max()]
     i = int(strong[0])
     while i + 1 < power.size and power[i + 1] > power[i]:

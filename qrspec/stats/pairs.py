@@ -106,10 +106,11 @@ class PhotonPairs:
         return float(self.n_shifted.mean()) if self.n_shifted.size else float("nan")
 
     def in_windows(self, windows_s, timestamps_unit: float) -> np.ndarray:
-        """Mask of the pairs whose period lies inside half-open time windows (s); the edges
-        follow the seconds-to-ticks rule of :mod:`qrspec.validate`, as
-        :meth:`qrspec.photons.Photons.select_windows` (the one rule for states, levels and
-        charging windows).
+        """Mask of the pairs whose period lies inside half-open time windows (s).
+
+        The edges follow the seconds-to-ticks rule of :mod:`qrspec.validate`, as
+        :meth:`qrspec.photons.Photons.select_windows` (the one rule for states, levels and charging
+        windows).
 
         Parameters
         ----------

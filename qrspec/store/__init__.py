@@ -1,6 +1,9 @@
-"""The results file: the one place that knows its layout (HDF5 paths, units, summary columns,
-group statistics, CSV); writes a :class:`~qrspec.analysis.particle.ParticleAnalysis` and reads it
-back (``read_particle``), and writes the tables of ``qrspec model`` under their own format."""
+"""The results file.
+
+The one place that knows its layout (HDF5 paths, units, summary columns, group statistics, CSV);
+writes a :class:`~qrspec.analysis.particle.ParticleAnalysis` and reads it back (``read_particle``),
+and writes the tables of ``qrspec model`` under their own format.
+"""
 
 from __future__ import annotations
 

@@ -84,8 +84,11 @@ def _text(v) -> str:
 
 
 def _verify(kind: str):
-    """Verification of a written temp file: readable HDF5 of the right format, every dataset
-    read back (:func:`qrspec.io.atomic.verify_h5`)."""
+    """Verification of a written temp file.
+
+    Readable HDF5 of the right format, every dataset read back
+    (:func:`qrspec.io.atomic.verify_h5`).
+    """
     def verify(tmp):
         import h5py
 
@@ -100,10 +103,12 @@ def _verify(kind: str):
 
 @contextmanager
 def atomic_h5(path, kind: str = FORMAT, *, inputs=(), overwrite: bool = True):
-    """Write an HDF5 file of format ``kind`` crash-safely (:func:`qrspec.io.atomic.atomic_h5`:
-    temp file in the target folder, fsync, verify, rename) and yield the open h5py file. Any
-    error, also one inside HDF5 (an attribute too large, a type h5py cannot store), is an
-    :class:`~qrspec.errors.OutputError` naming the file and the cause; nothing is left."""
+    """Write an HDF5 file of format ``kind`` crash-safely and yield the open h5py file.
+
+    Uses :func:`qrspec.io.atomic.atomic_h5`: temp file in the target folder, fsync, verify, rename.
+    Any error, also one inside HDF5 (an attribute too large, a type h5py cannot store), is an
+    :class:`~qrspec.errors.OutputError` naming the file and the cause; nothing is left.
+    """
     from qrspec.io import atomic
 
     path = Path(path)
@@ -136,9 +141,11 @@ def _write_summary(f, rows: np.ndarray):
 
 
 def _write_groups(f, rows, selection=None):
-    """``/groups`` of ``rows``; ``selection`` (:class:`GroupSelection`) restricts the statistics
-    to a particle filter's rows without the excluded particles and adds the pooled dwell
-    laws."""
+    """``/groups`` of ``rows``.
+
+    ``selection`` (:class:`GroupSelection`) restricts the statistics to a particle filter's rows
+    without the excluded particles and adds the pooled dwell laws.
+    """
     sel = selection or GroupSelection()
     mask = sel.mask(rows)
     pooled = _pooled_dwell(f, rows, mask) if sel.pooled_dwell else None
@@ -186,8 +193,7 @@ class GroupSelection:
     exclude_source: str = ""
 
     def mask(self, rows) -> np.ndarray | None:
-        """Rows that enter the statistics (None: all): selected by the filter and not
-        excluded."""
+        """Rows that enter the statistics (None: all): selected by the filter and not excluded."""
         mask = self.particle_filter.mask(rows) if self.particle_filter is not None else None
         if self.exclude:
             ids = np.asarray([_text(x) for x in rows["particle_id"].tolist()], dtype=object)
@@ -729,8 +735,10 @@ class Results:
 
     @property
     def excluded(self) -> tuple[str, ...]:
-        """Particles left out of the group statistics by an exclusion list (``batch
-        --exclude``); empty for none."""
+        """Particles left out of the group statistics by an exclusion list (``batch --exclude``).
+
+        Empty for none.
+        """
         text = str(self.attrs.get("exclude", "") or "")
         if not text:
             return ()
@@ -780,9 +788,10 @@ def read_results(path) -> Results:
 
 
 def recompute_groups(path, selection: GroupSelection) -> np.ndarray:
-    """``/groups`` of a results file recomputed for another selection, without writing
-    (e.g. ``qrspec report --filter``): the store's :func:`group_statistics` on the selected
-    rows and, with ``selection.pooled_dwell``, the pooled dwell laws of the stored stays.
+    """``/groups`` of a results file recomputed for another selection, without writing.
+
+    E.g. ``qrspec report --filter``: the store's :func:`group_statistics` on the selected rows and,
+    with ``selection.pooled_dwell``, the pooled dwell laws of the stored stays.
 
     Parameters
     ----------

@@ -242,9 +242,11 @@ def summary_values(analysis: ParticleAnalysis) -> dict:
 
 
 def _afterpulse_corrected(g, c) -> dict:
-    """The afterpulse-corrected g2(0) columns (measured values where not correctable: a
-    g2(0) without an error); the 95 % upper ends mapped by the same monotonic correction
-    ``g (1 + p) - p``."""
+    """The afterpulse-corrected g2(0) columns.
+
+    Measured values where not correctable (a g2(0) without an error); the 95 % upper ends are
+    mapped by the same monotonic correction ``g (1 + p) - p``.
+    """
     v: dict = {"g2_zero_afterpulse_bias": c.bias, "g2_zero_gated_afterpulse_bias": c.bias_gated}
     if not c.applied:
         return v
@@ -295,8 +297,10 @@ def summary_dtype() -> np.dtype:
 
 
 def summary_row(values) -> np.ndarray:
-    """One ``/summary`` row from a ParticleAnalysis or a dict of column values (missing floats
-    NaN, ints -1, strings empty)."""
+    """One ``/summary`` row from a ParticleAnalysis or a dict of column values.
+
+    Missing floats are NaN, ints -1, strings empty.
+    """
     if isinstance(values, ParticleAnalysis):
         values = summary_values(values)
     dt = summary_dtype()

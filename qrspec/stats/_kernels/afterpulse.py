@@ -8,8 +8,10 @@ import numpy as np
 
 @numba.njit(cache=True, nogil=True)
 def pair_counts(sync, code, max_k):
-    """``counts[a, b, k]``: pairs of photons ``i < j`` (time order) with ``code[i] = a``,
-    ``code[j] = b`` (0 or 1; other codes skipped) and ``sync[j] - sync[i] = k <= max_k``.
+    """Counts ``counts[a, b, k]`` of coded photon pairs ``k`` syncs apart.
+
+    Pairs of photons ``i < j`` (time order) with ``code[i] = a``, ``code[j] = b`` (0 or 1; other
+    codes skipped) and ``sync[j] - sync[i] = k <= max_k``.
 
     ``sync`` sorted (the merged stream of both detectors); one pass, no per-detector copies.
     """
@@ -34,9 +36,12 @@ def pair_counts(sync, code, max_k):
 
 @numba.njit(cache=True, nogil=True)
 def tagged_nanotime_histograms(sync, code, nanotimes, max_k, n_bins):
-    """``hist[a, b, t]``: over pairs ``i < j`` with ``code[i] = a``, ``code[j] = b`` and
-    ``1 <= sync[j] - sync[i] <= max_k``, the histogram of the later photon's nanotime ``t``
-    (each later photon counted once per earlier partner)."""
+    """Nanotime histograms ``hist[a, b, t]`` of the later photon of coded pairs.
+
+    Over pairs ``i < j`` with ``code[i] = a``, ``code[j] = b`` and ``1 <= sync[j] - sync[i] <=
+    max_k``, the histogram of the later photon's nanotime ``t`` (each later photon counted once per
+    earlier partner).
+    """
     hist = np.zeros((2, 2, n_bins), np.int64)
     n = sync.size
     for i in range(n):

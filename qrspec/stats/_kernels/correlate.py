@@ -102,8 +102,11 @@ def g2_histogram(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, mask,
 def g2_peak_min_nanotime(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, mask, j_start,
                          ts0, tick_q, nt_q, ntmax_q, delay_q, lag_lo_q, bin_q, n_bins, bin_peak,
                          shift, m_lo, hist):
-    """Cross pairs as in g2_histogram (T3, same j_start rule); a pair whose lag bin b has
-    bin_peak[b] = k >= 0 adds to hist[k, min(nt_i - shift[det_i], nt_j - shift[det_j]) - m_lo]."""
+    """Histogram of the smaller aligned nanotime of each cross pair, per g2 peak.
+
+    Cross pairs as in g2_histogram (T3, same j_start rule): a pair whose lag bin b has bin_peak[b]
+    = k >= 0 adds to hist[k, min(nt_i - shift[det_i], nt_j - shift[det_j]) - m_lo].
+    """
     n = timestamps.size
     span = n_bins * bin_q
     has_mask = mask.size == n and n > 0
@@ -153,9 +156,12 @@ def g2_peak_min_nanotime(timestamps, nanotimes, detectors, role, gate_lo, gate_h
 
 @numba.njit(cache=True, nogil=True)
 def first_per_period(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, shift, cap):
-    """Per role r in {0, 1}: the periods (ts) holding a used photon and, per period, the smallest
-    aligned nanotime nanotime - shift[det] and the number of used photons in it (ts sorted;
-    cap >= photons of either role)."""
+    """The first (smallest aligned nanotime) used photon of each period, per role.
+
+    Per role r in {0, 1}: the periods (ts) holding a used photon and, per period, the smallest
+    aligned nanotime (nanotime - shift[det]) and the number of used photons in it (ts sorted; cap
+    >= photons of either role).
+    """
     n = timestamps.size
     sync = np.empty((2, cap), np.int64)
     first = np.empty((2, cap), np.int32)

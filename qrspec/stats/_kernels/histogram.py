@@ -19,8 +19,11 @@ def nanotime_counts(detectors, nanotimes, row, counts):
 @numba.njit(cache=True, nogil=True)
 def bin_delay_sums(timestamps, detectors, nanotimes, shift, period_bins, start, bin_ticks,
                    counts, sums):
-    """Per time bin k = (ts - start) // bin_ticks: photon count and sum of the aligned nanotime
-    (nanotime - shift[det]) mod period_bins, for detectors with shift[det] >= 0 (ts sorted)."""
+    """Photon count and aligned-nanotime sum per time bin.
+
+    Per time bin k = (ts - start) // bin_ticks: photon count and sum of the aligned nanotime
+    (nanotime - shift[det]) mod period_bins, for detectors with shift[det] >= 0 (ts sorted).
+    """
     n_bins = counts.size
     k = np.int64(-1)
     next_edge = np.int64(-(2**62))
@@ -45,10 +48,13 @@ def bin_delay_sums(timestamps, detectors, nanotimes, shift, period_bins, start, 
 @numba.njit(cache=True, nogil=True)
 def segment_aligned_counts(timestamps, detectors, nanotimes, row, bin_of, seg_lo, seg_hi,
                            seg_label, counts, unassigned):
-    """Add photon i (row[det] >= 0) to counts[seg_label[p], bin_of[row[det], nanotime]] if
-    seg_lo[p] <= ts < seg_hi[p] for a segment p with a label >= 0 (sorted, disjoint; ts
-    sorted), else to unassigned[...] at the same bin (bin_of: the aligned, rebinned output
-    bin of each raw nanotime, one row per detector)."""
+    """Add photon i to its segment's label row of counts, else to unassigned.
+
+    Photon i (row[det] >= 0) goes to counts[seg_label[p], bin_of[row[det], nanotime]] if seg_lo[p]
+    <= ts < seg_hi[p] for a segment p with a label >= 0 (sorted, disjoint; ts sorted), else to
+    unassigned[...] at the same bin (bin_of: the aligned, rebinned output bin of each raw nanotime,
+    one row per detector).
+    """
     n_seg = seg_lo.size
     p = 0
     for i in range(timestamps.size):

@@ -9,8 +9,11 @@ import numpy as np
 @numba.njit(cache=True, nogil=True)
 def bin_counts(timestamps, detectors, nanotimes, column, gate_lo, gate_hi, start, bin_ticks,
                counts):
-    """Add photon i to counts[(ts - start) // bin_ticks, column[det]] if column[det] >= 0 and
-    gate_lo[det] <= nanotime < gate_hi[det] (nanotimes may be empty: no gate); ts sorted."""
+    """Add photon i to its time bin and detector column of counts when it passes the gate.
+
+    The photon goes to counts[(ts - start) // bin_ticks, column[det]] if column[det] >= 0 and
+    gate_lo[det] <= nanotime < gate_hi[det] (nanotimes may be empty: no gate); ts sorted.
+    """
     n = timestamps.size
     n_bins = counts.shape[0]
     has_nt = nanotimes.size == n and n > 0
