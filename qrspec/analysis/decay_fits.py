@@ -94,7 +94,10 @@ def late_tail_start_ns(tau_xx_ns: float, tau_xx_err_ns: float = 0.0) -> float | 
     (emitted at T_XX + T_X) distort the fit: from ``TAIL_START_NS`` on (bi-exponential),
     tau_X0 of a 20-s neutral rod came out +0.5 % (2-3 standard errors) too long at <N> = 0.3;
     from 3 tau_XX on (mono-exponential) the biexciton photons still there made it 0.7 % too
-    short; from 4 (tau_XX + 2 sigma) on the pulls are ~N(0, 1), for a ~1.7x larger error.
+    short; from 4 (tau_XX + 2 sigma) on the pulls are ~N(0, 1), for a ~1.7x larger error. (On
+    brighter rods at <N> 0.4-0.5 it is still 0.25-1 % short, pulls down to -11: issue 15; the
+    neutral state fits the X/XX cascade instead when <N> is known:
+    :func:`~qrspec.analysis.states.measure_state`.)
     """
     if not (math.isfinite(tau_xx_ns) and tau_xx_ns > 0):
         return None

@@ -46,8 +46,9 @@ class StateResult:
     n_pairs : int
         Same-period two-detector photon pairs in the windows (heralded tau_XX).
     tau_x_ns, tau_x_err_ns : float
-        Exciton lifetime (tail or IRF-reconvolution fit: ``fit_kind``) and its standard
-        error.
+        Exciton lifetime (tail or IRF-reconvolution fit: ``fit_kind``; the neutral state at a
+        known <N>: the X/XX cascade, ``fit_model``) and its standard error (cascade: with a
+        model term, ``tau_x_tail_ns``).
     tau_xx_ns, tau_xx_err_ns : float
         Biexciton lifetime (heralded pairs) and its standard error.
     g2_zero, g2_zero_err : float
@@ -195,7 +196,7 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         free eta_XX/eta_X also takes up a short charged component, with a larger error
         (pull std 1.24, 2-sigma coverage 93 % on those rods). It neglects N >= 3 and the
         detector dead time (the exciton photon after a detected biexciton photon is lost): on
-        bright neutral rods at <N> = 0.45 (4-22 M photons) it came out +0.1 to +0.8 % long
+        bright neutral rods at <N> = 0.45 (4-22 M photons) it came out up to +0.8 % long
         (pulls up to 10), where the late tail is 0.2-0.9 % short. The two fits' models fail
         in opposite directions, so half their difference is added to the cascade's error in
         quadrature (the late-tail value is kept as ``tau_x_tail_ns``): pull std 0.77 and
