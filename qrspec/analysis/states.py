@@ -7,13 +7,14 @@ window).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from qrspec.analysis.alignment import Alignment
 from qrspec.analysis.config import AnalysisConfig
 from qrspec.analysis.decay_fits import (
+    CASCADE_START_NS,
     IRF_SHIFT_BOUNDS_NS,
     TAIL_START_NS,
     fit_bin_ns,
@@ -45,8 +46,9 @@ class StateResult:
     n_pairs : int
         Same-period two-detector photon pairs in the windows (heralded tau_XX).
     tau_x_ns, tau_x_err_ns : float
-        Exciton lifetime (tail or IRF-reconvolution fit: ``fit_kind``) and its standard
-        error.
+        Exciton lifetime (tail or IRF-reconvolution fit: ``fit_kind``; the neutral state at a
+        known <N>: the X/XX cascade, ``fit_model``) and its standard error (cascade: with a
+        model term, ``tau_x_tail_ns``).
     tau_xx_ns, tau_xx_err_ns : float
         Biexciton lifetime (heralded pairs) and its standard error.
     g2_zero, g2_zero_err : float
@@ -77,6 +79,11 @@ class StateResult:
         The heralded fit's own value when ``tau_xx_ns`` was corrected for the triexciton share
         at the given <N> (neutral state, ``mean_excitations`` set:
         :func:`qrspec.charging.heralded.true_tau_xx0`); NaN when not corrected.
+    tau_x_tail_ns : float
+        With a cascade fit (``fit_model == "cascade"``): the late-tail mono-exponential
+        lifetime of the same photons; half its difference from ``tau_x_ns`` is added to
+        ``tau_x_err_ns`` in quadrature (model uncertainty, :func:`measure_state`). NaN
+        otherwise.
     """
 
     label: str
@@ -100,6 +107,7 @@ class StateResult:
     fit_kind: str = ""
     fit_shift_ns: float = math.nan
     tau_xx_heralded_ns: float = math.nan
+    tau_x_tail_ns: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,7 +154,8 @@ def state_irf(alignment: Alignment, decay) -> np.ndarray | None:
 
 def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
                   config: AnalysisConfig, pairs, *, with_g2: bool = True,
-                  late_tail: bool = False, afterpulse=None) -> StateResult:
+                  late_tail: bool = False, afterpulse=None,
+                  cascade_mean_excitations: float | None = None) -> StateResult:
     """Decay, lifetimes and g2(0) of the photons inside ``windows`` (None: all photons).
 
     Parameters
@@ -175,6 +184,24 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     afterpulse : qrspec.analysis.detector.AfterpulseBackground, optional
         Afterpulse nanotime profile of ``photons``: scaled to the windows' photons, a fixed
         background of the exciton fit.
+    cascade_mean_excitations : float, optional
+        The neutral state at a known <N>: fit the exciton lifetime with the constrained X/XX
+        cascade model from ``CASCADE_START_NS`` after the rise (tail fit, no measured IRF),
+        the late tail (or the bi/mono tail) only when that fit fails. Issue 15: the late tail's
+        mono-exponential left the biexciton photons still there at 4 tau_XX and the rise of
+        the exciton photons that follow a biexciton in the fit, and it took photons of
+        charged periods (missed or misplaced change points) as neutral ones; on the full
+        pipeline's 30 random rods tau_X0 pulls had std 5.6 (-1 % at <N> = 0.45, -8 % on a rod
+        with 30 % of its "neutral" time charged). The cascade models the first two; its
+        free eta_XX/eta_X also takes up a short charged component, with a larger error
+        (pull std 1.24, 2-sigma coverage 93 % on those rods). It neglects N >= 3 and the
+        detector dead time (the exciton photon after a detected biexciton photon is lost): on
+        bright neutral rods at <N> = 0.45 (4-22 M photons) it came out up to +0.8 % long
+        (pulls up to 10), where the late tail is 0.2-0.9 % short. The two fits' models fail
+        in opposite directions, so half their difference is added to the cascade's error in
+        quadrature (the late-tail value is kept as ``tau_x_tail_ns``): pull std 0.77 and
+        2-sigma coverage 97 % on the 30 rods, 100 % on the bright ones
+        (``docs/charging_model.md``).
 
     Returns
     -------
@@ -219,6 +246,17 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
     x = fit_x(dec, config.min_decay_photons, method=config.fit_method, irf=irf,
               shift_bounds_ns=bounds, start_ns=late, fixed_background=fixed,
               models=("mono",) if late is not None else ("bi", "mono"))
+    tail_ns = math.nan
+    if irf is None and cascade_mean_excitations is not None:
+        cas = fit_x(dec, config.min_decay_photons, method=config.fit_method,
+                    start_ns=CASCADE_START_NS, fixed_background=fixed, models=("cascade",),
+                    mean_excitations=cascade_mean_excitations)
+        if cas.fit is not None and math.isfinite(x.tau_ns):
+            tail_ns = x.tau_ns
+            err = math.hypot(cas.tau_err_ns, 0.5 * (cas.tau_ns - tail_ns))
+            x = replace(cas, tau_err_ns=err)
+        elif cas.fit is not None:  # no late tail (too few photons there): the cascade alone
+            x = cas
     if x.message:
         msgs.append(f"tau_X: {x.message}")
     if m_xx:
@@ -241,7 +279,8 @@ def measure_state(photons: Photons, windows, label: str, alignment: Alignment,
         fit_model_counts=None if fit is None else fit.model_counts,
         fit_residuals=None if fit is None else fit.residuals,
         fit_kind="" if fit is None else ("tail" if irf is None else "reconvolution"),
-        fit_shift_ns=math.nan if fit is None or irf is None else float(fit.shift_ns))
+        fit_shift_ns=math.nan if fit is None or irf is None else float(fit.shift_ns),
+        tau_x_tail_ns=tail_ns)
 
 
 def _triexciton_corrected(st: StateResult, config: AnalysisConfig) -> StateResult:
@@ -250,8 +289,6 @@ def _triexciton_corrected(st: StateResult, config: AnalysisConfig) -> StateResul
     See :mod:`qrspec.charging.heralded`: the uncorrected value is +4 % at <N> = 0.2 and +7 % at
     0.4, which halves k_A,XX0 = 1/tau_XX0 - beta_XX k_r. Unchanged without ``mean_excitations``.
     """
-    from dataclasses import replace
-
     from qrspec.charging.heralded import true_tau_xx0
 
     mu = config.mean_excitations
@@ -293,8 +330,10 @@ def measure_states(photons: Photons, levels: Levels, alignment: Alignment,
         if w.size == 0:
             flags.append(f"no {label} period")
             continue
+        mu = config.mean_excitations if label == "neutral" else None
         st = measure_state(photons, w, label, alignment, config, pairs, late_tail=True,
-                           afterpulse=afterpulse)
+                           afterpulse=afterpulse,
+                           cascade_mean_excitations=mu if mu is not None and mu > 0 else None)
         if label == "neutral":
             st = _triexciton_corrected(st, config)
         found[label] = st

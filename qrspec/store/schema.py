@@ -180,6 +180,8 @@ FIELD_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "fit_shift_ns": ("ns", "fitted IRF shift of a reconvolution fit"),
         "tau_xx_heralded_ns": ("ns", "heralded fit value before the triexciton correction "
                                      "(NaN: not corrected)"),
+        "tau_x_tail_ns": ("ns", "late-tail mono-exponential tau_X beside a cascade fit (half the "
+                                "difference is in tau_x_err_ns; NaN: no cascade fit)"),
     },
     "States": {
         "neutral": ("", "the neutral state"),
