@@ -718,8 +718,9 @@ def draw_dwell(ax, curve) -> None:
                     color="black", lw=0.9, label=lab)
     if math.isfinite(curve.t_min_s):
         ax.axvline(curve.t_min_s, color="0.5", lw=0.6, ls=":")
-        ax.text(curve.t_min_s, 0.93, " t_min", color="0.4", fontsize=6, va="top",
-                transform=ax.get_xaxis_transform())
+        # above the frame: inside it the label sat on the survival curve, which starts at 1
+        ax.text(curve.t_min_s, 1.01, "t_min", color="0.4", fontsize=6, va="bottom",
+                ha="center", transform=ax.get_xaxis_transform(), clip_on=False)
     else:
         ax.text(0.97, 0.95, "too few stays for a law", transform=ax.transAxes, ha="right",
                 va="top", fontsize=6.5, color="0.4")
