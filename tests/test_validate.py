@@ -149,3 +149,15 @@ def test_photon_selection_fast_paths_match_the_reference(rows, steps, dets):
     assert_array_equal(sel.timestamps, ph.timestamps[keep])
     assert_array_equal(sel.nanotimes, ph.nanotimes[keep])
     assert sel.timestamps is not ph.timestamps  # a copy even when every photon is kept
+
+
+@pytest.mark.parametrize("top", [0, 3, 15, 16, 40])
+def test_counts_per_detector_matches_bincount(top):
+    # the comparison passes (top < 16) and bincount (more detectors) count the same
+    det = np.random.default_rng(top).integers(0, top + 1, 500).astype(np.uint8)
+    det[-1] = top
+    ph = Photons.from_arrays(np.arange(det.size), det, timestamps_unit=1e-9)
+    got = ph.counts_per_detector
+    assert got.dtype == np.int64
+    assert_array_equal(got, np.bincount(det))
+    assert_array_equal(ph.detector_ids, np.flatnonzero(np.bincount(det)))
