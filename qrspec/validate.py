@@ -360,7 +360,7 @@ def merge_intervals(lo, hi) -> tuple[np.ndarray, np.ndarray]:
     return lo[new], run_end[ends]
 
 
-def in_windows(ticks, lo, hi) -> np.ndarray:
+def in_windows(ticks, lo, hi, *, ticks_sorted: bool = False) -> np.ndarray:
     """Mask of ``ticks`` inside sorted, disjoint half-open tick windows ``[lo, hi)``.
 
     Parameters
@@ -369,6 +369,9 @@ def in_windows(ticks, lo, hi) -> np.ndarray:
         Timestamps.
     lo, hi : ndarray of int64
         Window starts and stops (as :func:`windows_to_ticks` with ``merge=True`` gives them).
+    ticks_sorted : bool
+        ``ticks`` are non-decreasing (photon timestamps): the windows are located in the ticks
+        (a search per window, not per tick) and their runs set; the same mask.
 
     Returns
     -------
@@ -377,6 +380,13 @@ def in_windows(ticks, lo, hi) -> np.ndarray:
     ticks = np.asarray(ticks)
     if lo.size == 0:
         return np.zeros(ticks.shape, bool)
+    if ticks_sorted and ticks.ndim == 1 and lo.size <= 1000:
+        a = np.searchsorted(ticks, lo, "left")
+        b = np.searchsorted(ticks, hi, "left")
+        mask = np.zeros(ticks.shape, bool)
+        for i, j in zip(a.tolist(), b.tolist(), strict=True):
+            mask[i:j] = True
+        return mask
     idx = np.searchsorted(lo, ticks, side="right") - 1
     ok = idx >= 0
     return ok & (ticks < hi[np.maximum(idx, 0)])

@@ -394,3 +394,19 @@ def test_short_segments_at_seams_keep_their_power(rng, pos):
     # at most 2 of 60 (a burst's start used to be lost when the previous window held the whole
     # burst and the next one started exactly at it)
     assert found >= 2 * reps - 2
+
+
+def test_spread_ticks_matches_a_per_tick_reference():
+    # brute force: photon q of the m in one tick sits at tick - t0 + (q + 0.5) / m (bitwise: the
+    # kernel's single-photon shortcut adds 0.5 = (0 + 0.5) / 1 exactly)
+    rng = np.random.default_rng(7)
+    ticks = np.cumsum(rng.integers(0, 3, 3000)).astype(np.int64) + 11
+    _, first, mult = np.unique(ticks, return_index=True, return_counts=True)
+    q = np.arange(ticks.size) - np.repeat(first, mult)
+    ref = (ticks - ticks[0]).astype(np.float64) + (q + 0.5) / np.repeat(mult, mult)
+    x, ok = _kernels.spread_ticks(ticks)
+    assert ok
+    assert_array_equal(x, ref)
+    for bad in ([3, 3, 2], [1, 2, 1], [4, 5, 5, 4]):
+        assert not _kernels.spread_ticks(np.array(bad, np.int64))[1]
+    assert _kernels.spread_ticks(np.array([9], np.int64))[0].tolist() == [0.5]

@@ -109,3 +109,55 @@ def test_in_windows():
     assert_array_equal(v.in_windows(np.arange(10), lo, hi),
                        [0, 1, 1, 1, 0, 1, 1, 1, 0, 0])
     assert not v.in_windows(np.arange(3), np.zeros(0, np.int64), np.zeros(0, np.int64)).any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 60), st.integers(0, 10)), max_size=12),
+       steps=st.lists(st.integers(0, 3), min_size=0, max_size=40))
+def test_in_windows_sorted_ticks_path_matches_the_per_tick_search(rows, steps):
+    # non-decreasing ticks with repeats and gaps; windows merged as the callers pass them
+    ticks = np.cumsum(np.array(steps, np.int64))
+    lo = np.array([a for a, _ in rows], np.int64)
+    lo, hi = v.merge_intervals(lo, lo + np.array([b for _, b in rows], np.int64))
+    assert_array_equal(v.in_windows(ticks, lo, hi, ticks_sorted=True),
+                       v.in_windows(ticks, lo, hi))
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 60), st.integers(1, 10)), max_size=12),
+       steps=st.lists(st.integers(0, 3), min_size=0, max_size=40),
+       dets=st.lists(st.integers(-1, 5), min_size=1, max_size=3))
+def test_photon_selection_fast_paths_match_the_reference(rows, steps, dets):
+    """select_windows by slices == by one gather; select by comparisons == np.isin."""
+    import qrspec.photons as qp
+
+    ts = np.cumsum(np.array(steps, np.int64))
+    ph = Photons.from_arrays(ts, ts % 3, ts % 7, timestamps_unit=1.0, nanotimes_unit=1e-9)
+    lo = np.array([a for a, _ in rows], np.int64)
+    mlo, mhi = v.merge_intervals(lo, lo + np.array([b for _, b in rows], np.int64))
+    w = np.stack([mlo, mhi], axis=1).astype(float)
+    sliced = ph.select_windows(w)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(qp, "_SLICE_WINDOWS", -1)  # force the gather
+        gathered = ph.select_windows(w)
+    for name in ("timestamps", "detectors", "nanotimes"):
+        a, b = getattr(sliced, name), getattr(gathered, name)
+        assert a.dtype == b.dtype
+        assert_array_equal(a, b)
+    keep = np.isin(ph.detectors, np.array(dets))
+    sel = ph.select(detectors=dets)
+    assert_array_equal(sel.timestamps, ph.timestamps[keep])
+    assert_array_equal(sel.nanotimes, ph.nanotimes[keep])
+    assert sel.timestamps is not ph.timestamps  # a copy even when every photon is kept
+
+
+@pytest.mark.parametrize("top", [0, 3, 15, 16, 40])
+def test_counts_per_detector_matches_bincount(top):
+    # the comparison passes (top < 16) and bincount (more detectors) count the same
+    det = np.random.default_rng(top).integers(0, top + 1, 500).astype(np.uint8)
+    det[-1] = top
+    ph = Photons.from_arrays(np.arange(det.size), det, timestamps_unit=1e-9)
+    got = ph.counts_per_detector
+    assert got.dtype == np.int64
+    assert_array_equal(got, np.bincount(det))
+    assert_array_equal(ph.detector_ids, np.flatnonzero(np.bincount(det)))

@@ -286,10 +286,12 @@ def heralded_tau_x(delays_ns, *, min_delay_ns: float = 0.5, max_delay_ns: float 
         return TauXXEstimate("heralded_delay", tau0, err, (tau0 - err, tau0 + err), n, True, "",
                              None, {"accidental_fraction": 0.0})
 
+    neg_x = -x  # once: ``-x / tau`` is ``(-x) / tau``, the same numbers
+
     def nll(p):
         tau, f = math.exp(p[0]), 1.0 / (1.0 + math.exp(-p[1]))
         norm = tau * -math.expm1(-span / tau)
-        dens = (1.0 - f) * np.exp(-x / tau) / norm + f / span
+        dens = (1.0 - f) * np.exp(neg_x / tau) / norm + f / span
         return -float(np.log(dens).sum())
 
     res = minimize(nll, [math.log(tau0), -3.0], method="Nelder-Mead",

@@ -679,7 +679,9 @@ def single_emitter_test_photons(photons, *, time_windows_s, tau_x_ns: float,
     from qrspec.stats.decay import decay_histogram
 
     dets = [int(d) for d in detectors]
-    ph = photons.select(detectors=dets)
+    # read only: no copy when every photon is already on ``detectors`` (the pipeline's case)
+    ph = photons if np.isin(photons.detector_ids, dets).all() \
+        else photons.select(detectors=dets)
     if time_windows_s is not None:
         w = np.asarray(time_windows_s, dtype=np.float64).reshape(-1, 2)
         sub = ph.select_windows(w)

@@ -398,13 +398,18 @@ def spread_ticks(ticks):
     t0 = ticks[0]
     i = 0
     while i < n:
+        ti = ticks[i]
+        if i + 1 == n or ticks[i + 1] > ti:  # alone in its tick (most photons): (0 + 0.5) / 1
+            out[i] = float(ti - t0) + 0.5
+            i += 1
+            continue
         j = i + 1
-        while j < n and ticks[j] == ticks[i]:
+        while j < n and ticks[j] == ti:
             j += 1
-        if j < n and ticks[j] < ticks[i]:
+        if j < n and ticks[j] < ti:
             return out, False
         m = j - i
-        base = float(ticks[i] - t0)
+        base = float(ti - t0)
         for q in range(m):
             out[i + q] = base + (q + 0.5) / m
         i = j

@@ -205,7 +205,9 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
         if not isinstance(v, int | np.integer) or v < 1:
             raise QrspecError(f"{name}={v!r} must be an integer >= 1")
     dets = [int(d) for d in detectors]
-    ph = photons.select(detectors=dets)
+    # read only: no copy when every photon is already on ``detectors`` (the pipeline's case)
+    ph = photons if np.isin(photons.detector_ids, dets).all() \
+        else photons.select(detectors=dets)
     if offsets_ns is None:
         offsets_ns = decay_histogram(ph, detectors=dets).offsets_ns
     offsets = np.asarray(offsets_ns, dtype=np.float64)

@@ -434,7 +434,9 @@ class _PairScanner:
                               f"{span_s:.4g} s exceeds {limit_s:.4g} s at the time quantum "
                               f"{self.q_s:.3g} s (2**62 quanta)")
         self._check_pair_load(ts)
-        mask = in_windows(ts, *self.win) if self.win is not None else np.zeros(0, np.bool_)
+        # photon timestamps are non-decreasing (qrspec.photons): windows searched in the ticks
+        mask = in_windows(ts, *self.win, ticks_sorted=True) if self.win is not None \
+            else np.zeros(0, np.bool_)
         out = [(ts, nt, det, mask, 0, (int(nt.max()) if nt.size else 0) * self.nt_q)]
         tail = self._tail
         if tail is not None:

@@ -186,8 +186,8 @@ def photon_pairs(photons, *, detectors=(0, 1), gate_ns=None, offsets_ns=None,
     role = np.full(N_DET, -1, np.int64)
     role[dets[0]], role[dets[1]] = 0, 1
     lo, hi = gate_tables(photons, gate_ns, shift)
-    per_det = np.bincount(photons.detectors, minlength=N_DET)
-    cap = int(max(per_det[dets[0]], per_det[dets[1]]))
+    # photons per role (two comparison passes; bincount on uint8 is ~15x slower)
+    cap = max(int(np.count_nonzero(photons.detectors == d)) for d in dets)
     sync, first, mult, cnt = _kc.first_per_period(photons.timestamps, photons.nanotimes,
                                                   photons.detectors, role, lo, hi, shift, cap)
     sa, fa, ma = sync[0, : cnt[0]], first[0, : cnt[0]], mult[0, : cnt[0]]
