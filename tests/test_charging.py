@@ -360,6 +360,14 @@ def test_round_trip_noise_free(variant, true_kw, free, n_true):
     start = truth.replace(**{k: getattr(ChargeModelConfig(), k) for k in free})
     fit = infer_charging(NEUTRAL, _obs(truth, n_true), start, free=free, profile=(n_true == 6.0))
     assert fit.success, fit.message
+    if fit.dof == 0 and "multiple_solutions" in fit.flags and abs(fit.n - n_true) > 1e-3:
+        # two observables, two unknowns: noise-free data can have several exact roots (capped,
+        # gamma 0.6, eps free, n = 3: also n = 0.961, eps = 0.936, chi2 = 0 at both); which one
+        # is reported first depends on the optimiser's path from the n = 0 start (issue 19:
+        # the light solver takes the other one). The truth must be among the solutions.
+        assert fit.chi2 < 1e-8
+        assert any(abs(m - n_true) < 2e-3 for m in fit.extras["other_minima"])
+        return
     # noise-free data: the MLE is the truth (optimizer tolerance)
     assert fit.n == pytest.approx(n_true, rel=1e-5, abs=1e-5)
     assert fit.n_lo <= n_true <= fit.n_hi

@@ -70,6 +70,7 @@ import numpy as np
 
 from qrspec.charging.config import ChargeModelConfig
 from qrspec.charging.forward import _rates_of, _state_rates
+from qrspec.charging.lm import lm_bounded
 from qrspec.charging.neutral import NeutralReference, neutral_rates
 from qrspec.errors import QrspecError
 
@@ -581,14 +582,15 @@ def _gamma_residual(model, observed, n_eff):
     return np.sign(-u) * np.sqrt(2.0 * n_eff * dev)
 
 
-def _lsq(problem, x0, fix_n=None, penalty=None):
+def _lsq(problem, x0, fix_n=None, penalty=None, solver="lm"):
     """Least-squares fit from x0. Returns (theta, chi2).
 
     ``fix_n`` (W = 1 only) holds n fixed; ``penalty = (func, target, scale)`` adds the residual
     ``(func(theta) - target)/scale`` (a profile constraint; ``func`` returns (value, grad)).
+    ``solver="lm"``: the light bounded Levenberg-Marquardt of :mod:`qrspec.charging.lm`, with
+    scipy's ``least_squares`` (trf) from the same start when it does not converge;
+    ``"scipy"``: scipy only (the reference of the light solver's tests).
     """
-    from scipy.optimize import least_squares
-
     lo, hi = problem.lo, problem.hi
     if fix_n is not None:
         if len(problem.names) == 1:
@@ -618,10 +620,18 @@ def _lsq(problem, x0, fix_n=None, penalty=None):
         fun, jac = problem.residuals, problem.jacobian
         start = np.clip(x0, lo, hi)
     x_scale = np.where(np.isfinite(hi) & (hi < 1e3), 1.0, np.maximum(np.abs(start), 1e-3))
+    converged = False
     with np.errstate(all="ignore"):
-        res = least_squares(fun, start, jac=jac, bounds=(lo, hi), x_scale=x_scale, method="trf",
-                            xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
-    th = res.x if fix_n is None else np.concatenate(([fix_n], res.x))
+        if solver == "lm":
+            x, converged = lm_bounded(fun, jac, start, lo, hi, x_scale, xtol=1e-12, ftol=1e-12,
+                                      gtol=1e-12, max_nfev=2000)
+        if not converged:
+            from scipy.optimize import least_squares
+
+            x = least_squares(fun, start, jac=jac, bounds=(lo, hi), x_scale=x_scale,
+                              method="trf", xtol=1e-12, ftol=1e-12, gtol=1e-12,
+                              max_nfev=2000).x
+    th = x if fix_n is None else np.concatenate(([fix_n], x))
     r = problem.residuals(th)
     return th, float(r @ r)
 
