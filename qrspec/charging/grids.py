@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from qrspec.errors import QrspecError
+from qrspec.validate import strict_number
 
 __all__ = ["charge_grid", "log_grid_ns"]
 
@@ -40,10 +41,8 @@ def charge_grid(n_max: float, n_step: float, *, names=("n_max", "n_step")) -> np
         points.
     """
     a, b = names
-    if not (math.isfinite(n_max) and n_max >= 0):
-        raise QrspecError(f"{a}={n_max!r} must be a finite number >= 0")
-    if not (math.isfinite(n_step) and n_step > 0):
-        raise QrspecError(f"{b}={n_step!r} must be a finite number > 0")
+    n_max = strict_number(a, n_max, lo=0)
+    n_step = strict_number(b, n_step, lo=0, lo_open=True)
     count = math.floor(n_max / n_step + 0.5) + 1
     if count > _MAX_POINTS:
         raise QrspecError(f"{a}={n_max!r} / {b}={n_step!r} gives {count} points "

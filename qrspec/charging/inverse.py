@@ -71,7 +71,7 @@ import numpy as np
 from qrspec.charging.config import ChargeModelConfig
 from qrspec.charging.forward import _rates_of, _state_rates
 from qrspec.charging.lm import lm_bounded
-from qrspec.charging.neutral import NeutralReference, neutral_rates
+from qrspec.charging.neutral import NeutralReference, _num, neutral_rates
 from qrspec.errors import QrspecError
 
 __all__ = ["ChargedObservation", "ChargingFit", "infer_charging", "capped_closed_form",
@@ -86,21 +86,6 @@ _BOUNDS = {"eps": (0.0, 1.0), "gamma": (0.0, 50.0), "power_p": (0.0, 10.0),
 UNUSABLE_FLAGS = frozenset({"degenerate", "underdetermined", "auger_signal_small", "trap_like",
                             "at_upper_bound", "poor_fit", "neutral_inconsistent",
                             "no_xx_auger"})
-
-
-def _num(name, value, *, positive=True, allow_none=False, allow_zero=False):
-    if value is None:
-        if allow_none:
-            return None
-        raise QrspecError(f"{name}=None is required")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise QrspecError(f"{name}={value!r} must be a number") from None
-    if not math.isfinite(v) or (positive and (v < 0 if allow_zero else v <= 0)):
-        cmp = ">= 0" if allow_zero else "> 0"
-        raise QrspecError(f"{name}={value!r} must be finite and {cmp}")
-    return v
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,12 @@ __all__ = ["NeutralReference", "NeutralRates", "neutral_rates", "pool_neutral_re
 NEUTRAL_SOURCES = ("particle", "user", "group")
 
 
-def _num(name, value, *, allow_none=False, allow_zero=False):
+def _num(name, value, *, positive=True, allow_none=False, allow_zero=False):
+    """Check a measured value of the charge model (the one check of ``neutral`` and ``inverse``).
+
+    Finite and > 0 (>= 0 with ``allow_zero``; any sign without ``positive``); None only with
+    ``allow_none``.
+    """
     if value is None:
         if allow_none:
             return None
@@ -50,8 +55,9 @@ def _num(name, value, *, allow_none=False, allow_zero=False):
         v = float(value)
     except (TypeError, ValueError):
         raise QrspecError(f"{name}={value!r} must be a number") from None
-    if not math.isfinite(v) or (v < 0 if allow_zero else v <= 0):
-        raise QrspecError(f"{name}={value!r} must be finite and {'>= 0' if allow_zero else '> 0'}")
+    if not math.isfinite(v) or (positive and (v < 0 if allow_zero else v <= 0)):
+        cmp = ">= 0" if allow_zero else "> 0"
+        raise QrspecError(f"{name}={value!r} must be finite and {cmp}")
     return v
 
 

@@ -335,3 +335,30 @@ def cluster_levels(
         bic=bic,
         dwell_times_s=tuple(seg.dwell_times_s(level=k) for k in range(g)),
     )
+
+
+def assigned_segments(levels) -> Segments:
+    """The segments of a clustering (or segments given as they are), every one with a level.
+
+    Parameters
+    ----------
+    levels : LevelClustering or Segments
+        Clustered levels.
+
+    Returns
+    -------
+    Segments
+
+    Raises
+    ------
+    QrspecError
+        Another type, no segments, or a segment without a level (``level < 0``).
+    """
+    seg = levels.segments if isinstance(levels, LevelClustering) else levels
+    if not isinstance(seg, Segments):
+        raise QrspecError(f"levels must be LevelClustering or Segments, got "
+                          f"{type(levels).__name__}")
+    if seg.size == 0 or np.any(seg.level < 0):
+        raise QrspecError("levels must have every segment assigned to a level (level >= 0); "
+                          "run cluster_levels first")
+    return seg

@@ -46,7 +46,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from qrspec.errors import QrspecError
-from qrspec.levels.segments import Segments
 
 __all__ = ["LevelEvidence", "level_evidence"]
 
@@ -185,18 +184,12 @@ def level_evidence(photons, levels, *, detectors=(0, 1), offsets_ns=None, pairs=
     from scipy.stats import chi2
 
     from qrspec.fitting.biexciton import heralded_tau_x, heralded_tau_xx_of_decay
-    from qrspec.levels.clustering import LevelClustering
+    from qrspec.levels.clustering import assigned_segments
     from qrspec.photons import Photons
     from qrspec.stats.decay import DecayAccumulator, background_counts, decay_histogram
     from qrspec.stats.pairs import photon_pairs
 
-    seg = levels.segments if isinstance(levels, LevelClustering) else levels
-    if not isinstance(seg, Segments):
-        raise QrspecError(f"levels must be LevelClustering or Segments, got "
-                          f"{type(levels).__name__}")
-    if seg.size == 0 or np.any(seg.level < 0):
-        raise QrspecError("levels must have every segment assigned to a level (level >= 0); "
-                          "run cluster_levels first")
+    seg = assigned_segments(levels)
     if not isinstance(photons, Photons) or not photons.is_t3:
         raise QrspecError("photons must be T3 Photons (nanotimes are needed for lifetimes)")
     if not (np.isfinite(xx_suppression) and xx_suppression > 0):

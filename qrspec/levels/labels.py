@@ -317,19 +317,13 @@ def label_levels(
     """
     from scipy.stats import norm
 
-    from qrspec.levels.clustering import LevelClustering
+    from qrspec.levels.clustering import assigned_segments
     from qrspec.levels.evidence import LevelEvidence
 
     rules = LabelRules() if rules is None else rules
     if not isinstance(rules, LabelRules):
         raise QrspecError(f"rules must be a LabelRules, got {type(rules).__name__}")
-    seg = levels.segments if isinstance(levels, LevelClustering) else levels
-    if not isinstance(seg, Segments):
-        raise QrspecError(f"levels must be LevelClustering or Segments, got "
-                          f"{type(levels).__name__}")
-    if seg.size == 0 or np.any(seg.level < 0):
-        raise QrspecError("levels must have every segment assigned to a level (level >= 0); "
-                          "run cluster_levels first")
+    seg = assigned_segments(levels)
     if not np.isfinite(background_cps) or background_cps < 0:
         raise QrspecError(f"background_cps={background_cps!r} must be >= 0")
     if not np.isfinite(background_err_cps) or background_err_cps < 0:
