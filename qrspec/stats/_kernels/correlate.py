@@ -155,71 +155,102 @@ def g2_peak_min_nanotime(timestamps, nanotimes, detectors, role, gate_lo, gate_h
 
 
 @numba.njit(cache=True, nogil=True)
-def first_per_period(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, shift, cap):
-    """The first (smallest aligned nanotime) used photon of each period, per role.
+def _grown(out, cap):
+    """``out`` (rows x m) copied into a rows x cap array."""
+    o2 = np.empty((out.shape[0], cap), np.int64)
+    o2[:, : out.shape[1]] = out
+    return o2
 
-    Per role r in {0, 1}: the periods (ts) holding a used photon and, per period, the smallest
-    aligned nanotime (nanotime - shift[det]) and the number of used photons in it (ts sorted; cap
-    >= photons of either role).
+
+@numba.njit(cache=True, nogil=True)
+def period_pairs(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, shift, max_shift,
+                 stats):
+    """First photons per period and their pairs across roles, in one pass over the photons.
+
+    A photon is used if role[det] >= 0 and gate_lo[det] <= nanotime < gate_hi[det]; its aligned
+    nanotime is nanotime - shift[det]. Per role r (0 = A, 1 = B) a period (timestamp) holding
+    used photons has a first value: the smallest aligned nanotime of them. Returns, for every A
+    period s and B period s + k with |k| <= max_shift, ordered by s then k: s, k and the two
+    first values (int64 arrays). stats (int64, shape (3, 2)) is set to, per role, the used
+    photons, the periods holding one and those holding more than one (timestamps sorted).
+
+    Most photons have no other photon within max_shift periods: that test (timestamps only)
+    comes before any test of the role, whose outcome is a coin flip to the branch predictor.
+    The first used A photon of a period with neighbours collects the B periods in reach.
     """
     n = timestamps.size
-    sync = np.empty((2, cap), np.int64)
-    first = np.empty((2, cap), np.int32)
-    mult = np.zeros((2, cap), np.int32)
-    cnt = np.zeros(2, np.int64)
-    last = np.full(2, -(2**62), np.int64)
-    for i in range(n):
-        d = detectors[i]
-        r = role[d]
-        if r < 0:
-            continue
-        x = nanotimes[i]
-        if x < gate_lo[d] or x >= gate_hi[d]:
-            continue
-        t = timestamps[i]
-        a = np.int32(np.int64(x) - shift[d])
-        if t != last[r]:
-            c = cnt[r]
-            sync[r, c] = t
-            first[r, c] = a
-            mult[r, c] = 1
-            cnt[r] = c + 1
-            last[r] = t
-        else:
-            c = cnt[r] - 1
-            mult[r, c] += 1
-            if a < first[r, c]:
-                first[r, c] = a
-    return sync, first, mult, cnt
-
-
-@numba.njit(cache=True, nogil=True)
-def _period_matches_pass(sa, sb, max_shift, fill, out_a, out_b, out_k):
-    na, nb = sa.size, sb.size
+    out = np.empty((4, 256), np.int64)
     m = 0
-    lo = 0
-    for ia in range(na):
-        s = sa[ia]
-        while lo < nb and sb[lo] < s - max_shift:
-            lo += 1
-        j = lo
-        while j < nb and sb[j] <= s + max_shift:
-            if fill:
-                out_a[m] = ia
-                out_b[m] = j
-                out_k[m] = sb[j] - s
-            m += 1
+    u0 = np.int64(0)
+    u1 = np.int64(0)
+    extra = np.zeros(2, np.int64)  # used photons after the role's first in their period
+    multi = np.zeros(2, np.int64)  # periods with more than one used photon of the role
+    prev = np.int64(-(2**62))
+    big = np.int64(1) << 62
+    for i in range(n):
+        di = detectors[i]
+        ri = role[di]
+        x = nanotimes[i]
+        ok = (ri >= 0) & (x >= gate_lo[di]) & (x < gate_hi[di])
+        u0 += ok & (ri == 0)
+        u1 += ok & (ri == 1)
+        t = timestamps[i]
+        before = prev
+        prev = t
+        later = False  # not the role's first used photon in its period (rare: dead time)
+        if t == before and ok:
+            k = 0
+            j = i - 1
+            while j >= 0 and timestamps[j] == t:
+                dj = detectors[j]
+                y = nanotimes[j]
+                if role[dj] == ri and gate_lo[dj] <= y < gate_hi[dj]:
+                    k += 1
+                j -= 1
+            if k >= 1:
+                later = True
+                extra[ri] += 1
+                multi[ri] += k == 1
+        lo_t = t - max_shift
+        hi_t = t + max_shift
+        if before < lo_t and (i + 1 >= n or timestamps[i + 1] > hi_t):
+            continue  # no other photon in reach
+        if not ok or ri != 0 or later:
+            continue
+        p = i  # first photon of the earliest period in reach
+        while p > 0 and timestamps[p - 1] >= lo_t:
+            p -= 1
+        fa = big  # the first value of this A period (its used A photons are at i and after)
+        j = i
+        while j < n and timestamps[j] == t:
+            dj = detectors[j]
+            y = nanotimes[j]
+            if role[dj] == 0 and gate_lo[dj] <= y < gate_hi[dj]:
+                fa = min(fa, np.int64(y) - shift[dj])
             j += 1
-    return m
-
-
-@numba.njit(cache=True, nogil=True)
-def period_matches(sa, sb, max_shift):
-    """All (ia, ib, k) with sb[ib] - sa[ia] = k, |k| <= max_shift (sa, sb sorted, unique)."""
-    empty = np.empty(0, np.int64)
-    m = _period_matches_pass(sa, sb, max_shift, False, empty, empty, empty)
-    out_a = np.empty(m, np.int64)
-    out_b = np.empty(m, np.int64)
-    out_k = np.empty(m, np.int64)
-    _period_matches_pass(sa, sb, max_shift, True, out_a, out_b, out_k)
-    return out_a, out_b, out_k
+        last_b = lo_t - 1  # the B period being read, fb its first value so far
+        fb = big
+        j = p
+        while True:
+            tj = timestamps[j] if j < n else hi_t + 1
+            if tj != last_b and fb < big:  # the B period last_b is complete
+                if m == out.shape[1]:
+                    out = _grown(out, 2 * m)
+                out[0, m] = t
+                out[1, m] = last_b - t
+                out[2, m] = fa
+                out[3, m] = fb
+                m += 1
+                fb = big
+            if tj > hi_t:
+                break
+            dj = detectors[j]
+            y = nanotimes[j]
+            if role[dj] == 1 and gate_lo[dj] <= y < gate_hi[dj]:
+                last_b = tj
+                fb = min(fb, np.int64(y) - shift[dj])
+            j += 1
+    stats[0, 0], stats[0, 1] = u0, u1
+    stats[1, 0], stats[1, 1] = u0 - extra[0], u1 - extra[1]
+    stats[2, 0], stats[2, 1] = multi[0], multi[1]
+    return out[0, :m].copy(), out[1, :m].copy(), out[2, :m].copy(), out[3, :m].copy()
