@@ -13,25 +13,14 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def g2_histogram(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, mask, j_start, ts0,
-                 tick_q, nt_q, ntmax_q, delay_q, lag_lo_q, bin_q, auto, counts, n_used):
-    """Add the lags of photon pairs to counts[(lag - lag_lo_q) // bin_q].
-
-    Cross (auto=False): lag = t_j - t_i - delay_q for role[det_i] = 0, role[det_j] = 1, over all
-    ordered such pairs. Auto: +-(t_j - t_i) for every pair of used photons. j_start = 0: every
-    pair i < j, and n_used[role] counts the used photons. j_start > 0 (streaming boundary: the
-    carried tail is [0, j_start)): only pairs i < j_start <= j, n_used untouched. A photon is used
-    if role[det] >= 0, gate_lo[det] <= nanotime < gate_hi[det] (when nanotimes is not empty) and
-    mask[i] (when mask is not empty).
-    """
-    n = timestamps.size
-    n_bins = counts.size
-    span = n_bins * bin_q
+def _count_used(nanotimes, detectors, role, gate_lo, gate_hi, mask, n_used):
+    """n_used[g, role] += photons used under gate g (branch-free; one pass per gate)."""
+    n = detectors.size
     has_nt = nanotimes.size == n and n > 0
     has_mask = mask.size == n and n > 0
-    reach = max(-lag_lo_q, lag_lo_q + span) + abs(delay_q) + ntmax_q
-    reach_ticks = reach // tick_q  # (ts_j - ts_i) * tick_q > reach  <=>  ts_j - ts_i > this
-    if j_start == 0:  # pass 1, branch-free: photons used per role
+    for g in range(gate_lo.shape[0]):
+        lo = gate_lo[g]
+        hi = gate_hi[g]
         u0 = np.int64(0)
         u1 = np.int64(0)
         for i in range(n):
@@ -40,13 +29,40 @@ def g2_histogram(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, mask,
             ok = ri >= 0
             if has_nt:
                 x = nanotimes[i]
-                ok = ok & (x >= gate_lo[di]) & (x < gate_hi[di])
+                ok = ok & (x >= lo[di]) & (x < hi[di])
             if has_mask:
                 ok = ok & mask[i]
             u0 += ok & (ri == 0)
             u1 += ok & (ri == 1)
-        n_used[0] += u0
-        n_used[1] += u1
+        n_used[g, 0] += u0
+        n_used[g, 1] += u1
+
+
+@numba.njit(cache=True, nogil=True)
+def g2_histogram(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, mask, j_start, ts0,
+                 tick_q, nt_q, ntmax_q, delay_q, lag_lo_q, bin_q, auto, counts, n_used):
+    """Add the lags of photon pairs to counts[g, (lag - lag_lo_q) // bin_q], per gate g.
+
+    Cross (auto=False): lag = t_j - t_i - delay_q for role[det_i] = 0, role[det_j] = 1, over all
+    ordered such pairs. Auto: +-(t_j - t_i) for every pair of used photons. j_start = 0: every
+    pair i < j, and n_used[g, role] counts the photons used under gate g. j_start > 0 (streaming
+    boundary: the carried tail is [0, j_start)): only pairs i < j_start <= j, n_used untouched.
+    A photon is used under gate g (a row of gate_lo, gate_hi: shape (n_gates, N_DET), at most
+    62 gates) if role[det] >= 0, gate_lo[g, det] <= nanotime < gate_hi[g, det] (when nanotimes
+    is not empty) and mask[i] (when mask is not empty). A pair goes to row g when both photons
+    are used under gate g: the histograms of several gates share one pass over the pairs.
+    """
+    n = timestamps.size
+    n_bins = counts.shape[1]
+    span = n_bins * bin_q
+    has_nt = nanotimes.size == n and n > 0
+    has_mask = mask.size == n and n > 0
+    reach = max(-lag_lo_q, lag_lo_q + span) + abs(delay_q) + ntmax_q
+    reach_ticks = reach // tick_q  # (ts_j - ts_i) * tick_q > reach  <=>  ts_j - ts_i > this
+    n_gates = gate_lo.shape[0]
+    all_gates = (np.int64(1) << n_gates) - 1
+    if j_start == 0:  # pass 1: photons used per gate and role
+        _count_used(nanotimes, detectors, role, gate_lo, gate_hi, mask, n_used)
     # pass 2: most photons have no later photon within reach; that test needs timestamps only
     i_end = (j_start if j_start < n else 0) if j_start > 0 else n - 1  # j0 < n below
     for i in range(i_end):
@@ -59,9 +75,14 @@ def g2_histogram(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, mask,
         if ri < 0:
             continue
         ti = (tsi - ts0) * tick_q
+        bi = all_gates
         if has_nt:
             x = nanotimes[i]
-            if x < gate_lo[di] or x >= gate_hi[di]:
+            bi = np.int64(0)
+            for g in range(n_gates):
+                if gate_lo[g, di] <= x < gate_hi[g, di]:
+                    bi |= np.int64(1) << g
+            if bi == 0:
                 continue
             ti += np.int64(x) * nt_q
         if has_mask and not mask[i]:
@@ -75,9 +96,13 @@ def g2_histogram(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, mask,
             if rj < 0 or (rj == ri and not auto):
                 continue
             tj = (tsj - ts0) * tick_q
+            b = bi
             if has_nt:
                 y = nanotimes[j]
-                if y < gate_lo[dj] or y >= gate_hi[dj]:
+                for g in range(n_gates):
+                    if not gate_lo[g, dj] <= y < gate_hi[g, dj]:
+                        b &= ~(np.int64(1) << g)
+                if b == 0:
                     continue
                 tj += np.int64(y) * nt_q
             if has_mask and not mask[j]:
@@ -85,33 +110,39 @@ def g2_histogram(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, mask,
             d = tj - ti
             if auto:
                 z = d - lag_lo_q
-                if 0 <= z < span:
-                    counts[z // bin_q] += 1
-                z = -d - lag_lo_q
-                if 0 <= z < span:
-                    counts[z // bin_q] += 1
+                z2 = -d - lag_lo_q
             else:
-                lag = d if ri == 0 else -d
-                z = lag - delay_q - lag_lo_q
-                if 0 <= z < span:
-                    counts[z // bin_q] += 1
+                z = (d if ri == 0 else -d) - delay_q - lag_lo_q
+                z2 = -1
+            for g in range(counts.shape[0]):
+                if (b >> g) & 1:
+                    if 0 <= z < span:
+                        counts[g, z // bin_q] += 1
+                    if 0 <= z2 < span:
+                        counts[g, z2 // bin_q] += 1
     return counts
 
 
 @numba.njit(cache=True, nogil=True)
 def g2_peak_min_nanotime(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, mask, j_start,
-                         ts0, tick_q, nt_q, ntmax_q, delay_q, lag_lo_q, bin_q, n_bins, bin_peak,
-                         shift, m_lo, hist):
-    """Histogram of the smaller aligned nanotime of each cross pair, per g2 peak.
+                         ts0, tick_q, nt_q, ntmax_q, delay_q, lag_lo_q, bin_q, bin_peak, shift,
+                         m_lo, hist, counts, n_used):
+    """Cross g2 (as g2_histogram, one gate) and, per g2 peak, the smaller aligned nanotime.
 
-    Cross pairs as in g2_histogram (T3, same j_start rule): a pair whose lag bin b has bin_peak[b]
-    = k >= 0 adds to hist[k, min(nt_i - shift[det_i], nt_j - shift[det_j]) - m_lo].
+    T3, gate_lo, gate_hi of shape (1, N_DET), counts (1, n_bins), n_used (1, 2) as in
+    g2_histogram (same j_start rule), in the same pass: a pair whose lag bin b has bin_peak[b]
+    = k >= 0 also adds to hist[k, min(nt_i - shift[det_i], nt_j - shift[det_j]) - m_lo].
     """
     n = timestamps.size
+    n_bins = counts.shape[1]
     span = n_bins * bin_q
+    lo = gate_lo[0]
+    hi = gate_hi[0]
     has_mask = mask.size == n and n > 0
     reach = max(-lag_lo_q, lag_lo_q + span) + abs(delay_q) + ntmax_q
     reach_ticks = reach // tick_q
+    if j_start == 0:
+        _count_used(nanotimes, detectors, role, gate_lo, gate_hi, mask, n_used)
     i_end = (j_start if j_start < n else 0) if j_start > 0 else n - 1  # j0 < n below
     for i in range(i_end):
         j0 = max(i + 1, j_start)
@@ -122,7 +153,7 @@ def g2_peak_min_nanotime(timestamps, nanotimes, detectors, role, gate_lo, gate_h
         if ri < 0:
             continue
         x = nanotimes[i]
-        if x < gate_lo[di] or x >= gate_hi[di]:
+        if x < lo[di] or x >= hi[di]:
             continue
         if has_mask and not mask[i]:
             continue
@@ -138,7 +169,7 @@ def g2_peak_min_nanotime(timestamps, nanotimes, detectors, role, gate_lo, gate_h
             if rj < 0 or rj == ri:
                 continue
             y = nanotimes[j]
-            if y < gate_lo[dj] or y >= gate_hi[dj]:
+            if y < lo[dj] or y >= hi[dj]:
                 continue
             if has_mask and not mask[j]:
                 continue
@@ -147,7 +178,9 @@ def g2_peak_min_nanotime(timestamps, nanotimes, detectors, role, gate_lo, gate_h
             lag = d if ri == 0 else -d
             z = lag - delay_q - lag_lo_q
             if 0 <= z < span:
-                k = bin_peak[z // bin_q]
+                b = z // bin_q
+                counts[0, b] += 1
+                k = bin_peak[b]
                 if k >= 0:
                     aj = np.int64(y) - shift[dj]
                     hist[k, min(ai, aj) - m_lo] += 1
