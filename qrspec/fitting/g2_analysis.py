@@ -699,14 +699,15 @@ def photon_gate_scan(photons, *, time_windows_s, tau_xx_ns: float, detectors=(0,
     from qrspec.stats.decay import decay_histogram
 
     dets = [int(d) for d in detectors]
-    # read only: no copy when every photon is already on ``detectors`` (the pipeline's case)
-    ph = photons if np.isin(photons.detector_ids, dets).all() \
-        else photons.select(detectors=dets)
     if time_windows_s is not None:
         w = np.asarray(time_windows_s, dtype=np.float64).reshape(-1, 2)
-        sub = ph.select_windows(w)
+        sub = photons.select_windows(w)
     else:
-        w, sub = None, ph
+        w, sub = None, photons
+    # read only: no copy when every photon is already on ``detectors`` (the pipeline's case;
+    # checked on the windows' photons, fewer than all)
+    if not np.isin(sub.detector_ids, dets).all():
+        sub = sub.select(detectors=dets)
     if sub.size == 0:
         raise QrspecError("time_windows_s hold no photons: nothing to test")
     full = decay_histogram(sub, detectors=dets, offsets_ns=offsets_ns)

@@ -189,9 +189,14 @@ def g2_peak_min_nanotime(timestamps, nanotimes, detectors, role, gate_lo, gate_h
 
 @numba.njit(cache=True, nogil=True)
 def _grown(out, cap):
-    """``out`` (rows x m) copied into a rows x cap array."""
+    """``out`` (rows x m) copied into a rows x cap array, cap >= m.
+
+    Element loops: a sliced 2-D assignment costs seconds of cold compile time.
+    """
     o2 = np.empty((out.shape[0], cap), np.int64)
-    o2[:, : out.shape[1]] = out
+    for r in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            o2[r, c] = out[r, c]
     return o2
 
 
