@@ -212,31 +212,36 @@ def period_pairs(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, shift
     first values (int64 arrays). stats (int64, shape (3, 2)) is set to, per role, the used
     photons, the periods holding one and those holding more than one (timestamps sorted).
 
-    Most photons have no other photon within max_shift periods: that test (timestamps only)
-    comes before any test of the role, whose outcome is a coin flip to the branch predictor.
-    The first used A photon of a period with neighbours collects the B periods in reach.
+    Most photons have no other photon within max_shift periods: that test needs timestamps
+    only and comes first (roles are a coin flip to the branch predictor); the photons of a
+    period holding several are never alone. The first used A photon of a period with
+    neighbours collects the B periods in reach.
     """
     n = timestamps.size
     out = np.empty((4, 256), np.int64)
     m = 0
-    u0 = np.int64(0)
-    u1 = np.int64(0)
+    used = np.zeros((1, 2), np.int64)
+    _count_used(nanotimes, detectors, role, gate_lo.reshape(1, -1), gate_hi.reshape(1, -1),
+                np.zeros(0, np.bool_), used)
+    u0, u1 = used[0, 0], used[0, 1]
     extra = np.zeros(2, np.int64)  # used photons after the role's first in their period
     multi = np.zeros(2, np.int64)  # periods with more than one used photon of the role
     prev = np.int64(-(2**62))
     big = np.int64(1) << 62
     for i in range(n):
-        di = detectors[i]
-        ri = role[di]
-        x = nanotimes[i]
-        ok = (ri >= 0) & (x >= gate_lo[di]) & (x < gate_hi[di])
-        u0 += ok & (ri == 0)
-        u1 += ok & (ri == 1)
         t = timestamps[i]
         before = prev
         prev = t
-        later = False  # not the role's first used photon in its period (rare: dead time)
-        if t == before and ok:
+        lo_t = t - max_shift
+        hi_t = t + max_shift
+        if before < lo_t and (i + 1 >= n or timestamps[i + 1] > hi_t):
+            continue  # no other photon in reach
+        di = detectors[i]
+        ri = role[di]
+        x = nanotimes[i]
+        if ri < 0 or x < gate_lo[di] or x >= gate_hi[di]:
+            continue
+        if t == before:  # the second, third... used photon of its role in the period?
             k = 0
             j = i - 1
             while j >= 0 and timestamps[j] == t:
@@ -246,26 +251,16 @@ def period_pairs(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, shift
                     k += 1
                 j -= 1
             if k >= 1:
-                later = True
                 extra[ri] += 1
                 multi[ri] += k == 1
-        lo_t = t - max_shift
-        hi_t = t + max_shift
-        if before < lo_t and (i + 1 >= n or timestamps[i + 1] > hi_t):
-            continue  # no other photon in reach
-        if not ok or ri != 0 or later:
+                continue
+        if ri != 0:
             continue
         p = i  # first photon of the earliest period in reach
         while p > 0 and timestamps[p - 1] >= lo_t:
             p -= 1
-        fa = big  # the first value of this A period (its used A photons are at i and after)
-        j = i
-        while j < n and timestamps[j] == t:
-            dj = detectors[j]
-            y = nanotimes[j]
-            if role[dj] == 0 and gate_lo[dj] <= y < gate_hi[dj]:
-                fa = min(fa, np.int64(y) - shift[dj])
-            j += 1
+        m0 = m
+        fa = big  # the first value of this A period
         last_b = lo_t - 1  # the B period being read, fb its first value so far
         fb = big
         j = p
@@ -276,7 +271,6 @@ def period_pairs(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, shift
                     out = _grown(out, 2 * m)
                 out[0, m] = t
                 out[1, m] = last_b - t
-                out[2, m] = fa
                 out[3, m] = fb
                 m += 1
                 fb = big
@@ -284,10 +278,16 @@ def period_pairs(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, shift
                 break
             dj = detectors[j]
             y = nanotimes[j]
-            if role[dj] == 1 and gate_lo[dj] <= y < gate_hi[dj]:
-                last_b = tj
-                fb = min(fb, np.int64(y) - shift[dj])
+            rj = role[dj]
+            if rj >= 0 and gate_lo[dj] <= y < gate_hi[dj]:
+                if rj == 1:
+                    last_b = tj
+                    fb = min(fb, np.int64(y) - shift[dj])
+                elif tj == t:
+                    fa = min(fa, np.int64(y) - shift[dj])
             j += 1
+        for c in range(m0, m):  # fa is known once the scan has passed period t
+            out[2, c] = fa
     stats[0, 0], stats[0, 1] = u0, u1
     stats[1, 0], stats[1, 1] = u0 - extra[0], u1 - extra[1]
     stats[2, 0], stats[2, 1] = multi[0], multi[1]
