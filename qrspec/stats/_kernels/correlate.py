@@ -220,10 +220,15 @@ def period_pairs(timestamps, nanotimes, detectors, role, gate_lo, gate_hi, shift
     n = timestamps.size
     out = np.empty((4, 256), np.int64)
     m = 0
-    used = np.zeros((1, 2), np.int64)
-    _count_used(nanotimes, detectors, role, gate_lo.reshape(1, -1), gate_hi.reshape(1, -1),
-                np.zeros(0, np.bool_), used)
-    u0, u1 = used[0, 0], used[0, 1]
+    u0 = np.int64(0)
+    u1 = np.int64(0)
+    for i in range(n):  # used photons per role (branch-free)
+        di = detectors[i]
+        ri = role[di]
+        x = nanotimes[i]
+        ok = (ri >= 0) & (x >= gate_lo[di]) & (x < gate_hi[di])
+        u0 += ok & (ri == 0)
+        u1 += ok & (ri == 1)
     extra = np.zeros(2, np.int64)  # used photons after the role's first in their period
     multi = np.zeros(2, np.int64)  # periods with more than one used photon of the role
     prev = np.int64(-(2**62))
