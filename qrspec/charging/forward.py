@@ -128,8 +128,9 @@ def _with_rates(base: _Rates, **changes) -> _Rates:
 def _capped(p, n, m):
     if m == 1:
         hi = n >= 1
-        kr = np.where(hi, p.beta_xminus + p.xi * (n - 1), 1 + (p.beta_xminus - 1) * n)
-        ka = np.where(hi, p.a_n * (1 + p.gamma * (n - 1)), p.a_n * n)
+        nm1 = n - 1
+        kr = np.where(hi, p.beta_xminus + p.xi * nm1, 1 + (p.beta_xminus - 1) * n)
+        ka = np.where(hi, p.a_n * (1 + p.gamma * nm1), p.a_n * n)
         return p.k_r * kr, ka
     if m == 2:
         return (p.k_r * (p.beta_xx + 2 * p.xi * n),

@@ -62,7 +62,7 @@ def lm_bounded(fun, jac, x0, lo, hi, x_scale, *, ftol=1e-12, xtol=1e-12, gtol=1e
     converged : bool
         Whether a stopping rule was met (False: evaluation budget spent or non-finite values).
     """
-    x = np.clip(np.asarray(x0, float), lo, hi)
+    x = np.minimum(np.maximum(np.asarray(x0, float), lo), hi)
     d = np.asarray(x_scale, float)
     r = fun(x)
     if not np.isfinite(r).all():
@@ -85,7 +85,7 @@ def lm_bounded(fun, jac, x0, lo, hi, x_scale, *, ftol=1e-12, xtol=1e-12, gtol=1e
         Js = J[:, free] * d_free
         u, s, vt = np.linalg.svd(Js, full_matrices=False)
         ur = u.T @ r
-        if done or np.max(np.abs(gs)) < gtol or 0.5 * (ur @ ur) < 1e-2 * ftol * cost:
+        if done or np.abs(gs).max() < gtol or 0.5 * (ur @ ur) < 1e-2 * ftol * cost:
             # a point on a bound where the free columns are (nearly) dependent is a face on
             # which some parameter stopped mattering (capped model at gamma = 0: n drops out),
             # a trap that trf's strictly interior path avoids: not trusted, the caller's
@@ -100,7 +100,7 @@ def lm_bounded(fun, jac, x0, lo, hi, x_scale, *, ftol=1e-12, xtol=1e-12, gtol=1e
         while True:
             step = np.zeros_like(x)
             step[free] = -(v @ (sur / (ss + lam))) * d_free
-            x_new = np.clip(x + step, lo, hi)
+            x_new = np.minimum(np.maximum(x + step, lo), hi)  # np.clip without its wrapper
             dx = x_new - x
             dxs = dx / d
             dx_norm = math.sqrt(dxs.dot(dxs))
