@@ -558,6 +558,21 @@ class _Problem:
         grad[self.W:] /= den[self.W:]
         return grad
 
+    def tau_a_jac(self, theta):
+        """Central-difference Jacobian (W, P) of :meth:`tau_a`, from one batch of perturbations.
+
+        tau_a of window i depends on n_i only (and the shared parameters), so all n are
+        perturbed at once (off-diagonal n entries are 0); one-sided at the bounds.
+        """
+        thetas, den = self._perturbed(theta)
+        ta = _tau_a_of(self._predict_rows(thetas)[1])
+        d = ta[0::2] - ta[1::2]
+        jac = np.zeros((self.W, den.size))
+        diag = np.arange(self.W)
+        jac[diag, diag] = d[0] / den[:self.W]
+        jac[:, self.W:] = (d[1:] / den[self.W:, None]).T
+        return jac
+
     def k_a_xx0(self, theta):
         j = self._col.get("k_a_xx0")
         return float(self.fixed["k_a_xx0"] if j is None else theta[j])
@@ -651,18 +666,6 @@ def _lsq(problem, x0, fix_n=None, penalty=None, solver="lm"):
     th = x if fix_n is None else np.concatenate(([fix_n], x))
     r = problem.residuals(th)
     return th, float(r @ r)
-
-
-def _scalar_jac(problem, theta, func):
-    """Central-difference gradient of a scalar or vector function of the parameters."""
-    cols = []
-    for i, t in enumerate(theta):
-        h = 1e-5 * max(abs(t), 1e-3)
-        tp, tm = theta.copy(), theta.copy()
-        tp[i] = min(t + h, problem.hi[i])
-        tm[i] = max(t - h, problem.lo[i])
-        cols.append((np.atleast_1d(func(tp)) - np.atleast_1d(func(tm))) / (tp[i] - tm[i]))
-    return np.stack(cols, axis=-1)
 
 
 def _covariance(problem, theta):
@@ -888,7 +891,7 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
     n_hat = float(theta[0])
     n_err = float(math.sqrt(max(cov[0, 0], 0.0)))
     tau_a = float(problem.tau_a(theta)[0])
-    g = _scalar_jac(problem, theta, lambda t: problem.tau_a(t)[0]).ravel()
+    g = problem.tau_a_jac(theta)[0]
     tau_a_err = float(math.sqrt(max(g @ cov @ g, 0.0)))
 
     if profile:

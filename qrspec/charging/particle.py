@@ -47,7 +47,6 @@ from qrspec.charging.inverse import (
     _covariance,
     _lsq,
     _Problem,
-    _scalar_jac,
     infer_charging,
 )
 from qrspec.charging.neutral import NeutralReference
@@ -390,7 +389,7 @@ def combine_windows(windows: Sequence[ChargedObservation], neutral: NeutralRefer
             lo, hi = max(value - err, bounds[0]), min(value + err, bounds[1])
         out[key] = (value, lo, hi, err)
     ta = problem.tau_a(theta)
-    ta_jac = _scalar_jac(problem, theta, problem.tau_a)
+    ta_jac = problem.tau_a_jac(theta)
     ta_err = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", ta_jac, cov, ta_jac), 0.0))
     n_i = theta[:W]
     if out["n_mean"][1] <= 1e-9:
