@@ -131,42 +131,6 @@ def _weights(windows, weights):
     return w / w.sum()
 
 
-def _edge(prof, a, fa, b, fb, level, xtol):
-    """Where ``prof`` (Delta chi^2 - level) crosses 0 between a (< 0) and b (>= 0).
-
-    Regula falsi (Illinois) on ``sqrt(Delta chi^2) - sqrt(level)``, which is nearly linear in
-    the profiled quantity (Delta chi^2 is nearly quadratic): 2-4 profile fits per edge where
-    Brent's method on Delta chi^2 itself took ~7, reusing the two bracketing fits.
-    """
-    r = math.sqrt(level)
-
-    def g(f):
-        return math.sqrt(max(f + level, 0.0)) - r
-
-    ga, gb = g(fa), g(fb)
-    side = 0
-    for _ in range(60):
-        if abs(b - a) <= xtol:
-            break
-        c = b - gb * (b - a) / (gb - ga) if gb != ga else 0.5 * (a + b)
-        if not min(a, b) < c < max(a, b):
-            c = 0.5 * (a + b)
-        gc = g(prof(c))
-        if abs(gc) < 1e-4:  # Delta chi^2 within ~2e-4 of the level
-            return c
-        if gc < 0:
-            a, ga = c, gc
-            if side == -1:
-                gb *= 0.5
-            side = -1
-        else:
-            b, gb = c, gc
-            if side == 1:
-                ga *= 0.5
-            side = 1
-    return 0.5 * (a + b)
-
-
 def _profile_edges(problem, theta, chi2_min, func, value, sigma, bounds, level=1.0,
                    path=None):
     """Profile-likelihood interval of the scalar ``func`` (returns (value, grad)).
@@ -175,10 +139,10 @@ def _profile_edges(problem, theta, chi2_min, func, value, sigma, bounds, level=1
     constrained chi^2 exceeds the minimum by ``level``, bracketed by doubling steps from the
     estimate (start: the delta error ``sigma``) and refined from the outer end by Newton steps
     on ``sqrt(Delta chi^2)`` (nearly linear in t), whose slope each profile fit gives for free
-    (the penalty's multiplier, envelope theorem), kept inside the bracket (else regula falsi,
-    :func:`_edge`'s rule). A trial within 1e-4 of ``sqrt(level)`` (Delta chi^2 within ~2e-4)
-    or a bracket narrower than 1e-2 sigma ends the search, as in :func:`_edge`. An edge at a
-    bound that is never reached is the bound (inf for an open upper bound).
+    (the penalty's multiplier, envelope theorem), kept inside the bracket (else an Illinois
+    regula falsi step). A trial within 1e-4 of ``sqrt(level)`` (Delta chi^2 within ~2e-4) or
+    a bracket narrower than 1e-2 sigma ends the search. An edge at a bound that is never
+    reached is the bound (inf for an open upper bound).
 
     Warm starts: the first profile fit starts on the linearised profile path ``theta + (t -
     value) path`` (``path = Cov g / (g^T Cov g)``; None: at the estimate), the further
