@@ -80,9 +80,10 @@ def lm_bounded(fun, jac, x0, lo, hi, x_scale, *, ftol=1e-12, xtol=1e-12, gtol=1e
         free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
         if not free.any():  # every parameter held on a bound: a vertex of the box
             return x, True
-        d_free = d[free]
-        gs = g[free] * d_free
-        Js = J[:, free] * d_free
+        all_free = free.all()  # the usual case: no copies by a mask
+        d_free = d if all_free else d[free]
+        gs = (g if all_free else g[free]) * d_free
+        Js = (J if all_free else J[:, free]) * d_free
         u, s, vt = np.linalg.svd(Js, full_matrices=False)
         ur = u.T @ r
         if done or np.abs(gs).max() < gtol or 0.5 * (ur @ ur) < 1e-2 * ftol * cost:
@@ -98,8 +99,10 @@ def lm_bounded(fun, jac, x0, lo, hi, x_scale, *, ftol=1e-12, xtol=1e-12, gtol=1e
         x_norm = math.sqrt(xs.dot(xs))  # np.linalg.norm's arithmetic without its dispatch
         sur, ss, v = s * ur, s * s, vt.T
         while True:
-            step = np.zeros_like(x)
-            step[free] = -(v @ (sur / (ss + lam))) * d_free
+            step = -(v @ (sur / (ss + lam))) * d_free
+            if not all_free:
+                step_free, step = step, np.zeros_like(x)
+                step[free] = step_free
             x_new = np.minimum(np.maximum(x + step, lo), hi)  # np.clip without its wrapper
             dx = x_new - x
             dxs = dx / d
