@@ -193,6 +193,49 @@ def test_model_jacobian_matches_finite_differences(kind, theta):
         np.testing.assert_allclose(jac[:, j], num, rtol=0, atol=1e-6 * np.abs(num).max())
 
 
+def test_model_and_objective_split_kernels_match_their_python_code(rng):
+    """model_values / model_derivatives and objective_value / objective_derivatives (the fit
+    evaluates candidates with the first of each and the rest only at accepted steps): compiled
+    and pure-Python (``py_func``) agree to round-off, and the split gives exactly the numbers of
+    model_jacobian / objective_terms (the same arithmetic)."""
+    for kind, theta, irf in [
+        ("bi", [0.0, math.log(5.0), 300, 700, 2, -1.3, 30], irf_hist(512)),
+        ("cascade", [math.log(6.0), 0.0, 1000, 0.6, 1, 0.4, 20], irf_hist(512)),
+        ("bi", [0.3, math.log(4.0), 300, 700, 2], None),  # tail fit: no reconvolution
+    ]:
+        mdl = ReconvolutionModel(kind, 500, BIN_NS, 512, irf, fit_scatter=irf is not None,
+                                 fit_shift=irf is not None, mean_excitations=0.3,
+                                 origin_bin=40)
+        theta = np.array(theta, dtype=float)
+        irf2, fixed, pmap, spec, fpar = mdl.kernel_arrays()
+        out = []
+        for values, derivatives in [(K.model_values, K.model_derivatives),
+                                    (K.model_values.py_func, K.model_derivatives.py_func)]:
+            m, jac = np.empty(500), np.empty((500, theta.size))
+            work = np.empty((1, 4 + 3 * mdl.n_tau, 512))
+            values(theta, irf2, fixed, pmap, spec, fpar, m, work)
+            derivatives(theta, irf2, pmap, spec, fpar, jac, work)
+            out.append((m, jac))
+        m_all, jac_all = mdl.evaluate(theta)  # model_jacobian
+        np.testing.assert_array_equal(out[0][0], m_all)
+        np.testing.assert_array_equal(out[0][1], jac_all)
+        np.testing.assert_allclose(out[1][0], m_all, rtol=1e-12)
+        np.testing.assert_allclose(out[1][1], jac_all, rtol=1e-12, atol=1e-12 * np.abs(
+            jac_all).max())
+        c = rng.poisson(np.maximum(m_all, 0)).astype(float)
+        idx = np.arange(45, 500)
+        for obj in (0, 1, 2):
+            g, h = np.empty(theta.size), np.empty((theta.size, theta.size))
+            f = K.objective_terms(m_all, jac_all, c, idx, obj, 1e-10, g, h)
+            assert K.objective_value(m_all, c, idx, obj, 1e-10) == f
+            assert K.objective_value.py_func(m_all, c, idx, obj, 1e-10) == pytest.approx(
+                f, rel=1e-12)
+            g2, h2 = np.empty_like(g), np.empty_like(h)
+            K.objective_derivatives.py_func(m_all, jac_all, c, idx, obj, 1e-10, g2, h2)
+            np.testing.assert_allclose(g2, g, rtol=1e-10, atol=1e-10 * np.abs(g).max())
+            np.testing.assert_allclose(h2, h, rtol=1e-10)
+
+
 @pytest.mark.parametrize("tau_ns", [0.3, 2.0, 100.0])
 def test_model_matches_periodic_exgaussian_closed_form(tau_ns):
     """Binned model with a Gaussian IRF vs the exact bin integral of the periodic exGaussian.
