@@ -435,10 +435,17 @@ def _align_rebin(folded: np.ndarray, off: np.ndarray, r: int) -> np.ndarray:
     aligned = np.empty_like(folded)
     for i in range(n_rows):
         aligned[i] = np.roll(folded[i], -int(off[i]))
+    if r == 1:
+        return aligned
     n_out = -(-p // r)
     pad = np.zeros((n_rows, n_out * r), np.int64)
     pad[:, :p] = aligned
-    return pad.reshape(n_rows, n_out, r).sum(axis=2)
+    # r strided adds: exact (integers) and several times faster than sum(axis=2) over a short
+    # last axis
+    out = pad[:, 0::r].copy()
+    for j in range(1, r):
+        out += pad[:, j::r]
+    return out
 
 
 def _recorded_bins(raw: np.ndarray, axis_bins: int) -> int:
