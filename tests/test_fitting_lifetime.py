@@ -720,3 +720,41 @@ def test_fit_decays_errors():
     with pytest.raises(QrspecError, match=r"fit_decays does not take rng="):
         fit_decays(np.ones((2, 5)), bin_ns=1.0, rng=np.random.default_rng())
     assert fit_decays(np.zeros((0, 5)), bin_ns=1.0) == []
+
+
+def test_issue_19_repeated_fit_decay_reuses_its_checked_problem(rng):
+    """A loop of fit_decay calls with the same arguments builds (and checks) the problem once;
+    the reused problem gives exactly the fits of a fresh one, is keyed by content and type (a
+    changed array, 30 vs 30.0 in a message, -0.0 vs 0.0), and keeps copies of the arrays."""
+    from qrspec.fitting import lifetime as L
+
+    c = photon_decay(rng, 3000, [TAU_NS], bg_fraction=0.1)
+    bg = np.full(c.size, 0.5)
+    kw = dict(bin_ns=BIN_NS, irf=irf_hist(), fixed_background=bg, fit_range_ns=(1.0, 50.0))
+    L._PROBLEMS.clear()
+    first = fit_decay(c, **kw)
+    n_built = len(L._PROBLEMS)
+    again = fit_decay(c, **kw)
+    assert len(L._PROBLEMS) == n_built == 1
+    L._PROBLEMS.clear()
+    fresh = fit_decay(c, **kw)
+    for f in (again, fresh):
+        assert f.tau_ns == first.tau_ns and f.params == first.params
+        np.testing.assert_array_equal(f.covariance, first.covariance)
+        np.testing.assert_array_equal(f.model_counts, first.model_counts)
+    bg[:] = 5.0  # the caller's array changes: a new problem, the old one kept its copy
+    changed = fit_decay(c, **kw)
+    assert len(L._PROBLEMS) == 2 and changed.tau_ns != first.tau_ns
+    bg[:] = 0.5
+    assert fit_decay(c, **kw).params == first.params
+    few = c * 0
+    few[100] = 3
+    assert "min_photons=30)" in fit_decay(few, **kw, min_photons=30).message
+    assert "min_photons=30.0)" in fit_decay(few, **kw, min_photons=30.0).message
+    assert L._arg_key(-0.0) != L._arg_key(0.0)
+    with pytest.raises(L._Unkeyed):
+        L._arg_key(object())
+    # unkeyed arguments (a long list) are checked every time, not cached
+    n = len(L._PROBLEMS)
+    fit_decay(c, bin_ns=BIN_NS, irf=list(irf_hist()))
+    assert len(L._PROBLEMS) == n
