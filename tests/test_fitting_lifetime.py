@@ -758,3 +758,52 @@ def test_issue_19_repeated_fit_decay_reuses_its_checked_problem(rng):
     n = len(L._PROBLEMS)
     fit_decay(c, bin_ns=BIN_NS, irf=list(irf_hist()))
     assert len(L._PROBLEMS) == n
+
+
+def test_issue_19_cycle_exit_gives_the_result_of_iterating_to_the_limit():
+    """fit_rows stops a stalled cycle (the lifetimes of a bi-exponential fit of mono-exponential
+    data merge; accepted steps no longer move the point) where the iteration limit would: the
+    kernel's own code (py_func) with the exit and with the exit removed give the same numbers,
+    bit for bit, and the exit fires on this case."""
+    import inspect
+
+    from qrspec.fitting import lifetime as L
+
+    rng = np.random.default_rng(1)
+    n, bin_ns = 200, 0.25
+    t = rng.exponential(3.0, 30_000) + 2.0
+    c = np.bincount(np.minimum((np.mod(t, 50.0) / bin_ns).astype(int), n - 1), minlength=n)
+    c = (c + rng.poisson(1.0, n)).astype(float)[None, :]
+    prob = L._problem(n, None, bin_ns=bin_ns, model="bi", irf=None, period_ns=None,
+                      fit_range_ns=(2.5, 50.0), method="mle", lsq_weights="neyman",
+                      background="fit", fixed_background=None, fit_shift=True, shift_ns=0.0,
+                      shift_bounds_ns=(-0.2, 0.2), scatter=False, tau0_ns=None,
+                      mean_excitations=None, qy_ratio=None, intervals="hessian",
+                      n_bootstrap=0, min_photons=30, max_iter=200)
+    starts = np.ascontiguousarray(L._start_rows(prob, c)[:, 0])
+    src = inspect.getsource(K.fit_rows.py_func)
+    src = src[src.index("def fit_rows"):]
+    exit_line = "                    n_iter = max_iter\n"
+    assert src.count(exit_line) == 1
+    spied = src.replace(exit_line, exit_line + "                    fired[0] += 1\n")
+    a = src.index("                # cycle exit")
+    b = src.index("                    still_lam = lam\n") + len("                    still_lam = lam\n")
+    variants = {}
+    for name, code in (("exit", spied), ("no_exit", src[:a] + src[b:])):
+        ns = dict(vars(K), fired=[0])
+        exec(code, ns)  # the kernel's source as Python (it calls the compiled helpers)
+        out = [np.empty((1, 5)), np.empty((1, 5, 5)), np.empty((1, n)), np.empty((1, n)),
+               np.empty((1, K.R_SIZE))]
+        ns["fit_rows"](c, starts, prob.lo, prob.hi, prob.fixed, prob.idx, prob.irf2,
+                       prob.fixed2, prob.pmap, prob.spec, prob.fpar, *out)
+        variants[name] = (out, ns["fired"][0])
+    assert variants["exit"][1] == 1 and variants["no_exit"][1] == 0
+    for x, y in zip(variants["exit"][0], variants["no_exit"][0], strict=True):
+        np.testing.assert_array_equal(x, y)
+    stats = variants["exit"][0][4][0]
+    assert stats[K.R_NITER] == 200 and stats[K.R_CONVERGED] == 0
+    compiled = [np.empty_like(x) for x in variants["exit"][0]]
+    K.fit_rows(c, starts, prob.lo, prob.hi, prob.fixed, prob.idx, prob.irf2, prob.fixed2,
+               prob.pmap, prob.spec, prob.fpar, *compiled)
+    for x, y in zip(compiled, variants["exit"][0], strict=True):  # libm rounding (see above)
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12, equal_nan=True)

@@ -481,6 +481,16 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
     Hessian are computed where a step is accepted (about half the steps of a bi-exponential
     tail fit are rejected). The arithmetic is the same as evaluating everything everywhere,
     so the iterates are bit-identical to it.
+
+    Cycle exit: a fit can stall in a cycle (e.g. a bi-exponential whose two lifetimes merged:
+    an accepted step too small to change any parameter lowers the damping, the next step is
+    rejected and raises it again). The state of the iteration is the point and the damping
+    (everything else is computed from the point), so when an accepted step that did not move
+    the point leaves the damping where the previous such step left it, with no move in
+    between, the iteration repeats itself until the iteration limit without converging; it
+    stops there and reports the limit as the iteration count: the same result as iterating to
+    the limit (23 such stalls in the 747 fits of 12 bench particles, 9 % of their
+    iterations).
     """
     n_total = counts.shape[1]
     p = lo.size
@@ -525,6 +535,7 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
         ok = False
         n_iter = 0
         decrement = 0.0
+        still_lam = -1.0  # damping after the last accepted step that did not move (-1: moved)
         while True:
             for a in range(p):  # project onto the bounds (NaN stays NaN)
                 v = new[a]
@@ -554,6 +565,10 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
             f2 = objective_value(m2, c, idx, kind, tiny)
             accept = phase == 1 or (math.isfinite(f2) and f2 <= f)
             df = f - f2
+            moved = False  # the candidate differs from the current point
+            for a in range(p):
+                if new[a] != theta[a]:
+                    moved = True
             if accept:  # the derivatives only where the next step starts
                 model_derivatives(new, irf, pmap, spec, fpar, jac, work)
                 objective_derivatives(m2, jac, c, idx, kind, tiny, g, h)
@@ -571,6 +586,14 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
                 if df < tol and lam <= 1e-2:
                     ok = True
                     break
+                # cycle exit: a repeated state ends the iteration where the limit would
+                if moved:
+                    still_lam = -1.0
+                elif lam == still_lam:
+                    n_iter = max_iter
+                    break
+                else:
+                    still_lam = lam
             else:
                 lam *= 10.0
                 if lam > 1e12:
