@@ -787,7 +787,8 @@ def test_issue_19_cycle_exit_gives_the_result_of_iterating_to_the_limit():
     assert src.count(exit_line) == 1
     spied = src.replace(exit_line, exit_line + "                    fired[0] += 1\n")
     a = src.index("                # cycle exit")
-    b = src.index("                    still_lam = lam\n") + len("                    still_lam = lam\n")
+    last = "                    still_lam = lam\n"
+    b = src.index(last) + len(last)
     variants = {}
     for name, code in (("exit", spied), ("no_exit", src[:a] + src[b:])):
         ns = dict(vars(K), fired=[0])
