@@ -578,9 +578,10 @@ def _start_rows(prob, c):
         # the first moment of the counts above b0 after the IRF centroid
         w = np.maximum(ci[:, prob.after] - b0[:, None], 0.0)
         w_sum = _row_sums(w)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tau_mean = _row_sums(w * prob.after_bins) / w_sum * prob.bin_ns
-        tau_mean[~(w_sum > 0)] = 10.0 * prob.bin_ns
+        num = _row_sums(w * prob.after_bins)
+        pos = w_sum > 0  # else no counts above b0 after the centroid
+        tau_mean = np.full(n_rows, 10.0 * prob.bin_ns)
+        tau_mean[pos] = num[pos] / w_sum[pos] * prob.bin_ns
         tau_mean = np.minimum(np.maximum(tau_mean, 2.0 * prob.bin_ns), 0.5 * prob.period)
         taus = tau_mean[:, None, None] * prob.tau_factors
     else:
@@ -705,9 +706,9 @@ def _outcomes(prob, c, out):
                     singular[r] = True
     var = np.diagonal(cov, axis1=1, axis2=2)
     nt = mdl.n_tau
-    with np.errstate(invalid="ignore"):
-        not_pd = (np.where(free, var, 0.0) < 0).any(axis=1)
-        undetermined = ~(np.sqrt(np.abs(var[:, :nt])) < 10.0).all(axis=1)
+    # NaN (fixed, at a bound, not inverted) compares False without a warning
+    not_pd = (np.where(free, var, 0.0) < 0).any(axis=1)
+    undetermined = ~(np.sqrt(np.abs(var[:, :nt])) < 10.0).all(axis=1)
     tau_bound = at_bound[:, :nt].any(axis=1)
     amp_zero = (theta[:, mdl.amp_indices] <= 0).any(axis=1)
     shift_bound = at_bound[:, mdl.shift_indices].any(axis=1)
