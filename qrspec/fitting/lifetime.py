@@ -222,7 +222,7 @@ def fit_decay(counts, time_ns=None, *, bin_ns: float | None = None, model: str =
                     scatter=scatter, tau0_ns=tau0_ns, mean_excitations=mean_excitations,
                     qy_ratio=qy_ratio, intervals=intervals, n_bootstrap=n_bootstrap,
                     min_photons=min_photons, max_iter=max_iter)
-    return _fit_many(prob, c[None, :], rng=rng, n_threads=1)[0]
+    return _fit_one(prob, c, rng)
 
 
 def fit_decays(counts, time_ns=None, *, irf=None, n_threads: int | None = None,
@@ -316,16 +316,24 @@ class _Unkeyed(Exception):
     pass
 
 
+_KEY_BY_VALUE = frozenset((bool, int, str, type(None), ModelIRF))  # hashable, compared by value
+
+
 def _arg_key(v):
     """A key equal for arguments that build the same problem (exact types, arrays by content).
 
     Floats by their bits (-0.0 is not 0.0), the type kept (``30`` and ``30.0`` print differently
     in messages), numeric arrays by dtype, shape and bytes; anything else is not keyed.
     """
+    t = type(v)
+    if t is float:  # the common exact types first: this runs for every argument of every call
+        return t, v.hex()
+    if t in _KEY_BY_VALUE:
+        return t, v
     if isinstance(v, float):
-        return type(v).__name__, v.hex()
-    if v is None or isinstance(v, (bool, int, str, ModelIRF)):
-        return type(v).__name__, v
+        return t, v.hex()
+    if isinstance(v, (bool, int, str, ModelIRF)):
+        return t, v
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
         return "ndarray", v.dtype.str, v.shape, v.tobytes()
     if isinstance(v, (tuple, list)) and len(v) <= 8:
@@ -341,7 +349,7 @@ def _problem(n, time_ns, **kw):
     content (the problem copies what it keeps, and nothing writes to a built problem).
     """
     try:
-        key = (n, _arg_key(time_ns)) + tuple((k, _arg_key(v)) for k, v in sorted(kw.items()))
+        key = (n, _arg_key(time_ns), tuple(kw), *map(_arg_key, kw.values()))
     except _Unkeyed:
         return _build_problem(n, time_ns, **kw)
     prob = _PROBLEMS.get(key)
@@ -485,11 +493,19 @@ def _build_problem(n, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, m
     fpar[_kernels.F_TOL] = _TOL
     n_free = int((fixed == 0).sum())
     after = idx - origin >= 0  # fitted bins after the IRF centroid: the first moment
+    # for _fit_one: the bound tests of _outcomes and _tau_at_bound as lists of Python floats
+    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    one = dict(all_bins=idx.size == n, all_after=bool(after.all()),
+               near_lo=(lo + 1e-9 * span).tolist(), near_hi=(hi - 1e-9 * span).tolist(),
+               tau_near=list(zip((lo[:n_tau] + 1e-9).tolist(), (hi[:n_tau] - 1e-9).tolist(),
+                                 strict=True)),
+               free_ok=(fixed == 0).tolist(), amp_indices=mdl.amp_indices,
+               shift_indices=mdl.shift_indices)
     return _Problem(mdl=mdl, lo=lo, hi=hi, fixed=fixed, irf2=irf2, fixed2=fixed2, pmap=pmap,
                     spec=spec, fpar=fpar, bg_fixed=bg_fixed, tau0=tau0,
                     tau_factors=tau_factors, theta0=theta0, n_free=n_free,
                     dof=int(idx.size - n_free), after=after,
-                    after_bins=idx[after] - origin + 0.5, **base)
+                    after_bins=idx[after] - origin + 0.5, **one, **base)
 
 
 def _prepare_irf(irf, n, period_bins, bin_ns, t_first):
@@ -531,22 +547,31 @@ def _data_failures(prob, c):
             bad[:] = True
     out = [None] * n_rows
     for r in np.flatnonzero(bad).tolist():
-        n_bad = int((~np.isfinite(c[r])).sum())
-        if n_bad:
-            out[r] = (f"counts contain {n_bad} NaN/inf values", 0.0)
-        elif c[r].min() < 0:
-            out[r] = ("counts contain negative values", 0.0)
-        elif prob.mdl is None:
-            out[r] = (f"fit_range_ns={prob.fit_range_ns!r} contains no bins", 0.0)
-        elif n_ph[r] < prob.min_photons:
-            out[r] = (f"only {n_ph[r]:.0f} photons in the fit range "
-                      f"(< min_photons={prob.min_photons})", n_ph[r])
-        elif np.count_nonzero(c[r, prob.idx]) <= 1:
-            out[r] = (f"all {n_ph[r]:.0f} photons in one bin: no decay shape", n_ph[r])
-        elif prob.idx.size <= prob.n_free:
-            out[r] = (f"fit range has {prob.idx.size} bins for {prob.n_free} free parameters",
-                      n_ph[r])
+        out[r] = _data_failure(prob, c[r], n_ph[r])
     return out, n_ph
+
+
+def _data_failure(prob, c, n_ph):
+    """The failure of histogram ``c`` (1-D) in :func:`_data_failures`.
+
+    ``(message, photons)``, or None if it passes the checks; ``n_ph``: its counts in the fit
+    range.
+    """
+    n_bad = int((~np.isfinite(c)).sum())
+    if n_bad:
+        return f"counts contain {n_bad} NaN/inf values", 0.0
+    if c.min() < 0:
+        return "counts contain negative values", 0.0
+    if prob.mdl is None:
+        return f"fit_range_ns={prob.fit_range_ns!r} contains no bins", 0.0
+    if n_ph < prob.min_photons:
+        return (f"only {n_ph:.0f} photons in the fit range (< min_photons={prob.min_photons})",
+                n_ph)
+    if np.count_nonzero(c[prob.idx]) <= 1:
+        return f"all {n_ph:.0f} photons in one bin: no decay shape", n_ph
+    if prob.idx.size <= prob.n_free:
+        return f"fit range has {prob.idx.size} bins for {prob.n_free} free parameters", n_ph
+    return None
 
 
 def _row_sums(x):
@@ -712,30 +737,34 @@ def _outcomes(prob, c, out):
     tau_bound = at_bound[:, :nt].any(axis=1)
     amp_zero = (theta[:, mdl.amp_indices] <= 0).any(axis=1)
     shift_bound = at_bound[:, mdl.shift_indices].any(axis=1)
-    lo_b, hi_b = prob.shift_bounds
-    results = []
-    for r in range(n_rows):
-        if not finite[r]:
-            message = "objective is not finite at the start values"
-        elif not out.ok[r]:
-            message = f"optimiser did not converge in {out.n_iter[r]} iterations"
-        elif singular[r]:
-            message = "singular Fisher information (parameters not identifiable)"
-        elif not_pd[r]:
-            message = "Fisher information is not positive definite"
-        elif tau_bound[r]:
-            message = "a lifetime sits at its bound"
-        elif shift_bound[r] and _shift_misaligned(prob, c[r], theta[r], out.f[r], at_bound[r]):
-            message = (f"IRF shift at its bound (shift_bounds_ns=({lo_b:g}, {hi_b:g})): align "
-                       "the IRF or widen the bounds")
-        elif amp_zero[r]:
-            message = "a component amplitude is 0: its lifetime is undetermined"
-        elif undetermined[r]:
-            message = "a lifetime is undetermined (relative error > 10; no decay in the data?)"
-        else:
-            message = ""
-        results.append((message, cov[r]))
-    return results
+    return [(_optimum_message(prob, c[r], theta[r], out.f[r], at_bound[r], finite[r], out.ok[r],
+                              out.n_iter[r], singular[r], not_pd[r], tau_bound[r],
+                              shift_bound[r], amp_zero[r], undetermined[r]), cov[r])
+            for r in range(n_rows)]
+
+
+def _optimum_message(prob, c, theta, f, at_bound, finite, ok, n_iter, singular, not_pd,
+                     tau_bound, shift_bound, amp_zero, undetermined):
+    """The message of an optimum (:func:`_outcomes`' checks, in their order); "" if it passed."""
+    if not finite:
+        return "objective is not finite at the start values"
+    if not ok:
+        return f"optimiser did not converge in {n_iter} iterations"
+    if singular:
+        return "singular Fisher information (parameters not identifiable)"
+    if not_pd:
+        return "Fisher information is not positive definite"
+    if tau_bound:
+        return "a lifetime sits at its bound"
+    if shift_bound and _shift_misaligned(prob, c, theta, f, at_bound):
+        lo_b, hi_b = prob.shift_bounds
+        return (f"IRF shift at its bound (shift_bounds_ns=({lo_b:g}, {hi_b:g})): align the IRF "
+                "or widen the bounds")
+    if amp_zero:
+        return "a component amplitude is 0: its lifetime is undetermined"
+    if undetermined:
+        return "a lifetime is undetermined (relative error > 10; no decay in the data?)"
+    return ""
 
 
 def _shift_misaligned(prob, c, theta, f, at_bound):
@@ -754,6 +783,133 @@ def _shift_misaligned(prob, c, theta, f, at_bound):
         if f - f_wide > 9.0:
             return True
     return False
+
+
+def _fit_one(prob, c, rng):
+    """:func:`_fit_many` of one histogram ``c`` (1-D).
+
+    The same checks, start values, kernel calls and arithmetic, bit for bit (tested), with Python
+    scalars where the batch has arrays of one row (a NumPy call on a small array costs ~1 us,
+    about what an iteration of the fit of a 32-bin decay costs).
+    """
+    model, method = prob.model, prob.method
+    if prob.empty:
+        return _failed(model, method, "empty histogram (0 bins)", 0.0)
+    # _data_failures: NaN propagates to the minimum, +-inf to the sum (with counts >= 0)
+    good = c.min() >= 0 and np.isfinite(c.sum())
+    if prob.mdl is None:
+        return _failed(model, method, *_data_failure(prob, c, 0.0))
+    cf = np.ascontiguousarray(c[None, :])
+    ci = c if prob.all_bins else c[prob.idx]
+    n_ph = float(np.cumsum(ci)[-1])  # _row_sums: accumulated in order
+    if (not good or n_ph < prob.min_photons or np.count_nonzero(ci) <= 1
+            or prob.idx.size <= prob.n_free):
+        fail = _data_failure(prob, c, n_ph)
+        if fail is not None:  # (a sum that overflows to inf fails no check: it is fitted)
+            return _failed(model, method, *fail)
+    starts = _start_one(prob, ci, n_ph)
+    n, p, nt = c.size, prob.lo.size, prob.mdl.n_tau
+    res = _kernel_one(prob, cf, starts[0:1], n, p)
+    stats = res[4][0].tolist()
+    for s in range(1, starts.shape[0]):  # _fit_rows: a later start if needed
+        tau = res[0][0, :nt].tolist()
+        if stats[_kernels.R_CONVERGED] != 0 and not any(
+                t <= a or t >= b for t, (a, b) in zip(tau, prob.tau_near, strict=True)):
+            break
+        alt = _kernel_one(prob, cf, starts[s:s + 1], n, p)
+        f_alt = float(alt[4][0, _kernels.R_F])
+        if math.isfinite(f_alt) and f_alt < stats[_kernels.R_F]:
+            res, stats = alt, alt[4][0].tolist()
+    theta, h, m, resid = (a[0] for a in res[:4])
+    f, n_iter = stats[_kernels.R_F], int(stats[_kernels.R_NITER])
+    message, cov = _outcome_one(prob, cf[0], theta, h, f, stats[_kernels.R_CONVERGED] != 0,
+                                n_iter)
+    if message:
+        n_it = 0 if message.startswith("objective is not finite") else n_iter
+        return _failed(model, method, message, n_ph, n_it)
+    profile = boot = None
+    if prob.intervals == "profile":
+        profile = [_profile_interval(prob, cf[0], theta, f, k, cov)
+                   for k in range(prob.mdl.n_tau)]
+    if prob.n_bootstrap > 0:
+        boot = _bootstrap(prob, cf[0], theta, m, prob.n_bootstrap, rng)
+    return _assemble(prob, theta, cov, m, resid, stats[_kernels.R_DEVIANCE],
+                     stats[_kernels.R_CHI2], n_iter, n_ph, profile, boot)
+
+
+def _start_one(prob, ci, n_ph):
+    """:func:`_start_rows` of one histogram: ``(n_starts, n_params)``.
+
+    ``ci``: its counts in the fit range, ``n_ph``: their sum.
+    """
+    if prob.bg_fixed is None:
+        n_low = max(1, prob.idx.size // 5)
+        low = np.partition(ci, n_low - 1)[:n_low]
+        # np.maximum of two numbers that are not NaN, the second > 0 (n_ph > 0)
+        b0 = max(float(np.cumsum(low)[-1]) / n_low, 0.1 * n_ph / prob.idx.size)
+    else:
+        b0 = prob.bg_fixed
+    if prob.tau0 is None:
+        w = np.maximum((ci if prob.all_after else ci[prob.after]) - b0, 0.0)
+        w_sum = float(np.cumsum(w)[-1]) if w.size else 0.0
+        if w_sum > 0:
+            tau_mean = float(np.cumsum(w * prob.after_bins)[-1]) / w_sum * prob.bin_ns
+        else:  # no counts above b0 after the centroid
+            tau_mean = 10.0 * prob.bin_ns
+        tau_mean = min(max(tau_mean, 2.0 * prob.bin_ns), 0.5 * prob.period)
+        log_tau = np.log(tau_mean * prob.tau_factors)
+    else:
+        log_tau = np.log(np.broadcast_to(np.asarray(prob.tau0), (1, 1, prob.mdl.n_tau)))[0]
+    starts = np.empty((log_tau.shape[0], prob.theta0.size))
+    starts[:] = prob.theta0
+    starts[:, :log_tau.shape[1]] = log_tau
+    starts[:, prob.mdl.i_bg] = b0
+    return starts
+
+
+def _kernel_one(prob, cf, start, n, p):
+    """The kernel on one histogram ``cf`` (1, n) from ``start`` (1, p).
+
+    Returns ``(theta, h, m, resid, stats)``, each with one row.
+    """
+    out = (np.empty((1, p)), np.empty((1, p, p)), np.empty((1, n)), np.empty((1, n)),
+           np.empty((1, _kernels.R_SIZE)))
+    _kernels.fit_rows(cf, start, prob.lo, prob.hi, prob.fixed, prob.idx, prob.irf2, prob.fixed2,
+                      prob.pmap, prob.spec, prob.fpar, *out)
+    return out
+
+
+def _outcome_one(prob, c, theta, h, f, ok, n_iter):
+    """:func:`_outcomes` of one optimum: ``(message, covariance)``."""
+    th = theta.tolist()
+    p, nt = len(th), prob.mdl.n_tau
+    at_bound = [t <= a or t >= b for t, a, b in zip(th, prob.near_lo, prob.near_hi, strict=True)]
+    finite = math.isfinite(f)
+    singular = False
+    if finite:
+        k = [i for i in range(p) if prob.free_ok[i] and not at_bound[i]]
+        try:
+            if len(k) == p:  # all free: no sub-block
+                cov = np.linalg.inv(0.5 * h)
+            else:
+                cov = np.full((p, p), np.nan)
+                block = np.ix_(k, k)
+                cov[block] = np.linalg.inv(0.5 * h[block])
+        except np.linalg.LinAlgError:
+            cov = np.full((p, p), np.nan)
+            singular = True
+    else:
+        cov = np.full((p, p), np.nan)
+    var = cov.diagonal().tolist()
+    # NaN (fixed, at a bound, not inverted) compares False
+    not_pd = any(v < 0 and ok_ and not a
+                 for v, a, ok_ in zip(var, at_bound, prob.free_ok, strict=True))
+    undetermined = not all(math.sqrt(abs(v)) < 10.0 for v in var[:nt])
+    message = _optimum_message(
+        prob, c, theta, f, at_bound, finite, ok, n_iter, singular, not_pd, any(at_bound[:nt]),
+        any(at_bound[i] for i in prob.shift_indices), any(th[i] <= 0 for i in prob.amp_indices),
+        undetermined)
+    return message, cov
 
 
 def _fit_many(prob, c, *, rng, n_threads):
