@@ -345,22 +345,19 @@ _KEY_BY_VALUE = frozenset((bool, int, str, type(None), ModelIRF))  # hashable, c
 def _arg_key(v):
     """A key equal for arguments that build the same problem (exact types, arrays by content).
 
-    Floats by their bits (-0.0 is not 0.0), the type kept (``30`` and ``30.0`` print differently
-    in messages), numeric arrays by dtype, shape and bytes; anything else is not keyed.
+    Floats by value, zeros and NaN by their bits (-0.0 is not 0.0), the type kept (``30`` and
+    ``30.0`` print differently in messages), numeric arrays by dtype, shape and bytes; anything
+    else is not keyed.
     """
     t = type(v)
-    if t is float:  # the common exact types first: this runs for every argument of every call
-        return t, v.hex()
-    if t in _KEY_BY_VALUE:
-        return t, v
-    if isinstance(v, float):
-        return t, v.hex()
-    if isinstance(v, (bool, int, str, ModelIRF)):
+    if t is float or (t not in _KEY_BY_VALUE and isinstance(v, float)):
+        return (t, v) if v and v == v else (t, v.hex())  # the bits of zeros and NaN
+    if t in _KEY_BY_VALUE or isinstance(v, (bool, int, str, ModelIRF)):
         return t, v
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
         return "ndarray", v.dtype.str, v.shape, v.tobytes()
     if isinstance(v, (tuple, list)) and len(v) <= 8:
-        return type(v).__name__, tuple(_arg_key(x) for x in v)
+        return t, tuple([_arg_key(x) for x in v])
     raise _Unkeyed
 
 
@@ -921,31 +918,39 @@ def _outcome_one(prob, c, theta, h, f, ok, n_iter):
     th = theta.tolist()
     p, nt = len(th), prob.mdl.n_tau
     at_bound = [t <= a or t >= b for t, a, b in zip(th, prob.near_lo, prob.near_hi, strict=True)]
+    free = [ok_ and not a for ok_, a in zip(prob.free_ok, at_bound, strict=True)]
     finite = math.isfinite(f)
     singular = False
+    cov = None
     if finite:
-        k = tuple([i for i in range(p) if prob.free_ok[i] and not at_bound[i]])
         try:
-            if len(k) == p:  # all free: no sub-block
+            if all(free):  # no sub-block
                 cov = np.linalg.inv(0.5 * h)
             else:
-                cov = np.full((p, p), np.nan)
-                block = _sub_block(k)
-                cov[block] = np.linalg.inv(0.5 * h[block])
+                block = _sub_block(tuple([i for i in range(p) if free[i]]))
+                sub = np.linalg.inv(0.5 * h[block])
+                cov = np.empty((p, p))
+                cov.fill(np.nan)
+                cov[block] = sub
         except np.linalg.LinAlgError:
-            cov = np.full((p, p), np.nan)
             singular = True
-    else:
-        cov = np.full((p, p), np.nan)
+    if cov is None:
+        cov = np.empty((p, p))
+        cov.fill(np.nan)
     var = cov.diagonal().tolist()
     # NaN (fixed, at a bound, not inverted) compares False
-    not_pd = any(v < 0 and ok_ and not a
-                 for v, a, ok_ in zip(var, at_bound, prob.free_ok, strict=True))
-    undetermined = not all(math.sqrt(abs(v)) < 10.0 for v in var[:nt])
+    not_pd = False
+    for v, fr in zip(var, free, strict=True):
+        if fr and v < 0:
+            not_pd = True
+    undetermined = False
+    for v in var[:nt]:
+        if not math.sqrt(abs(v)) < 10.0:
+            undetermined = True
     message = _optimum_message(
-        prob, c, theta, f, at_bound, finite, ok, n_iter, singular, not_pd, any(at_bound[:nt]),
-        any(at_bound[i] for i in prob.shift_indices), any(th[i] <= 0 for i in prob.amp_indices),
-        undetermined)
+        prob, c, theta, f, at_bound, finite, ok, n_iter, singular, not_pd, True in at_bound[:nt],
+        any([at_bound[i] for i in prob.shift_indices]),
+        any([th[i] <= 0 for i in prob.amp_indices]), undetermined)
     return message, cov
 
 
