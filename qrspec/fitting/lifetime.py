@@ -238,14 +238,18 @@ def fit_decay(counts, time_ns=None, *, bin_ns: float | None = None, model: str =
     c = np.asarray(counts, dtype=float)
     if c.ndim != 1:
         raise QrspecError(f"counts.shape={c.shape} must be one-dimensional")
-    prob = _problem(c.size, time_ns, bin_ns=bin_ns, model=model, irf=irf, period_ns=period_ns,
-                    fit_range_ns=fit_range_ns, method=method, lsq_weights=lsq_weights,
-                    background=background, fixed_background=fixed_background,
-                    fit_shift=fit_shift, shift_ns=shift_ns, shift_bounds_ns=shift_bounds_ns,
-                    scatter=scatter, tau0_ns=tau0_ns, mean_excitations=mean_excitations,
-                    qy_ratio=qy_ratio, intervals=intervals, n_bootstrap=n_bootstrap,
-                    min_photons=min_photons, max_iter=max_iter)
+    prob = _problem_of(c.size, time_ns, _FIT_DECAY_ARGS, (
+        bin_ns, model, irf, period_ns, fit_range_ns, method, lsq_weights, background,
+        fixed_background, fit_shift, shift_ns, shift_bounds_ns, scatter, tau0_ns,
+        mean_excitations, qy_ratio, intervals, n_bootstrap, min_photons, max_iter))
     return _fit_one(prob, c, rng)
+
+
+# fit_decay's arguments of the problem, in the order fit_decay passes them to _problem_of
+_FIT_DECAY_ARGS = ("bin_ns", "model", "irf", "period_ns", "fit_range_ns", "method", "lsq_weights",
+                   "background", "fixed_background", "fit_shift", "shift_ns", "shift_bounds_ns",
+                   "scatter", "tau0_ns", "mean_excitations", "qy_ratio", "intervals",
+                   "n_bootstrap", "min_photons", "max_iter")
 
 
 def fit_decays(counts, time_ns=None, *, irf=None, n_threads: int | None = None,
@@ -368,13 +372,18 @@ def _problem(n, time_ns, **kw):
     built (and checked) for its first call: keyed by every argument's type and value, arrays by
     content (the problem copies what it keeps, and nothing writes to a built problem).
     """
+    return _problem_of(n, time_ns, tuple(kw), tuple(kw.values()))
+
+
+def _problem_of(n, time_ns, names, values):
+    """:func:`_problem` with the keyword arguments as a tuple of names and one of values."""
     try:
-        key = (n, _arg_key(time_ns), tuple(kw), *map(_arg_key, kw.values()))
+        key = (n, names, _arg_key(time_ns), *map(_arg_key, values))
     except _Unkeyed:
-        return _build_problem(n, time_ns, **kw)
+        return _build_problem(n, time_ns, **dict(zip(names, values, strict=True)))
     prob = _PROBLEMS.get(key)
     if prob is None:
-        prob = _build_problem(n, time_ns, **kw)
+        prob = _build_problem(n, time_ns, **dict(zip(names, values, strict=True)))
         with _PROBLEMS_LOCK:
             while len(_PROBLEMS) >= _PROBLEMS_MAX:
                 _PROBLEMS.pop(next(iter(_PROBLEMS)))
