@@ -842,6 +842,9 @@ def test_issue_19_fit_decay_one_histogram_path_equals_batch_bit_for_bit(rng):
             for n_ph, taus, fr in ((400, [3.0], [1.0]), (20_000, [1.0, 5.0], [0.4, 0.6]),
                                    (60, [3.0], [1.0]), (20, [3.0], [1.0]))]
     rows.append(rows[1] * 0.73 + rng.random(n) / 3)  # non-integer counts: sums need an order
+    huge = np.zeros(n)
+    huge[60] = 1e301  # a sum above 1e300: fit_decay checks it for overflow
+    rows.append(huge)
     rows.append(np.roll(rows[1], 12))  # misaligned with the IRF: shift at its bound
     one_bin = np.zeros(n)
     one_bin[50] = 100.0
@@ -886,3 +889,41 @@ def test_issue_19_new_fit_is_the_dataclass_instance():
     assert a.params == {} and a.params is not b.params and a.param_errs is not b.param_errs
     with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field"):
         a.tau_ns = (1.0,)
+
+
+def test_issue_19_row_start_kernel_equals_python_and_the_batch_start(rng):
+    """row_start (the one-histogram checks and start statistics) compiled equals its Python
+    source, and its start values and photon counts are the batch path's (_start_rows,
+    _row_sums) bit for bit: sums in order, the same maxima and clipping."""
+    from qrspec.fitting import lifetime as L
+
+    n, bin_ns = 96, 0.25
+    irf = irf_hist(n, bin_ns, ModelIRF(5.0, 0.1))
+    base = photon_decay(rng, 3000, [3.0], bg_fraction=0.05, irf=ModelIRF(5.0, 0.1), n_bins=n,
+                        bin_ns=bin_ns)
+    rows = [base, base * 0.73 + rng.random(n) / 3, np.zeros(n), base + 1e303]
+    rows[2][[10, 40]] = 2.0
+    bad = base.copy()
+    bad[7] = np.nan
+    for kw in (dict(irf=irf), dict(fit_range_ns=(6.0, 20.0)), dict(irf=irf, background=0.7)):
+        kw = dict(kw, bin_ns=bin_ns)
+        prob = L._problem(n, None, irf=kw.pop("irf", None), **L._with_defaults(kw))
+        for c in rows + [bad, -base]:
+            low = c[prob.i0:prob.i1].copy()
+            low.partition(prob.n_low - 1)
+            low = low[:prob.n_low]
+            bg = math.nan if prob.bg_fixed is None else prob.bg_fixed
+            args = (c, prob.i0, prob.i1, prob.a0, prob.after_bins, low, bg, prob.bin_ns,
+                    prob.period)
+            got = K.row_start(*args)
+            with np.errstate(over="ignore"):  # NumPy scalars warn where the kernel does not
+                ref = K.row_start.py_func(*args)
+            assert [x.hex() for x in got] == [float(x).hex() for x in ref]
+            ok, total, n_ph, n_nonzero, b0, tau_mean = got
+            ci = c[None, prob.idx]
+            assert ok == (c.min() >= 0)
+            assert n_ph.hex() == float(L._row_sums(ci)[0]).hex()
+            assert n_nonzero == np.count_nonzero(ci)
+            if ok and n_nonzero > 1:  # a histogram that gets start values
+                want = L._start_rows(prob, c[None])[0]
+                assert want.tobytes() == L._start_one(prob, b0, tau_mean).tobytes()

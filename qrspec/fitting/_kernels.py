@@ -452,6 +452,52 @@ def chol_solve(a, mask, lw, b, x):
 
 
 @numba.njit(**_OPTS)
+def row_start(c, i0, i1, a0, after_bins, low, bg, bin_ns, period):
+    """The checks and start statistics of one histogram ``c`` (fit range ``c[i0:i1]``).
+
+    Returns ``(ok, total, n_ph, n_nonzero, b0, tau_mean)``: ``ok`` 1.0 when no count is NaN or
+    negative; ``total`` and ``n_ph`` the sums of all counts and of the fit range; ``n_nonzero``
+    the non-zero counts in the fit range; the start background ``b0`` (``bg`` when it is not
+    NaN, else the larger of the mean of ``low``, the lowest fifth of the fit range, and a tenth
+    of the mean count) and the first-moment lifetime ``tau_mean`` of the counts above ``b0``
+    from position ``a0`` of the fit range on (bin centres ``after_bins`` after the IRF
+    centroid), clipped to ``[2 bin_ns, period / 2]``. Every sum is accumulated in order, as
+    ``np.cumsum`` (the batch path's ``_row_sums``) does, starting from -0.0 (the neutral
+    element: ``-0.0 + x`` is ``x`` for every x), so the numbers are its numbers.
+    """
+    ok = 1.0
+    total = -0.0
+    for i in range(c.size):
+        x = c[i]
+        if not x >= 0:  # NaN or negative
+            ok = 0.0
+        total += x
+    n_ph = -0.0
+    nz = 0
+    for i in range(i0, i1):
+        n_ph += c[i]
+        if c[i] != 0:
+            nz += 1
+    if math.isnan(bg):
+        low_sum = -0.0
+        for i in range(low.size):
+            low_sum += low[i]
+        b0 = max(low_sum / low.size, 0.1 * n_ph / (i1 - i0))
+    else:
+        b0 = bg
+    w_sum = -0.0
+    num = -0.0
+    for j in range(i1 - i0 - a0):
+        w = c[i0 + a0 + j] - b0
+        w = w if w >= 0.0 else 0.0
+        w_sum += w
+        num += w * after_bins[j]
+    tau_mean = num / w_sum * bin_ns if w_sum > 0 else 10.0 * bin_ns
+    tau_mean = min(max(tau_mean, 2.0 * bin_ns), 0.5 * period)
+    return ok, total, n_ph, float(nz), b0, tau_mean
+
+
+@numba.njit(**_OPTS)
 def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar,
              theta_out, h_out, m_out, resid_out, stats_out):
     """Fit each row of ``counts`` (n_rows, n_det * n_data) from its start vector.

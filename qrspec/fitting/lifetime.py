@@ -524,8 +524,9 @@ def _build_problem(n, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, m
     after = idx - origin >= 0  # fitted bins after the IRF centroid: the first moment
     # for _fit_one: the bound tests of _outcomes and _tau_at_bound as lists of Python floats
     span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
-    one = dict(all_bins=idx.size == n, all_after=bool(after.all()),
-               near_lo=(lo + 1e-9 * span).tolist(), near_hi=(hi - 1e-9 * span).tolist(),
+    one = dict(i0=int(idx[0]), i1=int(idx[-1]) + 1, a0=int(idx.size - after.sum()),
+               n_low=max(1, idx.size // 5), near_lo=(lo + 1e-9 * span).tolist(),
+               near_hi=(hi - 1e-9 * span).tolist(),
                tau_near=list(zip((lo[:n_tau] + 1e-9).tolist(), (hi[:n_tau] - 1e-9).tolist(),
                                  strict=True)),
                free_ok=(fixed == 0).tolist(), amp_indices=mdl.amp_indices,
@@ -814,8 +815,7 @@ def _shift_misaligned(prob, c, theta, f, at_bound):
     return False
 
 
-# the ufunc methods behind ndarray.min/sum/cumsum, without their Python wrappers
-_min_red, _add_red, _add_acc = np.minimum.reduce, np.add.reduce, np.add.accumulate
+_NO_COUNTS = np.empty(0)
 
 
 def _fit_one(prob, c, rng):
@@ -828,19 +828,28 @@ def _fit_one(prob, c, rng):
     model, method = prob.model, prob.method
     if prob.empty:
         return _failed(model, method, "empty histogram (0 bins)", 0.0)
-    # _data_failures: NaN propagates to the minimum, +-inf to the sum (with counts >= 0)
-    good = _min_red(c) >= 0 and math.isfinite(_add_red(c))
     if prob.mdl is None:
+        np.add.reduce(c)  # as _data_failures (which warns when the sum overflows)
         return _failed(model, method, *_data_failure(prob, c, 0.0))
     cf = np.ascontiguousarray(c[None, :])
-    ci = c if prob.all_bins else c[prob.idx]
-    n_ph = float(_add_acc(ci)[-1])  # _row_sums: accumulated in order
-    if (not good or n_ph < prob.min_photons or np.count_nonzero(ci) <= 1
+    c1, i0, i1 = cf[0], prob.i0, prob.i1
+    if prob.bg_fixed is None:
+        low = c1[i0:i1].copy()  # np.partition(ci, n_low - 1)[:n_low] of _start_rows
+        low.partition(prob.n_low - 1)
+        low, bg = low[:prob.n_low], math.nan
+    else:
+        low, bg = _NO_COUNTS, prob.bg_fixed
+    ok, total, n_ph, n_nonzero, b0, tau_mean = _kernels.row_start(
+        c1, i0, i1, prob.a0, prob.after_bins, low, bg, prob.bin_ns, prob.period)
+    # _data_failures: no NaN or negative count, and a sum that does not overflow to inf (NumPy
+    # sums pairwise; it cannot overflow when the sum in order is below 1e300)
+    good = ok != 0 and (total <= 1e300 or math.isfinite(np.add.reduce(c)))
+    if (not good or n_ph < prob.min_photons or n_nonzero <= 1
             or prob.idx.size <= prob.n_free):
         fail = _data_failure(prob, c, n_ph)
         if fail is not None:  # (a sum that overflows to inf fails no check: it is fitted)
             return _failed(model, method, *fail)
-    starts = _start_one(prob, ci, n_ph)
+    starts = _start_one(prob, b0, tau_mean)
     n, p, nt = c.size, prob.lo.size, prob.mdl.n_tau
     res = _kernel_one(prob, cf, starts[0:1], n, p)
     stats = res[4][0].tolist()
@@ -870,27 +879,13 @@ def _fit_one(prob, c, rng):
                      stats[_kernels.R_CHI2], n_iter, n_ph, profile, boot)
 
 
-def _start_one(prob, ci, n_ph):
+def _start_one(prob, b0, tau_mean):
     """:func:`_start_rows` of one histogram: ``(n_starts, n_params)``.
 
-    ``ci``: its counts in the fit range, ``n_ph``: their sum.
+    ``b0``, ``tau_mean``: its start background and first-moment lifetime
+    (:func:`qrspec.fitting._kernels.row_start`).
     """
-    if prob.bg_fixed is None:
-        n_low = max(1, prob.idx.size // 5)
-        low = ci.copy()  # np.partition(ci, n_low - 1)
-        low.partition(n_low - 1)
-        # np.maximum of two numbers that are not NaN, the second > 0 (n_ph > 0)
-        b0 = max(float(_add_acc(low[:n_low])[-1]) / n_low, 0.1 * n_ph / prob.idx.size)
-    else:
-        b0 = prob.bg_fixed
     if prob.tau0 is None:
-        w = np.maximum((ci if prob.all_after else ci[prob.after]) - b0, 0.0)
-        w_sum = float(_add_acc(w)[-1]) if w.size else 0.0
-        if w_sum > 0:
-            tau_mean = float(_add_acc(w * prob.after_bins)[-1]) / w_sum * prob.bin_ns
-        else:  # no counts above b0 after the centroid
-            tau_mean = 10.0 * prob.bin_ns
-        tau_mean = min(max(tau_mean, 2.0 * prob.bin_ns), 0.5 * prob.period)
         log_tau = np.log(tau_mean * prob.tau_factors)
     else:
         log_tau = np.log(np.broadcast_to(np.asarray(prob.tau0), (1, 1, prob.mdl.n_tau)))[0]
