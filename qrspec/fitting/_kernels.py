@@ -6,9 +6,11 @@ one histogram or a batch of them, with no Python between iterations; the covaria
 Hessian's inverse) and the checks of the optimum are the caller's, in NumPy.
 
 Compilation cost (a cold numba cache: every new environment, and every worker process that
-starts before the cache is written, pays it once): ``fit_rows`` is the only entry point the fits
+starts before the cache is written, pays it once): ``fit_rows`` is the entry point the fits
 compile, with one signature for every model (the model is data: ``spec``), and plain loops
-throughout (array slice assignment ``a[:] = b`` costs over a second of compilation by itself).
+throughout (array slice assignment ``a[:] = b`` costs over a second of compilation by itself);
+``row_start`` (the one-histogram checks and start statistics of ``fit_decay``) adds 0.17 s
+(after another compilation in the same process, 3 runs).
 It is 3.0-3.4 s of CPU in a fresh process (``scripts/bench_fit.py --compile``, 2026-12-06, load
 3-5), about twice the 1.5 s of the Python-driven fit it replaced; numba's own typing and
 lowering (Python) take about two thirds of it, LLVM the rest. Inlining the helpers at the

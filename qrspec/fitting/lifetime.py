@@ -14,9 +14,14 @@ numba signature for every model), for one histogram or many: ``fit_decay`` is a 
 rows and fits them in one kernel call (threads over row chunks for large batches). Python keeps
 what is cheap there: argument and data checks, start values, the covariance (inverse of the
 Fisher block of the free parameters) and the checks of the optimum, vectorised over rows. A
-fit of a row in a batch and alone gives the same numbers (the same code on the same inputs;
-row sums accumulate in order, never pairwise by shape). Speed against tttrlib and the
-compilation a new environment pays once: ``scripts/bench_fit.py`` (``--compile``).
+fit of a row in a batch and alone gives the same numbers, bit for bit (tested; row sums
+accumulate in order, never pairwise by shape). ``fit_decay`` has its own path for its one
+histogram (``_fit_one``): the checks and start statistics in one compiled call
+(:func:`qrspec.fitting._kernels.row_start`), the rest on Python floats instead of NumPy arrays
+of one row, and the problem (checked arguments, kernel arrays) reused from the previous call
+with the same arguments; on a 32-bin decay that Python part is about as long as the fit itself
+(issue 19). Speed against tttrlib and the compilation a new environment pays once:
+``scripts/bench_fit.py`` (``--compile``).
 
 A fit on bad data (empty, NaN, negative, all counts in one bin, too few photons, no convergence)
 returns ``LifetimeFit(success=False, message=...)`` and never raises; invalid *arguments* (unknown
