@@ -31,6 +31,7 @@ model, inconsistent shapes) raise :class:`~qrspec.errors.QrspecError`.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import threading
@@ -867,7 +868,7 @@ def _fit_one(prob, c, rng):
         f_alt = float(alt[4][0, _kernels.R_F])
         if math.isfinite(f_alt) and f_alt < stats[_kernels.R_F]:
             res, stats = alt, alt[4][0].tolist()
-    theta, h, m, resid = (a[0] for a in res[:4])
+    theta, h, m, resid = res[0][0], res[1][0], res[2][0], res[3][0]
     f, n_iter = stats[_kernels.R_F], int(stats[_kernels.R_NITER])
     message, cov = _outcome_one(prob, cf[0], theta, h, f, stats[_kernels.R_CONVERGED] != 0,
                                 n_iter)
@@ -933,10 +934,10 @@ def _outcome_one(prob, c, theta, h, f, ok, n_iter):
     cov = None
     if finite:
         try:
-            if all(free):  # no sub-block
+            if False not in free:  # no sub-block
                 cov = np.linalg.inv(0.5 * h)
             else:
-                block = _sub_block(tuple([i for i in range(p) if free[i]]))
+                block = _sub_block(tuple(itertools.compress(range(p), free)))
                 sub = np.linalg.inv(0.5 * h[block])
                 cov = np.empty((p, p))
                 cov.fill(np.nan)
@@ -1100,7 +1101,7 @@ def _assemble(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile,
             fr_err = []
             for i in range(nt):
                 jf = [((total if i == j else 0.0) - amps[i]) / total**2 for j in range(nt)]
-                v = sum(jf[a] * ca[a][b] * jf[b] for a in range(nt) for b in range(nt))
+                v = sum([jf[a] * ca[a][b] * jf[b] for a in range(nt) for b in range(nt)])
                 fr_err.append(math.sqrt(max(v, 0.0)))
         else:
             fr = fr_err = [math.nan] * nt
@@ -1116,11 +1117,9 @@ def _assemble(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile,
         tau_s, terr_s, amps_s, aerr_s, fr_s, frerr_s, int_s = (
             tuple([x[k] for k in order]) for x in (tau, tau_err, amps, amp_err, fr, fr_err,
                                                    interval))
-    for i, names in enumerate(_COMPONENT_KEYS[:nt]):
-        for name, values, errs in zip(names, (tau_s, amps_s, fr_s), (terr_s, aerr_s, frerr_s),
-                                      strict=True):
-            params[name] = values[i]
-            perrs[name] = errs[i]
+    for i, (k_tau, k_amp, k_fr) in enumerate(_COMPONENT_KEYS[:nt]):
+        params[k_tau], params[k_amp], params[k_fr] = tau_s[i], amps_s[i], fr_s[i]
+        perrs[k_tau], perrs[k_amp], perrs[k_fr] = terr_s[i], aerr_s[i], frerr_s[i]
     bg, bg_err = th[mdl.i_bg], sd[mdl.i_bg]
     params["background"], perrs["background"] = bg, bg_err
     if mdl.has_shift:
