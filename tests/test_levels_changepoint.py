@@ -128,6 +128,62 @@ def test_trace_kernel_matches_py_func(rng):
         assert_allclose(g, r, rtol=1e-12)
 
 
+def _pruning_cases(rng):
+    """Ranges of 600 intervals: constant, weak and strong changes, bursts, tied-tick spreading
+    at a large clock offset (gaps of 1/3 tick next to 1e12 ticks)."""
+    yield np.cumsum(rng.exponential(1.0, 700))
+    for ratio in (1.3, 4.0):
+        gaps = rng.exponential(1.0, 700)
+        gaps[300:] /= ratio
+        yield np.cumsum(gaps)
+    gaps = rng.exponential(1.0, 700)
+    gaps[200:230] /= 50.0
+    yield np.cumsum(gaps)
+    ticks = np.sort(rng.integers(0, 400, 701)) + 10**12
+    yield prepare_times(ticks, 1e-9)[0] + 1e12
+
+
+def test_pruned_scan_equals_full_scan(rng):
+    from qrspec.levels.changepoint import _dense_crit
+
+    n, a = 600, 37
+    h1, h2, jlnj = _harmonics(n + 2)
+    weights = _kernels.scan_weights(n, h1, h2, jlnj)
+    crit = _dense_crit(0.05)
+    lam = np.full(n + 1, np.nan)
+    raw = np.empty(n + 1)
+    for x in _pruning_cases(rng):
+        k, best = _kernels.cpa_scan(x, a, a + n, h1, h2, jlnj, lam, raw)
+        # the tabulated form of the statistic (the bound's basis) is lam to rounding
+        lnt = math.log(x[a + n] - x[a])
+        ks = np.arange(1, n)
+        approx = (weights[3][ks] - weights[1][ks] * (np.log(x[a + ks] - x[a]) - lnt)
+                  - weights[2][ks] * (np.log(x[a + n] - x[a + ks]) - lnt))
+        assert_allclose(approx, lam[1:n], rtol=0, atol=1e-9)
+        # a cut just below the maximum must still find it, bit for bit: the pruning margin
+        # covers every rounding; no cut (-inf) evaluates everything
+        for cut in (-np.inf, np.nextafter(best, -np.inf), crit[n]):
+            got = _kernels.cpa_scan_pruned(x, a, a + n, cut, weights, h1, h2, jlnj)
+            if best > cut:
+                assert got == (k, best)
+            else:
+                assert got[1] <= cut
+        got = _kernels.cpa_scan_pruned(x, a, a + n, best, weights, h1, h2, jlnj)
+        assert got[1] <= best  # nothing above the cut: only some value below it
+        ref = _kernels.cpa_scan_pruned.py_func(x, a, a + n, crit[n], weights, h1, h2, jlnj)
+        assert ref == _kernels.cpa_scan_pruned(x, a, a + n, crit[n], weights, h1, h2, jlnj)
+        # confidence region: expanding over raw of the full scan
+        for c in (0.5, 3.0):
+            lo = k - 1
+            while lo > 0 and raw[lo] > raw[k] - c:
+                lo -= 1
+            hi = k + 1
+            while hi < n and raw[hi] > raw[k] - c:
+                hi += 1
+            assert _kernels.ci_bounds(x, a, a + n, k, c, jlnj) == (max(lo, 0), min(hi, n))
+            assert _kernels.ci_bounds.py_func(x, a, a + n, k, c, jlnj) == (max(lo, 0), min(hi, n))
+
+
 # ----------------------------------------------------------------------------- calibration
 @pytest.mark.parametrize("alpha", [0.01, 0.05, 0.1])
 def test_false_positive_rate_matches_alpha(rng, alpha):
