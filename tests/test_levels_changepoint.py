@@ -184,6 +184,61 @@ def test_pruned_scan_equals_full_scan(rng):
             assert _kernels.ci_bounds.py_func(x, a, a + n, k, c, jlnj) == (max(lo, 0), min(hi, n))
 
 
+def _segment_reference(x, a0, b0, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
+    """Binary segmentation with the full scan (cpa_scan) and its raw array: no pruning."""
+    n_all = b0 - a0
+    lam = np.empty(n_all + 1)
+    raw = np.empty(n_all + 1)
+    out = []
+    stack = [(a0, b0)]
+    while stack:
+        a, b = stack.pop()
+        n = b - a
+        if n < min_photons:
+            continue
+        k, best = _kernels.cpa_scan(x, a, b, h1, h2, jlnj, lam, raw)
+        if n < 2 or best <= crit[n]:
+            continue
+        rhat = _kernels.rate_ratio(x, a, b, k)
+        c = _kernels.ci_threshold(rhat, ln_r, c_ci)
+        lo = k - 1
+        while lo > 0 and raw[lo] > raw[k] - c:
+            lo -= 1
+        hi = k + 1
+        while hi < n and raw[hi] > raw[k] - c:
+            hi += 1
+        lo, hi = max(lo, 0), min(hi, n)
+        out.append((a + k, a + lo, a + hi, best, rhat))
+        stack.append((a, a + lo))
+        stack.append((a + hi, b))
+    return out
+
+
+def test_pruned_segmentation_equals_full_scan(rng):
+    # one window holding changes of every size: the root range uses the window's weights, the
+    # sub-ranges weights tabulated for their own length (or the full scan below PRUNE_MIN)
+    from qrspec.levels.changepoint import _ci_table, _dense_crit
+
+    h1, h2, jlnj = _harmonics(8194)
+    crit = _dense_crit(0.05)
+    ln_r, c_ci = _ci_table(0.69)
+    for _ in range(3):
+        t, _ = telegraph(rng, (2e4, 1.2e4, 3e3), (0.005, 0.04), 12)
+        x, _, _ = prepare_times(t)
+        window = x.size - 1
+        got = _kernels.cpa_trace(x, window, 0, 3, h1, h2, jlnj, crit, ln_r, c_ci)
+        ref = _segment_reference(x, 0, window, 3, h1, h2, jlnj, crit, ln_r, c_ci)
+        assert len(ref) > 5
+        assert [tuple(v) for v in zip(*(g.tolist() for g in got), strict=True)] == ref
+    # weights tabulated into the scratch of a longer pruner equal their own table
+    pruner = _kernels.new_pruner(900, h1, h2, jlnj)
+    own = _kernels.scan_weights(300, h1, h2, jlnj)
+    into = _kernels.pruner_weights(pruner, 300, h1, h2)
+    for u, v in zip(own[1:4], into[1:4], strict=True):
+        assert_array_equal(u[1:300], v[1:300])
+    assert own[4:] == into[4:]
+
+
 # ----------------------------------------------------------------------------- calibration
 @pytest.mark.parametrize("alpha", [0.01, 0.05, 0.1])
 def test_false_positive_rate_matches_alpha(rng, alpha):

@@ -97,8 +97,9 @@ def cpa_scan_part(x, a, b, k0, k1, h1, h2, jlnj, lam, raw):
     return kbest, best
 
 
-# Pruned scan. On a range of the window length most offsets are far below the critical value
-# (no change, or away from one). With per-offset weights of that length tabulated once,
+# Pruned scan. On a long range most offsets are far below the critical value (no change, or
+# away from one). With per-offset weights of the range length tabulated (once per call for the
+# window length, one vectorised pass for a shorter range),
 # lam[k] = p[k] - wa[k] (ln(x_k - x_0) - ln T) - wb[k] (ln(x_n - x_k) - ln T) up to rounding;
 # ln is concave, so in a block of offsets the chord between the block ends' logarithms is a lower
 # bound of both logarithms and gives an upper bound of lam without a logarithm per offset. Only the
@@ -112,39 +113,80 @@ PRUNE_BLOCK = 32
 PRUNE_MARGIN = 1e-11
 
 
+PRUNE_MIN = 64  # shorter ranges are scanned in full (tabulating their weights costs as much)
+_ABS_BITS = 0x7FFFFFFFFFFFFFFF
+
+
+@numba.njit(cache=True, nogil=True)
+def new_pruner(n, h1, h2, jlnj):
+    """``(weights, scratch)``: :func:`scan_weights` of ``n`` intervals and room for shorter ones.
+
+    ``scratch = (ln_k, wa, wb, p)`` with ``ln_k[j] = ln j`` (from ``jlnj``) for ``j <= n``.
+    """
+    ln_k = np.zeros(n + 1)
+    for j in range(1, n + 1):
+        ln_k[j] = jlnj[j] / float(j)
+    weights = fill_weights(n, h1, h2, ln_k, np.zeros(n + 1), np.zeros(n + 1), np.zeros(n + 1))
+    return weights, (ln_k, np.zeros(n + 1), np.zeros(n + 1), np.zeros(n + 1))
+
+
 @numba.njit(cache=True, nogil=True)
 def scan_weights(n, h1, h2, jlnj):
     """Weights ``(n, wa, wb, p, wmax, pmax)`` of the pruned scan on ranges of ``n`` intervals.
 
     ``wa[k] = 2k/s_k``, ``wb[k] = 2(n-k)/s_k``, ``p[k]`` the statistic's centring and log term
-    (``s_k`` the standard deviation of :func:`cpa_scan`); ``wmax`` and ``pmax`` are the largest
-    ``max(wa, wb)`` and ``|p|`` (scale of the rounding margin).
+    (``s_k`` the standard deviation of :func:`cpa_scan`), each to a few ulp; ``wmax`` and
+    ``pmax`` are the largest ``max(wa, wb)`` and ``|p|`` (scale of the rounding margin).
     """
-    wa = np.zeros(n + 1)
-    wb = np.zeros(n + 1)
-    p = np.zeros(n + 1)
-    wmax = 0.0
-    pmax = 0.0
+    return new_pruner(n, h1, h2, jlnj)[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def fill_weights(n, h1, h2, ln_k, wa, wb, p):
+    """:func:`scan_weights` into ``wa``, ``wb``, ``p`` (``[1, n)`` set).
+
+    ``ln_k`` as in :func:`new_pruner`.
+    """
     nf = float(n)
     hn1 = h1[n - 1]
     hn2 = h2[n - 1]
     term = PI2_6 - hn2
     lnn = math.log(nf)
-    for k in range(1, n):
+    one = np.uint64(1)
+    nu = np.uint64(n)
+    for k in range(one, nu):  # unsigned: no negative-index wraparound, the loop vectorises
         kf = float(k)
         mf = nf - kf
-        uk = -(hn1 - h1[k - 1])
-        vk = hn2 - h2[k - 1]
-        um = -(hn1 - h1[n - k - 1])
-        vm = hn2 - h2[n - k - 1]
-        sd = math.sqrt(4.0 * kf * kf * vk + 4.0 * mf * mf * vm - 8.0 * kf * mf * term)
-        wa[k] = 2.0 * kf / sd
-        wb[k] = 2.0 * mf / sd
-        p[k] = (2.0 * kf * uk + 2.0 * mf * um) / sd + 0.5 * (
-            LN4 + jlnj[k] / kf + jlnj[n - k] / mf - 2.0 * lnn)
-        wmax = max(wmax, wa[k], wb[k])
-        pmax = max(pmax, abs(p[k]))
-    return n, wa, wb, p, wmax, pmax
+        uk = -(hn1 - h1[k - one])
+        vk = hn2 - h2[k - one]
+        um = -(hn1 - h1[nu - k - one])
+        vm = hn2 - h2[nu - k - one]
+        inv = 1.0 / math.sqrt(4.0 * kf * kf * vk + 4.0 * mf * mf * vm - 8.0 * kf * mf * term)
+        wa[k] = 2.0 * kf * inv
+        wb[k] = 2.0 * mf * inv
+        p[k] = (2.0 * kf * uk + 2.0 * mf * um) * inv + 0.5 * (
+            LN4 + ln_k[k] + ln_k[nu - k] - 2.0 * lnn)
+    # maxima on the bit patterns (non-negative doubles order like their int64 bits; NaN sorts
+    # above every number): an integer reduction vectorises, a float one does not
+    wbits = wa.view(np.int64)
+    vbits = wb.view(np.int64)
+    pbits = p.view(np.int64)
+    wm = 0
+    pm = 0
+    for k in range(one, nu):
+        wm = max(wm, wbits[k], vbits[k])
+        pm = max(pm, pbits[k] & _ABS_BITS)
+    top = np.array([wm, pm]).view(np.float64)
+    return n, wa, wb, p, top[0], top[1]
+
+
+@numba.njit(cache=True, nogil=True)
+def pruner_weights(pruner, n, h1, h2):
+    """Weights of ranges of ``n`` intervals from a :func:`new_pruner` (``n`` at most its)."""
+    weights, scratch = pruner
+    if n == weights[0]:
+        return weights
+    return fill_weights(n, h1, h2, scratch[0], scratch[1], scratch[2], scratch[3])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -163,6 +205,7 @@ def cpa_scan_pruned(x, a, b, cut, weights, h1, h2, jlnj):
     kbest = 0
     if n < 2:
         return kbest, best
+    xs = x[a:b + 1]
     x0 = x[a]
     xn = x[b]
     total = xn - x0
@@ -191,8 +234,9 @@ def cpa_scan_pruned(x, a, b, cut, weights, h1, h2, jlnj):
             sb = (lb2 - lb1) / (db2 - db1)
             lim = max(cut, best) - margin
             over = 0
-            for k in range(k1, stop):
-                xk = x[a + k]
+            # unsigned offsets into a view: no negative-index wraparound, so the loop vectorises
+            for k in range(np.uint64(k1), np.uint64(stop)):
+                xk = xs[k]
                 ca = la1 + ((xk - x0) - da1) * sa - lnt
                 cb = lb1 + ((xn - xk) - db1) * sb - lnt
                 over += p[k] - wa[k] * ca - wb[k] * cb > lim
@@ -263,16 +307,19 @@ def rate_ratio(x, a, b, k):
 
 
 @numba.njit(cache=True, nogil=True)
-def _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, weights):
+def _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, pruner):
     """Test one range; returns (found, k, lo, hi, lam_best, rhat) in absolute indices.
 
-    Ranges of ``weights[0]`` intervals are scanned by :func:`cpa_scan_pruned` (then
-    ``lam_best`` of a range without a change is only some value <= the critical value).
+    Ranges of ``PRUNE_MIN`` intervals or more are scanned by :func:`cpa_scan_pruned` with the
+    weights of ``pruner`` (:func:`new_pruner`); then ``lam_best`` of a range without a change
+    is only some value <= the critical value.
     """
     n = b - a
     if n < 2:
         return False, 0, 0, 0, -np.inf, 1.0
-    if n == weights[0]:
+    prune = PRUNE_MIN <= n <= pruner[0][0]
+    weights = pruner_weights(pruner, n, h1, h2) if prune else pruner[0]
+    if prune and np.isfinite(weights[4]) and np.isfinite(weights[5]):
         k, best = cpa_scan_pruned(x, a, b, crit[n], weights, h1, h2, jlnj)
     else:
         k, best = cpa_scan(x, a, b, h1, h2, jlnj, lam, raw)
@@ -311,7 +358,7 @@ def _push(store, m, k, lo, hi, best, rhat):
 
 @numba.njit(cache=True, nogil=True)
 def _segment(x, a0, b0, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, stack_a, stack_b,
-             store, m, weights):
+             store, m, pruner):
     """Recursive binary segmentation of the range [a0, b0]; changes are appended to ``store``.
 
     After a change is accepted the two sides outside its confidence region are searched again.
@@ -326,7 +373,7 @@ def _segment(x, a0, b0, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, s
         if b - a < min_photons:
             continue
         found, k, lo, hi, best, rhat = _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci,
-                                                   lam, raw, weights)
+                                                   lam, raw, pruner)
         if not found:
             continue
         store, m = _push(store, m, k, lo, hi, best, rhat)
@@ -358,7 +405,7 @@ def cpa_trace(x, window, overlap, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
     """
     store = _new_store()
     m = 0
-    weights = scan_weights(window, h1, h2, jlnj)  # every full window has this length
+    pruner = new_pruner(window, h1, h2, jlnj)  # every full window has this length
     lam = np.empty(window + 1, np.float64)
     raw = np.empty(window + 1, np.float64)
     stack_a = np.empty(window + 2, np.int64)
@@ -368,7 +415,7 @@ def cpa_trace(x, window, overlap, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
     while start < last:
         end = min(start + window, last)
         store, m = _segment(x, start, end, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw,
-                            stack_a, stack_b, store, m, weights)
+                            stack_a, stack_b, store, m, pruner)
         if end == last:
             break
         start = end - overlap if end - overlap > start else start + 1
@@ -391,7 +438,7 @@ def cpa_beside(x, cps, cps_lo, cps_hi, active, window, min_photons, h1, h2, jlnj
     """
     store = _new_store()
     n_new = 0
-    weights = scan_weights(window, h1, h2, jlnj)  # ranges beside far neighbours
+    pruner = new_pruner(window, h1, h2, jlnj)  # ranges beside far neighbours
     lam = np.empty(window + 1, np.float64)
     raw = np.empty(window + 1, np.float64)
     stack_a = np.empty(window + 2, np.int64)
@@ -419,7 +466,7 @@ def cpa_beside(x, cps, cps_lo, cps_hi, active, window, min_photons, h1, h2, jlnj
             prev_a = a
             prev_b = b
             store, n_new = _segment(x, a, b, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam,
-                                    raw, stack_a, stack_b, store, n_new, weights)
+                                    raw, stack_a, stack_b, store, n_new, pruner)
     return (store[0][:n_new], store[1][:n_new], store[2][:n_new], store[3][:n_new],
             store[4][:n_new])
 
@@ -442,7 +489,7 @@ def cpa_refine(x, cps, cps_lo, cps_hi, cps_lam, cps_rhat, dirty_in, half_window,
     his = cps_hi.copy()
     lams = cps_lam.copy()
     rhs = cps_rhat.copy()
-    weights = scan_weights(2 * half_window, h1, h2, jlnj)  # changes far from both neighbours
+    pruner = new_pruner(2 * half_window, h1, h2, jlnj)  # changes far from both neighbours
     lam = np.empty(2 * half_window + 2, np.float64)
     raw = np.empty(2 * half_window + 2, np.float64)
     last = x.size - 1
@@ -474,7 +521,7 @@ def cpa_refine(x, cps, cps_lo, cps_hi, cps_lam, cps_rhat, dirty_in, half_window,
                 # previous location need not be the global one (a shortcut that stopped there
                 # left changes tens of photons from the maximum likelihood location)
                 found, k, lo, hi, best, rhat = _test_range(
-                    x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, weights
+                    x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, pruner
                 )
             if not found or k != cp[j]:
                 # the neighbours' ranges change: re-test them
