@@ -345,9 +345,26 @@ def test_decode_threads_setting(tmp_path, monkeypatch):
     assert decode_threads() == 3
     for bad in ("0", "two"):
         monkeypatch.setenv("QRSPEC_DECODE_THREADS", bad)
-        with pytest.raises(ValueError, match=rf"QRSPEC_DECODE_THREADS='{bad}' must be a "
-                                             r"positive integer"):
+        with pytest.raises(QrspecError, match=rf"QRSPEC_DECODE_THREADS='{bad}' must be a "
+                                              r"positive integer"):
             decode_threads()
+
+
+def test_issue_19_bad_decode_threads_setting_is_a_clean_cli_error(tmp_path, monkeypatch):
+    """A nonsense QRSPEC_DECODE_THREADS was a plain ValueError: a traceback from the CLI."""
+    from click.testing import CliRunner
+
+    from qrspec.cli import main
+
+    p = write_ptu(tmp_path / "a.ptu", record_type="HydraHarp2T3",
+                  timestamps=np.arange(100), detectors=np.zeros(100, int),
+                  nanotimes=np.zeros(100, int), timestamps_unit=1e-7, nanotimes_unit=16e-12)
+    monkeypatch.setenv("QRSPEC_DECODE_THREADS", "two")
+    out = tmp_path / "out.h5"
+    res = CliRunner().invoke(main, ["analyze", str(p), "-o", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "QRSPEC_DECODE_THREADS='two' must be a positive integer" in res.output
+    assert "Traceback" not in res.output and not out.exists()
 
 
 @pytest.mark.parametrize("threads", ["1", "2", "4"])

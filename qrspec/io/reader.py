@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from qrspec.errors import TTTRFormatError
+from qrspec.errors import QrspecError, TTTRFormatError
 from qrspec.io.files import open_regular
 from qrspec.io.layout import FileLayout
 from qrspec.io.ptu_header import PTU_MAGIC, ptu_layout
@@ -143,10 +143,10 @@ def decode_threads() -> int:
         try:
             n = int(env)
         except ValueError:
-            raise ValueError(f"QRSPEC_DECODE_THREADS={env!r} must be a positive integer") \
+            raise QrspecError(f"QRSPEC_DECODE_THREADS={env!r} must be a positive integer") \
                 from None
         if n < 1:
-            raise ValueError(f"QRSPEC_DECODE_THREADS={env!r} must be a positive integer")
+            raise QrspecError(f"QRSPEC_DECODE_THREADS={env!r} must be a positive integer")
         return n
     try:
         n = len(os.sched_getaffinity(0))
