@@ -521,3 +521,22 @@ def test_spread_ticks_matches_a_per_tick_reference():
     for bad in ([3, 3, 2], [1, 2, 1], [4, 5, 5, 4]):
         assert not _kernels.spread_ticks(np.array(bad, np.int64))[1]
     assert _kernels.spread_ticks(np.array([9], np.int64))[0].tolist() == [0.5]
+    # sparse ties (real traces), a tied group across several chunks, ties at both ends, and
+    # decreases behind a long group, at a chunk edge and in a tie-free chunk
+    gaps = rng.integers(1, 50, 5000)
+    gaps[rng.random(5000) < 0.002] = 0
+    gaps[1000:1200] = 0
+    gaps[:3] = 0
+    gaps[-2:] = 0
+    ticks = np.cumsum(gaps).astype(np.int64)
+    _, first, mult = np.unique(ticks, return_index=True, return_counts=True)
+    q = np.arange(ticks.size) - np.repeat(first, mult)
+    ref = (ticks - ticks[0]).astype(np.float64) + (q + 0.5) / np.repeat(mult, mult)
+    x, ok = _kernels.spread_ticks(ticks)
+    assert ok
+    assert_array_equal(x, ref)
+    assert_array_equal(_kernels.spread_ticks.py_func(ticks)[0], ref)
+    for at in (1201, 64, 65, 3000):
+        bad = ticks.copy()
+        bad[at] = bad[at - 1] - 1
+        assert not _kernels.spread_ticks(bad)[1]

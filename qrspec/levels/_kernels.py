@@ -585,34 +585,55 @@ def hysteresis_states(counts, lower, upper):
     return out
 
 
+SPREAD_CHUNK = 64  # photons checked at once for ties (most chunks of real traces have none)
+
+
 @numba.njit(cache=True, nogil=True)
 def spread_ticks(ticks):
     """Float ticks relative to the first photon; photons tied in one tick get (j + 0.5)/m.
 
     Returns ``(x, ok)``; ``ok`` is False (and ``x`` incomplete) if ``ticks`` decreases.
+    Chunk by chunk of ``SPREAD_CHUNK`` photons: every photon gets ``tick - t0 + 0.5``
+    (= (0 + 0.5) / 1, a photon alone in its tick) and the chunk is checked for ties or a
+    decrease, both in vectorised loops; only tied groups are rewritten (a group may run past
+    the chunk, which then ends after it).
     """
     n = ticks.size
     out = np.empty(n, np.float64)
     if n == 0:
         return out, True
     t0 = ticks[0]
-    i = 0
+    one = np.uint64(1)
+    i = 0  # first photon not yet written
     while i < n:
-        ti = ticks[i]
-        if i + 1 == n or ticks[i + 1] > ti:  # alone in its tick (most photons): (0 + 0.5) / 1
-            out[i] = float(ti - t0) + 0.5
-            i += 1
+        stop = min(i + SPREAD_CHUNK, n)
+        last = min(stop, n - 1)  # pairs (j, j + 1) with j < last
+        bad = 0
+        # unsigned offsets: no negative-index wraparound, so both loops vectorise
+        for j in range(np.uint64(i), np.uint64(stop)):
+            out[j] = float(ticks[j] - t0) + 0.5
+        for j in range(np.uint64(i), np.uint64(last)):
+            bad += ticks[j + one] <= ticks[j]
+        if bad == 0:
+            i = stop
             continue
-        j = i + 1
-        while j < n and ticks[j] == ti:
-            j += 1
-        if j < n and ticks[j] < ti:
-            return out, False
-        m = j - i
-        base = float(ti - t0)
-        for q in range(m):
-            out[i + q] = base + (q + 0.5) / m
-        i = j
+        j = i
+        while j < last:
+            tj = ticks[j]
+            if ticks[j + 1] > tj:
+                j += 1
+                continue
+            k = j + 1
+            while k < n and ticks[k] == tj:
+                k += 1
+            if k < n and ticks[k] < tj:
+                return out, False
+            m = k - j
+            base = float(tj - t0)
+            for q in range(m):
+                out[j + q] = base + (q + 0.5) / m
+            j = k
+        i = max(j, stop)
     return out, True
 
 
