@@ -114,7 +114,6 @@ PRUNE_MARGIN = 1e-11
 
 
 PRUNE_MIN = 64  # shorter ranges are scanned in full (tabulating their weights costs as much)
-_ABS_BITS = 0x7FFFFFFFFFFFFFFF
 
 
 @numba.njit(cache=True, nogil=True)
@@ -166,18 +165,12 @@ def fill_weights(n, h1, h2, ln_k, wa, wb, p):
         wb[k] = 2.0 * mf * inv
         p[k] = (2.0 * kf * uk + 2.0 * mf * um) * inv + 0.5 * (
             LN4 + ln_k[k] + ln_k[nu - k] - 2.0 * lnn)
-    # maxima on the bit patterns (non-negative doubles order like their int64 bits; NaN sorts
-    # above every number): an integer reduction vectorises, a float one does not
-    wbits = wa.view(np.int64)
-    vbits = wb.view(np.int64)
-    pbits = p.view(np.int64)
-    wm = 0
-    pm = 0
-    for k in range(one, nu):
-        wm = max(wm, wbits[k], vbits[k])
-        pm = max(pm, pbits[k] & _ABS_BITS)
-    top = np.array([wm, pm]).view(np.float64)
-    return n, wa, wb, p, top[0], top[1]
+    wmax = 0.0
+    pmax = 0.0
+    for k in range(1, n):
+        wmax = max(wmax, wa[k], wb[k])
+        pmax = max(pmax, abs(p[k]))
+    return n, wa, wb, p, wmax, pmax
 
 
 @numba.njit(cache=True, nogil=True)
