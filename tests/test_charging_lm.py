@@ -140,3 +140,35 @@ def test_issue_19_light_solver_distrusts_a_degenerate_face(monkeypatch):
     assert x_light[1] == 0.0 and not ok  # on the face, and distrusted
     assert chi2 < 1e-12
     np.testing.assert_allclose(theta[:2], [0.5, 2.39], rtol=1e-6)
+
+
+def test_issue_19_problem_params_equal_the_rates_of_the_config():
+    """_Problem.params (a precomputed base, no dataclasses.replace) builds the same rates as
+    ``replace(_rates_of(config, ...), ...)``, the construction it replaced: every field equal,
+    for both charge signs, scalar parameters and (K, 1) columns (the batched fit)."""
+    from dataclasses import fields, replace
+
+    from qrspec.charging.forward import _rates_of
+
+    neutral = NeutralReference(tau_x0_ns=9.5, tau_x0_err_ns=0.1, tau_xx0_ns=2.0,
+                               tau_xx0_err_ns=0.1)
+    obs = [ChargedObservation(4.0, 0.1, 1.2, 0.05)]
+    cols = np.array([[0.9], [1.1]])
+    for config in (ChargeModelConfig(gamma=1.7, gamma_h=0.4, eps=0.3),
+                   ChargeModelConfig(sign="positive", gamma=1.7, gamma_h=0.4, eps=0.3,
+                                     qy_x0=0.8, variant="power_law")):
+        problem = _Problem(config, neutral, obs, ("eps", "gamma"), 40.0)
+        for scale in (1.0, cols):
+            d = dict(problem.fixed)
+            d.update(k_r=0.1 * scale, k_a_xx0=0.35 * scale, eps=0.25 * scale,
+                     gamma=1.3 * scale)
+            k_r, k_axx, eps = d["k_r"], d["k_a_xx0"], d["eps"]
+            ref = replace(_rates_of(config, k_r=k_r, k_nr0=k_r * (1 - problem.qy) / problem.qy,
+                                    a_n=eps * k_axx / 2.0, a_p=(1.0 - eps) * k_axx / 2.0),
+                          beta_xx=d["beta_xx"], power_p=d["power_p"], power_q=d["power_q"],
+                          gamma=d["gamma"])
+            got = problem.params(d)
+            assert type(got) is type(ref)
+            for f in fields(ref):
+                np.testing.assert_array_equal(getattr(got, f.name), getattr(ref, f.name),
+                                              err_msg=f.name)

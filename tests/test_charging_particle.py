@@ -180,6 +180,80 @@ def test_combine_windows_noise_free_and_single_window():
     assert part.neutral_source == "user"
 
 
+def _profile_root(problem, chi2_min, theta, func, t, width):
+    """sqrt(Delta chi^2) - 1 at ``func = t`` by an independent fit (scipy, stiffer penalty).
+
+    Started from the estimate and from a point shifted along n, the lower chi^2 of the two
+    (the profile is the minimum over the other parameters).
+    """
+    from qrspec.charging.inverse import _lsq
+
+    best = math.inf
+    for start in (theta, np.clip(theta + np.r_[0.3 * np.ones(problem.W),
+                                               np.zeros(theta.size - problem.W)],
+                                 problem.lo, problem.hi)):
+        _, c = _lsq(problem, start, penalty=(func, t, 1e-4 * width), solver="scipy")
+        best = min(best, c)
+    return math.sqrt(max(best - chi2_min, 0.0)) - 1.0
+
+
+@pytest.mark.parametrize("case", ["three_windows", "one_wide_window"])
+def test_profile_edges_sit_at_delta_chi2_one(case):
+    """The interval edges are where the profile Delta chi^2 crosses 1 (checked by scipy).
+
+    The search stops at |sqrt(Delta chi^2) - 1| < 1e-4 (or a bracket narrower than 1e-2 of
+    the delta error) of its own penalised profile (constraint scale 1e-2 of the delta error),
+    which lies up to 1.5e-3 in sqrt(Delta chi^2) from the profile of a 100 times stiffer
+    penalty in the skewed wide-window case (measured, the same for the former doubling scan):
+    3e-3 allowed. A search that stops short of the crossing (as the former scan's bracket
+    width did in a wide window, Delta chi^2 = 1.05, 2.5e-2 in the root) fails.
+    """
+    from qrspec.charging.inverse import _lsq, _Problem
+
+    model = ChargeModelConfig(tau_x0_ns=6.0, gamma=2.39)
+    rng = np.random.default_rng(7)
+    ns, err = ([8.0, 4.0, 1.5], 0.03) if case == "three_windows" else ([15.0], 0.15)
+    wins = []
+    for i, n in enumerate(ns):
+        r = forward(model, n)
+        tx, txx = float(r.tau_x_ns), float(r.tau_xx_ns)
+        wins.append(ChargedObservation(tx * (1 + err / 3 * rng.normal()), err / 3 * tx,
+                                       txx * (1 + err * rng.normal()), err * txx,
+                                       t_start_s=float(i), t_stop_s=i + 1.0))
+    f0 = forward(model, 0.0)
+    ref = NeutralReference.from_particle(6.0, 0.03, float(f0.tau_xx_ns) * 1.02,
+                                         0.08 * float(f0.tau_xx_ns))
+    part = combine_windows(wins, ref, model)
+    problem = _Problem(model, ref, wins, (), 40.0)
+    x0 = problem.x0.copy()
+    x0[:problem.W] = part.n
+    theta, chi2_min = _lsq(problem, x0)
+    assert chi2_min == pytest.approx(part.chi2, abs=1e-8)
+    w = part.weights
+    j_ka = problem.names.index("k_a_xx0")
+
+    def n_mean(t, grad=True):
+        g = np.zeros(t.size)
+        g[:problem.W] = w
+        return float(w @ t[:problem.W]), g
+
+    def tau0(t, grad=True):
+        g = np.zeros(t.size)
+        g[j_ka] = -1.0 / t[j_ka] ** 2
+        return 1.0 / t[j_ka], g
+
+    checked = 0
+    for func, lo, hi, err_ in ((n_mean, part.n_mean_lo, part.n_mean_hi, part.n_mean_err),
+                               (tau0, part.tau_a_xx0_lo_ns, part.tau_a_xx0_hi_ns,
+                                part.tau_a_xx0_err_ns)):
+        for edge in (lo, hi):
+            if not (math.isfinite(edge) and 1e-9 < edge < 40.0 - 1e-9):
+                continue
+            assert abs(_profile_root(problem, chi2_min, theta, func, edge, err_)) < 3e-3
+            checked += 1
+    assert checked >= (4 if case == "three_windows" else 2)  # the others at n_max or inf
+
+
 def test_combine_windows_rejects_bad_input():
     model = ChargeModelConfig(tau_x0_ns=4.5)
     r = forward(model, 3.0)

@@ -64,12 +64,12 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from qrspec.charging.config import ChargeModelConfig
-from qrspec.charging.forward import _rates_of, _state_rates
+from qrspec.charging.forward import _VARIANT_FUNCS, _rates_of, _state_rates, _with_rates
 from qrspec.charging.lm import lm_bounded
 from qrspec.charging.neutral import NeutralReference, _num, neutral_rates
 from qrspec.errors import QrspecError
@@ -243,6 +243,10 @@ class _Problem:
     def __init__(self, config: ChargeModelConfig, neutral: NeutralReference, windows, free,
                  n_max, gamma_lifetimes: bool = True, mean_excitations: float | None = None):
         self.config = config
+        # the rates that no parameter changes (variant, xi, levels, ...; mirrored for a
+        # positive sign): params() sets the others per evaluation
+        self._rates_base = _rates_of(config, k_r=math.nan, k_nr0=math.nan, a_n=math.nan,
+                                     a_p=math.nan)
         # windows' tau_XX are heralded measurements at this <N>: predict what such a fit
         # reports (the triexciton share, qrspec.charging.heralded); None: the true lifetime
         self.mean_excitations = mean_excitations
@@ -353,6 +357,11 @@ class _Problem:
                                  self.window_of_row[self.window_kinds == kind])
                                 for kind in ("tau_x", "tau_xx", "g2", "rad_ratio")
                                 if np.any(self.window_kinds == kind))
+        # prediction columns of each kind; win None: one row per window in window order
+        self._kind_cols = tuple(
+            (kind, self.neutral_vals.size + rows,
+             None if np.array_equal(win, np.arange(self.W)) else win)
+            for kind, rows, win in self._kind_rows)
         self._rows_w = self.neutral_vals.size + np.arange(self.window_vals.size)
         # several parameter vectors are evaluated in one pass over arrays (K, W) with the
         # shared parameters as (K, 1) columns: every number is the same elementwise operation
@@ -363,7 +372,20 @@ class _Problem:
         if self.neutral_gamma is not None:  # one residual formula for every observable
             self._obs_gamma = np.concatenate([self.neutral_gamma, self.window_gamma])
             self._obs_n_eff = np.concatenate([self.neutral_n_eff, self.window_n_eff])
+            self._gamma_cols = np.flatnonzero(self._obs_gamma)
+            self._gamma_all = bool(self._obs_gamma.all())
+            self._gamma_n_eff = self._obs_n_eff[self._gamma_cols]
         self._obs_vals = np.concatenate([self.neutral_vals, self.window_vals])
+        if self.neutral_gamma is not None:
+            self._gamma_vals = self._obs_vals[self._gamma_cols]
+        # central-difference layout (_perturbed): the plus-step row of every column (all n in
+        # row 0, then one row pair per shared parameter); the minus step is the next row
+        P = len(self.names)
+        self._step_rows = 2 * np.concatenate([np.zeros(self.W, int),
+                                              np.arange(1, P - self.W + 1)])
+        self._step_cols = np.arange(P)
+        self._n_steps = 2 * (P - self.W + 1)
+        self._rate_func = _VARIANT_FUNCS[config.variant]
         self._memo = {}
 
     def with_observations(self, neutral_vals, window_vals) -> _Problem:
@@ -373,6 +395,8 @@ class _Problem:
         new.neutral_vals = np.asarray(neutral_vals, float)
         new.window_vals = np.asarray(window_vals, float)
         new._obs_vals = np.concatenate([new.neutral_vals, new.window_vals])
+        if new.neutral_gamma is not None:
+            new._gamma_vals = new._obs_vals[new._gamma_cols]
         new._memo = {}
         return new
 
@@ -383,11 +407,14 @@ class _Problem:
         return d
 
     def params(self, d):
+        """The model's rates at the parameters ``d`` (name -> scalar or (K, 1) column)."""
         k_r, k_axx, eps = d["k_r"], d["k_a_xx0"], d["eps"]
-        p = _rates_of(self.config, k_r=k_r, k_nr0=k_r * (1 - self.qy) / self.qy,
-                      a_n=eps * k_axx / 2.0, a_p=(1.0 - eps) * k_axx / 2.0)
-        return replace(p, beta_xx=d["beta_xx"], power_p=d["power_p"], power_q=d["power_q"],
-                       gamma=d["gamma"])
+        a_n, a_p = eps * k_axx / 2.0, (1.0 - eps) * k_axx / 2.0
+        if self.positive:  # holes charge: mirrored as _rates_of does
+            a_n, a_p = a_p, a_n
+        return _with_rates(self._rates_base, k_r=k_r, k_nr0=k_r * (1 - self.qy) / self.qy,
+                           a_n=a_n, a_p=a_p, beta_xx=d["beta_xx"], power_p=d["power_p"],
+                           power_q=d["power_q"], gamma=d["gamma"])
 
     def _model(self, n, d):
         """Predictions of the charge numbers ``n`` (K, W) with the parameters ``d``.
@@ -397,8 +424,9 @@ class _Problem:
         """
         p = self.params(d)
         shape = n.shape
-        kr1, ka1 = _state_rates(p, n, 1)
-        kr2, ka2 = _state_rates(p, n, 2)
+        rates = self._rate_func  # _state_rates without its dispatch: n is a float array
+        kr1, ka1 = rates(p, n, 1)
+        kr2, ka2 = rates(p, n, 2)
         knr2 = p.k_nr0 if p.knr_all_states else 0.0
         tau_x = 1.0 / (kr1 + ka1 + p.k_nr0)
         tau_xx = 1.0 / (kr2 + ka2 + knr2)
@@ -406,7 +434,7 @@ class _Problem:
         if self.mean_excitations is not None:
             from qrspec.charging.heralded import _apparent
 
-            kr3, ka3 = _state_rates(p, n, 3)
+            kr3, ka3 = rates(p, n, 3)
             tau_xxx = 1.0 / (kr3 + ka3 + knr2)
             tau_xx_seen = _apparent(tau_xx, tau_xxx, kr1 * tau_x, kr2 * tau_xx, kr3 * tau_xxx,
                                     *self.pair_weights)
@@ -421,7 +449,7 @@ class _Problem:
                 tau_xx0 = 1.0 / (p.beta_xx * p.k_r + d["k_a_xx0"] + knr2)
                 v = tau_xx0 if kind == "tau_xx0" else p.beta_xx * p.k_r * tau_xx0 / self.qy
             pred[:, i:i + 1] = v
-        for kind, rows, win in self._kind_rows:
+        for kind, cols, win in self._kind_cols:
             if kind == "tau_x":
                 v = tau_x
             elif kind == "tau_xx":
@@ -430,7 +458,9 @@ class _Problem:
                 v = kr2 * tau_xx / (kr1 * tau_x)
             else:
                 v = kr1 / p.k_r
-            pred[:, nn + rows] = (v if np.shape(v) == shape else np.broadcast_to(v, shape))[:, win]
+            if np.shape(v) != shape:
+                v = np.broadcast_to(v, shape)
+            pred[:, cols] = v if win is None else v[:, win]
         return pred, ka2 if np.shape(ka2) == shape else np.broadcast_to(ka2, shape)
 
     def _predict_rows(self, thetas):
@@ -457,7 +487,9 @@ class _Problem:
                 d.update(zip(self.shared, theta[self.W:], strict=True))
                 parts.append(self._model(theta[None, :self.W], d))
             out = tuple(np.concatenate(a) for a in zip(*parts, strict=True))
-        out = tuple(np.array(a, float) for a in out)
+        # owned float arrays as they are (the model's fresh results), copies of views
+        out = tuple(a if a.dtype == np.float64 and a.flags.owndata else np.array(a, float)
+                    for a in out)
         for a in out:
             a.flags.writeable = False
         self._memo[slot] = (key, out)
@@ -473,9 +505,11 @@ class _Problem:
         """Residuals (K, n_obs) of every row of ``thetas``."""
         pred, _ = self._predict_rows(thetas)
         if self.neutral_gamma is not None:
-            vals, g = self._obs_vals, self._obs_gamma
-            res = (pred - vals) / self.obs_errs
-            res[:, g] = _gamma_residual(pred[:, g], vals[g], self._obs_n_eff[g])
+            if self._gamma_all:  # every observable a lifetime (the pipeline's case)
+                return _gamma_residual(pred, self._gamma_vals, self._gamma_n_eff)
+            res = (pred - self._obs_vals) / self.obs_errs
+            g = self._gamma_cols
+            res[:, g] = _gamma_residual(pred[:, g], self._gamma_vals, self._gamma_n_eff)
             return res
         # correlated neutral block: whitened Gaussian
         nn = self.neutral_vals.size
@@ -504,11 +538,9 @@ class _Problem:
         h = 1e-5 * np.maximum(np.abs(theta), 1e-3)
         tp = np.minimum(theta + h, self.hi)
         tm = np.maximum(theta - h, self.lo)
-        groups = [np.arange(self.W)] + [np.array([j]) for j in range(self.W, theta.size)]
-        thetas = np.repeat(theta[None, :], 2 * len(groups), axis=0)
-        for i, g in enumerate(groups):
-            thetas[2 * i, g] = tp[g]
-            thetas[2 * i + 1, g] = tm[g]
+        thetas = np.repeat(theta[None, :], self._n_steps, axis=0)
+        thetas[self._step_rows, self._step_cols] = tp
+        thetas[self._step_rows + 1, self._step_cols] = tm
         return thetas, tp - tm
 
     def tau_a_mean_grad(self, theta, weights):
@@ -525,6 +557,21 @@ class _Problem:
         grad[self.W:] = [row.sum() for row in d[1:]]  # as 1-d sums (same rounding)
         grad[self.W:] /= den[self.W:]
         return grad
+
+    def tau_a_jac(self, theta):
+        """Central-difference Jacobian (W, P) of :meth:`tau_a`, from one batch of perturbations.
+
+        tau_a of window i depends on n_i only (and the shared parameters), so all n are
+        perturbed at once (off-diagonal n entries are 0); one-sided at the bounds.
+        """
+        thetas, den = self._perturbed(theta)
+        ta = _tau_a_of(self._predict_rows(thetas)[1])
+        d = ta[0::2] - ta[1::2]
+        jac = np.zeros((self.W, den.size))
+        diag = np.arange(self.W)
+        jac[diag, diag] = d[0] / den[:self.W]
+        jac[:, self.W:] = (d[1:] / den[self.W:, None]).T
+        return jac
 
     def k_a_xx0(self, theta):
         j = self._col.get("k_a_xx0")
@@ -619,18 +666,6 @@ def _lsq(problem, x0, fix_n=None, penalty=None, solver="lm"):
     th = x if fix_n is None else np.concatenate(([fix_n], x))
     r = problem.residuals(th)
     return th, float(r @ r)
-
-
-def _scalar_jac(problem, theta, func):
-    """Central-difference gradient of a scalar or vector function of the parameters."""
-    cols = []
-    for i, t in enumerate(theta):
-        h = 1e-5 * max(abs(t), 1e-3)
-        tp, tm = theta.copy(), theta.copy()
-        tp[i] = min(t + h, problem.hi[i])
-        tm[i] = max(t - h, problem.lo[i])
-        cols.append((np.atleast_1d(func(tp)) - np.atleast_1d(func(tm))) / (tp[i] - tm[i]))
-    return np.stack(cols, axis=-1)
 
 
 def _covariance(problem, theta):
@@ -856,7 +891,7 @@ def infer_charging(neutral: NeutralReference, obs: ChargedObservation,
     n_hat = float(theta[0])
     n_err = float(math.sqrt(max(cov[0, 0], 0.0)))
     tau_a = float(problem.tau_a(theta)[0])
-    g = _scalar_jac(problem, theta, lambda t: problem.tau_a(t)[0]).ravel()
+    g = problem.tau_a_jac(theta)[0]
     tau_a_err = float(math.sqrt(max(g @ cov @ g, 0.0)))
 
     if profile:

@@ -35,6 +35,8 @@ does not.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -60,10 +62,10 @@ def lm_bounded(fun, jac, x0, lo, hi, x_scale, *, ftol=1e-12, xtol=1e-12, gtol=1e
     converged : bool
         Whether a stopping rule was met (False: evaluation budget spent or non-finite values).
     """
-    x = np.clip(np.asarray(x0, float), lo, hi)
+    x = np.minimum(np.maximum(np.asarray(x0, float), lo), hi)
     d = np.asarray(x_scale, float)
     r = fun(x)
-    if not np.all(np.isfinite(r)):
+    if not np.isfinite(r).all():
         return x, False
     cost = 0.5 * (r @ r)
     nfev = 1
@@ -72,17 +74,19 @@ def lm_bounded(fun, jac, x0, lo, hi, x_scale, *, ftol=1e-12, xtol=1e-12, gtol=1e
     done = False  # a step-size rule was met: check the point, then stop
     while True:
         J = jac(x)
-        if not np.all(np.isfinite(J)):
+        if not np.isfinite(J).all():
             return x, False
         g = J.T @ r
         free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
-        if not np.any(free):  # every parameter held on a bound: a vertex of the box
+        if not free.any():  # every parameter held on a bound: a vertex of the box
             return x, True
-        gs = g[free] * d[free]
-        Js = J[:, free] * d[free]
+        all_free = free.all()  # the usual case: no copies by a mask
+        d_free = d if all_free else d[free]
+        gs = (g if all_free else g[free]) * d_free
+        Js = (J if all_free else J[:, free]) * d_free
         u, s, vt = np.linalg.svd(Js, full_matrices=False)
         ur = u.T @ r
-        if done or np.max(np.abs(gs)) < gtol or 0.5 * (ur @ ur) < 1e-2 * ftol * cost:
+        if done or np.abs(gs).max() < gtol or 0.5 * (ur @ ur) < 1e-2 * ftol * cost:
             # a point on a bound where the free columns are (nearly) dependent is a face on
             # which some parameter stopped mattering (capped model at gamma = 0: n drops out),
             # a trap that trf's strictly interior path avoids: not trusted, the caller's
@@ -91,18 +95,23 @@ def lm_bounded(fun, jac, x0, lo, hi, x_scale, *, ftol=1e-12, xtol=1e-12, gtol=1e
             return x, not (on_bound and (s.size < gs.size or s[-1] <= 1e-8 * s[0]))
         if lam is None:  # nearly Gauss-Newton: the inversion's problems are mostly benign
             lam = 1e-9 * float(np.max(np.sum(Js * Js, axis=0)))
-        x_norm = float(np.linalg.norm(x / d))
+        xs = x / d
+        x_norm = math.sqrt(xs.dot(xs))  # np.linalg.norm's arithmetic without its dispatch
+        sur, ss, v = s * ur, s * s, vt.T
         while True:
-            step = np.zeros_like(x)
-            step[free] = -(vt.T @ (s * ur / (s * s + lam))) * d[free]
-            x_new = np.clip(x + step, lo, hi)
+            step = -(v @ (sur / (ss + lam))) * d_free
+            if not all_free:
+                step_free, step = step, np.zeros_like(x)
+                step[free] = step_free
+            x_new = np.minimum(np.maximum(x + step, lo), hi)  # np.clip without its wrapper
             dx = x_new - x
-            dx_norm = float(np.linalg.norm(dx / d))
+            dxs = dx / d
+            dx_norm = math.sqrt(dxs.dot(dxs))
             r_lin = r + J @ dx
             predicted = cost - 0.5 * (r_lin @ r_lin)
             r_new = fun(x_new)
             nfev += 1
-            cost_new = 0.5 * (r_new @ r_new) if np.all(np.isfinite(r_new)) else np.inf
+            cost_new = 0.5 * (r_new @ r_new) if np.isfinite(r_new).all() else np.inf
             actual = cost - cost_new
             rho = actual / predicted if predicted > 0 else -1.0
             if rho > 1e-4:
