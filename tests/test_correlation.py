@@ -18,6 +18,7 @@ from qrspec.stats.correlation import (
     g2,
     g2_gate_scan,
     g2_peaks,
+    g2_with_gate,
 )
 
 PERIOD_S = 1e-7  # 10 MHz
@@ -137,12 +138,85 @@ def test_g2_kernel_py_func_matches_compiled(rng):
     ph = random_t3(rng, n=120)
     role = np.full(256, -1, np.int64)
     role[0], role[1] = 0, 1
-    lo, hi = np.zeros(256, np.int64), np.full(256, 1 << 20, np.int64)
+    lo, hi = np.zeros((1, 256), np.int64), np.full((1, 256), 1 << 20, np.int64)
     args = (ph.timestamps, ph.nanotimes, ph.detectors, role, lo, hi, np.zeros(0, bool), 0,
             int(ph.timestamps[0]), 100_000, 16, 6250 * 16, 0, -250_000, 500, False)
-    a = kc.g2_histogram(*args, np.zeros(1000, np.int64), np.zeros(2, np.int64))
-    b = kc.g2_histogram.py_func(*args, np.zeros(1000, np.int64), np.zeros(2, np.int64))
+    a = kc.g2_histogram(*args, np.zeros((1, 1000), np.int64), np.zeros((1, 2), np.int64))
+    b = kc.g2_histogram.py_func(*args, np.zeros((1, 1000), np.int64), np.zeros((1, 2), np.int64))
+    assert a.sum() > 0
     assert_array_equal(a, b)
+
+
+def test_g2_kernel_gate_rows_py_func_and_single_gate_calls(rng):
+    """Two gate rows in one pass: each row equals a one-gate call; py_func equals compiled."""
+    ph = random_t3(rng, n=300, n_periods=120, n_det=3)
+    role = np.full(256, -1, np.int64)
+    role[2], role[0] = 0, 1
+    lo, hi = np.zeros((2, 256), np.int64), np.full((2, 256), 1 << 20, np.int64)
+    lo[1], hi[1] = 800, 5200
+    lo[1, 0] += 30  # a per-detector shift of the gate
+    mask = rng.random(ph.size) < 0.8
+    for auto in (False, True):
+        args = (ph.timestamps, ph.nanotimes, ph.detectors, role, lo, hi, mask, 0,
+                int(ph.timestamps[0]), 100_000, 16, 6250 * 16, 3_000, -250_000, 700, auto)
+        n_a, n_b = np.zeros((2, 2), np.int64), np.zeros((2, 2), np.int64)
+        a = kc.g2_histogram(*args, np.zeros((2, 715), np.int64), n_a)
+        b = kc.g2_histogram.py_func(*args, np.zeros((2, 715), np.int64), n_b)
+        assert_array_equal(a, b)
+        assert_array_equal(n_a, n_b)
+        for g in range(2):
+            one = (*args[:4], lo[g:g + 1], hi[g:g + 1], *args[6:])
+            n_c = np.zeros((1, 2), np.int64)
+            c = kc.g2_histogram(*one, np.zeros((1, 715), np.int64), n_c)
+            assert_array_equal(a[g], c[0])
+            assert_array_equal(n_a[g], n_c[0])
+        assert 0 < a[1].sum() < a[0].sum()
+
+
+def test_g2_peak_min_nanotime_py_func_matches_compiled(rng):
+    ph = random_t3(rng, n=300, n_periods=120)
+    role = np.full(256, -1, np.int64)
+    role[0], role[1] = 0, 1
+    lo, hi = np.zeros((1, 256), np.int64), np.full((1, 256), 5000, np.int64)
+    shift = np.zeros(256, np.int64)
+    shift[1] = 20
+    bin_peak = np.repeat(np.arange(5), 143)  # five peaks of 143 bins (715)
+    bin_peak[::143] = -1  # a bin between peaks
+    args = (ph.timestamps, ph.nanotimes, ph.detectors, role, lo, hi, np.zeros(0, bool), 0,
+            int(ph.timestamps[0]), 100_000, 16, 6250 * 16, 0, -250_000, 700, bin_peak, shift,
+            -20)
+    out = []
+    for f in (kc.g2_peak_min_nanotime, kc.g2_peak_min_nanotime.py_func):
+        hist, counts, n_used = np.zeros((5, 65556), np.int64), np.zeros((1, 715), np.int64), \
+            np.zeros((1, 2), np.int64)
+        f(*args, hist, counts, n_used)
+        out.append((hist, counts, n_used))
+    for x, y in zip(*out, strict=True):
+        assert_array_equal(x, y)
+    hist, counts, _ = out[0]
+    assert hist.sum() == counts[0][bin_peak >= 0].sum() > 0  # every pair in a peak, once
+    ref = np.zeros((1, 715), np.int64)
+    kc.g2_histogram(*args[:15], False, ref, np.zeros((1, 2), np.int64))
+    assert_array_equal(counts, ref)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_g2_with_gate_equals_two_g2_calls(rng, chunked):
+    ph = random_t3(rng, n=500, n_periods=200)
+    kw = dict(max_lag_periods=3, bin_ns=0.7, delay_ns=1.3, time_windows_s=[(2e-6, 15e-6)])
+    gate, off = (20.0, 80.0), (0.0, 0.48)
+    src = (lambda: iter([_slice(ph, 0, 170), _slice(ph, 170, ph.size)])) if chunked \
+        else (lambda: ph)
+    ungated, gated = g2_with_gate(src(), gate, gate_offsets_ns=off, **kw)
+    for got, ref in ((ungated, g2(src(), **kw)),
+                     (gated, g2(src(), gate_ns=gate, gate_offsets_ns=off, **kw))):
+        assert_array_equal(got.counts, ref.counts)
+        for f in ("n_photons", "gate_ns", "gate_offsets_ns", "duration_s", "bin_ns", "delay_ns",
+                  "period_ns", "mode", "detectors", "coarsened_from_ns"):
+            assert getattr(got, f) == getattr(ref, f), f
+        assert_array_equal(got.edges_ns, ref.edges_ns)
+        assert_array_equal(got.window_lengths_s, ref.window_lengths_s)
+    assert 0 < gated.counts.sum() < ungated.counts.sum()
 
 
 def test_g2_nothing_dropped_at_the_edges():

@@ -359,3 +359,32 @@ def test_simulated_x_only_decay():
     mean = (given.counts * t).sum() / given.counts.sum()
     q = np.exp(-0.016 / tau)
     assert abs(mean - 0.016 * q / (1 - q)) < 4 * tau / np.sqrt(given.n_photons)
+
+
+def test_issue_19_result_folds_only_used_columns_and_equals_the_full_width_decay(rng):
+    """DecayAccumulator.result folds the raw columns up to the largest nanotime seen (the rest
+    are zero): the Decay equals the one made from the full 65536-column histograms, also with
+    chunks, an excluded detector holding the largest nanotimes, and TCSPC-range detection."""
+    from qrspec.stats.decay import _make_decay
+
+    for nt_max, dets in ((7000, None), (P, [0, 1]), (4096, [1]), (300, None)):
+        ph = random_t3(rng, n=20_000, n_det=3, nt_max=nt_max)
+        if dets is not None:  # detector 2 (excluded) gets the largest nanotimes
+            nt = np.where(ph.detectors == 2, 30_000, ph.nanotimes)
+            ph = Photons.from_arrays(ph.timestamps, ph.detectors, nt, timestamps_unit=1e-7,
+                                     nanotimes_unit=16e-12)
+        acc = DecayAccumulator(detectors=dets)
+        for part in np.array_split(np.arange(ph.size), 3):
+            acc.add(Photons.from_arrays(ph.timestamps[part], ph.detectors[part],
+                                        ph.nanotimes[part], timestamps_unit=1e-7,
+                                        nanotimes_unit=16e-12))
+        zeros = [0.0] * len(acc.raw_counts()[0])
+        for bin_ns, offsets in ((0.1, None), (None, None), (0.25, zeros)):
+            got = acc.result(bin_ns=bin_ns, offsets_ns=offsets)
+            d, raw = acc.raw_counts()
+            assert raw.shape[1] == 1 << 16
+            want = _make_decay(raw, d, acc._units, bin_ns, offsets)
+            for name in ("counts", "counts_per_detector", "edges_ns", "offsets_ns"):
+                assert_array_equal(getattr(got, name), getattr(want, name))
+            assert (got.detectors, got.t0_ns, got.recorded_ns, got.bin_ns) == (
+                want.detectors, want.t0_ns, want.recorded_ns, want.bin_ns)

@@ -193,6 +193,49 @@ def test_model_jacobian_matches_finite_differences(kind, theta):
         np.testing.assert_allclose(jac[:, j], num, rtol=0, atol=1e-6 * np.abs(num).max())
 
 
+def test_model_and_objective_split_kernels_match_their_python_code(rng):
+    """model_values / model_derivatives and objective_value / objective_derivatives (the fit
+    evaluates candidates with the first of each and the rest only at accepted steps): compiled
+    and pure-Python (``py_func``) agree to round-off, and the split gives exactly the numbers of
+    model_jacobian / objective_terms (the same arithmetic)."""
+    for kind, theta, irf in [
+        ("bi", [0.0, math.log(5.0), 300, 700, 2, -1.3, 30], irf_hist(512)),
+        ("cascade", [math.log(6.0), 0.0, 1000, 0.6, 1, 0.4, 20], irf_hist(512)),
+        ("bi", [0.3, math.log(4.0), 300, 700, 2], None),  # tail fit: no reconvolution
+    ]:
+        mdl = ReconvolutionModel(kind, 500, BIN_NS, 512, irf, fit_scatter=irf is not None,
+                                 fit_shift=irf is not None, mean_excitations=0.3,
+                                 origin_bin=40)
+        theta = np.array(theta, dtype=float)
+        irf2, fixed, pmap, spec, fpar = mdl.kernel_arrays()
+        out = []
+        for values, derivatives in [(K.model_values, K.model_derivatives),
+                                    (K.model_values.py_func, K.model_derivatives.py_func)]:
+            m, jac = np.empty(500), np.empty((500, theta.size))
+            work = np.empty((1, 4 + 3 * mdl.n_tau, 512))
+            values(theta, irf2, fixed, pmap, spec, fpar, m, work)
+            derivatives(theta, irf2, pmap, spec, fpar, jac, work)
+            out.append((m, jac))
+        m_all, jac_all = mdl.evaluate(theta)  # model_jacobian
+        np.testing.assert_array_equal(out[0][0], m_all)
+        np.testing.assert_array_equal(out[0][1], jac_all)
+        np.testing.assert_allclose(out[1][0], m_all, rtol=1e-12)
+        np.testing.assert_allclose(out[1][1], jac_all, rtol=1e-12, atol=1e-12 * np.abs(
+            jac_all).max())
+        c = rng.poisson(np.maximum(m_all, 0)).astype(float)
+        idx = np.arange(45, 500)
+        for obj in (0, 1, 2):
+            g, h = np.empty(theta.size), np.empty((theta.size, theta.size))
+            f = K.objective_terms(m_all, jac_all, c, idx, obj, 1e-10, g, h)
+            assert K.objective_value(m_all, c, idx, obj, 1e-10) == f
+            assert K.objective_value.py_func(m_all, c, idx, obj, 1e-10) == pytest.approx(
+                f, rel=1e-12)
+            g2, h2 = np.empty_like(g), np.empty_like(h)
+            K.objective_derivatives.py_func(m_all, jac_all, c, idx, obj, 1e-10, g2, h2)
+            np.testing.assert_allclose(g2, g, rtol=1e-10, atol=1e-10 * np.abs(g).max())
+            np.testing.assert_allclose(h2, h, rtol=1e-10)
+
+
 @pytest.mark.parametrize("tau_ns", [0.3, 2.0, 100.0])
 def test_model_matches_periodic_exgaussian_closed_form(tau_ns):
     """Binned model with a Gaussian IRF vs the exact bin integral of the periodic exGaussian.
@@ -677,3 +720,91 @@ def test_fit_decays_errors():
     with pytest.raises(QrspecError, match=r"fit_decays does not take rng="):
         fit_decays(np.ones((2, 5)), bin_ns=1.0, rng=np.random.default_rng())
     assert fit_decays(np.zeros((0, 5)), bin_ns=1.0) == []
+
+
+def test_issue_19_repeated_fit_decay_reuses_its_checked_problem(rng):
+    """A loop of fit_decay calls with the same arguments builds (and checks) the problem once;
+    the reused problem gives exactly the fits of a fresh one, is keyed by content and type (a
+    changed array, 30 vs 30.0 in a message, -0.0 vs 0.0), and keeps copies of the arrays."""
+    from qrspec.fitting import lifetime as L
+
+    c = photon_decay(rng, 3000, [TAU_NS], bg_fraction=0.1)
+    bg = np.full(c.size, 0.5)
+    kw = dict(bin_ns=BIN_NS, irf=irf_hist(), fixed_background=bg, fit_range_ns=(1.0, 50.0))
+    L._PROBLEMS.clear()
+    first = fit_decay(c, **kw)
+    n_built = len(L._PROBLEMS)
+    again = fit_decay(c, **kw)
+    assert len(L._PROBLEMS) == n_built == 1
+    L._PROBLEMS.clear()
+    fresh = fit_decay(c, **kw)
+    for f in (again, fresh):
+        assert f.tau_ns == first.tau_ns and f.params == first.params
+        np.testing.assert_array_equal(f.covariance, first.covariance)
+        np.testing.assert_array_equal(f.model_counts, first.model_counts)
+    bg[:] = 5.0  # the caller's array changes: a new problem, the old one kept its copy
+    changed = fit_decay(c, **kw)
+    assert len(L._PROBLEMS) == 2 and changed.tau_ns != first.tau_ns
+    bg[:] = 0.5
+    assert fit_decay(c, **kw).params == first.params
+    few = c * 0
+    few[100] = 3
+    assert "min_photons=30)" in fit_decay(few, **kw, min_photons=30).message
+    assert "min_photons=30.0)" in fit_decay(few, **kw, min_photons=30.0).message
+    assert L._arg_key(-0.0) != L._arg_key(0.0)
+    with pytest.raises(L._Unkeyed):
+        L._arg_key(object())
+    # unkeyed arguments (a long list) are checked every time, not cached
+    n = len(L._PROBLEMS)
+    fit_decay(c, bin_ns=BIN_NS, irf=list(irf_hist()))
+    assert len(L._PROBLEMS) == n
+
+
+def test_issue_19_cycle_exit_gives_the_result_of_iterating_to_the_limit():
+    """fit_rows stops a stalled cycle (the lifetimes of a bi-exponential fit of mono-exponential
+    data merge; accepted steps no longer move the point) where the iteration limit would: the
+    kernel's own code (py_func) with the exit and with the exit removed give the same numbers,
+    bit for bit, and the exit fires on this case."""
+    import inspect
+
+    from qrspec.fitting import lifetime as L
+
+    rng = np.random.default_rng(1)
+    n, bin_ns = 200, 0.25
+    t = rng.exponential(3.0, 30_000) + 2.0
+    c = np.bincount(np.minimum((np.mod(t, 50.0) / bin_ns).astype(int), n - 1), minlength=n)
+    c = (c + rng.poisson(1.0, n)).astype(float)[None, :]
+    prob = L._problem(n, None, bin_ns=bin_ns, model="bi", irf=None, period_ns=None,
+                      fit_range_ns=(2.5, 50.0), method="mle", lsq_weights="neyman",
+                      background="fit", fixed_background=None, fit_shift=True, shift_ns=0.0,
+                      shift_bounds_ns=(-0.2, 0.2), scatter=False, tau0_ns=None,
+                      mean_excitations=None, qy_ratio=None, intervals="hessian",
+                      n_bootstrap=0, min_photons=30, max_iter=200)
+    starts = np.ascontiguousarray(L._start_rows(prob, c)[:, 0])
+    src = inspect.getsource(K.fit_rows.py_func)
+    src = src[src.index("def fit_rows"):]
+    exit_line = "                    n_iter = max_iter\n"
+    assert src.count(exit_line) == 1
+    spied = src.replace(exit_line, exit_line + "                    fired[0] += 1\n")
+    a = src.index("                # cycle exit")
+    last = "                    still_lam = lam\n"
+    b = src.index(last) + len(last)
+    variants = {}
+    for name, code in (("exit", spied), ("no_exit", src[:a] + src[b:])):
+        ns = dict(vars(K), fired=[0])
+        exec(code, ns)  # the kernel's source as Python (it calls the compiled helpers)
+        out = [np.empty((1, 5)), np.empty((1, 5, 5)), np.empty((1, n)), np.empty((1, n)),
+               np.empty((1, K.R_SIZE))]
+        ns["fit_rows"](c, starts, prob.lo, prob.hi, prob.fixed, prob.idx, prob.irf2,
+                       prob.fixed2, prob.pmap, prob.spec, prob.fpar, *out)
+        variants[name] = (out, ns["fired"][0])
+    assert variants["exit"][1] == 1 and variants["no_exit"][1] == 0
+    for x, y in zip(variants["exit"][0], variants["no_exit"][0], strict=True):
+        np.testing.assert_array_equal(x, y)
+    stats = variants["exit"][0][4][0]
+    assert stats[K.R_NITER] == 200 and stats[K.R_CONVERGED] == 0
+    compiled = [np.empty_like(x) for x in variants["exit"][0]]
+    K.fit_rows(c, starts, prob.lo, prob.hi, prob.fixed, prob.idx, prob.irf2, prob.fixed2,
+               prob.pmap, prob.spec, prob.fpar, *compiled)
+    for x, y in zip(compiled, variants["exit"][0], strict=True):  # libm rounding (see above)
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12, equal_nan=True)

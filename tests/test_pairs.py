@@ -65,33 +65,44 @@ def test_pairs_match_reference(seed, gate):
     assert_allclose(pr.offsets_ns, [0.32, -1.6], rtol=1e-12)
 
 
-def test_first_per_period_py_func_matches_compiled(rng):
-    ph = random_t3(rng, n=200)
+@pytest.mark.parametrize("seed", range(4))
+def test_period_pairs_py_func_and_brute_force(seed):
+    """The one-pass kernel against its Python source and a per-period dictionary reference:
+    periods with several photons (of one and of both roles), an unused detector, a gate."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    ts = np.sort(rng.integers(0, 120, n))
+    det = rng.integers(0, 3, n).astype(np.uint8)
+    nt = rng.integers(0, 6000, n).astype(np.uint16)
     role = np.full(256, -1, np.int64)
-    role[[0, 1]] = [0, 1]
+    role[[2, 0]] = [0, 1]
     lo, hi = np.zeros(256, np.int64), np.full(256, 5000, np.int64)
+    lo[0] = 40
     shift = np.zeros(256, np.int64)
-    shift[1] = 7
-    args = (ph.timestamps, ph.nanotimes, ph.detectors, role, lo, hi, shift, ph.size)
-    a, b = kc.first_per_period(*args), kc.first_per_period.py_func(*args)
-    assert_array_equal(a[3], b[3])
-    for r in range(2):  # rows are filled up to cnt[r]; the rest is uninitialised
-        for x, y in zip(a[:3], b[:3], strict=True):
-            assert_array_equal(x[r, : a[3][r]], y[r, : a[3][r]])
-
-
-def test_period_matches_py_func_and_reference(rng):
-    sa = np.unique(rng.integers(0, 500, 200))
-    sb = np.unique(rng.integers(0, 500, 200))
-    a = kc.period_matches(sa, sb, 3)
-    b = kc.period_matches.py_func(sa, sb, 3)
+    shift[0] = 7
+    max_shift = 3
+    st_c, st_p = np.empty((3, 2), np.int64), np.empty((3, 2), np.int64)
+    args = (ts, nt, det, role, lo, hi, shift, max_shift)
+    a, b = kc.period_pairs(*args, st_c), kc.period_pairs.py_func(*args, st_p)
     for x, y in zip(a, b, strict=True):
         assert_array_equal(x, y)
-    d = sb[None, :] - sa[:, None]
-    ia, ib = np.nonzero(np.abs(d) <= 3)  # row-major: same order as the kernel
-    assert_array_equal(a[0], ia)  # (an "x and y" of two None-returning checks ran only x)
-    assert_array_equal(a[1], ib)
-    assert_array_equal(a[2], d[ia, ib])
+    assert_array_equal(st_c, st_p)
+    first = [{}, {}]
+    used = np.zeros(2, np.int64)
+    count = [{}, {}]
+    for t, d, x in zip(ts.tolist(), det.tolist(), nt.tolist(), strict=True):
+        r = role[d]
+        if r < 0 or not lo[d] <= x < hi[d]:
+            continue
+        used[r] += 1
+        first[r][t] = min(x - shift[d], first[r].get(t, x - shift[d]))
+        count[r][t] = count[r].get(t, 0) + 1
+    ref = [(s, k, first[0][s], first[1][s + k]) for s in sorted(first[0])
+           for k in range(-max_shift, max_shift + 1) if s + k in first[1]]
+    assert len(ref) > 50 and min(max(c.values()) for c in count) > 1  # the cases are there
+    assert_array_equal(np.stack(a, axis=1), np.array(ref).reshape(-1, 4))
+    assert_array_equal(st_c, [used, [len(first[0]), len(first[1])],
+                              [sum(c > 1 for c in count[r].values()) for r in range(2)]])
 
 
 def test_multiple_photons_per_period_counted():

@@ -319,15 +319,23 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
     -------
     G2Result
     """
-    from qrspec.stats.correlation import g2, g2_peaks
+    from qrspec.stats.correlation import g2, g2_peaks, g2_with_gate
 
     if alignment.g2_mode == "cw":
         return _cw(photons, alignment, config)
     dets = config.detectors
     flags: list[str] = []
     period = None if photons.is_t3 else alignment.g2_period_ns  # T3: the sync period
-    g2_raw = g2(photons, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
-                bin_ns=config.g2_bin_ns, delay_ns=alignment.delay_ns, period_ns=period)
+    gate = (alignment.t0_ns + config.gate_after_rise_ns, alignment.period_ns)
+    g2_gated = None
+    if photons.is_t3 and gate[0] < gate[1]:  # both curves from one pass over the pairs
+        g2_raw, g2_gated = g2_with_gate(photons, gate, detectors=dets,
+                                        max_lag_periods=config.g2_max_lag_periods,
+                                        bin_ns=config.g2_bin_ns, delay_ns=alignment.delay_ns,
+                                        gate_offsets_ns=alignment.offsets_ns)
+    else:
+        g2_raw = g2(photons, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
+                    bin_ns=config.g2_bin_ns, delay_ns=alignment.delay_ns, period_ns=period)
     pk_raw = g2_peaks(g2_raw, window_ns=config.g2_peak_window_ns)
     flags += [f for f in (g2_raw.coarsening_note, _peak_flag(pk_raw)) if f]
     raw = _histogram(g2_raw, pk_raw, None)
@@ -337,8 +345,7 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
         return G2Result(detectors=tuple(dets), delay_ns=float(alignment.delay_ns),
                         gate_after_rise_ns=math.nan, raw=raw, gated=None, flags=tuple(flags),
                         **verdict)
-    gate = (alignment.t0_ns + config.gate_after_rise_ns, alignment.period_ns)
-    if not gate[0] < gate[1]:
+    if g2_gated is None:
         # the rise sits within the gate offset of the end of the period (or the decay is one
         # spike whose rise estimate is the last bin): a gate cannot start after the period ends
         flags.append(f"gate start t0 + gate_after_rise_ns = {gate[0]:.4g} ns is not inside the "
@@ -347,11 +354,7 @@ def measure_g2(photons: Photons, alignment: Alignment, config: AnalysisConfig, *
                             peaks=raw.peaks, peak_areas=np.zeros_like(raw.peak_areas),
                             g2_zero=math.nan, g2_zero_err=math.nan, window_ns=raw.window_ns,
                             gate_window_ns=None)
-        g2_gated = None
     else:
-        g2_gated = g2(photons, detectors=dets, max_lag_periods=config.g2_max_lag_periods,
-                      bin_ns=config.g2_bin_ns, delay_ns=alignment.delay_ns, gate_ns=gate,
-                      gate_offsets_ns=alignment.offsets_ns)
         pk_gated = g2_peaks(g2_gated, window_ns=config.g2_peak_window_ns)
         if _peak_flag(pk_gated):  # "gated g2(0) undefined: ...", "gated g2 not applicable: ..."
             flags.append(f"gated {_peak_flag(pk_gated)}")

@@ -13,7 +13,9 @@ It is 3.0-3.4 s of CPU in a fresh process (``scripts/bench_fit.py --compile``, 2
 3-5), about twice the 1.5 s of the Python-driven fit it replaced; numba's own typing and
 lowering (Python) take about two thirds of it, LLVM the rest. Inlining the helpers at the
 numba-IR level (``inline="always"``) was measured slower to compile (4.1-4.4 s), and dropping
-their CPython wrappers saved nothing measurable.
+their CPython wrappers saved nothing measurable. Splitting the model and the objective into a
+value pass and a derivative pass (derivatives only at accepted steps: 30 ms less fitting per
+bench particle) made it 3.8 s against 3.0 s (median of 3 interleaved rounds, load 4-5).
 
 A fit problem is described by arrays, built by :mod:`qrspec.fitting.lifetime`:
 
@@ -74,8 +76,8 @@ def exp_conv_periodic(irf, q, y, dy, derivative):
     Fills ``y`` (and ``dy`` when ``derivative``; ``y.size == dy.size == irf.size``). The kernel
     is ``h_k = (1 - q) q**k / (1 - q**n)`` for k = 0..n-1 with ``q = exp(-bin/tau)``; it sums to
     1 over the period, so ``y`` sums to ``irf.sum()``. Solved by the periodic recursion
-    ``y_i = q y_{i-1} + (1 - q) irf_i`` (O(n), no FFT); ``dy`` is dy/d(ln tau) from the
-    differentiated recursion ``z_i = q z_{i-1} + dq (y_{i-1} - irf_i)``, ``dq = -q ln q``.
+    ``y_i = q y_{i-1} + (1 - q) irf_i`` (O(n), no FFT); ``dy`` is dy/d(ln tau)
+    (:func:`exp_conv_dlogtau`).
     """
     n = irf.size
     qn = q**n
@@ -92,22 +94,34 @@ def exp_conv_periodic(irf, q, y, dy, derivative):
         prev = q * prev + (1.0 - q) * irf[i]
         y[i] = prev
     if derivative:
-        # u_i = dq (y_{i-1} - irf_i), periodic solution of z_i = q z_{i-1} + u_i
-        dq = -q * math.log(q)
-        acc = 0.0
-        qk = 1.0
-        for k in range(n):
-            j = n - 1 - k
-            yprev = y[j - 1] if j > 0 else y[n - 1]
-            acc += qk * dq * (yprev - irf[j])
-            qk *= q
-            if qk < 1e-300:
-                break
-        prev = acc / (1.0 - qn)
-        for i in range(n):
-            yprev = y[i - 1] if i > 0 else y[n - 1]
-            prev = q * prev + dq * (yprev - irf[i])
-            dy[i] = prev
+        exp_conv_dlogtau(irf, q, y, dy)
+
+
+@numba.njit(**_OPTS)
+def exp_conv_dlogtau(irf, q, y, dy):
+    """dy/d(ln tau) of ``y`` = :func:`exp_conv_periodic` ``(irf, q)`` (given), into ``dy``.
+
+    The differentiated recursion ``z_i = q z_{i-1} + dq (y_{i-1} - irf_i)``, ``dq = -q ln q``,
+    solved periodically like ``y``.
+    """
+    n = irf.size
+    qn = q**n
+    # u_i = dq (y_{i-1} - irf_i), periodic solution of z_i = q z_{i-1} + u_i
+    dq = -q * math.log(q)
+    acc = 0.0
+    qk = 1.0
+    for k in range(n):
+        j = n - 1 - k
+        yprev = y[j - 1] if j > 0 else y[n - 1]
+        acc += qk * dq * (yprev - irf[j])
+        qk *= q
+        if qk < 1e-300:
+            break
+    prev = acc / (1.0 - qn)
+    for i in range(n):
+        yprev = y[i - 1] if i > 0 else y[n - 1]
+        prev = q * prev + dq * (yprev - irf[i])
+        dy[i] = prev
 
 
 @numba.njit(**_OPTS)
@@ -162,17 +176,108 @@ def shift_periodic(src, delta, out, dout, clip):
 def model_jacobian(theta, irf, fixed_bg, pmap, spec, fpar, m, jac, work):
     """Model counts ``m`` (n_det * n_data) and Jacobian ``jac`` (n_det * n_data, n_params).
 
-    The IRF is shifted before the convolution: by ``delta + 1/2`` bin for the exponentials
-    (midpoint convention: IRF bin j is a point mass at its centre; the plain discrete
-    convolution is half a bin early) and by ``delta`` for the scatter term (the IRF histogram
-    itself). Without reconvolution (tail fit) the IRF is a delta at the first fitted bin, the
-    bin-integrated exponential starting there is exact and nothing is shifted. ``work`` is
-    scratch of shape ``(4 + 3 n_tau, period_bins)``.
+    :func:`model_values` then :func:`model_derivatives` (the fit calls the second only for
+    accepted steps). The IRF is shifted before the convolution: by ``delta + 1/2`` bin for the
+    exponentials (midpoint convention: IRF bin j is a point mass at its centre; the plain
+    discrete convolution is half a bin early) and by ``delta`` for the scatter term (the IRF
+    histogram itself). Without reconvolution (tail fit) the IRF is a delta at the first fitted
+    bin, the bin-integrated exponential starting there is exact and nothing is shifted. ``work``
+    is scratch of shape ``(n_det, 4 + 3 n_tau, period_bins)``.
 
     Multi-exponential: ``m = sum_k A_k y_k + b + s IRF + fixed``. Cascade (see
     :mod:`qrspec.fitting.models`): ``A_k = A w_k(tau_X, tau_XX, rho)`` with the photon fractions
     ``w_X = (P1 + P2 u) / Z``, ``w_XX = P2 (rho - v) / Z``, ``u = tau_X / D``,
     ``v = tau_XX / D``, ``D = tau_X - tau_XX``, ``Z = P1 + P2 (1 + rho)``.
+    """
+    model_values(theta, irf, fixed_bg, pmap, spec, fpar, m, work)
+    model_derivatives(theta, irf, pmap, spec, fpar, jac, work)
+
+
+@numba.njit(**_OPTS)
+def component_amplitudes(theta, pmap, d, spec, fpar, coef, dtau, wts, drho):
+    """Photons of each exponential of detector ``d`` into ``coef`` (cascade: and derivatives).
+
+    Multi-exponential: the amplitudes. Cascade: ``coef = A w``, the fractions ``wts``, ``dtau``
+    (d A_j / d log tau_k beyond the shape change, ``[k, j]``) and ``drho`` (d A_j / d rho).
+    """
+    nt = spec[S_NTAU]
+    if spec[S_KIND] == 0:
+        for k in range(nt):
+            coef[k] = theta[pmap[d, nt + k]]
+        return
+    tx = math.exp(theta[pmap[d, 0]])
+    txx = math.exp(theta[pmap[d, 1]])
+    rho = theta[pmap[d, 3]]
+    amp = theta[pmap[d, 2]]
+    p1 = fpar[F_P1]
+    p2 = fpar[F_P2]
+    dd = tx - txx
+    z = p1 + p2 * (1.0 + rho)
+    u = tx / dd
+    v = txx / dd
+    wts[0] = (p1 + p2 * u) / z
+    wts[1] = p2 * (rho - v) / z
+    # du/dlog tau_x = -tx txx / D^2, du/dlog tau_xx = tx txx / D^2; w_X + w_XX = 1
+    du0 = -txx / dd**2 * tx
+    du1 = tx / dd**2 * txx
+    dtau[0, 0] = amp * (p2 * du0 / z)
+    dtau[0, 1] = -dtau[0, 0]
+    dtau[1, 0] = amp * (p2 * du1 / z)
+    dtau[1, 1] = -dtau[1, 0]
+    drho[0] = amp * (-(p1 + p2 * u) * p2 / z**2)
+    drho[1] = amp * (p2 / z - p2 * (rho - v) * p2 / z**2)
+    for k in range(2):
+        coef[k] = amp * wts[k]
+
+
+@numba.njit(**_OPTS)
+def model_values(theta, irf, fixed_bg, pmap, spec, fpar, m, work):
+    """Model counts ``m`` (n_det * n_data) at ``theta`` (:func:`model_jacobian`).
+
+    Leaves in ``work[d]`` what :func:`model_derivatives` needs at the same ``theta``: rows 0, 1
+    the IRF shifted by ``delta + 1/2`` and its derivative; 2, 3: by ``delta``; ``4 + k``: the
+    convolved exponentials ``y_k``.
+    """
+    nt = spec[S_NTAU]
+    reconv = spec[S_RECONV] != 0
+    i_bg = spec[S_IBG]
+    i_shift = spec[S_ISHIFT]
+    i_scat = spec[S_ISCAT]
+    nd = spec[S_NDATA]
+    bin_ns = fpar[F_BIN]
+    coef = np.empty(nt)
+    dtau = np.empty((2, 2))
+    wts = np.empty(2)
+    drho = np.empty(2)
+    n_shifted = (2 if i_scat >= 0 else 1) if reconv else 0
+    for d in range(irf.shape[0]):
+        off = d * nd
+        wk = work[d]
+        delta = theta[pmap[d, i_shift]] if i_shift >= 0 else 0.0
+        for js in range(n_shifted):
+            shift_periodic(irf[d], delta + 0.5 if js == 0 else delta, wk[2 * js],
+                           wk[2 * js + 1], True)
+        for k in range(nt):
+            q = math.exp(-bin_ns / math.exp(theta[pmap[d, k]]))
+            exp_conv_periodic(irf[d] if not reconv else wk[0], q, wk[4 + k], wk[4 + nt + k],
+                              False)
+        component_amplitudes(theta, pmap, d, spec, fpar, coef, dtau, wts, drho)
+        bg = theta[pmap[d, i_bg]]
+        scat = theta[pmap[d, i_scat]] if i_scat >= 0 else 0.0
+        for i in range(nd):
+            v_i = bg + fixed_bg[d, i]
+            for k in range(nt):
+                v_i += coef[k] * wk[4 + k, i]
+            if n_shifted == 2:
+                v_i += scat * wk[2, i]
+            m[off + i] = v_i
+
+
+@numba.njit(**_OPTS)
+def model_derivatives(theta, irf, pmap, spec, fpar, jac, work):
+    """Jacobian ``jac`` at ``theta`` from the ``work`` :func:`model_values` left at ``theta``.
+
+    Fills ``work[d]`` rows ``4 + nt + k`` (dy_k/dlog tau_k) and ``4 + 2 nt + k`` (dy_k/d delta).
     """
     kind = spec[S_KIND]
     nt = spec[S_NTAU]
@@ -184,99 +289,68 @@ def model_jacobian(theta, irf, fixed_bg, pmap, spec, fpar, m, jac, work):
     bin_ns = fpar[F_BIN]
     p = theta.size
     coef = np.empty(nt)
-    dtau = np.empty((2, 2))  # cascade: d A_j / d log tau_k beyond the shape change, [k, j]
+    dtau = np.empty((2, 2))
     wts = np.empty(2)
     drho = np.empty(2)
     n_shifted = (2 if i_scat >= 0 else 1) if reconv else 0
-    n_conv = 2 if reconv and i_shift >= 0 else 1
+    shifted = reconv and i_shift >= 0
     for d in range(irf.shape[0]):
         off = d * nd
-        delta = theta[pmap[d, i_shift]] if i_shift >= 0 else 0.0
-        # work rows 0, 1: IRF shifted by delta + 1/2 and its derivative; 2, 3: by delta
-        for js in range(n_shifted):
-            shift_periodic(irf[d], delta + 0.5 if js == 0 else delta, work[2 * js],
-                           work[2 * js + 1], True)
-        # rows 4 + k: y_k, 4 + nt + k: dy_k/dlog tau_k, 4 + 2 nt + k: dy_k/d delta
+        wk = work[d]
         for k in range(nt):
             q = math.exp(-bin_ns / math.exp(theta[pmap[d, k]]))
-            for jc in range(n_conv):
-                src = irf[d] if not reconv else work[jc]
-                exp_conv_periodic(src, q, work[4 + k + 2 * nt * jc], work[4 + nt + k],
-                                  jc == 0)
-        if kind == 0:
-            for k in range(nt):
-                coef[k] = theta[pmap[d, nt + k]]
-        else:
-            tx = math.exp(theta[pmap[d, 0]])
-            txx = math.exp(theta[pmap[d, 1]])
-            rho = theta[pmap[d, 3]]
-            amp = theta[pmap[d, 2]]
-            p1 = fpar[F_P1]
-            p2 = fpar[F_P2]
-            dd = tx - txx
-            z = p1 + p2 * (1.0 + rho)
-            u = tx / dd
-            v = txx / dd
-            wts[0] = (p1 + p2 * u) / z
-            wts[1] = p2 * (rho - v) / z
-            # du/dlog tau_x = -tx txx / D^2, du/dlog tau_xx = tx txx / D^2; w_X + w_XX = 1
-            du0 = -txx / dd**2 * tx
-            du1 = tx / dd**2 * txx
-            dtau[0, 0] = amp * (p2 * du0 / z)
-            dtau[0, 1] = -dtau[0, 0]
-            dtau[1, 0] = amp * (p2 * du1 / z)
-            dtau[1, 1] = -dtau[1, 0]
-            drho[0] = amp * (-(p1 + p2 * u) * p2 / z**2)
-            drho[1] = amp * (p2 / z - p2 * (rho - v) * p2 / z**2)
-            for k in range(2):
-                coef[k] = amp * wts[k]
-        bg = theta[pmap[d, i_bg]]
+            exp_conv_dlogtau(irf[d] if not reconv else wk[0], q, wk[4 + k], wk[4 + nt + k])
+            if shifted:
+                exp_conv_periodic(wk[1], q, wk[4 + 2 * nt + k], wk[4 + nt + k], False)
+        component_amplitudes(theta, pmap, d, spec, fpar, coef, dtau, wts, drho)
         scat = theta[pmap[d, i_scat]] if i_scat >= 0 else 0.0
         for i in range(nd):
             row = off + i
             for a in range(p):
                 jac[row, a] = 0.0
-            v_i = bg + fixed_bg[d, i]
             dm = 0.0
             for k in range(nt):
-                v_i += coef[k] * work[4 + k, i]
-                jac[row, pmap[d, k]] = coef[k] * work[4 + nt + k, i]
-                if n_conv == 2:
-                    dm += coef[k] * work[4 + 2 * nt + k, i]
+                jac[row, pmap[d, k]] = coef[k] * wk[4 + nt + k, i]
+                if shifted:
+                    dm += coef[k] * wk[4 + 2 * nt + k, i]
             if kind == 0:
                 for k in range(nt):
-                    jac[row, pmap[d, nt + k]] = work[4 + k, i]
+                    jac[row, pmap[d, nt + k]] = wk[4 + k, i]
             else:
-                y0 = work[4, i]
-                y1 = work[5, i]
+                y0 = wk[4, i]
+                y1 = wk[5, i]
                 jac[row, pmap[d, 0]] += dtau[0, 0] * y0 + dtau[0, 1] * y1
                 jac[row, pmap[d, 1]] += dtau[1, 0] * y0 + dtau[1, 1] * y1
                 jac[row, pmap[d, 2]] = wts[0] * y0 + wts[1] * y1
                 jac[row, pmap[d, 3]] = drho[0] * y0 + drho[1] * y1
             if n_shifted == 2:
-                v_i += scat * work[2, i]
-                jac[row, pmap[d, i_scat]] = work[2, i]
-                if n_conv == 2:
-                    dm += scat * work[3, i]
+                jac[row, pmap[d, i_scat]] = wk[2, i]
+                if shifted:
+                    dm += scat * wk[3, i]
             jac[row, pmap[d, i_bg]] = 1.0
-            if n_conv == 2:
+            if shifted:
                 jac[row, pmap[d, i_shift]] = dm
-            m[row] = v_i
 
 
 @numba.njit(**_OPTS)
 def objective_terms(m, jac, c, idx, kind, tiny, g, h):
     """Objective over the bins ``idx``; fills its gradient ``g`` and Fisher-type Hessian ``h``.
 
-    kind 0: Poisson deviance 2 sum(m - c + c ln(c/m)) with the Fisher curvature weights 1/m
-    (observed weights c/m^2 were tried: more rejected steps), so that ``h / 2`` is the Fisher
-    information; 1: Neyman chi2 (weights 1/max(c, 1)); 2: Pearson chi2 sum (c - m)^2 / m.
+    :func:`objective_value` and :func:`objective_derivatives` (the fit calls the second only for
+    accepted steps).
     """
-    p = jac.shape[1]
-    for a in range(p):
-        g[a] = 0.0
-        for b in range(p):
-            h[a, b] = 0.0
+    f = objective_value(m, c, idx, kind, tiny)
+    objective_derivatives(m, jac, c, idx, kind, tiny, g, h)
+    return f
+
+
+@numba.njit(**_OPTS)
+def objective_value(m, c, idx, kind, tiny):
+    """Objective over the bins ``idx`` of the model ``m`` and the counts ``c``.
+
+    kind 0: Poisson deviance 2 sum(m - c + c ln(c/m)); 1: Neyman chi2 sum (c - m)^2 / max(c, 1);
+    2: Pearson chi2 sum (c - m)^2 / m (the model floored at ``tiny`` in logs and denominators).
+    """
     f = 0.0
     for ii in range(idx.size):
         i = idx[ii]
@@ -287,17 +361,44 @@ def objective_terms(m, jac, c, idx, kind, tiny, g, h):
             f += mm - ci
             if ci > 0:
                 f += ci * math.log(ci / mm)
-            gi = 1.0 - ci / mm
-            wi = 1.0 / mm
         elif kind == 1:
             w = 1.0 / (ci if ci > 1.0 else 1.0)
             r = ci - mi
             f += w * r * r
-            gi = -w * r
-            wi = w
         else:
             r = ci - mm
             f += r * r / mm
+    if kind == 0:
+        f *= 2.0
+    return f
+
+
+@numba.njit(**_OPTS)
+def objective_derivatives(m, jac, c, idx, kind, tiny, g, h):
+    """Gradient ``g`` and Fisher-type Hessian ``h`` of :func:`objective_value`.
+
+    Poisson deviance with the Fisher curvature weights 1/m (observed weights c/m^2 were tried:
+    more rejected steps), so that ``h / 2`` is the Fisher information; Neyman chi2 with the
+    weights 1/max(c, 1); Pearson chi2 with 1/m.
+    """
+    p = jac.shape[1]
+    for a in range(p):
+        g[a] = 0.0
+        for b in range(p):
+            h[a, b] = 0.0
+    for ii in range(idx.size):
+        i = idx[ii]
+        mi = m[i]
+        ci = c[i]
+        mm = mi if mi > tiny else tiny
+        if kind == 0:
+            gi = 1.0 - ci / mm
+            wi = 1.0 / mm
+        elif kind == 1:
+            w = 1.0 / (ci if ci > 1.0 else 1.0)
+            gi = -w * (ci - mi)
+            wi = w
+        else:
             gi = 0.5 * (mm * mm - ci * ci) / (mm * mm)
             wi = 1.0 / mm
         for a in range(p):
@@ -313,9 +414,6 @@ def objective_terms(m, jac, c, idx, kind, tiny, g, h):
         for b in range(a + 1):
             h[a, b] *= 2.0
             h[b, a] = h[a, b]
-    if kind == 0:
-        f *= 2.0
-    return f
 
 
 @numba.njit(**_OPTS)
@@ -381,6 +479,20 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
     of the loop evaluates a candidate: the start to scale, the start, then each step): called
     functions are compiled again inside their callers, so this keeps the compilation of a
     cold cache short; the covariance and the checks of the optimum are the caller's (NumPy).
+    A candidate costs the model values and the objective only; the Jacobian, gradient and
+    Hessian are computed where a step is accepted (about half the steps of a bi-exponential
+    tail fit are rejected). The arithmetic is the same as evaluating everything everywhere,
+    so the iterates are bit-identical to it.
+
+    Cycle exit: a fit can stall in a cycle (e.g. a bi-exponential whose two lifetimes merged:
+    an accepted step too small to change any parameter lowers the damping, the next step is
+    rejected and raises it again). The state of the iteration is the point and the damping
+    (everything else is computed from the point), so when an accepted step that did not move
+    the point leaves the damping where the previous such step left it, with no move in
+    between, the iteration repeats itself until the iteration limit without converging; it
+    stops there and reports the limit as the iteration count: the same result as iterating to
+    the limit (23 such stalls in the 747 fits of 12 bench particles, 9 % of their
+    iterations).
     """
     n_total = counts.shape[1]
     p = lo.size
@@ -392,14 +504,12 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
     max_iter = spec[S_MAXITER]
     tiny = fpar[F_TINY]
     tol = fpar[F_TOL]
-    work = np.empty((4 + 3 * nt, irf.shape[1]))
+    work = np.empty((irf.shape[0], 4 + 3 * nt, irf.shape[1]))
     m2 = np.empty(n_total)
     jac = np.empty((n_total, p))
-    h2 = np.empty((p, p))
     mat = np.empty((p, p))
     lw = np.empty((p, p))
     g = np.empty(p)
-    g2 = np.empty(p)
     new = np.empty(p)
     span = np.empty(p)
     mask = np.empty(p)
@@ -427,6 +537,7 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
         ok = False
         n_iter = 0
         decrement = 0.0
+        still_lam = -1.0  # damping after the last accepted step that did not move (-1: moved)
         while True:
             for a in range(p):  # project onto the bounds (NaN stays NaN)
                 v = new[a]
@@ -437,7 +548,7 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
                 new[a] = v
             if mkind == 1 and new[1] > new[0] + math.log(0.98):
                 new[1] = new[0] + math.log(0.98)
-            model_jacobian(new, irf, fixed_bg, pmap, spec, fpar, m2, jac, work)
+            model_values(new, irf, fixed_bg, pmap, spec, fpar, m2, work)
             if phase == 0:
                 total = 0.0
                 unit = 0.0
@@ -453,15 +564,18 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
                 new[i_bg] = b0
                 phase = 1
                 continue
-            f2 = objective_terms(m2, jac, c, idx, kind, tiny, g2, h2)
+            f2 = objective_value(m2, c, idx, kind, tiny)
             accept = phase == 1 or (math.isfinite(f2) and f2 <= f)
             df = f - f2
-            if accept:
+            moved = False  # the candidate differs from the current point
+            for a in range(p):
+                if new[a] != theta[a]:
+                    moved = True
+            if accept:  # the derivatives only where the next step starts
+                model_derivatives(new, irf, pmap, spec, fpar, jac, work)
+                objective_derivatives(m2, jac, c, idx, kind, tiny, g, h)
                 for a in range(p):  # loops: slice assignment costs seconds to compile
                     theta[a] = new[a]
-                    g[a] = g2[a]
-                    for b in range(p):
-                        h[a, b] = h2[a, b]
                 for i in range(n_total):
                     m[i] = m2[i]
                 f = f2
@@ -474,6 +588,14 @@ def fit_rows(counts, starts, lo, hi, fixed, idx, irf, fixed_bg, pmap, spec, fpar
                 if df < tol and lam <= 1e-2:
                     ok = True
                     break
+                # cycle exit: a repeated state ends the iteration where the limit would
+                if moved:
+                    still_lam = -1.0
+                elif lam == still_lam:
+                    n_iter = max_iter
+                    break
+                else:
+                    still_lam = lam
             else:
                 lam *= 10.0
                 if lam > 1e12:

@@ -33,6 +33,7 @@ __all__ = [
     "g2_zero_cascade", "g2_gated_cascade", "g2_from_peak_counts", "qy_ratio_from_g2",
     "single_emitter_verdict", "single_emitter_test", "single_emitter_test_scan",
     "single_emitter_test_photons", "single_emitter_test_ungated", "g2_one_sided_bounds",
+    "PhotonGateScan", "photon_gate_scan",
     "gated_background_fraction", "two_emitter_g2", "brightness_ratio_for_g2",
 ]
 
@@ -658,6 +659,71 @@ def gated_background_fraction(decay, gates_ns) -> np.ndarray:
     return np.asarray(out)
 
 
+@dataclass(frozen=True, eq=False)
+class PhotonGateScan:
+    """The gate scan of the photons in some time windows, with what the test needs.
+
+    From :func:`photon_gate_scan`; :meth:`test` runs :func:`single_emitter_test` on it (the
+    same scan can be tested at several ``alpha``).
+
+    Attributes
+    ----------
+    scan : qrspec.stats.correlation.G2GateScan
+        g2(0; gate) of the windows' photons.
+    t0_ns : float
+        Rise of the windows' aligned decay.
+    background_fraction : ndarray of float64
+        Background term ``1 - rho_0 rho_1`` per gate (:func:`gated_background_fraction`).
+    """
+
+    scan: object
+    t0_ns: float
+    background_fraction: np.ndarray
+
+    def test(self, *, tau_x_ns: float, tau_x_err_ns: float, tau_xx_ns: float,
+             tau_xx_err_ns: float, **kwargs) -> EmitterTest:
+        """:func:`single_emitter_test` of the scan (``kwargs``: threshold, alpha...)."""
+        return single_emitter_test_scan(self.scan, t0_ns=self.t0_ns, tau_x_ns=tau_x_ns,
+                                        tau_x_err_ns=tau_x_err_ns, tau_xx_ns=tau_xx_ns,
+                                        tau_xx_err_ns=tau_xx_err_ns,
+                                        background_fraction=self.background_fraction,
+                                        **kwargs)
+
+
+def photon_gate_scan(photons, *, time_windows_s, tau_xx_ns: float, detectors=(0, 1),
+                     offsets_ns=None, gate_step_ns: float = 0.5, max_gate_tau_xx: float = 8.0,
+                     max_lag_periods: int = 5, bin_ns: float = 0.5,
+                     delay_ns: float | None = None) -> PhotonGateScan:
+    """The gate scan of :func:`single_emitter_test_photons` (its parameters), untested."""
+    from qrspec.stats.correlation import g2_gate_scan
+    from qrspec.stats.decay import decay_histogram
+
+    dets = [int(d) for d in detectors]
+    if time_windows_s is not None:
+        w = np.asarray(time_windows_s, dtype=np.float64).reshape(-1, 2)
+        sub = photons.select_windows(w)
+    else:
+        w, sub = None, photons
+    # read only: no copy when every photon is already on ``detectors`` (the pipeline's case;
+    # checked on the windows' photons, fewer than all)
+    if not np.isin(sub.detector_ids, dets).all():
+        sub = sub.select(detectors=dets)
+    if sub.size == 0:
+        raise QrspecError("time_windows_s hold no photons: nothing to test")
+    full = decay_histogram(sub, detectors=dets, offsets_ns=offsets_ns)
+    offsets = full.offsets_ns
+    t0 = full.t0_ns
+    span = 0.5 * full.period_ns
+    if np.isfinite(tau_xx_ns) and tau_xx_ns > 0:
+        span = min(span, max_gate_tau_xx * tau_xx_ns)
+    gates = t0 + np.arange(0.0, span + 1e-9, float(gate_step_ns))
+    scan = g2_gate_scan(sub, gates, detectors=dets, gate_offsets_ns=offsets,
+                        max_lag_periods=max_lag_periods, bin_ns=bin_ns,
+                        delay_ns=float(offsets[1] - offsets[0]) if delay_ns is None
+                        else float(delay_ns), time_windows_s=w)
+    return PhotonGateScan(scan, float(t0), gated_background_fraction(full, scan.gates_ns))
+
+
 def single_emitter_test_photons(photons, *, time_windows_s, tau_x_ns: float,
                                 tau_x_err_ns: float, tau_xx_ns: float, tau_xx_err_ns: float,
                                 detectors=(0, 1), offsets_ns=None, gate_step_ns: float = 0.5,
@@ -673,35 +739,12 @@ def single_emitter_test_photons(photons, *, time_windows_s, tau_x_ns: float,
     normally the neutral ones (:meth:`qrspec.levels.Segments.windows`); ``None`` uses all
     photons. ``delay_ns`` is the HBT delay subtracted from every lag (whole periods included,
     e.g. ``Alignment.delay_ns``); default: the detectors' offset difference (a delay shorter
-    than a period). ``kwargs`` go to :func:`single_emitter_test`.
+    than a period). ``kwargs`` go to :func:`single_emitter_test`. The scan alone (to test it
+    at several ``alpha``): :func:`photon_gate_scan`.
     """
-    from qrspec.stats.correlation import g2_gate_scan
-    from qrspec.stats.decay import decay_histogram
-
-    dets = [int(d) for d in detectors]
-    # read only: no copy when every photon is already on ``detectors`` (the pipeline's case)
-    ph = photons if np.isin(photons.detector_ids, dets).all() \
-        else photons.select(detectors=dets)
-    if time_windows_s is not None:
-        w = np.asarray(time_windows_s, dtype=np.float64).reshape(-1, 2)
-        sub = ph.select_windows(w)
-    else:
-        w, sub = None, ph
-    if sub.size == 0:
-        raise QrspecError("time_windows_s hold no photons: nothing to test")
-    full = decay_histogram(sub, detectors=dets, offsets_ns=offsets_ns)
-    offsets = full.offsets_ns
-    t0 = full.t0_ns
-    span = 0.5 * full.period_ns
-    if np.isfinite(tau_xx_ns) and tau_xx_ns > 0:
-        span = min(span, max_gate_tau_xx * tau_xx_ns)
-    gates = t0 + np.arange(0.0, span + 1e-9, float(gate_step_ns))
-    scan = g2_gate_scan(sub, gates, detectors=dets, gate_offsets_ns=offsets,
-                        max_lag_periods=max_lag_periods, bin_ns=bin_ns,
-                        delay_ns=float(offsets[1] - offsets[0]) if delay_ns is None
-                        else float(delay_ns), time_windows_s=w)
-    bg = gated_background_fraction(full, scan.gates_ns)
-    return single_emitter_test_scan(scan, t0_ns=t0, tau_x_ns=tau_x_ns,
-                                    tau_x_err_ns=tau_x_err_ns, tau_xx_ns=tau_xx_ns,
-                                    tau_xx_err_ns=tau_xx_err_ns, background_fraction=bg,
-                                    **kwargs)
+    scan = photon_gate_scan(photons, time_windows_s=time_windows_s, tau_xx_ns=tau_xx_ns,
+                            detectors=detectors, offsets_ns=offsets_ns,
+                            gate_step_ns=gate_step_ns, max_gate_tau_xx=max_gate_tau_xx,
+                            max_lag_periods=max_lag_periods, bin_ns=bin_ns, delay_ns=delay_ns)
+    return scan.test(tau_x_ns=tau_x_ns, tau_x_err_ns=tau_x_err_ns, tau_xx_ns=tau_xx_ns,
+                     tau_xx_err_ns=tau_xx_err_ns, **kwargs)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -306,11 +307,58 @@ class _Problem:
         self.__dict__.update(kw)
 
 
-def _problem(n, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, method, lsq_weights,
-             background, fixed_background, fit_shift, shift_ns, shift_bounds_ns, scatter,
-             tau0_ns, mean_excitations, qy_ratio, intervals, n_bootstrap, min_photons,
-             max_iter):
-    """Check the arguments (raise) for histograms of ``n`` bins and build the problem."""
+_PROBLEMS: dict = {}  # problems built recently, by their arguments (see _problem)
+_PROBLEMS_MAX = 32
+_PROBLEMS_LOCK = threading.Lock()
+
+
+class _Unkeyed(Exception):
+    pass
+
+
+def _arg_key(v):
+    """A key equal for arguments that build the same problem (exact types, arrays by content).
+
+    Floats by their bits (-0.0 is not 0.0), the type kept (``30`` and ``30.0`` print differently
+    in messages), numeric arrays by dtype, shape and bytes; anything else is not keyed.
+    """
+    if isinstance(v, float):
+        return type(v).__name__, v.hex()
+    if v is None or isinstance(v, (bool, int, str, ModelIRF)):
+        return type(v).__name__, v
+    if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+        return "ndarray", v.dtype.str, v.shape, v.tobytes()
+    if isinstance(v, (tuple, list)) and len(v) <= 8:
+        return type(v).__name__, tuple(_arg_key(x) for x in v)
+    raise _Unkeyed
+
+
+def _problem(n, time_ns, **kw):
+    """Check the arguments (raise) for histograms of ``n`` bins and build the problem.
+
+    A loop of :func:`fit_decay` calls with the same arguments on new counts reuses the problem
+    built (and checked) for its first call: keyed by every argument's type and value, arrays by
+    content (the problem copies what it keeps, and nothing writes to a built problem).
+    """
+    try:
+        key = (n, _arg_key(time_ns)) + tuple((k, _arg_key(v)) for k, v in sorted(kw.items()))
+    except _Unkeyed:
+        return _build_problem(n, time_ns, **kw)
+    prob = _PROBLEMS.get(key)
+    if prob is None:
+        prob = _build_problem(n, time_ns, **kw)
+        with _PROBLEMS_LOCK:
+            while len(_PROBLEMS) >= _PROBLEMS_MAX:
+                _PROBLEMS.pop(next(iter(_PROBLEMS)))
+            _PROBLEMS[key] = prob
+    return prob
+
+
+def _build_problem(n, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, method,
+                   lsq_weights, background, fixed_background, fit_shift, shift_ns,
+                   shift_bounds_ns, scatter, tau0_ns, mean_excitations, qy_ratio, intervals,
+                   n_bootstrap, min_photons, max_iter):
+    """:func:`_problem` without the reuse."""
     if model not in _MODELS:
         raise QrspecError(f"model={model!r} must be one of {_MODELS}")
     if method not in _METHODS:
@@ -378,7 +426,7 @@ def _problem(n, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, method,
             raise QrspecError(f"background={background!r} must be >= 0")
     fixed_bg = None
     if fixed_background is not None:
-        fixed_bg = np.asarray(fixed_background, dtype=float)
+        fixed_bg = np.array(fixed_background, dtype=float)  # a copy: problems are reused
         if fixed_bg.shape != (n,) or not np.all(np.isfinite(fixed_bg)) or fixed_bg.min() < 0:
             raise QrspecError(f"fixed_background.shape={fixed_bg.shape} must equal counts.shape="
                               f"{(n,)} with finite values >= 0")
@@ -530,9 +578,10 @@ def _start_rows(prob, c):
         # the first moment of the counts above b0 after the IRF centroid
         w = np.maximum(ci[:, prob.after] - b0[:, None], 0.0)
         w_sum = _row_sums(w)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tau_mean = _row_sums(w * prob.after_bins) / w_sum * prob.bin_ns
-        tau_mean[~(w_sum > 0)] = 10.0 * prob.bin_ns
+        num = _row_sums(w * prob.after_bins)
+        pos = w_sum > 0  # else no counts above b0 after the centroid
+        tau_mean = np.full(n_rows, 10.0 * prob.bin_ns)
+        tau_mean[pos] = num[pos] / w_sum[pos] * prob.bin_ns
         tau_mean = np.minimum(np.maximum(tau_mean, 2.0 * prob.bin_ns), 0.5 * prob.period)
         taus = tau_mean[:, None, None] * prob.tau_factors
     else:
@@ -657,9 +706,9 @@ def _outcomes(prob, c, out):
                     singular[r] = True
     var = np.diagonal(cov, axis1=1, axis2=2)
     nt = mdl.n_tau
-    with np.errstate(invalid="ignore"):
-        not_pd = (np.where(free, var, 0.0) < 0).any(axis=1)
-        undetermined = ~(np.sqrt(np.abs(var[:, :nt])) < 10.0).all(axis=1)
+    # NaN (fixed, at a bound, not inverted) compares False without a warning
+    not_pd = (np.where(free, var, 0.0) < 0).any(axis=1)
+    undetermined = ~(np.sqrt(np.abs(var[:, :nt])) < 10.0).all(axis=1)
     tau_bound = at_bound[:, :nt].any(axis=1)
     amp_zero = (theta[:, mdl.amp_indices] <= 0).any(axis=1)
     shift_bound = at_bound[:, mdl.shift_indices].any(axis=1)

@@ -333,6 +333,6 @@ def _evaluate(model, theta, jacobian):
     theta = np.ascontiguousarray(theta, dtype=float)
     m = np.empty(model.n_data)
     jac = np.empty((model.n_data, theta.size))
-    work = np.empty((4 + 3 * model.n_tau, irf.shape[1]))
+    work = np.empty((irf.shape[0], 4 + 3 * model.n_tau, irf.shape[1]))
     _kernels.model_jacobian(theta, irf, fixed, pmap, spec, fpar, m, jac, work)
     return m, (jac if jacobian else None)

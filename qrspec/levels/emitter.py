@@ -110,14 +110,14 @@ def emitter_verdict(photons, labels, *, detectors=(0, 1), offsets_ns=None,
     max_mean_excitations : float
         Largest <N> for the single-emitter suppression bound.
     **scan_kwargs
-        Passed to :func:`qrspec.fitting.g2_analysis.single_emitter_test_photons` (gate step,
-        lag range, bin).
+        Passed to :func:`qrspec.fitting.g2_analysis.photon_gate_scan` (gate step, lag range,
+        bin, delay), as :func:`~qrspec.fitting.g2_analysis.single_emitter_test_photons`.
 
     Returns
     -------
     ParticleVerdict
     """
-    from qrspec.fitting.g2_analysis import single_emitter_test_photons
+    from qrspec.fitting.g2_analysis import photon_gate_scan
     from qrspec.levels.labels import LevelLabels
 
     if not isinstance(labels, LevelLabels):
@@ -159,15 +159,19 @@ def emitter_verdict(photons, labels, *, detectors=(0, 1), offsets_ns=None,
         if k == ref or (err > 0 and rate / err > z):
             tested.append(k)
     a_each = alpha / len(tested)
-    tests = []
-    for k in tested:
-        w = seg.windows(level=k)
-        t = single_emitter_test_photons(
-            photons, time_windows_s=w, tau_x_ns=float(tau[k]), tau_x_err_ns=float(tau_e[k]),
-            tau_xx_ns=float(txx[ref]), tau_xx_err_ns=float(txx_e[ref]), detectors=detectors,
-            offsets_ns=offsets_ns, threshold=threshold, alpha=a_each,
-            max_mean_excitations=max_mean_excitations, **scan_kwargs)
-        tests.append(t)
+    scans: dict = {}  # one gate scan per level (the reference level is tested twice)
+
+    def test(k: int, a: float):
+        if k not in scans:
+            scans[k] = photon_gate_scan(photons, time_windows_s=seg.windows(level=k),
+                                        tau_xx_ns=float(txx[ref]), detectors=detectors,
+                                        offsets_ns=offsets_ns, **scan_kwargs)
+        return scans[k].test(tau_x_ns=float(tau[k]), tau_x_err_ns=float(tau_e[k]),
+                             tau_xx_ns=float(txx[ref]), tau_xx_err_ns=float(txx_e[ref]),
+                             threshold=threshold, alpha=a,
+                             max_mean_excitations=max_mean_excitations)
+
+    tests = [test(k, a_each) for k in tested]
     tested_t, tests_t = tuple(tested), tuple(tests)
     # 3. not single anywhere
     for k, t in zip(tested, tests, strict=True):
@@ -175,14 +179,7 @@ def emitter_verdict(photons, labels, *, detectors=(0, 1), offsets_ns=None,
             return ParticleVerdict("not_single", f"level {k}: {t.reason}", ref, tested_t,
                                    tests_t, t)
     # 4. single at the reference level (its own alpha) with a one-state decay
-    ref_test = tests[tested.index(ref)]
-    if len(tested) > 1:
-        ref_test = single_emitter_test_photons(
-            photons, time_windows_s=seg.windows(level=ref), tau_x_ns=float(tau[ref]),
-            tau_x_err_ns=float(tau_e[ref]), tau_xx_ns=float(txx[ref]),
-            tau_xx_err_ns=float(txx_e[ref]), detectors=detectors, offsets_ns=offsets_ns,
-            threshold=threshold, alpha=alpha, max_mean_excitations=max_mean_excitations,
-            **scan_kwargs)
+    ref_test = tests[tested.index(ref)] if len(tested) == 1 else test(ref, alpha)
     if ref_test.outcome == "single":
         second = _second_component(labels, ref, shape_alpha, shape_min_fraction)
         if second:

@@ -56,6 +56,7 @@ __all__ = [
     "refine_comb",
     "g2",
     "g2_gate_scan",
+    "g2_with_gate",
     "g2_peaks",
 ]
 
@@ -288,7 +289,8 @@ class _PairScanner:
     """Shared set-up of the pair kernels: tables, time base, windows, chunk tails."""
 
     def __init__(self, *, detectors, mode, max_lag_periods, max_lag_ns, bin_ns, gate_ns,
-                 gate_offsets_ns, delay_ns, time_windows_s, period_ns, need_nanotimes=False):
+                 gate_offsets_ns, delay_ns, time_windows_s, period_ns, need_nanotimes=False,
+                 extra_gates=()):
         if mode not in ("cross", "auto"):
             raise QrspecError(f"mode={mode!r} must be 'cross' or 'auto'")
         dets = detector_list("detectors", detectors)
@@ -302,15 +304,10 @@ class _PairScanner:
             positive_float("max_lag_ns", max_lag_ns)
         self.max_lag_ns = max_lag_ns
         self.max_lag_periods = integer("max_lag_periods", max_lag_periods, minimum=1)
-        self.gate_ns = None if gate_ns is None else interval("gate_ns", gate_ns)
-        if gate_offsets_ns is not None:
-            off = np.asarray(gate_offsets_ns, dtype=np.float64)
-            if off.shape != (len(dets),) or not np.all(np.isfinite(off)):
-                raise QrspecError(f"gate_offsets_ns={gate_offsets_ns!r} must hold one finite "
-                                  f"offset per detector ({len(dets)})")
-            self.gate_offsets_ns = tuple(float(x) for x in off)
-        else:
-            self.gate_offsets_ns = None
+        # row g of the kernels' gate tables and histograms: gates[g] = (gate_ns, offsets_ns)
+        self.gates = [self._gate(g, o, len(dets))
+                      for g, o in [(gate_ns, gate_offsets_ns), *extra_gates]]
+        self.gate_ns, self.gate_offsets_ns = self.gates[0]
         self.delay_ns = finite_float("delay_ns", delay_ns)
         if mode == "auto" and self.delay_ns != 0:
             raise QrspecError(f"delay_ns={delay_ns!r} must be 0 in auto mode")
@@ -321,17 +318,30 @@ class _PairScanner:
         self.need_nanotimes = need_nanotimes
         self._ready = False
         self._tail = None
-        self.n_used = np.zeros(2, np.int64)
+        self.n_used = np.zeros((len(self.gates), 2), np.int64)
         self.ts_first = None
         self.ts_last = None
+
+    @staticmethod
+    def _gate(gate_ns, gate_offsets_ns, n_det: int) -> tuple:
+        """Checked ``(gate_ns, gate_offsets_ns)`` tuples (or None)."""
+        gate = None if gate_ns is None else interval("gate_ns", gate_ns)
+        if gate_offsets_ns is None:
+            return gate, None
+        off = np.asarray(gate_offsets_ns, dtype=np.float64)
+        if off.shape != (n_det,) or not np.all(np.isfinite(off)):
+            raise QrspecError(f"gate_offsets_ns={gate_offsets_ns!r} must hold one finite "
+                              f"offset per detector ({n_det})")
+        return gate, tuple(float(x) for x in off)
 
     # set-up from the first chunk -------------------------------------------------------
     def _setup(self, ph: Photons) -> None:
         if self.need_nanotimes and not ph.is_t3:
             raise QrspecError("a gate scan needs T3 data (nanotimes); this is T2 data")
-        if self.gate_ns is not None and not ph.is_t3:
-            raise QrspecError(f"gate_ns={self.gate_ns!r} needs T3 data (nanotimes); this is "
-                              "T2 data")
+        for gate, _ in self.gates:
+            if gate is not None and not ph.is_t3:
+                raise QrspecError(f"gate_ns={gate!r} needs T3 data (nanotimes); this is T2 "
+                                  "data")
         self.unit = ph.timestamps_unit
         self.is_t3 = ph.is_t3
         self.nt_unit = ph.nanotimes_unit
@@ -377,19 +387,22 @@ class _PairScanner:
             self.role[self.detectors[1]] = 1
         else:
             self.role[list(self.detectors)] = 0
-        self.gate_lo = np.zeros(N_DET, np.int64)
-        self.gate_hi = np.full(N_DET, NO_GATE_HI, np.int64)
-        self.offsets_bins = np.zeros(N_DET, np.int64)
-        if self.gate_offsets_ns is not None:
-            if not ph.is_t3:
-                raise QrspecError("gate_offsets_ns needs T3 data (nanotimes)")
-            res_ns = ph.nanotimes_unit * 1e9
-            self.offsets_bins[list(self.detectors)] = shift_to_grid(
-                np.asarray(self.gate_offsets_ns), res_ns)
-        if self.gate_ns is not None:
-            g0, g1 = interval_to_grid("gate_ns", self.gate_ns, ph.nanotimes_unit * 1e9)
-            self.gate_lo[:] = g0 + self.offsets_bins
-            self.gate_hi[:] = min(g1, NO_GATE_HI) + self.offsets_bins
+        n_gates = len(self.gates)
+        self.gate_lo = np.zeros((n_gates, N_DET), np.int64)
+        self.gate_hi = np.full((n_gates, N_DET), NO_GATE_HI, np.int64)
+        offsets_bins = np.zeros((n_gates, N_DET), np.int64)
+        for g, (gate, offsets) in enumerate(self.gates):
+            if offsets is not None:
+                if not ph.is_t3:
+                    raise QrspecError("gate_offsets_ns needs T3 data (nanotimes)")
+                res_ns = ph.nanotimes_unit * 1e9
+                offsets_bins[g, list(self.detectors)] = shift_to_grid(np.asarray(offsets),
+                                                                      res_ns)
+            if gate is not None:
+                g0, g1 = interval_to_grid("gate_ns", gate, ph.nanotimes_unit * 1e9)
+                self.gate_lo[g] = g0 + offsets_bins[g]
+                self.gate_hi[g] = min(g1, NO_GATE_HI) + offsets_bins[g]
+        self.offsets_bins = offsets_bins[0]
         self.win = None
         if self.windows_s is not None:
             self.win = windows_to_ticks("time_windows_s", self.windows_s, self.unit, merge=True)
@@ -474,7 +487,8 @@ class _PairScanner:
                 f"{MAX_PAIRS_PER_PHOTON} are allowed (time grows as photons x that number): "
                 "choose a shorter lag range")
 
-    def curve(self, counts: np.ndarray) -> G2Curve:
+    def curve(self, counts: np.ndarray, g: int = 0) -> G2Curve:
+        """The curve of gate row ``g`` from its counts."""
         q_ns = self.q_s * 1e9
         edges = (self.lag_lo_q + self.bin_q * np.arange(self.n_bins + 1)) * q_ns
         if self.win is not None:
@@ -486,11 +500,12 @@ class _PairScanner:
             lengths = np.array([(self.ts_last + 1 - self.ts_first) * self.unit])
         else:
             lengths = np.zeros(0)
-        n0, n1 = int(self.n_used[0]), int(self.n_used[1])
+        n0, n1 = int(self.n_used[g, 0]), int(self.n_used[g, 1])
         if self.mode == "auto":
             n1 = n0
+        gate, offsets = self.gates[g]
         return G2Curve(counts, edges, self.bin_q * q_ns, self.period_ns, self.detectors,
-                       self.mode, self.gate_ns, self.gate_offsets_ns, self.delay_ns, (n0, n1),
+                       self.mode, gate, offsets, self.delay_ns, (n0, n1),
                        float(lengths.sum()), lengths, self.q_s, self.coarsened_from_ns)
 
 
@@ -576,19 +591,25 @@ class G2Accumulator:
     those of :func:`g2`, except that a ``gate_ns`` needs explicit ``gate_offsets_ns`` (they
     cannot be estimated from a stream before it is read; e.g. from a
     :class:`~qrspec.stats.decay.DecayAccumulator` pass).
+
+    ``extra_gates``: further ``(gate_ns, gate_offsets_ns)`` whose curves are filled in the same
+    pass over the pairs (``result(1)``, ``result(2)``...; each equals :func:`g2` with that gate
+    and the other parameters).
     """
 
     def __init__(self, *, detectors=(0, 1), mode="cross", max_lag_periods=5, max_lag_ns=None,
                  bin_ns=0.5, gate_ns=None, gate_offsets_ns=None, delay_ns=0.0,
-                 time_windows_s=None, period_ns=None):
-        if gate_ns is not None and gate_offsets_ns is None:
-            raise QrspecError(f"gate_ns={gate_ns!r} needs gate_offsets_ns= with chunked photons "
-                              "(the aligned axis needs a first pass; zeros gate raw nanotimes)")
+                 time_windows_s=None, period_ns=None, extra_gates=()):
+        for gate, offsets in [(gate_ns, gate_offsets_ns), *extra_gates]:
+            if gate is not None and offsets is None:
+                raise QrspecError(f"gate_ns={gate!r} needs gate_offsets_ns= with chunked "
+                                  "photons (the aligned axis needs a first pass; zeros gate "
+                                  "raw nanotimes)")
         self._scan = _PairScanner(detectors=detectors, mode=mode,
                                   max_lag_periods=max_lag_periods, max_lag_ns=max_lag_ns,
                                   bin_ns=bin_ns, gate_ns=gate_ns, gate_offsets_ns=gate_offsets_ns,
                                   delay_ns=delay_ns, time_windows_s=time_windows_s,
-                                  period_ns=period_ns)
+                                  period_ns=period_ns, extra_gates=extra_gates)
         self._counts = None
 
     def add(self, photons: Photons) -> None:
@@ -598,16 +619,16 @@ class G2Accumulator:
         s = self._scan
         for ts, nt, det, mask, j_start, ntmax_q in s.calls(photons):
             if self._counts is None:
-                self._counts = np.zeros(s.n_bins, np.int64)
+                self._counts = np.zeros((len(s.gates), s.n_bins), np.int64)
             _kc.g2_histogram(ts, nt, det, s.role, s.gate_lo, s.gate_hi, mask, j_start, s.ts0,
                              s.tick_q, s.nt_q, ntmax_q, s.delay_q, s.lag_lo_q, s.bin_q,
                              s.mode == "auto", self._counts, s.n_used)
 
-    def result(self) -> G2Curve:
-        """The curve of every chunk added so far."""
+    def result(self, gate: int = 0) -> G2Curve:
+        """The curve of every chunk added so far (``gate``: 0, or 1... for ``extra_gates``)."""
         if self._counts is None:
             raise QrspecError("no photons: g2 needs at least one non-empty chunk")
-        return self._scan.curve(self._counts.copy())
+        return self._scan.curve(self._counts[gate].copy(), gate)
 
 
 def g2(photons, *, detectors=(0, 1), mode="cross", max_lag_periods=5, max_lag_ns=None,
@@ -669,6 +690,29 @@ def g2(photons, *, detectors=(0, 1), mode="cross", max_lag_periods=5, max_lag_ns
     for chunk in chunks(photons):
         acc.add(chunk)
     return acc.result()
+
+
+def g2_with_gate(photons, gate_ns, *, detectors=(0, 1), max_lag_periods=5, bin_ns=0.5,
+                 gate_offsets_ns=None, delay_ns=0.0, time_windows_s=None, period_ns=None
+                 ) -> tuple[G2Curve, G2Curve]:
+    """The g2 of all photons and the time-gated g2, from one pass over the photon pairs.
+
+    Equal to ``g2(photons, **kw)`` and ``g2(photons, gate_ns=gate_ns,
+    gate_offsets_ns=gate_offsets_ns, **kw)`` (cross mode; the other parameters as in
+    :func:`g2`): the gated pairs are those of the ungated curve with both photons in the gate.
+
+    Returns
+    -------
+    ungated, gated : G2Curve
+    """
+    gate_ns, gate_offsets_ns = aligned_gate(photons, detectors, gate_ns=gate_ns,
+                                            offsets_ns=gate_offsets_ns)
+    acc = G2Accumulator(detectors=detectors, max_lag_periods=max_lag_periods, bin_ns=bin_ns,
+                        delay_ns=delay_ns, time_windows_s=time_windows_s, period_ns=period_ns,
+                        extra_gates=[(gate_ns, gate_offsets_ns)])
+    for chunk in chunks(photons):
+        acc.add(chunk)
+    return acc.result(0), acc.result(1)
 
 
 # ------------------------------------------------------------------ peaks
@@ -880,18 +924,15 @@ def g2_gate_scan(photons, gates_ns, *, detectors=(0, 1), gate_stop_ns=None,
             off = scan.offsets_bins
             m_lo = -int(off.max())
             hist = np.zeros((peaks.size, 65536 + int(off.max() - off.min())), np.int64)
-            counts = np.zeros(scan.n_bins, np.int64)
-        for ts, nt, det, mask, j_start, ntmax_q in calls:
+            counts = np.zeros((1, scan.n_bins), np.int64)
+        for ts, nt, det, mask, j_start, ntmax_q in calls:  # the curve and the table, one pass
             _kc.g2_peak_min_nanotime(ts, nt, det, scan.role, scan.gate_lo, scan.gate_hi, mask,
                                      j_start, scan.ts0, scan.tick_q, scan.nt_q, ntmax_q,
-                                     scan.delay_q, scan.lag_lo_q, scan.bin_q, scan.n_bins,
-                                     bin_peak, off, m_lo, hist)
-            _kc.g2_histogram(ts, nt, det, scan.role, scan.gate_lo, scan.gate_hi, mask, j_start,
-                             scan.ts0, scan.tick_q, scan.nt_q, ntmax_q, scan.delay_q,
-                             scan.lag_lo_q, scan.bin_q, False, counts, scan.n_used)
+                                     scan.delay_q, scan.lag_lo_q, scan.bin_q, bin_peak, off,
+                                     m_lo, hist, counts, scan.n_used)
     if hist is None:
         raise QrspecError("no photons: the gate scan needs at least one non-empty chunk")
-    curve = scan.curve(counts)
+    curve = scan.curve(counts[0])
     curve = replace(curve, gate_ns=None if gate is None else (float("-inf"), gate[1]))
     res_ns = scan.nt_unit * 1e9
     # the gate rule of qrspec.validate (as g2(gate_ns=...)): the first bin starting at or after T
