@@ -280,3 +280,36 @@ def test_degenerate_fits_fail_cleanly():
         assert np.all(np.isnan(f.survival([0.1])))
         f = make([0.5], 0.01)
         assert not f.success and "need" in f.message
+
+
+def test_damped_newton_lazy_hessian_takes_the_same_path():
+    # Rosenbrock in a box (rejected trial steps happen): the lazy mode evaluates the Hessian
+    # only at accepted points, and everything else must be the same numbers
+    from qrspec.levels.dwell_laws import _damped_newton
+
+    n_hess = [0]
+
+    def fg(p):
+        x, y = float(p[0]), float(p[1])
+        f = (1 - x) ** 2 + 100 * (y - x * x) ** 2
+        return f, np.array([-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)])
+
+    def hess(p):
+        n_hess[0] += 1
+        x, y = float(p[0]), float(p[1])
+        return np.array([[2 - 400 * (y - 3 * x * x), -400 * x], [-400 * x, 200.0]])
+
+    def fgh(p):
+        f, g = fg(p)
+        return f, g, hess(p)
+
+    lo, hi = np.array([-2.0, -1.0]), np.array([2.0, 3.0])
+    full = _damped_newton(fgh, np.array([-1.5, 2.5]), lo, hi)
+    n_full = n_hess[0]
+    n_hess[0] = 0
+    lazy = _damped_newton(fgh, np.array([-1.5, 2.5]), lo, hi, lazy=(fg, hess))
+    assert full[3] and lazy[3]
+    assert np.array_equal(full[0], lazy[0]) and full[1] == lazy[1]
+    assert np.array_equal(full[2], lazy[2])
+    assert_allclose(full[0], [1.0, 1.0], atol=1e-6)
+    assert n_hess[0] < n_full

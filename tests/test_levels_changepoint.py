@@ -128,6 +128,117 @@ def test_trace_kernel_matches_py_func(rng):
         assert_allclose(g, r, rtol=1e-12)
 
 
+def _pruning_cases(rng):
+    """Ranges of 600 intervals: constant, weak and strong changes, bursts, tied-tick spreading
+    at a large clock offset (gaps of 1/3 tick next to 1e12 ticks)."""
+    yield np.cumsum(rng.exponential(1.0, 700))
+    for ratio in (1.3, 4.0):
+        gaps = rng.exponential(1.0, 700)
+        gaps[300:] /= ratio
+        yield np.cumsum(gaps)
+    gaps = rng.exponential(1.0, 700)
+    gaps[200:230] /= 50.0
+    yield np.cumsum(gaps)
+    ticks = np.sort(rng.integers(0, 400, 701)) + 10**12
+    yield prepare_times(ticks, 1e-9)[0] + 1e12
+
+
+def test_pruned_scan_equals_full_scan(rng):
+    from qrspec.levels.changepoint import _dense_crit
+
+    n, a = 600, 37
+    h1, h2, jlnj = _harmonics(n + 2)
+    weights = _kernels.scan_weights(n, h1, h2, jlnj)
+    crit = _dense_crit(0.05)
+    lam = np.full(n + 1, np.nan)
+    raw = np.empty(n + 1)
+    for x in _pruning_cases(rng):
+        k, best = _kernels.cpa_scan(x, a, a + n, h1, h2, jlnj, lam, raw)
+        # the tabulated form of the statistic (the bound's basis) is lam to rounding
+        lnt = math.log(x[a + n] - x[a])
+        ks = np.arange(1, n)
+        approx = (weights[3][ks] - weights[1][ks] * (np.log(x[a + ks] - x[a]) - lnt)
+                  - weights[2][ks] * (np.log(x[a + n] - x[a + ks]) - lnt))
+        assert_allclose(approx, lam[1:n], rtol=0, atol=1e-9)
+        # a cut just below the maximum must still find it, bit for bit: the pruning margin
+        # covers every rounding; no cut (-inf) evaluates everything
+        for cut in (-np.inf, np.nextafter(best, -np.inf), crit[n]):
+            got = _kernels.cpa_scan_pruned(x, a, a + n, cut, weights, h1, h2, jlnj)
+            if best > cut:
+                assert got == (k, best)
+            else:
+                assert got[1] <= cut
+        got = _kernels.cpa_scan_pruned(x, a, a + n, best, weights, h1, h2, jlnj)
+        assert got[1] <= best  # nothing above the cut: only some value below it
+        ref = _kernels.cpa_scan_pruned.py_func(x, a, a + n, crit[n], weights, h1, h2, jlnj)
+        assert ref == _kernels.cpa_scan_pruned(x, a, a + n, crit[n], weights, h1, h2, jlnj)
+        # confidence region: expanding over raw of the full scan
+        for c in (0.5, 3.0):
+            lo = k - 1
+            while lo > 0 and raw[lo] > raw[k] - c:
+                lo -= 1
+            hi = k + 1
+            while hi < n and raw[hi] > raw[k] - c:
+                hi += 1
+            assert _kernels.ci_bounds(x, a, a + n, k, c, jlnj) == (max(lo, 0), min(hi, n))
+            assert _kernels.ci_bounds.py_func(x, a, a + n, k, c, jlnj) == (max(lo, 0), min(hi, n))
+
+
+def _segment_reference(x, a0, b0, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
+    """Binary segmentation with the full scan (cpa_scan) and its raw array: no pruning."""
+    n_all = b0 - a0
+    lam = np.empty(n_all + 1)
+    raw = np.empty(n_all + 1)
+    out = []
+    stack = [(a0, b0)]
+    while stack:
+        a, b = stack.pop()
+        n = b - a
+        if n < min_photons:
+            continue
+        k, best = _kernels.cpa_scan(x, a, b, h1, h2, jlnj, lam, raw)
+        if n < 2 or best <= crit[n]:
+            continue
+        rhat = _kernels.rate_ratio(x, a, b, k)
+        c = _kernels.ci_threshold(rhat, ln_r, c_ci)
+        lo = k - 1
+        while lo > 0 and raw[lo] > raw[k] - c:
+            lo -= 1
+        hi = k + 1
+        while hi < n and raw[hi] > raw[k] - c:
+            hi += 1
+        lo, hi = max(lo, 0), min(hi, n)
+        out.append((a + k, a + lo, a + hi, best, rhat))
+        stack.append((a, a + lo))
+        stack.append((a + hi, b))
+    return out
+
+
+def test_pruned_segmentation_equals_full_scan(rng):
+    # one window holding changes of every size: the root range uses the window's weights, the
+    # sub-ranges weights tabulated for their own length (or the full scan below PRUNE_MIN)
+    from qrspec.levels.changepoint import _ci_table, _dense_crit
+
+    h1, h2, jlnj = _harmonics(8194)
+    crit = _dense_crit(0.05)
+    ln_r, c_ci = _ci_table(0.69)
+    for _ in range(3):
+        t, _ = telegraph(rng, (2e4, 1.2e4, 3e3), (0.005, 0.04), 12)
+        x, _, _ = prepare_times(t)
+        window = x.size - 1
+        got = _kernels.cpa_trace(x, window, 0, 3, h1, h2, jlnj, crit, ln_r, c_ci)
+        ref = _segment_reference(x, 0, window, 3, h1, h2, jlnj, crit, ln_r, c_ci)
+        assert len(ref) > 5
+        assert [tuple(v) for v in zip(*(g.tolist() for g in got), strict=True)] == ref
+    # weights tabulated into the scratch of a longer pruner equal their own table
+    pruner = _kernels.new_pruner(900, h1, h2, jlnj)
+    own = _kernels.scan_weights(300, h1, h2, jlnj)
+    into = _kernels.pruner_weights(pruner, 300, h1, h2)
+    for u, v in zip(own[1:4], into[1:4], strict=True):
+        assert_array_equal(u[1:300], v[1:300])
+    assert own[4:] == into[4:]
+
+
 # ----------------------------------------------------------------------------- calibration
 @pytest.mark.parametrize("alpha", [0.01, 0.05, 0.1])
 def test_false_positive_rate_matches_alpha(rng, alpha):
@@ -410,3 +521,22 @@ def test_spread_ticks_matches_a_per_tick_reference():
     for bad in ([3, 3, 2], [1, 2, 1], [4, 5, 5, 4]):
         assert not _kernels.spread_ticks(np.array(bad, np.int64))[1]
     assert _kernels.spread_ticks(np.array([9], np.int64))[0].tolist() == [0.5]
+    # sparse ties (real traces), a tied group across several chunks, ties at both ends, and
+    # decreases behind a long group, at a chunk edge and in a tie-free chunk
+    gaps = rng.integers(1, 50, 5000)
+    gaps[rng.random(5000) < 0.002] = 0
+    gaps[1000:1200] = 0
+    gaps[:3] = 0
+    gaps[-2:] = 0
+    ticks = np.cumsum(gaps).astype(np.int64)
+    _, first, mult = np.unique(ticks, return_index=True, return_counts=True)
+    q = np.arange(ticks.size) - np.repeat(first, mult)
+    ref = (ticks - ticks[0]).astype(np.float64) + (q + 0.5) / np.repeat(mult, mult)
+    x, ok = _kernels.spread_ticks(ticks)
+    assert ok
+    assert_array_equal(x, ref)
+    assert_array_equal(_kernels.spread_ticks.py_func(ticks)[0], ref)
+    for at in (1201, 64, 65, 3000):
+        bad = ticks.copy()
+        bad[at] = bad[at - 1] - 1
+        assert not _kernels.spread_ticks(bad)[1]

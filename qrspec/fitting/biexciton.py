@@ -243,6 +243,94 @@ def heralded_tau_xx_of_decay(t1_ns, decay, background, n_pulses: int, *,
     return float(est.tau_ns), float(est.tau_err_ns), ""
 
 
+def _delay_derivatives(p, x, span):
+    """``(nll, gradient, Hessian)`` of :func:`heralded_tau_x`'s -ln L in ``p = (ln tau, logit f)``.
+
+    -ln L = -sum ln D_i, ``D_i = (1 - f) g_i + f / span``, ``g_i = exp(-x_i/tau) / N``,
+    ``N = tau (1 - exp(-span/tau))``. With ``u = span/tau`` and ``q = u / (e^u - 1)``:
+    d ln N / d ln tau = 1 - q and its derivative ``q (1 - u - q)``.
+    """
+    tau = math.exp(p[0])
+    f = 1.0 / (1.0 + math.exp(-p[1]))
+    u = span / tau
+    q = u / math.expm1(u) if u < 700.0 else 0.0
+    a = 1.0 - q
+    a1 = q * (1.0 - u - q)
+    xt = x / tau
+    g = np.exp(-xt) / (tau * -math.expm1(-u))
+    dens = (1.0 - f) * g + f / span
+    r = g / dens
+    c = xt - a
+    lt = (1.0 - f) * r * c  # d ln D_i / d ln tau
+    df = f * (1.0 - f)  # d f / d logit f
+    w = (1.0 / span - g) / dens  # d ln D_i / d f
+    lp = df * w
+    ltt = (1.0 - f) * r * (c * c - xt - a1) - lt * lt
+    lpp = df * (1.0 - 2.0 * f) * w - lp * lp
+    ltp = -df * r * c - lt * lp
+    grad = -np.array([lt.sum(), lp.sum()])
+    hess = -np.array([[ltt.sum(), ltp.sum()], [ltp.sum(), lpp.sum()]])
+    return -float(np.log(dens).sum()), grad, hess
+
+
+_DELAY_MAX_ITER = 200
+_DELAY_DECREMENT = 1e-12  # Newton decrement g.H^-1.g of -ln L: parameters to ~1e-7 before the
+#                           last (quadratic) step, so to rounding after it
+_DELAY_F_BOUNDARY = -8.0  # logit f below this and still falling: test the boundary f = 0
+
+
+def _delay_mle(x, neg_x, span, tau0, nll):
+    """Maximum of :func:`heralded_tau_x`'s likelihood in ``(ln tau, logit f)``.
+
+    Damped Newton with the analytic gradient and Hessian (eigenvalues of an indefinite Hessian
+    floored, Armijo backtracking on ``nll``) from ``(ln tau0, -3)``, the old Nelder-Mead start.
+    When the accidental fraction runs to its boundary (logit f -> -inf, the likelihood flat in
+    f) the optimum is ``f = 0`` at the pure-exponential MLE ``tau0`` if -ln L does not fall
+    into ``f > 0`` there (d(-ln L)/df >= 0 at f = 0): returned as ``(ln tau0, -inf)``.
+
+    Returns a ``scipy.optimize.OptimizeResult`` (``x``, ``fun``, ``nit``, ``success``).
+    """
+    from scipy.optimize import OptimizeResult
+
+    p = np.array([math.log(tau0), -3.0])
+    fun = nll(p)
+    ok = False
+    nit = 0
+    while nit < _DELAY_MAX_ITER and not ok:
+        nit += 1
+        _, grad, hess = _delay_derivatives(p, x, span)
+        if p[1] < _DELAY_F_BOUNDARY and grad[1] > 0:
+            g0 = np.exp(neg_x / tau0) / (tau0 * -math.expm1(-span / tau0))
+            if float(np.sum(1.0 - 1.0 / (span * g0))) >= 0:  # d(-ln L)/df at (tau0, 0)
+                p = np.array([math.log(tau0), -math.inf])
+                fun = nll(p)
+                ok = True
+                break
+        lam, vec = np.linalg.eigh(hess)
+        if not np.all(np.isfinite(lam)):
+            break
+        lam = np.maximum(np.abs(lam), 1e-8 * max(float(np.max(np.abs(lam))), 1e-300))
+        step = -(vec @ ((vec.T @ grad) / lam))
+        big = float(np.max(np.abs(step)))
+        if big > 2.0:  # at most a factor e^2 in tau per step
+            step *= 2.0 / big
+        slope = float(grad @ step)
+        t = 1.0
+        for _ in range(60):
+            trial = p + t * step
+            f_trial = nll(trial)
+            if f_trial <= fun + 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:  # no decrease along a descent direction: stationary to rounding?
+            ok = float(np.max(np.abs(grad))) < 1e-6 * max(1.0, abs(fun))
+            break
+        p, fun = trial, f_trial
+        ok = -slope < _DELAY_DECREMENT
+    return OptimizeResult(x=p, fun=fun, nit=nit, success=ok,
+                          message="" if ok else "delay fit did not converge")
+
+
 def heralded_tau_x(delays_ns, *, min_delay_ns: float = 0.5, max_delay_ns: float = 50.0,
                    fit_accidentals: bool = True) -> TauXXEstimate:
     """tau_X of the charge state from the XX -> X delays t2 - t1 of heralded pairs.
@@ -253,7 +341,7 @@ def heralded_tau_x(delays_ns, *, min_delay_ns: float = 0.5, max_delay_ns: float 
     flat on a window << period). Errors from the observed information (numerical Hessian of
     -ln L); ``extra["accidental_fraction"]`` holds f.
     """
-    from scipy.optimize import brentq, minimize
+    from scipy.optimize import brentq
 
     d = np.asarray(delays_ns, dtype=float)
     if d.ndim != 1:
@@ -294,17 +382,24 @@ def heralded_tau_x(delays_ns, *, min_delay_ns: float = 0.5, max_delay_ns: float 
         dens = (1.0 - f) * np.exp(neg_x / tau) / norm + f / span
         return -float(np.log(dens).sum())
 
-    res = minimize(nll, [math.log(tau0), -3.0], method="Nelder-Mead",
-                   options={"xatol": 1e-8, "fatol": 1e-9, "maxiter": 2000})
+    res = _delay_mle(x, neg_x, span, tau0, nll)
     p = res.x
-    # observed information by central differences in (log tau, logit f)
+    # observed information by central differences in (log tau, logit f); each distinct point once
+    memo = {}
+
+    def nll_at(q):
+        key = q.tobytes()
+        if key not in memo:
+            memo[key] = nll(q)
+        return memo[key]
+
     h = 1e-4
     hess = np.empty((2, 2))
     for i in range(2):
         for j in range(2):
             ei, ej = np.eye(2)[i] * h, np.eye(2)[j] * h
-            hess[i, j] = (nll(p + ei + ej) - nll(p + ei - ej) - nll(p - ei + ej)
-                          + nll(p - ei - ej)) / (4 * h * h)
+            hess[i, j] = (nll_at(p + ei + ej) - nll_at(p + ei - ej) - nll_at(p - ei + ej)
+                          + nll_at(p - ei - ej)) / (4 * h * h)
     tau = math.exp(p[0])
     f = 1.0 / (1.0 + math.exp(-p[1]))
     try:

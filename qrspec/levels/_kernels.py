@@ -23,6 +23,40 @@ LN4 = math.log(4.0)
 
 
 @numba.njit(cache=True, nogil=True)
+def _glr_raw(x, a, k, n, x0, xn, lnt, jlnj):
+    """``(glr, raw[k])``: the log-likelihood ratio at offset k without and with its constants."""
+    kf = float(k)
+    mf = float(n) - kf
+    xk = x[a + k]
+    glr = -2.0 * kf * (math.log(xk - x0) - lnt) - 2.0 * mf * (math.log(xn - xk) - lnt)
+    return glr, glr + 2.0 * (jlnj[k] + jlnj[n - k] - jlnj[n])
+
+
+@numba.njit(cache=True, nogil=True)
+def _lam_raw(x, a, k, n, x0, xn, lnt, lnn, hn1, hn2, term, h1, h2, jlnj):
+    """``(lam[k], raw[k])`` of :func:`cpa_scan`.
+
+    ``lnt = ln(xn - x0)``, ``lnn = ln n``, ``hn1 = h1[n-1]``, ``hn2 = h2[n-1]``,
+    ``term = pi^2/6 - hn2``.
+    """
+    kf = float(k)
+    mf = float(n) - kf
+    uk = -(hn1 - h1[k - 1])
+    vk = hn2 - h2[k - 1]
+    um = -(hn1 - h1[n - k - 1])
+    vm = hn2 - h2[n - k - 1]
+    s2 = 4.0 * kf * kf * vk + 4.0 * mf * mf * vm - 8.0 * kf * mf * term
+    glr, raw = _glr_raw(x, a, k, n, x0, xn, lnt, jlnj)
+    # 0.5 ln(4 k (n-k) / n^2) from the ln table: ln j = jlnj[j] / j
+    lnk = jlnj[k] / kf
+    lnm = jlnj[n - k] / mf
+    val = (glr + 2.0 * kf * uk + 2.0 * mf * um) / math.sqrt(s2) + 0.5 * (
+        LN4 + lnk + lnm - 2.0 * lnn
+    )
+    return val, raw
+
+
+@numba.njit(cache=True, nogil=True)
 def cpa_scan(x, a, b, h1, h2, jlnj, lam, raw):
     """Henderson statistic ``lam[k]`` and log-likelihood ratio ``raw[k]`` for k in 1..n-1.
 
@@ -54,26 +88,163 @@ def cpa_scan_part(x, a, b, k0, k1, h1, h2, jlnj, lam, raw):
     lnn = math.log(nf)
     lnt = math.log(total)
     for k in range(k0, k1 + 1):
-        kf = float(k)
-        mf = nf - kf
-        xk = x[a + k]
-        uk = -(hn1 - h1[k - 1])
-        vk = hn2 - h2[k - 1]
-        um = -(hn1 - h1[n - k - 1])
-        vm = hn2 - h2[n - k - 1]
-        s2 = 4.0 * kf * kf * vk + 4.0 * mf * mf * vm - 8.0 * kf * mf * term
-        glr = -2.0 * kf * (math.log(xk - x0) - lnt) - 2.0 * mf * (math.log(xn - xk) - lnt)
-        # 0.5 ln(4 k (n-k) / n^2) from the ln table: ln j = jlnj[j] / j
-        lnk = jlnj[k] / kf
-        lnm = jlnj[n - k] / mf
-        val = (glr + 2.0 * kf * uk + 2.0 * mf * um) / math.sqrt(s2) + 0.5 * (
-            LN4 + lnk + lnm - 2.0 * lnn
-        )
+        val, r = _lam_raw(x, a, k, n, x0, xn, lnt, lnn, hn1, hn2, term, h1, h2, jlnj)
         lam[k] = val
-        raw[k] = glr + 2.0 * (jlnj[k] + jlnj[n - k] - jlnj[n])
+        raw[k] = r
         if val > best:
             best = val
             kbest = k
+    return kbest, best
+
+
+# Pruned scan. On a long range most offsets are far below the critical value (no change, or
+# away from one). With per-offset weights of the range length tabulated (once per call for the
+# window length, one vectorised pass for a shorter range),
+# lam[k] = p[k] - wa[k] (ln(x_k - x_0) - ln T) - wb[k] (ln(x_n - x_k) - ln T) up to rounding;
+# ln is concave, so in a block of offsets the chord between the block ends' logarithms is a lower
+# bound of both logarithms and gives an upper bound of lam without a logarithm per offset. Only the
+# blocks whose bound can reach the current maximum (or the critical value) are evaluated with
+# cpa_scan's code, so the change point, its statistic and (evaluated where needed) its confidence
+# region are the ones cpa_scan gives, bit for bit.
+PRUNE_BLOCK = 32
+# the bound and lam differ from the exact-arithmetic ones by a few ulp of their largest term
+# (|p|, wa |ln(x_k - x_0) - ln T|, wb ..., and the ulp of ln T in the chord); 1e-11 of that scale
+# (5e4 ulp) is a margin that no rounding reaches and that costs no pruning (lam ~ 1..10)
+PRUNE_MARGIN = 1e-11
+
+
+PRUNE_MIN = 64  # shorter ranges are scanned in full (tabulating their weights costs as much)
+
+
+@numba.njit(cache=True, nogil=True)
+def new_pruner(n, h1, h2, jlnj):
+    """``(weights, scratch)``: :func:`scan_weights` of ``n`` intervals and room for shorter ones.
+
+    ``scratch = (ln_k, wa, wb, p)`` with ``ln_k[j] = ln j`` (from ``jlnj``) for ``j <= n``.
+    """
+    ln_k = np.zeros(n + 1)
+    for j in range(1, n + 1):
+        ln_k[j] = jlnj[j] / float(j)
+    weights = fill_weights(n, h1, h2, ln_k, np.zeros(n + 1), np.zeros(n + 1), np.zeros(n + 1))
+    return weights, (ln_k, np.zeros(n + 1), np.zeros(n + 1), np.zeros(n + 1))
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_weights(n, h1, h2, jlnj):
+    """Weights ``(n, wa, wb, p, wmax, pmax)`` of the pruned scan on ranges of ``n`` intervals.
+
+    ``wa[k] = 2k/s_k``, ``wb[k] = 2(n-k)/s_k``, ``p[k]`` the statistic's centring and log term
+    (``s_k`` the standard deviation of :func:`cpa_scan`), each to a few ulp; ``wmax`` and
+    ``pmax`` are the largest ``max(wa, wb)`` and ``|p|`` (scale of the rounding margin).
+    """
+    return new_pruner(n, h1, h2, jlnj)[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def fill_weights(n, h1, h2, ln_k, wa, wb, p):
+    """:func:`scan_weights` into ``wa``, ``wb``, ``p`` (``[1, n)`` set).
+
+    ``ln_k`` as in :func:`new_pruner`.
+    """
+    nf = float(n)
+    hn1 = h1[n - 1]
+    hn2 = h2[n - 1]
+    term = PI2_6 - hn2
+    lnn = math.log(nf)
+    one = np.uint64(1)
+    nu = np.uint64(n)
+    for k in range(one, nu):  # unsigned: no negative-index wraparound, the loop vectorises
+        kf = float(k)
+        mf = nf - kf
+        uk = -(hn1 - h1[k - one])
+        vk = hn2 - h2[k - one]
+        um = -(hn1 - h1[nu - k - one])
+        vm = hn2 - h2[nu - k - one]
+        inv = 1.0 / math.sqrt(4.0 * kf * kf * vk + 4.0 * mf * mf * vm - 8.0 * kf * mf * term)
+        wa[k] = 2.0 * kf * inv
+        wb[k] = 2.0 * mf * inv
+        p[k] = (2.0 * kf * uk + 2.0 * mf * um) * inv + 0.5 * (
+            LN4 + ln_k[k] + ln_k[nu - k] - 2.0 * lnn)
+    wmax = 0.0
+    pmax = 0.0
+    for k in range(1, n):
+        wmax = max(wmax, wa[k], wb[k])
+        pmax = max(pmax, abs(p[k]))
+    return n, wa, wb, p, wmax, pmax
+
+
+@numba.njit(cache=True, nogil=True)
+def pruner_weights(pruner, n, h1, h2):
+    """Weights of ranges of ``n`` intervals from a :func:`new_pruner` (``n`` at most its)."""
+    weights, scratch = pruner
+    if n == weights[0]:
+        return weights
+    return fill_weights(n, h1, h2, scratch[0], scratch[1], scratch[2], scratch[3])
+
+
+@numba.njit(cache=True, nogil=True)
+def cpa_scan_pruned(x, a, b, cut, weights, h1, h2, jlnj):
+    """``(k_best, lam_best)`` of :func:`cpa_scan` on [a, b] when ``lam_best > cut``.
+
+    ``weights`` from :func:`scan_weights` for ``n = b - a``. Offsets whose ``lam`` provably
+    cannot exceed ``max(cut, best so far)`` are skipped, so if no ``lam`` exceeds ``cut`` the
+    result is only some ``lam_best <= cut`` (``k_best`` 0 if none was evaluated).
+    """
+    n = b - a
+    wa = weights[1]
+    wb = weights[2]
+    p = weights[3]
+    best = -np.inf
+    kbest = 0
+    if n < 2:
+        return kbest, best
+    xs = x[a:b + 1]
+    x0 = x[a]
+    xn = x[b]
+    total = xn - x0
+    hn1 = h1[n - 1]
+    hn2 = h2[n - 1]
+    term = PI2_6 - hn2
+    lnn = math.log(float(n))
+    lnt = math.log(total)
+    da1 = x[a + 1] - x0
+    la1 = math.log(da1)
+    db1 = xn - x[a + 1]
+    lb1 = math.log(db1)
+    scale = weights[4] * (abs(lnt) + abs(la1 - lnt) + abs(math.log(xn - x[b - 1]) - lnt))
+    margin = PRUNE_MARGIN * (scale + weights[5])
+    k1 = 1
+    while k1 < n:
+        k2 = min(k1 + PRUNE_BLOCK, n - 1)
+        stop = k2 if k2 < n - 1 else n  # the last block includes its end
+        hit = k2 == k1
+        if not hit:
+            da2 = x[a + k2] - x0
+            la2 = math.log(da2)
+            db2 = xn - x[a + k2]
+            lb2 = math.log(db2)
+            sa = (la2 - la1) / (da2 - da1)
+            sb = (lb2 - lb1) / (db2 - db1)
+            lim = max(cut, best) - margin
+            over = 0
+            # unsigned offsets into a view: no negative-index wraparound, so the loop vectorises
+            for k in range(np.uint64(k1), np.uint64(stop)):
+                xk = xs[k]
+                ca = la1 + ((xk - x0) - da1) * sa - lnt
+                cb = lb1 + ((xn - xk) - db1) * sb - lnt
+                over += p[k] - wa[k] * ca - wb[k] * cb > lim
+            hit = over > 0
+            da1 = da2
+            la1 = la2
+            db1 = db2
+            lb1 = lb2
+        if hit:
+            for k in range(k1, stop):
+                val = _lam_raw(x, a, k, n, x0, xn, lnt, lnn, hn1, hn2, term, h1, h2, jlnj)[0]
+                if val > best:
+                    best = val
+                    kbest = k
+        k1 = stop
     return kbest, best
 
 
@@ -94,16 +265,23 @@ def ci_threshold(rhat, ln_r, c_ci):
 
 
 @numba.njit(cache=True, nogil=True)
-def ci_bounds(raw, k, n, c):
-    """Confidence region ``(lo, hi)`` around offset k: expand while ``raw > raw[k] - c``."""
-    ref = raw[k] - c
+def ci_bounds(x, a, b, k, c, jlnj):
+    """Confidence region ``(lo, hi)`` around offset k of [a, b].
+
+    Expands while ``raw > raw[k] - c`` (``raw`` of :func:`cpa_scan`, evaluated where needed).
+    """
+    n = b - a
+    x0 = x[a]
+    xn = x[b]
+    lnt = math.log(xn - x0)
+    ref = _glr_raw(x, a, k, n, x0, xn, lnt, jlnj)[1] - c
     lo = k - 1
-    while lo > 0 and raw[lo] > ref:
+    while lo > 0 and _glr_raw(x, a, lo, n, x0, xn, lnt, jlnj)[1] > ref:
         lo -= 1
     if lo < 0:
         lo = 0
     hi = k + 1
-    while hi < n and raw[hi] > ref:
+    while hi < n and _glr_raw(x, a, hi, n, x0, xn, lnt, jlnj)[1] > ref:
         hi += 1
     if hi > n:
         hi = n
@@ -122,15 +300,27 @@ def rate_ratio(x, a, b, k):
 
 
 @numba.njit(cache=True, nogil=True)
-def _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw):
-    """Test one range; returns (found, k, lo, hi, lam_best, rhat) in absolute indices."""
+def _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, pruner):
+    """Test one range; returns (found, k, lo, hi, lam_best, rhat) in absolute indices.
+
+    Ranges of ``PRUNE_MIN`` intervals or more are scanned by :func:`cpa_scan_pruned` with the
+    weights of ``pruner`` (:func:`new_pruner`); then ``lam_best`` of a range without a change
+    is only some value <= the critical value.
+    """
     n = b - a
-    k, best = cpa_scan(x, a, b, h1, h2, jlnj, lam, raw)
-    if n < 2 or best <= crit[n]:
+    if n < 2:
+        return False, 0, 0, 0, -np.inf, 1.0
+    prune = PRUNE_MIN <= n <= pruner[0][0]
+    weights = pruner_weights(pruner, n, h1, h2) if prune else pruner[0]
+    if prune and np.isfinite(weights[4]) and np.isfinite(weights[5]):
+        k, best = cpa_scan_pruned(x, a, b, crit[n], weights, h1, h2, jlnj)
+    else:
+        k, best = cpa_scan(x, a, b, h1, h2, jlnj, lam, raw)
+    if best <= crit[n]:
         return False, 0, 0, 0, best, 1.0
     rhat = rate_ratio(x, a, b, k)
     c = ci_threshold(rhat, ln_r, c_ci)
-    lo, hi = ci_bounds(raw, k, n, c)
+    lo, hi = ci_bounds(x, a, b, k, c, jlnj)
     return True, a + k, a + lo, a + hi, best, rhat
 
 
@@ -161,7 +351,7 @@ def _push(store, m, k, lo, hi, best, rhat):
 
 @numba.njit(cache=True, nogil=True)
 def _segment(x, a0, b0, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, stack_a, stack_b,
-             store, m):
+             store, m, pruner):
     """Recursive binary segmentation of the range [a0, b0]; changes are appended to ``store``.
 
     After a change is accepted the two sides outside its confidence region are searched again.
@@ -176,7 +366,7 @@ def _segment(x, a0, b0, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, s
         if b - a < min_photons:
             continue
         found, k, lo, hi, best, rhat = _test_range(x, a, b, h1, h2, jlnj, crit, ln_r, c_ci,
-                                                   lam, raw)
+                                                   lam, raw, pruner)
         if not found:
             continue
         store, m = _push(store, m, k, lo, hi, best, rhat)
@@ -208,6 +398,7 @@ def cpa_trace(x, window, overlap, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
     """
     store = _new_store()
     m = 0
+    pruner = new_pruner(window, h1, h2, jlnj)  # every full window has this length
     lam = np.empty(window + 1, np.float64)
     raw = np.empty(window + 1, np.float64)
     stack_a = np.empty(window + 2, np.int64)
@@ -217,7 +408,7 @@ def cpa_trace(x, window, overlap, min_photons, h1, h2, jlnj, crit, ln_r, c_ci):
     while start < last:
         end = min(start + window, last)
         store, m = _segment(x, start, end, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw,
-                            stack_a, stack_b, store, m)
+                            stack_a, stack_b, store, m, pruner)
         if end == last:
             break
         start = end - overlap if end - overlap > start else start + 1
@@ -240,6 +431,7 @@ def cpa_beside(x, cps, cps_lo, cps_hi, active, window, min_photons, h1, h2, jlnj
     """
     store = _new_store()
     n_new = 0
+    pruner = new_pruner(window, h1, h2, jlnj)  # ranges beside far neighbours
     lam = np.empty(window + 1, np.float64)
     raw = np.empty(window + 1, np.float64)
     stack_a = np.empty(window + 2, np.int64)
@@ -267,7 +459,7 @@ def cpa_beside(x, cps, cps_lo, cps_hi, active, window, min_photons, h1, h2, jlnj
             prev_a = a
             prev_b = b
             store, n_new = _segment(x, a, b, min_photons, h1, h2, jlnj, crit, ln_r, c_ci, lam,
-                                    raw, stack_a, stack_b, store, n_new)
+                                    raw, stack_a, stack_b, store, n_new, pruner)
     return (store[0][:n_new], store[1][:n_new], store[2][:n_new], store[3][:n_new],
             store[4][:n_new])
 
@@ -290,6 +482,7 @@ def cpa_refine(x, cps, cps_lo, cps_hi, cps_lam, cps_rhat, dirty_in, half_window,
     his = cps_hi.copy()
     lams = cps_lam.copy()
     rhs = cps_rhat.copy()
+    pruner = new_pruner(2 * half_window, h1, h2, jlnj)  # changes far from both neighbours
     lam = np.empty(2 * half_window + 2, np.float64)
     raw = np.empty(2 * half_window + 2, np.float64)
     last = x.size - 1
@@ -321,7 +514,7 @@ def cpa_refine(x, cps, cps_lo, cps_hi, cps_lam, cps_rhat, dirty_in, half_window,
                 # previous location need not be the global one (a shortcut that stopped there
                 # left changes tens of photons from the maximum likelihood location)
                 found, k, lo, hi, best, rhat = _test_range(
-                    x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw
+                    x, a, b, h1, h2, jlnj, crit, ln_r, c_ci, lam, raw, pruner
                 )
             if not found or k != cp[j]:
                 # the neighbours' ranges change: re-test them
@@ -385,34 +578,55 @@ def hysteresis_states(counts, lower, upper):
     return out
 
 
+SPREAD_CHUNK = 64  # photons checked at once for ties (most chunks of real traces have none)
+
+
 @numba.njit(cache=True, nogil=True)
 def spread_ticks(ticks):
     """Float ticks relative to the first photon; photons tied in one tick get (j + 0.5)/m.
 
     Returns ``(x, ok)``; ``ok`` is False (and ``x`` incomplete) if ``ticks`` decreases.
+    Chunk by chunk of ``SPREAD_CHUNK`` photons: every photon gets ``tick - t0 + 0.5``
+    (= (0 + 0.5) / 1, a photon alone in its tick) and the chunk is checked for ties or a
+    decrease, both in vectorised loops; only tied groups are rewritten (a group may run past
+    the chunk, which then ends after it).
     """
     n = ticks.size
     out = np.empty(n, np.float64)
     if n == 0:
         return out, True
     t0 = ticks[0]
-    i = 0
+    one = np.uint64(1)
+    i = 0  # first photon not yet written
     while i < n:
-        ti = ticks[i]
-        if i + 1 == n or ticks[i + 1] > ti:  # alone in its tick (most photons): (0 + 0.5) / 1
-            out[i] = float(ti - t0) + 0.5
-            i += 1
+        stop = min(i + SPREAD_CHUNK, n)
+        last = min(stop, n - 1)  # pairs (j, j + 1) with j < last
+        bad = 0
+        # unsigned offsets: no negative-index wraparound, so both loops vectorise
+        for j in range(np.uint64(i), np.uint64(stop)):
+            out[j] = float(ticks[j] - t0) + 0.5
+        for j in range(np.uint64(i), np.uint64(last)):
+            bad += ticks[j + one] <= ticks[j]
+        if bad == 0:
+            i = stop
             continue
-        j = i + 1
-        while j < n and ticks[j] == ti:
-            j += 1
-        if j < n and ticks[j] < ti:
-            return out, False
-        m = j - i
-        base = float(ti - t0)
-        for q in range(m):
-            out[i + q] = base + (q + 0.5) / m
-        i = j
+        j = i
+        while j < last:
+            tj = ticks[j]
+            if ticks[j + 1] > tj:
+                j += 1
+                continue
+            k = j + 1
+            while k < n and ticks[k] == tj:
+                k += 1
+            if k < n and ticks[k] < tj:
+                return out, False
+            m = k - j
+            base = float(tj - t0)
+            for q in range(m):
+                out[j + q] = base + (q + 0.5) / m
+            j = k
+        i = max(j, stop)
     return out, True
 
 

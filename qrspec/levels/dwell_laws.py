@@ -548,16 +548,20 @@ def fit_truncated_power_law(durations_s, t_min_s: float, censored_s=()) -> Dwell
         # a particle's blinking statistics); the same optimum (tests/test_dwell_laws.py)
         lo, hi = np.array([-10.0, l_hi + 1e-9]), np.array([10.0, l_hi + 30.0])
 
+        def hess(p):
+            return _grad_hessian(fun_grad, p, [1e-6, 1e-6])
+
         def fgh(p):
             f, g = fun_grad(p)
             if not np.isfinite(f):
                 return f, g, np.eye(2)
-            return f, g, _grad_hessian(fun_grad, p, [1e-6, 1e-6])
+            return f, g, hess(p)
 
         pl = 1.0 + n / max(sly + float(lc.sum()), 1e-300)
         best = None
         for x0 in ((pl, l_hi + 0.1), (pl, l_hi + 2.0)):
-            x, f, _, _ = _damped_newton(fgh, np.asarray(x0, np.float64), lo, hi)
+            x, f, _, _ = _damped_newton(fgh, np.asarray(x0, np.float64), lo, hi,
+                                        lazy=(fun_grad, hess))
             if np.isfinite(f) and (best is None or f < best[1]):
                 best = (x, f)
         if best is None:
@@ -573,11 +577,13 @@ def fit_truncated_power_law(durations_s, t_min_s: float, censored_s=()) -> Dwell
                          float(pw.sum()), pw, n, c.size, float(y.max()) * t_min)
 
 
-def _damped_newton(fgh, x0, lo, hi, max_iter=200, tol=1e-10):
+def _damped_newton(fgh, x0, lo, hi, max_iter=200, tol=1e-10, lazy=None):
     """Minimise with Newton steps, Levenberg damping, backtracking and box bounds.
 
     ``fgh(x) -> (f, g, H)``. A coordinate at a bound whose gradient pushes outwards is held
-    fixed (projected Newton). Returns ``(x, f, H, converged)``.
+    fixed (projected Newton). ``lazy = (fg, hess)`` with ``fg(x) -> (f, g)`` and
+    ``hess(x) -> H`` (the numbers of ``fgh``) evaluates the Hessian only at accepted points
+    (a costly one, e.g. by differences of the gradient). Returns ``(x, f, H, converged)``.
     """
     x = np.clip(np.asarray(x0, np.float64), lo, hi)
     f, g, h = fgh(x)
@@ -599,9 +605,14 @@ def _damped_newton(fgh, x0, lo, hi, max_iter=200, tol=1e-10):
                 continue
             xn = x.copy()
             xn[free] = np.clip(x[free] + step, lo[free], hi[free])
-            fn, gn, hn = fgh(xn)
+            if lazy is None:
+                fn, gn, hn = fgh(xn)
+            else:
+                fn, gn = lazy[0](xn)
             if np.isfinite(fn) and fn <= f + 1e-4 * float(gf @ (xn[free] - x[free])):
                 improved = True
+                if lazy is not None:
+                    hn = lazy[1](xn)
                 break
             lam = max(4.0 * lam, 1e-6 * (1.0 + float(np.max(np.abs(np.diag(hf))))))
         if not improved:
