@@ -530,12 +530,18 @@ def _build_problem(n, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, m
     after = idx - origin >= 0  # fitted bins after the IRF centroid: the first moment
     # for _fit_one: the bound tests of _outcomes and _tau_at_bound as lists of Python floats
     span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
-    one = dict(i0=int(idx[0]), i1=int(idx[-1]) + 1, a0=int(idx.size - after.sum()),
+    starts_one = np.empty((1 if tau_factors is None else tau_factors.shape[0], mdl.n_params))
+    starts_one[:] = theta0
+    if tau0 is not None:  # as _start_rows (one row)
+        starts_one[:, :n_tau] = np.log(np.broadcast_to(np.asarray(tau0), (1, 1, n_tau)))[0]
+    one = dict(starts_one=starts_one, i0=int(idx[0]), i1=int(idx[-1]) + 1,
+               a0=int(idx.size - after.sum()),
                n_low=max(1, idx.size // 5), near_lo=(lo + 1e-9 * span).tolist(),
                near_hi=(hi - 1e-9 * span).tolist(),
                tau_near=list(zip((lo[:n_tau] + 1e-9).tolist(), (hi[:n_tau] - 1e-9).tolist(),
                                  strict=True)),
                free_ok=(fixed == 0).tolist(), amp_indices=mdl.amp_indices,
+               param_names=tuple(mdl.names),
                shift_indices=mdl.shift_indices)
     return _Problem(mdl=mdl, lo=lo, hi=hi, fixed=fixed, irf2=irf2, fixed2=fixed2, pmap=pmap,
                     spec=spec, fpar=fpar, bg_fixed=bg_fixed, tau0=tau0,
@@ -891,13 +897,9 @@ def _start_one(prob, b0, tau_mean):
     ``b0``, ``tau_mean``: its start background and first-moment lifetime
     (:func:`qrspec.fitting._kernels.row_start`).
     """
+    starts = prob.starts_one.copy()  # theta0 in every row
     if prob.tau0 is None:
-        log_tau = np.log(tau_mean * prob.tau_factors)
-    else:
-        log_tau = np.log(np.broadcast_to(np.asarray(prob.tau0), (1, 1, prob.mdl.n_tau)))[0]
-    starts = np.empty((log_tau.shape[0], prob.theta0.size))
-    starts[:] = prob.theta0
-    starts[:, :log_tau.shape[1]] = log_tau
+        starts[:, :prob.mdl.n_tau] = np.log(tau_mean * prob.tau_factors)
     starts[:, prob.mdl.i_bg] = b0
     return starts
 
@@ -1145,7 +1147,7 @@ def _assemble(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile,
         reduced_chi2=chi2 / dof if dof > 0 else math.nan, dof=dof, residuals=resid,
         model_counts=m_full, n_photons=int(round(n_ph)), model=model, method=prob.method,
         success=True, message="", n_iter=n_iter, covariance=cov,
-        param_names=tuple(mdl.names), bootstrap_tau_err_ns=boot_err)
+        param_names=prob.param_names, bootstrap_tau_err_ns=boot_err)
 
 
 def fit_decay_global(counts, time_ns=None, *, irf, model: str = "mono",
