@@ -14,9 +14,14 @@ numba signature for every model), for one histogram or many: ``fit_decay`` is a 
 rows and fits them in one kernel call (threads over row chunks for large batches). Python keeps
 what is cheap there: argument and data checks, start values, the covariance (inverse of the
 Fisher block of the free parameters) and the checks of the optimum, vectorised over rows. A
-fit of a row in a batch and alone gives the same numbers (the same code on the same inputs;
-row sums accumulate in order, never pairwise by shape). Speed against tttrlib and the
-compilation a new environment pays once: ``scripts/bench_fit.py`` (``--compile``).
+fit of a row in a batch and alone gives the same numbers, bit for bit (tested; row sums
+accumulate in order, never pairwise by shape). ``fit_decay`` has its own path for its one
+histogram (``_fit_one``): the checks and start statistics in one compiled call
+(:func:`qrspec.fitting._kernels.row_start`), the rest on Python floats instead of NumPy arrays
+of one row, and the problem (checked arguments, kernel arrays) reused from the previous call
+with the same arguments; on a 32-bin decay that Python part is about as long as the fit itself
+(issue 19). Speed against tttrlib and the compilation a new environment pays once:
+``scripts/bench_fit.py`` (``--compile``).
 
 A fit on bad data (empty, NaN, negative, all counts in one bin, too few photons, no convergence)
 returns ``LifetimeFit(success=False, message=...)`` and never raises; invalid *arguments* (unknown
@@ -25,10 +30,12 @@ model, inconsistent shapes) raise :class:`~qrspec.errors.QrspecError`.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
@@ -141,10 +148,32 @@ class LifetimeFit:
         return float(np.dot(self.fractions, self.tau_ns))
 
 
+_FIT_DEFAULTS = {f.name: None if f.default is MISSING else f.default for f in fields(LifetimeFit)}
+_FIT_FACTORIES = [(f.name, f.default_factory) for f in fields(LifetimeFit)
+                  if f.default_factory is not MISSING]
+
+
+def _new_fit(**values):
+    """``LifetimeFit(**values)`` without the frozen dataclass's ``__init__``.
+
+    That sets the 30 fields one ``object.__setattr__`` call at a time: 2 us, a twentieth of a
+    32-bin fit. The instance is the same (attributes and their order, defaults, fresh default
+    dicts, frozen; tested).
+    """
+    fit = object.__new__(LifetimeFit)
+    attrs = fit.__dict__
+    attrs.update(_FIT_DEFAULTS)  # every field, in order
+    for name, factory in _FIT_FACTORIES:
+        if name not in values:
+            attrs[name] = factory()
+    attrs.update(values)
+    return fit
+
+
 def _failed(model, method, message, n_photons=0, n_iter=0):
     logger.info("fit_decay failed: %s", message)
-    return LifetimeFit(model=model, method=method, success=False, message=message,
-                       n_photons=int(round(n_photons)), n_iter=int(n_iter))
+    return _new_fit(model=model, method=method, success=False, message=message,
+                    n_photons=int(round(n_photons)), n_iter=int(n_iter))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,14 +244,18 @@ def fit_decay(counts, time_ns=None, *, bin_ns: float | None = None, model: str =
     c = np.asarray(counts, dtype=float)
     if c.ndim != 1:
         raise QrspecError(f"counts.shape={c.shape} must be one-dimensional")
-    prob = _problem(c.size, time_ns, bin_ns=bin_ns, model=model, irf=irf, period_ns=period_ns,
-                    fit_range_ns=fit_range_ns, method=method, lsq_weights=lsq_weights,
-                    background=background, fixed_background=fixed_background,
-                    fit_shift=fit_shift, shift_ns=shift_ns, shift_bounds_ns=shift_bounds_ns,
-                    scatter=scatter, tau0_ns=tau0_ns, mean_excitations=mean_excitations,
-                    qy_ratio=qy_ratio, intervals=intervals, n_bootstrap=n_bootstrap,
-                    min_photons=min_photons, max_iter=max_iter)
-    return _fit_many(prob, c[None, :], rng=rng, n_threads=1)[0]
+    prob = _problem_of(c.size, time_ns, _FIT_DECAY_ARGS, (
+        bin_ns, model, irf, period_ns, fit_range_ns, method, lsq_weights, background,
+        fixed_background, fit_shift, shift_ns, shift_bounds_ns, scatter, tau0_ns,
+        mean_excitations, qy_ratio, intervals, n_bootstrap, min_photons, max_iter))
+    return _fit_one(prob, c, rng)
+
+
+# fit_decay's arguments of the problem, in the order fit_decay passes them to _problem_of
+_FIT_DECAY_ARGS = ("bin_ns", "model", "irf", "period_ns", "fit_range_ns", "method", "lsq_weights",
+                   "background", "fixed_background", "fit_shift", "shift_ns", "shift_bounds_ns",
+                   "scatter", "tau0_ns", "mean_excitations", "qy_ratio", "intervals",
+                   "n_bootstrap", "min_photons", "max_iter")
 
 
 def fit_decays(counts, time_ns=None, *, irf=None, n_threads: int | None = None,
@@ -316,20 +349,25 @@ class _Unkeyed(Exception):
     pass
 
 
+_KEY_BY_VALUE = frozenset((bool, int, str, type(None), ModelIRF))  # hashable, compared by value
+
+
 def _arg_key(v):
     """A key equal for arguments that build the same problem (exact types, arrays by content).
 
-    Floats by their bits (-0.0 is not 0.0), the type kept (``30`` and ``30.0`` print differently
-    in messages), numeric arrays by dtype, shape and bytes; anything else is not keyed.
+    Floats by value, zeros and NaN by their bits (-0.0 is not 0.0), the type kept (``30`` and
+    ``30.0`` print differently in messages), numeric arrays by dtype, shape and bytes; anything
+    else is not keyed.
     """
-    if isinstance(v, float):
-        return type(v).__name__, v.hex()
-    if v is None or isinstance(v, (bool, int, str, ModelIRF)):
-        return type(v).__name__, v
+    t = type(v)
+    if t is float or (t not in _KEY_BY_VALUE and isinstance(v, float)):
+        return (t, v) if v and v == v else (t, v.hex())  # the bits of zeros and NaN
+    if t in _KEY_BY_VALUE or isinstance(v, (bool, int, str, ModelIRF)):
+        return t, v
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
         return "ndarray", v.dtype.str, v.shape, v.tobytes()
     if isinstance(v, (tuple, list)) and len(v) <= 8:
-        return type(v).__name__, tuple(_arg_key(x) for x in v)
+        return t, tuple([_arg_key(x) for x in v])
     raise _Unkeyed
 
 
@@ -340,13 +378,18 @@ def _problem(n, time_ns, **kw):
     built (and checked) for its first call: keyed by every argument's type and value, arrays by
     content (the problem copies what it keeps, and nothing writes to a built problem).
     """
+    return _problem_of(n, time_ns, tuple(kw), tuple(kw.values()))
+
+
+def _problem_of(n, time_ns, names, values):
+    """:func:`_problem` with the keyword arguments as a tuple of names and one of values."""
     try:
-        key = (n, _arg_key(time_ns)) + tuple((k, _arg_key(v)) for k, v in sorted(kw.items()))
+        key = (n, names, _arg_key(time_ns), *map(_arg_key, values))
     except _Unkeyed:
-        return _build_problem(n, time_ns, **kw)
+        return _build_problem(n, time_ns, **dict(zip(names, values, strict=True)))
     prob = _PROBLEMS.get(key)
     if prob is None:
-        prob = _build_problem(n, time_ns, **kw)
+        prob = _build_problem(n, time_ns, **dict(zip(names, values, strict=True)))
         with _PROBLEMS_LOCK:
             while len(_PROBLEMS) >= _PROBLEMS_MAX:
                 _PROBLEMS.pop(next(iter(_PROBLEMS)))
@@ -485,11 +528,26 @@ def _build_problem(n, time_ns, *, bin_ns, model, irf, period_ns, fit_range_ns, m
     fpar[_kernels.F_TOL] = _TOL
     n_free = int((fixed == 0).sum())
     after = idx - origin >= 0  # fitted bins after the IRF centroid: the first moment
+    # for _fit_one: the bound tests of _outcomes and _tau_at_bound as lists of Python floats
+    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    starts_one = np.empty((1 if tau_factors is None else tau_factors.shape[0], mdl.n_params))
+    starts_one[:] = theta0
+    if tau0 is not None:  # as _start_rows (one row)
+        starts_one[:, :n_tau] = np.log(np.broadcast_to(np.asarray(tau0), (1, 1, n_tau)))[0]
+    one = dict(starts_one=starts_one, i0=int(idx[0]), i1=int(idx[-1]) + 1,
+               a0=int(idx.size - after.sum()),
+               n_low=max(1, idx.size // 5), near_lo=(lo + 1e-9 * span).tolist(),
+               near_hi=(hi - 1e-9 * span).tolist(),
+               tau_near=list(zip((lo[:n_tau] + 1e-9).tolist(), (hi[:n_tau] - 1e-9).tolist(),
+                                 strict=True)),
+               free_ok=(fixed == 0).tolist(), amp_indices=mdl.amp_indices,
+               param_names=tuple(mdl.names),
+               shift_indices=mdl.shift_indices)
     return _Problem(mdl=mdl, lo=lo, hi=hi, fixed=fixed, irf2=irf2, fixed2=fixed2, pmap=pmap,
                     spec=spec, fpar=fpar, bg_fixed=bg_fixed, tau0=tau0,
                     tau_factors=tau_factors, theta0=theta0, n_free=n_free,
                     dof=int(idx.size - n_free), after=after,
-                    after_bins=idx[after] - origin + 0.5, **base)
+                    after_bins=idx[after] - origin + 0.5, **one, **base)
 
 
 def _prepare_irf(irf, n, period_bins, bin_ns, t_first):
@@ -531,22 +589,31 @@ def _data_failures(prob, c):
             bad[:] = True
     out = [None] * n_rows
     for r in np.flatnonzero(bad).tolist():
-        n_bad = int((~np.isfinite(c[r])).sum())
-        if n_bad:
-            out[r] = (f"counts contain {n_bad} NaN/inf values", 0.0)
-        elif c[r].min() < 0:
-            out[r] = ("counts contain negative values", 0.0)
-        elif prob.mdl is None:
-            out[r] = (f"fit_range_ns={prob.fit_range_ns!r} contains no bins", 0.0)
-        elif n_ph[r] < prob.min_photons:
-            out[r] = (f"only {n_ph[r]:.0f} photons in the fit range "
-                      f"(< min_photons={prob.min_photons})", n_ph[r])
-        elif np.count_nonzero(c[r, prob.idx]) <= 1:
-            out[r] = (f"all {n_ph[r]:.0f} photons in one bin: no decay shape", n_ph[r])
-        elif prob.idx.size <= prob.n_free:
-            out[r] = (f"fit range has {prob.idx.size} bins for {prob.n_free} free parameters",
-                      n_ph[r])
+        out[r] = _data_failure(prob, c[r], n_ph[r])
     return out, n_ph
+
+
+def _data_failure(prob, c, n_ph):
+    """The failure of histogram ``c`` (1-D) in :func:`_data_failures`.
+
+    ``(message, photons)``, or None if it passes the checks; ``n_ph``: its counts in the fit
+    range.
+    """
+    n_bad = int((~np.isfinite(c)).sum())
+    if n_bad:
+        return f"counts contain {n_bad} NaN/inf values", 0.0
+    if c.min() < 0:
+        return "counts contain negative values", 0.0
+    if prob.mdl is None:
+        return f"fit_range_ns={prob.fit_range_ns!r} contains no bins", 0.0
+    if n_ph < prob.min_photons:
+        return (f"only {n_ph:.0f} photons in the fit range (< min_photons={prob.min_photons})",
+                n_ph)
+    if np.count_nonzero(c[prob.idx]) <= 1:
+        return f"all {n_ph:.0f} photons in one bin: no decay shape", n_ph
+    if prob.idx.size <= prob.n_free:
+        return f"fit range has {prob.idx.size} bins for {prob.n_free} free parameters", n_ph
+    return None
 
 
 def _row_sums(x):
@@ -712,30 +779,34 @@ def _outcomes(prob, c, out):
     tau_bound = at_bound[:, :nt].any(axis=1)
     amp_zero = (theta[:, mdl.amp_indices] <= 0).any(axis=1)
     shift_bound = at_bound[:, mdl.shift_indices].any(axis=1)
-    lo_b, hi_b = prob.shift_bounds
-    results = []
-    for r in range(n_rows):
-        if not finite[r]:
-            message = "objective is not finite at the start values"
-        elif not out.ok[r]:
-            message = f"optimiser did not converge in {out.n_iter[r]} iterations"
-        elif singular[r]:
-            message = "singular Fisher information (parameters not identifiable)"
-        elif not_pd[r]:
-            message = "Fisher information is not positive definite"
-        elif tau_bound[r]:
-            message = "a lifetime sits at its bound"
-        elif shift_bound[r] and _shift_misaligned(prob, c[r], theta[r], out.f[r], at_bound[r]):
-            message = (f"IRF shift at its bound (shift_bounds_ns=({lo_b:g}, {hi_b:g})): align "
-                       "the IRF or widen the bounds")
-        elif amp_zero[r]:
-            message = "a component amplitude is 0: its lifetime is undetermined"
-        elif undetermined[r]:
-            message = "a lifetime is undetermined (relative error > 10; no decay in the data?)"
-        else:
-            message = ""
-        results.append((message, cov[r]))
-    return results
+    return [(_optimum_message(prob, c[r], theta[r], out.f[r], at_bound[r], finite[r], out.ok[r],
+                              out.n_iter[r], singular[r], not_pd[r], tau_bound[r],
+                              shift_bound[r], amp_zero[r], undetermined[r]), cov[r])
+            for r in range(n_rows)]
+
+
+def _optimum_message(prob, c, theta, f, at_bound, finite, ok, n_iter, singular, not_pd,
+                     tau_bound, shift_bound, amp_zero, undetermined):
+    """The message of an optimum (:func:`_outcomes`' checks, in their order); "" if it passed."""
+    if not finite:
+        return "objective is not finite at the start values"
+    if not ok:
+        return f"optimiser did not converge in {n_iter} iterations"
+    if singular:
+        return "singular Fisher information (parameters not identifiable)"
+    if not_pd:
+        return "Fisher information is not positive definite"
+    if tau_bound:
+        return "a lifetime sits at its bound"
+    if shift_bound and _shift_misaligned(prob, c, theta, f, at_bound):
+        lo_b, hi_b = prob.shift_bounds
+        return (f"IRF shift at its bound (shift_bounds_ns=({lo_b:g}, {hi_b:g})): align the IRF "
+                "or widen the bounds")
+    if amp_zero:
+        return "a component amplitude is 0: its lifetime is undetermined"
+    if undetermined:
+        return "a lifetime is undetermined (relative error > 10; no decay in the data?)"
+    return ""
 
 
 def _shift_misaligned(prob, c, theta, f, at_bound):
@@ -754,6 +825,145 @@ def _shift_misaligned(prob, c, theta, f, at_bound):
         if f - f_wide > 9.0:
             return True
     return False
+
+
+_NO_COUNTS = np.empty(0)
+
+
+def _fit_one(prob, c, rng):
+    """:func:`_fit_many` of one histogram ``c`` (1-D).
+
+    The same checks, start values, kernel calls and arithmetic, bit for bit (tested), with Python
+    scalars where the batch has arrays of one row (a NumPy call on a small array costs ~1 us,
+    about what an iteration of the fit of a 32-bin decay costs).
+    """
+    model, method = prob.model, prob.method
+    if prob.empty:
+        return _failed(model, method, "empty histogram (0 bins)", 0.0)
+    if prob.mdl is None:
+        np.add.reduce(c)  # as _data_failures (which warns when the sum overflows)
+        return _failed(model, method, *_data_failure(prob, c, 0.0))
+    cf = np.ascontiguousarray(c[None, :])
+    c1, i0, i1 = cf[0], prob.i0, prob.i1
+    if prob.bg_fixed is None:
+        low = c1[i0:i1].copy()  # np.partition(ci, n_low - 1)[:n_low] of _start_rows
+        low.partition(prob.n_low - 1)
+        low, bg = low[:prob.n_low], math.nan
+    else:
+        low, bg = _NO_COUNTS, prob.bg_fixed
+    ok, total, n_ph, n_nonzero, b0, tau_mean = _kernels.row_start(
+        c1, i0, i1, prob.a0, prob.after_bins, low, bg, prob.bin_ns, prob.period)
+    # _data_failures: no NaN or negative count, and a sum that does not overflow to inf (NumPy
+    # sums pairwise; it cannot overflow when the sum in order is below 1e300)
+    good = ok != 0 and (total <= 1e300 or math.isfinite(np.add.reduce(c)))
+    if (not good or n_ph < prob.min_photons or n_nonzero <= 1
+            or prob.idx.size <= prob.n_free):
+        fail = _data_failure(prob, c, n_ph)
+        if fail is not None:  # (a sum that overflows to inf fails no check: it is fitted)
+            return _failed(model, method, *fail)
+    starts = _start_one(prob, b0, tau_mean)
+    n, p, nt = c.size, prob.lo.size, prob.mdl.n_tau
+    res = _kernel_one(prob, cf, starts[0:1], n, p)
+    stats = res[4][0].tolist()
+    for s in range(1, starts.shape[0]):  # _fit_rows: a later start if needed
+        tau = res[0][0, :nt].tolist()
+        if stats[_kernels.R_CONVERGED] != 0 and not any(
+                t <= a or t >= b for t, (a, b) in zip(tau, prob.tau_near, strict=True)):
+            break
+        alt = _kernel_one(prob, cf, starts[s:s + 1], n, p)
+        f_alt = float(alt[4][0, _kernels.R_F])
+        if math.isfinite(f_alt) and f_alt < stats[_kernels.R_F]:
+            res, stats = alt, alt[4][0].tolist()
+    theta, h, m, resid = res[0][0], res[1][0], res[2][0], res[3][0]
+    f, n_iter = stats[_kernels.R_F], int(stats[_kernels.R_NITER])
+    message, cov = _outcome_one(prob, cf[0], theta, h, f, stats[_kernels.R_CONVERGED] != 0,
+                                n_iter)
+    if message:
+        n_it = 0 if message.startswith("objective is not finite") else n_iter
+        return _failed(model, method, message, n_ph, n_it)
+    profile = boot = None
+    if prob.intervals == "profile":
+        profile = [_profile_interval(prob, cf[0], theta, f, k, cov)
+                   for k in range(prob.mdl.n_tau)]
+    if prob.n_bootstrap > 0:
+        boot = _bootstrap(prob, cf[0], theta, m, prob.n_bootstrap, rng)
+    return _assemble(prob, theta, cov, m, resid, stats[_kernels.R_DEVIANCE],
+                     stats[_kernels.R_CHI2], n_iter, n_ph, profile, boot)
+
+
+def _start_one(prob, b0, tau_mean):
+    """:func:`_start_rows` of one histogram: ``(n_starts, n_params)``.
+
+    ``b0``, ``tau_mean``: its start background and first-moment lifetime
+    (:func:`qrspec.fitting._kernels.row_start`).
+    """
+    starts = prob.starts_one.copy()  # theta0 in every row
+    if prob.tau0 is None:
+        starts[:, :prob.mdl.n_tau] = np.log(tau_mean * prob.tau_factors)
+    starts[:, prob.mdl.i_bg] = b0
+    return starts
+
+
+def _kernel_one(prob, cf, start, n, p):
+    """The kernel on one histogram ``cf`` (1, n) from ``start`` (1, p).
+
+    Returns ``(theta, h, m, resid, stats)``, each with one row.
+    """
+    out = (np.empty((1, p)), np.empty((1, p, p)), np.empty((1, n)), np.empty((1, n)),
+           np.empty((1, _kernels.R_SIZE)))
+    _kernels.fit_rows(cf, start, prob.lo, prob.hi, prob.fixed, prob.idx, prob.irf2, prob.fixed2,
+                      prob.pmap, prob.spec, prob.fpar, *out)
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _sub_block(k):
+    """``np.ix_(k, k)`` (read-only) of the parameter indices ``k`` (a tuple), built once."""
+    block = np.ix_(k, k)
+    for a in block:
+        a.flags.writeable = False
+    return block
+
+
+def _outcome_one(prob, c, theta, h, f, ok, n_iter):
+    """:func:`_outcomes` of one optimum: ``(message, covariance)``."""
+    th = theta.tolist()
+    p, nt = len(th), prob.mdl.n_tau
+    at_bound = [t <= a or t >= b for t, a, b in zip(th, prob.near_lo, prob.near_hi, strict=True)]
+    free = [ok_ and not a for ok_, a in zip(prob.free_ok, at_bound, strict=True)]
+    finite = math.isfinite(f)
+    singular = False
+    cov = None
+    if finite:
+        try:
+            if False not in free:  # no sub-block
+                cov = np.linalg.inv(0.5 * h)
+            else:
+                block = _sub_block(tuple(itertools.compress(range(p), free)))
+                sub = np.linalg.inv(0.5 * h[block])
+                cov = np.empty((p, p))
+                cov.fill(np.nan)
+                cov[block] = sub
+        except np.linalg.LinAlgError:
+            singular = True
+    if cov is None:
+        cov = np.empty((p, p))
+        cov.fill(np.nan)
+    var = cov.diagonal().tolist()
+    # NaN (fixed, at a bound, not inverted) compares False
+    not_pd = False
+    for v, fr in zip(var, free, strict=True):
+        if fr and v < 0:
+            not_pd = True
+    undetermined = False
+    for v in var[:nt]:
+        if not math.sqrt(abs(v)) < 10.0:
+            undetermined = True
+    message = _optimum_message(
+        prob, c, theta, f, at_bound, finite, ok, n_iter, singular, not_pd, True in at_bound[:nt],
+        any([at_bound[i] for i in prob.shift_indices]),
+        any([th[i] <= 0 for i in prob.amp_indices]), undetermined)
+    return message, cov
 
 
 def _fit_many(prob, c, *, rng, n_threads):
@@ -849,6 +1059,9 @@ def _bootstrap(prob, c, theta, m_hat, n_boot, rng):
     return np.asarray(taus)
 
 
+_COMPONENT_KEYS = tuple((f"tau_{i}_ns", f"amplitude_{i}", f"fraction_{i}") for i in (1, 2, 3))
+
+
 def _assemble(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile, boot):
     mdl, model, dof = prob.mdl, prob.model, prob.dof
     nt = mdl.n_tau
@@ -890,7 +1103,7 @@ def _assemble(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile,
             fr_err = []
             for i in range(nt):
                 jf = [((total if i == j else 0.0) - amps[i]) / total**2 for j in range(nt)]
-                v = sum(jf[a] * ca[a][b] * jf[b] for a in range(nt) for b in range(nt))
+                v = sum([jf[a] * ca[a][b] * jf[b] for a in range(nt) for b in range(nt)])
                 fr_err.append(math.sqrt(max(v, 0.0)))
         else:
             fr = fr_err = [math.nan] * nt
@@ -899,20 +1112,16 @@ def _assemble(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile,
         interval = [(math.exp(profile[k][0]), math.exp(profile[k][1])) for k in range(nt)]
     else:
         interval = [(tau[k] - tau_err[k], tau[k] + tau_err[k]) for k in range(nt)]
-    tau_s = tuple(tau[k] for k in order)
-    terr_s = tuple(tau_err[k] for k in order)
-    amps_s = tuple(amps[k] for k in order)
-    aerr_s = tuple(amp_err[k] for k in order)
-    fr_s = tuple(fr[k] for k in order)
-    frerr_s = tuple(fr_err[k] for k in order)
-    int_s = tuple(interval[k] for k in order)
-    for i in range(nt):
-        params[f"tau_{i + 1}_ns"] = tau_s[i]
-        perrs[f"tau_{i + 1}_ns"] = terr_s[i]
-        params[f"amplitude_{i + 1}"] = amps_s[i]
-        perrs[f"amplitude_{i + 1}"] = aerr_s[i]
-        params[f"fraction_{i + 1}"] = fr_s[i]
-        perrs[f"fraction_{i + 1}"] = frerr_s[i]
+    if nt == 1:
+        tau_s, terr_s, amps_s, aerr_s, fr_s, frerr_s, int_s = (
+            (x[0],) for x in (tau, tau_err, amps, amp_err, fr, fr_err, interval))
+    else:
+        tau_s, terr_s, amps_s, aerr_s, fr_s, frerr_s, int_s = (
+            tuple([x[k] for k in order]) for x in (tau, tau_err, amps, amp_err, fr, fr_err,
+                                                   interval))
+    for i, (k_tau, k_amp, k_fr) in enumerate(_COMPONENT_KEYS[:nt]):
+        params[k_tau], params[k_amp], params[k_fr] = tau_s[i], amps_s[i], fr_s[i]
+        perrs[k_tau], perrs[k_amp], perrs[k_fr] = terr_s[i], aerr_s[i], frerr_s[i]
     bg, bg_err = th[mdl.i_bg], sd[mdl.i_bg]
     params["background"], perrs["background"] = bg, bg_err
     if mdl.has_shift:
@@ -929,7 +1138,7 @@ def _assemble(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile,
     if boot is not None:
         sd_boot = boot.std(axis=0, ddof=1)
         boot_err = tuple(float(sd_boot[k]) for k in order)
-    return LifetimeFit(
+    return _new_fit(
         tau_ns=tau_s, tau_err_ns=terr_s, tau_interval_ns=int_s, amplitudes=amps_s,
         amplitude_errs=aerr_s, fractions=fr_s, fraction_errs=frerr_s, background=bg,
         background_err=bg_err, shift_ns=shift, shift_err_ns=shift_err,
@@ -938,7 +1147,7 @@ def _assemble(prob, theta, cov, m_full, resid, dev, chi2, n_iter, n_ph, profile,
         reduced_chi2=chi2 / dof if dof > 0 else math.nan, dof=dof, residuals=resid,
         model_counts=m_full, n_photons=int(round(n_ph)), model=model, method=prob.method,
         success=True, message="", n_iter=n_iter, covariance=cov,
-        param_names=tuple(mdl.names), bootstrap_tau_err_ns=boot_err)
+        param_names=prob.param_names, bootstrap_tau_err_ns=boot_err)
 
 
 def fit_decay_global(counts, time_ns=None, *, irf, model: str = "mono",
