@@ -10,7 +10,8 @@ starts before the cache is written, pays it once): ``fit_rows`` is the entry poi
 compile, with one signature for every model (the model is data: ``spec``), and plain loops
 throughout (array slice assignment ``a[:] = b`` costs over a second of compilation by itself);
 ``row_start`` (the one-histogram checks and start statistics of ``fit_decay``) adds 0.17 s
-(after another compilation in the same process, 3 runs).
+(after another compilation in the same process, 3 runs), ``rows_start`` (the same per row for
+``fit_decays``) 0.13 s at the first ``fit_decays`` call (3 fresh-cache runs, 2026-12-06).
 It is 3.0-3.4 s of CPU in a fresh process (``scripts/bench_fit.py --compile``, 2026-12-06, load
 3-5), about twice the 1.5 s of the Python-driven fit it replaced; numba's own typing and
 lowering (Python) take about two thirds of it, LLVM the rest. Inlining the helpers at the
