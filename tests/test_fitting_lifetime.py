@@ -891,6 +891,81 @@ def test_issue_19_new_fit_is_the_dataclass_instance():
         a.tau_ns = (1.0,)
 
 
+def _vectorised_row_sums(x):
+    """Row sums in order (the batch path before rows_start: np.cumsum's last column)."""
+    return np.zeros(x.shape[0]) if x.shape[1] == 0 else np.cumsum(x, axis=1)[:, -1]
+
+
+def _vectorised_start_rows(prob, c):
+    """The batch path's start vectors before rows_start (2fcf948): NumPy over (n_rows, n_bins)
+    arrays; the reference of the compiled start statistics."""
+    idx, mdl, nt = prob.idx, prob.mdl, prob.mdl.n_tau
+    ci = c[:, idx]
+    n_rows = c.shape[0]
+    if prob.bg_fixed is None:
+        n_low = max(1, idx.size // 5)
+        low = np.partition(ci, n_low - 1, axis=1)[:, :n_low]
+        b0 = np.maximum(_vectorised_row_sums(low) / n_low,
+                        0.1 * _vectorised_row_sums(ci) / idx.size)
+    else:
+        b0 = np.full(n_rows, prob.bg_fixed)
+    if prob.tau0 is None:
+        w = np.maximum(ci[:, prob.after] - b0[:, None], 0.0)
+        w_sum = _vectorised_row_sums(w)
+        num = _vectorised_row_sums(w * prob.after_bins)
+        pos = w_sum > 0
+        tau_mean = np.full(n_rows, 10.0 * prob.bin_ns)
+        tau_mean[pos] = num[pos] / w_sum[pos] * prob.bin_ns
+        tau_mean = np.minimum(np.maximum(tau_mean, 2.0 * prob.bin_ns), 0.5 * prob.period)
+        taus = tau_mean[:, None, None] * prob.tau_factors
+    else:
+        taus = np.broadcast_to(np.asarray(prob.tau0), (n_rows, 1, nt))
+    starts = np.empty((n_rows, taus.shape[1], mdl.n_params))
+    starts[:] = prob.theta0
+    starts[:, :, :nt] = np.log(taus)
+    starts[:, :, mdl.i_bg] = b0[:, None]
+    return starts
+
+
+def test_issue_19_batch_start_kernel_equals_the_vectorised_start(rng, monkeypatch):
+    """fit_decays' start values and photon counts come from rows_start (row_start per row, on
+    row chunks, no (n_rows, n_bins) temporaries: they made a batch slower per fit than single
+    calls on 6250 bins); they must be the former vectorised NumPy start bit for bit, in one
+    chunk and in chunks of 1-3 rows, for integer and non-integer counts and every start kind
+    (fitted or fixed background, tail fit, fixed lifetimes)."""
+    from qrspec.fitting import lifetime as L
+
+    n, bin_ns = 120, 0.25
+    irf = irf_hist(n, bin_ns, ModelIRF(5.0, 0.1))
+    rows = np.array([photon_decay(rng, n_ph, taus, fr, bg_fraction=0.05, irf=ModelIRF(5.0, 0.1),
+                                  n_bins=n, bin_ns=bin_ns)
+                     for n_ph in (30, 500, 20_000)
+                     for taus, fr in (([3.0], [1.0]), ([1.0, 5.0], [0.4, 0.6]))])
+    rows = np.vstack([rows, rows * 0.731 + rng.random(rows.shape) / 3, np.zeros((1, n))])
+    rows[-1, 70] = 5.0  # counts in one bin only (after the centroid: w_sum > 0)
+    rows = np.vstack([rows, np.zeros((1, n))])  # no counts: tau_mean from its default
+    cases = (dict(irf=irf), dict(irf=irf, model="bi"), dict(fit_range_ns=(6.0, 25.0)),
+             dict(irf=irf, background=0.7), dict(irf=irf, model="bi", tau0_ns=(1.0, 4.0)),
+             dict(irf=irf, fixed_background=np.full(n, 0.3)))
+    for kw in cases:
+        kw = dict(kw, bin_ns=bin_ns)
+        prob = L._problem(n, None, irf=kw.pop("irf", None), **L._with_defaults(kw))
+        want = _vectorised_start_rows(prob, rows)
+        want_ph = _vectorised_row_sums(rows[:, prob.idx])
+        for chunk_bins in (L._START_CHUNK_BINS, 1, 2 * prob.idx.size, 3 * prob.idx.size):
+            monkeypatch.setattr(L, "_START_CHUNK_BINS", chunk_bins)
+            stats = L._row_stats(prob, rows)
+            assert L._start_rows(prob, rows).tobytes() == want.tobytes(), (kw, chunk_bins)
+            assert stats[:, 2].tobytes() == want_ph.tobytes()
+        low = np.ascontiguousarray(np.partition(rows[:, prob.i0:prob.i1], prob.n_low - 1,
+                                                axis=1)[:, :prob.n_low])
+        bg = math.nan if prob.bg_fixed is None else prob.bg_fixed
+        ref = np.empty_like(stats)
+        K.rows_start.py_func(rows, prob.i0, prob.i1, prob.a0, prob.after_bins, low, bg,
+                             prob.bin_ns, prob.period, ref)
+        assert ref.tobytes() == stats.tobytes()
+
+
 def test_issue_19_row_start_kernel_equals_python_and_the_batch_start(rng):
     """row_start (the one-histogram checks and start statistics) compiled equals its Python
     source, and its start values and photon counts are the batch path's (_start_rows,
@@ -922,8 +997,8 @@ def test_issue_19_row_start_kernel_equals_python_and_the_batch_start(rng):
             ok, total, n_ph, n_nonzero, b0, tau_mean = got
             ci = c[None, prob.idx]
             assert ok == (c.min() >= 0)
-            assert n_ph.hex() == float(L._row_sums(ci)[0]).hex()
+            assert n_ph.hex() == float(_vectorised_row_sums(ci)[0]).hex()
             assert n_nonzero == np.count_nonzero(ci)
             if ok and n_nonzero > 1:  # a histogram that gets start values
-                want = L._start_rows(prob, c[None])[0]
+                want = _vectorised_start_rows(prob, c[None])[0]
                 assert want.tobytes() == L._start_one(prob, b0, tau_mean).tobytes()

@@ -10,7 +10,8 @@ starts before the cache is written, pays it once): ``fit_rows`` is the entry poi
 compile, with one signature for every model (the model is data: ``spec``), and plain loops
 throughout (array slice assignment ``a[:] = b`` costs over a second of compilation by itself);
 ``row_start`` (the one-histogram checks and start statistics of ``fit_decay``) adds 0.17 s
-(after another compilation in the same process, 3 runs).
+(after another compilation in the same process, 3 runs), ``rows_start`` (the same per row for
+``fit_decays``) 0.13 s at the first ``fit_decays`` call (3 fresh-cache runs, 2026-12-06).
 It is 3.0-3.4 s of CPU in a fresh process (``scripts/bench_fit.py --compile``, 2026-12-06, load
 3-5), about twice the 1.5 s of the Python-driven fit it replaced; numba's own typing and
 lowering (Python) take about two thirds of it, LLVM the rest. Inlining the helpers at the
@@ -497,6 +498,26 @@ def row_start(c, i0, i1, a0, after_bins, low, bg, bin_ns, period):
     tau_mean = num / w_sum * bin_ns if w_sum > 0 else 10.0 * bin_ns
     tau_mean = min(max(tau_mean, 2.0 * bin_ns), 0.5 * period)
     return ok, total, n_ph, float(nz), b0, tau_mean
+
+
+@numba.njit(**_OPTS)
+def rows_start(c, i0, i1, a0, after_bins, low, bg, bin_ns, period, out):
+    """:func:`row_start` of every row of ``c`` (n_rows, n_bins) into ``out`` (n_rows, 6).
+
+    ``low`` (n_rows, n_low): row ``r`` is row_start's ``low`` of ``c[r]`` (ignored when ``bg``
+    is not NaN). The columns of ``out`` are row_start's results in its order. The batch
+    path of ``fit_decays`` calls it on row chunks instead of building (n_rows, n_bins)
+    temporaries: the same numbers as ``fit_decay``'s one call per histogram.
+    """
+    for r in range(c.shape[0]):
+        ok, total, n_ph, n_nonzero, b0, tau_mean = row_start(
+            c[r], i0, i1, a0, after_bins, low[r], bg, bin_ns, period)
+        out[r, 0] = ok
+        out[r, 1] = total
+        out[r, 2] = n_ph
+        out[r, 3] = n_nonzero
+        out[r, 4] = b0
+        out[r, 5] = tau_mean
 
 
 @numba.njit(**_OPTS)

@@ -11,7 +11,10 @@ bootstrap.
 The optimiser runs whole in one compiled kernel (:func:`qrspec.fitting._kernels.fit_rows`, one
 numba signature for every model), for one histogram or many: ``fit_decay`` is a batch of one,
 ``fit_decays`` checks the arguments, prepares the IRF and computes the start values once for all
-rows and fits them in one kernel call (threads over row chunks for large batches). Python keeps
+rows and fits them in one kernel call (threads over row chunks for large batches); its start
+statistics are ``fit_decay``'s compiled per-row ones on row chunks
+(:func:`qrspec.fitting._kernels.rows_start`: NumPy over (n_rows, n_bins) temporaries made a
+6250-bin batch ~20 % slower per fit than single calls). Python keeps
 what is cheap there: argument and data checks, start values, the covariance (inverse of the
 Fisher block of the free parameters) and the checks of the optimum, vectorised over rows. A
 fit of a row in a batch and alone gives the same numbers, bit for bit (tested; row sums
@@ -570,27 +573,29 @@ def _data_failures(prob, c):
     """Check every row of ``c`` before fitting.
 
     Checks, in this order: non-finite, negative, no bins, too few photons, one bin, fewer bins than
-    free parameters. Returns ``(failures, photons)``: per row ``(message, photons)`` or None, and
-    the counts in the fit range per row.
+    free parameters. Returns ``(failures, stats)``: per row ``(message, photons)`` or None, and
+    :func:`_row_stats` of the rows (None when the fit range has no bins).
     """
     n_rows = c.shape[0]
     if prob.empty:
-        return [("empty histogram (0 bins)", 0.0)] * n_rows, np.zeros(n_rows)
-    # NaN propagates to the minimum, +-inf to the sum (with counts >= 0)
-    good = (c.min(axis=1) >= 0) & np.isfinite(c.sum(axis=1))
+        return [("empty histogram (0 bins)", 0.0)] * n_rows, None
     if prob.mdl is None:
-        n_ph = np.zeros(n_rows)
-        bad = np.ones(n_rows, dtype=bool)
-    else:
-        ci = c[:, prob.idx]
-        n_ph = _row_sums(ci)
-        bad = ~good | (n_ph < prob.min_photons) | (np.count_nonzero(ci, axis=1) <= 1)
-        if prob.idx.size <= prob.n_free:
-            bad[:] = True
+        c.sum(axis=1)  # warns when a sum overflows, as fit_decay does
+        return [_data_failure(prob, row, 0.0) for row in c], None
+    stats = _row_stats(prob, c)
+    good = stats[:, 0] != 0
+    # no NaN or negative count, and a sum that does not overflow to inf (NumPy sums pairwise;
+    # it cannot overflow when the sum in order is below 1e300): as _fit_one
+    for r in np.flatnonzero(good & ~(stats[:, 1] <= 1e300)).tolist():
+        good[r] = math.isfinite(np.add.reduce(c[r]))
+    n_ph = stats[:, 2]
+    bad = ~good | (n_ph < prob.min_photons) | (stats[:, 3] <= 1)
+    if prob.idx.size <= prob.n_free:
+        bad[:] = True
     out = [None] * n_rows
     for r in np.flatnonzero(bad).tolist():
         out[r] = _data_failure(prob, c[r], n_ph[r])
-    return out, n_ph
+    return out, stats
 
 
 def _data_failure(prob, c, n_ph):
@@ -616,40 +621,52 @@ def _data_failure(prob, c, n_ph):
     return None
 
 
-def _row_sums(x):
-    """Sum of each row, accumulated in order.
+# rows of the partition of the fit range per call of rows_start: a chunk of ~256 kB at most
+_START_CHUNK_BINS = 32768
 
-    The same numbers for a row alone or in a batch (numpy's ``sum(axis=1)`` may sum rows pairwise
-    or column by column depending on the shape, which would make a batched fit differ from a single
-    one in the last digit).
+
+def _row_stats(prob, c):
+    """:func:`qrspec.fitting._kernels.row_start` of every row of ``c``: ``(n_rows, 6)``.
+
+    Columns: ok, total, photons in the fit range, non-zero bins there, start background ``b0``,
+    first-moment lifetime ``tau_mean``. The lowest fifth of each fit range (the start
+    background) comes from NumPy's partition of row chunks (the same entries in the same order
+    as the partition of one row in :func:`_fit_one`); nothing of the size of ``c`` is built.
     """
-    if x.shape[1] == 0:
-        return np.zeros(x.shape[0])
-    return np.cumsum(x, axis=1)[:, -1]
+    n_rows = c.shape[0]
+    out = np.empty((n_rows, 6))
+    i0, i1, n_low = prob.i0, prob.i1, prob.n_low
+    bg = math.nan if prob.bg_fixed is None else prob.bg_fixed
+    step = max(1, _START_CHUNK_BINS // (i1 - i0))
+    low = np.empty((min(step, n_rows), 0))
+    for a in range(0, n_rows, step):
+        b = min(a + step, n_rows)
+        if prob.bg_fixed is None:
+            part = np.partition(c[a:b, i0:i1], n_low - 1, axis=1)
+            low = np.ascontiguousarray(part[:, :n_low])
+        _kernels.rows_start(np.ascontiguousarray(c[a:b]), i0, i1, prob.a0, prob.after_bins,
+                            low[:b - a], bg, prob.bin_ns, prob.period, out[a:b])
+    return out
 
 
 def _start_rows(prob, c):
-    """Start vectors ``(n_rows, n_starts, n_params)`` (amplitudes scaled in the kernel)."""
-    idx, mdl, nt = prob.idx, prob.mdl, prob.mdl.n_tau
-    ci = c[:, idx]
-    n_rows = c.shape[0]
-    if prob.bg_fixed is None:
-        n_low = max(1, idx.size // 5)
-        low = np.partition(ci, n_low - 1, axis=1)[:, :n_low]
-        # start above 0: from b = 0 the Fisher step of b is tiny (sum 1/m is huge where the
-        # model is ~0) and b creeps up for many iterations; from above it reaches 0 in one step
-        b0 = np.maximum(_row_sums(low) / n_low, 0.1 * _row_sums(ci) / idx.size)
-    else:
-        b0 = np.full(n_rows, prob.bg_fixed)
+    """Start vectors ``(n_rows, n_starts, n_params)`` of the rows of ``c``.
+
+    The amplitudes are scaled in the kernel.
+    """
+    stats = _row_stats(prob, c)
+    return _starts_from(prob, stats[:, 4], stats[:, 5])
+
+
+def _starts_from(prob, b0, tau_mean):
+    """Start vectors ``(n_rows, n_starts, n_params)`` from start statistics.
+
+    ``b0``, ``tau_mean``: each row's start background and first-moment lifetime
+    (:func:`_row_stats`).
+    """
+    mdl, nt = prob.mdl, prob.mdl.n_tau
+    n_rows = b0.size
     if prob.tau0 is None:
-        # the first moment of the counts above b0 after the IRF centroid
-        w = np.maximum(ci[:, prob.after] - b0[:, None], 0.0)
-        w_sum = _row_sums(w)
-        num = _row_sums(w * prob.after_bins)
-        pos = w_sum > 0  # else no counts above b0 after the centroid
-        tau_mean = np.full(n_rows, 10.0 * prob.bin_ns)
-        tau_mean[pos] = num[pos] / w_sum[pos] * prob.bin_ns
-        tau_mean = np.minimum(np.maximum(tau_mean, 2.0 * prob.bin_ns), 0.5 * prob.period)
         taus = tau_mean[:, None, None] * prob.tau_factors
     else:
         taus = np.broadcast_to(np.asarray(prob.tau0), (n_rows, 1, nt))
@@ -841,12 +858,12 @@ def _fit_one(prob, c, rng):
     if prob.empty:
         return _failed(model, method, "empty histogram (0 bins)", 0.0)
     if prob.mdl is None:
-        np.add.reduce(c)  # as _data_failures (which warns when the sum overflows)
+        np.add.reduce(c)  # as _data_failures (which warns when a sum overflows)
         return _failed(model, method, *_data_failure(prob, c, 0.0))
     cf = np.ascontiguousarray(c[None, :])
     c1, i0, i1 = cf[0], prob.i0, prob.i1
     if prob.bg_fixed is None:
-        low = c1[i0:i1].copy()  # np.partition(ci, n_low - 1)[:n_low] of _start_rows
+        low = c1[i0:i1].copy()  # np.partition(..., n_low - 1)[:n_low] of _row_stats
         low.partition(prob.n_low - 1)
         low, bg = low[:prob.n_low], math.nan
     else:
@@ -892,7 +909,7 @@ def _fit_one(prob, c, rng):
 
 
 def _start_one(prob, b0, tau_mean):
-    """:func:`_start_rows` of one histogram: ``(n_starts, n_params)``.
+    """:func:`_starts_from` of one histogram: ``(n_starts, n_params)``.
 
     ``b0``, ``tau_mean``: its start background and first-moment lifetime
     (:func:`qrspec.fitting._kernels.row_start`).
@@ -969,15 +986,17 @@ def _outcome_one(prob, c, theta, h, f, ok, n_iter):
 def _fit_many(prob, c, *, rng, n_threads):
     """Fit every row of ``c`` (n_rows, n_bins) with ``prob``; one LifetimeFit per row."""
     model, method = prob.model, prob.method
-    fails, n_ph = _data_failures(prob, c)
+    fails, stats = _data_failures(prob, c)
     results = [None if f is None else _failed(model, method, f[0], f[1]) for f in fails]
     rows = [r for r, f in enumerate(fails) if f is None]
     if not rows:
         return results
     all_rows = len(rows) == c.shape[0]
     cf = np.ascontiguousarray(c if all_rows else c[rows])
-    n_ph = (n_ph if all_rows else n_ph[rows]).tolist()
-    out = _fit_rows(prob, cf, _start_rows(prob, cf), n_threads)
+    if not all_rows:
+        stats = stats[rows]
+    n_ph = stats[:, 2].tolist()
+    out = _fit_rows(prob, cf, _starts_from(prob, stats[:, 4], stats[:, 5]), n_threads)
     dev = out.stats[:, _kernels.R_DEVIANCE].tolist()
     chi2 = out.stats[:, _kernels.R_CHI2].tolist()
     for j, (message, cov) in enumerate(_outcomes(prob, cf, out)):
