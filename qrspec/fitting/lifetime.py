@@ -15,8 +15,9 @@ rows and fits them in one kernel call (threads over row chunks for large batches
 statistics are ``fit_decay``'s compiled per-row ones on row chunks
 (:func:`qrspec.fitting._kernels.rows_start`: NumPy over (n_rows, n_bins) temporaries made a
 6250-bin batch ~20 % slower per fit than single calls). Python keeps
-what is cheap there: argument and data checks, start values, the covariance (inverse of the
-Fisher block of the free parameters) and the checks of the optimum, vectorised over rows. A
+what is cheap there: argument checks, the lowest fifth of each fit range (``np.partition``) and
+the start vectors built from the compiled statistics, the covariance (inverse of the Fisher block
+of the free parameters) and the checks of the optimum, vectorised over rows. A
 fit of a row in a batch and alone gives the same numbers, bit for bit (tested; row sums
 accumulate in order, never pairwise by shape). ``fit_decay`` has its own path for its one
 histogram (``_fit_one``): the checks and start statistics in one compiled call
