@@ -897,9 +897,12 @@ def _vectorised_row_sums(x):
 
 
 def _vectorised_start_rows(prob, c):
-    """The batch path's start vectors before rows_start (2fcf948): NumPy over (n_rows, n_bins)
-    arrays; the reference of the compiled start statistics."""
-    idx, mdl, nt = prob.idx, prob.mdl, prob.mdl.n_tau
+    """The batch path's start statistics before rows_start (2fcf948): NumPy over (n_rows, n_bins)
+    arrays, the reference of the compiled ones; the start vectors are assembled from them by
+    the library's own ``_starts_from`` (not what is under test)."""
+    from qrspec.fitting import lifetime as L
+
+    idx = prob.idx
     ci = c[:, idx]
     n_rows = c.shape[0]
     if prob.bg_fixed is None:
@@ -909,22 +912,15 @@ def _vectorised_start_rows(prob, c):
                         0.1 * _vectorised_row_sums(ci) / idx.size)
     else:
         b0 = np.full(n_rows, prob.bg_fixed)
+    tau_mean = np.full(n_rows, 10.0 * prob.bin_ns)
     if prob.tau0 is None:
         w = np.maximum(ci[:, prob.after] - b0[:, None], 0.0)
         w_sum = _vectorised_row_sums(w)
         num = _vectorised_row_sums(w * prob.after_bins)
         pos = w_sum > 0
-        tau_mean = np.full(n_rows, 10.0 * prob.bin_ns)
         tau_mean[pos] = num[pos] / w_sum[pos] * prob.bin_ns
         tau_mean = np.minimum(np.maximum(tau_mean, 2.0 * prob.bin_ns), 0.5 * prob.period)
-        taus = tau_mean[:, None, None] * prob.tau_factors
-    else:
-        taus = np.broadcast_to(np.asarray(prob.tau0), (n_rows, 1, nt))
-    starts = np.empty((n_rows, taus.shape[1], mdl.n_params))
-    starts[:] = prob.theta0
-    starts[:, :, :nt] = np.log(taus)
-    starts[:, :, mdl.i_bg] = b0[:, None]
-    return starts
+    return L._starts_from(prob, b0, tau_mean)
 
 
 def test_issue_19_batch_start_kernel_equals_the_vectorised_start(rng, monkeypatch):
