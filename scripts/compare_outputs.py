@@ -82,8 +82,8 @@ def _dump(out_path: str, files: list[str]) -> None:
 
 def _run(src: Path, files: list[Path], out: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src))
-    code = ("import sys; sys.path.insert(0, %r); import compare_outputs as c; "
-            "c._dump(sys.argv[1], sys.argv[2:])" % str(REPO / "scripts"))
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'scripts')!r}); "
+            "import compare_outputs as c; c._dump(sys.argv[1], sys.argv[2:])")
     subprocess.run([sys.executable, "-c", code, out, *map(str, files)], env=env, check=True,
                    cwd=tempfile.gettempdir())
     with open(out, "rb") as fh:
